@@ -1,0 +1,1 @@
+"""Prism core: catalog, encoders, fusion models, evaluation and services. Never imports streamlit."""

@@ -1,0 +1,1 @@
+"""Encoders for text, images and audio, one per file, behind the protocol in core.encoders.base."""

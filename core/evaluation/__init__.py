@@ -1,0 +1,1 @@
+"""Splits, ranking metrics with known answers, bootstrap CIs and the evaluation protocol."""

@@ -1,0 +1,80 @@
+"""The one recommender surface every model (fusion or baseline) offers, and the data it trains on."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.embeddings import EmbeddingSet
+
+
+@dataclass
+class EpochReport:
+    """What a training loop reports after each epoch (shown by the CLI and the app)."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    valid_metric: float | None = None  # the early-stopping metric on the validation split
+    metric_name: str = ""
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[EpochReport], None]
+
+
+@dataclass
+class InteractionData:
+    """Integer-indexed interactions for training and evaluation.
+
+    Users and items are rows/columns of sparse binary (U, I) matrices; `item_ids[j]` is the catalog id of
+    column j and `embeddings` is aligned with it (embeddings.item_ids == item_ids).
+    """
+
+    user_ids: list[str]
+    item_ids: list[str]
+    train: sp.csr_matrix  # (U, I) binary
+    valid: sp.csr_matrix  # (U, I) binary
+    test: sp.csr_matrix  # (U, I) binary
+    embeddings: EmbeddingSet | None = None
+    split_name: str = ""  # e.g. "x_label", "random-8:1:1", "leave-one-out", "temporal"
+    seed: int = 0
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """fit → self; score users against items; recommend the top k unseen items."""
+
+    name: str
+
+    def fit(self, data: InteractionData, progress: ProgressCallback | None = None) -> "Recommender": ...
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """(len(users), len(items) or n_items) float32 scores; higher is better."""
+        ...
+
+    def get_config(self) -> dict[str, Any]: ...
+
+
+def recommend_top_k(model: Recommender, data: InteractionData, user: int, k: int,
+                    exclude_seen: bool = True) -> list[tuple[int, float]]:
+    """The top k (item index, score) for one known user, training items removed."""
+    scores = model.score(np.array([user]))[0].astype(np.float64)
+    if exclude_seen:
+        seen = data.train[user].indices
+        scores[seen] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(i), float(scores[i])) for i in top]

@@ -1,0 +1,309 @@
+"""The embedded store: one SQLite file plus a folder of arrays and media under the data folder.
+
+Layout under `root`:
+    prism.sqlite                         catalogs, items, interactions, embedding sets, runs, models
+    catalogs/<name>/media/...            media files copied in by an import
+    catalogs/<name>/features/<field>.npz precomputed feature matrices (values, mask)
+    embeddings/<catalog>/<key>.npz       embedding sets (see core.embeddings)
+    models/<id>/                         saved models (safetensors + JSON)
+
+Every write is one transaction; files are written to a temporary folder first and moved into place
+only once the rows are in, so a failed import leaves the store as it was.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.catalog.model import Catalog, FeatureMatrix, Item, empty_interactions
+from core.errors import StoreError
+from core.paths import data_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS catalogs (
+    name TEXT PRIMARY KEY, created_at REAL NOT NULL, content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL, has_media INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    catalog TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL,
+    text TEXT, image TEXT, audio TEXT, metadata TEXT NOT NULL,
+    PRIMARY KEY (catalog, id));
+CREATE TABLE IF NOT EXISTS interactions (
+    catalog TEXT NOT NULL, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    rating REAL, timestamp REAL, split TEXT);
+CREATE INDEX IF NOT EXISTS interactions_catalog ON interactions (catalog);
+CREATE TABLE IF NOT EXISTS features (
+    catalog TEXT NOT NULL, field TEXT NOT NULL, modality TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (catalog, field));
+CREATE TABLE IF NOT EXISTS embedding_sets (
+    catalog TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL, encoder_ids TEXT NOT NULL,
+    content_hash TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (catalog, key));
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, created_at REAL NOT NULL, catalog TEXT NOT NULL, name TEXT NOT NULL,
+    record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY, created_at REAL NOT NULL, catalog TEXT NOT NULL, name TEXT NOT NULL,
+    config TEXT NOT NULL, path TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+class Store:
+    """SQLite-backed store of catalogs, embedding sets, evaluation runs and saved models."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else data_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "prism.sqlite"
+        with self.transaction() as con:
+            con.executescript(SCHEMA)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=30)
+        con.execute("PRAGMA foreign_keys = ON")
+        return con
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: commits on success, rolls back on any exception."""
+        con = self.connect()
+        try:
+            with con:
+                yield con
+        finally:
+            con.close()
+
+    def catalog_dir(self, name: str) -> Path:
+        return self.root / "catalogs" / name
+
+    # -- catalogs ---------------------------------------------------------------------------------
+    def list_catalogs(self) -> pd.DataFrame:
+        """One row per stored catalog: name, created_at, items, users, interactions, content_hash."""
+        with self.transaction() as con:
+            return pd.read_sql_query(
+                """SELECT c.name, c.created_at, c.content_hash,
+                          (SELECT COUNT(*) FROM items i WHERE i.catalog = c.name) AS items,
+                          (SELECT COUNT(DISTINCT user_id) FROM interactions x WHERE x.catalog = c.name) AS users,
+                          (SELECT COUNT(*) FROM interactions x WHERE x.catalog = c.name) AS interactions
+                   FROM catalogs c ORDER BY c.created_at""",
+                con,
+            )
+
+    def has_catalog(self, name: str) -> bool:
+        with self.transaction() as con:
+            return con.execute("SELECT 1 FROM catalogs WHERE name = ?", (name,)).fetchone() is not None
+
+    def save_catalog(self, catalog: Catalog, *, media_files: dict[str, Path] | None = None,
+                     overwrite: bool = False) -> None:
+        """Store `catalog` atomically. `media_files` maps each item's media reference to the file to copy.
+
+        References in the stored items are kept as given (relative paths); the files land under
+        catalogs/<name>/media/<reference>. Without `media_files` the catalog keeps its own media_root.
+        """
+        name = catalog.name
+        if not name or "/" in name or name.startswith("."):
+            raise StoreError(f"catalog name {name!r} is not usable: use letters, digits, '-' or '_'")
+        if self.has_catalog(name) and not overwrite:
+            raise StoreError(f"a catalog named {name!r} exists already; choose another name or overwrite it")
+        staging = self.root / "catalogs" / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
+        final = self.catalog_dir(name)
+        backup = self.root / "catalogs" / f".old-{uuid.uuid4().hex}"
+        try:
+            for ref, src in (media_files or {}).items():
+                dst = staging / "media" / ref
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+            (staging / "features").mkdir()
+            for field_name, feat in catalog.features.items():
+                np.savez(staging / "features" / f"{field_name}.npz", values=feat.values, mask=feat.mask)
+            meta = dict(catalog.metadata)
+            if media_files is None and catalog.media_root is not None:
+                meta["media_root"] = str(catalog.media_root)
+            inter = catalog.interactions
+            with self.transaction() as con:
+                self._delete_rows(con, name)
+                con.execute(
+                    "INSERT INTO catalogs VALUES (?, ?, ?, ?, ?)",
+                    (name, time.time(), catalog.content_hash(), json.dumps(meta, default=str),
+                     int(media_files is not None)),
+                )
+                con.executemany(
+                    "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(name, i, it.id, it.title, it.text, it.image, it.audio,
+                      json.dumps(it.metadata, default=str)) for i, it in enumerate(catalog.items)],
+                )
+                con.executemany(
+                    "INSERT INTO interactions VALUES (?, ?, ?, ?, ?, ?)",
+                    zip([name] * len(inter), inter["user_id"].astype(str), inter["item_id"].astype(str),
+                        _nullable(inter["rating"]), _nullable(inter["timestamp"]),
+                        [None if pd.isna(s) else str(s) for s in inter["split"]]),
+                )
+                con.executemany(
+                    "INSERT INTO features VALUES (?, ?, ?, ?)",
+                    [(name, f, feat.modality, feat.source) for f, feat in catalog.features.items()],
+                )
+                # Files move inside the transaction: if the move fails the rows roll back.
+                if final.exists():
+                    final.rename(backup)
+                staging.rename(final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if backup.exists() and not final.exists():
+                backup.rename(final)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+
+    def load_catalog(self, name: str) -> Catalog:
+        """The stored catalog `name`; StoreError lists the stored names when it is unknown."""
+        with self.transaction() as con:
+            row = con.execute("SELECT metadata, has_media FROM catalogs WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                known = [r[0] for r in con.execute("SELECT name FROM catalogs ORDER BY name")]
+                raise StoreError(f"no catalog named {name!r} in {self.root}; stored: {known or 'none'}")
+            meta, has_media = json.loads(row[0]), bool(row[1])
+            items = [
+                Item(id=r[0], title=r[1], text=r[2], image=r[3], audio=r[4], metadata=json.loads(r[5]))
+                for r in con.execute(
+                    "SELECT id, title, text, image, audio, metadata FROM items WHERE catalog = ? ORDER BY idx",
+                    (name,))
+            ]
+            inter = pd.read_sql_query(
+                "SELECT user_id, item_id, rating, timestamp, split FROM interactions WHERE catalog = ?",
+                con, params=(name,))
+            feats = con.execute("SELECT field, modality, source FROM features WHERE catalog = ?",
+                                (name,)).fetchall()
+        interactions = empty_interactions() if inter.empty else inter.astype(
+            {"user_id": "string", "item_id": "string", "rating": "float64", "timestamp": "float64",
+             "split": "string"})
+        features = {}
+        for field_name, modality, source in feats:
+            with np.load(self.catalog_dir(name) / "features" / f"{field_name}.npz") as z:
+                features[field_name] = FeatureMatrix(modality, z["values"], z["mask"], source)
+        media_root = self.catalog_dir(name) / "media" if has_media else (
+            Path(meta["media_root"]) if meta.get("media_root") else None)
+        return Catalog(name=name, items=items, interactions=interactions, features=features,
+                       media_root=media_root, metadata=meta)
+
+    def replace_interactions(self, name: str, interactions: pd.DataFrame) -> None:
+        """Swap the interactions of stored catalog `name` in one transaction."""
+        catalog = self.load_catalog(name)
+        catalog.interactions = interactions
+        with self.transaction() as con:
+            con.execute("DELETE FROM interactions WHERE catalog = ?", (name,))
+            con.executemany(
+                "INSERT INTO interactions VALUES (?, ?, ?, ?, ?, ?)",
+                zip([name] * len(interactions), interactions["user_id"].astype(str),
+                    interactions["item_id"].astype(str), _nullable(interactions["rating"]),
+                    _nullable(interactions["timestamp"]),
+                    [None if pd.isna(s) else str(s) for s in interactions["split"]]),
+            )
+            con.execute("UPDATE catalogs SET content_hash = ? WHERE name = ?", (catalog.content_hash(), name))
+
+    def delete_catalog(self, name: str) -> None:
+        with self.transaction() as con:
+            self._delete_rows(con, name)
+        shutil.rmtree(self.catalog_dir(name), ignore_errors=True)
+
+    @staticmethod
+    def _delete_rows(con: sqlite3.Connection, name: str) -> None:
+        for table in ("catalogs", "items", "interactions", "features"):
+            key = "name" if table == "catalogs" else "catalog"
+            con.execute(f"DELETE FROM {table} WHERE {key} = ?", (name,))
+
+    # -- embedding sets ---------------------------------------------------------------------------
+    def embedding_path(self, catalog: str, key: str) -> Path:
+        return self.root / "embeddings" / catalog / f"{key}.npz"
+
+    def record_embedding_set(self, catalog: str, key: str, encoder_ids: dict[str, str],
+                             content_hash: str, path: Path) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO embedding_sets VALUES (?, ?, ?, ?, ?, ?)",
+                        (catalog, key, time.time(), json.dumps(encoder_ids), content_hash, str(path)))
+
+    def list_embedding_sets(self, catalog: str | None = None) -> pd.DataFrame:
+        with self.transaction() as con:
+            q = "SELECT * FROM embedding_sets" + (" WHERE catalog = ?" if catalog else "")
+            return pd.read_sql_query(q, con, params=(catalog,) if catalog else ())
+
+    # -- runs and models (JSON records) -----------------------------------------------------------
+    def save_run(self, record: dict[str, Any]) -> str:
+        """Store an evaluation run record (must carry 'catalog' and 'name'); returns its id."""
+        run_id = record.get("id") or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        record = {**record, "id": run_id}
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+                        (run_id, record.get("created_at", time.time()), record["catalog"], record["name"],
+                         json.dumps(record, default=_json_default)))
+        return run_id
+
+    def load_run(self, run_id: str) -> dict[str, Any]:
+        with self.transaction() as con:
+            row = con.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run with id {run_id!r}; list them with `python -m core runs list`")
+        return json.loads(row[0])
+
+    def list_runs(self, catalog: str | None = None) -> pd.DataFrame:
+        with self.transaction() as con:
+            q = "SELECT id, created_at, catalog, name FROM runs" + (" WHERE catalog = ?" if catalog else "")
+            return pd.read_sql_query(q + " ORDER BY created_at DESC", con,
+                                     params=(catalog,) if catalog else ())
+
+    def delete_run(self, run_id: str) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def model_dir(self, model_id: str) -> Path:
+        return self.root / "models" / model_id
+
+    def record_model(self, model_id: str, catalog: str, name: str, config: dict[str, Any],
+                     path: Path, active: bool = False) -> None:
+        with self.transaction() as con:
+            if active:
+                con.execute("UPDATE models SET active = 0 WHERE catalog = ?", (catalog,))
+            con.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (model_id, time.time(), catalog, name, json.dumps(config, default=_json_default),
+                         str(path), int(active)))
+
+    def list_models(self, catalog: str | None = None) -> pd.DataFrame:
+        with self.transaction() as con:
+            q = "SELECT * FROM models" + (" WHERE catalog = ?" if catalog else "")
+            return pd.read_sql_query(q + " ORDER BY created_at DESC", con,
+                                     params=(catalog,) if catalog else ())
+
+    def set_active_model(self, catalog: str, model_id: str) -> None:
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is None:
+                raise StoreError(f"no saved model with id {model_id!r}")
+            con.execute("UPDATE models SET active = (id = ?) WHERE catalog = ?", (model_id, catalog))
+
+    def active_model(self, catalog: str) -> dict[str, Any] | None:
+        with self.transaction() as con:
+            row = con.execute("SELECT id, name, config, path FROM models WHERE catalog = ? AND active = 1",
+                              (catalog,)).fetchone()
+        return None if row is None else {"id": row[0], "name": row[1], "config": json.loads(row[2]),
+                                         "path": row[3]}
+
+
+def _nullable(series: pd.Series) -> list[float | None]:
+    return [None if pd.isna(v) else float(v) for v in series]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a JSON record")
