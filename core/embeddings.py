@@ -27,6 +27,7 @@ class EmbeddingSet:
     feature_names: dict[str, list[str]] = field(default_factory=dict)  # named fields only
     stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # field -> {"mean", "std"}
     content_hash: str = ""  # hash of the catalog content it was computed from
+    warnings: list[str] = field(default_factory=list)  # items encoded without a field, and why
 
     @property
     def fields(self) -> list[str]:
@@ -65,6 +66,7 @@ class EmbeddingSet:
             masks={f: m[rows] for f, m in self.masks.items()},
             modality_of=dict(self.modality_of), encoder_ids=dict(self.encoder_ids),
             feature_names=dict(self.feature_names), stats=dict(self.stats), content_hash=self.content_hash,
+            warnings=list(self.warnings),
         )
 
     # -- persistence (npz arrays + JSON header; no pickle) ----------------------------------------
@@ -78,7 +80,7 @@ class EmbeddingSet:
                 arrays[f"s::{f}::{stat}"] = value
         header = {"item_ids": self.item_ids, "modality_of": self.modality_of,
                   "encoder_ids": self.encoder_ids, "feature_names": self.feature_names,
-                  "content_hash": self.content_hash}
+                  "content_hash": self.content_hash, "warnings": self.warnings}
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)
@@ -100,4 +102,4 @@ class EmbeddingSet:
         return cls(item_ids=header["item_ids"], matrices=matrices, masks=masks,
                    modality_of=header["modality_of"], encoder_ids=header["encoder_ids"],
                    feature_names=header["feature_names"], stats=stats,
-                   content_hash=header["content_hash"])
+                   content_hash=header["content_hash"], warnings=header.get("warnings", []))

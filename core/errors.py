@@ -32,3 +32,7 @@ class StoreError(PrismError):
 
 class QueryError(PrismError):
     """A recommendation query is empty or invalid."""
+
+
+class ModelError(PrismError):
+    """A model is not fitted, or a saved model does not load or does not fit the given embeddings."""

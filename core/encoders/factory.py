@@ -1,0 +1,90 @@
+"""Which encoders run, from one small config: builds them keyed by field and describes them for the UI.
+
+Fields: "text" (sentence embedding), "image" (CLIP or EfficientNet-Lite0), "image_desc" (named colour and
+texture descriptor), "audio" (named audio descriptor), and "clip_text" (CLIP's text tower, for text → image
+queries) when CLIP is active.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from core.encoders.base import Encoder
+from core.errors import EncoderError
+
+log = logging.getLogger(__name__)
+
+IMAGE_BACKENDS = ("auto", "clip", "efficientnet")
+
+
+@dataclass
+class EncoderConfig:
+    """What to encode with; every field has an offline default."""
+
+    text_model: str | None = None  # None = bundled all-MiniLM-L6-v2; or a local folder / hub name (online)
+    image_backend: str = "auto"  # "auto" = CLIP when clip_pretrained loads, else EfficientNet-Lite0
+    clip_arch: str = "ViT-B-32"  # open_clip architecture name
+    clip_pretrained: str | None = None  # a weights file or an open_clip tag; None = no CLIP
+
+    def __post_init__(self) -> None:
+        if self.image_backend not in IMAGE_BACKENDS:
+            raise EncoderError(f"image backend {self.image_backend!r} is unknown; use one of {IMAGE_BACKENDS} "
+                               "(PRISM_IMAGE_BACKEND)")
+        if self.image_backend == "clip" and not self.clip_pretrained:
+            raise EncoderError("the CLIP image backend needs weights: set PRISM_CLIP_WEIGHTS to a weights file "
+                               "or an open_clip pretrained tag, or use PRISM_IMAGE_BACKEND=auto")
+
+    @classmethod
+    def from_env(cls) -> EncoderConfig:
+        """Defaults overridden by PRISM_TEXT_MODEL, PRISM_IMAGE_BACKEND, PRISM_CLIP_ARCH, PRISM_CLIP_WEIGHTS."""
+        env = os.environ
+        return cls(text_model=env.get("PRISM_TEXT_MODEL") or None,
+                   image_backend=(env.get("PRISM_IMAGE_BACKEND") or "auto").strip().lower(),
+                   clip_arch=env.get("PRISM_CLIP_ARCH") or "ViT-B-32",
+                   clip_pretrained=env.get("PRISM_CLIP_WEIGHTS") or None)
+
+
+def build_image_encoders(config: EncoderConfig) -> dict[str, Encoder]:
+    """The "image" encoder (plus "clip_text" when it is CLIP) for `config`."""
+    from core.encoders.image_effnet import EfficientNetLite0Encoder
+
+    if config.image_backend in ("auto", "clip") and config.clip_pretrained:
+        from core.encoders.image_clip import OpenClipImageEncoder
+
+        try:
+            clip = OpenClipImageEncoder(config.clip_arch, config.clip_pretrained)
+            return {"image": clip, "clip_text": clip.text_encoder()}
+        except EncoderError as e:
+            if config.image_backend == "clip":
+                raise
+            log.warning("CLIP is not available (%s); using EfficientNet-Lite0", e)
+            effnet = EfficientNetLite0Encoder()
+            effnet.note = f"CLIP weights {config.clip_pretrained!r} did not load ({e}); {effnet.note}"
+            return {"image": effnet}
+    return {"image": EfficientNetLite0Encoder()}
+
+
+def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:
+    """The encoders of `config` keyed by field: text, image, image_desc, audio (+ clip_text with CLIP)."""
+    from core.encoders.audio import AudioDescriptor
+    from core.encoders.image_descriptor import ImageDescriptor
+    from core.encoders.text import SentenceTransformerEncoder
+
+    config = config or EncoderConfig.from_env()
+    encoders: dict[str, Encoder] = {"text": SentenceTransformerEncoder(config.text_model)}
+    images = build_image_encoders(config)
+    encoders["image"] = images["image"]
+    encoders["image_desc"] = ImageDescriptor()
+    encoders["audio"] = AudioDescriptor()
+    if "clip_text" in images:
+        encoders["clip_text"] = images["clip_text"]
+    return encoders
+
+
+def describe_encoders(encoders: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per field for the UI: field, modality, id, dim, backend and a note on where the weights are from."""
+    return [{"field": f, "modality": enc.modality, "id": enc.id, "dim": int(enc.dim),
+             "backend": getattr(enc, "backend", type(enc).__name__), "note": getattr(enc, "note", "")}
+            for f, enc in encoders.items()]

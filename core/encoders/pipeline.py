@@ -1,0 +1,251 @@
+"""Encode a catalog into an EmbeddingSet through the cache, and encode query uploads the same way.
+
+For each field the items carrying its modality are hashed, looked up in the cache, and only the misses are
+loaded and encoded, in batches. A file that cannot be read becomes a masked row and a warning, never a crash.
+Descriptor fields are cached raw; their catalog statistics (mean, std with a floor) are kept in the set and
+applied to the catalog and to every query, so both are standardised alike.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from core.catalog.model import Catalog
+from core.embeddings import EmbeddingSet
+from core.encoders.base import DescriptorEncoder, Encoder, l2_normalise
+from core.encoders.cache import EmbeddingCache, file_key, text_key
+from core.errors import EncoderError, UnsupportedMediaError
+from core.media import load_audio, load_image
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+STD_FLOOR_SHARE = 0.1  # fitted stds are floored at this share of the descriptor's typical std
+PRIOR_ROWS = 4  # pseudo-rows of typical values mixed into descriptor stats (negligible for real catalogs)
+RAW_SUFFIX = "#raw"  # cache namespace of raw descriptor rows (their standardisation depends on the catalog)
+LOAD_WORKERS = 2  # threads decoding media files (PIL, libsndfile and soxr release the GIL)
+
+
+def is_descriptor(encoder: Encoder) -> bool:
+    """Whether `encoder` has named raw features to standardise (see DescriptorEncoder)."""
+    return isinstance(encoder, DescriptorEncoder)
+
+
+def fit_stats(raw: np.ndarray, encoder: Encoder) -> dict[str, np.ndarray]:
+    """Mean and std of raw descriptor rows, shrunk towards the descriptor's typical values by a few pseudo-rows.
+
+    The shrinkage keeps tiny catalogs usable (with one item, plain standardisation would map it, and any query
+    like it, to a zero vector); the std floor keeps a near-constant feature from blowing up queries.
+    """
+    width = raw.shape[1]
+    typical_of = getattr(encoder, "default_stats", None)
+    typical = typical_of() if typical_of else {"mean": np.zeros(width, np.float32), "std": np.ones(width, np.float32)}
+    n, k = raw.shape[0], PRIOR_ROWS
+    mean = (raw.sum(axis=0) + k * typical["mean"]) / (n + k)
+    var = (((raw - mean) ** 2).sum(axis=0) + k * (typical["std"] ** 2 + (typical["mean"] - mean) ** 2)) / (n + k)
+    std = np.maximum(np.sqrt(var), np.maximum(STD_FLOOR_SHARE * typical["std"], 1e-6))
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+
+
+def _load(modality: str, source: Any, label: str) -> Any:
+    """The decoded input of one item: text as is, an RGB image, or a mono waveform at 22,050 Hz."""
+    if modality == "text":
+        return source
+    if modality == "image":
+        return load_image(source, name=label)
+    if modality == "audio":
+        return load_audio(source, name=label)
+    raise EncoderError(f"unknown modality {modality!r}; encoders must say 'text', 'image' or 'audio'")
+
+
+def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: EmbeddingCache | None = None,
+                   progress: Progress | None = None, batch_size: int = 32) -> EmbeddingSet:
+    """The EmbeddingSet of `catalog`: one field per encoder (keyed as in `encoders`) plus its precomputed
+    features. Items without a field's modality, or whose file cannot be read, get a zero row and mask False;
+    the reasons are collected in `EmbeddingSet.warnings`. A precomputed feature wins over an encoder of the
+    same field name.
+    """
+    n = len(catalog.items)
+    matrices: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    modality_of: dict[str, str] = {}
+    encoder_ids: dict[str, str] = {}
+    feature_names: dict[str, list[str]] = {}
+    stats: dict[str, dict[str, np.ndarray]] = {}
+    warnings: list[str] = []
+
+    for name, feat in catalog.features.items():
+        matrices[name] = l2_normalise(feat.values)
+        masks[name] = np.asarray(feat.mask, bool).copy()
+        modality_of[name], encoder_ids[name] = feat.modality, feat.source
+
+    todo = {f: e for f, e in encoders.items() if f not in catalog.features}
+    by_modality: dict[str, list[str]] = {}
+    for f, enc in todo.items():
+        by_modality.setdefault(enc.modality, []).append(f)
+    rows_of = {m: [i for i, item in enumerate(catalog.items) if item.has(m)] for m in by_modality}
+    total = sum(len(rows_of[m]) * len(fields) for m, fields in by_modality.items())
+    done = 0
+
+    def report(k: int, message: str) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(min(done, total), total, message)
+
+    if progress is not None:
+        progress(0, total, "hashing inputs")
+    for modality, fields in by_modality.items():
+        rows = rows_of[modality]
+        keys, sources, labels = _hash_inputs(catalog, modality, rows, warnings)
+        raw: dict[str, dict[int, np.ndarray]] = {f: {} for f in fields}
+        missing: dict[str, list[int]] = {}
+        for f in fields:
+            enc = todo[f]
+            cid = _cache_id(enc)
+            live = [i for i in rows if i in keys]
+            hits = cache.get_many(cid, [keys[i] for i in live]) if cache is not None else {}
+            for i in live:
+                vec = hits.get(keys[i])
+                if vec is not None and vec.size == _width(enc):
+                    raw[f][i] = vec
+            missing[f] = [i for i in live if i not in raw[f]]
+            report(len(rows) - len(missing[f]), f"{f}: {len(live) - len(missing[f])} of {len(rows)} from cache")
+        missing_sets = {f: set(rows_f) for f, rows_f in missing.items()}
+        todo_rows = sorted(set().union(*missing_sets.values()))
+        for start in range(0, len(todo_rows), batch_size):
+            chunk = todo_rows[start:start + batch_size]
+            loaded = _load_batch(modality, chunk, sources, labels, warnings)
+            for f in fields:
+                wanted = [i for i in chunk if i in missing_sets[f]]
+                ready = [i for i in wanted if i in loaded]
+                if ready:
+                    vectors = _encode_raw(todo[f], f, [loaded[i] for i in ready], ready, labels, warnings)
+                    ok = [i for i in ready if i in vectors]
+                    raw[f].update((i, vectors[i]) for i in ok)
+                    if cache is not None and ok:
+                        cache.put_many(_cache_id(todo[f]), [keys[i] for i in ok], np.stack([vectors[i] for i in ok]))
+                report(len(wanted), f"{f}: encoded {min(start + batch_size, len(todo_rows))}/{len(todo_rows)}")
+        for f in fields:
+            enc = todo[f]
+            present = np.zeros(n, bool)
+            matrix = np.zeros((n, _width(enc)), np.float32)
+            for i, vec in raw[f].items():
+                matrix[i] = vec
+                present[i] = True
+            if is_descriptor(enc):
+                stats[f] = fit_stats(matrix[present], enc)
+                feature_names[f] = list(enc.feature_names)
+                matrix[present] = l2_normalise((matrix[present] - stats[f]["mean"]) / stats[f]["std"])
+            else:
+                matrix[present] = l2_normalise(matrix[present])
+            matrices[f], masks[f] = matrix, present
+            modality_of[f], encoder_ids[f] = enc.modality, enc.id
+
+    for w in warnings:
+        log.warning(w)
+    if progress is not None:
+        progress(total, total, f"encoded {len(todo)} fields of {n} items" + (
+            f" ({len(warnings)} inputs could not be read)" if warnings else ""))
+    return EmbeddingSet(item_ids=catalog.item_ids, matrices=matrices, masks=masks, modality_of=modality_of,
+                        encoder_ids=encoder_ids, feature_names=feature_names, stats=stats,
+                        content_hash=catalog.content_hash(), warnings=warnings)
+
+
+def _cache_id(encoder: Encoder) -> str:
+    return encoder.id + RAW_SUFFIX if is_descriptor(encoder) else encoder.id
+
+
+def _width(encoder: Encoder) -> int:
+    return len(encoder.feature_names) if is_descriptor(encoder) else int(encoder.dim)
+
+
+def _hash_inputs(catalog: Catalog, modality: str, rows: list[int], warnings: list[str]
+                 ) -> tuple[dict[int, str], dict[int, Any], dict[int, str]]:
+    """Content keys, sources (text or path) and labels of the rows; unreadable files are left out with a warning."""
+    keys: dict[int, str] = {}
+    sources: dict[int, Any] = {}
+    labels: dict[int, str] = {}
+    for i in rows:
+        item = catalog.items[i]
+        ref = getattr(item, modality)
+        if modality == "text":
+            keys[i], sources[i], labels[i] = text_key(ref), ref, f"item {item.id!r} text"
+            continue
+        path = catalog.media_path(ref)
+        labels[i] = f"item {item.id!r} {modality} {ref}"
+        try:
+            keys[i] = file_key(path)
+            sources[i] = path
+        except OSError as e:
+            warnings.append(f"{labels[i]}: cannot read {path} ({e.strerror}); the item is encoded without its "
+                            f"{modality}. Re-import the catalog with the file, or remove the reference")
+    return keys, sources, labels
+
+
+def _load_batch(modality: str, rows: list[int], sources: dict[int, Any], labels: dict[int, str],
+                warnings: list[str]) -> dict[int, Any]:
+    """Decoded inputs of `rows`; a file that does not decode is left out with a warning."""
+    def one(i: int) -> tuple[int, Any, str | None]:
+        try:
+            return i, _load(modality, sources[i], labels[i]), None
+        except UnsupportedMediaError as e:
+            return i, None, f"{e}; the item is encoded without its {modality}"
+
+    if modality == "text" or len(rows) < 2:
+        results = [one(i) for i in rows]
+    else:
+        with ThreadPoolExecutor(max_workers=LOAD_WORKERS) as pool:
+            results = list(pool.map(one, rows))
+    loaded = {}
+    for i, value, problem in results:
+        if problem is None:
+            loaded[i] = value
+        else:
+            warnings.append(problem)
+    return loaded
+
+
+def _encode_raw(encoder: Encoder, field: str, inputs: list[Any], rows: list[int], labels: dict[int, str],
+                warnings: list[str]) -> dict[int, np.ndarray]:
+    """Raw rows (descriptor features, or encoder vectors) of decoded inputs; on a batch failure, one by one."""
+    run = encoder.describe if is_descriptor(encoder) else encoder.encode
+    try:
+        out = np.asarray(run(inputs), np.float32)
+        return {i: out[k] for k, i in enumerate(rows)}
+    except (UnsupportedMediaError, ValueError, RuntimeError) as batch_error:
+        log.info("field %s: a batch failed (%s); encoding its items one by one", field, batch_error)
+    vectors = {}
+    for value, i in zip(inputs, rows):
+        try:
+            vectors[i] = np.asarray(run([value]), np.float32)[0]
+        except (UnsupportedMediaError, ValueError, RuntimeError) as e:
+            warnings.append(f"{labels[i]}: {field} encoder {encoder.id} failed ({type(e).__name__}: {e}); "
+                            "the item is encoded without it")
+    return vectors
+
+
+def encode_inputs(encoders: dict[str, Encoder], embedding_set: EmbeddingSet | None, texts: Sequence[str] = (),
+                  images: Sequence[Any] = (), audios: Sequence[Any] = ()) -> dict[str, np.ndarray]:
+    """Query uploads → {field: (n, dim)} for every encoder whose modality was given, standardised like the
+    catalog set (descriptor fields use its stats). Unreadable uploads raise UnsupportedMediaError."""
+    given = {"text": [str(t) for t in texts], "image": list(images), "audio": list(audios)}
+    out: dict[str, np.ndarray] = {}
+    for f, enc in encoders.items():
+        inputs = given.get(enc.modality) or []
+        if not inputs:
+            continue
+        if is_descriptor(enc):
+            raw = np.asarray(enc.describe(inputs), np.float32)
+            if embedding_set is not None and f in embedding_set.stats:
+                out[f] = embedding_set.standardise(f, raw)
+            else:  # no catalog statistics: the encoder's own (typical) ones
+                s = getattr(enc, "stats", None) or (enc.default_stats() if hasattr(enc, "default_stats") else None)
+                out[f] = l2_normalise((raw - s["mean"]) / s["std"]) if s else enc.encode(inputs)
+        else:
+            out[f] = l2_normalise(enc.encode(inputs))
+    return out

@@ -1,0 +1,122 @@
+"""encode_catalog and encode_inputs: masking of missing and unreadable media, precomputed features, descriptor
+standardisation shared by catalog and queries, and progress."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from core.catalog.model import Catalog, FeatureMatrix, Item
+from core.embeddings import EmbeddingSet
+from core.encoders.audio import AudioDescriptor
+from core.encoders.cache import EmbeddingCache
+from core.encoders.image_descriptor import ImageDescriptor
+from core.encoders.pipeline import encode_catalog, encode_inputs, fit_stats
+from tests.encoders.test_cache import CountingTextEncoder
+
+SR = 22_050
+
+
+@pytest.fixture
+def catalog(tmp_path) -> Catalog:
+    """Five items: all modalities, image only, a corrupt image, a missing file, nothing but a title."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for name, colour in (("red.png", (230, 20, 20)), ("blue.png", (20, 40, 230)), ("green.png", (20, 200, 40))):
+        Image.new("RGB", (96, 64), colour).save(media / name)
+    (media / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    t = np.arange(2 * SR) / SR
+    sf.write(media / "low.wav", 0.3 * np.sin(2 * np.pi * 220 * t), SR)
+    sf.write(media / "high.wav", 0.3 * np.sin(2 * np.pi * 1760 * t), SR)
+    items = [
+        Item("all", "All", text="a red song", image="red.png", audio="low.wav"),
+        Item("img", "Image only", image="blue.png"),
+        Item("bad", "Corrupt cover", text="a broken cover", image="corrupt.png", audio="high.wav"),
+        Item("gone", "Missing file", text="", image="nowhere.png"),
+        Item("bare", "Title only", image=str(media / "green.png")),  # an absolute reference
+    ]
+    features = {"tags": FeatureMatrix("text", np.array([[3, 4], [0, 0], [0, 2], [1, 1], [5, 0]], np.float32),
+                                      np.array([True, False, True, True, True]), "precomputed:tags.npy")}
+    return Catalog("tiny", items, features=features, media_root=media)
+
+
+@pytest.fixture
+def encoders():
+    return {"text": CountingTextEncoder(), "image_desc": ImageDescriptor(), "audio": AudioDescriptor()}
+
+
+def test_masks_rows_and_warnings(catalog, encoders, tmp_path):
+    calls = []
+    emb = encode_catalog(catalog, encoders, EmbeddingCache(tmp_path / "cache"),
+                         progress=lambda done, total, msg: calls.append((done, total)))
+    assert emb.item_ids == ["all", "img", "bad", "gone", "bare"]
+    assert emb.masks["text"].tolist() == [True, False, True, False, False]  # "" counts as no text
+    assert emb.masks["image_desc"].tolist() == [True, True, False, False, True]
+    assert emb.masks["audio"].tolist() == [True, False, True, False, False]
+    for f, matrix in emb.matrices.items():
+        norms = np.linalg.norm(matrix, axis=1)
+        np.testing.assert_allclose(norms[emb.masks[f]], 1.0, atol=1e-5, err_msg=f)
+        assert not matrix[~emb.masks[f]].any(), f
+    assert len(emb.warnings) == 2
+    assert any("'bad'" in w and "corrupt.png" in w for w in emb.warnings)
+    assert any("'gone'" in w and "nowhere.png" in w for w in emb.warnings)
+    assert emb.modality_of == {"tags": "text", "text": "text", "image_desc": "image", "audio": "audio"}
+    assert emb.encoder_ids["tags"] == "precomputed:tags.npy"
+    assert emb.encoder_ids["audio"] == "librosa-descriptor-v1"
+    assert emb.content_hash == catalog.content_hash()
+    assert calls[-1][0] == calls[-1][1] == 2 + 5 + 2  # item-fields: text 2, image 5 (2 unreadable), audio 2
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_precomputed_features_enter_normalised(catalog, encoders):
+    emb = encode_catalog(catalog, encoders, None)
+    np.testing.assert_allclose(emb.matrices["tags"][0], [0.6, 0.8], atol=1e-6)
+    assert emb.masks["tags"].tolist() == [True, False, True, True, True]
+    assert not emb.matrices["tags"][1].any()
+    # an encoder for a field the catalog already has is not run: the precomputed matrix wins
+    emb2 = encode_catalog(catalog, {"tags": CountingTextEncoder()}, None)
+    assert emb2.encoder_ids["tags"] == "precomputed:tags.npy"
+
+
+def test_descriptor_stats_are_fitted_and_shared_with_queries(catalog, encoders):
+    emb = encode_catalog(catalog, encoders, None)
+    assert emb.feature_names["image_desc"] == ImageDescriptor.feature_names
+    assert emb.feature_names["audio"] == AudioDescriptor.feature_names
+    assert set(emb.stats) == {"image_desc", "audio"}
+    raw = ImageDescriptor().describe([catalog.media_path("red.png"), catalog.media_path("blue.png"),
+                                      catalog.media_path(catalog.items[4].image)])
+    expected = fit_stats(raw, ImageDescriptor())
+    np.testing.assert_allclose(emb.stats["image_desc"]["mean"], expected["mean"], rtol=1e-5)
+    # a query with the very same file lands exactly on the catalog item's row
+    query = encode_inputs(encoders, emb, texts=["a red song"], images=[catalog.media_path("blue.png")],
+                          audios=[catalog.media_path("high.wav")])
+    assert set(query) == {"text", "image_desc", "audio"}
+    np.testing.assert_allclose(query["image_desc"][0], emb.matrices["image_desc"][1], atol=1e-5)
+    np.testing.assert_allclose(query["audio"][0], emb.matrices["audio"][2], atol=1e-5)
+    np.testing.assert_allclose(query["text"][0], emb.matrices["text"][0], atol=1e-6)
+    assert encode_inputs(encoders, emb) == {}
+
+
+def test_tiny_catalogs_still_get_usable_descriptor_rows(tmp_path):
+    path = tmp_path / "one.png"
+    Image.new("RGB", (40, 40), (250, 200, 0)).save(path)
+    emb = encode_catalog(Catalog("one", [Item("x", "X", image=str(path))]), {"image_desc": ImageDescriptor()})
+    assert np.linalg.norm(emb.matrices["image_desc"][0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_fit_stats_matches_plain_moments_on_a_large_catalog():
+    raw = np.random.default_rng(1).normal(0.3, 0.1, size=(5_000, ImageDescriptor.dim)).astype(np.float32)
+    stats = fit_stats(raw, ImageDescriptor())
+    np.testing.assert_allclose(stats["mean"], raw.mean(axis=0), atol=0.002)
+    np.testing.assert_allclose(stats["std"], raw.std(axis=0), rtol=0.05)
+    constant = fit_stats(np.full((5_000, ImageDescriptor.dim), 0.5, np.float32), ImageDescriptor())
+    assert (constant["std"] >= 0.1 * ImageDescriptor.default_stats()["std"] - 1e-7).all()  # the floor
+
+
+def test_saved_set_keeps_its_warnings(catalog, encoders, tmp_path):
+    emb = encode_catalog(catalog, encoders, None)
+    emb.save(tmp_path / "set.npz")
+    loaded = EmbeddingSet.load(tmp_path / "set.npz")
+    assert loaded.warnings == emb.warnings
+    np.testing.assert_array_equal(loaded.stats["audio"]["std"], emb.stats["audio"]["std"])

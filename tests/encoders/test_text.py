@@ -1,0 +1,53 @@
+"""The bundled sentence encoder: verified weights, 384-d unit vectors, meaning-aware, and clear refusals."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from core.encoders.base import Encoder
+from core.encoders.text import DEFAULT_SHA256, SentenceTransformerEncoder, default_model_path
+from core.errors import ChecksumError, EncoderError
+from tests.encoders.conftest import flip_byte
+
+
+def test_default_encoder_is_named_by_its_weights(text_encoder):
+    assert isinstance(text_encoder, Encoder)
+    assert text_encoder.id == "sentence-transformers/all-MiniLM-L6-v2@53aa5117"
+    assert text_encoder.dim == 384 and text_encoder.modality == "text"
+
+
+def test_vectors_are_unit_deterministic_and_meaningful(text_encoder):
+    texts = ["a calm piano piece for a rainy evening", "gentle relaxing piano music",
+             "aggressive industrial techno with distorted drums"]
+    a = text_encoder.encode(texts)
+    b = text_encoder.encode(list(reversed(texts)))[::-1]
+    assert a.shape == (3, 384) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-5)  # order and batching do not change a text's vector
+    sims = a @ a.T
+    assert sims[0, 1] > sims[0, 2] + 0.2  # the two piano texts are far closer than piano vs techno
+    assert text_encoder.encode([]).shape == (0, 384)
+
+
+def test_tampered_copy_is_refused(tmp_path):
+    copy = tmp_path / "minilm"
+    shutil.copytree(default_model_path(), copy)
+    flip_byte(copy / "model.safetensors", 1_000_000)
+    with pytest.raises(ChecksumError, match="expected " + DEFAULT_SHA256):
+        SentenceTransformerEncoder(str(copy), expected_sha256=DEFAULT_SHA256)
+
+
+def test_folder_without_weights_is_refused(tmp_path):
+    with pytest.raises(EncoderError, match="no model.safetensors"):
+        SentenceTransformerEncoder(str(tmp_path))
+
+
+def test_hub_name_fails_fast_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(EncoderError, match="offline"):
+        SentenceTransformerEncoder("sentence-transformers/some-model-not-in-the-cache")
+    assert time.perf_counter() - start < 5.0

@@ -1,0 +1,157 @@
+"""The command line through `main([...])`: exit codes, what it prints, and the command registry."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core.workspace
+from core import cli
+from core.cli import main, register_command
+from core.embeddings import EmbeddingSet
+from core.store import Store
+from tests.catalog.test_manifest import N_ITEMS, make_catalog_folder
+from tests.catalog.test_mmrec import make_mmrec
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_on_an_empty_store(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "info")
+    assert code == 0
+    assert f"store: {data_dir}" in out and "no catalogs stored yet" in out
+
+
+def test_import_manifest_then_info(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
+    folder = make_catalog_folder(tmp_path / "songs")
+    code, out, err = run(capsys, "import", "manifest", str(folder), "--name", "songs", "--data-dir", str(data_dir))
+    assert code == 0, err
+    assert "imported catalog 'songs'" in out and f"items {N_ITEMS}" in out and "audio 3" in out
+    code, out, _ = run(capsys, "info", "--data-dir", str(data_dir))
+    assert code == 0
+    assert "catalog songs (manifest)" in out and "interactions 4" in out
+    assert "embeddings: none" in out and "runs: 0" in out
+
+
+def test_info_json(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    Store(data_dir).save_run({"catalog": "tiny", "name": "popularity"})
+    capsys.readouterr()
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "info", "--catalog", "tiny", "--json")
+    assert code == 0
+    summary = json.loads(out)["catalogs"][0]
+    assert (summary["name"], summary["items"], summary["users"], summary["runs"]) == ("tiny", 4, 3, 1)
+    assert summary["splits"] == {"train": 4, "valid": 1, "test": 2}
+    assert summary["features"] == {"text": "precomputed:all-MiniLM-L6-v2.npy", "audio": "precomputed:vggish.npy"}
+
+
+def test_import_mmrec_options(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
+    folder = make_mmrec(tmp_path / "tiny")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "mmrec", str(folder), "--audio", "whisper",
+                         "--text", "none", "--name", "w")
+    assert code == 0, err
+    assert "audio <- precomputed:whisper.npy" in out and "text <-" not in out
+
+
+def test_bad_input_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           data_dir: Path) -> None:
+    folder = make_catalog_folder(tmp_path / "songs")
+    (folder / "covers/t1.png").write_bytes(b"not an image")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "manifest", str(folder))
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and "row 3, column image" in err
+    assert Store(data_dir).list_catalogs().empty
+
+
+def test_import_interactions(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
+    assert main(["--data-dir", str(data_dir), "import", "manifest", str(make_catalog_folder(tmp_path / "s"))]) == 0
+    csv = tmp_path / "more.csv"
+    csv.write_text("user_id,item_id\nu7,t0\nu8,t3\n")
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "import", "interactions", str(csv), "--catalog", "s")
+    assert code == 0 and "interactions 2" in out
+    csv.write_text("user_id,item_id\nu7,t99\n")
+    code, _, err = run(capsys, "--data-dir", str(data_dir), "import", "interactions", str(csv), "--catalog", "s")
+    assert code == 2 and "'t99'" in err
+    assert len(Store(data_dir).load_catalog("s").interactions) == 2
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ((), "usage"),
+    (("import",), "import"),
+    (("import", "interactions", "x.csv"), "--catalog"),
+    (("nonsense",), "invalid choice"),
+])
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], data_dir: Path, argv: tuple[str, ...],
+                             fragment: str) -> None:
+    code, _, err = run(capsys, "--data-dir", str(data_dir), *argv)
+    assert code == 2 and fragment in err
+
+
+def test_unknown_catalog_exits_2(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, _, err = run(capsys, "--data-dir", str(data_dir), "encode", "--catalog", "nope")
+    assert code == 2 and "no catalog named 'nope'" in err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and all(name in out for name in ("demo", "import", "encode", "info"))
+
+
+def test_registered_commands_run_and_unexpected_errors_exit_1(capsys: pytest.CaptureFixture[str],
+                                                              data_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))  # keep the registry as it was after the test
+
+    def add(p):
+        p.add_argument("--fail", action="store_true")
+
+    def go(args, store):
+        if args.fail:
+            raise RuntimeError("boom")
+        print(f"hello from {store.root.name}")
+        return 0
+
+    register_command("hello", "say hello", add, go)
+    assert run(capsys, "--data-dir", str(data_dir), "hello")[:2] == (0, "hello from store\n")
+    code, _, err = run(capsys, "--data-dir", str(data_dir), "hello", "--fail")
+    assert code == 1 and "unexpected error: RuntimeError: boom" in err and "Traceback" in err
+
+
+def test_encode_reports_the_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    seen = {}
+
+    def fake_prepare(store, catalog, encoders=None, progress=None, force=False):
+        seen.update(catalog=catalog.name, force=force)
+        progress(1, 1, "done")
+        n = len(catalog.items)
+        return EmbeddingSet(item_ids=catalog.item_ids, matrices={"text": np.ones((n, 6), np.float32)},
+                            masks={"text": np.ones(n, bool)}, modality_of={"text": "text"},
+                            encoder_ids={"text": "precomputed:all-MiniLM-L6-v2.npy"})
+
+    monkeypatch.setattr(core.workspace, "prepare_embeddings", fake_prepare)
+    capsys.readouterr()
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "encode", "--catalog", "tiny", "--force")
+    assert code == 0 and seen == {"catalog": "tiny", "force": True}
+    assert "text" in out and "6-d" in out and "4/4 items" in out
+
+
+def test_demo_builds_the_catalog(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "demo", "--tracks", "6", "--listeners", "4",
+                         "--seed", "3", "--no-encode")
+    assert code == 0, err
+    assert "6 tracks" in out and "seed 3" in out
+    catalog = Store(data_dir).load_catalog("demo")
+    assert len(catalog.items) == 6 and catalog.metadata["seed"] == 3
