@@ -1,0 +1,264 @@
+"""Read stored evaluation runs as plot-ready DataFrames, protocol cards and downloads; CLI `evaluate`/`runs`."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import re
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+
+from core.store import Store
+
+# columns of runs_table beyond the identity ones, in display order (NaN where a run lacks one)
+MAIN_METRICS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "map@10",
+                                 "hit_rate@10", "auc", "coverage@10", "novelty@10")
+_METRIC_AT_K = re.compile(r"^(?P<metric>.+)@(?P<k>\d+)$")
+
+
+def _records(store: Store, catalog: str | None = None, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Stored run records, newest first, filtered by catalog or picked by id (in the order given)."""
+    with store.transaction() as con:
+        if run_ids is not None:
+            rows = {r[0]: r[1] for r in con.execute(
+                f"SELECT id, record FROM runs WHERE id IN ({','.join('?' * len(run_ids))})", list(run_ids))}
+            return [json.loads(rows[i]) for i in run_ids if i in rows]
+        q = "SELECT record FROM runs" + (" WHERE catalog = ?" if catalog else "") + " ORDER BY created_at DESC"
+        return [json.loads(r[0]) for r in con.execute(q, (catalog,) if catalog else ())]
+
+
+def _num(value: Any) -> float:
+    """A float, NaN for None/missing."""
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _encoders_text(encoders: dict[str, str] | None) -> str:
+    """'text=minilm, audio=vggish' (empty when none)."""
+    return ", ".join(f"{f}={e}" for f, e in (encoders or {}).items())
+
+
+def runs_table(store: Store, catalog: str | None = None) -> pd.DataFrame:
+    """One row per stored run, newest first: identity, protocol, MAIN_METRICS, cost and encoders."""
+    rows = []
+    for r in _records(store, catalog):
+        proto, metrics, model = r.get("protocol", {}), r.get("metrics", {}), r.get("model", {})
+        rows.append({
+            "id": r.get("id"), "name": r.get("name"), "kind": model.get("kind", "baseline"),
+            "catalog": r.get("catalog"), "created_at": _num(r.get("created_at")),
+            "split": proto.get("split"), "target": proto.get("target"),
+            **{m: _num(metrics.get(m)) for m in MAIN_METRICS},
+            "users_evaluated": proto.get("users_evaluated"), "wall_time_s": _num(r.get("wall_time_s")),
+            "encoders": _encoders_text(r.get("encoders")),
+            "data_hash": str(r.get("dataset", {}).get("content_hash", ""))[:12],
+        })
+    columns = ["id", "name", "kind", "catalog", "created_at", "split", "target", *MAIN_METRICS,
+               "users_evaluated", "wall_time_s", "encoders", "data_hash"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def metrics_long(store: Store, run_ids: list[str]) -> pd.DataFrame:
+    """One row per (run, metric@K): run_id, model, metric, k, value, lo, hi (CI NaN where none).
+
+    Only metrics with a K are listed (AUC has none; it is a column of runs_table).
+    """
+    rows = []
+    for r in _records(store, run_ids=list(run_ids)):
+        ci = r.get("ci", {})
+        for key, value in r.get("metrics", {}).items():
+            match = _METRIC_AT_K.match(key)
+            if match is None:
+                continue
+            lo, hi = (ci.get(key) or [None, None])[:2]
+            rows.append({"run_id": r["id"], "model": r.get("name"), "metric": match["metric"],
+                         "k": int(match["k"]), "value": _num(value), "lo": _num(lo), "hi": _num(hi)})
+    frame = pd.DataFrame(rows, columns=["run_id", "model", "metric", "k", "value", "lo", "hi"])
+    return frame.astype({"k": "int64"})
+
+
+def training_curves(store: Store, run_ids: list[str]) -> pd.DataFrame:
+    """One row per (run, epoch): run_id, model, epoch, loss, valid_metric (runs without training are absent)."""
+    rows = []
+    for r in _records(store, run_ids=list(run_ids)):
+        for i, h in enumerate(r.get("training") or []):
+            if not isinstance(h, dict):
+                continue
+            rows.append({"run_id": r["id"], "model": r.get("name"), "epoch": int(h.get("epoch", i + 1)),
+                         "loss": _num(h.get("loss")), "valid_metric": _num(h.get("valid_metric"))})
+    return pd.DataFrame(rows, columns=["run_id", "model", "epoch", "loss", "valid_metric"])
+
+
+def protocol_card(record: dict[str, Any]) -> dict[str, str]:
+    """Human-readable protocol of one run: split, target, ranking, masking, K, seeds, data and encoders."""
+    p, d = record.get("protocol", {}), record.get("dataset", {})
+    seeds = f"split {p.get('split_seed', p.get('seed', '?'))}, bootstrap {p.get('seed', '?')}"
+    created = record.get("created_at")
+    card = {
+        "model": f"{record.get('name', '?')} ({record.get('model', {}).get('kind', '?')})",
+        "split": str(p.get("split", "?")),
+        "target": str(p.get("target", "?")),
+        "ranking": "full (all items)" if p.get("ranking") == "full" else str(p.get("ranking", "?")),
+        "masked": ", ".join(p.get("masked") or []) or "nothing",
+        "K": ", ".join(str(k) for k in p.get("ks", [])),
+        "seeds": seeds,
+        "CI": f"95% percentile bootstrap over users, {p.get('n_bootstrap', '?')} resamples",
+        "users": f"{p.get('users_evaluated', '?')} evaluated of {d.get('n_users', '?')}",
+        "data": f"{d.get('name', record.get('catalog', '?'))} · {str(d.get('content_hash', ''))[:10]} · "
+                f"{d.get('n_items', '?')} items · {d.get('n_interactions', '?')} interactions",
+        "encoders": _encoders_text(record.get("encoders")) or "none (ids only)",
+    }
+    if created is not None:
+        card["created"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(created)))
+    return card
+
+
+def run_to_csv(record: dict[str, Any]) -> str:
+    """The run's metrics as CSV: run_id, model, metric, k, value, ci_low, ci_high (k empty for AUC)."""
+    ci = record.get("ci", {})
+    rows = []
+    for key, value in record.get("metrics", {}).items():
+        match = _METRIC_AT_K.match(key)
+        lo, hi = (ci.get(key) or [None, None])[:2]
+        rows.append({"run_id": record.get("id", ""), "model": record.get("name"),
+                     "metric": match["metric"] if match else key, "k": int(match["k"]) if match else None,
+                     "value": _num(value), "ci_low": _num(lo), "ci_high": _num(hi)})
+    frame = pd.DataFrame(rows, columns=["run_id", "model", "metric", "k", "value", "ci_low", "ci_high"])
+    frame["k"] = frame["k"].astype("Int64")
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf → None so the output is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_to_json(record: dict[str, Any]) -> str:
+    """The whole run record as indented, strict JSON."""
+    return json.dumps(_json_safe(record), indent=2, allow_nan=False, default=str)
+
+
+# -- command line: `python -m core evaluate …`, `python -m core runs list|show ID` ------------------------
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
+    p.add_argument("--models", default="all", help="comma-separated registry names, or 'all' (default)")
+    p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
+    p.add_argument("--ks", default="10,20", help="comma-separated K values (default 10,20)")
+    p.add_argument("--seed", type=int, default=0, help="split and bootstrap seed")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+
+
+def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
+    from core.cli import TqdmProgress
+    from core.errors import PrismError
+    from core.evaluation.protocol import run_evaluation
+    from core.evaluation.splits import build_interaction_data
+    from core.models.registry import build_model, list_models
+    from core.workspace import prepare_embeddings
+
+    try:
+        ks = tuple(sorted({int(k) for k in args.ks.split(",") if k.strip()}))
+    except ValueError:
+        ks = ()
+    if not ks or ks[0] < 1:
+        print(f"error: --ks {args.ks!r} must be whole numbers ≥ 1 separated by commas, e.g. 10,20",
+              file=sys.stderr)
+        return 2
+    if args.catalog == "demo":
+        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+
+        with TqdmProgress("demo catalog") as bar:
+            catalog = ensure_demo_catalog(store, DemoConfig.from_env(), bar)
+    else:
+        catalog = store.load_catalog(args.catalog)
+    with TqdmProgress(f"embeddings of {catalog.name}") as bar:
+        embeddings = prepare_embeddings(store, catalog, progress=bar)
+    available = list_models(embeddings)
+    names = available if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in available]
+    if unknown:
+        print(f"error: model(s) {unknown} cannot run on {catalog.name!r}; available: {available}",
+              file=sys.stderr)
+        return 2
+    data = build_interaction_data(catalog, embeddings, split=args.split, seed=args.seed)
+    print(f"{catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name} "
+          f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,})")
+    failed = 0
+    for name in names:
+        try:
+            model = build_model(name)
+            with TqdmProgress(f"{name}: training") as bar:
+                model.fit(data, progress=lambda r, bar=bar: bar(r.epoch, r.epochs, f"loss {r.loss:.4f}"))
+            with TqdmProgress(f"{name}: ranking") as bar:
+                record = run_evaluation(model, data, catalog, embeddings, ks=ks, seed=args.seed,
+                                        n_bootstrap=args.bootstrap, progress=bar)
+        except PrismError as e:
+            print(f"  {name}: failed: {e}")
+            failed += 1
+            continue
+        run_id = store.save_run(record)
+        shown = "  ".join(f"{m} {record['metrics'][m]:.4f}" for k in ks for m in (f"recall@{k}", f"ndcg@{k}"))
+        print(f"  {name:<18} {shown}   [{run_id}]")
+    return 1 if failed and failed == len(names) else 0
+
+
+def _add_runs(p: argparse.ArgumentParser) -> None:
+    from core.cli import common_options
+
+    sub = p.add_subparsers(dest="runs_action", metavar="{list,show}", required=True)
+    ls = sub.add_parser("list", help="stored runs, newest first", parents=[common_options()])
+    ls.add_argument("--catalog", help="only this catalog's runs")
+    show = sub.add_parser("show", help="one run's protocol and metrics", parents=[common_options()])
+    show.add_argument("id", help="run id (see `runs list`)")
+    show.add_argument("--json", action="store_true", help="print the whole record as JSON")
+
+
+def _run_runs(args: argparse.Namespace, store: Store) -> int:
+    if args.runs_action == "list":
+        table = runs_table(store, getattr(args, "catalog", None))
+        if table.empty:
+            print("no runs stored yet; run `python -m core evaluate --catalog demo`")
+            return 0
+        table = table.assign(created_at=[time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+                                         for t in table["created_at"]])
+        cols = ["id", "name", "kind", "catalog", "created_at", "split", "recall@10", "ndcg@10", "recall@20",
+                "ndcg@20"]
+        shown = table[cols].dropna(axis=1, how="all")  # metrics no listed run reports
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="—"))
+        return 0
+    record = store.load_run(args.id)
+    if args.json:
+        print(run_to_json(record))
+        return 0
+    for key, value in protocol_card(record).items():
+        print(f"{key:>9}: {value}")
+    print(run_to_csv(record), end="")
+    return 0
+
+
+def register_cli() -> None:
+    """Register the `evaluate` and `runs` commands with core.cli (when the command line exists)."""
+    try:
+        from core.cli import register_command
+    except ImportError:  # the command line is optional for the read API
+        return
+    register_command("evaluate", "train and evaluate models on a catalog; store each run", _add_evaluate,
+                     _run_evaluate)
+    register_command("runs", "list stored evaluation runs or show one", _add_runs, _run_runs)
+
+
+register_cli()
