@@ -1,0 +1,544 @@
+"""The recommend service: a query (text, images, audio, liked/disliked items, a known listener) → one query
+vector from the catalog's own encoders and the fusion model → the top K items, with per-item modality
+weights and per-modality score contributions. Plain dataclasses in and out.
+
+Score contributions are the exact Shapley values of the modalities for each recommended item: the item's
+score with only a subset S of modalities present, v(S), enumerated over all 2^M subsets. They add up to
+score − v(∅), where v(∅) (every modality masked) is what is left of the score without content: the item's
+id embedding and its bias. The explain service computes the same numbers with the `shap` library.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.catalog.model import Catalog
+from core.embeddings import EmbeddingSet
+from core.errors import CatalogError, MissingModalityError, QueryError
+from core.index import (ExactIndex, HNSWConfig, VectorIndex, build_index, single_thread_blas,
+                        top_k_rows)
+from core.media import load_audio, load_image
+
+log = logging.getLogger(__name__)
+
+LINEARITY_TOLERANCE = 1e-3  # relative error allowed between model scores and item_vectors @ q + bias
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"depth": 0, "torch": 1}
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch and BLAS on one thread inside the block (nested and concurrent uses are safe).
+
+    Serving works on tiny batches (one query, k items, a few hundred explainer variants). Measured on two
+    busy cores, a (10, 1308) → 128 → 64 head took 38 ms with two torch threads and 0.6 ms with one, and an
+    item's feature SHAP fell from 24 s to 0.9 s: thread hand-offs, not arithmetic, dominate small batches.
+    """
+    import torch
+
+    with _THREADS_LOCK:
+        if _THREADS_STATE["depth"] == 0:
+            _THREADS_STATE["torch"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_STATE["depth"] += 1
+    try:
+        with single_thread_blas():
+            yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_STATE["depth"] -= 1
+            if _THREADS_STATE["depth"] == 0:
+                torch.set_num_threads(_THREADS_STATE["torch"])
+
+
+# -- queries ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file: its name (shown in messages) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a user asks with: any mix of text, images, audio, liked/disliked item ids and a known listener."""
+
+    text: str = ""
+    images: list[Upload] = field(default_factory=list)
+    audio: list[Upload] = field(default_factory=list)
+    liked: list[str] = field(default_factory=list)  # catalog item ids
+    disliked: list[str] = field(default_factory=list)  # catalog item ids
+    user_id: str | None = None  # a listener of the catalog's interactions
+
+    def is_empty(self) -> bool:
+        """True when the query gives nothing to rank from (disliked items alone are not enough)."""
+        return not (self.text.strip() or self.images or self.audio or self.liked or self.user_id)
+
+
+def apply_feedback(query: Query, item_id: str, liked: bool) -> Query:
+    """A new query with `item_id` moved to the liked (or disliked) list; the given query is unchanged."""
+    keep, drop = (query.liked, query.disliked) if liked else (query.disliked, query.liked)
+    keep = [i for i in keep if i != item_id] + [item_id]
+    drop = [i for i in drop if i != item_id]
+    return replace(query, liked=keep, disliked=drop) if liked else replace(query, disliked=keep, liked=drop)
+
+
+@dataclass
+class EncodedQuery:
+    """A query turned into model space; kept so that re-ranking and explaining need no re-encoding."""
+
+    query: Query
+    vector: np.ndarray  # (dim,) the query vector the model scores items against
+    content: dict[str, np.ndarray]  # modality -> (n, dim) projected uploads
+    field_inputs: dict[str, np.ndarray]  # field -> (n, D_f) encoded uploads, standardised like the catalog
+    liked_rows: list[int]
+    disliked_rows: list[int]
+    user_row: int | None  # the listener's row in the model's training data
+    exclude_rows: set[int]  # never recommended: liked, disliked and the listener's training items
+    modalities: list[str]  # modalities of the uploads that made it into the vector
+    warnings: list[str]
+    encode_ms: float
+
+
+# -- results --------------------------------------------------------------------------------------------
+@dataclass
+class Recommendation:
+    """One ranked item.
+
+    `contributions[m]` is modality m's exact Shapley share of the score; the contributions add up to
+    `score − base`, where `base` is the score with every modality masked (id embedding and bias).
+    """
+
+    item_id: str
+    title: str
+    rank: int  # 1-based
+    score: float
+    modality_weights: dict[str, float]  # the gate's (or the what-if) weights, summing to 1 over present ones
+    contributions: dict[str, float]
+    previous_rank: int | None = None  # rank in the previous result, None when new or without one
+    base: float = 0.0  # v(∅): the part of the score no modality explains
+
+
+@dataclass
+class RecommendationResult:
+    """The top K items of one query and how long it took."""
+
+    items: list[Recommendation]
+    latency_ms: float  # encode_ms + rank_ms
+    encode_ms: float  # turning uploads and items into the query vector (0 when re-ranking)
+    rank_ms: float  # scoring, top-k search, weights and contributions
+    query_modalities: list[str]
+    warnings: list[str]
+    encoder_ids: dict[str, str]  # field -> encoder id used for the catalog and the query
+    index_kind: str = "exact"  # "exact" | "hnsw" | "parts" or "model" (what-if weights: see top_rows)
+
+
+# -- Shapley over modalities (shared with the explain service's check) ----------------------------------
+def shapley_from_coalitions(values: dict[frozenset[str], np.ndarray], modalities: Sequence[str]
+                            ) -> dict[str, np.ndarray]:
+    """Exact Shapley values per modality from v(S) for every subset S (each an array over items).
+
+    φ_m = Σ_{S ⊆ M∖{m}} |S|! (M − |S| − 1)! / M! · (v(S ∪ {m}) − v(S)).
+    """
+    n = len(modalities)
+    out = {}
+    for m in modalities:
+        others = [o for o in modalities if o != m]
+        phi = 0.0
+        for size in range(n):
+            weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+            for subset in itertools.combinations(others, size):
+                s = frozenset(subset)
+                phi = phi + weight * (values[s | {m}] - values[s])
+        out[m] = np.asarray(phi, dtype=np.float64)
+    return out
+
+
+# -- the service ---------------------------------------------------------------------------------------
+class RecommendService:
+    """Turns queries into ranked items with one catalog's embeddings, fusion model and encoders.
+
+    `index`: "auto" (exact below 50,000 items, else HNSW), "exact", "hnsw", or a prebuilt VectorIndex
+    over the model's item vectors with the bias appended as a last column.
+    """
+
+    def __init__(self, catalog: Catalog, embeddings: EmbeddingSet, model: Any, encoders: dict[str, Any] | None,
+                 index: str | VectorIndex = "auto", data: Any = None, hnsw: HNSWConfig | None = None) -> None:
+        if list(embeddings.item_ids) != catalog.item_ids:
+            raise CatalogError(f"the embedding set does not match catalog {catalog.name!r} item for item; "
+                             "re-encode the catalog (Catalog page or `python -m core encode`)")
+        self.catalog = catalog
+        self.embeddings = embeddings
+        self.model = model
+        self.encoders = dict(encoders or {})
+        self.modalities: list[str] = list(model.modalities)
+        self._data = data  # InteractionData the model was trained on; looked up on first need
+        self._train: sp.csr_matrix | None = None
+        self._user_rows: dict[str, int] | None = None
+        self.n_items = len(catalog.items)
+        # (I, M) presence of each modality per item: a modality an item lacks gets weight 0
+        self.present = np.stack([embeddings.modality_mask(m) if m in embeddings.modalities
+                                 else np.zeros(self.n_items, bool) for m in self.modalities], axis=1)
+        self.item_vectors = np.asarray(model.item_vectors(), dtype=np.float32)  # (I, dim)
+        self.dim = self.item_vectors.shape[1]
+        # v(q = 0) = the bias part of every item's score: scores are item_vectors @ q + bias
+        self.bias = np.asarray(model.score_vector(np.zeros(self.dim, np.float32)), dtype=np.float32)
+        self.linear = self._check_linear()
+        self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        self.weights_linear = False
+        self.weights_linear = self._check_weights_linear()
+        augmented = np.hstack([self.item_vectors, self.bias[:, None]])  # (I, dim + 1)
+        if isinstance(index, str):
+            self.index = build_index(augmented, index, hnsw, queries=self._sample_queries)
+        else:
+            self.index = index
+        self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
+
+    def _sample_queries(self, n: int = 200) -> np.ndarray:
+        """(n, dim + 1) known listeners' vectors as index queries (bias column 1), to tune HNSW on."""
+        users = getattr(self.model, "user_ids", None) or []
+        if not users:
+            return np.empty((0, self.dim + 1), np.float32)
+        rows = np.random.default_rng(0).permutation(len(users))[:n]
+        with single_threaded():
+            vectors = np.stack([np.asarray(self.model.user_vector(int(r)), np.float32) for r in rows])
+        return np.hstack([vectors, np.ones((len(rows), 1), np.float32)])
+
+    def _check_linear(self) -> bool:
+        """Whether model scores equal item_vectors @ q + bias (then an index can rank without the model)."""
+        q = np.random.default_rng(0).standard_normal(self.dim).astype(np.float32)
+        got = np.asarray(self.model.score_vector(q), dtype=np.float64)
+        want = self.item_vectors.astype(np.float64) @ q + self.bias
+        ok = bool(np.allclose(got, want, rtol=LINEARITY_TOLERANCE,
+                              atol=LINEARITY_TOLERANCE * max(1.0, float(np.abs(want).max(initial=0)))))
+        if not ok:
+            log.warning("model scores are not item_vectors @ q + bias; every query is ranked by the model")
+        return ok
+
+    # -- known listeners ----------------------------------------------------------------------------
+    @property
+    def user_ids(self) -> list[str]:
+        """The listeners the model was trained on, in its row order."""
+        ids = getattr(self.model, "user_ids", None)
+        return list(ids) if ids else list(self.data.user_ids)
+
+    @property
+    def data(self) -> Any:
+        """The InteractionData the model was trained on; rebuilt (auto split, seed 0, as the workspace
+        trains) when neither the caller nor the model holds it."""
+        if self._data is None:
+            self._data = getattr(self.model, "data", None)
+        if self._data is None:
+            from core.evaluation.splits import build_interaction_data
+
+            self._data = build_interaction_data(self.catalog, self.embeddings, split="auto", seed=0)
+        return self._data
+
+    def _train_matrix(self) -> sp.csr_matrix:
+        """(U, I) the model's training pairs: from its training data, else from the pairs a saved fusion
+        model keeps with its weights, else from the rebuilt split."""
+        if self._train is None:
+            data = self._data if self._data is not None else getattr(self.model, "data", None)
+            net = getattr(self.model, "net", None)
+            if data is not None:
+                self._train = sp.csr_matrix(data.train)
+            elif net is not None and hasattr(net, "edge_users") and len(net.edge_users):
+                users, items = net.edge_users.numpy(), net.edge_items.numpy()
+                self._train = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)),
+                                            shape=(len(self.user_ids), self.n_items))
+            else:
+                self._train = sp.csr_matrix(self.data.train)
+        return self._train
+
+    def user_row(self, user_id: str) -> int:
+        """The listener's row in the model; QueryError when the model knows no such listener."""
+        if self._user_rows is None:
+            self._user_rows = {u: i for i, u in enumerate(self.user_ids)}
+        try:
+            return self._user_rows[str(user_id)]
+        except KeyError:
+            raise QueryError(f"{user_id!r} is not a listener the model of catalog {self.catalog.name!r} was "
+                             f"trained on ({len(self._user_rows)} listeners, e.g. {list(self._user_rows)[:3]}); "
+                             "pick one from the list or leave the listener empty") from None
+
+    def training_rows(self, user_row: int) -> np.ndarray:
+        """Item rows the listener interacted with in training (never recommended back)."""
+        train = self._train_matrix()
+        return np.unique(train.indices[train.indptr[user_row]:train.indptr[user_row + 1]]).astype(np.int64)
+
+    def rows_of(self, item_ids: Collection[str]) -> tuple[list[int], list[str]]:
+        """Catalog rows of `item_ids` and the ids that are not in the catalog."""
+        rows, unknown = [], []
+        for i in item_ids:
+            try:
+                rows.append(self.catalog.index_of(i))
+            except KeyError:
+                unknown.append(i)
+        return rows, unknown
+
+    # -- encoding -----------------------------------------------------------------------------------
+    def _usable_fields(self, modality: str, warnings: list[str]) -> list[str] | None:
+        """The fields of `modality` the uploads can be encoded into, or None (with a warning) when they
+        cannot be encoded exactly like the catalog was."""
+        label = {"text": "query text", "image": "image uploads", "audio": "audio uploads"}[modality]
+        if modality not in self.modalities:
+            warnings.append(f"The {label} {'was' if modality == 'text' else 'were'} ignored: catalog "
+                            f"{self.catalog.name!r} and its model have no "
+                            f"{modality} modality (they have {', '.join(self.modalities)}).")
+            return None
+        fields = self.embeddings.fields_of(modality)
+        problems = [p for p in map(self.encoder_problem, fields) if p]
+        if problems:
+            warnings.append(f"The {label} {'was' if modality == 'text' else 'were'} ignored: "
+                            f"{'; '.join(problems)}.")
+            return None
+        return fields
+
+    def _encode_uploads(self, query: Query, warnings: list[str]
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(field inputs, projected content per modality) of the query's text, images and audio."""
+        # Decode every upload first, so a bad file is refused by name before any encoding work.
+        images = [load_image(u.data, name=u.name) for u in query.images]
+        audios = [load_audio(u.data, name=u.name) for u in query.audio]
+        inputs = {"text": [query.text.strip()] if query.text.strip() else [], "image": images, "audio": audios}
+        field_inputs: dict[str, np.ndarray] = {}
+        content: dict[str, np.ndarray] = {}
+        for modality, batch in inputs.items():
+            if not batch:
+                continue
+            fields = self._usable_fields(modality, warnings)
+            if fields is None:
+                continue
+            from core.encoders.pipeline import encode_inputs  # the encoder stack loads only when uploads come
+
+            kwargs = {"texts": batch} if modality == "text" else \
+                {"images": batch} if modality == "image" else {"audios": batch}
+            encoded = encode_inputs({f: self.encoders[f] for f in fields}, self.embeddings, **kwargs)
+            encoded = {f: np.asarray(encoded[f], dtype=np.float32) for f in fields}
+            projected = self.model.project_content(encoded)
+            field_inputs.update(encoded)
+            content[modality] = np.asarray(projected[modality], dtype=np.float32)
+        return field_inputs, content
+
+    def encode_query(self, query: Query) -> EncodedQuery:
+        """The query's vector (uploads encoded like the catalog, projected by the model, combined with
+        liked/disliked items and a known listener's vector) and what explaining it later needs."""
+        if query.is_empty():
+            raise QueryError("the query is empty: type a description, upload an image or a clip, pick tracks "
+                             "you like, or choose a listener")
+        start = time.perf_counter()
+        warnings: list[str] = []
+        field_inputs, content = self._encode_uploads(query, warnings)
+        with single_threaded():
+            return self._combine(query, field_inputs, content, warnings, start)
+
+    def _combine(self, query: Query, field_inputs: dict[str, np.ndarray], content: dict[str, np.ndarray],
+                 warnings: list[str], start: float) -> EncodedQuery:
+        """The encoded query from projected uploads, liked/disliked items and a known listener."""
+        liked, unknown_liked = self.rows_of(query.liked)
+        disliked, unknown_disliked = self.rows_of(query.disliked)
+        if unknown_liked or unknown_disliked:
+            warnings.append(f"Item ids not in catalog {self.catalog.name!r} were ignored: "
+                            f"{sorted(set(unknown_liked + unknown_disliked))}.")
+        user_row = self.user_row(query.user_id) if query.user_id else None
+        if not (content or liked or user_row is not None):
+            raise QueryError("nothing in the query could be used: " + (" ".join(warnings) or
+                             "add text, an image, a clip or a liked track"))
+        parts = []
+        if user_row is not None:
+            parts.append(np.asarray(self.model.user_vector(user_row), dtype=np.float32))
+        if content or liked:
+            parts.append(np.asarray(self.model.query_vector(liked=liked, disliked=disliked,
+                                                            content=content or None), dtype=np.float32))
+        elif disliked:  # a listener plus dislikes only: the dislikes still push away
+            parts.append(np.asarray(self.model.query_vector(liked=[], disliked=disliked), dtype=np.float32))
+        # parts are summed, not averaged: each keeps the scale the model gave it
+        vector = np.sum(parts, axis=0).astype(np.float32)
+        if not np.isfinite(vector).all():
+            raise QueryError("the query vector is not finite; the model or an upload produced NaN values")
+        exclude = set(liked) | set(disliked)
+        if user_row is not None:
+            exclude |= set(self.training_rows(user_row).tolist())
+        return EncodedQuery(query=query, vector=vector, content=content, field_inputs=field_inputs,
+                            liked_rows=liked, disliked_rows=disliked, user_row=user_row, exclude_rows=exclude,
+                            modalities=[m for m in self.modalities if m in content], warnings=warnings,
+                            encode_ms=(time.perf_counter() - start) * 1e3)
+
+    # -- ranking ------------------------------------------------------------------------------------
+    def modality_mask(self, keep: Collection[str]) -> dict[str, bool]:
+        """The model's modality_mask keeping only the modalities in `keep` (True = present)."""
+        return {m: m in keep for m in self.modalities}
+
+    def scores(self, vector: np.ndarray, rows: np.ndarray | None = None, keep: Collection[str] | None = None,
+               modality_weights: dict[str, float] | None = None) -> np.ndarray:
+        """(len(rows),) model scores of items for a query vector, with only `keep` modalities present and
+        optionally what-if modality weights."""
+        if modality_weights is not None and self.weights_linear:
+            return self._weighted_scores(vector, modality_weights, rows, keep)
+        mask = None if keep is None else self.modality_mask(keep)
+        items = None if rows is None else np.asarray(rows, dtype=np.int64)
+        with single_threaded():
+            return np.asarray(self.model.score_vector(vector, items=items, modality_mask=mask,
+                                                      modality_weights=modality_weights), dtype=np.float64)
+
+    def modality_parts(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(v(∅) (I,), parts (I, M)): the score with no modality, and what each modality alone adds to it."""
+        key = np.asarray(vector, np.float32).tobytes()
+        if self._parts_cache is None or self._parts_cache[0] != key:
+            base = self.scores(vector, keep=())
+            parts = np.stack([self.scores(vector, keep=(m,)) - base for m in self.modalities], axis=1)
+            self._parts_cache = (key, base, parts)
+        return self._parts_cache[1], self._parts_cache[2]
+
+    def _weighted_scores(self, vector: np.ndarray, modality_weights: dict[str, float],
+                         rows: np.ndarray | None = None, keep: Collection[str] | None = None) -> np.ndarray:
+        """Scores under what-if weights from the single-modality parts, without re-running the model.
+
+        With linear fusion (weighted, gated, adversarial; no graph propagation) an item's content vector
+        under weights w is Σ w_m p_m / Σ w_m over its present modalities, so its score is
+        v(∅) + Σ w_m (v({m}) − v(∅)) / Σ w_m. Checked against the model when the service starts.
+        """
+        base, parts = self.modality_parts(vector)
+        if rows is not None:
+            base, parts = base[rows], parts[rows]
+        present = self.present if rows is None else self.present[rows]
+        if keep is not None:
+            present = present & np.array([m in keep for m in self.modalities])[None, :]
+        w = np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
+        w = present * w[None, :]  # (n, M)
+        total = w.sum(axis=1)
+        mixed = np.divide((w * parts).sum(axis=1), total, out=np.zeros_like(total), where=total > 0)
+        return base + mixed
+
+    def _check_weights_linear(self) -> bool:
+        """Whether what-if scores follow the single-modality parts (see _weighted_scores)."""
+        if not self.linear or not self.modalities:
+            return False
+        rng = np.random.default_rng(1)
+        q = rng.standard_normal(self.dim).astype(np.float32)
+        weights = {m: float(w) for m, w in zip(self.modalities, rng.uniform(0.1, 1.0, len(self.modalities)))}
+        with single_threaded():
+            want = np.asarray(self.model.score_vector(q, modality_weights=weights), dtype=np.float64)
+        self.weights_linear = True  # so that scores() takes the formula path for the comparison
+        got = self._weighted_scores(q, weights)
+        self._parts_cache = None
+        scale = max(1.0, float(np.abs(want).max(initial=0)))
+        return bool(np.allclose(got, want, rtol=LINEARITY_TOLERANCE, atol=LINEARITY_TOLERANCE * scale))
+
+    def coalition_scores(self, vector: np.ndarray, rows: np.ndarray,
+                         modality_weights: dict[str, float] | None = None) -> dict[frozenset[str], np.ndarray]:
+        """v(S) for every subset S of the model's modalities, over the items `rows`."""
+        out = {}
+        for size in range(len(self.modalities) + 1):
+            for subset in itertools.combinations(self.modalities, size):
+                out[frozenset(subset)] = self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
+        return out
+
+    def item_weights(self, rows: np.ndarray, modality_weights: dict[str, float] | None = None) -> np.ndarray:
+        """(len(rows), M) modality weights: the gate's, or the what-if ones renormalised per item."""
+        if modality_weights is None:
+            return np.asarray(self.model.gate_weights(items=np.asarray(rows, dtype=np.int64)), dtype=np.float64)
+        w = np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
+        w = self.present[rows] * w[None, :]
+        total = w.sum(axis=1, keepdims=True)
+        return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+    def top_rows(self, vector: np.ndarray, k: int, exclude: Collection[int] = (),
+                 modality_weights: dict[str, float] | None = None) -> tuple[np.ndarray, str]:
+        """The top-k item rows (and which path ranked them).
+
+        What-if weights change the item vectors, so such queries are never ranked by the index: they are
+        scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
+        model ("model"); so are all queries of a model whose scores are not linear in the query.
+        """
+        if modality_weights is None and self.linear:
+            rows, _ = self.index.search(np.append(vector, np.float32(1.0)), k, exclude)
+            return rows, self.index.kind
+        scores = self.scores(vector, modality_weights=modality_weights)
+        if exclude:
+            scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
+        return top_k_rows(scores, k), "parts" if modality_weights is not None and self.weights_linear else "model"
+
+    def recommend(self, query: Query | EncodedQuery, k: int = 10, modality_weights: dict[str, float] | None = None,
+                  exclude: Collection[str] = (), previous: RecommendationResult | None = None
+                  ) -> RecommendationResult:
+        """The top `k` distinct items for the query, with weights, contributions and rank changes."""
+        encoded = query if isinstance(query, EncodedQuery) else self.encode_query(query)
+        encode_ms = 0.0 if isinstance(query, EncodedQuery) else encoded.encode_ms
+        if modality_weights is not None:
+            modality_weights = {m: float(modality_weights.get(m, 0.0)) for m in self.modalities}
+            if sum(max(v, 0.0) for v in modality_weights.values()) <= 0:
+                raise QueryError("every what-if modality weight is zero; give at least one modality weight > 0")
+        start = time.perf_counter()
+        excluded = set(encoded.exclude_rows) | set(self.rows_of(exclude)[0])
+        with single_threaded():
+            rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights)
+            coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
+            weights = self.item_weights(rows, modality_weights)
+        shapley = shapley_from_coalitions(coalitions, self.modalities)
+        full = coalitions[frozenset(self.modalities)]
+        base = coalitions[frozenset()]
+        order = np.lexsort((rows, -full))  # re-sort by the model's exact scores (HNSW scores are close)
+        prev_ranks = {r.item_id: r.rank for r in previous.items} if previous is not None else {}
+        items = []
+        for rank, j in enumerate(order, start=1):
+            item = self.catalog.items[int(rows[j])]
+            items.append(Recommendation(
+                item_id=item.id, title=item.title, rank=rank, score=float(full[j]),
+                modality_weights={m: float(weights[j, i]) for i, m in enumerate(self.modalities)},
+                contributions={m: float(shapley[m][j]) for m in self.modalities},
+                previous_rank=prev_ranks.get(item.id), base=float(base[j])))
+        rank_ms = (time.perf_counter() - start) * 1e3
+        used = {f: self.embeddings.encoder_ids[f] for f in self.embeddings.fields}
+        return RecommendationResult(items=items, latency_ms=encode_ms + rank_ms, encode_ms=encode_ms,
+                                    rank_ms=rank_ms, query_modalities=list(encoded.modalities),
+                                    warnings=list(encoded.warnings), encoder_ids=used, index_kind=kind)
+
+    def rank_of(self, vector: np.ndarray, row: int, exclude: Collection[int] = (),
+                keep: Collection[str] | None = None) -> tuple[float, int]:
+        """(score, 1-based rank) of item `row` with only the `keep` modalities present in IT, against every
+        other non-excluded item with all of its modalities."""
+        scores = self.scores(vector)
+        own = float(self.scores(vector, np.array([row]), keep=keep)[0]) if keep is not None else float(scores[row])
+        others = np.ones(self.n_items, bool)
+        if exclude:
+            others[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = False
+        others[row] = False
+        return own, int((scores[others] > own).sum()) + 1
+
+    def score_item_variants(self, vector: np.ndarray, row: int, variants: dict[str, np.ndarray]) -> np.ndarray:
+        """(n,) scores of item `row` for the query when some of its fields are replaced by the n rows of
+        `variants[field]` (the other fields keep the item's stored rows)."""
+        hook = getattr(self.model, "item_vectors_from_fields", None)
+        if hook is None:
+            raise MissingModalityError(f"{type(self.model).__name__} cannot score modified item features "
+                                       "(it has no item_vectors_from_fields); feature attributions are off")
+        n = len(next(iter(variants.values())))
+        inputs = {f: np.asarray(variants[f], np.float32) if f in variants
+                  else np.repeat(self.embeddings.matrices[f][row][None, :], n, axis=0)
+                  for f in self.embeddings.fields}
+        with single_threaded():
+            vectors = np.asarray(hook(inputs, items=np.full(n, row, dtype=np.int64)), dtype=np.float64)
+        return vectors @ np.asarray(vector, np.float64) + float(self.bias[row])
+
+    def encoder_problem(self, field_name: str) -> str | None:
+        """Why uploads of `field_name` cannot be encoded like the catalog was, or None when they can."""
+        encoder = self.encoders.get(field_name)
+        if encoder is None:
+            return f"no encoder is loaded for field {field_name!r}"
+        stored = self.embeddings.encoder_ids.get(field_name)
+        if encoder.id != stored:
+            return (f"field {field_name!r} was encoded with {stored} but the loaded encoder is {encoder.id}; "
+                    "re-encode the catalog or load the same encoders")
+        return None
