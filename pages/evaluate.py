@@ -1,0 +1,261 @@
+"""Evaluate: stored runs drawn with their protocol beside every chart; start a new run; compare two runs;
+download a run as CSV or JSON."""
+from __future__ import annotations
+
+import re
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import PrismError
+from ui import charts, components, loaders
+from ui.navigation import ensure_frame
+from ui.theme import page_header
+
+ensure_frame()
+
+page_header("Evaluate", "Ranking quality of every stored run — metric@K with 95% bootstrap intervals, training "
+            "curves, ablations — each chart beside the protocol that produced it.")
+ws = loaders.workspace()
+catalog = ws.catalog
+st_store = loaders.store()
+ss = st.session_state
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _record(root: str, run_id: str) -> dict:
+    return loaders.get_store(root).load_run(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _metrics(root: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    from core.runs import metrics_long
+
+    return metrics_long(loaders.get_store(root), list(run_ids))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _curves(root: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    from core.runs import training_curves
+
+    return training_curves(loaders.get_store(root), list(run_ids))
+
+
+def combined_card(records: list[dict]) -> dict[str, str]:
+    """One protocol card for several runs: shared values once, differing ones listed per run."""
+    from core.runs import protocol_card
+
+    cards = [protocol_card(r) for r in records]
+    out: dict[str, str] = {}
+    for key in dict.fromkeys(k for c in cards for k in c):
+        if key in ("created", "model") and len(cards) > 1:  # the chart's legend already tells runs apart
+            continue
+        values = list(dict.fromkeys(_short(str(c.get(key, "—"))) for c in cards))
+        out[key] = values[0] if len(values) == 1 else "differs: " + " | ".join(values)
+    return out
+
+
+def _short(value: str) -> str:
+    # encoder ids keep their weights name and hash, not the hub owner ("sentence-transformers/…")
+    return re.sub(r"(?<![\w.-])[\w.-]+/(?=[\w.-]+@)", "", value)
+
+
+def labels_for(runs: pd.DataFrame) -> dict[str, str]:
+    """A short unique label per run: the model name, plus a date when a name repeats."""
+    dup = runs["name"].duplicated(keep=False)
+    return {rid: (f"{name} · {time.strftime('%m-%d %H:%M', time.localtime(ts))}" if d else name)
+            for rid, name, ts, d in zip(runs["id"], runs["name"], runs["created_at"], dup)}
+
+
+runs = loaders.runs_frame(ws.root, catalog.name, loaders.runs_stamp(st_store, catalog.name))
+tab_results, tab_new, tab_compare = st.tabs(["Results", "New evaluation", "Compare two runs"])
+
+# -- results -----------------------------------------------------------------------------------------
+with tab_results:
+    if runs.empty:
+        st.info(f"No evaluation runs are stored for **{catalog.name}** yet — start one in *New evaluation*.",
+                icon=":material/inbox:")
+    else:
+        labels = labels_for(runs)
+        latest = runs.drop_duplicates("name")["id"].tolist()[:8]  # runs_table is newest first
+        chosen = st.multiselect("Runs", runs["id"].tolist(), default=latest, format_func=labels.get,
+                                key="ev_runs")
+        if not chosen:
+            st.info("Pick at least one run.")
+        else:
+            records = [_record(ws.root, rid) for rid in chosen]
+            card = combined_card(records)
+            long = _metrics(ws.root, tuple(chosen)).copy()
+            long["label"] = long["run_id"].map(labels)
+            kinds = runs.set_index("id")["kind"] if "kind" in runs else pd.Series(dtype=str)
+            long["kind"] = long["run_id"].map(kinds)
+            run_labels = [labels[r] for r in chosen]
+            colors = charts.run_colors(run_labels, [kinds.get(r, "") for r in chosen])
+            metric_names = sorted(long["metric"].unique())
+            ks = sorted(long["k"].dropna().unique().astype(int))
+            c1, c2 = st.columns(2)
+            default_metric = next((m for m in ("recall", "ndcg") if m in metric_names), metric_names[0])
+            metric = c1.selectbox("Metric", metric_names, index=metric_names.index(default_metric),
+                                  key="ev_metric")
+            k = c2.selectbox("K", ks, index=ks.index(20) if 20 in ks else len(ks) - 1, key="ev_k")
+
+            chart, side = st.columns([5, 2], gap="medium")
+            chart.plotly_chart(charts.metric_at_k_lines(long, metric, colors), key="ev_lines")
+            with side:
+                components.protocol_card(card)
+            chart, side = st.columns([5, 2], gap="medium")
+            chart.plotly_chart(charts.metric_bars_ci(long, metric, k, colors), key="ev_bars")
+            with side:
+                components.protocol_card(card)
+
+            curves = _curves(ws.root, tuple(chosen))
+            if not curves.empty:
+                curves = curves.assign(label=curves["run_id"].map(labels))
+                chart, side = st.columns([5, 2], gap="medium")
+                chart.plotly_chart(charts.training_curves_fig(curves, colors), key="ev_curves")
+                with side:
+                    components.protocol_card(card)
+
+            # modality ablation: the fusion model against models that see one modality only
+            at_k = long[(long["k"] == k) & (long["metric"] == metric)]
+            if {"fusion", "single-modality"} <= set(at_k["kind"].dropna()):
+                ablation = at_k[at_k["kind"].isin(["fusion", "single-modality"])]
+                chart, side = st.columns([5, 2], gap="medium")
+                fig = charts.metric_bars_ci(ablation, metric, k, colors)
+                fig.update_layout(title=f"Modality ablation: fusion vs one modality ({metric}@{k})")
+                chart.plotly_chart(fig, key="ev_ablation")
+                with side:
+                    components.protocol_card(card)
+
+            cold_ids = [r["id"] for r in records if "cold" in str(r.get("protocol", {}).get("split", "")).lower()
+                        or "cold" in str(r.get("protocol", {}).get("name", "")).lower()]
+            if cold_ids:
+                cold = long[long["run_id"].isin(cold_ids)]
+                chart, side = st.columns([5, 2], gap="medium")
+                fig = charts.metric_bars_ci(cold, metric, k, colors)
+                fig.update_layout(title=f"Cold-start items (content only): {metric}@{k}")
+                chart.plotly_chart(fig, key="ev_cold")
+                with side:
+                    components.protocol_card(combined_card([r for r in records if r["id"] in cold_ids]),
+                                             title="Protocol (cold start)")
+
+            st.markdown("#### Download a run")
+            d1, d2 = st.columns([2, 2], vertical_alignment="bottom")
+            pick = d1.selectbox("Run", chosen, format_func=labels.get, key="ev_download_run")
+            d3 = d2.container(horizontal=True)
+            from core.runs import run_to_csv, run_to_json
+
+            record = _record(ws.root, pick)
+            d3.download_button("CSV", run_to_csv(record), file_name=f"{pick}.csv", mime="text/csv",
+                               icon=":material/download:", key="ev_csv")
+            d3.download_button("JSON", run_to_json(record), file_name=f"{pick}.json", mime="application/json",
+                               icon=":material/download:", key="ev_json")
+
+# -- a new evaluation ----------------------------------------------------------------------------------
+with tab_new:
+    from core.models.registry import list_models
+
+    ACTIVE = f"active fusion model ({ws.model_id})"
+    options = [ACTIVE, *list_models(ws.embeddings)]
+    with st.form("ev_form"):
+        models = st.multiselect("Models", options, default=[ACTIVE, *[m for m in ("popularity", "itemknn")
+                                                                       if m in options]], key="ev_models")
+        f1, f2, f3 = st.columns(3)
+        split = f1.selectbox("Split", ["auto", "random", "leave-one-out", "temporal", "label"], key="ev_split",
+                             help="auto = the catalog's own split labels when it has them, else random 8:1:1")
+        ks_text = f2.text_input("K values", "5, 10, 20", key="ev_ks")
+        seed = f3.number_input("Seed", 0, 10_000, 0, key="ev_seed")
+        cold = st.checkbox("Also run the cold-start protocol (20% of items held out of training, ranked from "
+                           "content alone)", key="ev_cold", help="Models are trained afresh for it; the active "
+                           "model is skipped there")
+        st.caption("The active model is evaluated as it was trained (split *auto*, seed 0): choose another split "
+                   "or seed only for models trained here, or its numbers are optimistic.")
+        start = st.form_submit_button("Start evaluation", type="primary", icon=":material/play_arrow:")
+    if ss.get("eval_message"):
+        st.success(ss["eval_message"])
+    if start:
+        try:
+            ks_eval = tuple(sorted({int(x) for x in ks_text.replace(" ", "").split(",") if x}))
+            if not ks_eval or min(ks_eval) < 1:
+                raise ValueError
+        except ValueError:
+            st.error("K values must be whole numbers ≥ 1 separated by commas, e.g. `5, 10, 20`.")
+            st.stop()
+        if not models:
+            st.warning("Choose at least one model.")
+            st.stop()
+        from core.evaluation.cold_start import run_cold_start
+        from core.evaluation.protocol import run_evaluation
+        from core.evaluation.splits import build_interaction_data
+        from core.models.registry import build_model
+
+        saved = []
+        with st.status(f"Evaluating {len(models)} model(s) on {catalog.name}…", expanded=True) as status:
+            overall = st.progress(0.0, text="building the split")
+            try:
+                data = build_interaction_data(catalog, ws.embeddings, split=split, seed=int(seed))
+            except PrismError as e:
+                status.update(label="The split could not be built", state="error")
+                components.show_error(e, "Split")
+                st.stop()
+            for i, name in enumerate(models):
+                overall.progress(i / len(models), text=f"{name} ({i + 1}/{len(models)})")
+                epoch_bar = st.progress(0.0, text=f"{name}: training")
+                try:
+                    if name == ACTIVE:
+                        model = ws.model  # trained already: evaluate as it is
+                    else:
+                        model = build_model(name)
+
+                        def _epoch(report, bar=epoch_bar, label=name):
+                            bar.progress(min(1.0, report.epoch / max(report.epochs, 1)),
+                                         text=f"{label}: epoch {report.epoch}/{report.epochs} · "
+                                              f"loss {report.loss:.4f}")
+
+                        model.fit(data, progress=_epoch)
+                    epoch_bar.progress(1.0, text=f"{name}: ranking all items for every test user")
+                    record = run_evaluation(model, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed))
+                    run_id = st_store.save_run(record)
+                    saved.append(run_id)
+                    st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")
+                    if cold and name != ACTIVE:
+                        epoch_bar.progress(0.0, text=f"{name}: cold start — training on warm items")
+                        record = run_cold_start(build_model(name), data, catalog, ws.embeddings, ks=ks_eval,
+                                                seed=int(seed), fit_progress=_epoch)
+                        saved.append(st_store.save_run(record))
+                        st.write(f":material/check_circle: **{name}** (cold start) — saved as `{saved[-1]}`")
+                except (PrismError, ValueError) as e:
+                    st.write(f":material/warning: **{name}** failed: {e}")
+            overall.progress(1.0, text="done")
+            status.update(label=f"Saved {len(saved)} run(s)", state="complete", expanded=False)
+        ss["eval_message"] = f"Saved {len(saved)} run(s): {', '.join(saved)} — see *Results*."
+        st.rerun()
+
+# -- compare two runs ------------------------------------------------------------------------------------
+with tab_compare:
+    if len(runs) < 2:
+        st.info("Two stored runs are needed to compare.")
+    else:
+        labels = labels_for(runs)
+        ids = runs["id"].tolist()
+        a_col, b_col = st.columns(2, gap="large")
+        run_a = a_col.selectbox("Run A", ids, index=0, format_func=labels.get, key="ev_cmp_a")
+        run_b = b_col.selectbox("Run B", ids, index=1, format_func=labels.get, key="ev_cmp_b")
+        long = _metrics(ws.root, (run_a, run_b))
+        table = long.assign(metric_k=long["metric"] + "@" + long["k"].astype(int).astype(str))
+        wide = table.pivot_table(index="metric_k", columns="run_id", values="value", aggfunc="first")
+        for col, rid in ((a_col, run_a), (b_col, run_b)):
+            with col:
+                from core.runs import protocol_card
+
+                components.protocol_card(protocol_card(_record(ws.root, rid)), title=labels[rid])
+                part = table[table["run_id"] == rid][["metric_k", "value", "lo", "hi"]]
+                st.dataframe(part.rename(columns={"metric_k": "metric", "lo": "95% CI low", "hi": "95% CI high"}),
+                             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                                             for c in ("value", "95% CI low", "95% CI high")})
+        if run_a in wide and run_b in wide:
+            diff = pd.DataFrame({"A": wide[run_a], "B": wide[run_b]})
+            diff["B − A"] = diff["B"] - diff["A"]
+            st.markdown("#### Side by side")
+            st.dataframe(diff, column_config={c: st.column_config.NumberColumn(format="%.4f") for c in diff})

@@ -1,0 +1,197 @@
+"""Explain: why one item scored as it did for your query or for a known listener — modality weights, exact
+modality Shapley values, named-feature SHAP, word SHAP, a deletion check and (demo) the generator's truth."""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import PrismError
+from core.recommend import Query
+from ui import charts, components, loaders
+from ui.navigation import ensure_frame
+from ui.theme import MODALITY_LABELS, modality_color, page_header
+
+ensure_frame()
+
+page_header("Explain", "Why an item was recommended: how much each modality counted, which named features "
+            "and which words moved the score.")
+ws = loaders.workspace()
+catalog = ws.catalog
+ss = st.session_state
+titles = {item.id: item.title for item in catalog.items}
+
+target = ss.get("explain_target") or {}
+if target.get("catalog") not in (None, catalog.name):
+    target = {}
+has_query = ss.get("encoded") is not None and ss.get("query_catalog") == catalog.name and ss.get("result")
+
+# -- what to explain ---------------------------------------------------------------------------------
+modes = ["Your query", "A listener"] if has_query else ["A listener"]
+default_mode = "Your query" if has_query and target.get("mode", "query") == "query" else "A listener"
+pick = st.columns([2, 3, 4], gap="medium")
+mode = pick[0].radio("Explain a recommendation for", modes, index=modes.index(default_mode), key="ex_mode",
+                     horizontal=True)
+service = loaders.recommend_service(ws)
+user_id = None
+if mode == "A listener":
+    users = loaders.users_frame(ws.root, catalog.name, ws.stamp, ws)
+    if users.empty:
+        st.info("This catalog has no listeners yet; run a query on the Recommend page to explain it.")
+        st.stop()
+    info = users.set_index("user_id")
+    options = users["user_id"].tolist()
+    wanted = target.get("user_id") if target.get("mode") == "user" else None
+
+    def _user_label(u: str) -> str:
+        dom, kind = info.at[u, "dominant_modality"], info.at[u, "kind"]
+        if isinstance(dom, str):
+            return f"{u} · {MODALITY_LABELS.get(dom, dom).lower()}-driven taste ({kind})"
+        return f"{u} · mixed taste" + (f" ({kind})" if isinstance(kind, str) else "")
+
+    user_id = pick[1].selectbox("Listener", options, index=options.index(wanted) if wanted in options else 0,
+                                format_func=_user_label, key="ex_user",
+                                help="Listeners whose taste lives in one modality come first: their "
+                                     "explanations can be checked against the generator's truth.")
+    recs_key = ("user-recs", catalog.name, ws.stamp, user_id)
+    if recs_key not in ss["explanations"]:
+        try:
+            ss["explanations"][recs_key] = service.recommend(Query(user_id=user_id), k=10)
+        except PrismError as e:
+            components.show_error(e, "Could not rank items for this listener")
+            st.stop()
+    item_options = [r.item_id for r in ss["explanations"][recs_key].items]
+    subject = user_id
+else:
+    item_options = [r.item_id for r in ss["result"].items]
+    subject = ss["encoded"]
+
+wanted_item = target.get("item_id")
+item_id = pick[2].selectbox("Recommended item", item_options,
+                            index=item_options.index(wanted_item) if wanted_item in item_options else 0,
+                            format_func=lambda i: f"#{item_options.index(i) + 1} · {titles[i]} ({i})",
+                            key=f"ex_item_{mode}_{user_id}")
+ss["explain_target"] = {"item_id": item_id, "mode": "user" if user_id else "query", "user_id": user_id,
+                        "catalog": catalog.name}
+
+def explained(part: str, spinner: str):
+    """The explanation `part` ("modalities", "features" or "words") of the chosen item, computed once.
+
+    The parts come one after the other so the modality view (milliseconds) is on screen while the
+    feature-level and word-level SHAP (seconds) are still being computed.
+    """
+    key = ("explanation", part, catalog.name, ws.stamp, user_id or id(ss["encoded"]), item_id)
+    if key not in ss["explanations"]:
+        with st.spinner(spinner):
+            try:
+                ss["explanations"][key] = loaders.explain_service(ws).explain(
+                    subject, item_id, features=part == "features", tokens=part == "words")
+            except PrismError as e:
+                components.show_error(e, f"This item's {part} could not be explained")
+                return None
+    return ss["explanations"][key]
+
+
+exp = explained("modalities", "Computing exact Shapley values over the modalities…")
+if exp is None:
+    st.stop()
+shapley = {m: float(v) for m, v in dict(exp.modality_shapley).items()}
+weights = {m: float(v) for m, v in dict(exp.modality_weights).items()}
+
+# -- the item and the headline numbers --------------------------------------------------------------
+item = catalog.item(item_id)
+head = st.columns([1, 4], gap="large")
+with head[0]:
+    components.item_image(catalog, item)
+    components.item_audio(catalog, item)
+with head[1]:
+    st.subheader(item.title)
+    st.caption(components.item_subtitle(item))
+    if item.text:
+        st.markdown(f"> {item.text}")
+    top = max(shapley, key=lambda m: shapley[m]) if shapley else None
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Score", f"{exp.score:.3f}")
+    m2.metric("Base value (no modality)", f"{exp.base_value:.3f}")
+    m3.metric("Strongest modality", MODALITY_LABELS.get(top, "—"),
+              f"{shapley.get(top, 0):+.3f}" if top else None)
+    deletion = getattr(exp, "deletion", None)
+    if deletion is not None:
+        m4.metric(f"Rank without {MODALITY_LABELS.get(deletion.modality, deletion.modality).lower()}",
+                  f"#{deletion.rank_after}", f"{deletion.rank_before - deletion.rank_after:+d} places",
+                  delta_color="normal")
+
+# -- modality level -----------------------------------------------------------------------------------
+st.markdown("#### Modalities")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.plotly_chart(charts.shapley_waterfall(exp.base_value, shapley, exp.score), key="ex_waterfall")
+    total = sum(shapley.values())
+    st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
+               f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}).")
+with right:
+    series = {"gate weights (model)": weights,
+              "|Shapley| share": {m: abs(v) for m, v in shapley.items()}}
+    truth = loaders.workspace_ground_truth(ws)
+    listener = (truth or {}).get("listeners", {}).get(user_id) if user_id else None
+    if listener:
+        series["generator's truth (taste)"] = {m: v for m, v in listener["modality_weights"].items()
+                                               if m in shapley or m in weights}
+    st.plotly_chart(charts.modality_shares_bar(series, "Modality shares: model, explanation, truth"),
+                    key="ex_shares")
+    if listener:
+        dom = listener.get("dominant_modality")
+        if dom:
+            agree = top == dom
+            st.markdown(f"{':material/check_circle:' if agree else ':material/warning:'} The generator made **{user_id}** a *{listener['kind']}* "
+                        f"listener whose taste lives in **{MODALITY_LABELS.get(dom, dom).lower()}**; the "
+                        f"explanation's strongest modality is **{MODALITY_LABELS.get(top, top).lower()}**.")
+        else:
+            st.markdown(f"The generator gave **{user_id}** a mixed taste ({listener['kind']}): no single "
+                        "modality should dominate.")
+    elif truth is not None and not user_id:
+        st.caption("The demo's ground truth describes simulated listeners; choose *A listener* to compare.")
+
+if deletion is not None:
+    drop = deletion.score_before - deletion.score_after
+    st.markdown(
+        f"**Deletion check** — removing the top-attributed modality "
+        f"(<span style='color:{modality_color(deletion.modality)}'><b>"
+        f"{MODALITY_LABELS.get(deletion.modality, deletion.modality)}</b></span>) moves the score from "
+        f"{deletion.score_before:.3f} to {deletion.score_after:.3f} ({-drop:+.3f}) and the rank from "
+        f"#{deletion.rank_before} to #{deletion.rank_after}.", unsafe_allow_html=True)
+
+# -- feature level ------------------------------------------------------------------------------------
+feature_exp = explained("features", "Computing SHAP over the named features (colours, tempo, timbre…)…")
+features = getattr(feature_exp, "feature_shap", None)
+if isinstance(features, pd.DataFrame) and not features.empty:
+    st.markdown("#### Named features")
+    f_left, f_right = st.columns([3, 2], gap="large")
+    f_left.plotly_chart(charts.feature_shap_bar(features), key="ex_features")
+    f_right.plotly_chart(charts.group_shap_bar(features), key="ex_groups")
+    st.caption("SHAP over named descriptor features (colours, light, edges, texture; timbre, pitch, rhythm…): "
+               "a feature set replaced by the catalog mean. Bar colour = modality.")
+
+word_exp = explained("words", "Computing SHAP over the words of the item's text…")
+tokens = charts.token_pairs(getattr(word_exp, "token_shap", None))
+if tokens:
+    st.markdown("#### Words")
+    st.markdown(f'<div style="font-size:1.05rem">{charts.token_html(tokens)}</div>', unsafe_allow_html=True)
+    st.caption("Green words raised the score, red ones lowered it (SHAP over words of the item's text, "
+               "re-encoded with the text encoder).")
+
+parts = [e for e in (exp, feature_exp, word_exp) if e is not None]
+for note in dict.fromkeys(n for e in parts for n in (getattr(e, "notes", None) or [])):
+    st.info(note, icon=":material/info:")
+timings = {k: v for e in parts for k, v in (getattr(e, "timings_ms", None) or {}).items()
+           if k not in ("encode", "deletion", "modality_shapley") or e is exp}
+if timings:
+    st.caption("Computed in " + " · ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in timings.items()))
+
+with st.expander("Raw numbers"):
+    st.dataframe(pd.DataFrame({"modality": list(shapley), "shapley": list(shapley.values()),
+                               "gate weight": [weights.get(m) for m in shapley]}), hide_index=True)
+    if isinstance(features, pd.DataFrame):
+        st.dataframe(features, hide_index=True)
+    st.markdown(html.escape(f"base value {exp.base_value:.6f}, score {exp.score:.6f}"))

@@ -1,0 +1,61 @@
+"""The studio's figure builders and small HTML components, on hand-made data."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ui import charts
+from ui.theme import MODALITY_COLORS, modality_bar, rank_change
+
+
+def test_waterfall_runs_from_base_to_score():
+    fig = charts.shapley_waterfall(0.10, {"audio": 0.30, "text": -0.05, "image": 0.15}, 0.50)
+    trace = fig.data[0]
+    assert list(trace.measure) == ["absolute", "relative", "relative", "relative", "total"]
+    assert trace.y[0] == 0.10 and trace.y[-1] == 0.50
+    assert trace.y[0] + sum(trace.y[1:-1]) == pytest.approx(trace.y[-1])
+    # canonical order text, image, audio whatever order the values came in
+    assert [s for s in ("Text", "Image", "Audio") if any(s in x for x in trace.x)] == ["Text", "Image", "Audio"]
+    assert "Text" in trace.x[1] and "Audio" in trace.x[3]
+
+
+def test_modality_bar_widths_are_shares_in_modality_colours():
+    html = modality_bar({"text": 1.0, "image": 3.0, "audio": 0.0})
+    assert "width:25.0%" in html and "width:75.0%" in html
+    assert MODALITY_COLORS["text"] in html and MODALITY_COLORS["image"] in html
+    assert MODALITY_COLORS["audio"] not in html  # a zero share draws nothing
+
+
+@pytest.mark.parametrize("rank,previous,had,expected", [
+    (1, 4, True, "↑3"), (5, 3, True, "↓2"), (2, 2, True, "="), (3, None, True, "new"), (3, 1, False, "")])
+def test_rank_change_badge(rank, previous, had, expected):
+    badge = rank_change(rank, previous, had)
+    assert (expected in badge) if expected else badge == ""
+
+
+def test_feature_bar_keeps_the_largest_by_magnitude():
+    frame = pd.DataFrame({"modality": ["audio", "image", "audio", "image"],
+                          "group": ["rhythm", "colour", "timbre", "light"],
+                          "feature": ["tempo", "blue share", "mfcc 1 mean", "brightness mean"],
+                          "value": [120.0, 0.4, -3.0, 0.5], "shap": [0.30, -0.20, 0.01, 0.05]})
+    fig = charts.feature_shap_bar(frame, top=2)
+    assert list(fig.data[0].x) == [-0.20, 0.30]  # ascending so the largest is drawn on top
+    assert fig.data[0].marker.color == (MODALITY_COLORS["image"], MODALITY_COLORS["audio"])
+    groups = charts.group_shap_bar(frame)
+    assert sum(groups.data[0].x) == pytest.approx(0.16)
+
+
+def test_token_html_shades_by_sign_and_escapes():
+    html = charts.token_html([("calm", 0.2), ("<b>", -0.1)])
+    assert "&lt;b&gt;" in html and "16,185,129" in html and "239,68,68" in html
+    assert charts.token_pairs(pd.DataFrame({"token": ["a"], "shap": [0.5]})) == [("a", 0.5)]
+    assert charts.token_pairs(None) == []
+
+
+def test_metric_bars_have_asymmetric_ci():
+    frame = pd.DataFrame({"label": ["a", "b"], "metric": ["recall", "recall"], "k": [10, 10],
+                          "value": [0.3, 0.2], "lo": [0.25, 0.18], "hi": [0.32, 0.27], "kind": ["fusion", "baseline"]})
+    fig = charts.metric_bars_ci(frame, "recall", 10)
+    assert list(fig.data[0].x) == ["a", "b"]
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.02, 0.07])
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.05, 0.02])

@@ -1,0 +1,49 @@
+"""Evaluate: stored runs are drawn with their protocol beside every chart, can be compared and downloaded."""
+from __future__ import annotations
+
+import json
+
+from tests.app.conftest import goto
+
+
+def test_evaluate_draws_stored_runs(app):
+    goto(app, "evaluate")
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    assert len(charts) >= 2  # metric@K curves and the CI bars
+    titles = " ".join(str(c["layout"].get("title", {}).get("text", "")) for c in charts)
+    assert "@K" in titles and "95% CI" in titles
+    bars = next(c for c in charts if "95% CI" in str(c["layout"]["title"]["text"]))
+    assert bars["data"][0]["error_y"]["visible"] is True
+    cards = [m.value for m in app.markdown if "prism-protocol" in m.value]
+    assert len(cards) >= len(charts)  # a protocol card beside every chart
+    assert "split" in cards[0].lower()
+    assert len(app.get("download_button")) == 2
+
+
+def test_compare_two_runs(app):
+    goto(app, "evaluate")
+    a, b = app.selectbox(key="ev_cmp_a"), app.selectbox(key="ev_cmp_b")
+    assert a.value != b.value
+    assert any("B − A" in str(df.value.columns.tolist()) for df in app.dataframe)
+
+
+def test_new_evaluation_runs_and_is_stored(app):
+    from ui.loaders import store
+
+    goto(app, "evaluate")
+    before = len(store().list_runs("demo"))
+    app.multiselect(key="ev_models").set_value(["popularity"])
+    app.text_input(key="ev_ks").input("10, 20")
+    app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert len(store().list_runs("demo")) == before + 1
+    assert "Saved 1 run" in app.session_state["eval_message"]
+
+
+def test_bad_k_values_are_refused(app):
+    goto(app, "evaluate")
+    app.multiselect(key="ev_models").set_value(["popularity"])
+    app.text_input(key="ev_ks").input("ten")
+    app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
+    assert not app.exception
+    assert any("whole numbers" in e.value for e in app.error)

@@ -1,0 +1,33 @@
+"""Home: loads, shows the active catalog and encoders, and the one-click demo query lands on results."""
+from __future__ import annotations
+
+from tests.app.conftest import texts
+
+
+def test_home_shows_catalog_and_encoders(app):
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Items"] == "60"
+    assert metrics["Users"] == "40"
+    page = texts(app)
+    assert "Catalog · demo" in page
+    # every encoder is named by the exact weights id its embeddings were computed with
+    from core.workspace import load_embeddings
+    from ui.loaders import store
+
+    embeddings = load_embeddings(store(), store().load_catalog("demo"))
+    for encoder_id in embeddings.encoder_ids.values():
+        assert encoder_id in page
+    assert "EfficientNet-Lite0" in page or "CLIP" in page
+    active = store().active_model("demo")["id"]
+    assert active in page
+
+
+def test_demo_query_lands_on_recommend_with_results(app):
+    app.button(key="home_demo_query").click().run()
+    assert not app.exception, app.exception
+    result = app.session_state["result"]
+    assert result is not None and len(result.items) == 10
+    assert len({r.item_id for r in result.items}) == 10
+    # the Recommend page is on screen: its inputs and the cards' "Why?" buttons
+    assert app.text_area(key="q_text").value.startswith("calm ambient piano")
+    assert len([b for b in app.button if b.label == "Why?"]) == 10

@@ -1,0 +1,187 @@
+"""The running studio in headless Chromium: a text query, an image + audio upload, an explanation, a corrupt
+upload — with a screenshot of every page in test-artifacts/."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.paths import REPO_ROOT
+from tests.app.demo_env import build_small_demo
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+SAMPLES = REPO_ROOT / "assets" / "samples"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+WAIT_MS = 180_000  # generous: 2 shared cores, and the first query may wait for the encoders to load
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_studio(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """`streamlit run app.py` headless on 127.0.0.1:`port`, its output in `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Wait for the server's health endpoint; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory) -> Iterator[str]:
+    """The studio serving a prebuilt small demo; yields its URL."""
+    root = tmp_path_factory.mktemp("prism-browser")
+    env = build_small_demo(root)
+    env.pop("PRISM_NO_WARMUP")  # as in production: encoders load in the background after Home
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    proc = start_studio(env, port, ARTIFACTS / "streamlit.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def studio_page(studio):
+    """One browser page (one studio session) for the whole scenario."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent; install Debian's chromium to run the browser test")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        pg = context.new_page()
+        pg.set_default_timeout(WAIT_MS)
+        yield pg
+        context.close()
+        browser.close()
+
+
+def idle(pg) -> None:
+    """Wait until the app has finished its script run: no 'Running…' status widget and no stale
+    (greyed-out) elements, twice in a row half a second apart."""
+    check = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+             "!document.querySelector('[data-stale=\"true\"]')")
+    for _ in range(2):
+        pg.wait_for_timeout(500)
+        pg.wait_for_function(check, timeout=WAIT_MS)
+
+
+def nav(pg, label: str) -> None:
+    """Go to a page through the sidebar (the session, uploads and results stay)."""
+    pg.get_by_test_id("stSidebarNav").get_by_text(label, exact=True).click()
+    idle(pg)
+
+
+def shot(pg, name: str) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its own container, so grow the viewport."""
+    height = pg.evaluate("() => Math.max(...[...document.querySelectorAll('section, [data-testid=stMain]')]"
+                         ".map(e => e.scrollHeight), 1000)")
+    pg.set_viewport_size({"width": 1500, "height": min(int(height) + 40, 6000)})
+    pg.wait_for_timeout(400)
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    pg.set_viewport_size({"width": 1500, "height": 1000})
+
+
+def why_buttons(pg):
+    return pg.get_by_role("button", name="Why?", exact=True)
+
+
+def test_studio_end_to_end(studio_page, studio):
+    pg = studio_page
+    # a deep link is the very first request of the fresh server: the page still comes inside the frame
+    pg.goto(f"{studio}/catalog")
+    pg.get_by_text("Active catalog").first.wait_for()
+    assert pg.get_by_test_id("stSidebarNav").get_by_text("Home", exact=True).count() == 1
+    pg.goto(studio)
+    pg.get_by_text("recommendations from words, pictures and sound").wait_for()
+    idle(pg)
+    shot(pg, "1-home")
+
+    # a text query
+    nav(pg, "Recommend")
+    pg.get_by_label("Describe what you want to hear").fill("calm ambient piano for a rainy evening")
+    pg.get_by_role("button", name="Recommend", exact=True).click()
+    pg.get_by_text("ms in all").wait_for()
+    idle(pg)
+    why_buttons(pg).nth(9).wait_for()  # ten result cards
+    shot(pg, "2-recommend-text")
+
+    # an image and an audio clip on top of the text
+    inputs = pg.locator("[data-testid='stFileUploaderDropzoneInput']")
+    inputs.nth(0).set_input_files(str(SAMPLES / "cover.png"))
+    inputs.nth(1).set_input_files(str(SAMPLES / "clip.flac"))
+    pg.get_by_text("clip.flac").first.wait_for()  # both files are in the uploaders
+    pg.get_by_role("button", name="Recommend", exact=True).click()
+    idle(pg)
+    pg.get_by_text("In the query:").wait_for()
+    pg.get_by_text("1 image", exact=False).first.wait_for()
+    pg.get_by_text("1 clip", exact=False).first.wait_for()
+    why_buttons(pg).nth(9).wait_for()  # ten result cards
+    shot(pg, "3-recommend-uploads")
+
+    # one explanation
+    why_buttons(pg).first.click()
+    idle(pg)
+    pg.get_by_text("Exact Shapley values").wait_for()
+    pg.get_by_test_id("stPlotlyChart").nth(1).wait_for()  # the waterfall and the modality shares
+    pg.locator(".js-plotly-plot").first.wait_for()
+    shot(pg, "4-explain")
+
+    # a corrupt upload: an error saying what to fix, and the results stay
+    nav(pg, "Recommend")
+    why_buttons(pg).nth(9).wait_for()  # ten result cards
+    pg.locator("[data-testid='stFileUploaderDropzoneInput']").nth(0).set_input_files(
+        str(SAMPLES / "corrupt.png"))
+    pg.get_by_text("corrupt.png").first.wait_for()
+    pg.get_by_role("button", name="Recommend", exact=True).click()
+    idle(pg)
+    error = pg.get_by_test_id("stAlertContentError").filter(has_text="corrupt.png")
+    error.first.wait_for()
+    assert "not added" in error.first.inner_text()
+    why_buttons(pg).nth(9).wait_for()  # ten result cards
+    shot(pg, "5-recommend-corrupt-upload")
+
+    for label, name, ready in (("Evaluate", "6-evaluate", "Download a run"), ("Catalog", "7-catalog", "Must have"),
+                               ("Train", "8-train", "Saved models")):
+        nav(pg, label)
+        pg.get_by_text(ready).first.wait_for()
+        idle(pg)
+        assert pg.get_by_test_id("stException").count() == 0, f"{label} raised"
+        shot(pg, name)

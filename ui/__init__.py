@@ -1,0 +1,1 @@
+"""Streamlit-side helpers of the Prism studio: cached loaders, session state, theme and components."""

@@ -1,0 +1,130 @@
+"""Reusable pieces of the studio's pages: the sidebar, item media, result cards, protocol cards."""
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.catalog.model import Catalog, Item
+from ui import state
+from ui.theme import MODALITY_LABELS, modality_bar, modality_color, rank_change
+
+
+def backend_label(encoder_id: str) -> str:
+    """A human name for the weights behind an encoder id."""
+    low = encoder_id.lower()
+    if low.startswith("precomputed:"):
+        return "precomputed features"
+    if "clip" in low:
+        return "CLIP" + (" (random weights)" if "random" in low else "")
+    if "efficientnet" in low:
+        return "EfficientNet-Lite0 (offline)"
+    if "minilm" in low or "sentence-transformers" in low:
+        return "MiniLM sentence encoder"
+    if "descriptor" in low or "librosa" in low:
+        return "named descriptor"
+    return "encoder"
+
+
+def sidebar(ws, catalog_names: list[str]) -> None:
+    """The shared sidebar: catalog picker, encoders with their weights ids, the active model."""
+    with st.sidebar:
+        current = ws.catalog.name
+        options = catalog_names if current in catalog_names else [current, *catalog_names]
+        st.session_state["sidebar_catalog"] = current  # follows switches made elsewhere (e.g. after an import)
+        st.selectbox("Active catalog", options, key="sidebar_catalog",
+                     on_change=lambda: state.set_catalog(st.session_state["sidebar_catalog"]),
+                     help="Every page works on this catalog; import more on the Catalog page.")
+        users = ws.catalog.interactions["user_id"].nunique() if len(ws.catalog.interactions) else 0
+        present = ws.embeddings.modalities
+        chips = "".join(f'<span class="prism-chip" style="background:{modality_color(m)}">'
+                        f'{MODALITY_LABELS[m]}</span>' for m in present)
+        st.markdown(f"{len(ws.catalog.items):,} items · {users:,} users<br>{chips}", unsafe_allow_html=True)
+        st.markdown("**Encoders**")
+        lines = []
+        for field_name, enc_id in ws.embeddings.encoder_ids.items():
+            modality = ws.embeddings.modality_of.get(field_name, "")
+            lines.append(f'<span class="prism-dot" style="background:{modality_color(modality)}"></span> '
+                         f'<b>{html.escape(field_name)}</b> — '
+                         f'{html.escape(backend_label(enc_id))}<br><code>{html.escape(enc_id)}</code>')
+        st.markdown(f'<div class="prism-sidebar-small">{"<br>".join(lines)}</div>', unsafe_allow_html=True)
+        st.markdown("**Active model**")
+        cfg = ws.model_config or {}
+        details = " · ".join(str(x) for x in (cfg.get("strategy"), f"dim {cfg['dim']}" if "dim" in cfg else None,
+                                               cfg.get("loss")) if x)
+        st.markdown(f'<div class="prism-sidebar-small"><code>{html.escape(ws.model_id or "—")}</code>'
+                    f'<br>{html.escape(details)}</div>', unsafe_allow_html=True)
+
+
+def item_image(catalog: Catalog, item: Item) -> None:
+    """The item's cover, or a hatched placeholder when it has none (or the file is gone)."""
+    path = catalog.media_path(item.image)
+    if path is not None and Path(path).is_file():
+        st.image(str(path), width="stretch")
+    else:
+        st.markdown('<div class="prism-missing">no cover</div>', unsafe_allow_html=True)
+
+
+def item_audio(catalog: Catalog, item: Item) -> None:
+    """The item's clip as an audio player, or a caption when it has none."""
+    path = catalog.media_path(item.audio)
+    if path is not None and Path(path).is_file():
+        st.audio(str(path), format=_audio_mime(path))
+    else:
+        st.caption("no audio clip")
+
+
+def _audio_mime(path: Path) -> str:
+    return {".flac": "audio/flac", ".wav": "audio/wav", ".ogg": "audio/ogg", ".mp3": "audio/mpeg"}.get(
+        Path(path).suffix.lower(), "audio/wav")
+
+
+def item_subtitle(item: Item) -> str:
+    """A short line of metadata under a title (artist · genre · mood, when known)."""
+    meta = item.metadata or {}
+    parts = [meta.get(k) for k in ("artist", "genre", "mood") if meta.get(k)]
+    return " · ".join(str(p) for p in parts)
+
+
+def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Callable[[str, bool], None],
+                on_why: Callable[[str], None]) -> None:
+    """One recommendation: cover, rank (and its change), title, audio, score, modality-weight bar, actions."""
+    item = catalog.item(rec.item_id)
+    with st.container(border=True):
+        item_image(catalog, item)
+        badge = rank_change(rec.rank, getattr(rec, "previous_rank", None), had_previous)
+        st.markdown(f'<div class="prism-card-title"><span class="prism-rankno">{rec.rank}</span>'
+                    f'{html.escape(item.title)}{badge}</div>'
+                    f'<div class="prism-card-meta">{html.escape(item_subtitle(item))}</div>',
+                    unsafe_allow_html=True)
+        item_audio(catalog, item)
+        weights = dict(getattr(rec, "modality_weights", {}) or {})
+        shares = " ".join(f'<span style="color:{modality_color(m)}" title="{MODALITY_LABELS[m]}">'
+                          f'{m[0].upper()} {weights[m]:.0%}</span>' for m in ("text", "image", "audio")
+                          if m in weights)
+        st.markdown(f'<span class="prism-score">score {rec.score:.3f}</span>'
+                    f'<span class="prism-card-meta" style="float:right">{shares}</span>'
+                    f'{modality_bar(weights)}', unsafe_allow_html=True)
+        row = st.container(horizontal=True, gap="small", wrap=False)
+        row.button("", icon=":material/thumb_up:", key=f"like_{rec.item_id}", help="More like this", on_click=on_feedback,
+                   args=(rec.item_id, True))
+        row.button("", icon=":material/thumb_down:", key=f"dislike_{rec.item_id}", help="Less like this", on_click=on_feedback,
+                   args=(rec.item_id, False))
+        if row.button("Why?", key=f"why_{rec.item_id}", help="Open the explanation of this result",
+                      type="tertiary"):
+            on_why(rec.item_id)
+
+
+def protocol_card(card: Mapping[str, Any], title: str = "Protocol") -> None:
+    """The protocol a result was produced under, drawn as a small card beside its chart."""
+    rows = "".join(f"<div><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</div>" for k, v in card.items())
+    st.markdown(f'<div class="prism-protocol"><div><b>{html.escape(title)}</b></div>{rows}</div>',
+                unsafe_allow_html=True)
+
+
+def show_error(error: Exception, what: str) -> None:
+    """A PrismError as an st.error saying what failed and what to fix; the session goes on."""
+    st.error(f"**{what}** — {error}", icon=":material/error:")

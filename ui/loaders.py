@@ -1,0 +1,422 @@
+"""Every heavy object of the studio, loaded once per server through `st.cache_resource` — here and only here.
+
+The first start builds what is missing (the demo catalog, its embeddings, the demo model) with visible
+progress; later starts load everything from the store in seconds. Cached functions take their inputs as
+arguments: the data folder, the catalog name and a *stamp* that changes whenever the stored catalog or its
+active model changes, so a new import or a newly trained model is picked up without a restart. Nothing
+per-user is cached here (uploads and feedback live in `ui.state`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.catalog.model import Catalog
+from core.embeddings import EmbeddingSet
+from core.errors import PrismError
+from core.paths import data_dir
+from core.store import Store
+
+if TYPE_CHECKING:
+    from core.explain import ExplainService
+    from core.recommend import RecommendService
+
+log = logging.getLogger(__name__)
+
+DEMO_CATALOG = "demo"
+_BOOT_LOCK = threading.Lock()  # two sessions starting at once must not build the demo twice
+
+
+class NotReady(Exception):
+    """The stored catalog lacks its embeddings or active model; `workspace()` builds them."""
+
+
+@dataclass
+class Workspace:
+    """What every page needs about the active catalog: the catalog, its embeddings and its active model."""
+
+    root: str  # data folder
+    catalog: Catalog
+    embeddings: EmbeddingSet
+    model: Any  # core.models.fusion.FusionRecommender
+    model_id: str
+    model_config: dict[str, Any]
+    stamp: str  # changes whenever the stored catalog or its active model changes
+    loaded_s: float  # seconds the load took (shown in the sidebar)
+
+
+# -- the store and the encoders ---------------------------------------------------------------------
+def data_root() -> str:
+    """The data folder as a string (a cache key): $PRISM_DATA_DIR or .prism/."""
+    return str(data_dir())
+
+
+@st.cache_resource(show_spinner=False)
+def get_store(root: str) -> Store:
+    """The store under `root` (one per server and folder)."""
+    return Store(root)
+
+
+def store() -> Store:
+    """The store of the current data folder."""
+    return get_store(data_root())
+
+
+def encoder_config_key() -> str:
+    """The encoder configuration from the environment, as a JSON cache key."""
+    from core.encoders.factory import EncoderConfig
+
+    return json.dumps(asdict(EncoderConfig.from_env()), sort_keys=True)
+
+
+@st.cache_resource(show_spinner=False)
+def get_encoders(config_key: str) -> dict[str, Any]:
+    """The encoders (field -> Encoder) for a configuration key from `encoder_config_key()`."""
+    from core.encoders.factory import EncoderConfig, build_encoders
+
+    return build_encoders(EncoderConfig(**json.loads(config_key)))
+
+
+def encoders() -> dict[str, Any]:
+    """The encoders of the current configuration (a spinner while they load, once per server)."""
+    with st.spinner("Loading the encoders (once per server)…"):
+        return get_encoders(encoder_config_key())
+
+
+def demo_config():
+    """The demo catalog's configuration ($PRISM_DEMO_TRACKS / $PRISM_DEMO_LISTENERS size it)."""
+    from core.catalog.demo import DemoConfig
+
+    return DemoConfig.from_env()
+
+
+# -- the active catalog ---------------------------------------------------------------------------
+def catalog_names(st_store: Store) -> list[str]:
+    """Stored catalog names, oldest first."""
+    return st_store.list_catalogs()["name"].tolist()
+
+
+def catalog_stamp(st_store: Store, name: str) -> str:
+    """A cheap fingerprint of the stored catalog and its active model (two SQLite lookups)."""
+    with st_store.transaction() as con:
+        row = con.execute("SELECT created_at, content_hash FROM catalogs WHERE name = ?", (name,)).fetchone()
+        model = con.execute("SELECT id FROM models WHERE catalog = ? AND active = 1", (name,)).fetchone()
+    return f"{row[0] if row else 0}:{row[1] if row else ''}:{model[0] if model else ''}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_workspace(root: str, name: str, stamp: str) -> Workspace:
+    """Load the catalog, its embeddings and active model from the store; NotReady when one is missing."""
+    from core.workspace import load_active_model, load_embeddings
+
+    t0 = time.perf_counter()
+    st_store = get_store(root)
+    if not st_store.has_catalog(name):
+        raise NotReady(f"catalog {name!r} is not stored yet")
+    catalog = st_store.load_catalog(name)
+    embeddings = load_embeddings(st_store, catalog)
+    if embeddings is None:
+        raise NotReady(f"catalog {name!r} has no embeddings for its current content")
+    model = load_active_model(st_store, catalog, embeddings)
+    if model is None:
+        raise NotReady(f"catalog {name!r} has no usable active model")
+    record = st_store.active_model(name) or {"id": "", "config": {}}
+    return Workspace(root=root, catalog=catalog, embeddings=embeddings, model=model, model_id=record["id"],
+                     model_config=record["config"], stamp=stamp, loaded_s=time.perf_counter() - t0)
+
+
+def active_catalog_name(st_store: Store) -> str:
+    """This session's catalog: the one picked in the sidebar, else the demo (built on first start)."""
+    name = st.session_state.get("catalog_name")
+    names = catalog_names(st_store)
+    if name in names:
+        return name
+    return DEMO_CATALOG if DEMO_CATALOG in names or not names else names[0]
+
+
+def workspace(name: str | None = None) -> Workspace:
+    """The active catalog's workspace; builds what is missing (with progress on screen) on first use."""
+    root = data_root()
+    st_store = get_store(root)
+    name = name or active_catalog_name(st_store)
+    try:
+        return _load_workspace(root, name, catalog_stamp(st_store, name))
+    except NotReady:
+        pass
+    with _BOOT_LOCK:  # another session may have finished it while we waited
+        try:
+            return _load_workspace(root, name, catalog_stamp(st_store, name))
+        except NotReady:
+            _bootstrap(st_store, name)
+    return _load_workspace(root, name, catalog_stamp(st_store, name))
+
+
+def _bootstrap(st_store: Store, name: str) -> None:
+    """Build the catalog's missing pieces in the store, each step with a progress bar."""
+    from core.workspace import ensure_model, prepare_embeddings
+
+    with st.status("Preparing the studio — first start only, later starts take seconds…",
+                   expanded=True) as status:
+        try:
+            if name == DEMO_CATALOG:
+                cfg = demo_config()
+                st.write(f"**1 / 4** Generating the demo catalog ({cfg.n_tracks} tracks with covers and audio "
+                         f"clips, {cfg.n_listeners} listeners)")
+                from core.catalog.demo import ensure_demo_catalog
+
+                catalog = ensure_demo_catalog(st_store, cfg, progress=_bar_callback())
+            else:
+                catalog = st_store.load_catalog(name)
+            st.write("**2 / 4** Loading the encoders")
+            encs = encoders()
+            st.write(f"**3 / 4** Encoding {len(catalog.items)} items (text, images, audio)")
+            embeddings = prepare_embeddings(st_store, catalog, encs, progress=_bar_callback())
+            st.write("**4 / 4** Training the fusion model")
+            ensure_model(st_store, catalog, embeddings, progress=_epoch_callback())
+        except Exception as e:  # the boundary of the first start: say what failed, offer a way back
+            log.exception("preparing catalog %s failed", name)
+            status.update(label=f"Catalog {name!r} could not be prepared", state="error", expanded=True)
+            st.error(f"**{type(e).__name__}**: {e}", icon=":material/error:")
+            fallback = DEMO_CATALOG if name != DEMO_CATALOG else None
+            if fallback:
+                from ui import state
+
+                st.button(f"Back to the {fallback} catalog", on_click=state.set_catalog, args=(fallback,),
+                          type="primary", key="boot_back")
+            st.stop()
+        status.update(label="Studio ready", state="complete", expanded=False)
+
+
+def _bar_callback():
+    """A progress(done, total, message) callback drawing one st.progress bar."""
+    bar = st.progress(0.0)
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{message} ({done}/{total})" if message else None)
+
+    return progress
+
+
+def _epoch_callback():
+    """A progress(EpochReport) callback drawing a bar and the loss so far."""
+    bar = st.progress(0.0)
+
+    def progress(report) -> None:
+        metric = (f" · valid {report.metric_name or 'metric'} {report.valid_metric:.3f}"
+                  if report.valid_metric is not None else "")
+        bar.progress(min(1.0, report.epoch / max(report.epochs, 1)),
+                     text=f"epoch {report.epoch}/{report.epochs} · loss {report.loss:.4f}{metric}")
+
+    return progress
+
+
+# -- services -----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _recommend_service(root: str, name: str, stamp: str, encoder_key: str, _ws: Workspace,
+                       _encoders: dict[str, Any]) -> RecommendService:
+    from core.recommend import RecommendService
+
+    return RecommendService(_ws.catalog, _ws.embeddings, _ws.model, _encoders)
+
+
+def recommend_service(ws: Workspace) -> RecommendService:
+    """The recommend service of the workspace (with the current encoders)."""
+    key = encoder_config_key()
+    return _recommend_service(ws.root, ws.catalog.name, ws.stamp, key, ws, encoders())
+
+
+def explain_budget() -> tuple[int | None, int | None]:
+    """SHAP evaluation budgets (named features, words) from $PRISM_EXPLAIN_FEATURE_EVALS and
+    $PRISM_EXPLAIN_TOKEN_EVALS; None keeps the explainer's defaults."""
+    def read(var: str) -> int | None:
+        value = os.environ.get(var)
+        if not value:
+            return None
+        try:
+            return max(2, int(value))
+        except ValueError as e:
+            raise ValueError(f"${var}={value!r} is not a whole number; unset it or give e.g. 200") from e
+
+    return read("PRISM_EXPLAIN_FEATURE_EVALS"), read("PRISM_EXPLAIN_TOKEN_EVALS")
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _explain_service(root: str, name: str, stamp: str, encoder_key: str, budget: tuple[int | None, int | None],
+                     _service: RecommendService) -> ExplainService:
+    from core.explain import ExplainConfig, ExplainService
+
+    config = ExplainConfig()
+    features, tokens = budget
+    config = replace(config, **({"feature_evals": features} if features else {}),
+                                 **({"token_evals": tokens} if tokens else {}))
+    return ExplainService(_service, config)
+
+
+def explain_service(ws: Workspace) -> ExplainService:
+    """The explain service of the workspace."""
+    key = encoder_config_key()
+    return _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), recommend_service(ws))
+
+
+def encoder_mismatch(ws: Workspace, encs: dict[str, Any]) -> list[str]:
+    """Fields whose stored embeddings came from other weights than the encoders loaded now."""
+    return [f for f, e in encs.items() if f in ws.embeddings.encoder_ids and ws.embeddings.encoder_ids[f] != e.id]
+
+
+def warm_up_in_background(ws: Workspace) -> None:
+    """Load the encoders and services (and compile shap's kernels) in a thread, so the first query and the
+    first explanation do not wait for them."""
+    key = encoder_config_key()
+    if os.environ.get("PRISM_NO_WARMUP") or st.session_state.get("_warm_started"):
+        return
+    st.session_state["_warm_started"] = True
+    ctx = None
+    try:
+        from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+    except ImportError:  # pragma: no cover - older streamlit
+        add_script_run_ctx = None
+    thread = threading.Thread(target=_warm_up, args=(ws, key), daemon=True, name="prism-warm-up")
+    if ctx is not None and add_script_run_ctx is not None:
+        add_script_run_ctx(thread, ctx)
+    thread.start()
+
+
+_WARMED: set[str] = set()  # explain services whose shap kernels are compiled (once per process)
+
+
+def _warm_up(ws: Workspace, key: str) -> None:
+    try:
+        service = _recommend_service(ws.root, ws.catalog.name, ws.stamp, key, ws, get_encoders(key))
+        _encode_samples(service)
+        explainer = _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
+        if "shap" not in _WARMED and hasattr(explainer, "warm_up"):
+            _WARMED.add("shap")
+            explainer.warm_up()
+    except Exception:  # a warm-up only saves time; the page that needs these reports any real error
+        log.debug("warm-up failed", exc_info=True)
+
+
+def _encode_samples(service: RecommendService) -> None:
+    """Encode the sample cover and clip once: first calls compile kernels (librosa's numba, torch's)."""
+    from core.paths import REPO_ROOT
+    from core.recommend import Query, Upload
+
+    samples = REPO_ROOT / "assets" / "samples"
+    query = Query(text="warm up", images=[Upload("cover.png", (samples / "cover.png").read_bytes())],
+                  audio=[Upload("clip.flac", (samples / "clip.flac").read_bytes())])
+    service.encode_query(query)
+
+
+# -- derived tables (st.cache_data) ----------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def items_frame(root: str, name: str, stamp: str, _ws: Workspace) -> pd.DataFrame:
+    """One row per item: id, title, text, which modalities it has, media paths and metadata columns."""
+    catalog = _ws.catalog
+    rows = []
+    for item in catalog.items:
+        row = {"id": item.id, "title": item.title, "text": item.text or "",
+               "has_text": item.has("text"), "has_image": item.has("image"), "has_audio": item.has("audio"),
+               "image_path": str(catalog.media_path(item.image)) if item.image else "",
+               "audio_path": str(catalog.media_path(item.audio)) if item.audio else ""}
+        for key, value in item.metadata.items():
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                row[f"meta.{key}"] = value
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    inter = catalog.interactions
+    counts = inter["item_id"].astype(str).value_counts() if len(inter) else pd.Series(dtype=int)
+    frame["interactions"] = frame["id"].map(counts).fillna(0).astype(int)
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def gate_frame(root: str, name: str, stamp: str, _ws: Workspace) -> pd.DataFrame:
+    """Per-item modality weights of the active model (rows = items, columns = modalities)."""
+    weights = np.asarray(_ws.model.gate_weights(), dtype=float)
+    return pd.DataFrame(weights, columns=list(_ws.model.modalities), index=_ws.catalog.item_ids)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws: Workspace) -> pd.DataFrame:
+    """2-D coordinates of every item: PCA or t-SNE of the joint model vectors or of one modality's fields."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    ids = _ws.catalog.item_ids
+    if space == "joint":
+        x = np.asarray(_ws.model.item_vectors(), dtype=np.float32)
+        keep = np.ones(len(ids), dtype=bool)
+    else:
+        fields = _ws.embeddings.fields_of(space)
+        x = np.concatenate([_ws.embeddings.matrices[f] for f in fields], axis=1)
+        keep = _ws.embeddings.modality_mask(space)
+        # the embedding set may order items differently from the catalog
+        order = [_ws.embeddings.item_ids.index(i) for i in ids] if _ws.embeddings.item_ids != ids else None
+        if order is not None:
+            x, keep = x[order], keep[order]
+    x = x[keep]
+    if method == "t-SNE" and len(x) > 5:
+        perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(x)
+    else:
+        xy = PCA(n_components=2, random_state=0).fit_transform(x)
+    return pd.DataFrame({"item_id": np.asarray(ids)[keep], "x": xy[:, 0], "y": xy[:, 1]})
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def ground_truth(media_root: str) -> dict[str, Any] | None:
+    """The demo generator's ground truth beside the media, or None for other catalogs."""
+    from core.catalog.demo import load_ground_truth
+
+    try:
+        return load_ground_truth(media_root)
+    except PrismError:
+        return None
+
+
+def workspace_ground_truth(ws: Workspace) -> dict[str, Any] | None:
+    """Ground truth of the workspace's catalog when it is a demo catalog."""
+    if ws.catalog.metadata.get("source") != "demo" or ws.catalog.media_root is None:
+        return None
+    return ground_truth(str(ws.catalog.media_root))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def users_frame(root: str, name: str, stamp: str, _ws: Workspace) -> pd.DataFrame:
+    """Known users with their interaction counts and (demo) ground-truth kind and dominant modality."""
+    inter = _ws.catalog.interactions
+    counts = inter["user_id"].astype(str).value_counts()
+    frame = pd.DataFrame({"user_id": counts.index, "interactions": counts.values})
+    truth = workspace_ground_truth(_ws)
+    listeners = (truth or {}).get("listeners", {})
+    frame["kind"] = frame["user_id"].map(lambda u: listeners.get(u, {}).get("kind"))
+    frame["dominant_modality"] = frame["user_id"].map(lambda u: listeners.get(u, {}).get("dominant_modality"))
+    # listeners with a dominant modality first: the ones whose explanations can be checked
+    frame["_order"] = frame["dominant_modality"].isna()
+    return frame.sort_values(["_order", "user_id"]).drop(columns="_order").reset_index(drop=True)
+
+
+def runs_stamp(st_store: Store, name: str) -> str:
+    """Changes whenever a run of the catalog is saved or deleted."""
+    with st_store.transaction() as con:
+        row = con.execute("SELECT COUNT(*), MAX(created_at) FROM runs WHERE catalog = ?", (name,)).fetchone()
+    return f"{row[0]}:{row[1]}"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def runs_frame(root: str, name: str, stamp: str) -> pd.DataFrame:
+    """The catalog's stored runs as one row each (core.runs.runs_table)."""
+    from core.runs import runs_table
+
+    return runs_table(get_store(root), name)

@@ -1,0 +1,89 @@
+"""The studio's look: one colour and icon per modality, the CSS, and plotly defaults."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+MODALITY_COLORS: dict[str, str] = {"text": "#3B82F6", "image": "#F59E0B", "audio": "#10B981"}
+MODALITY_ICONS: dict[str, str] = {"text": ":material/notes:", "image": ":material/image:",
+                                  "audio": ":material/graphic_eq:"}  # markdown and widget labels only
+MODALITY_LABELS: dict[str, str] = {"text": "Text", "image": "Image", "audio": "Audio"}
+NEUTRAL = "#94A3B8"  # bias / base value / anything that is not a modality
+POSITIVE, NEGATIVE = "#10B981", "#EF4444"
+PRIMARY = "#6D28D9"
+
+
+def modality_color(modality: str) -> str:
+    """The modality's colour; grey for anything else (bias, id part)."""
+    return MODALITY_COLORS.get(modality, NEUTRAL)
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (ASSETS / "style.css").read_text(encoding="utf-8")
+
+
+def inject_css() -> None:
+    """Apply the studio stylesheet (cards, badges, modality bars) to the current page."""
+    st.html(f"<style>{_css()}</style>")
+
+
+def modality_bar(weights: dict[str, float], height: int = 8) -> str:
+    """A small horizontal stacked bar (HTML) of modality weights, each part in its modality's colour."""
+    total = sum(max(0.0, float(v)) for v in weights.values()) or 1.0
+    parts = []
+    for m in ("text", "image", "audio"):
+        if m not in weights:
+            continue
+        share = max(0.0, float(weights[m])) / total
+        if share <= 0:
+            continue
+        parts.append(f'<span class="prism-bar-part" title="{MODALITY_LABELS[m]} {share:.0%}" '
+                     f'style="width:{share * 100:.1f}%;background:{modality_color(m)}"></span>')
+    return f'<div class="prism-bar" style="height:{height}px">{"".join(parts)}</div>'
+
+
+def modality_legend(modalities: list[str] | None = None) -> str:
+    """An inline legend of modality colours (HTML)."""
+    mods = modalities or list(MODALITY_COLORS)
+    return " ".join(f'<span class="prism-legend"><span class="prism-dot" style="background:{modality_color(m)}">'
+                    f'</span>{MODALITY_LABELS.get(m, m)}</span>' for m in mods)
+
+
+def rank_change(rank: int, previous_rank: int | None, had_previous: bool) -> str:
+    """The rank change badge (HTML): ↑3, ↓2, = or new; empty before the first re-rank."""
+    if not had_previous:
+        return ""
+    if previous_rank is None:
+        return '<span class="prism-rank prism-new">new</span>'
+    delta = previous_rank - rank
+    if delta > 0:
+        return f'<span class="prism-rank prism-up">↑{delta}</span>'
+    if delta < 0:
+        return f'<span class="prism-rank prism-down">↓{-delta}</span>'
+    return '<span class="prism-rank prism-same">=</span>'
+
+
+def style_figure(fig: go.Figure, height: int = 320, legend: bool = True) -> go.Figure:
+    """Shared plotly layout: compact margins, light grid, the studio font."""
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=legend,
+        plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=None),
+        font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),
+    )
+    fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
+    fig.update_yaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
+    return fig
+
+
+def page_header(title: str, subtitle: str) -> None:
+    """The page title with a one-line explanation under it."""
+    inject_css()
+    st.title(title)
+    st.markdown(f'<p class="prism-subtitle">{subtitle}</p>', unsafe_allow_html=True)
