@@ -1,0 +1,1 @@
+"""Scripts that measure Prism and print tables; never asserted in tests."""
