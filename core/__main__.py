@@ -1,7 +1,12 @@
 """`python -m core …`: the command line (see core.cli)."""
 from __future__ import annotations
 
-from core.cli import main
+import os
+
+# OpenMP threads that busy-wait starve each other on a shared CPU; must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from core.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

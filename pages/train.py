@@ -39,8 +39,10 @@ with left:
         c1, c2 = st.columns(2)
         dim = c1.select_slider("Dimension", [16, 32, 64, 128, 256], value=preset.dim if preset.dim in
                                (16, 32, 64, 128, 256) else 64, key="tr_dim")
-        loss = c2.radio("Loss", ["bpr", "bce"], index=["bpr", "bce"].index(preset.loss) if preset.loss in
-                        ("bpr", "bce") else 0, horizontal=True, key="tr_loss")
+        losses = ["softmax", "bpr", "bce"]
+        loss = c2.radio("Loss", losses, index=losses.index(preset.loss) if preset.loss in losses else 0,
+                        horizontal=True, key="tr_loss",
+                        help="softmax: sampled softmax over the negatives · bpr: pairwise · bce: pointwise")
         epochs = c1.number_input("Epochs (max)", 1, 500, int(preset.epochs), key="tr_epochs")
         lr = c2.number_input("Learning rate", 1e-5, 1.0, float(preset.lr), format="%.4f", key="tr_lr")
         with st.expander("More options"):

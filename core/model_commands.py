@@ -1,0 +1,156 @@
+"""Command line for fusion models: `python -m core train`, `models list|activate`, `explain-check`.
+
+`train` fits a fusion model on a stored catalog (the catalog's preset, with any setting overridden from the
+command line), selects it on the validation split, saves it as safetensors + JSON and makes it the
+catalog's active model, the one the app and the recommend service use.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import fields, replace
+from typing import Any
+
+from core.store import Store
+
+_CASTS = {"int": int, "float": float, "str": str, "bool": lambda v: str(v).lower() in ("1", "true", "yes", "on")}
+
+
+def _load_catalog(store: Store, name: str) -> Any:
+    """A stored catalog; 'demo' is built (and encoded later) when missing."""
+    if name == "demo":
+        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+        from core.cli import TqdmProgress
+
+        with TqdmProgress("demo catalog") as bar:
+            return ensure_demo_catalog(store, DemoConfig.from_env(), bar)
+    return store.load_catalog(name)
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
+    p.add_argument("--preset", help="start from this catalog preset (default: the catalog's own, else 'demo')")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one fusion setting, e.g. --set strategy=weighted --set epochs=30 "
+                        "(repeatable; see FusionConfig)")
+    p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("--no-activate", action="store_true", help="save the model without making it active")
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """{name: typed value} from NAME=VALUE strings; an unknown name or a bad value says what to write."""
+    from core.models.fusion import FusionConfig
+
+    types = {f.name: str(f.type) for f in fields(FusionConfig)}  # "int", "float", "str", "bool"
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in types:
+            raise ValueError(f"--set {pair!r}: write NAME=VALUE with NAME one of {sorted(types)}")
+        kind = types[name]
+        try:
+            out[name] = _CASTS[kind](value)
+        except ValueError:
+            what = {"int": "a whole number", "float": "a number"}.get(kind, kind)
+            raise ValueError(f"--set {pair!r}: {name} takes {what}") from None
+    return out
+
+
+def _run_train(args: argparse.Namespace, store: Store) -> int:
+    from core.cli import TqdmProgress
+    from core.models.fusion import PRESETS
+    from core.workspace import prepare_embeddings, train_model
+
+    if args.preset is not None and args.preset not in PRESETS:
+        print(f"error: --preset {args.preset!r} is not one of {sorted(PRESETS)}", file=sys.stderr)
+        return 2
+    try:
+        overrides = _parse_overrides(args.set)
+        base = PRESETS[args.preset or (args.catalog if args.catalog in PRESETS else "demo")]
+        config = replace(base, **overrides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    catalog = _load_catalog(store, args.catalog)
+    with TqdmProgress(f"embeddings of {catalog.name}") as bar:
+        embeddings = prepare_embeddings(store, catalog, progress=bar)
+    t0 = time.perf_counter()
+    with TqdmProgress(f"training {config.strategy}") as bar:
+        def progress(report: Any) -> None:
+            valid = "" if report.valid_metric is None else f" · {report.metric_name} {report.valid_metric:.4f}"
+            bar(report.epoch, report.epochs, f"loss {report.loss:.4f}{valid}")
+
+        model_id, model = train_model(store, catalog, embeddings, config=config, progress=progress,
+                                      split=args.split, seed=args.seed, activate=not args.no_activate)
+    best = getattr(model, "best_epoch", None)
+    print(f"model {model_id}: {config.strategy}, {config.dim}-d, loss {config.loss}, "
+          f"{time.perf_counter() - t0:.1f} s" + (f", best epoch {best}" if best is not None else ""))
+    print("  encoders: " + ", ".join(f"{f} {e}" for f, e in embeddings.encoder_ids.items()))
+    print("  active" if not args.no_activate else "  saved (not active; `models activate` to use it)")
+    return 0
+
+
+def _add_models(p: argparse.ArgumentParser) -> None:
+    from core.cli import common_options
+
+    sub = p.add_subparsers(dest="models_action", metavar="{list,activate}", required=True)
+    ls = sub.add_parser("list", help="saved fusion models", parents=[common_options()])
+    ls.add_argument("--catalog", help="only this catalog's models")
+    act = sub.add_parser("activate", help="make a saved model its catalog's active one",
+                         parents=[common_options()])
+    act.add_argument("id", help="model id (see `models list`)")
+
+
+def _run_models(args: argparse.Namespace, store: Store) -> int:
+    table = store.list_models(getattr(args, "catalog", None))
+    if args.models_action == "list":
+        if table.empty:
+            print("no models saved yet; run `python -m core train --catalog demo`")
+            return 0
+        print(table[["id", "catalog", "name", "active"]].to_string(index=False))
+        return 0
+    row = table[table["id"] == args.id]
+    if row.empty:
+        print(f"error: no saved model {args.id!r}; `python -m core models list` shows the ids", file=sys.stderr)
+        return 2
+    store.set_active_model(str(row["catalog"].iloc[0]), args.id)
+    print(f"{args.id} is now the active model of {row['catalog'].iloc[0]!r}")
+    return 0
+
+
+def _add_explain_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-listeners", type=int, default=None, help="check a seeded sample of listeners")
+    p.add_argument("--k", type=int, default=10, help="recommendations explained per listener")
+    p.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
+
+
+def _run_explain_check(args: argparse.Namespace, store: Store) -> int:
+    from core.cli import TqdmProgress
+    from core.explain_check import format_report, run_check
+    from core.workspace import ensure_model, prepare_embeddings
+
+    catalog = _load_catalog(store, "demo")
+    with TqdmProgress("embeddings of demo") as bar:
+        embeddings = prepare_embeddings(store, catalog, progress=bar)
+    model = ensure_model(store, catalog, embeddings)
+    with TqdmProgress("explaining listeners") as bar:
+        result = run_check(catalog, embeddings, model, max_listeners=args.max_listeners, k=args.k,
+                           progress=bar, use_shap=args.shap)
+    print(format_report(result))
+    return 0
+
+
+def register_cli() -> None:
+    """Register `train`, `models` and `explain-check` with core.cli."""
+    from core.cli import register_command
+
+    register_command("train", "train a fusion model on a catalog and make it active", _add_train, _run_train)
+    register_command("models", "list saved fusion models or choose the active one", _add_models, _run_models)
+    register_command("explain-check", "check explanations against the demo catalog's ground truth",
+                     _add_explain_check, _run_explain_check)
+
+
+register_cli()
