@@ -34,7 +34,7 @@ def _row(y: np.ndarray) -> dict[str, float]:
 def test_feature_names_and_groups():
     desc = AudioDescriptor()
     assert isinstance(desc, DescriptorEncoder)
-    assert desc.id == "librosa-descriptor-v1" and desc.dim == len(FEATURE_NAMES) == 70
+    assert desc.id == "librosa-descriptor-v2" and desc.dim == len(FEATURE_NAMES) == 83
     grouped = [f for names in desc.feature_groups.values() for f in names]
     assert sorted(grouped) == sorted(FEATURE_NAMES) and len(set(grouped)) == desc.dim
     assert set(desc.feature_groups) == {"timbre", "pitch", "spectrum", "rhythm", "loudness"}
@@ -70,6 +70,13 @@ def test_tempo_of_a_click_track(bpm):
     assert _row(_clicks(bpm))["tempo (BPM)"] == pytest.approx(bpm, rel=0.04)
 
 
+def test_tempo_bands_light_up_round_the_tempo():
+    row = _row(_clicks(120.0))
+    bands = {name: value for name, value in row.items() if name.startswith("tempo ≈")}
+    assert max(bands, key=bands.get) == "tempo ≈ 120 BPM" and bands["tempo ≈ 120 BPM"] > 0.8
+    assert bands["tempo ≈ 100 BPM"] < 0.1 and bands["tempo ≈ 140 BPM"] < 0.1
+
+
 def test_tempo_of_a_flat_envelope_is_zero():
     assert estimate_tempo(np.ones(200, np.float32), SR / 512) == 0.0
 
@@ -79,7 +86,7 @@ def test_inputs_paths_bytes_and_waveforms_agree(tmp_path):
     wav = tmp_path / "clip.wav"
     sf.write(wav, y, SR, subtype="FLOAT")
     raw = AudioDescriptor().describe([wav, wav.read_bytes(), y])
-    assert raw.shape == (3, 70) and np.isfinite(raw).all()
+    assert raw.shape == (3, 83) and np.isfinite(raw).all()
     np.testing.assert_allclose(raw[0], raw[2], rtol=1e-4, atol=1e-4)  # a float WAV file is the waveform itself
     np.testing.assert_allclose(raw[1], raw[2], rtol=1e-4, atol=1e-4)  # and so are its bytes (an upload)
     flac = tmp_path / "clip.flac"
