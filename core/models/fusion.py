@@ -107,11 +107,14 @@ PRESETS: dict[str, FusionConfig] = {
     "lfm2k": FusionConfig(strategy="gated", dim=128, hidden=0, dropout=0.1, use_item_id=True, user_mode="id",
                           graph_layers=2, item_bias=False, loss="softmax", negatives=64, lr=0.01,
                           emb_reg=1e-4, align_weight=0.1, epochs=200, batch_size=8192, patience=15),
-    # the generated demo catalog (three modalities, 600 tracks): trains in seconds; a small alignment
-    # weight keeps uploads landing near their items without blurring which modality a score comes from
-    "demo": FusionConfig(strategy="gated", dim=64, hidden=128, dropout=0.1, use_item_id=True,
-                         user_mode="both", graph_layers=0, loss="softmax", negatives=64, lr=3e-3,
-                         align_weight=0.02, epochs=60, batch_size=2048, patience=10),
+    # the generated demo catalog (three modalities, 600 tracks, ~24 training listens per listener): content
+    # only, linear heads and strong L2 on user vectors and weights, since a listener's taste over a few
+    # attributes has to be read from a handful of listens; a small alignment weight keeps uploads landing
+    # near their items without blurring which modality a score comes from. Validation Recall@20 .306 against
+    # .275 for an id + MLP head with light regularisation (the regularisation is what moved it); about 20 s.
+    "demo": FusionConfig(strategy="gated", dim=64, hidden=0, dropout=0.2, use_item_id=False,
+                         user_mode="id", graph_layers=0, loss="softmax", negatives=64, lr=0.01,
+                         l2=1e-4, emb_reg=0.05, align_weight=0.02, epochs=300, batch_size=2048, patience=30),
 }
 
 
