@@ -31,6 +31,9 @@ TEMPO_PRIOR_OCTAVES = 0.5
 # linear reader of the descriptor can like "about 100 BPM" without liking faster or slower music more.
 TEMPO_BAND_CENTRES = tuple(range(60, 181, 10))
 TEMPO_BAND_WIDTH = 7.0
+# The bands keep full weight although they describe one quantity: scaled to count as one feature together,
+# they lift leave-one-out 1-NN category accuracy on the sonic-pi one-shot samples (0.509 → 0.588), but the
+# demo's tempo-only listeners then see audio as their top modality in 52% of recommendations instead of 89%.
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 _MFCC = [f"MFCC {i}" for i in range(1, N_MFCC + 1)]

@@ -6,7 +6,8 @@ import pytest
 import soundfile as sf
 
 from core.encoders.audio import FEATURE_NAMES, AudioDescriptor, estimate_tempo, fit_window
-from core.encoders.base import DescriptorEncoder
+from core.encoders.base import DescriptorEncoder, l2_normalise
+from core.encoders.pipeline import fit_stats
 from core.errors import UnsupportedMediaError
 
 SR = 22_050
@@ -115,10 +116,11 @@ def test_like_with_like_on_real_clips(shared_data):
     if len(files) < 50:
         pytest.skip(f"expected the 166 sonic-pi clips in {shared_data / 'sonic-pi-samples'}")
     # many one-shot drum samples are shorter than the catalog minimum; the descriptor itself handles them
-    raw = AudioDescriptor(min_seconds=0.01).describe(files)
+    descriptor = AudioDescriptor(min_seconds=0.01)
+    raw = descriptor.describe(files)
     labels = np.array([f.name.split("_")[0] for f in files])
-    z = (raw - raw.mean(axis=0)) / np.maximum(raw.std(axis=0), 1e-6)
-    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    stats = fit_stats(raw, descriptor)  # standardised as a catalog of these clips would be
+    z = l2_normalise((raw - stats["mean"]) / stats["std"])
     sims = z @ z.T
     np.fill_diagonal(sims, -np.inf)
     accuracy = float(np.mean(labels[sims.argmax(axis=1)] == labels))
@@ -127,3 +129,4 @@ def test_like_with_like_on_real_clips(shared_data):
     print(f"leave-one-out 1-NN category accuracy {accuracy:.3f} on {len(files)} clips, "
           f"{len(counts)} categories; chance {chance:.3f}")
     assert accuracy >= 3 * chance
+
