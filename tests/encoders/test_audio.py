@@ -129,4 +129,3 @@ def test_like_with_like_on_real_clips(shared_data):
     print(f"leave-one-out 1-NN category accuracy {accuracy:.3f} on {len(files)} clips, "
           f"{len(counts)} categories; chance {chance:.3f}")
     assert accuracy >= 3 * chance
-
