@@ -17,16 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from benchmarks.studio import CHROMIUM, CHROMIUM_ARGS, start_studio, stop_studio, wait_healthy  # noqa: E402
+
 TARGETS = {"cold start → Home rendered": (15.0, "s"), "text query → results rendered (median)": (1.0, "s"),
            "image + 10-s audio → results rendered": (2.0, "s"), "streamlit RSS": (3.0, "GiB")}
 # "visible" = the query's summary line is on screen; "rendered" = the run finished and every card is drawn.
@@ -122,19 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         pg = browser.new_page(viewport={"width": 1500, "height": 1000})
         log = open(Path(tmp) / "streamlit.log", "wb")
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.address", "127.0.0.1", "--server.port", str(args.port)],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = start_studio(env, args.port, log)
         try:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None:
-                        raise RuntimeError("streamlit exited; see its log") from None
-                    time.sleep(0.1)
+            wait_healthy(url, proc, timeout=300.0)
             pg.goto(url)
             pg.get_by_text("recommendations from words, pictures and sound").wait_for(timeout=180_000)
             idle(pg)
@@ -182,11 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"failed; screenshot in {shot}; measured so far: {results}", file=sys.stderr)
             raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_studio(proc)
             browser.close()
             log.close()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.encoders.weights import sha256_file
 from core.errors import StoreError
 
 _SCHEMA = """
@@ -22,7 +23,6 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (encoder_id, key)) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 500  # keys per SELECT: stays below SQLite's bound-parameter limit
-_READ_CHUNK = 1 << 20
 
 
 def text_key(text: str) -> str:
@@ -32,11 +32,7 @@ def text_key(text: str) -> str:
 
 def file_key(path: Path | str) -> str:
     """Content hash of a file's bytes (OSError when it cannot be read)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def bytes_key(data: bytes) -> str:

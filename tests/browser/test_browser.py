@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks.studio import CHROMIUM, CHROMIUM_ARGS, start_studio, stop_studio, wait_healthy
 from core.paths import REPO_ROOT
 from tests.app.demo_env import build_small_demo
 
@@ -20,9 +17,6 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SAMPLES = REPO_ROOT / "assets" / "samples"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 180_000  # generous: 2 shared cores, and the first query may wait for the encoders to load
 
 
@@ -33,29 +27,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_studio(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    """`streamlit run app.py` headless on 127.0.0.1:`port`, its output in `log`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port)],
-        cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    """Wait for the server's health endpoint; fail early if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory) -> Iterator[str]:
     """The studio serving a prebuilt small demo; yields its URL."""
@@ -64,17 +35,15 @@ def studio(tmp_path_factory) -> Iterator[str]:
     env.pop("PRISM_NO_WARMUP")  # as in production: encoders load in the background after Home
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    proc = start_studio(env, port, ARTIFACTS / "streamlit.log")
+    log = (ARTIFACTS / "streamlit.log").open("wb")
+    proc = start_studio({**os.environ, **env}, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_studio(proc)
+        log.close()
 
 
 @pytest.fixture(scope="module")
