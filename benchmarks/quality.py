@@ -10,6 +10,9 @@ bootstrap CIs over users). Prints a table, writes JSON, and stores each run in t
 x_label split); `demo` builds (or reuses) the demo catalog and its embeddings; any other name is a stored
 catalog. Model selection: each trained model stops early on validation Recall@20 and keeps its best epoch;
 among the fusion variants the one with the best validation Recall@20 is reported as `selected_fusion`.
+`comparisons` then holds, for every other model, the selected model's per-user difference in NDCG@10 and
+NDCG@20 with its paired bootstrap 95% CI (the same users resampled for both), beside whether the two models'
+separate CIs overlap.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ BASELINES = ("popularity", "itemknn", "bprmf", "vbpr", "text-only", "image-only"
 REPORTED = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "precision@20", "map@10", "map@20",
             "hit_rate@10", "auc", "coverage@10", "novelty@10")
 SELECT_ON = "recall@20"  # validation metric the fusion variant is selected on
+COMPARED = ("ndcg@10", "ndcg@20")  # metrics of the paired comparison of the selected fusion model
 
 
 def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
@@ -103,6 +107,7 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
     import torch
     from tqdm import tqdm
 
+    from core.evaluation.bootstrap import paired_difference_ci
     from core.evaluation.protocol import evaluate, run_evaluation
     from core.evaluation.splits import build_interaction_data
     from core.store import Store
@@ -117,6 +122,7 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
           f"{len(plan)} models", flush=True)
 
     results: dict[str, Any] = {}
+    per_user: dict[str, dict[str, Any]] = {}  # model -> metric -> (test users,) values, for the comparisons
     protocol: dict[str, Any] = {}
     for name, kind, build in tqdm(plan, desc="models", unit="model", file=sys.stderr):
         model = build()
@@ -131,6 +137,8 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
         fit_s = time.perf_counter() - t0
         record = run_evaluation(model, data, catalog, embeddings, ks=ks, n_bootstrap=n_bootstrap, seed=seed)
         valid = evaluate(model, data, ks=(20,), target="valid", n_bootstrap=0, seed=seed)
+        paired = evaluate(model, data, ks=ks, target="test", n_bootstrap=0, seed=seed, keep_per_user=True)
+        per_user[name] = {m: paired.per_user[m] for m in COMPARED if m in paired.per_user}
         record["name"] = name
         record["model"]["kind"] = kind
         record["fit_time_s"] = fit_s
@@ -152,6 +160,17 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
 
     fusion = {n: r for n, r in results.items() if r["kind"] == "fusion"}
     selected = max(fusion, key=lambda n: fusion[n][f"valid_{SELECT_ON}"]) if fusion else None
+    comparisons: dict[str, Any] = {}
+    for other in results if selected else []:
+        if other == selected:
+            continue
+        comparisons[other] = {}
+        for metric in per_user[selected].keys() & per_user[other].keys():
+            d = paired_difference_ci(per_user[selected][metric], per_user[other][metric], n_bootstrap, seed=seed)
+            own, theirs = results[selected].get(f"{metric}_ci"), results[other].get(f"{metric}_ci")
+            overlap = None if not (own and theirs) else bool(own[0] <= theirs[1] and theirs[0] <= own[1])
+            comparisons[other][metric] = {"difference": float(d.mean[0]), "ci": [float(d.lo[0]), float(d.hi[0])],
+                                          "separate_cis_overlap": overlap}
     report = {
         "protocol": {**protocol, "catalog": catalog.name, "data_hash": catalog.content_hash()[:16],
                      "encoders": dict(embeddings.encoder_ids), "selection": f"early stopping on valid {SELECT_ON}; "
@@ -159,6 +178,8 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
                      "created_at": time.strftime("%Y-%m-%d %H:%M:%S")},
         "selected_fusion": selected,
         "models": results,
+        "comparisons": {"model": selected, "method": "paired bootstrap over test users: difference of the "
+                        "selected fusion model minus each other model, same resamples for both", "vs": comparisons},
     }
     print()
     print(format_table(report))
@@ -182,6 +203,18 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"{name + star:<26}{r['kind']:<17}" +
                      "".join(f"{r[c]:>12.4f}" if r.get(c) is not None else f"{'—':>12}" for c in cols) +
                      f"{ci_text:>20}{r.get('fit_time_s', 0):>8.1f}")
+    comparisons = (report.get("comparisons") or {}).get("vs") or {}
+    if comparisons:
+        lines.append(f"\n{report['selected_fusion']} minus each model, per-user paired bootstrap 95% CI "
+                     "(overlap = the two models' separate CIs overlap)")
+        for other, by_metric in sorted(comparisons.items(), key=lambda kv: kv[1].get("ndcg@10", {}).get("difference", 0)):
+            parts = []
+            for metric in COMPARED:
+                c = by_metric.get(metric)
+                if c:
+                    parts.append(f"{metric} {c['difference']:+.4f} [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}]"
+                                 f"{' overlap' if c['separate_cis_overlap'] else ''}")
+            lines.append(f"  vs {other:<22}" + "   ".join(parts))
     p = report["protocol"]
     lines.append(f"\nprotocol: split {p.get('split')}, target {p.get('target')}, ranking {p.get('ranking')}, "
                  f"masked {'+'.join(p.get('masked', []))}, {p.get('users_evaluated')} users, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.evaluation.bootstrap import bootstrap_ci, bootstrap_means
+from core.evaluation.bootstrap import bootstrap_ci, bootstrap_means, paired_difference_ci
 
 
 def test_two_values_by_hand():
@@ -52,3 +52,31 @@ def test_seeded_and_columns_share_resamples_with_nan_left_out():
 def test_no_resamples_gives_mean_without_interval():
     r = bootstrap_ci(np.array([1.0, 2.0, 3.0]), n_bootstrap=0)
     assert r.mean[0] == 2.0 and np.isnan(r.lo[0]) and np.isnan(r.hi[0])
+
+
+def test_paired_difference_of_a_constant_shift_is_exact():
+    rng = np.random.default_rng(2)
+    b = rng.random(200)
+    r = paired_difference_ci(b + 0.05, b, n_bootstrap=300)
+    assert r.mean[0] == pytest.approx(0.05) and r.lo[0] == pytest.approx(0.05) and r.hi[0] == pytest.approx(0.05)
+
+
+def test_paired_difference_separates_what_overlapping_intervals_do_not():
+    # two models that differ little on each user but a lot between users: their own intervals overlap,
+    # while the paired interval of the difference lies clear of zero
+    rng = np.random.default_rng(3)
+    user_effect = rng.random(300)
+    a = user_effect + 0.03 + rng.normal(0, 0.02, 300)
+    b = user_effect
+    ra, rb = bootstrap_ci(a, 1000, seed=0), bootstrap_ci(b, 1000, seed=0)
+    assert ra.lo[0] < rb.hi[0]  # the separate 95% intervals overlap
+    d = paired_difference_ci(a, b, 1000, seed=0)
+    assert d.mean[0] == pytest.approx(np.mean(a - b))
+    assert 0.025 < d.lo[0] < d.mean[0] < d.hi[0] < 0.035
+
+
+def test_paired_difference_leaves_out_users_missing_either_value_and_checks_shapes():
+    a, b = np.array([0.5, np.nan, 0.2, 0.4]), np.array([0.1, 0.3, np.nan, 0.2])
+    assert paired_difference_ci(a, b, n_bootstrap=50).mean[0] == pytest.approx(0.3)  # users 0 and 3
+    with pytest.raises(ValueError, match="same users"):
+        paired_difference_ci(np.zeros(3), np.zeros(4))
