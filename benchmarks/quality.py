@@ -62,10 +62,10 @@ def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
 def model_plan(catalog_name: str, embeddings: Any, wanted: list[str] | None,
                epochs: int | None) -> list[tuple[str, str, Any]]:
     """[(report name, kind, builder)] for every fusion variant, the preset, and every baseline this data allows."""
-    from core.models.fusion import PRESETS, FusionRecommender
+    from core.models.fusion import FusionRecommender, preset_for
     from core.models.registry import build_model, list_models
 
-    preset = PRESETS.get(catalog_name, PRESETS["demo"])
+    preset = preset_for(catalog_name)
     if epochs is not None:
         preset = dataclasses.replace(preset, epochs=min(preset.epochs, epochs))
     plan: list[tuple[str, str, Any]] = []

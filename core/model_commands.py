@@ -61,7 +61,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def _run_train(args: argparse.Namespace, store: Store) -> int:
     from core.cli import TqdmProgress
-    from core.models.fusion import PRESETS
+    from core.models.fusion import PRESETS, preset_for
     from core.workspace import prepare_embeddings, train_model
 
     if args.preset is not None and args.preset not in PRESETS:
@@ -69,7 +69,7 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
         return 2
     try:
         overrides = _parse_overrides(args.set)
-        base = PRESETS[args.preset or (args.catalog if args.catalog in PRESETS else "demo")]
+        base = PRESETS[args.preset] if args.preset is not None else preset_for(args.catalog)
         config = replace(base, **overrides)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -82,10 +82,10 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
     import uuid
 
     from core.evaluation.splits import build_interaction_data
-    from core.models.fusion import PRESETS, FusionRecommender
+    from core.models.fusion import FusionRecommender, preset_for
 
-    if config is None:  # catalogs without a tuned preset get the demo one
-        config = PRESETS.get(catalog.name, PRESETS["demo"])
+    if config is None:
+        config = preset_for(catalog.name)
     data = build_interaction_data(catalog, embeddings, split=split, seed=seed)
     model = FusionRecommender(config).fit(data, progress=progress)
     model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.models.fusion import PRESETS
+from core.models.fusion import PRESETS, preset_for
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.theme import page_header
@@ -24,7 +24,7 @@ st_store = loaders.store()
 ss = st.session_state
 
 
-preset = PRESETS.get(catalog.name, PRESETS["demo"])
+preset = preset_for(catalog.name)
 STRATEGIES = ["gated", "weighted", "concat", "adversarial"]
 
 left, right = st.columns([2, 3], gap="large")

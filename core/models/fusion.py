@@ -118,6 +118,11 @@ PRESETS: dict[str, FusionConfig] = {
 }
 
 
+def preset_for(catalog_name: str | None) -> FusionConfig:
+    """The tuned preset of a catalog by name; catalogs without one get the demo preset."""
+    return PRESETS.get(catalog_name or "demo", PRESETS["demo"])
+
+
 # -- the torch module -----------------------------------------------------------------------------------
 class GradientReversal(torch.autograd.Function):
     """Identity forward; multiplies the gradient by -1 backward (Ganin & Lempitsky, 2015)."""

@@ -32,10 +32,11 @@ BASELINES: dict[str, Callable[..., Recommender]] = {
 def _fusion_builder(strategy: str) -> Callable[..., Recommender]:
     """A builder that imports the fusion model only when called, so the registry loads without it."""
 
-    def build(**overrides: Any) -> Recommender:
-        from core.models.fusion import FusionConfig, FusionRecommender
+    def build(preset: str | None = None, **overrides: Any) -> Recommender:
+        from core.models.fusion import FusionConfig, FusionRecommender, preset_for
 
-        return FusionRecommender(FusionConfig(**{**overrides, "strategy": strategy}))
+        base = preset_for(preset) if preset is not None else FusionConfig()
+        return FusionRecommender(dataclasses.replace(base, **{**overrides, "strategy": strategy}))
 
     return build
 
@@ -49,10 +50,16 @@ _NEEDS_CONTENT = {"vbpr", *FUSION}
 _NEEDS_TWO_MODALITIES = {"late-fusion"}
 
 
-def build_model(name: str, **overrides: Any) -> Recommender:
-    """A fresh, unfitted model by registry name; `overrides` replace fields of its config dataclass."""
+def build_model(name: str, preset: str | None = None, **overrides: Any) -> Recommender:
+    """A fresh, unfitted model by registry name; `overrides` replace fields of its config dataclass.
+
+    `preset` (a catalog name) starts a fusion model from that catalog's tuned preset (core.models.fusion
+    .preset_for) instead of the FusionConfig defaults, with the name's strategy; baselines ignore it.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    if name in FUSION:
+        overrides = {**overrides, "preset": preset}
     try:
         return MODELS[name](**overrides)
     except TypeError as e:  # dataclasses.replace / the config reject an unknown field

@@ -1,6 +1,8 @@
 """Baselines on tiny generated data: known answers, beating chance, missing modalities, the registry."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -267,6 +269,20 @@ def test_registry_builds_fusion_variants(name: str) -> None:
         pytest.skip("core.models.fusion is not in this checkout yet")
     model = build_model(name)
     assert model.name == name
+
+
+def test_registry_starts_fusion_models_from_a_catalog_preset() -> None:
+    from core.models.fusion import PRESETS, FusionConfig, preset_for
+
+    plain = build_model("fusion-concat")
+    assert plain.config == dataclasses.replace(FusionConfig(), strategy="concat")
+    tuned = build_model("fusion-concat", preset="lfm2k", epochs=3)
+    assert tuned.config == dataclasses.replace(PRESETS["lfm2k"], strategy="concat", epochs=3)
+    # catalogs without a tuned preset start from the demo one; baselines ignore the preset
+    assert build_model("fusion-weighted", preset="my-shop").config == \
+        dataclasses.replace(PRESETS["demo"], strategy="weighted")
+    assert preset_for("my-shop") == PRESETS["demo"] and preset_for("lfm2k") == PRESETS["lfm2k"]
+    assert build_model("bprmf", preset="lfm2k").config == build_model("bprmf").config
 
 
 def test_registry_rejects_unknown_names_and_settings() -> None:
