@@ -36,3 +36,7 @@ class QueryError(PrismError):
 
 class ModelError(PrismError):
     """A model is not fitted, or a saved model does not load or does not fit the given embeddings."""
+
+
+class ComparisonError(PrismError):
+    """Two runs cannot be compared user by user (different data, split or target, or no per-user values)."""

@@ -94,6 +94,65 @@ def training_curves(store: Store, run_ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "model", "epoch", "loss", "valid_metric"])
 
 
+def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Per metric kept per user (recall@K, ndcg@K, auc): the two runs' means over their common users and
+    the difference B − A with its paired bootstrap 95% CI (the same users resampled for both runs), beside
+    whether the runs' own CIs overlap. Columns: metric, k (NA for AUC), A, B, difference, lo, hi, users,
+    separate_cis_overlap.
+
+    Raises ComparisonError when the runs were made on different data, splits or targets, or when one was
+    stored without per-user values.
+    """
+    import numpy as np
+
+    from core.errors import ComparisonError
+    from core.evaluation.bootstrap import paired_difference_ci
+
+    records = {r["id"]: r for r in _records(store, run_ids=[run_a, run_b])}
+    for rid in (run_a, run_b):
+        if rid not in records:
+            raise ComparisonError(f"no run with id {rid!r}; list them with `python -m core runs list`")
+        if not (records[rid].get("per_user") or {}).get("users"):
+            raise ComparisonError(f"run {rid} ({records[rid].get('name')}) was stored without per-user values; "
+                                  "evaluate that model again to compare it user by user")
+    a, b = records[run_a], records[run_b]
+    checks = {"data": lambda r: r.get("dataset", {}).get("content_hash"),
+              "split": lambda r: (r.get("protocol", {}).get("split"), r.get("protocol", {}).get("split_seed")),
+              "target": lambda r: r.get("protocol", {}).get("target")}
+    for what, get in checks.items():
+        if get(a) != get(b):
+            raise ComparisonError(f"runs {run_a} and {run_b} differ in {what} ({get(a)} vs {get(b)}); a paired "
+                                  "comparison needs both evaluated on the same users and held-out items")
+    users_a, users_b = a["per_user"]["users"], b["per_user"]["users"]
+    common = sorted(set(users_a) & set(users_b))
+    pos_a = {u: i for i, u in enumerate(users_a)}
+    pos_b = {u: i for i, u in enumerate(users_b)}
+    rows_a = np.array([pos_a[u] for u in common], dtype=np.int64)
+    rows_b = np.array([pos_b[u] for u in common], dtype=np.int64)
+    rows = []
+    for key in a["per_user"]:
+        if key == "users" or key not in b["per_user"]:
+            continue
+        va = np.array(a["per_user"][key], dtype=np.float64)[rows_a]  # None (non-finite) → NaN
+        vb = np.array(b["per_user"][key], dtype=np.float64)[rows_b]
+        d = paired_difference_ci(vb, va, n_bootstrap=n_bootstrap, seed=seed)
+        ci_a, ci_b = a.get("ci", {}).get(key), b.get("ci", {}).get(key)
+        overlap = None
+        if ci_a and ci_b and None not in (*ci_a, *ci_b):
+            overlap = bool(ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1])
+        match = _METRIC_AT_K.match(key)
+        with np.errstate(invalid="ignore"):
+            rows.append({"metric": match["metric"] if match else key, "k": int(match["k"]) if match else None,
+                         "A": float(np.nanmean(va)) if np.isfinite(va).any() else math.nan,
+                         "B": float(np.nanmean(vb)) if np.isfinite(vb).any() else math.nan,
+                         "difference": float(d.mean[0]), "lo": float(d.lo[0]), "hi": float(d.hi[0]),
+                         "users": int((np.isfinite(va) & np.isfinite(vb)).sum()), "separate_cis_overlap": overlap})
+    frame = pd.DataFrame(rows, columns=["metric", "k", "A", "B", "difference", "lo", "hi", "users",
+                                        "separate_cis_overlap"])
+    return frame.astype({"k": "Int64"}).sort_values(["metric", "k"], na_position="last").reset_index(drop=True)
+
+
 def protocol_card(record: dict[str, Any]) -> dict[str, str]:
     """Human-readable protocol of one run: split, target, ranking, masking, K, seeds, data and encoders."""
     p, d = record.get("protocol", {}), record.get("dataset", {})
@@ -200,7 +259,7 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
     failed = 0
     for name in names:
         try:
-            model = build_model(name)
+            model = build_model(name, preset=catalog.name)  # fusion models start from the catalog's preset
             with TqdmProgress(f"{name}: training") as bar:
                 model.fit(data, progress=lambda r, bar=bar: bar(r.epoch, r.epochs, f"loss {r.loss:.4f}"))
             with TqdmProgress(f"{name}: ranking") as bar:
@@ -219,12 +278,17 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
 def _add_runs(p: argparse.ArgumentParser) -> None:
     from core.cli import common_options
 
-    sub = p.add_subparsers(dest="runs_action", metavar="{list,show}", required=True)
+    sub = p.add_subparsers(dest="runs_action", metavar="{list,show,compare}", required=True)
     ls = sub.add_parser("list", help="stored runs, newest first", parents=[common_options()])
     ls.add_argument("--catalog", help="only this catalog's runs")
     show = sub.add_parser("show", help="one run's protocol and metrics", parents=[common_options()])
     show.add_argument("id", help="run id (see `runs list`)")
     show.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    compare = sub.add_parser("compare", help="B − A user by user, with paired bootstrap 95% CIs",
+                             parents=[common_options()])
+    compare.add_argument("a", help="run id A")
+    compare.add_argument("b", help="run id B")
+    compare.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
 
 
 def _run_runs(args: argparse.Namespace, store: Store) -> int:
@@ -239,6 +303,15 @@ def _run_runs(args: argparse.Namespace, store: Store) -> int:
                 "ndcg@20"]
         shown = table[cols].dropna(axis=1, how="all")  # metrics no listed run reports
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="—"))
+        return 0
+    if args.runs_action == "compare":
+        table = paired_comparison(store, args.a, args.b, n_bootstrap=args.bootstrap)
+        table = table.assign(metric=[f"{m}@{k}" if pd.notna(k) else m for m, k in zip(table["metric"], table["k"])])
+        print(f"B = {args.b} minus A = {args.a}, same users resampled for both ({args.bootstrap} resamples)")
+        shown = table.drop(columns="k").rename(columns={"difference": "B-A", "separate_cis_overlap": "own CIs overlap"})
+        plain, signed = "{:.4f}".format, "{:+.4f}".format
+        print(shown.to_string(index=False, formatters={"A": plain, "B": plain, "B-A": signed, "lo": signed,
+                                                       "hi": signed}))
         return 0
     record = store.load_run(args.id)
     if args.json:

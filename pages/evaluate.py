@@ -36,6 +36,13 @@ def _metrics(root: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+def _paired(root: str, run_a: str, run_b: str) -> pd.DataFrame:
+    from core.runs import paired_comparison
+
+    return paired_comparison(loaders.get_store(root), run_a, run_b)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
 def _curves(root: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
     from core.runs import training_curves
 
@@ -160,7 +167,9 @@ with tab_new:
     options = [ACTIVE, *list_models(ws.embeddings)]
     with st.form("ev_form"):
         models = st.multiselect("Models", options, default=[ACTIVE, *[m for m in ("popularity", "itemknn")
-                                                                       if m in options]], key="ev_models")
+                                                                       if m in options]], key="ev_models",
+                                help="fusion-… models train from this catalog's preset (the Train page's "
+                                     "starting point) with the named fusion strategy")
         f1, f2, f3 = st.columns(3)
         split = f1.selectbox("Split", ["auto", "random", "leave-one-out", "temporal", "label"], key="ev_split",
                              help="auto = the catalog's own split labels when it has them, else random 8:1:1")
@@ -206,7 +215,7 @@ with tab_new:
                     if name == ACTIVE:
                         model = ws.model  # trained already: evaluate as it is
                     else:
-                        model = build_model(name)
+                        model = build_model(name, preset=catalog.name)
 
                         def _epoch(report, bar=epoch_bar, label=name):
                             bar.progress(min(1.0, report.epoch / max(report.epochs, 1)),
@@ -221,8 +230,9 @@ with tab_new:
                     st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")
                     if cold and name != ACTIVE:
                         epoch_bar.progress(0.0, text=f"{name}: cold start — training on warm items")
-                        record = run_cold_start(build_model(name), data, catalog, ws.embeddings, ks=ks_eval,
-                                                seed=int(seed), fit_progress=_epoch)
+                        fresh = build_model(name, preset=catalog.name)
+                        record = run_cold_start(fresh, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
+                                                fit_progress=_epoch)
                         saved.append(st_store.save_run(record))
                         st.write(f":material/check_circle: **{name}** (cold start) — saved as `{saved[-1]}`")
                 except (PrismError, ValueError) as e:
@@ -259,3 +269,19 @@ with tab_compare:
             diff["B − A"] = diff["B"] - diff["A"]
             st.markdown("#### Side by side")
             st.dataframe(diff, column_config={c: st.column_config.NumberColumn(format="%.4f") for c in diff})
+        st.markdown("#### User by user")
+        st.caption("The same users resampled for both runs: a difference whose interval stays clear of zero "
+                   "holds across users, even where the two runs' own intervals overlap.")
+        try:
+            paired = _paired(ws.root, run_a, run_b)
+        except PrismError as e:
+            st.info(f"No paired comparison: {e}")
+        else:
+            chart_col, table_col = st.columns([3, 2], gap="large")
+            figure = charts.paired_difference_fig(paired, labels[run_a], labels[run_b])
+            chart_col.plotly_chart(figure, key="ev_paired_chart")
+            table_col.dataframe(
+                paired.rename(columns={"difference": "B − A", "lo": "95% CI low", "hi": "95% CI high",
+                                       "separate_cis_overlap": "own CIs overlap"}),
+                hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                                for c in ("A", "B", "B − A", "95% CI low", "95% CI high")})

@@ -11,8 +11,9 @@ import pytest
 from core.evaluation.protocol import run_evaluation
 from core.evaluation.splits import build_interaction_data
 from core.models.popularity import Popularity
-from core.runs import MAIN_METRICS, metrics_long, protocol_card, run_to_csv, run_to_json, runs_table, \
-    training_curves
+from core.errors import ComparisonError
+from core.runs import MAIN_METRICS, metrics_long, paired_comparison, protocol_card, run_to_csv, run_to_json, \
+    runs_table, training_curves
 from tests.evaluation.toy import FixedScores, make_catalog, make_embeddings
 
 HISTORY = [{"epoch": 1, "loss": 0.69, "valid_metric": 0.10, "seconds": 0.1},
@@ -129,3 +130,56 @@ def test_cli_lists_and_shows_runs(stored, capsys):
     out = capsys.readouterr().out
     assert "random-8:1:1" in out and "recall,10" in out
     assert main(["--data-dir", str(store.root), "runs", "show", "missing-id"]) == 2
+    capsys.readouterr()
+    assert main(["--data-dir", str(store.root), "runs", "compare", ids[0], ids[1], "--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "ndcg@10" in out and "B-A" in out and "own CIs overlap" in out
+    assert main(["--data-dir", str(store.root), "runs", "compare", ids[0], ids[2]]) == 2
+    assert "differ in data" in capsys.readouterr().err
+
+
+def test_runs_keep_per_user_values_for_paired_comparisons(stored):
+    store, ids, records = stored
+    per_user = store.load_run(ids[0])["per_user"]
+    n = records[0]["protocol"]["users_evaluated"]
+    assert len(per_user["users"]) == n and len(set(per_user["users"])) == n
+    assert {"recall@10", "ndcg@10", "recall@20", "ndcg@20", "auc"} <= set(per_user)
+    for key in ("ndcg@10", "recall@20"):
+        values = np.array(per_user[key], dtype=float)
+        assert values.shape == (n,)
+        assert np.nanmean(values) == pytest.approx(records[0]["metrics"][key], abs=1e-6)
+
+
+def test_paired_comparison_of_two_runs_on_the_same_users(stored):
+    store, ids, records = stored
+    same = paired_comparison(store, ids[0], ids[0], n_bootstrap=200)
+    assert (same["difference"] == 0).all() and (same["lo"] == 0).all() and (same["hi"] == 0).all()
+    assert same["separate_cis_overlap"].all()
+
+    table = paired_comparison(store, ids[0], ids[1], n_bootstrap=500)
+    assert list(table.columns) == ["metric", "k", "A", "B", "difference", "lo", "hi", "users", "separate_cis_overlap"]
+    ndcg10 = table[(table["metric"] == "ndcg") & (table["k"] == 10)].iloc[0]
+    assert ndcg10["A"] == pytest.approx(records[0]["metrics"]["ndcg@10"], abs=1e-6)
+    assert ndcg10["B"] == pytest.approx(records[1]["metrics"]["ndcg@10"], abs=1e-6)
+    assert ndcg10["difference"] == pytest.approx(ndcg10["B"] - ndcg10["A"], abs=1e-9)
+    assert ndcg10["lo"] <= ndcg10["difference"] <= ndcg10["hi"]
+    assert ndcg10["users"] == records[0]["protocol"]["users_evaluated"]
+    auc = table[table["metric"] == "auc"].iloc[0]
+    assert pd.isna(auc["k"])
+    # B − A here is A − B with the sign flipped, interval mirrored
+    back = paired_comparison(store, ids[1], ids[0], n_bootstrap=500)
+    nd = back[(back["metric"] == "ndcg") & (back["k"] == 10)].iloc[0]
+    assert nd["difference"] == pytest.approx(-ndcg10["difference"])
+    assert nd["lo"] == pytest.approx(-ndcg10["hi"]) and nd["hi"] == pytest.approx(-ndcg10["lo"])
+
+
+def test_paired_comparison_refuses_runs_it_cannot_pair(stored):
+    store, ids, records = stored
+    with pytest.raises(ComparisonError, match="differ in data"):
+        paired_comparison(store, ids[0], ids[2])
+    with pytest.raises(ComparisonError, match="no run with id"):
+        paired_comparison(store, ids[0], "nope")
+    old = {k: v for k, v in records[1].items() if k != "per_user"}  # a run stored before per-user values
+    old_id = store.save_run(old)
+    with pytest.raises(ComparisonError, match="without per-user values"):
+        paired_comparison(store, ids[0], old_id)

@@ -182,6 +182,25 @@ def metric_bars_ci(frame: pd.DataFrame, metric: str, k: int, colors: Mapping[str
     return fig
 
 
+def paired_difference_fig(frame: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    """Dots at B − A per metric (rows of core.runs.paired_comparison) with their paired 95% CI, zero marked:
+    an interval clear of zero is a difference that holds across the same users."""
+    f = frame.assign(name=[f"{m}@{k}" if pd.notna(k) else m for m, k in zip(frame["metric"], frame["k"])])
+    f = f.iloc[::-1]  # the first metric on top
+    colors = [POSITIVE if lo > 0 else NEGATIVE if hi < 0 else "#94a3b8" for lo, hi in zip(f["lo"], f["hi"])]
+    fig = go.Figure(go.Scatter(
+        x=f["difference"], y=f["name"], mode="markers", marker=dict(size=10, color=colors),
+        error_x=dict(type="data", array=(f["hi"] - f["difference"]).clip(lower=0),
+                     arrayminus=(f["difference"] - f["lo"]).clip(lower=0), visible=True, color="#334155",
+                     thickness=1.5, width=5),
+        hovertemplate="%{y}: %{x:+.4f}<extra></extra>"))
+    fig.add_vline(x=0, line_width=1, line_dash="dot", line_color="#64748b")
+    fig.update_layout(title=f"{label_b} − {label_a}, paired 95% CI")
+    fig = style_figure(fig, height=max(220, 36 * len(f) + 110), legend=False)
+    fig.update_xaxes(title="difference (B − A)")
+    return fig
+
+
 def training_curves_fig(frame: pd.DataFrame, colors: Mapping[str, str] | None = None) -> go.Figure:
     """Training loss (left axis) and the validation metric (right axis) per epoch, per model."""
     fig = go.Figure()

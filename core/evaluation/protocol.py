@@ -38,6 +38,7 @@ Progress = Callable[[int, int, str], None]  # (done, total, message)
 ScoreBatch = Callable[[np.ndarray], np.ndarray]  # row indices (B,) -> scores (B, n_candidates)
 KINDS = ("fusion", "single-modality", "baseline")
 CURVE_METRICS = tuple(RANKING_METRICS) + ("coverage", "novelty")
+PAIRED_METRICS = ("recall", "ndcg")  # per-user values kept in run records (with AUC) for paired comparisons
 
 
 @dataclass
@@ -224,12 +225,25 @@ def run_evaluation(model: Recommender, data: InteractionData, catalog: Catalog, 
             model.fit(data)
             fit_s = time.perf_counter() - t0
         result = evaluate(model, data, ks=ks, target=target, batch_users=batch_users, n_bootstrap=n_bootstrap,
-                          seed=seed, progress=progress)
+                          seed=seed, keep_per_user=True, progress=progress)
         wall = time.perf_counter() - t0
         peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         if not tracing:
             tracemalloc.stop()
     result.protocol["split_seed"] = data.seed
-    extra = {"fit_time_s": fit_s} if fit_s is not None else None
+    extra = {"fit_time_s": fit_s} if fit_s is not None else {}
+    extra["per_user"] = per_user_block(result, data)
     return build_record(model, result, catalog, embeddings, data, wall, peak_mb, extra)
+
+
+def per_user_block(result: EvaluationResult, data: InteractionData) -> dict[str, list]:
+    """The per-user values a run keeps for paired comparisons: user ids, then recall@K, ndcg@K and AUC,
+    rounded to 6 decimals (about 13 floats per user at three K)."""
+    if result.per_user is None or result.users is None:
+        return {}
+    kept = [m for m in result.per_user if m == "auc" or m.split("@")[0] in PAIRED_METRICS]
+    block: dict[str, list] = {"users": [data.user_ids[u] for u in result.users]}
+    for m in kept:
+        block[m] = np.round(result.per_user[m], 6).tolist()
+    return block

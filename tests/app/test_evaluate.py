@@ -25,6 +25,14 @@ def test_compare_two_runs(app):
     a, b = app.selectbox(key="ev_cmp_a"), app.selectbox(key="ev_cmp_b")
     assert a.value != b.value
     assert any("B − A" in str(df.value.columns.tolist()) for df in app.dataframe)
+    # user by user: the paired differences as a chart and a table, one row per metric kept per user
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    paired = next(c for c in charts if "paired 95% CI" in str(c["layout"]["title"]["text"]))
+    assert paired["data"][0]["error_x"]["visible"] is True
+    table = next(df.value for df in app.dataframe if "own CIs overlap" in df.value.columns)
+    assert {"ndcg", "recall", "auc"} <= set(table["metric"])
+    assert len(paired["data"][0]["y"]) == len(table)
+    assert (table["95% CI low"] <= table["B − A"] + 1e-12).all()
 
 
 def test_new_evaluation_runs_and_is_stored(app):
