@@ -104,6 +104,7 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
         ks: tuple[int, ...] = (10, 20), n_bootstrap: int = 1000, seed: int = 0, epochs: int | None = None,
         save_runs: bool = True) -> dict[str, Any]:
     """Train and evaluate everything; returns (and writes to `out`) the benchmark JSON."""
+    import numpy as np
     import torch
     from tqdm import tqdm
 
@@ -137,8 +138,7 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
         fit_s = time.perf_counter() - t0
         record = run_evaluation(model, data, catalog, embeddings, ks=ks, n_bootstrap=n_bootstrap, seed=seed)
         valid = evaluate(model, data, ks=(20,), target="valid", n_bootstrap=0, seed=seed)
-        paired = evaluate(model, data, ks=ks, target="test", n_bootstrap=0, seed=seed, keep_per_user=True)
-        per_user[name] = {m: paired.per_user[m] for m in COMPARED if m in paired.per_user}
+        per_user[name] = {m: record["per_user"][m] for m in COMPARED if m in record["per_user"]}
         record["name"] = name
         record["model"]["kind"] = kind
         record["fit_time_s"] = fit_s
@@ -166,7 +166,8 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
             continue
         comparisons[other] = {}
         for metric in per_user[selected].keys() & per_user[other].keys():
-            d = paired_difference_ci(per_user[selected][metric], per_user[other][metric], n_bootstrap, seed=seed)
+            d = paired_difference_ci(np.array(per_user[selected][metric], dtype=np.float64),
+                                     np.array(per_user[other][metric], dtype=np.float64), n_bootstrap, seed=seed)
             own, theirs = results[selected].get(f"{metric}_ci"), results[other].get(f"{metric}_ci")
             overlap = None if not (own and theirs) else bool(own[0] <= theirs[1] and theirs[0] <= own[1])
             comparisons[other][metric] = {"difference": float(d.mean[0]), "ci": [float(d.lo[0]), float(d.hi[0])],
