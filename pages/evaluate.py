@@ -277,11 +277,12 @@ with tab_compare:
         except PrismError as e:
             st.info(f"No paired comparison: {e}")
         else:
-            chart_col, table_col = st.columns([3, 2], gap="large")
             figure = charts.paired_difference_fig(paired, labels[run_a], labels[run_b])
-            chart_col.plotly_chart(figure, key="ev_paired_chart")
-            table_col.dataframe(
-                paired.rename(columns={"difference": "B − A", "lo": "95% CI low", "hi": "95% CI high",
-                                       "separate_cis_overlap": "own CIs overlap"}),
+            st.plotly_chart(figure, key="ev_paired_chart")
+            shown = paired.assign(metric=[f"{m}@{k}" if pd.notna(k) else m
+                                          for m, k in zip(paired["metric"], paired["k"])]).drop(columns="k")
+            st.dataframe(
+                shown.rename(columns={"difference": "B − A", "lo": "95% CI low", "hi": "95% CI high",
+                                      "separate_cis_overlap": "own CIs overlap"}),
                 hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
                                                 for c in ("A", "B", "B − A", "95% CI low", "95% CI high")})

@@ -30,7 +30,7 @@ def test_compare_two_runs(app):
     paired = next(c for c in charts if "paired 95% CI" in str(c["layout"]["title"]["text"]))
     assert paired["data"][0]["error_x"]["visible"] is True
     table = next(df.value for df in app.dataframe if "own CIs overlap" in df.value.columns)
-    assert {"ndcg", "recall", "auc"} <= set(table["metric"])
+    assert {"ndcg@10", "recall@10", "auc"} <= set(table["metric"])
     assert len(paired["data"][0]["y"]) == len(table)
     assert (table["95% CI low"] <= table["B − A"] + 1e-12).all()
 
