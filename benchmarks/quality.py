@@ -208,7 +208,8 @@ def format_table(report: dict[str, Any]) -> str:
     if comparisons:
         lines.append(f"\n{report['selected_fusion']} minus each model, per-user paired bootstrap 95% CI "
                      "(overlap = the two models' separate CIs overlap)")
-        for other, by_metric in sorted(comparisons.items(), key=lambda kv: kv[1].get("ndcg@10", {}).get("difference", 0)):
+        by_gap = sorted(comparisons.items(), key=lambda kv: kv[1].get("ndcg@10", {}).get("difference", 0))
+        for other, by_metric in by_gap:
             parts = []
             for metric in COMPARED:
                 c = by_metric.get(metric)

@@ -98,8 +98,8 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
                       seed: int = 0) -> pd.DataFrame:
     """Per metric kept per user (recall@K, ndcg@K, auc): the two runs' means over their common users and
     the difference B − A with its paired bootstrap 95% CI (the same users resampled for both runs), beside
-    whether the runs' own CIs overlap. Columns: metric, k (NA for AUC), A, B, difference, lo, hi, users,
-    separate_cis_overlap.
+    whether the runs' own CIs overlap. Columns: name ("ndcg@10", "auc"), metric, k (NA for AUC), A, B,
+    difference, lo, hi, users, separate_cis_overlap.
 
     Raises ComparisonError when the runs were made on different data, splits or targets, or when one was
     stored without per-user values.
@@ -143,12 +143,13 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
             overlap = bool(ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1])
         match = _METRIC_AT_K.match(key)
         with np.errstate(invalid="ignore"):
-            rows.append({"metric": match["metric"] if match else key, "k": int(match["k"]) if match else None,
+            rows.append({"name": key, "metric": match["metric"] if match else key,
+                         "k": int(match["k"]) if match else None,
                          "A": float(np.nanmean(va)) if np.isfinite(va).any() else math.nan,
                          "B": float(np.nanmean(vb)) if np.isfinite(vb).any() else math.nan,
                          "difference": float(d.mean[0]), "lo": float(d.lo[0]), "hi": float(d.hi[0]),
                          "users": int((np.isfinite(va) & np.isfinite(vb)).sum()), "separate_cis_overlap": overlap})
-    frame = pd.DataFrame(rows, columns=["metric", "k", "A", "B", "difference", "lo", "hi", "users",
+    frame = pd.DataFrame(rows, columns=["name", "metric", "k", "A", "B", "difference", "lo", "hi", "users",
                                         "separate_cis_overlap"])
     return frame.astype({"k": "Int64"}).sort_values(["metric", "k"], na_position="last").reset_index(drop=True)
 
@@ -306,9 +307,9 @@ def _run_runs(args: argparse.Namespace, store: Store) -> int:
         return 0
     if args.runs_action == "compare":
         table = paired_comparison(store, args.a, args.b, n_bootstrap=args.bootstrap)
-        table = table.assign(metric=[f"{m}@{k}" if pd.notna(k) else m for m, k in zip(table["metric"], table["k"])])
         print(f"B = {args.b} minus A = {args.a}, same users resampled for both ({args.bootstrap} resamples)")
-        shown = table.drop(columns="k").rename(columns={"difference": "B-A", "separate_cis_overlap": "own CIs overlap"})
+        shown = table.drop(columns=["metric", "k"]).rename(columns={"name": "metric", "difference": "B-A",
+                                                                     "separate_cis_overlap": "own CIs overlap"})
         plain, signed = "{:.4f}".format, "{:+.4f}".format
         print(shown.to_string(index=False, formatters={"A": plain, "B": plain, "B-A": signed, "lo": signed,
                                                        "hi": signed}))

@@ -279,10 +279,9 @@ with tab_compare:
         else:
             figure = charts.paired_difference_fig(paired, labels[run_a], labels[run_b])
             st.plotly_chart(figure, key="ev_paired_chart")
-            shown = paired.assign(metric=[f"{m}@{k}" if pd.notna(k) else m
-                                          for m, k in zip(paired["metric"], paired["k"])]).drop(columns="k")
             st.dataframe(
-                shown.rename(columns={"difference": "B − A", "lo": "95% CI low", "hi": "95% CI high",
-                                      "separate_cis_overlap": "own CIs overlap"}),
+                paired.drop(columns=["metric", "k"]).rename(columns={
+                    "name": "metric", "difference": "B − A", "lo": "95% CI low", "hi": "95% CI high",
+                    "separate_cis_overlap": "own CIs overlap"}),
                 hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
                                                 for c in ("A", "B", "B − A", "95% CI low", "95% CI high")})

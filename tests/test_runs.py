@@ -157,7 +157,9 @@ def test_paired_comparison_of_two_runs_on_the_same_users(stored):
     assert same["separate_cis_overlap"].all()
 
     table = paired_comparison(store, ids[0], ids[1], n_bootstrap=500)
-    assert list(table.columns) == ["metric", "k", "A", "B", "difference", "lo", "hi", "users", "separate_cis_overlap"]
+    assert list(table.columns) == ["name", "metric", "k", "A", "B", "difference", "lo", "hi", "users",
+                                   "separate_cis_overlap"]
+    assert "ndcg@10" in set(table["name"]) and "auc" in set(table["name"])
     ndcg10 = table[(table["metric"] == "ndcg") & (table["k"] == 10)].iloc[0]
     assert ndcg10["A"] == pytest.approx(records[0]["metrics"]["ndcg@10"], abs=1e-6)
     assert ndcg10["B"] == pytest.approx(records[1]["metrics"]["ndcg@10"], abs=1e-6)

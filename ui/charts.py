@@ -185,8 +185,7 @@ def metric_bars_ci(frame: pd.DataFrame, metric: str, k: int, colors: Mapping[str
 def paired_difference_fig(frame: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
     """Dots at B − A per metric (rows of core.runs.paired_comparison) with their paired 95% CI, zero marked:
     an interval clear of zero is a difference that holds across the same users."""
-    f = frame.assign(name=[f"{m}@{k}" if pd.notna(k) else m for m, k in zip(frame["metric"], frame["k"])])
-    f = f.iloc[::-1]  # the first metric on top
+    f = frame.iloc[::-1]  # the first metric on top
     colors = [POSITIVE if lo > 0 else NEGATIVE if hi < 0 else "#94a3b8" for lo, hi in zip(f["lo"], f["hi"])]
     fig = go.Figure(go.Scatter(
         x=f["difference"], y=f["name"], mode="markers", marker=dict(size=10, color=colors),

@@ -59,3 +59,17 @@ def test_metric_bars_have_asymmetric_ci():
     assert list(fig.data[0].x) == ["a", "b"]
     assert list(fig.data[0].error_y.array) == pytest.approx([0.02, 0.07])
     assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.05, 0.02])
+
+
+def test_paired_differences_mark_intervals_clear_of_zero():
+    from ui.theme import NEGATIVE, POSITIVE
+
+    frame = pd.DataFrame({"name": ["auc", "ndcg@10", "recall@10"], "difference": [0.09, 0.01, -0.03],
+                          "lo": [0.07, -0.01, -0.05], "hi": [0.11, 0.03, -0.01]})
+    fig = charts.paired_difference_fig(frame, "itemknn", "fusion")
+    trace = fig.data[0]
+    assert list(trace.y) == ["recall@10", "ndcg@10", "auc"]  # the first row on top
+    assert list(trace.marker.color) == [NEGATIVE, "#94a3b8", POSITIVE]  # below, across, above zero
+    assert list(trace.error_x.array) == pytest.approx([0.02, 0.02, 0.02])
+    assert list(trace.error_x.arrayminus) == pytest.approx([0.02, 0.02, 0.02])
+    assert "fusion − itemknn" in fig.layout.title.text
