@@ -4,23 +4,16 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
+
+# the palette and the figure style are shared with the HTML report (core.figures); pages import them from here
+from core.figures import (MODALITY_COLORS, MODALITY_LABELS, NEGATIVE, NEUTRAL, POSITIVE,  # noqa: F401
+                          PRIMARY, modality_color, style_figure)
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
-MODALITY_COLORS: dict[str, str] = {"text": "#3B82F6", "image": "#F59E0B", "audio": "#10B981"}
 MODALITY_ICONS: dict[str, str] = {"text": ":material/notes:", "image": ":material/image:",
                                   "audio": ":material/graphic_eq:"}  # markdown and widget labels only
-MODALITY_LABELS: dict[str, str] = {"text": "Text", "image": "Image", "audio": "Audio"}
-NEUTRAL = "#94A3B8"  # bias / base value / anything that is not a modality
-POSITIVE, NEGATIVE = "#10B981", "#EF4444"
-PRIMARY = "#6D28D9"
-
-
-def modality_color(modality: str) -> str:
-    """The modality's colour; grey for anything else (bias, id part)."""
-    return MODALITY_COLORS.get(modality, NEUTRAL)
 
 
 @lru_cache(maxsize=1)
@@ -67,19 +60,6 @@ def rank_change(rank: int, previous_rank: int | None, had_previous: bool) -> str
     if delta < 0:
         return f'<span class="prism-rank prism-down">↓{-delta}</span>'
     return '<span class="prism-rank prism-same">=</span>'
-
-
-def style_figure(fig: go.Figure, height: int = 320, legend: bool = True) -> go.Figure:
-    """Shared plotly layout: compact margins, light grid, the studio font."""
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=legend,
-        plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=None),
-        font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),
-    )
-    fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
-    fig.update_yaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
-    return fig
 
 
 def page_header(title: str, subtitle: str) -> None:
