@@ -23,6 +23,7 @@ st.logo(str(theme.ASSETS / "logo.svg"), icon_image=str(theme.ASSETS / "icon.svg"
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/tour.py", title="Tour", icon=":material/tour:", url_path="tour"),
     st.Page("pages/recommend.py", title="Recommend", icon=":material/auto_awesome:", url_path="recommend"),
     st.Page("pages/explain.py", title="Explain", icon=":material/insights:", url_path="explain"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/monitoring:", url_path="evaluate"),
@@ -35,3 +36,4 @@ ws = loaders.workspace()  # first start: builds the demo catalog, its embeddings
 components.sidebar(ws, loaders.catalog_names(loaders.store()))
 page.run()
 loaders.warm_up_in_background(ws)  # after the page is drawn, so the first query does not wait
+loaders.evaluate_demo_in_background(ws)  # first start on the demo: the Evaluate page then has runs to plot

@@ -104,3 +104,54 @@ def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, confi
     if model is None:
         _, model = train_model(store, catalog, embeddings, config=config, progress=progress)
     return model
+
+
+REFERENCE_BASELINES = ("popularity", "itemknn", "bprmf")  # what the active model is compared with first
+REFERENCE_KS = (5, 10, 20)
+
+
+def missing_reference_runs(store: Store, catalog: Catalog, model_id: str,
+                           baselines: tuple[str, ...] = REFERENCE_BASELINES) -> list[str]:
+    """Which of the active model (named by `model_id`) and `baselines` have no stored run on the catalog's
+    current content with the workspace's split (auto, seed 0)."""
+    from core.runs import _records
+
+    content = catalog.content_hash()
+    have_models, have_names = set(), set()
+    for r in _records(store, catalog.name):
+        p = r.get("protocol", {})
+        if r.get("dataset", {}).get("content_hash") != content or p.get("split_seed", 0) != 0 \
+                or p.get("target", "test") != "test" or "cold" in str(p.get("split", "")):
+            continue
+        have_names.add(r.get("name"))
+        if r.get("model", {}).get("id"):
+            have_models.add(r["model"]["id"])
+    missing = [] if model_id in have_models else [model_id]
+    return missing + [b for b in baselines if b not in have_names]
+
+
+def ensure_reference_runs(store: Store, catalog: Catalog, embeddings: EmbeddingSet, model, model_id: str,
+                          baselines: tuple[str, ...] = REFERENCE_BASELINES,
+                          progress: Progress | None = None) -> list[str]:
+    """Evaluate and store what `missing_reference_runs` lists: the active model as trained (split auto, seed
+    0) and each baseline fitted on the same split; returns the new run ids. progress(done, total, name)."""
+    from core.evaluation.protocol import run_evaluation
+    from core.evaluation.splits import build_interaction_data
+    from core.models.registry import build_model
+
+    todo = missing_reference_runs(store, catalog, model_id, baselines)
+    if not todo:
+        return []
+    data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
+    saved = []
+    for n, name in enumerate(todo):
+        if progress is not None:
+            progress(n, len(todo), name)
+        recommender = model if name == model_id else build_model(name, preset=catalog.name).fit(data)
+        record = run_evaluation(recommender, data, catalog, embeddings, ks=REFERENCE_KS, seed=0)
+        if name == model_id:
+            record["model"]["id"] = model_id  # so the next start knows this model was evaluated
+        saved.append(store.save_run(record))
+    if progress is not None:
+        progress(len(todo), len(todo), "done")
+    return saved

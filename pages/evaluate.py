@@ -75,6 +75,26 @@ def labels_for(runs: pd.DataFrame) -> dict[str, str]:
             for rid, name, ts, d in zip(runs["id"], runs["name"], runs["created_at"], dup)}
 
 
+
+
+@st.fragment(run_every=2)
+def _reference_progress() -> None:
+    """The demo's first-start evaluation (ui.loaders.evaluate_demo_in_background) while it runs."""
+    job = loaders.reference_eval_status(ws) or {}
+    if job.get("state") != "running":
+        st.rerun()  # the whole page: the new runs appear
+    st.progress(job["done"] / max(job["total"], 1),
+                text=f"Evaluating the demo model against popularity, ItemKNN and BPR-MF in the background — "
+                     f"now {job['current']} ({job['done']}/{job['total']}); the runs appear here when done")
+
+
+reference = loaders.reference_eval_status(ws)
+if reference and reference["state"] == "running":
+    _reference_progress()
+elif reference and reference["state"] == "failed":
+    st.warning(f"The background evaluation of the demo failed ({reference['error']}); start one in "
+               "*New evaluation*.", icon=":material/warning:")
+
 runs = loaders.runs_frame(ws.root, catalog.name, loaders.runs_stamp(st_store, catalog.name))
 tab_results, tab_new, tab_compare = st.tabs(["Results", "New evaluation", "Compare two runs"])
 
@@ -158,6 +178,18 @@ with tab_results:
                                icon=":material/download:", key="ev_csv")
             d3.download_button("JSON", run_to_json(record), file_name=f"{pick}.json", mime="application/json",
                                icon=":material/download:", key="ev_json")
+            with d3:
+                from core.report import ReportData, paired_against_fusion
+                from ui.reports import download_report
+
+                def _report(chosen_records=tuple(records)) -> ReportData:
+                    runs_shown = list(chosen_records)
+                    return ReportData(catalog=catalog.name, model_id=ws.model_id,
+                                      encoder_ids=dict(ws.embeddings.encoder_ids),
+                                      title=f"Prism evaluation · {catalog.name}", runs=runs_shown,
+                                      paired=paired_against_fusion(st_store, runs_shown))
+
+                download_report(_report, catalog, "evaluation", key="ev_report")
 
 # -- a new evaluation ----------------------------------------------------------------------------------
 with tab_new:

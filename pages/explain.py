@@ -195,3 +195,14 @@ with st.expander("Raw numbers"):
     if isinstance(features, pd.DataFrame):
         st.dataframe(features, hide_index=True)
     st.markdown(html.escape(f"base value {exp.base_value:.6f}, score {exp.score:.6f}"))
+
+# -- a report of this explanation (and, for a query, its ranking and the items explained so far) ----------
+from ui.reports import download_report, query_report  # noqa: E402
+
+if user_id:
+    _report_args = (ws, Query(user_id=user_id), ss["explanations"].get(recs_key), dict(ss["explanations"]),
+                    user_id, "explanation")
+else:
+    _report_args = (ws, ss.get("query"), ss.get("result"), dict(ss["explanations"]), id(ss["encoded"]),
+                    "explanation")
+download_report(lambda: query_report(*_report_args), catalog, "explain", key="ex_report")

@@ -263,3 +263,9 @@ for start in range(0, len(result.items), PER_ROW):
     for col, rec in zip(cols, result.items[start:start + PER_ROW]):
         with col:
             components.result_card(catalog, rec, had_previous, _on_feedback, _on_why)
+
+# -- a report of this query: ranking, the items explained so far, the stored runs ------------------------
+from ui.reports import download_report, query_report  # noqa: E402
+
+_report_args = (ws, query, result, dict(ss.get("explanations") or {}), id(ss.get("encoded")), "recommendations")
+download_report(lambda: query_report(*_report_args), catalog, "recommend", key="rec_report")

@@ -292,6 +292,59 @@ def warm_up_in_background(ws: Workspace) -> None:
     thread.start()
 
 
+# background evaluations of the demo (one per data folder and catalog): key -> status dict
+_REFERENCE_JOBS: dict[tuple[str, str], dict[str, Any]] = {}
+_REFERENCE_LOCK = threading.Lock()
+
+
+def reference_eval_status(ws: Workspace) -> dict[str, Any] | None:
+    """The background evaluation of the workspace's catalog: state ("running", "done", "failed"), done,
+    total, current model and error; None when none was started in this server."""
+    job = _REFERENCE_JOBS.get((ws.root, ws.catalog.name))
+    return dict(job) if job else None
+
+
+def evaluate_demo_in_background(ws: Workspace) -> None:
+    """On the demo, store an evaluation of the active model against popularity, ItemKNN and BPR-MF in a
+    thread (after the page is drawn), so the Evaluate page has plots on first visit. Once per server."""
+    if ws.catalog.name != DEMO_CATALOG or os.environ.get("PRISM_NO_WARMUP") \
+            or os.environ.get("PRISM_NO_BACKGROUND_EVAL"):
+        return
+    key = (ws.root, ws.catalog.name)
+    with _REFERENCE_LOCK:
+        if key in _REFERENCE_JOBS:
+            return
+        from core.workspace import missing_reference_runs
+
+        todo = missing_reference_runs(get_store(ws.root), ws.catalog, ws.model_id)
+        if not todo:
+            return
+        _REFERENCE_JOBS[key] = {"state": "running", "done": 0, "total": len(todo), "current": todo[0],
+                                "error": None}
+    threading.Thread(target=_evaluate_reference, args=(ws, key), daemon=True, name="prism-reference-eval").start()
+
+
+def _evaluate_reference(ws: Workspace, key: tuple[str, str]) -> None:
+    from core.workspace import ensure_reference_runs
+
+    job = _REFERENCE_JOBS[key]
+    try:  # below the page's own work: this thread alone runs at a lower CPU priority (Linux)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+    def progress(done: int, total: int, name: str) -> None:
+        job.update(done=done, total=total, current=name)
+
+    try:
+        ensure_reference_runs(get_store(ws.root), ws.catalog, ws.embeddings, ws.model, ws.model_id,
+                              progress=progress)
+        job["state"] = "done"
+    except Exception as e:  # shown on the Evaluate page; the studio goes on
+        log.exception("background evaluation of %s failed", ws.catalog.name)
+        job.update(state="failed", error=f"{type(e).__name__}: {e}")
+
+
 _WARMED: set[str] = set()  # explain services whose shap kernels are compiled (once per process)
 
 

@@ -1,0 +1,203 @@
+"""What a report holds, as plain data, and how it is gathered from the services and the runs store."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from core.catalog.model import Catalog
+from core.errors import PrismError
+from core.store import Store
+
+
+class ReportError(PrismError):
+    """A report cannot be made from what was asked (an unknown run, nothing to report)."""
+
+
+@dataclass
+class ReportMedia:
+    """An uploaded file of the query: its name and bytes (inlined when small)."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class ReportQuery:
+    """The query a report's ranking answers."""
+
+    text: str = ""
+    images: list[ReportMedia] = field(default_factory=list)
+    audio: list[ReportMedia] = field(default_factory=list)
+    liked: list[str] = field(default_factory=list)  # item ids
+    disliked: list[str] = field(default_factory=list)  # item ids
+    user_id: str | None = None
+
+
+@dataclass
+class ReportItem:
+    """One ranked item: its score, modality shares (gate weights) and Shapley contributions."""
+
+    item_id: str
+    rank: int
+    score: float
+    modality_weights: dict[str, float]
+    contributions: dict[str, float]
+    previous_rank: int | None = None
+
+
+@dataclass
+class ExplainedItem:
+    """One explained item: the waterfall numbers, its named-feature and word SHAP, and the sentences."""
+
+    item_id: str
+    score: float
+    base_value: float
+    shapley: dict[str, float]
+    features: pd.DataFrame  # modality, field, group, feature, value, shap
+    tokens: pd.DataFrame  # token, shap
+    sentences: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportSection:
+    """A narrated section (a tour step): a heading and plain paragraphs."""
+
+    heading: str
+    paragraphs: list[str]
+
+
+@dataclass
+class ReportData:
+    """Everything one HTML report shows; the renderer (core.report.render) turns it into one file."""
+
+    catalog: str
+    model_id: str
+    encoder_ids: dict[str, str]
+    title: str = "Prism report"
+    created_at: float = field(default_factory=time.time)
+    query: ReportQuery | None = None
+    items: list[ReportItem] = field(default_factory=list)
+    explained: list[ExplainedItem] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # stored run records
+    paired: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (label A, label B, rows)
+    sections: list[ReportSection] = field(default_factory=list)
+    faithfulness: dict[str, Any] | None = None  # core.explain_check.run_check on the demo
+
+
+def items_from_result(result: Any) -> list[ReportItem]:
+    """The ranked items of a core.recommend.RecommendationResult."""
+    return [ReportItem(item_id=r.item_id, rank=r.rank, score=float(r.score),
+                       modality_weights={m: float(v) for m, v in r.modality_weights.items()},
+                       contributions={m: float(v) for m, v in r.contributions.items()},
+                       previous_rank=r.previous_rank) for r in result.items]
+
+
+def query_from(query: Any) -> ReportQuery:
+    """A core.recommend.Query as report data."""
+    return ReportQuery(text=query.text, images=[ReportMedia(u.name, u.data) for u in query.images],
+                       audio=[ReportMedia(u.name, u.data) for u in query.audio], liked=list(query.liked),
+                       disliked=list(query.disliked), user_id=query.user_id)
+
+
+def explained_from(catalog: Catalog, explanation: Any) -> ExplainedItem:
+    """A core.explain.Explanation as report data, with its plain sentences."""
+    from core.narration import explanation_sentences
+
+    shapley = {m: float(v) for m, v in explanation.modality_shapley.items()}
+    title = catalog.item(explanation.item_id).title
+    return ExplainedItem(item_id=explanation.item_id, score=float(explanation.score),
+                         base_value=float(explanation.base_value), shapley=shapley,
+                         features=explanation.feature_shap, tokens=explanation.token_shap,
+                         sentences=explanation_sentences(title, explanation.score, explanation.base_value, shapley,
+                                                         explanation.feature_shap, explanation.token_shap))
+
+
+def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The run `run_id` (ReportError when unknown), else the newest run of each model of the catalog
+    on the split of the newest run (so the table compares like with like)."""
+    from core.runs import _records
+
+    if run_id is not None:
+        records = _records(store, run_ids=[run_id])
+        if not records:
+            raise ReportError(f"no run with id {run_id!r}; list them with `python -m core runs list "
+                              f"--catalog {catalog}`")
+        return records
+    records = [r for r in _records(store, catalog) if "cold" not in str(r.get("protocol", {}).get("split", ""))]
+    if not records:
+        return []
+    key = _split_key(records[0])
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:  # newest first
+        if _split_key(r) == key and r.get("name") not in out:
+            out[r.get("name")] = r
+    return list(out.values())
+
+
+def _split_key(record: dict[str, Any]) -> tuple:
+    p = record.get("protocol", {})
+    return (p.get("split"), p.get("split_seed"), p.get("target"),
+            record.get("dataset", {}).get("content_hash"))
+
+
+def paired_against_fusion(store: Store, runs: list[dict[str, Any]]) -> list[tuple[str, str, pd.DataFrame]]:
+    """Paired comparisons (core.runs.paired_comparison) of the first fusion run against every other run."""
+    from core.runs import paired_comparison
+
+    fusion = next((r for r in runs if r.get("model", {}).get("kind") == "fusion"), None)
+    if fusion is None:
+        return []
+    out = []
+    for other in runs:
+        if other is fusion:
+            continue
+        try:
+            rows = paired_comparison(store, other["id"], fusion["id"])
+        except PrismError:
+            continue  # stored without per-user values, or on other data: nothing paired to show
+        out.append((str(other.get("name")), str(fusion.get("name")), rows))
+    return out
+
+
+def build_report(store: Store, catalog_name: str, query_text: str | None = None, run_id: str | None = None,
+                 explain_top: int = 3, k: int = 10, encoders: dict[str, Any] | None = None) -> ReportData:
+    """A report of a stored catalog: the active model's ranking of `query_text` with its top
+    `explain_top` items explained, and the stored evaluation runs (or the one `run_id`)."""
+    from core.workspace import load_active_model, load_embeddings
+
+    catalog = store.load_catalog(catalog_name)
+    embeddings = load_embeddings(store, catalog)
+    model = load_active_model(store, catalog, embeddings) if embeddings is not None else None
+    record = store.active_model(catalog_name) or {}
+    data = ReportData(catalog=catalog.name, model_id=record.get("id", ""),
+                      encoder_ids=dict(embeddings.encoder_ids) if embeddings is not None else {},
+                      title=f"Prism report · {catalog.name}")
+    if query_text:
+        if model is None:
+            raise ReportError(f"catalog {catalog.name!r} has no embeddings or active model to rank with; "
+                              f"run `python -m core train --catalog {catalog.name}` first")
+        from core.explain import ExplainService
+        from core.recommend import Query, RecommendService
+
+        if encoders is None:
+            from core.encoders.factory import EncoderConfig, build_encoders
+
+            encoders = build_encoders(EncoderConfig.from_env())
+        service = RecommendService(catalog, embeddings, model, encoders)
+        encoded = service.encode_query(Query(text=query_text))
+        result = service.recommend(encoded, k=k)
+        data.query = query_from(encoded.query)
+        data.items = items_from_result(result)
+        explainer = ExplainService(service)
+        data.explained = [explained_from(catalog, explainer.explain(encoded, r.item_id))
+                          for r in result.items[:explain_top]]
+    data.runs = latest_runs(store, catalog.name, run_id)
+    if run_id is None:
+        data.paired = paired_against_fusion(store, data.runs)
+    if not data.items and not data.runs:
+        raise ReportError(f"nothing to report on {catalog.name!r}: give --query TEXT, or store an evaluation "
+                          f"first (`python -m core evaluate --catalog {catalog.name}`)")
+    return data
