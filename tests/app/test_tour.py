@@ -1,0 +1,120 @@
+"""Tour: every step of the demo tour renders on the demo through the real services; a tour naming an item the
+catalog lacks is refused with a message naming the step; the tour's report holds what its steps showed."""
+from __future__ import annotations
+
+import pytest
+
+from core.tour import (ExplainOutcome, FeedbackOutcome, ProofOutcome, QueryOutcome, StepSkipped, TourError,
+                       TOURS_DIR, check_tour, load_tour, parse_tour)
+from tests.app.conftest import goto, texts
+
+STEP_TITLES = [s.title for s in load_tour(TOURS_DIR / "demo.yaml").steps]
+
+
+def test_every_demo_tour_step_renders(app):
+    goto(app, "tour")
+    run = app.session_state["tour_run"]
+    for i, title in enumerate(STEP_TITLES):
+        assert app.subheader[0].value == f"{i + 1}. {title}"
+        assert f"Step {i + 1} of {len(STEP_TITLES)}" in str(app.get("progress")[0].proto.text)
+        assert not app.error, [e.value for e in app.error]
+        outcome = run.outcome(i)
+        assert not isinstance(outcome, StepSkipped), f"step {i + 1} was skipped on the demo: {outcome}"
+        if i < len(STEP_TITLES) - 1:
+            app.button(key="tour_next").click().run()
+            assert not app.exception, [e.value for e in app.exception]
+    assert app.button(key="tour_next").disabled
+    # what the steps computed is real: three query stages, the top item explained, feedback re-ranked
+    query = next(o for o in run.outcomes.values() if isinstance(o, QueryOutcome))
+    assert [s.label for s in query.stages] == ["A sentence", "+ a cover", "+ a clip"]
+    assert {"image", "audio"} <= set(query.last.result.query_modalities)
+    explain = next(o for o in run.outcomes.values() if isinstance(o, ExplainOutcome))
+    assert explain.explanation.item_id == query.last.result.items[0].item_id
+    shapley = explain.explanation.modality_shapley
+    assert sum(shapley.values()) == pytest.approx(explain.explanation.score - explain.explanation.base_value,
+                                                  abs=1e-4)
+    assert any(f"{abs(v):.3f}" in " ".join(explain.sentences) for v in shapley.values())
+    feedback = next(o for o in run.outcomes.values() if isinstance(o, FeedbackOutcome))
+    assert feedback.liked == [r.item_id for r in query.last.result.items[:2]]
+    assert not {r.item_id for r in feedback.result.items} & set(feedback.liked + feedback.disliked)
+    proof = next(o for o in run.outcomes.values() if isinstance(o, ProofOutcome))
+    assert proof.runs and proof.paired and proof.faithfulness is not None
+    # Back returns, presenter notes hide
+    notes = load_tour(TOURS_DIR / "demo.yaml").steps[-2].notes
+    app.button(key="tour_back").click().run()
+    assert app.subheader[0].value == f"{len(STEP_TITLES) - 1}. {STEP_TITLES[-2]}"
+    assert notes.split(":")[0] in texts(app)
+    app.toggle(key="tour_notes").set_value(False).run()
+    assert notes.split(":")[0] not in texts(app)
+
+
+def test_edited_sentence_reruns_the_query(app):
+    goto(app, "tour")
+    app.button(key="tour_next").click().run()
+    before = app.session_state["tour_run"].outcome(1).stages[0].result
+    app.text_input(key="tour_text_1").input("energetic techno with a driving beat").run()
+    assert not app.exception
+    after = app.session_state["tour_run"].outcome(1).stages[0]
+    assert after.query.text == "energetic techno with a driving beat"
+    assert [r.item_id for r in after.result.items] != [r.item_id for r in before.items]
+
+
+UNKNOWN_ITEM_TOUR = """
+title: A tour of another catalog
+steps:
+  - kind: catalog
+    title: The catalog
+  - kind: query
+    title: Covers that do not exist
+    stages:
+      - label: words
+        text: calm piano
+      - label: a cover
+        image: NOT-AN-ITEM
+"""
+
+
+def test_unknown_item_id_is_refused_naming_the_step(app):
+    goto(app, "tour")
+    app.file_uploader(key="tour_upload").set_value(("mine.yaml", UNKNOWN_ITEM_TOUR.encode(), "application/yaml"))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    message = " ".join(e.value for e in app.error)
+    assert "step 2 (Covers that do not exist)" in message and "NOT-AN-ITEM" in message
+    assert not app.subheader  # nothing of the tour ran
+
+
+def test_tour_files_are_checked_before_running(app_env):
+    from core.store import Store
+
+    catalog = Store(app_env["PRISM_DATA_DIR"]).load_catalog("demo")
+    with pytest.raises(TourError, match=r"step 2 \(Covers that do not exist\).*NOT-AN-ITEM"):
+        check_tour(parse_tour(UNKNOWN_ITEM_TOUR), catalog)
+    with pytest.raises(TourError, match="unknown kind 'dance'"):
+        parse_tour('{"steps": [{"kind": "dance", "title": "x"}]}', "t.json")
+    check_tour(load_tour(TOURS_DIR / "demo.yaml"), catalog)  # the shipped tour fits the demo
+
+
+def test_a_step_that_cannot_run_is_skipped_with_a_note(app_env, tmp_path):
+    """No stored evaluation: the proof step is skipped with a note, and the steps around it still run."""
+    from core.store import Store
+    from core.tour import TourContext, TourRun
+    from core.workspace import load_active_model, load_embeddings
+
+    store = Store(app_env["PRISM_DATA_DIR"])
+    catalog = store.load_catalog("demo")
+    embeddings = load_embeddings(store, catalog)
+    tour = parse_tour("""
+steps:
+  - {kind: catalog, title: Items}
+  - {kind: proof, title: Proof}
+  - {kind: import, title: Import}
+""")
+    ctx = TourContext(catalog=catalog, embeddings=embeddings, model=load_active_model(store, catalog, embeddings),
+                      store=Store(tmp_path / "empty"), recommend_service=lambda: None, explain_service=lambda: None)
+    run = TourRun(tour, ctx)
+    skipped = run.outcome(1)
+    assert isinstance(skipped, StepSkipped) and "No evaluation" in str(skipped)
+    assert not isinstance(run.outcome(0), StepSkipped) and not isinstance(run.outcome(2), StepSkipped)
+    report = run.report()
+    assert any("Skipped: No evaluation" in p for s in report.sections for p in s.paragraphs)
