@@ -22,7 +22,9 @@ theme.inject_css()
 st.logo(str(theme.ASSETS / "logo.svg"), icon_image=str(theme.ASSETS / "icon.svg"), size="large")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    # the default page is served at / but still reserves its own path, which then answers "Page not found";
+    # it reserves "index" instead, so that /home can be the alias below
+    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="index", default=True),
     st.Page("pages/tour.py", title="Tour", icon=":material/tour:", url_path="tour"),
     st.Page("pages/recommend.py", title="Recommend", icon=":material/auto_awesome:", url_path="recommend"),
     st.Page("pages/explain.py", title="Explain", icon=":material/insights:", url_path="explain"),
@@ -30,7 +32,15 @@ PAGES = [
     st.Page("pages/catalog.py", title="Catalog", icon=":material/library_music:", url_path="catalog"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
-page = st.navigation(PAGES, position="sidebar")
+
+
+def home_alias() -> None:
+    """/home, where links to Home may point: switch to Home at /."""
+    st.switch_page(PAGES[0])
+
+
+page = st.navigation([*PAGES, st.Page(home_alias, title="Home", url_path="home", visibility="hidden")],
+                     position="sidebar")
 
 ws = loaders.workspace()  # first start: builds the demo catalog, its embeddings and model, with progress
 components.sidebar(ws, loaders.catalog_names(loaders.store()))

@@ -94,10 +94,12 @@ with tab_map:
     spaces = ["joint", *ws.embeddings.modalities]
     space = m1.selectbox("Space", spaces, key="map_space",
                          format_func=lambda s: "joint (fusion model)" if s == "joint" else f"{s} encoder")
-    method = m2.radio("Projection", ["PCA", "t-SNE"], horizontal=True, key="map_method")
+    method = m2.radio("Projection", ["PCA", "UMAP", "t-SNE"], horizontal=True, key="map_method",
+                      help="UMAP keeps neighbourhoods (genres separate); PCA keeps the largest directions of "
+                           "variance. Computed once per model.")
     colour_options = ["dominant modality", *[c.removeprefix("meta.") for c in meta_cols], "interactions"]
     colour = m3.selectbox("Colour by", colour_options, key="map_colour",
-                          index=colour_options.index("genre") if "genre" in colour_options else 0)
+                          index=0)  # the modality that dominates each item
     with st.spinner(f"Projecting {len(frame)} items with {method}…"):
         coords = loaders.embedding_map(ws.root, catalog.name, ws.stamp, method, space, ws)
     info = frame.set_index("id")

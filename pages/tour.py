@@ -142,8 +142,7 @@ def draw_query(out: QueryOutcome) -> None:
         row[1].audio(stage.query.audio[-1].data)
         row[1].caption(stage.query.audio[-1].name)
     used = [MODALITY_LABELS.get(m, m) for m in stage.result.query_modalities]
-    row[2].caption(f"Query modalities: {', '.join(used) or '—'} · {len(stage.result.items)} results · "
-                   f"{stage.result.latency_ms:.0f} ms")
+    row[2].caption(f"Query modalities: {', '.join(used) or '—'} · {len(stage.result.items)} results")
     for note in out.notes:
         st.info(note, icon=":material/info:")
     cards(stage.result)

@@ -307,8 +307,7 @@ def reference_eval_status(ws: Workspace) -> dict[str, Any] | None:
 def evaluate_demo_in_background(ws: Workspace) -> None:
     """On the demo, store an evaluation of the active model against popularity, ItemKNN and BPR-MF in a
     thread (after the page is drawn), so the Evaluate page has plots on first visit. Once per server."""
-    if ws.catalog.name != DEMO_CATALOG or os.environ.get("PRISM_NO_WARMUP") \
-            or os.environ.get("PRISM_NO_BACKGROUND_EVAL"):
+    if ws.catalog.name != DEMO_CATALOG or os.environ.get("PRISM_NO_BACKGROUND_EVAL"):
         return
     key = (ws.root, ws.catalog.name)
     with _REFERENCE_LOCK:
@@ -402,9 +401,9 @@ def gate_frame(root: str, name: str, stamp: str, _ws: Workspace) -> pd.DataFrame
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws: Workspace) -> pd.DataFrame:
-    """2-D coordinates of every item: PCA or t-SNE of the joint model vectors or of one modality's fields."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+    """2-D coordinates of every item: PCA, UMAP or t-SNE of the joint model vectors or of one modality's
+    fields; computed once per model (cached on disk beside it)."""
+    from core.projection import cached_projection
 
     ids = _ws.catalog.item_ids
     if space == "joint":
@@ -419,11 +418,8 @@ def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws
         if order is not None:
             x, keep = x[order], keep[order]
     x = x[keep]
-    if method == "t-SNE" and len(x) > 5:
-        perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(x)
-    else:
-        xy = PCA(n_components=2, random_state=0).fit_transform(x)
+    folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
+    xy = cached_projection(folder, space, x, method)
     return pd.DataFrame({"item_id": np.asarray(ids)[keep], "x": xy[:, 0], "y": xy[:, 1]})
 
 

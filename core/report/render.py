@@ -133,6 +133,9 @@ class _Renderer:
     def figure(self, name: str, fig: go.Figure) -> str:
         """A placeholder div for `fig`; its JSON goes into the file once, drawn by the embedded plotly.js."""
         index = len(self.figures)
+        # plotly.js leaves no room for long tick labels unless asked (the studio's plotly theme asks)
+        fig.update_xaxes(automargin=True)
+        fig.update_yaxes(automargin=True)
         self.figures.append((name, fig.to_json()))
         return f'<div class="chart" id="chart-{index}" data-figure="{_esc(name)}"></div>'
 

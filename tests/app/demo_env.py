@@ -9,6 +9,7 @@ SMALL_DEMO_ENV = {
     "PRISM_DEMO_TRACKS": "60",  # small enough to encode and train in seconds
     "PRISM_DEMO_LISTENERS": "40",
     "PRISM_NO_WARMUP": "1",
+    "PRISM_NO_BACKGROUND_EVAL": "1",  # the demo's first-start evaluation runs only where a test asks for it
     "PRISM_EXPLAIN_FEATURE_EVALS": "200",  # small SHAP budgets: the tests check the drawing, not the values
     "PRISM_EXPLAIN_TOKEN_EVALS": "30",  # tests load the encoders when they need them, not in a background thread
     "OMP_WAIT_POLICY": "PASSIVE",  # as app.py sets it: busy-waiting OpenMP threads crawl on a shared CPU

@@ -5,6 +5,8 @@ import io
 import json
 import zipfile
 
+import pytest
+
 from tests.app.conftest import goto, plotly_values, sample
 
 
@@ -18,6 +20,25 @@ def test_browse_search_and_map(app):
     assert sum(len(plotly_values(t["x"])) for t in scatter["data"]) == 60  # every item on the map
     app.radio(key="map_method").set_value("t-SNE").run()
     assert not app.exception
+
+
+@pytest.mark.slow  # umap-learn compiles its numba kernels on first use (tens of seconds)
+def test_umap_map_is_computed_once_per_model_and_coloured_by_dominant_modality(app, app_env):
+    from pathlib import Path
+
+    from core.store import Store
+
+    goto(app, "catalog")
+    app.radio(key="map_method").set_value("UMAP").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox(key="map_colour").value == "dominant modality"
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    scatter = next(c for c in charts if c["data"][0]["type"] in ("scatter", "scattergl"))
+    assert {t["name"] for t in scatter["data"]} <= {"Text", "Image", "Audio"}
+    assert sum(len(plotly_values(t["x"])) for t in scatter["data"]) == 60
+    model_id = Store(app_env["PRISM_DATA_DIR"]).active_model("demo")["id"]
+    cached = list((Path(app_env["PRISM_DATA_DIR"]) / "models" / model_id / "maps").glob("joint-UMAP-*.npy"))
+    assert len(cached) == 1  # beside the model it was made from, read back on the next visit
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

@@ -5,7 +5,7 @@ import pytest
 
 from tests.app.conftest import goto
 
-PAGES = {"home": None, "recommend": "Recommend", "explain": "Explain", "evaluate": "Evaluate",
+PAGES = {"home": None, "tour": "Tour", "recommend": "Recommend", "explain": "Explain", "evaluate": "Evaluate",
          "catalog": "Catalog", "train": "Train"}
 
 

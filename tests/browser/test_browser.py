@@ -154,3 +154,71 @@ def test_studio_end_to_end(studio_page, studio):
         idle(pg)
         assert pg.get_by_test_id("stException").count() == 0, f"{label} raised"
         shot(pg, name)
+
+
+TOUR_TITLES = ["What the catalog carries", "One query, three modalities", "Why the top item",
+               "Feedback re-ranks at once", "Does it work?", "Your own data"]  # assets/tours/demo.yaml
+
+
+def step_heading(pg, i: int):
+    return pg.get_by_role("heading", name=f"{i + 1}. {TOUR_TITLES[i]}")
+
+
+def test_home_alias_and_tour_by_keyboard_and_offline_report(studio_page, studio, tmp_path):
+    pg = studio_page
+    pg.goto(f"{studio}/home")  # where older links point: Home, without a "Page not found" dialog
+    pg.get_by_text("recommendations from words, pictures and sound").wait_for()
+    idle(pg)
+    assert pg.get_by_text("Page not found").count() == 0
+
+    nav(pg, "Tour")
+    step_heading(pg, 0).wait_for()
+    for i in range(len(TOUR_TITLES)):
+        step_heading(pg, i).wait_for()
+        idle(pg)
+        assert pg.get_by_test_id("stException").count() == 0, f"tour step {i + 1} raised"
+        assert pg.get_by_text(f"Step {i + 1} of {len(TOUR_TITLES)}").count() == 1
+        if i in (0, 1, 2):
+            shot(pg, f"9-tour-step-{i + 1}")
+        if i == 1:  # the back key returns one step, the next key comes back
+            pg.locator("body").press("ArrowLeft")
+            step_heading(pg, 0).wait_for()
+            idle(pg)
+            pg.locator("body").press("ArrowRight")
+            step_heading(pg, 1).wait_for()
+            idle(pg)
+        if i < len(TOUR_TITLES) - 1:
+            pg.locator("body").press("ArrowRight")
+    shot(pg, "9-tour-last")
+
+    # the report at the end of the tour, opened from disk with every request outside the file refused
+    with pg.expect_download(timeout=WAIT_MS) as download:
+        pg.get_by_role("button", name="Download report").click()
+    report = tmp_path / "tour-report.html"
+    download.value.save_as(report)
+    assert report.stat().st_size < 10_000_000
+    context = pg.context.browser.new_context(viewport={"width": 1500, "height": 1000})  # no shared state
+    outside: list[str] = []
+
+    def refuse(route) -> None:
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", refuse)
+    page = context.new_page()
+    page.goto(report.as_uri())
+    charts = page.locator(".chart")
+    assert charts.count() >= 5
+    page.wait_for_function("() => [...document.querySelectorAll('.chart')]"
+                           ".every(c => c.querySelector('.main-svg'))", timeout=60_000)  # plotly drew every chart
+    images = page.evaluate("() => [...document.images].map(i => i.complete && i.naturalWidth)")
+    assert images and all(w and w > 0 for w in images), images
+    assert outside == []
+    height = page.evaluate("() => document.body.scrollHeight")
+    page.set_viewport_size({"width": 1500, "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "10-tour-report.png"))
+    context.close()
