@@ -111,9 +111,9 @@ def feedback_sentence(moves: Sequence[tuple[str, int | None, int]], liked: Seque
                 reverse=True)
     said = []
     if liked:
-        said.append(f"👍 on {_join([f'“{t}”' for t in liked])}")
+        said.append(f"a thumbs-up on {_join([f'“{t}”' for t in liked])}")
     if disliked:
-        said.append(f"👎 on {_join([f'“{t}”' for t in disliked])}")
+        said.append(f"a thumbs-down on {_join([f'“{t}”' for t in disliked])}")
     parts = [f"After {_join(said) or 'the feedback'}, the list was re-ranked:"]
     parts.append(f"{len(new)} new item{'s' * (len(new) != 1)} entered the top {len(moves)}"
                  + (f" ({_join([f'“{t}”' for t in new[:3]])}{'…' if len(new) > 3 else ''})" if new else ""))

@@ -97,3 +97,37 @@ def test_unknown_run_is_a_clear_error(app_env, capsys, tmp_path):
     assert main(["report", "--catalog", "demo", "--run", "no-such-run", "--out", str(tmp_path / "x.html")]) == 2
     assert "no run with id 'no-such-run'" in capsys.readouterr().err
     assert not Path(tmp_path / "x.html").exists()
+
+
+def _download_labels(at) -> list[str]:
+    return [e.proto.label for e in at.get("download_button")]
+
+
+def test_download_report_on_recommend_explain_and_evaluate(app):
+    from tests.app.conftest import goto
+
+    goto(app, "evaluate")
+    assert "Download report" in _download_labels(app)
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("quiet folk guitar")
+    app.button(key="q_submit").click().run()
+    assert not app.exception
+    assert "Download report" in _download_labels(app)
+    goto(app, "explain")
+    assert "Download report" in _download_labels(app)
+
+
+def test_query_report_merges_the_explained_parts(app):
+    """The Recommend and Explain pages' report: the ranking and each item explained so far, with features."""
+    from tests.app.conftest import goto
+    from ui.reports import merged_explanations
+
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("quiet folk guitar")
+    app.button(key="q_submit").click().run()
+    goto(app, "explain")
+    explanations = app.session_state["explanations"]
+    merged = merged_explanations(explanations, id(app.session_state["encoded"]))
+    top = app.session_state["result"].items[0].item_id
+    assert list(merged) == [top]
+    assert not merged[top].feature_shap.empty and merged[top].modality_shapley
