@@ -47,8 +47,8 @@ def _top_words(tokens: pd.DataFrame | None, n: int = 3) -> list[str]:
     if tokens is None or tokens.empty:
         return []
     part = tokens[(tokens["shap"] > 0) & tokens["token"].astype(str).str.strip().astype(bool)]
-    words = part.sort_values("shap", ascending=False)["token"].astype(str).tolist()
-    return [f"“{w}”" for w in list(dict.fromkeys(words))[:n]]
+    words = [w.strip(".,;:!?\"'()") for w in part.sort_values("shap", ascending=False)["token"].astype(str)]
+    return [f"“{w}”" for w in list(dict.fromkeys(w for w in words if w))[:n]]
 
 
 def _join(parts: Sequence[str]) -> str:
@@ -79,7 +79,8 @@ def explanation_sentences(title: str, score: float, base_value: float, shapley: 
                 f"({base_value:+.3f}), and every modality lowered it.")
         return [lead]
     if shares[top] >= DOMINANT_SHARE:
-        lead = f"“{title}” is here mostly for its {LABELS.get(top, top)} ({shares[top]:.0%} of what the modalities added){detail}."
+        lead = (f"“{title}” is here mostly for its {LABELS.get(top, top)} ({shares[top]:.0%} of what the "
+                f"modalities added){detail}.")
     elif max(shares.values()) <= EVEN_SHARE:
         lead = (f"“{title}” is here for several reasons at once: "
                 + _join([f"its {LABELS.get(m, m)} ({shares[m]:.0%})" for m in order]) + f"; the largest, its "

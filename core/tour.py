@@ -305,8 +305,9 @@ class TourRun:
                 item = catalog.item(ref)
                 path = catalog.media_path(getattr(item, kind))
                 if kind not in service.modalities or path is None or not Path(path).is_file():
-                    notes.append(f"Stage “{st.label}” skipped: {label[kind]} cannot be used here "
-                                 f"({'the model has no ' + kind + ' modality' if kind not in service.modalities else item.id + ' has no ' + kind + ' file'}).")
+                    why = (f"the model has no {kind} modality" if kind not in service.modalities
+                           else f"{item.id} has no {kind} file")
+                    notes.append(f"Stage “{st.label}” skipped: {label[kind]} cannot be used here ({why}).")
                     usable = False
             if not usable:
                 continue
@@ -415,7 +416,8 @@ class TourRun:
         ctx = self.ctx
         record = ctx.store.active_model(ctx.catalog.name) or {}
         data = ReportData(catalog=ctx.catalog.name, model_id=record.get("id", ""),
-                          encoder_ids=dict(ctx.embeddings.encoder_ids), title=f"{self.tour.title} · {ctx.catalog.name}")
+                          encoder_ids=dict(ctx.embeddings.encoder_ids),
+                          title=f"{self.tour.title} · {ctx.catalog.name}")
         for i, step in enumerate(self.tour.steps):
             out = self.outcome(i)
             paragraphs = [p for p in (step.narration,) if p]

@@ -10,7 +10,8 @@ from core.store import Store
 
 def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", required=True, help="stored catalog name")
-    p.add_argument("--run", dest="run_id", help="report this evaluation run only (default: the newest run of each model)")
+    p.add_argument("--run", dest="run_id",
+                   help="report this evaluation run only (default: the newest run of each model)")
     p.add_argument("--query", help="rank the catalog for this text and explain the top items")
     p.add_argument("--explain", type=int, default=3, help="how many of the top items to explain (default 3)")
     p.add_argument("--k", type=int, default=10, help="how many ranked items to list (default 10)")

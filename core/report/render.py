@@ -190,7 +190,8 @@ def _ranked(r: _Renderer) -> str:
         change = ""
         if it.previous_rank is not None and it.previous_rank != it.rank:
             delta = it.previous_rank - it.rank
-            change = f" <span class='{'up' if delta > 0 else 'down'}'>{'↑' if delta > 0 else '↓'}{abs(delta)}</span>"
+            arrow, css = ("↑", "up") if delta > 0 else ("↓", "down")
+            change = f" <span class='{css}'>{arrow}{abs(delta)}</span>"
         shares = "".join(f"<td class='num' style='color:{figures.modality_color(m)}'>"
                          f"{it.modality_weights.get(m, 0.0):.0%}</td>" for m in mods)
         contrib = "".join(f"<td class='num'>{it.contributions.get(m, 0.0):+.3f}</td>" for m in mods)
@@ -285,8 +286,9 @@ def _evaluation(r: _Renderer) -> str:
                              f"<td class='num'>{'' if value is None else f'{value:.4f}'}</td>")
         rows.append(f"<tr><td><b>{_esc(rec.get('name'))}</b><br><code class='muted'>{_esc(rec.get('id'))}</code>"
                     f"</td><td>{_esc(rec.get('model', {}).get('kind', ''))}</td>{''.join(cells)}</tr>")
-    charts = "".join(r.figure(f"eval:{m}@{k}", figures.metric_bars_ci(long.assign(label=long["label"].map(html.escape)),
-                                                                        m, k, {html.escape(a): c for a, c in colors.items()}))
+    escaped = long.assign(label=long["label"].map(html.escape))  # plotly reads labels as (pseudo-)HTML
+    palette = {html.escape(a): c for a, c in colors.items()}
+    charts = "".join(r.figure(f"eval:{m}@{k}", figures.metric_bars_ci(escaped, m, k, palette))
                      for m in shown[:2] if k is not None)
     card = protocol_card(runs[0])
     card_rows = "".join(f"<tr><td>{_esc(key)}</td><td>{_esc(v)}</td></tr>" for key, v in card.items()

@@ -17,7 +17,7 @@ def test_evaluate_draws_stored_runs(app):
     cards = [m.value for m in app.markdown if "prism-protocol" in m.value]
     assert len(cards) >= len(charts)  # a protocol card beside every chart
     assert "split" in cards[0].lower()
-    assert len(app.get("download_button")) == 2
+    assert [b.proto.label for b in app.get("download_button")] == ["CSV", "JSON", "Download report"]
 
 
 def test_compare_two_runs(app):

@@ -39,6 +39,18 @@ def test_every_demo_tour_step_renders(app):
     assert not {r.item_id for r in feedback.result.items} & set(feedback.liked + feedback.disliked)
     proof = next(o for o in run.outcomes.values() if isinstance(o, ProofOutcome))
     assert proof.runs and proof.paired and proof.faithfulness is not None
+    # the report at the tour's end holds every step's narration and what they computed, in under 10 MB
+    from core.report import render_report
+
+    report = run.report()
+    assert [s.heading for s in report.sections] == [f"{i + 1}. {t}" for i, t in enumerate(STEP_TITLES)]
+    assert report.items and report.explained[0].item_id == explain.explanation.item_id and report.runs
+    import html
+
+    text = render_report(report, run.ctx.catalog)
+    assert len(text.encode("utf-8")) < 10_000_000
+    assert f"waterfall:{explain.explanation.item_id}" in text
+    assert html.escape(feedback.sentence.split(":")[0]) in text
     # Back returns, presenter notes hide
     notes = load_tour(TOURS_DIR / "demo.yaml").steps[-2].notes
     app.button(key="tour_back").click().run()
