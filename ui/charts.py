@@ -20,20 +20,27 @@ def _ordered(keys) -> list[str]:
 
 
 def shapley_waterfall(base_value: float, shapley: Mapping[str, float], score: float,
-                      title: str = "How the score is built, modality by modality") -> go.Figure:
-    """A waterfall from the base value (no modality) through each modality's Shapley value to the score."""
+                      title: str = "How the score is built, modality by modality",
+                      history: float | None = None) -> go.Figure:
+    """A waterfall from the base value (no modality) through each modality's Shapley value to the score.
+
+    With `history` (the listening-history term, part of the base value) the first bar is the item's own
+    offset (base − history) and the listening history gets its own bar before the modalities.
+    """
     mods = _ordered(shapley)
     values = [float(shapley[m]) for m in mods]
     # tick labels carry the modality colour (waterfall bars take one colour per direction only)
-    labels = ["base (no modality)",
+    labels = [*(["item offset", "<b>listening history</b>"] if history is not None else ["base (no modality)"]),
               *[f'<span style="color:{modality_color(m)}"><b>{MODALITY_LABELS.get(m, m)}</b></span>' for m in mods],
               "<b>score</b>"]
+    start = [float(base_value)] if history is None else [float(base_value) - float(history), float(history)]
     fig = go.Figure(go.Waterfall(
         orientation="v",
-        measure=["absolute", *["relative"] * len(mods), "total"],
+        measure=["absolute", *["relative"] * (len(mods) + len(start) - 1), "total"],
         x=labels,
-        y=[float(base_value), *values, float(score)],
-        text=[f"{base_value:.3f}", *[f"{v:+.3f}" for v in values], f"{score:.3f}"],
+        y=[*start, *values, float(score)],
+        text=[f"{start[0]:.3f}", *[f"{v:+.3f}" for v in start[1:]], *[f"{v:+.3f}" for v in values],
+              f"{score:.3f}"],
         textposition="outside",
         connector={"line": {"color": "#CBD5E1", "dash": "dot"}},
         increasing={"marker": {"color": POSITIVE}},
@@ -43,7 +50,7 @@ def shapley_waterfall(base_value: float, shapley: Mapping[str, float], score: fl
     ))
     fig = style_figure(fig, height=340, legend=False)
     fig.update_layout(title=title, waterfallgap=0.35)
-    steps = np.cumsum([base_value, *values]).tolist()
+    steps = np.cumsum([*start, *values]).tolist()
     lo, hi = min([0.0, base_value, score, *steps]), max([0.0, base_value, score, *steps])
     pad = (hi - lo) * 0.15 + 1e-6
     fig.update_yaxes(range=[lo - pad, hi + pad], title="score")
@@ -270,3 +277,30 @@ def token_pairs(token_shap) -> list[tuple[str, float]]:
     if isinstance(token_shap, Mapping):
         return [(str(w), float(v)) for w, v in token_shap.items()]
     return [(str(w), float(v)) for w, v in token_shap]
+
+
+def tuning_search_fig(history: Sequence[Mapping], metric: str = "validation metric") -> go.Figure:
+    """A search's trials: trial number vs validation metric, pruned trials marked, the best-so-far line."""
+    rows = [h for h in history if h.get("value") is not None]
+    fig = go.Figure()
+    for state, symbol, color in (("complete", "circle", POSITIVE), ("pruned", "x", "#94A3B8")):
+        pts = [h for h in rows if h.get("state") == state]
+        fig.add_trace(go.Scatter(
+            x=[h["number"] for h in pts], y=[h["value"] for h in pts], mode="markers", name=state,
+            marker={"symbol": symbol, "size": 9, "color": color},
+            text=[f"{h.get('epochs', 0)} epochs · {h.get('seconds', 0):.0f} s" for h in pts],
+            hovertemplate="trial %{x}<br>" + html.escape(metric) + " %{y:.4f}<br>%{text}<extra>" + state
+                          + "</extra>"))
+    best, xs, ys = -np.inf, [], []
+    for h in sorted(rows, key=lambda h: h["number"]):
+        if h.get("state") == "complete" and h["value"] > best:
+            best = h["value"]
+        if np.isfinite(best):
+            xs.append(h["number"])
+            ys.append(best)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="best so far", line={"shape": "hv", "color": "#6D28D9"}))
+    fig = style_figure(fig, height=320)
+    fig.update_layout(title="The search on the validation split")
+    fig.update_xaxes(title="trial")
+    fig.update_yaxes(title=f"validation {metric}")
+    return fig

@@ -420,3 +420,16 @@ def runs_frame(root: str, name: str, stamp: str) -> pd.DataFrame:
     from core.runs import runs_table
 
     return runs_table(get_store(root), name)
+
+
+# -- the training split (tuning and training read it) -------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _interaction_data(root: str, name: str, stamp: str, _ws: Workspace) -> Any:
+    from core.evaluation.splits import build_interaction_data
+
+    return build_interaction_data(_ws.catalog, _ws.embeddings, split="auto", seed=0)
+
+
+def interaction_data(ws: Workspace) -> Any:
+    """The catalog's auto split (seed 0), as the workspace trains on it."""
+    return _interaction_data(ws.root, ws.catalog.name, ws.stamp, ws)
