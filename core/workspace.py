@@ -109,13 +109,13 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
 
 
 def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config=None,
-                 progress=None) -> FusionRecommender:
+                 progress=None, config_source: str | None = None) -> FusionRecommender:
     """The catalog's active fusion model; when there is none, trains, saves and activates one from the
     catalog's stored tuned configuration, else from the fast untuned starting point (no search: a first
     start stays quick), and records which (core.tuning.quick_fusion_config)."""
     model = load_active_model(store, catalog, embeddings)
     if model is None:
-        source = "given settings"
+        source = config_source or "given settings"
         if config is None:
             from core.evaluation.splits import build_interaction_data
             from core.tuning import quick_fusion_config
