@@ -46,7 +46,7 @@ def test_figures(model: Any, data: Any) -> dict[str, float]:
 
 
 def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, seeds: list[int],
-        data_dir: Path | None, store_tuned: bool) -> dict[str, Any]:
+        data_dir: Path | None, store_tuned: bool, jobs: int = 1, trial_epochs: int | None = None) -> dict[str, Any]:
     """The search, then one fit per seed of its best configuration; returns the benchmark JSON."""
     import torch
 
@@ -62,7 +62,7 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     catalog, embeddings = load_catalog(catalog_name, store)
     data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
     config = TuneConfig(trials=trials if trials is not None or budget is not None else 30, budget_minutes=budget,
-                        seed=seed)
+                        seed=seed, n_jobs=jobs, **({"trial_epochs": trial_epochs} if trial_epochs else {}))
     t0 = time.perf_counter()
 
     def progress(done: int, total: int, message: str) -> None:
@@ -85,7 +85,8 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     return {"catalog": catalog.name, "split": data.split_name, "users": data.n_users, "items": data.n_items,
             "search": {"trials": result.n_trials, "pruned": result.n_pruned, "minutes": minutes,
                        "trials_per_minute": result.n_trials / max(minutes, 1e-9), "metric": result.metric,
-                       "best_valid": result.value, "seed": seed, "trial_epochs": config.trial_epochs},
+                       "best_valid": result.value, "seed": seed, "trial_epochs": config.trial_epochs,
+                       "jobs": jobs},
             "config": dataclasses.asdict(result.config), "fits": fits,
             "protocol": "test: full ranking; [train] masks training items only (MMRec), [train+valid] masks "
                         "validation items too; every choice on validation", "history": result.history}
@@ -115,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--budget", type=float, metavar="MINUTES", help="search budget in minutes")
     p.add_argument("--seed", type=int, default=0, help="seed of the search")
     p.add_argument("--seeds", default="0", help="seeds of the final fits, e.g. 0,1,2 (empty: none)")
+    p.add_argument("--jobs", type=int, default=1, help="trials at once (threads; 2 uses both cores)")
+    p.add_argument("--trial-epochs", type=int, help="epoch cap of one trial (default 40)")
     p.add_argument("--data-dir", type=Path, help="store folder")
     p.add_argument("--store-tuned", action="store_true", help="store the result as the catalog's tuned config")
     p.add_argument("--out", type=Path, help="write the JSON here")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    report = run(args.catalog, args.trials, args.budget, args.seed, seeds, args.data_dir, args.store_tuned)
+    report = run(args.catalog, args.trials, args.budget, args.seed, seeds, args.data_dir, args.store_tuned,
+                 args.jobs, args.trial_epochs)
     print_table(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

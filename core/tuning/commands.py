@@ -17,6 +17,8 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
     stop.add_argument("--budget", type=float, metavar="MINUTES", help="stop starting trials after this long")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial (default 0)")
     p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="trials at once (default 1; above 1 a search no longer repeats exactly from its seed)")
     p.add_argument("--trial-epochs", type=int, default=None, metavar="N",
                    help="epoch cap of one trial (default 40; the final fit trains longer)")
     p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
@@ -44,7 +46,8 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
 
         trials = args.trials if args.trials is not None else (None if args.budget is not None else 30)
         config = TuneConfig(trials=trials, budget_minutes=args.budget, seed=args.seed,
-                            metric=args.metric or METRIC, trial_epochs=args.trial_epochs or TRIAL_EPOCHS)
+                            metric=args.metric or METRIC, trial_epochs=args.trial_epochs or TRIAL_EPOCHS,
+                            n_jobs=args.jobs)
 
         metric_k(config.metric)
     except ValueError as e:

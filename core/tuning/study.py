@@ -35,12 +35,16 @@ class TuneConfig:
     startup_trials: int = 4  # trials completed before the pruner may prune
     warmup_epochs: int = 4  # epochs of a trial before it may be pruned
     starting_points: bool = True  # enqueue space.STARTING_POINTS as the first trials
+    n_jobs: int = 1  # trials run at once (threads; torch ops release the GIL). Above 1 the order in which
+    #                  trials finish varies, so a search is only reproducible from its seed with n_jobs = 1
 
     def __post_init__(self) -> None:
         if self.trials is None and self.budget_minutes is None:
             raise ValueError("a search needs a stop: give trials (e.g. 30) or budget_minutes (e.g. 10)")
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"trials={self.trials}; give at least 1")
+        if self.n_jobs < 1:
+            raise ValueError(f"n_jobs={self.n_jobs}; give at least 1")
         if self.trial_epochs < 1:
             raise ValueError(f"trial_epochs={self.trial_epochs}; give at least 1")
         if self.budget_minutes is not None and not self.budget_minutes > 0:
@@ -89,7 +93,8 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
     if config.starting_points:
         for start in space.STARTING_POINTS.values():
             study.enqueue_trial(space.params_of(start), skip_if_exists=True)
-    history: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []  # in order of trial number
+    rows: dict[int, dict[str, Any]] = {}
     t0 = time.perf_counter()
     budget_s = None if config.budget_minutes is None else 60.0 * config.budget_minutes
 
@@ -108,7 +113,7 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
         start = time.perf_counter()
         row = {"number": trial.number, "params": params, "state": "failed", "value": None, "epochs": 0,
                "seconds": 0.0, "curve": curve}
-        history.append(row)
+        rows[trial.number] = row
         try:
             value = objective.run_trial(params, data, report, base=base, max_epochs=config.trial_epochs,
                                         patience=config.trial_patience)
@@ -122,7 +127,8 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
         return value
 
     def after(study_: Any, trial: Any) -> None:
-        row = history[-1]
+        row = rows[trial.number]
+        history[:] = [rows[n] for n in sorted(rows)]
         best = _best(history)
         done, total = (len(history), config.trials) if config.trials is not None else \
             (int(time.perf_counter() - t0), int(budget_s or 0))
@@ -134,7 +140,9 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
         if progress is not None:
             progress(done, total, message)
 
-    study.optimize(run, n_trials=config.trials, timeout=budget_s, catch=(ValueError,), callbacks=[after])
+    study.optimize(run, n_trials=config.trials, timeout=budget_s, catch=(ValueError,), callbacks=[after],
+                   n_jobs=config.n_jobs)
+    history[:] = [rows[n] for n in sorted(rows)]
     best = _best(history)
     if best is None:
         raise ValueError(f"no trial of the search finished with a {config.metric} on validation "
