@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the search")
     p.add_argument("--seeds", default="0", help="seeds of the final fits, e.g. 0,1,2 (empty: none)")
     p.add_argument("--jobs", type=int, default=1, help="trials at once (threads; 2 uses both cores)")
-    p.add_argument("--trial-epochs", type=int, help="epoch cap of one trial (default 40)")
+    p.add_argument("--trial-epochs", type=int, help="epoch cap of one trial (default 20)")
     p.add_argument("--data-dir", type=Path, help="store folder")
     p.add_argument("--store-tuned", action="store_true", help="store the result as the catalog's tuned config")
     p.add_argument("--out", type=Path, help="write the JSON here")

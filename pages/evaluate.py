@@ -213,9 +213,14 @@ with tab_new:
                 from core.tuning import resolve_fusion_config
 
                 tune_bar = st.progress(0.0, text="fusion configuration: the catalog's tuned one")
-                base, source = resolve_fusion_config(
-                    st_store, catalog, ws.embeddings, data,
-                    progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m))
+                try:
+                    base, source = resolve_fusion_config(
+                        st_store, catalog, ws.embeddings, data,
+                        progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m))
+                except (PrismError, ValueError) as e:
+                    status.update(label="No fusion configuration could be chosen", state="error")
+                    components.show_error(e, "Tuning")
+                    st.stop()
                 st.write(f":material/tune: Fusion configuration: {source}")
             for i, name in enumerate(models):
                 overall.progress(i / len(models), text=f"{name} ({i + 1}/{len(models)})")

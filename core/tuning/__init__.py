@@ -39,6 +39,9 @@ def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: Inter
     tuned = load_tuned(store, name, data_hash=fingerprint)
     if tuned is not None:
         return tuned.config, describe(tuned)
+    if data.valid.nnz == 0:  # nothing to select on: say so rather than pretend
+        return starting_config(data, "content"), ("untuned starting point (content only): the split has no "
+                                                  "validation interactions to tune on")
     result = tune(data, TuneConfig(trials=SHORT_TUNE_TRIALS, budget_minutes=budget_minutes), progress=progress)
     save_tuned(store, name, result.config, result.valid_metric(), result.history, data_hash=fingerprint)
     return result.config, (f"short tune of {result.n_trials} trials within {budget_minutes:g} min "

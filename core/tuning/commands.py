@@ -20,7 +20,7 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="trials at once (default 1; above 1 a search no longer repeats exactly from its seed)")
     p.add_argument("--trial-epochs", type=int, default=None, metavar="N",
-                   help="epoch cap of one trial (default 40; the final fit trains longer)")
+                   help="epoch cap of one trial (default 20; the final fit trains longer)")
     p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
                                                   "recall@20")
 

@@ -13,7 +13,8 @@ from core.tuning.space import apply
 
 Report = Callable[[int, float], bool]  # (epoch, validation metric) -> True when the trial should stop
 
-TRIAL_EPOCHS = 40  # epoch cap of one trial: trials must be cheap, the final fit trains longer
+TRIAL_EPOCHS = 20  # epoch cap of one trial: trials must be cheap (pruned ones stop sooner), the final fit
+#                   trains longer
 TRIAL_PATIENCE = 6  # epochs without a better validation metric before a trial stops
 FINAL_EPOCHS = 200  # epoch cap of the fit with the chosen configuration (early stopping ends sooner)
 FINAL_PATIENCE = 15

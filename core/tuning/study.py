@@ -32,8 +32,8 @@ class TuneConfig:
     metric: str = objective.METRIC  # validation metric maximised
     trial_epochs: int = objective.TRIAL_EPOCHS  # epoch cap of one trial
     trial_patience: int = objective.TRIAL_PATIENCE  # early-stopping patience within a trial
-    startup_trials: int = 4  # trials completed before the pruner may prune
-    warmup_epochs: int = 4  # epochs of a trial before it may be pruned
+    startup_trials: int = 3  # trials completed before the pruner may prune
+    warmup_epochs: int = 3  # epochs of a trial before it may be pruned
     starting_points: bool = True  # enqueue space.STARTING_POINTS as the first trials
     n_jobs: int = 1  # trials run at once (threads; torch ops release the GIL). Above 1 the order in which
     #                  trials finish varies, so a search is only reproducible from its seed with n_jobs = 1
