@@ -38,7 +38,8 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}  # name -> command, in registration order
-COMMAND_MODULES: list[str] = ["core.runs", "core.model_commands", "core.tuning.commands"]  # their import registers more commands
+# their import registers more commands
+COMMAND_MODULES: list[str] = ["core.runs", "core.model_commands", "core.tuning.commands"]
 
 
 def register_command(name: str, help: str, add_arguments: AddArguments, run: RunCommand) -> Command:

@@ -44,8 +44,9 @@ def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: Inter
                                                   "validation interactions to tune on")
     result = tune(data, TuneConfig(trials=SHORT_TUNE_TRIALS, budget_minutes=budget_minutes), progress=progress)
     save_tuned(store, name, result.config, result.valid_metric(), result.history, data_hash=fingerprint)
-    return result.config, (f"short tune of {result.n_trials} trials within {budget_minutes:g} min "
-                           f"(validation {result.metric} {result.value:.4f}; no tuned configuration was stored; "
+    return result.config, (f"short tune of {result.n_trials} trials in {result.seconds / 60:.1f} min (budget "
+                           f"{budget_minutes:g} min; validation {result.metric} {result.value:.4f}; no tuned "
+                           "configuration was stored; "
                            f"`python -m core tune --catalog {name}` searches longer)")
 
 
