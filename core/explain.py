@@ -67,6 +67,13 @@ class Explanation:
     deletion: DeletionCheck | None
     notes: list[str] = field(default_factory=list)  # what could not be explained, and why
     timings_ms: dict[str, float] = field(default_factory=dict)
+    history: float = 0.0  # listening history: base_value − offset, the ids' and the graph's own term
+    offset: float = 0.0  # the item's score offset (bias): offset + history + Σ modality_shapley = score
+
+    def shapley_with_history(self) -> dict[str, float]:
+        """Shapley values of the modalities and of the listening history (one more additive player):
+        they sum to score − offset."""
+        return {"history": self.history, **self.modality_shapley}
 
 
 def _feature_groups(service: RecommendService, field_name: str, names: list[str]) -> dict[str, list[str]]:
@@ -301,10 +308,11 @@ class ExplainService:
                 timings["token_shap"] = (time.perf_counter() - t) * 1e3
         except MissingModalityError as e:
             notes.append(str(e))
+        offset = float(self.service.bias[row])
         return Explanation(item_id=item_id, score=score, base_value=base, modality_shapley=phi,
                            modality_weights={m: float(w) for m, w in zip(self.modalities, weights)},
                            feature_shap=feature_frame, token_shap=token_frame, deletion=deletion, notes=notes,
-                           timings_ms=timings)
+                           timings_ms=timings, history=base - offset, offset=offset)
 
     def warm_up(self) -> None:
         """Run the Partition explainer once on a toy game: shap compiles its numba kernels on first use

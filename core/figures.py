@@ -43,20 +43,27 @@ def _ordered(keys) -> list[str]:
 
 
 def shapley_waterfall(base_value: float, shapley: Mapping[str, float], score: float,
-                      title: str = "How the score is built, modality by modality") -> go.Figure:
-    """A waterfall from the base value (no modality) through each modality's Shapley value to the score."""
+                      title: str = "How the score is built, modality by modality",
+                      history: float | None = None) -> go.Figure:
+    """A waterfall from the base value (no modality) through each modality's Shapley value to the score.
+
+    With `history` (the listening-history term, part of the base value) the first bar is the item's own
+    offset (base − history) and the listening history gets its own bar before the modalities.
+    """
     mods = _ordered(shapley)
     values = [float(shapley[m]) for m in mods]
     # tick labels carry the modality colour (waterfall bars take one colour per direction only)
-    labels = ["base (no modality)",
+    labels = [*(["item offset", "<b>listening history</b>"] if history is not None else ["base (no modality)"]),
               *[f'<span style="color:{modality_color(m)}"><b>{MODALITY_LABELS.get(m, m)}</b></span>' for m in mods],
               "<b>score</b>"]
+    start = [float(base_value)] if history is None else [float(base_value) - float(history), float(history)]
     fig = go.Figure(go.Waterfall(
         orientation="v",
-        measure=["absolute", *["relative"] * len(mods), "total"],
+        measure=["absolute", *["relative"] * (len(mods) + len(start) - 1), "total"],
         x=labels,
-        y=[float(base_value), *values, float(score)],
-        text=[f"{base_value:.3f}", *[f"{v:+.3f}" for v in values], f"{score:.3f}"],
+        y=[*start, *values, float(score)],
+        text=[f"{start[0]:.3f}", *[f"{v:+.3f}" for v in start[1:]], *[f"{v:+.3f}" for v in values],
+              f"{score:.3f}"],
         textposition="outside",
         connector={"line": {"color": "#CBD5E1", "dash": "dot"}},
         increasing={"marker": {"color": POSITIVE}},
@@ -66,7 +73,7 @@ def shapley_waterfall(base_value: float, shapley: Mapping[str, float], score: fl
     ))
     fig = style_figure(fig, height=340, legend=False)
     fig.update_layout(title=title, waterfallgap=0.35)
-    steps = np.cumsum([base_value, *values]).tolist()
+    steps = np.cumsum([*start, *values]).tolist()
     lo, hi = min([0.0, base_value, score, *steps]), max([0.0, base_value, score, *steps])
     pad = (hi - lo) * 0.15 + 1e-6
     fig.update_yaxes(range=[lo - pad, hi + pad], title="score")

@@ -1,7 +1,8 @@
 """Command line for fusion models: `python -m core train`, `models list|activate`, `explain-check`.
 
-`train` fits a fusion model on a stored catalog (the catalog's preset, with any setting overridden from the
-command line), selects it on the validation split, saves it as safetensors + JSON and makes it the
+`train` fits a fusion model on a stored catalog (the catalog's tuned configuration, or a short search on the
+validation split when none is stored, with any setting overridden from the command line), selects it on the
+validation split, saves it as safetensors + JSON and makes it the
 catalog's active model, the one the app and the recommend service use.
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _load_catalog(store: Store, name: str) -> Any:
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
-    p.add_argument("--preset", help="start from this catalog preset (default: the catalog's own, else 'demo')")
+    p.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                   help="without a stored tuned configuration: the short search's budget (default 3 min)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override one fusion setting, e.g. --set strategy=weighted --set epochs=30 "
                         "(repeatable; see FusionConfig)")
@@ -61,22 +63,35 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def _run_train(args: argparse.Namespace, store: Store) -> int:
     from core.cli import TqdmProgress
-    from core.models.fusion import PRESETS, preset_for
+    from core.evaluation.splits import build_interaction_data
+    from core.models.fusion import FusionConfig
+    from core.tuning import SHORT_TUNE_MINUTES, resolve_fusion_config
     from core.workspace import prepare_embeddings, train_model
 
-    if args.preset is not None and args.preset not in PRESETS:
-        print(f"error: --preset {args.preset!r} is not one of {sorted(PRESETS)}", file=sys.stderr)
-        return 2
+    budget = SHORT_TUNE_MINUTES if args.budget is None else args.budget
     try:
         overrides = _parse_overrides(args.set)
-        base = PRESETS[args.preset] if args.preset is not None else preset_for(args.catalog)
-        config = replace(base, **overrides)
+        replace(FusionConfig(), **overrides)  # refuses bad values before anything is loaded
+        if not budget > 0:
+            raise ValueError(f"--budget {args.budget}: give a positive number of minutes")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     catalog = _load_catalog(store, args.catalog)
     with TqdmProgress(f"embeddings of {catalog.name}") as bar:
         embeddings = prepare_embeddings(store, catalog, progress=bar)
+    data = build_interaction_data(catalog, embeddings, split=args.split, seed=args.seed)
+    with TqdmProgress("fusion configuration") as bar:
+        def tune_progress(done: int, total: int, message: str) -> None:
+            bar(done, total, message)
+            print(f"  {message}", flush=True)  # plain lines: the search shows in logs too
+
+        base, source = resolve_fusion_config(store, catalog, embeddings, data, budget_minutes=budget,
+                                             progress=tune_progress)
+    config = replace(base, **overrides)
+    if overrides:
+        source += "; set on the command line: " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(f"configuration: {source}")
     t0 = time.perf_counter()
     with TqdmProgress(f"training {config.strategy}") as bar:
         def progress(report: Any) -> None:
@@ -84,7 +99,8 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
             bar(report.epoch, report.epochs, f"loss {report.loss:.4f}{valid}")
 
         model_id, model = train_model(store, catalog, embeddings, config=config, progress=progress,
-                                      split=args.split, seed=args.seed, activate=not args.no_activate)
+                                      split=args.split, seed=args.seed, activate=not args.no_activate,
+                                      config_source=source)
     best = getattr(model, "best_epoch", None)
     print(f"model {model_id}: {config.strategy}, {config.dim}-d, loss {config.loss}, "
           f"{time.perf_counter() - t0:.1f} s" + (f", best epoch {best}" if best is not None else ""))

@@ -6,6 +6,12 @@ Score contributions are the exact Shapley values of the modalities for each reco
 score with only a subset S of modalities present, v(S), enumerated over all 2^M subsets. They add up to
 score − v(∅), where v(∅) (every modality masked) is what is left of the score without content: the item's
 id embedding and its bias. The explain service computes the same numbers with the `shap` library.
+
+The part of v(∅) above the item's bias is the listening-history term: what the id embeddings, propagated
+over the interaction graph, give the score. Item vectors are affine in the fused content with the id part
+added (and propagation is linear), so this term is the same whichever modalities are present: it is its
+own additive player, its Shapley value is exactly itself, and the modalities' values do not change. So
+offset + history + Σ contributions = score.
 """
 from __future__ import annotations
 
@@ -128,6 +134,8 @@ class Recommendation:
     contributions: dict[str, float]
     previous_rank: int | None = None  # rank in the previous result, None when new or without one
     base: float = 0.0  # v(∅): the part of the score no modality explains
+    history: float = 0.0  # listening history: v(∅) − offset, what the ids and the interaction graph give
+    offset: float = 0.0  # the item's own score offset (its bias): base = offset + history
 
 
 @dataclass
@@ -498,7 +506,8 @@ class RecommendService:
                 item_id=item.id, title=item.title, rank=rank, score=float(full[j]),
                 modality_weights={m: float(weights[j, i]) for i, m in enumerate(self.modalities)},
                 contributions={m: float(shapley[m][j]) for m in self.modalities},
-                previous_rank=prev_ranks.get(item.id), base=float(base[j])))
+                previous_rank=prev_ranks.get(item.id), base=float(base[j]),
+                history=float(base[j]) - float(self.bias[rows[j]]), offset=float(self.bias[rows[j]])))
         rank_ms = (time.perf_counter() - start) * 1e3
         used = {f: self.embeddings.encoder_ids[f] for f in self.embeddings.fields}
         return RecommendationResult(items=items, latency_ms=encode_ms + rank_ms, encode_ms=encode_ms,

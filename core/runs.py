@@ -258,9 +258,17 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
     print(f"{catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name} "
           f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,})")
     failed = 0
+    base = None
+    if any(n.startswith("fusion-") for n in names):  # fusion models start from the catalog's tuned config
+        from core.tuning import resolve_fusion_config
+
+        with TqdmProgress("fusion configuration") as bar:
+            base, source = resolve_fusion_config(store, catalog, embeddings, data,
+                                                 progress=lambda d, t, m: (bar(d, t, m), print(f"  {m}")))
+        print(f"fusion configuration: {source}")
     for name in names:
         try:
-            model = build_model(name, preset=catalog.name)  # fusion models start from the catalog's preset
+            model = build_model(name, base=base)
             with TqdmProgress(f"{name}: training") as bar:
                 model.fit(data, progress=lambda r, bar=bar: bar(r.epoch, r.epochs, f"loss {r.loss:.4f}"))
             with TqdmProgress(f"{name}: ranking") as bar:

@@ -76,33 +76,53 @@ def load_active_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet) 
 
 def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config=None,
                 progress=None, split: str = "auto", seed: int = 0,
-                activate: bool = True) -> tuple[str, FusionRecommender]:
-    """Fit a fusion model on `catalog` (early stopping on its validation split), save it, record it."""
+                activate: bool = True, *, config_source: str | None = None, tune_progress: Progress | None = None,
+                tune_budget_minutes: float | None = None) -> tuple[str, FusionRecommender]:
+    """Fit a fusion model on `catalog` (early stopping on its validation split), save it, record it.
+
+    Without `config`, the catalog's tuned configuration (core.tuning.resolve_fusion_config: a short tune
+    within its budget when none is stored, reported through `tune_progress`). The record keeps
+    `config_source`, the line saying where the configuration came from.
+    """
     import time
     import uuid
 
     from core.evaluation.splits import build_interaction_data
-    from core.models.fusion import FusionRecommender, preset_for
+    from core.models.fusion import FusionRecommender
 
-    if config is None:
-        config = preset_for(catalog.name)
     data = build_interaction_data(catalog, embeddings, split=split, seed=seed)
+    if config is None:
+        from core.tuning import SHORT_TUNE_MINUTES, resolve_fusion_config
+
+        config, config_source = resolve_fusion_config(
+            store, catalog, embeddings, data, progress=tune_progress,
+            budget_minutes=tune_budget_minutes or SHORT_TUNE_MINUTES)
     model = FusionRecommender(config).fit(data, progress=progress)
     model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     folder = store.model_dir(model_id)
     model.save(folder)
     store.record_model(model_id, catalog.name, model.name,
                        {**model.get_config(), "split": data.split_name, "seed": seed,
-                        "encoders": embeddings.encoder_ids}, folder, active=activate)
+                        "encoders": embeddings.encoder_ids, "config_source": config_source or "given settings"},
+                       folder, active=activate)
     return model_id, model
 
 
 def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config=None,
-                 progress=None) -> FusionRecommender:
-    """The catalog's active fusion model; trains, saves and activates the preset one when there is none."""
+                 progress=None, config_source: str | None = None) -> FusionRecommender:
+    """The catalog's active fusion model; when there is none, trains, saves and activates one from the
+    catalog's stored tuned configuration, else from the fast untuned starting point (no search: a first
+    start stays quick), and records which (core.tuning.quick_fusion_config)."""
     model = load_active_model(store, catalog, embeddings)
     if model is None:
-        _, model = train_model(store, catalog, embeddings, config=config, progress=progress)
+        source = config_source or "given settings"
+        if config is None:
+            from core.evaluation.splits import build_interaction_data
+            from core.tuning import quick_fusion_config
+
+            config, source = quick_fusion_config(store, catalog,
+                                                 build_interaction_data(catalog, embeddings, split="auto", seed=0))
+        _, model = train_model(store, catalog, embeddings, config=config, progress=progress, config_source=source)
     return model
 
 

@@ -240,6 +240,20 @@ with tab_new:
                 status.update(label="The split could not be built", state="error")
                 components.show_error(e, "Split")
                 st.stop()
+            base = None
+            if any(n.startswith("fusion-") and n != ACTIVE for n in models):
+                from core.tuning import resolve_fusion_config
+
+                tune_bar = st.progress(0.0, text="fusion configuration: the catalog's tuned one")
+                try:
+                    base, source = resolve_fusion_config(
+                        st_store, catalog, ws.embeddings, data,
+                        progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m))
+                except (PrismError, ValueError) as e:
+                    status.update(label="No fusion configuration could be chosen", state="error")
+                    components.show_error(e, "Tuning")
+                    st.stop()
+                st.write(f":material/tune: Fusion configuration: {source}")
             for i, name in enumerate(models):
                 overall.progress(i / len(models), text=f"{name} ({i + 1}/{len(models)})")
                 epoch_bar = st.progress(0.0, text=f"{name}: training")
@@ -247,7 +261,7 @@ with tab_new:
                     if name == ACTIVE:
                         model = ws.model  # trained already: evaluate as it is
                     else:
-                        model = build_model(name, preset=catalog.name)
+                        model = build_model(name, base=base)
 
                         def _epoch(report, bar=epoch_bar, label=name):
                             bar.progress(min(1.0, report.epoch / max(report.epochs, 1)),
@@ -262,7 +276,7 @@ with tab_new:
                     st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")
                     if cold and name != ACTIVE:
                         epoch_bar.progress(0.0, text=f"{name}: cold start — training on warm items")
-                        fresh = build_model(name, preset=catalog.name)
+                        fresh = build_model(name, base=base)
                         record = run_cold_start(fresh, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
                                                 fit_progress=_epoch)
                         saved.append(st_store.save_run(record))

@@ -126,10 +126,17 @@ with head[1]:
 st.markdown("#### Modalities")
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.plotly_chart(charts.shapley_waterfall(exp.base_value, shapley, exp.score), key="ex_waterfall")
+    history = getattr(exp, "history", 0.0)
+    has_history = abs(history) > 1e-9  # a model with ids or graph propagation: their term gets its own bar
+    st.plotly_chart(charts.shapley_waterfall(exp.base_value, shapley, exp.score,
+                                             history=history if has_history else None), key="ex_waterfall")
     total = sum(shapley.values())
     st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
-               f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}).")
+               f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f})."
+               + (f" Listening history ({history:+.4f}) is the ids' and the interaction graph's own additive "
+                  "term of the base: the same with or without any modality, so it is its own player and "
+                  f"history + modalities = score − item offset ({exp.score - exp.offset:+.4f})."
+                  if has_history else ""))
 with right:
     series = {"gate weights (model)": weights,
               "|Shapley| share": {m: abs(v) for m, v in shapley.items()}}

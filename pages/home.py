@@ -62,6 +62,8 @@ with right:
     cfg = ws.model_config or {}
     st.markdown(f"`{ws.model_id}`  \n" + " · ".join(
         f"{k} **{cfg[k]}**" for k in ("strategy", "dim", "loss", "epochs") if k in cfg))
+    if cfg.get("config_source"):
+        st.caption(f"Configuration: {cfg['config_source']}.")
 
 st.divider()
 st.subheader("Where to go next")

@@ -9,28 +9,87 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.models.fusion import PRESETS, preset_for
+from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config
+from core.tuning.store import data_fingerprint, load_tuned, save_tuned
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.theme import page_header
 
 ensure_frame()
 
-page_header("Train", "Configure a fusion model, watch it learn epoch by epoch, and choose which saved model "
-            "serves the studio.")
+page_header("Train", "Search fusion settings on the validation split, configure a fusion model, watch it learn "
+            "epoch by epoch, and choose which saved model serves the studio.")
 ws = loaders.workspace()
 catalog = ws.catalog
 st_store = loaders.store()
 ss = st.session_state
+data = loaders.interaction_data(ws)
+
+# -- the catalog's tuned configuration -------------------------------------------------------------------
+st.markdown("#### Tuned configuration")
+try:
+    tuned = load_tuned(st_store, catalog.name, data_hash=data_fingerprint(data))
+except PrismError as e:
+    components.show_error(e, "The stored tuned configuration cannot be read")
+    tuned = None
+active_source = (ws.model_config or {}).get("config_source")
+if active_source:
+    st.caption(f"Active model `{ws.model_id}`: {active_source}.")
+t_left, t_right = st.columns([2, 3], gap="large")
+with t_left:
+    if tuned is not None:
+        st.success(describe(tuned).capitalize() + ". Training below starts from it.", icon=":material/tune:")
+    else:
+        st.info(f"No tuned configuration for **{catalog.name}** yet: a search on the validation split picks "
+                f"one. Without it, Train first runs a short search (at most {SHORT_TUNE_MINUTES:g} min).",
+                icon=":material/tune:")
+    budget = st.number_input("Search budget (minutes)", 0.5, 60.0, float(SHORT_TUNE_MINUTES), step=0.5,
+                             key="tr_tune_budget")
+    trials = st.number_input("At most this many trials", 2, 500, 30, key="tr_tune_trials")
+    tune_now = st.button("Search on validation", key="tr_tune", icon=":material/manage_search:")
+with t_right:
+    tune_slot = st.empty()
+    if tuned is not None and tuned.history:
+        tune_slot.plotly_chart(charts.tuning_search_fig(tuned.history, tuned.metric.get("name", "metric")),
+                               key="tr_tune_chart")
 
 
-preset = preset_for(catalog.name)
+def run_search(budget_minutes: float, max_trials: int):
+    """A search with st.progress; stores and returns the result."""
+    from core.tuning.study import TuneConfig, tune
+
+    bar = st.progress(0.0, text=f"searching for at most {budget_minutes:g} min / {max_trials} trials")
+
+    def on_trial(done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=message)
+
+    result = tune(data, TuneConfig(trials=int(max_trials), budget_minutes=float(budget_minutes)), progress=on_trial)
+    save_tuned(st_store, catalog.name, result.config, result.valid_metric(), result.history,
+               data_hash=data_fingerprint(data))
+    return result
+
+
+if tune_now:
+    try:
+        result = run_search(budget, trials)
+    except (PrismError, ValueError) as e:
+        components.show_error(e, "The search failed; the stored tuned configuration is unchanged")
+    else:
+        ss["train_message"] = (f"Search done: {result.n_trials} trials ({result.n_pruned} pruned) in "
+                               f"{result.seconds / 60:.1f} min, validation {result.metric} {result.value:.4f}; "
+                               "stored as this catalog's tuned configuration.")
+        st.rerun()
+
+preset = tuned.config if tuned is not None else quick_fusion_config(st_store, catalog, data)[0]
 STRATEGIES = ["gated", "weighted", "concat", "adversarial"]
 
+st.markdown("#### Train")
 left, right = st.columns([2, 3], gap="large")
 with left:
     with st.form("train_form"):
-        st.markdown(f"Starting point: the **{catalog.name if catalog.name in PRESETS else 'demo'}** preset.")
+        st.markdown("Starting point: **the tuned configuration**." if tuned is not None else
+                    "No tuned configuration yet: **Train** first runs a short search and trains the best "
+                    "configuration it finds (these fields apply once one is stored).")
         strategy = st.selectbox("Fusion strategy", STRATEGIES,
                                 index=STRATEGIES.index(preset.strategy) if preset.strategy in STRATEGIES else 0,
                                 help="gated: each item gets its own modality weights · weighted: one global "
@@ -39,7 +98,7 @@ with left:
         c1, c2 = st.columns(2)
         dim = c1.select_slider("Dimension", [16, 32, 64, 128, 256], value=preset.dim if preset.dim in
                                (16, 32, 64, 128, 256) else 64, key="tr_dim")
-        losses = ["softmax", "bpr", "bce"]
+        losses = ["softmax", "full-softmax", "bpr", "bce"]
         loss = c2.radio("Loss", losses, index=losses.index(preset.loss) if preset.loss in losses else 0,
                         horizontal=True, key="tr_loss",
                         help="softmax: sampled softmax over the negatives · bpr: pairwise · bce: pointwise")
@@ -67,9 +126,24 @@ with right:
                 "every epoch.", icon=":material/lightbulb:")
 
 if start:
-    config = dataclasses.replace(preset, strategy=strategy, dim=int(dim), loss=loss, epochs=int(epochs), lr=float(lr),
-                                 graph_layers=int(graph_layers), align_weight=float(align), dropout=float(dropout),
-                                 l2=float(l2), patience=int(patience), seed=int(seed))
+    form = dict(strategy=strategy, dim=int(dim), loss=loss, epochs=int(epochs), lr=float(lr),
+                graph_layers=int(graph_layers), align_weight=float(align), dropout=float(dropout), l2=float(l2),
+                patience=int(patience), seed=int(seed))
+    if tuned is None:  # no tuned configuration: a short search first, and its best configuration is trained
+        try:
+            result = run_search(SHORT_TUNE_MINUTES, 20)
+        except (PrismError, ValueError) as e:
+            components.show_error(e, "The short search failed; nothing was trained")
+            st.stop()
+        config = result.config
+        source = (f"short search of {result.n_trials} trials within {SHORT_TUNE_MINUTES:g} min "
+                  f"(validation {result.metric} {result.value:.4f}; no tuned configuration was stored)")
+        st.info(f"Ran a {source}; training its best configuration.", icon=":material/tune:")
+    else:
+        edited = {k: v for k, v in form.items() if getattr(preset, k) != v}
+        config = dataclasses.replace(preset, **form)
+        source = describe(tuned) + ("; set by hand: " + ", ".join(f"{k}={v}" for k, v in edited.items())
+                                    if edited else "")
     history: list[dict] = []
     bar = progress_slot.progress(0.0, text="preparing the split")
 
@@ -86,7 +160,7 @@ if start:
     t0 = time.perf_counter()
     try:
         model_id, _ = train_model(st_store, catalog, ws.embeddings, config=config, progress=on_epoch,
-                                  activate=activate)
+                                  activate=activate, config_source=source)
     except PrismError as e:
         components.show_error(e, "Training failed; the saved models are unchanged")
     else:

@@ -162,7 +162,8 @@ def test_train_saves_an_active_model_and_models_lists_it(capsys: pytest.CaptureF
     assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
     capsys.readouterr()
     code, out, err = run(capsys, "--data-dir", str(data_dir), "train", "--catalog", "tiny",
-                         "--set", "strategy=weighted", "--set", "epochs=2", "--set", "negatives=2")
+                         "--set", "strategy=weighted", "--set", "epochs=2", "--set", "negatives=2",
+                         "--budget", "0.05")
     assert code == 0, err
     assert "weighted" in out and "active" in out and "precomputed:all-MiniLM-L6-v2.npy" in out
     models = Store(data_dir).list_models("tiny")
@@ -180,7 +181,7 @@ def test_train_saves_an_active_model_and_models_lists_it(capsys: pytest.CaptureF
     (("train", "--catalog", "tiny", "--set", "colour=red"), "write NAME=VALUE"),
     (("train", "--catalog", "tiny", "--set", "epochs=many"), "epochs takes a whole number"),
     (("train", "--catalog", "tiny", "--set", "strategy=magic"), "choose one of"),
-    (("train", "--catalog", "tiny", "--preset", "nope"), "is not one of"),
+    (("train", "--catalog", "tiny", "--budget", "0"), "positive number of minutes"),
     (("models", "activate", "no-such-model"), "no saved model 'no-such-model'"),
 ])
 def test_train_and_models_refuse_bad_settings(capsys: pytest.CaptureFixture[str], data_dir: Path,

@@ -57,6 +57,9 @@ def test_modality_shapley_sums_to_score_minus_base_and_matches_the_formula(expla
     assert sum(exp.modality_shapley.values()) == pytest.approx(exp.score - exp.base_value, abs=1e-5)
     assert exp.base_value == pytest.approx(v(frozenset()), abs=1e-6)
     assert exp.score == pytest.approx(v(frozenset(service.modalities)), abs=1e-5)
+    # the listening history is the base above the item's offset: with it, the values sum to score − offset
+    assert exp.offset == pytest.approx(float(service.bias[row]), abs=1e-6)
+    assert sum(exp.shapley_with_history().values()) == pytest.approx(exp.score - exp.offset, abs=1e-5)
 
 
 def test_explain_agrees_with_the_recommend_contributions(explainer, service, listener_case):

@@ -308,6 +308,7 @@ def test_contributions_are_exact_shapley_and_add_up(service, demo_world):
     result = service.recommend(encoded, k=5)
     for rec in result.items:
         assert np.isclose(sum(rec.contributions.values()), rec.score - rec.base, atol=1e-4)
+        assert np.isclose(rec.offset + rec.history, rec.base, atol=1e-5)
         weights = np.array(list(rec.modality_weights.values()))
         assert np.all(weights >= 0) and np.isclose(weights.sum(), 1.0)
     # contributions agree with the model's own masked scores: v({m}) − v(∅) for the single-modality item

@@ -2,8 +2,10 @@
 the ones the HTML report draws too are in core.figures."""
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -12,7 +14,7 @@ import plotly.graph_objects as go
 from core.figures import (MODALITY_ORDER, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
                           feature_shap_bar, metric_at_k_lines, metric_bars_ci, modality_shares_bar,
                           paired_difference_fig, run_colors, shapley_waterfall, token_html, token_pairs)
-from ui.theme import MODALITY_COLORS, MODALITY_LABELS, modality_color, style_figure
+from ui.theme import MODALITY_COLORS, MODALITY_LABELS, POSITIVE, modality_color, style_figure
 
 
 def group_shap_bar(frame: pd.DataFrame, title: str = "By feature group") -> go.Figure:
@@ -79,3 +81,28 @@ def embedding_scatter(frame: pd.DataFrame, color: str, title: str) -> go.Figure:
     return fig
 
 
+def tuning_search_fig(history: Sequence[Mapping], metric: str = "validation metric") -> go.Figure:
+    """A search's trials: trial number vs validation metric, pruned trials marked, the best-so-far line."""
+    rows = [h for h in history if h.get("value") is not None]
+    fig = go.Figure()
+    for state, symbol, color in (("complete", "circle", POSITIVE), ("pruned", "x", "#94A3B8")):
+        pts = [h for h in rows if h.get("state") == state]
+        fig.add_trace(go.Scatter(
+            x=[h["number"] for h in pts], y=[h["value"] for h in pts], mode="markers", name=state,
+            marker={"symbol": symbol, "size": 9, "color": color},
+            text=[f"{h.get('epochs', 0)} epochs · {h.get('seconds', 0):.0f} s" for h in pts],
+            hovertemplate="trial %{x}<br>" + html.escape(metric) + " %{y:.4f}<br>%{text}<extra>" + state
+                          + "</extra>"))
+    best, xs, ys = -np.inf, [], []
+    for h in sorted(rows, key=lambda h: h["number"]):
+        if h.get("state") == "complete" and h["value"] > best:
+            best = h["value"]
+        if np.isfinite(best):
+            xs.append(h["number"])
+            ys.append(best)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="best so far", line={"shape": "hv", "color": "#6D28D9"}))
+    fig = style_figure(fig, height=320)
+    fig.update_layout(title="The search on the validation split")
+    fig.update_xaxes(title="trial")
+    fig.update_yaxes(title=f"validation {metric}")
+    return fig

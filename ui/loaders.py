@@ -180,8 +180,14 @@ def _bootstrap(st_store: Store, name: str) -> None:
             encs = encoders()
             st.write(f"**3 / 4** Encoding {len(catalog.items)} items (text, images, audio)")
             embeddings = prepare_embeddings(st_store, catalog, encs, progress=_bar_callback())
-            st.write("**4 / 4** Training the fusion model")
-            ensure_model(st_store, catalog, embeddings, progress=_epoch_callback())
+            from core.evaluation.splits import build_interaction_data
+            from core.tuning import quick_fusion_config
+
+            config, source = quick_fusion_config(st_store, catalog,
+                                                 build_interaction_data(catalog, embeddings, split="auto", seed=0))
+            st.write(f"**4 / 4** Training the fusion model — configuration: {source}")
+            ensure_model(st_store, catalog, embeddings, config=config, progress=_epoch_callback(),
+                         config_source=source)
         except Exception as e:  # the boundary of the first start: say what failed, offer a way back
             log.exception("preparing catalog %s failed", name)
             status.update(label=f"Catalog {name!r} could not be prepared", state="error", expanded=True)
@@ -469,3 +475,16 @@ def runs_frame(root: str, name: str, stamp: str) -> pd.DataFrame:
     from core.runs import runs_table
 
     return runs_table(get_store(root), name)
+
+
+# -- the training split (tuning and training read it) -------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _interaction_data(root: str, name: str, stamp: str, _ws: Workspace) -> Any:
+    from core.evaluation.splits import build_interaction_data
+
+    return build_interaction_data(_ws.catalog, _ws.embeddings, split="auto", seed=0)
+
+
+def interaction_data(ws: Workspace) -> Any:
+    """The catalog's auto split (seed 0), as the workspace trains on it."""
+    return _interaction_data(ws.root, ws.catalog.name, ws.stamp, ws)

@@ -23,7 +23,7 @@ class EpochReport:
     seconds: float = 0.0
 
 
-ProgressCallback = Callable[[EpochReport], None]
+ProgressCallback = Callable[[EpochReport], "bool | None"]  # returning True stops training (a pruned trial)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from core.models.base import InteractionData, ProgressCallback
 
 STRATEGIES = ("concat", "weighted", "gated", "adversarial")
 USER_MODES = ("id", "aggregate", "both")
+LOSSES = ("bpr", "bce", "softmax", "full-softmax")
 MODALITY_ORDER = ("text", "image", "audio")
 FORMAT_VERSION = 1  # of config.json; bump when the saved layout changes
 WEIGHTS_FILE = "model.safetensors"
@@ -48,6 +49,7 @@ class FusionConfig:
     graph_layers: int = 0  # LightGCN propagation steps over the training user–item graph (0 = off)
     item_bias: bool = True  # a learned score offset per item
     loss: str = "bpr"  # "bpr" (pairwise) | "bce" (pointwise) | "softmax" (sampled softmax over the negatives)
+    #                    | "full-softmax" (softmax over every item; `negatives` unused)
     negatives: int = 1  # sampled unseen items per training pair
     optimizer: str = "adam"  # "adam" | "rmsprop"
     lr: float = 1e-3  # learning rate
@@ -66,7 +68,7 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         checks = {"strategy": (self.strategy, STRATEGIES), "user_mode": (self.user_mode, USER_MODES),
-                  "loss": (self.loss, ("bpr", "bce", "softmax")), "optimizer": (self.optimizer, ("adam", "rmsprop"))}
+                  "loss": (self.loss, LOSSES), "optimizer": (self.optimizer, ("adam", "rmsprop"))}
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"FusionConfig.{name}={value!r}; choose one of {list(allowed)}")
@@ -98,8 +100,9 @@ def metric_k(name: str) -> tuple[str, int]:
     return kind, int(k)
 
 
-# A preset per catalog name; the app falls back to "demo" for catalogs without one. Both were chosen on
-# the validation split only.
+# Hand-chosen configurations, each labelled by the catalog whose validation split it was chosen on. They
+# are the starting points of every search (core.tuning.space), not looked up by a catalog's name: a
+# catalog's configuration comes from core.tuning.resolve_fusion_config.
 PRESETS: dict[str, FusionConfig] = {
     # Last.fm-2K (text + audio, 1,858 users, 1,425 artists, x_label split): LightGCN propagation over
     # content + id items, sampled softmax. Test Recall@20 .4452, NDCG@20 .3226 (MMRec protocol) in 70–85 s
@@ -119,7 +122,8 @@ PRESETS: dict[str, FusionConfig] = {
 
 
 def preset_for(catalog_name: str | None) -> FusionConfig:
-    """The tuned preset of a catalog by name; catalogs without one get the demo preset."""
+    """Deprecated name lookup of a hand-chosen configuration (the demo one for unknown names); Prism
+    selects on validation instead: core.tuning.resolve_fusion_config."""
     return PRESETS.get(catalog_name or "demo", PRESETS["demo"])
 
 

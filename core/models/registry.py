@@ -32,11 +32,10 @@ BASELINES: dict[str, Callable[..., Recommender]] = {
 def _fusion_builder(strategy: str) -> Callable[..., Recommender]:
     """A builder that imports the fusion model only when called, so the registry loads without it."""
 
-    def build(preset: str | None = None, **overrides: Any) -> Recommender:
-        from core.models.fusion import FusionConfig, FusionRecommender, preset_for
+    def build(base: Any = None, **overrides: Any) -> Recommender:
+        from core.models.fusion import FusionConfig, FusionRecommender
 
-        base = preset_for(preset) if preset is not None else FusionConfig()
-        return FusionRecommender(dataclasses.replace(base, **{**overrides, "strategy": strategy}))
+        return FusionRecommender(dataclasses.replace(base or FusionConfig(), **{**overrides, "strategy": strategy}))
 
     return build
 
@@ -50,16 +49,16 @@ _NEEDS_CONTENT = {"vbpr", *FUSION}
 _NEEDS_TWO_MODALITIES = {"late-fusion"}
 
 
-def build_model(name: str, preset: str | None = None, **overrides: Any) -> Recommender:
+def build_model(name: str, base: Any = None, **overrides: Any) -> Recommender:
     """A fresh, unfitted model by registry name; `overrides` replace fields of its config dataclass.
 
-    `preset` (a catalog name) starts a fusion model from that catalog's tuned preset (core.models.fusion
-    .preset_for) instead of the FusionConfig defaults, with the name's strategy; baselines ignore it.
+    `base` (a FusionConfig, e.g. the catalog's tuned one from core.tuning.resolve_fusion_config) starts a
+    fusion model from it instead of the FusionConfig defaults, with the name's strategy; baselines ignore it.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if name in FUSION:
-        overrides = {**overrides, "preset": preset}
+        overrides = {**overrides, "base": base}
     try:
         return MODELS[name](**overrides)
     except TypeError as e:  # dataclasses.replace / the config reject an unknown field

@@ -148,7 +148,9 @@ def _penalties(net: FusionNet, config: FusionConfig, f: Forward, users: torch.Te
         total = total + config.emb_reg * reg / users.numel()
     if config.l1 > 0:
         total = total + config.l1 * sum(h.first_layer.weight.abs().sum() for h in net.heads.values())
-    items = torch.unique(torch.cat([pos, neg.reshape(-1)]))
+    n_items = f.items0.shape[0]
+    items = ((torch.bincount(pos, minlength=n_items) + torch.bincount(neg.reshape(-1), minlength=n_items)) > 0
+             ).nonzero().squeeze(1)  # the batch's items, sorted (bincount is much faster than unique here)
     if config.align_weight > 0 and len(net.modalities) > 1:
         total = total + config.align_weight * alignment_loss(f.projected[items], f.present[items],
                                                              config.align_temperature)
@@ -173,7 +175,8 @@ def fit_fusion(net: FusionNet, data: InteractionData, config: FusionConfig,
     """Train `net` in place; restore the best validation epoch's weights.
 
     Returns the per-epoch history (epoch, loss, valid_metric, metric_name, seconds) and the best epoch
-    (the last one when there is no validation data).
+    (the last one when there is no validation data). A `progress` callback that returns True stops the
+    training after that epoch (a tuning trial being pruned); the best epoch so far is kept.
     """
     if data.train.nnz == 0:
         raise ValueError("the training matrix has no interactions; nothing to fit (check the split: "
@@ -197,15 +200,21 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
     for epoch in bar:
         start = time.perf_counter()
         net.train()
-        users, pos, neg = (torch.as_tensor(a) for a in sample_pairs(data.train, rng, config.negatives))
+        full = config.loss == "full-softmax"  # every item is a negative: no sampling needed
+        users, pos, neg = (torch.as_tensor(a) for a in sample_pairs(data.train, rng, 1 if full else config.negatives))
         total, seen = 0.0, 0
         for s in range(0, users.numel(), config.batch_size):
             u, i, j = users[s:s + config.batch_size], pos[s:s + config.batch_size], neg[s:s + config.batch_size]
             f = net()  # (U, D), (I, D): the whole catalog, once per step
             bias = net.biases()
-            s_pos = (f.users[u] * f.items[i]).sum(-1) + bias[i]  # (B,)
-            s_neg = negative_scores(f.users[u], f.items, j) + bias[j]  # (B, n)
-            loss = ranking_loss(s_pos, s_neg, config.loss) + _penalties(net, config, f, u, i, j)
+            if full:
+                logits = f.users[u] @ f.items.T + bias  # (B, I): the positive's class is its item
+                j = torch.arange(f.items.shape[0])[None, :]  # (1, I) every item, for the penalties
+                loss = F.cross_entropy(logits, i) + _penalties(net, config, f, u, i, j)
+            else:
+                s_pos = (f.users[u] * f.items[i]).sum(-1) + bias[i]  # (B,)
+                s_neg = negative_scores(f.users[u], f.items, j) + bias[j]  # (B, n)
+                loss = ranking_loss(s_pos, s_neg, config.loss) + _penalties(net, config, f, u, i, j)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -218,9 +227,10 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
         history.append({"epoch": epoch, "loss": loss_value, "valid_metric": valid,
                         "metric_name": config.valid_metric, "seconds": seconds})
         bar.set_postfix(loss=f"{loss_value:.4f}", valid=f"{valid:.4f}" if valid is not None else "-")
+        stop = False
         if progress is not None:
-            progress(EpochReport(epoch=epoch, epochs=config.epochs, loss=loss_value, valid_metric=valid,
-                                 metric_name=config.valid_metric, seconds=seconds))
+            stop = progress(EpochReport(epoch=epoch, epochs=config.epochs, loss=loss_value, valid_metric=valid,
+                                        metric_name=config.valid_metric, seconds=seconds)) is True
         if not np.isfinite(loss_value):
             raise ValueError(f"training diverged at epoch {epoch} (loss {loss_value}); lower lr "
                              f"(now {config.lr}) or raise emb_reg/l2")
@@ -232,6 +242,8 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
                 since_best += 1
                 if since_best >= config.patience:
                     break
+        if stop:
+            break
     if best_state is not None:
         net.load_state_dict(best_state)
         return history, best_epoch

@@ -19,6 +19,27 @@ def test_waterfall_runs_from_base_to_score():
     assert "Text" in trace.x[1] and "Audio" in trace.x[3]
 
 
+def test_waterfall_draws_listening_history_as_its_own_bar():
+    fig = charts.shapley_waterfall(0.40, {"audio": 0.30, "text": -0.05}, 0.65, history=0.25)
+    trace = fig.data[0]
+    assert list(trace.measure) == ["absolute", "relative", "relative", "relative", "total"]
+    assert trace.x[0] == "item offset" and "listening history" in trace.x[1]
+    assert trace.y[0] == pytest.approx(0.15) and trace.y[1] == pytest.approx(0.25)
+    assert sum(trace.y[:-1]) == pytest.approx(trace.y[-1])
+
+
+def test_tuning_chart_marks_pruned_trials_and_the_best_so_far():
+    history = [{"number": 0, "state": "complete", "value": 0.20, "epochs": 9, "seconds": 3.0},
+               {"number": 1, "state": "pruned", "value": 0.10, "epochs": 2, "seconds": 0.5},
+               {"number": 2, "state": "complete", "value": 0.30, "epochs": 9, "seconds": 3.0},
+               {"number": 3, "state": "failed", "value": None}]
+    fig = charts.tuning_search_fig(history, "ndcg@20")
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["complete"].x) == [0, 2] and list(by_name["pruned"].x) == [1]
+    assert by_name["pruned"].marker.symbol == "x"
+    assert list(by_name["best so far"].y) == [0.20, 0.20, 0.30]
+
+
 def test_modality_bar_widths_are_shares_in_modality_colours():
     html = modality_bar({"text": 1.0, "image": 3.0, "audio": 0.0})
     assert "width:25.0%" in html and "width:75.0%" in html

@@ -7,9 +7,19 @@ from tests.app.conftest import goto
 def test_train_saves_and_activates_a_model(app):
     from ui.loaders import store
 
+    from core.tuning.store import load_tuned
+
     goto(app, "train")
     before = store().active_model("demo")["id"]
     n_models = len(store().list_models("demo"))
+    # a short search on validation first: it is stored and drawn, and the form starts from it
+    app.number_input(key="tr_tune_trials").set_value(2)
+    app.button(key="tr_tune").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    tuned = load_tuned(store(), "demo")
+    assert tuned is not None and len(tuned.history) == 2
+    assert any("Search done: 2 trials" in str(s.value) for s in app.success)
+    assert app.get("plotly_chart"), "the chart of the search is on screen"
     app.selectbox(key="tr_strategy").set_value("weighted")
     app.number_input(key="tr_epochs").set_value(2)
     app.button[[b.label for b in app.button].index("Train")].click().run()
@@ -18,6 +28,8 @@ def test_train_saves_and_activates_a_model(app):
     assert len(models) == n_models + 1
     new = store().active_model("demo")
     assert new["id"] != before and new["config"]["strategy"] == "weighted"
+    assert new["config"]["config_source"].startswith("tuned on validation") and "strategy=weighted" in \
+        new["config"]["config_source"]
     assert 1 <= len(app.session_state["train_log"]) <= 2
     assert app.get("plotly_chart"), "the loss chart of the run stays on screen"
     # put the previous model back, so other tests see the same workspace

@@ -271,18 +271,15 @@ def test_registry_builds_fusion_variants(name: str) -> None:
     assert model.name == name
 
 
-def test_registry_starts_fusion_models_from_a_catalog_preset() -> None:
-    from core.models.fusion import PRESETS, FusionConfig, preset_for
+def test_registry_starts_fusion_models_from_a_given_base_config() -> None:
+    from core.models.fusion import PRESETS, FusionConfig
 
     plain = build_model("fusion-concat")
     assert plain.config == dataclasses.replace(FusionConfig(), strategy="concat")
-    tuned = build_model("fusion-concat", preset="lfm2k", epochs=3)
+    tuned = build_model("fusion-concat", base=PRESETS["lfm2k"], epochs=3)
     assert tuned.config == dataclasses.replace(PRESETS["lfm2k"], strategy="concat", epochs=3)
-    # catalogs without a tuned preset start from the demo one; baselines ignore the preset
-    assert build_model("fusion-weighted", preset="my-shop").config == \
-        dataclasses.replace(PRESETS["demo"], strategy="weighted")
-    assert preset_for("my-shop") == PRESETS["demo"] and preset_for("lfm2k") == PRESETS["lfm2k"]
-    assert build_model("bprmf", preset="lfm2k").config == build_model("bprmf").config
+    # baselines ignore the base config
+    assert build_model("bprmf", base=PRESETS["lfm2k"]).config == build_model("bprmf").config
 
 
 def test_registry_rejects_unknown_names_and_settings() -> None:

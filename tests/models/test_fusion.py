@@ -111,7 +111,8 @@ def test_every_strategy_trains_and_scores_finite(generated, strategy: str) -> No
 
 
 @pytest.mark.parametrize("loss,optimizer,extra", [("bce", "adam", {"l1": 1e-4}),
-                                                   ("softmax", "rmsprop", {"negatives": 8, "l2": 1e-5})])
+                                                   ("softmax", "rmsprop", {"negatives": 8, "l2": 1e-5}),
+                                                   ("full-softmax", "adam", {"emb_reg": 1e-3})])
 def test_other_losses_and_optimisers_learn(generated, loss: str, optimizer: str, extra: dict) -> None:
     data, _ = generated
     cfg = FusionConfig(loss=loss, optimizer=optimizer, **{**FAST, "epochs": 15, **extra})

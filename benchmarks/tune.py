@@ -1,0 +1,136 @@
+"""Tuning benchmark: how many trials a search runs in its budget, how long one fusion fit of the chosen
+configuration takes, and what that configuration reaches on test (MMRec protocol), per seed.
+
+    HF_HUB_OFFLINE=1 nice -n 5 python -m benchmarks.tune --catalog lfm2k --budget 10 --seeds 0,1,2 \\
+        --out benchmarks/results/tune-lfm2k.json
+    HF_HUB_OFFLINE=1 python -m benchmarks.tune --catalog demo --trials 10
+
+Protocol of the test figures: the catalog's auto split (Last.fm-2K: its own x_label split), full ranking over
+all items, only the user's TRAINING items masked (the MMRec/RecBole convention: validation items stay
+candidates), mean over users with test items; the `train+valid` columns mask validation items too. Every
+choice (the search, early stopping) is made on the validation split; test is read once per seed, after.
+Tuning and fitting run on one torch thread, as training does.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+KS = (10, 20)
+
+
+def test_figures(model: Any, data: Any) -> dict[str, float]:
+    """Recall@K and NDCG@K on test under both masking rules."""
+    import numpy as np
+
+    from core.evaluation.metrics import item_self_information
+    from core.evaluation.protocol import evaluate_ranking
+
+    truth = data.test.tocsr()
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    out = {}
+    for rule, mask in (("train", data.train.tocsr()), ("train+valid", (data.train + data.valid).tocsr())):
+        r = evaluate_ranking(lambda rows: model.score(rows), users, truth[users], mask[users],
+                             item_self_information(data.train), KS, n_bootstrap=0)
+        out.update({f"{m} [{rule}]": float(r.metrics[m]) for k in KS for m in (f"recall@{k}", f"ndcg@{k}")})
+    return out
+
+
+def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, seeds: list[int],
+        data_dir: Path | None, store_tuned: bool, jobs: int = 1, trial_epochs: int | None = None) -> dict[str, Any]:
+    """The search, then one fit per seed of its best configuration; returns the benchmark JSON."""
+    import torch
+
+    from benchmarks.quality import load_catalog
+    from core.evaluation.splits import build_interaction_data
+    from core.models.fusion import FusionRecommender
+    from core.store import Store
+    from core.tuning.store import data_fingerprint, save_tuned
+    from core.tuning.study import TuneConfig, tune
+
+    torch.set_num_threads(1)
+    store = Store(data_dir)
+    catalog, embeddings = load_catalog(catalog_name, store)
+    data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
+    config = TuneConfig(trials=trials if trials is not None or budget is not None else 30, budget_minutes=budget,
+                        seed=seed, n_jobs=jobs, **({"trial_epochs": trial_epochs} if trial_epochs else {}))
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int, message: str) -> None:
+        print(f"  [{time.perf_counter() - t0:6.0f} s] {message}", flush=True)
+
+    result = tune(data, config, progress=progress)
+    minutes = result.seconds / 60
+    if store_tuned:
+        save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
+                   data_hash=data_fingerprint(data))
+    fits = []
+    for s in seeds:
+        t = time.perf_counter()
+        model = FusionRecommender(dataclasses.replace(result.config, seed=s)).fit(data)
+        seconds = time.perf_counter() - t
+        best_valid = max(h["valid_metric"] for h in model.history if h["valid_metric"] is not None)
+        fits.append({"seed": s, "fit_seconds": seconds, "epochs": len(model.history), "best_epoch": model.best_epoch,
+                     f"valid {result.metric}": best_valid, **test_figures(model, data)})
+        print(f"  seed {s}: fit {seconds:.0f} s, {fits[-1]}", flush=True)
+    return {"catalog": catalog.name, "split": data.split_name, "users": data.n_users, "items": data.n_items,
+            "search": {"trials": result.n_trials, "pruned": result.n_pruned, "minutes": minutes,
+                       "trials_per_minute": result.n_trials / max(minutes, 1e-9), "metric": result.metric,
+                       "best_valid": result.value, "seed": seed, "trial_epochs": config.trial_epochs,
+                       "jobs": jobs},
+            "config": dataclasses.asdict(result.config), "fits": fits,
+            "protocol": "test: full ranking; [train] masks training items only (MMRec), [train+valid] masks "
+                        "validation items too; every choice on validation", "history": result.history}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The search line and one row per seed, with the mean."""
+    s = report["search"]
+    print(f"\n{report['catalog']} ({report['users']:,} users × {report['items']:,} items, split {report['split']})")
+    print(f"search: {s['trials']} trials ({s['pruned']} pruned) in {s['minutes']:.1f} min = "
+          f"{s['trials_per_minute']:.1f} trials/min; best validation {s['metric']} {s['best_valid']:.4f}")
+    cols = ["fit_seconds", f"valid {s['metric']}", "recall@20 [train]", "ndcg@20 [train]",
+            "recall@20 [train+valid]", "ndcg@20 [train+valid]"]
+    print("seed  " + "  ".join(f"{c:>24}" for c in cols))
+    for f in report["fits"]:
+        print(f"{f['seed']:>4}  " + "  ".join(f"{f[c]:>24.4f}" for c in cols))
+    if report["fits"]:
+        means = {c: sum(f[c] for f in report["fits"]) / len(report["fits"]) for c in cols}
+        print("mean  " + "  ".join(f"{means[c]:>24.4f}" for c in cols))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--catalog", default="demo", help="'demo', 'lfm2k' (shared data) or a stored catalog")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--trials", type=int, help="number of trials (default 30)")
+    stop.add_argument("--budget", type=float, metavar="MINUTES", help="search budget in minutes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search")
+    p.add_argument("--seeds", default="0", help="seeds of the final fits, e.g. 0,1,2 (empty: none)")
+    p.add_argument("--jobs", type=int, default=1, help="trials at once (threads; 2 uses both cores)")
+    p.add_argument("--trial-epochs", type=int, help="epoch cap of one trial (default 20)")
+    p.add_argument("--data-dir", type=Path, help="store folder")
+    p.add_argument("--store-tuned", action="store_true", help="store the result as the catalog's tuned config")
+    p.add_argument("--out", type=Path, help="write the JSON here")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    report = run(args.catalog, args.trials, args.budget, args.seed, seeds, args.data_dir, args.store_tuned,
+                 args.jobs, args.trial_epochs)
+    print_table(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

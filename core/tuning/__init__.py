@@ -1,0 +1,73 @@
+"""Selection on validation for every catalog: the search space, one trial, the study, the stored result.
+
+`resolve_fusion_config` is the one rule for which fusion configuration a catalog gets: its stored tuned
+configuration, else the result of a short search within a stated budget (stored for next time).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch loads only when a configuration is resolved, not when the CLI starts
+    from core.models.base import InteractionData
+    from core.models.fusion import FusionConfig
+
+Progress = Callable[[int, int, str], None]
+SHORT_TUNE_MINUTES = 3.0  # what `train`, the Train page and `evaluate` spend when a catalog has no tuned config
+SHORT_TUNE_TRIALS = 20  # a short tune also stops after this many trials (small catalogs finish early)
+
+
+def describe(tuned: Any) -> str:
+    """One line naming where a tuned configuration came from."""
+    m = tuned.metric
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(tuned.created_at)) if tuned.created_at else "?"
+    return (f"tuned on validation: {m.get('name')} {float(m.get('value', float('nan'))):.4f} after "
+            f"{m.get('trials', len(tuned.history))} trials ({when})")
+
+
+def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: InteractionData, *,
+                          budget_minutes: float = SHORT_TUNE_MINUTES,
+                          progress: Progress | None = None) -> tuple[FusionConfig, str]:
+    """The catalog's tuned configuration, or (when none is stored for this data) the result of a short
+    tune within `budget_minutes`, stored; the string says which."""
+    from core.tuning.store import data_fingerprint, load_tuned, save_tuned
+    from core.tuning.study import TuneConfig, tune
+
+    name = getattr(catalog, "name", str(catalog))
+    fingerprint = data_fingerprint(data)
+    tuned = load_tuned(store, name, data_hash=fingerprint)
+    if tuned is not None:
+        return tuned.config, describe(tuned)
+    if data.valid.nnz == 0:  # nothing to select on: say so rather than pretend
+        return starting_config(data, "content"), ("untuned starting point (content only): the split has no "
+                                                  "validation interactions to tune on")
+    result = tune(data, TuneConfig(trials=SHORT_TUNE_TRIALS, budget_minutes=budget_minutes), progress=progress)
+    save_tuned(store, name, result.config, result.valid_metric(), result.history, data_hash=fingerprint)
+    return result.config, (f"short tune of {result.n_trials} trials in {result.seconds / 60:.1f} min (budget "
+                           f"{budget_minutes:g} min; validation {result.metric} {result.value:.4f}; no tuned "
+                           "configuration was stored; "
+                           f"`python -m core tune --catalog {name}` searches longer)")
+
+
+def starting_config(data: InteractionData, name: str = "content") -> FusionConfig:
+    """A starting point of the search (core.tuning.space.STARTING_POINTS) as a full config for `data`."""
+    from core.tuning import objective, space
+
+    if name not in space.STARTING_POINTS:
+        raise ValueError(f"starting point {name!r} is not one of {sorted(space.STARTING_POINTS)}")
+    return space.apply(objective.base_config(data), space.params_of(space.STARTING_POINTS[name]))
+
+
+def quick_fusion_config(store: Any, catalog: Any, data: InteractionData) -> tuple[FusionConfig, str]:
+    """What a first model trains without waiting for a search: the stored tuned configuration, else the
+    fast "content" starting point; the string says which."""
+    from core.tuning.store import data_fingerprint, load_tuned
+
+    name = getattr(catalog, "name", str(catalog))
+    tuned = load_tuned(store, name, data_hash=data_fingerprint(data))
+    if tuned is not None:
+        return tuned.config, describe(tuned)
+    return starting_config(data, "content"), (
+        "untuned starting point (content only, linear heads): no tuned configuration is stored for this "
+        f"catalog yet; the Train page or `python -m core tune --catalog {name}` runs the search")

@@ -1,0 +1,89 @@
+"""`python -m core tune --catalog NAME [--trials N | --budget MINUTES] [--seed S]`: search the fusion
+space on the catalog's validation split and store the best configuration as the catalog's tuned one."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from core.store import Store
+
+
+def _add_tune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--trials", type=int, help="number of trials (default 30)")
+    stop.add_argument("--budget", type=float, metavar="MINUTES", help="stop starting trials after this long")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial (default 0)")
+    p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="trials at once (default 1; above 1 a search no longer repeats exactly from its seed)")
+    p.add_argument("--trial-epochs", type=int, default=None, metavar="N",
+                   help="epoch cap of one trial (default 20; the final fit trains longer)")
+    p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
+                                                  "recall@20")
+
+
+def _config_line(config: Any) -> str:
+    from core.tuning.space import TUNED_FIELDS
+
+    values = {k: getattr(config, k) for k in TUNED_FIELDS}
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def _run_tune(args: argparse.Namespace, store: Store) -> int:
+    from core.cli import TqdmProgress
+    from core.evaluation.splits import build_interaction_data
+    from core.model_commands import _load_catalog
+    from core.tuning.objective import METRIC, TRIAL_EPOCHS
+    from core.tuning.store import data_fingerprint, save_tuned, tuned_path
+    from core.tuning.study import TuneConfig, tune
+    from core.workspace import prepare_embeddings
+
+    try:
+        from core.models.fusion import metric_k
+
+        trials = args.trials if args.trials is not None else (None if args.budget is not None else 30)
+        config = TuneConfig(trials=trials, budget_minutes=args.budget, seed=args.seed,
+                            metric=args.metric or METRIC, trial_epochs=args.trial_epochs or TRIAL_EPOCHS,
+                            n_jobs=args.jobs)
+
+        metric_k(config.metric)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    catalog = _load_catalog(store, args.catalog)
+    with TqdmProgress(f"embeddings of {catalog.name}") as bar:
+        embeddings = prepare_embeddings(store, catalog, progress=bar)
+    data = build_interaction_data(catalog, embeddings, split=args.split, seed=args.seed)
+    stop = f"{config.trials} trials" if config.trials is not None else f"{config.budget_minutes:g} min"
+    print(f"tuning {catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name}, "
+          f"maximising validation {config.metric} over {stop} (seed {config.seed})", flush=True)
+    t0 = time.perf_counter()
+    with TqdmProgress("tuning") as bar:
+        def progress(done: int, total: int, message: str) -> None:
+            bar(done, total, message)
+            print(f"  {message}", flush=True)  # a plain line per trial: shows in logs too
+
+        result = tune(data, config, progress=progress)
+    save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
+               data_hash=data_fingerprint(data))
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"best: validation {result.metric} {result.value:.4f} ({result.n_trials} trials, {result.n_pruned} "
+          f"pruned, {minutes:.1f} min, {result.n_trials / max(minutes, 1e-9):.1f} trials/min)")
+    print(f"  {_config_line(result.config)}")
+    print(f"stored as the tuned configuration of {catalog.name!r} ({tuned_path(store, catalog.name)}); "
+          f"`python -m core train --catalog {catalog.name}` trains it")
+    return 0
+
+
+def register_cli() -> None:
+    """Register `tune` with core.cli."""
+    from core.cli import register_command
+
+    register_command("tune", "search fusion settings on the validation split and store the best",
+                     _add_tune, _run_tune)
+
+
+register_cli()
