@@ -39,6 +39,21 @@ def _num(value: Any) -> float:
         return math.nan
 
 
+MASK_TEXT = {"train": "train items only (MMRec/RecBole: validation items stay candidates)",
+             "train+valid": "train and valid items (validation items are not candidates)",
+             "none": "nothing (held-out items ranked among themselves)"}
+
+
+def mask_of(record: dict[str, Any]) -> str:
+    """The run's masking rule ('train', 'train+valid', 'none'); older runs without one are read from their
+    list of masked splits."""
+    p = record.get("protocol", {})
+    if p.get("mask"):
+        return str(p["mask"])
+    masked = list(p.get("masked") or [])
+    return "+".join(masked) if masked else "none"
+
+
 def _encoders_text(encoders: dict[str, str] | None) -> str:
     """'text=minilm, audio=vggish' (empty when none)."""
     return ", ".join(f"{f}={e}" for f, e in (encoders or {}).items())
@@ -52,13 +67,13 @@ def runs_table(store: Store, catalog: str | None = None) -> pd.DataFrame:
         rows.append({
             "id": r.get("id"), "name": r.get("name"), "kind": model.get("kind", "baseline"),
             "catalog": r.get("catalog"), "created_at": _num(r.get("created_at")),
-            "split": proto.get("split"), "target": proto.get("target"),
+            "split": proto.get("split"), "target": proto.get("target"), "mask": mask_of(r),
             **{m: _num(metrics.get(m)) for m in MAIN_METRICS},
             "users_evaluated": proto.get("users_evaluated"), "wall_time_s": _num(r.get("wall_time_s")),
             "encoders": _encoders_text(r.get("encoders")),
             "data_hash": str(r.get("dataset", {}).get("content_hash", ""))[:12],
         })
-    columns = ["id", "name", "kind", "catalog", "created_at", "split", "target", *MAIN_METRICS,
+    columns = ["id", "name", "kind", "catalog", "created_at", "split", "target", "mask", *MAIN_METRICS,
                "users_evaluated", "wall_time_s", "encoders", "data_hash"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -101,8 +116,8 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
     whether the runs' own CIs overlap. Columns: name ("ndcg@10", "auc"), metric, k (NA for AUC), A, B,
     difference, lo, hi, users, separate_cis_overlap.
 
-    Raises ComparisonError when the runs were made on different data, splits or targets, or when one was
-    stored without per-user values.
+    Raises ComparisonError when the runs were made on different data, splits, targets or masking rules, or
+    when one was stored without per-user values.
     """
     import numpy as np
 
@@ -119,7 +134,8 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
     a, b = records[run_a], records[run_b]
     checks = {"data": lambda r: r.get("dataset", {}).get("content_hash"),
               "split": lambda r: (r.get("protocol", {}).get("split"), r.get("protocol", {}).get("split_seed")),
-              "target": lambda r: r.get("protocol", {}).get("target")}
+              "target": lambda r: r.get("protocol", {}).get("target"),
+              "masking rule": mask_of}
     for what, get in checks.items():
         if get(a) != get(b):
             raise ComparisonError(f"runs {run_a} and {run_b} differ in {what} ({get(a)} vs {get(b)}); a paired "
@@ -164,6 +180,7 @@ def protocol_card(record: dict[str, Any]) -> dict[str, str]:
         "split": str(p.get("split", "?")),
         "target": str(p.get("target", "?")),
         "ranking": "full (all items)" if p.get("ranking") == "full" else str(p.get("ranking", "?")),
+        "mask": MASK_TEXT.get(mask_of(record), mask_of(record)),
         "masked": ", ".join(p.get("masked") or []) or "nothing",
         "K": ", ".join(str(k) for k in p.get("ks", [])),
         "seeds": seeds,
