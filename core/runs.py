@@ -407,7 +407,7 @@ def _run_runs(args: argparse.Namespace, store: Store) -> int:
             return 0
         table = table.assign(created_at=[time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
                                          for t in table["created_at"]])
-        cols = ["id", "name", "kind", "catalog", "created_at", "split", "recall@10", "ndcg@10", "recall@20",
+        cols = ["id", "name", "kind", "catalog", "created_at", "split", "mask", "recall@10", "ndcg@10", "recall@20",
                 "ndcg@20"]
         shown = table[cols].dropna(axis=1, how="all")  # metrics no listed run reports
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="—"))

@@ -11,15 +11,16 @@ from core.cli import TqdmProgress, main
 from core.store import Store
 from tests.catalog.test_mmrec import make_mmrec
 
-ROWS = [(u, i, x) for u in range(6) for i, x in ((u % 5, 0), ((u + 1) % 5, 0), ((u + 2) % 5, 0),
-                                                  ((u + 3) % 5, 1), ((u + 4) % 5, 2))]
+ROWS = [(u, i, x) for u in range(6)
+        for i, x in ((u % 5, 0), ((u + 1) % 5, 0), ((u + 2) % 5, 0), ((u + 3) % 5, 1), ((u + 4) % 5, 2))]
 
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     """A store holding catalog 'tiny': 6 users × 5 items, each user 3 train, 1 valid, 1 test items."""
     data_dir = tmp_path / "store"
-    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny", ROWS, extras=False))]) == 0
+    folder = make_mmrec(tmp_path / "tiny", ROWS, extras=False)
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(folder)]) == 0
     return data_dir
 
 
@@ -32,9 +33,9 @@ def test_evaluate_with_mask_seeds_set_and_config(tiny: Path, tmp_path: Path, cap
     capsys.readouterr()
     config = tmp_path / "settings.json"
     config.write_text(json.dumps({"epochs": 2, "als": {"factors": 4, "iterations": 2}}))
-    code = main(["--data-dir", str(tiny), "evaluate", "--catalog", "tiny", "--models", "popularity,als,fusion-gated",
-                 "--mask", "train+valid", "--seeds", "0,1", "--config", str(config), "--set", "dim=8",
-                 "--set", "als.threads=1", "--bootstrap", "50"])
+    code = main(["--data-dir", str(tiny), "evaluate", "--catalog", "tiny",
+                 "--models", "popularity,als,fusion-gated", "--mask", "train+valid", "--seeds", "0,1",
+                 "--config", str(config), "--set", "dim=8", "--set", "als.threads=1", "--bootstrap", "50"])
     out, err = capsys.readouterr()
     assert code == 0, err
     runs = _runs(tiny)
@@ -45,7 +46,8 @@ def test_evaluate_with_mask_seeds_set_and_config(tiny: Path, tmp_path: Path, cap
     assert len(by_name["popularity"]) == 1 and by_name["popularity"][0]["protocol"]["model_seed"] is None
     assert sorted(r["protocol"]["model_seed"] for r in by_name["als"]) == [0, 1]
     assert sorted(r["protocol"]["model_seed"] for r in by_name["fusion-gated"]) == [0, 1]
-    assert all(r["protocol"]["mask"] == "train+valid" and r["protocol"]["masked"] == ["train", "valid"] for r in runs)
+    assert all(r["protocol"]["mask"] == "train+valid" and r["protocol"]["masked"] == ["train", "valid"]
+               for r in runs)
     als = by_name["als"][0]["model"]["config"]
     assert als["factors"] == 4 and als["iterations"] == 2 and als["threads"] == 1  # --config, then --set
     fusion = by_name["fusion-gated"][0]

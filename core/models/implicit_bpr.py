@@ -18,7 +18,7 @@ class ImplicitBPRConfig:
     validation (registry GRIDS)."""
 
     factors: int = 64  # latent dimensions (implicit adds one for the item bias)
-    learning_rate: float = 0.05  # SGD step
+    learning_rate: float = 0.01  # SGD step
     regularization: float = 0.01  # L2 on the factors
     iterations: int = 100  # passes over the training pairs
     threads: int = 0  # OpenMP threads (0 = the usable cores, at most 4)

@@ -54,14 +54,15 @@ def test_ease_solves_its_closed_form() -> None:
 
 @pytest.mark.parametrize("make", [lambda: EASE(), lambda: ALS(factors=16, regularization=0.1, alpha=1.0, threads=1),
                                   lambda: ImplicitBPR(factors=16, learning_rate=0.05, threads=1),
-                                  lambda: LightGCN(**FAST_GCN)], ids=["ease", "als", "implicit-bpr", "lightgcn"])
+                                  lambda: LightGCN(**FAST_GCN)],
+                         ids=["ease", "als", "implicit-bpr", "lightgcn"])
 def test_strong_baselines_beat_popularity(make, data, popularity_recall) -> None:
     model = make().fit(data)
     assert model.kind == "baseline" and model.get_config()["name"] == model.name
     scores = model.score(np.arange(5))
     assert scores.dtype == np.float32 and scores.shape == (5, data.n_items) and np.isfinite(scores).all()
-    np.testing.assert_allclose(model.score(np.array([3, 1]), np.array([7, 2])), model.score(np.array([3, 1]))[:, [7, 2]],
-                               rtol=1e-5, atol=1e-6)
+    users, items = np.array([3, 1]), np.array([7, 2])
+    np.testing.assert_allclose(model.score(users, items), model.score(users)[:, items], rtol=1e-5, atol=1e-6)
     assert held_out_recall(model, data) > popularity_recall + 0.05
 
 
