@@ -21,7 +21,7 @@ class ImplicitBPRConfig:
     learning_rate: float = 0.01  # SGD step
     regularization: float = 0.01  # L2 on the factors
     iterations: int = 100  # passes over the training pairs
-    threads: int = 0  # OpenMP threads (0 = the usable cores, at most 4)
+    threads: int = 0  # OpenMP threads (0 = the usable cores, at most 4); > 1 makes the Hogwild SGD vary run to run
     seed: int = 0  # implicit's random_state
 
 
