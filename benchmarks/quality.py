@@ -1,18 +1,29 @@
-"""Quality benchmark: every fusion variant and every baseline, trained with early stopping on the validation
-split and evaluated on the test split under one protocol (full ranking, train+valid items masked, 95%
-bootstrap CIs over users). Prints a table, writes JSON, and stores each run in the store.
+"""Quality benchmark: every fusion variant and every baseline, each baseline's settings chosen on the
+validation split from a small grid and every trained model stopped early on validation, then evaluated on
+the test split under one protocol (full ranking, 95% bootstrap CIs over users). Prints a table, writes JSON,
+and stores each run (one per model seed) in the store.
 
     HF_HUB_OFFLINE=1 python -m benchmarks.quality --catalog demo  --out benchmarks/results/quality-demo.json
-    HF_HUB_OFFLINE=1 python -m benchmarks.quality --catalog lfm2k --out benchmarks/results/quality-lfm2k.json
-    HF_HUB_OFFLINE=1 python -m benchmarks.quality --catalog lfm2k --models popularity,itemknn --epochs 20
+    HF_HUB_OFFLINE=1 python -m benchmarks.quality --catalog lfm2k --seeds 0,1,2
+    HF_HUB_OFFLINE=1 python -m benchmarks.quality --catalog lfm2k --models bprmf,ease,als,fusion-gated \\
+        --set dim=128 --set als.factors=128 --mask train
 
-`--catalog lfm2k` reads the Last.fm-2K MMRec folder under core.paths.shared_data_dir() in memory (its own
-x_label split); `demo` builds (or reuses) the demo catalog and its embeddings; any other name is a stored
-catalog. Model selection: each trained model stops early on validation Recall@20 and keeps its best epoch;
-among the fusion variants the one with the best validation Recall@20 is reported as `selected_fusion`.
-`comparisons` then holds, for every other model, the selected model's per-user difference in NDCG@10 and
-NDCG@20 with its paired bootstrap 95% CI (the same users resampled for both), beside whether the two models'
-separate CIs overlap.
+Protocol. Masking rule `--mask train` (the default, for every catalog): only training items are masked at
+test and validation items stay candidates, the MMRec/RecBole convention under which the published Last.fm-2K
+figures were measured; one rule for every catalog, so no figure depends on the catalog's name and every one
+can be set beside a published one. `--mask train+valid` also masks validation items. The split is the
+dataset's own (`x_label`) where it has one, else per-user random 8:1:1 drawn with `--seed`; `--seeds 0,1,2`
+retrains every seeded model once per model seed on that same split (deterministic models run once), reports
+each metric's mean, std and min–max over seeds, and computes the paired CIs on each user's values averaged
+over seeds. The JSON keeps every seed's figures.
+
+`--catalog lfm2k` reads the Last.fm-2K MMRec folder under core.paths.shared_data_dir() in memory; `demo`
+builds (or reuses) the demo catalog and its embeddings; any other name is a stored catalog. Selection: each
+baseline with a grid (core.models.registry.GRIDS) keeps the point with the best validation Recall@20 on the
+first seed; among the fusion variants the one with the best mean validation Recall@20 is `selected_fusion`,
+and `comparisons` holds its per-user paired difference to every other model with a bootstrap 95% CI. The
+fusion models start from ONE base configuration, `fusion_base_config` below; `--set`/`--config` override it
+(bare names) or a baseline's settings (`MODEL.NAME`).
 """
 from __future__ import annotations
 
@@ -29,11 +40,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 FUSION_VARIANTS = ("concat", "weighted", "gated", "adversarial")
-BASELINES = ("popularity", "itemknn", "bprmf", "vbpr", "text-only", "image-only", "audio-only", "late-fusion")
+BASELINES = ("popularity", "itemknn", "bprmf", "ease", "als", "implicit-bpr", "lightgcn", "vbpr", "text-only",
+             "image-only", "audio-only", "late-fusion")
 REPORTED = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "precision@20", "map@10", "map@20",
             "hit_rate@10", "auc", "coverage@10", "novelty@10")
 SELECT_ON = "recall@20"  # validation metric the fusion variant is selected on
-COMPARED = ("ndcg@10", "ndcg@20")  # metrics of the paired comparison of the selected fusion model
+COMPARED = ("recall@20", "ndcg@10", "ndcg@20")  # metrics of the paired comparison of the selected fusion model
 
 
 def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
@@ -59,156 +71,209 @@ def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
     return catalog, prepare_embeddings(store, catalog)
 
 
-def model_plan(catalog_name: str, embeddings: Any, wanted: list[str] | None,
-               epochs: int | None) -> list[tuple[str, str, Any]]:
-    """[(report name, kind, builder)] for every fusion variant, the preset, and every baseline this data allows."""
-    from core.models.fusion import FusionRecommender, preset_for
+def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: Any) -> tuple[Any, str]:
+    """The fusion models' base configuration and where it came from: core.evaluation.suite.fusion_base_config
+    (the catalog's tuned configuration, or a short tune when none is stored), as `python -m core evaluate`."""
+    from core.evaluation.suite import fusion_base_config as base_config
+
+    return base_config(store, catalog, embeddings, data, progress=lambda d, n, m: print(f"  {m}", flush=True))
+
+
+def model_plan(base: Any, embeddings: Any, wanted: list[str] | None, epochs: int | None,
+               settings: dict[str, dict[str, Any]] | None = None, note: str = "") -> list[Any]:
+    """[PlannedModel] for every fusion variant over `base` and every baseline this data allows, with the
+    `--set`/`--config` settings and the epoch cap applied."""
+    from core.evaluation.suite import registry_plan
     from core.models.registry import build_model, list_models
 
-    preset = preset_for(catalog_name)
-    if epochs is not None:
-        preset = dataclasses.replace(preset, epochs=min(preset.epochs, epochs))
-    plan: list[tuple[str, str, Any]] = []
-    for strategy in FUSION_VARIANTS:
-        config = dataclasses.replace(preset, strategy=strategy)
-        name = f"fusion-{strategy}" + (" (preset)" if config == preset else "")
-        plan.append((name, "fusion", lambda c=config: FusionRecommender(c)))
-    if preset.strategy not in FUSION_VARIANTS:
-        plan.append(("fusion-preset", "fusion", lambda c=preset: FusionRecommender(c)))
     allowed = set(list_models(embeddings))
-    for name in BASELINES:
-        if name not in allowed:
-            continue
-        kind = "single-modality" if name.endswith("-only") else "baseline"
-        plan.append((name, kind, lambda n=name: _build_capped(build_model, n, epochs)))
+    strategies = list(FUSION_VARIANTS) + ([base.strategy] if base.strategy not in FUSION_VARIANTS else [])
+    names = [f"fusion-{s}" for s in strategies if f"fusion-{s}" in allowed] + [n for n in BASELINES if n in allowed]
     if wanted:
-        plan = [p for p in plan if p[0] in wanted or p[0].split(" ")[0] in wanted]
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise SystemExit(f"--models {unknown} are not available here; choose from {names}")
+        names = [n for n in wanted if n in names]  # in the order asked for
+    plan = registry_plan(names, base, settings, note)
+    for p in plan:  # the epoch cap, below any epochs the settings give
+        if p.kind == "fusion" and epochs is not None:
+            p.settings["epochs"] = min(p.settings.get("epochs", base.epochs), epochs)
+        elif p.kind != "fusion":
+            p.settings = {**_epoch_cap(build_model, p.name, epochs), **p.settings}
     return plan
 
 
-def _build_capped(build_model: Any, name: str, epochs: int | None) -> Any:
-    """A registry model, its epoch cap lowered when asked and when its config has one."""
-    model = build_model(name)
-    config = getattr(model, "config", None)
-    if epochs is None or config is None:
-        return model
+def _epoch_cap(build_model: Any, name: str, epochs: int | None) -> dict[str, Any]:
+    """The settings that lower a registry model's epoch cap to `epochs` (none when it has no epochs)."""
+    if epochs is None:
+        return {}
+    config = getattr(build_model(name), "config", None)
+    if config is None:
+        return {}
     if hasattr(config, "epochs"):
-        return build_model(name, epochs=min(config.epochs, epochs))
+        return {"epochs": min(config.epochs, epochs)}
     member = getattr(config, "content", None)  # late fusion trains one content model per modality
     if member is not None and hasattr(member, "epochs"):
-        return build_model(name, content=dataclasses.replace(member, epochs=min(member.epochs, epochs)))
-    return model
+        return {"content": dataclasses.replace(member, epochs=min(member.epochs, epochs))}
+    return {}
+
+
+def _log(message: str) -> None:
+    """A plain progress line on stderr (readable in a log file as on a terminal)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _epoch_progress(label: str) -> Any:
+    """An epoch callback for one fit: a tqdm bar on a terminal, a plain line every 10 s in a log."""
+    from core.cli import TqdmProgress
+
+    bar = TqdmProgress(f"{label}: epochs")
+
+    def report(r: Any) -> None:
+        valid = "" if r.valid_metric is None else f" · valid {r.metric_name} {r.valid_metric:.4f}"
+        bar(r.epoch, r.epochs, f"loss {r.loss:.4f}{valid}")
+
+    return report
 
 
 def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, models: list[str] | None = None,
         ks: tuple[int, ...] = (10, 20), n_bootstrap: int = 1000, seed: int = 0, epochs: int | None = None,
-        save_runs: bool = True) -> dict[str, Any]:
-    """Train and evaluate everything; returns (and writes to `out`) the benchmark JSON."""
+        save_runs: bool = True, mask: str | None = None, seeds: list[int] | None = None,
+        settings: dict[str, dict[str, Any]] | None = None, use_grid: bool = True) -> dict[str, Any]:
+    """Train and evaluate everything; returns (and writes to `out`) the benchmark JSON.
+
+    `seed` is the split seed (random splits) and the bootstrap seed; `seeds` are the model seeds.
+    """
     import numpy as np
     import torch
-    from tqdm import tqdm
 
-    from core.evaluation.bootstrap import paired_difference_ci
-    from core.evaluation.protocol import evaluate, run_evaluation
+    from core.evaluation.bootstrap import bootstrap_ci
+    from core.evaluation.protocol import DEFAULT_MASK, check_mask
+    from core.evaluation.seeds import paired_over_users
     from core.evaluation.splits import build_interaction_data
+    from core.evaluation.suite import VALID_METRIC, run_model
     from core.store import Store
 
+    mask = check_mask(mask or DEFAULT_MASK)
+    seeds = list(seeds) if seeds else [0]
     torch.set_num_threads(min(2, torch.get_num_threads()))
     store = Store(data_dir)
     catalog, embeddings = load_catalog(catalog_name, store)
     data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
-    plan = model_plan(catalog.name, embeddings, models, epochs)
+    base, note = fusion_base_config(store, catalog, embeddings, data)
+    plan = model_plan(base, embeddings, models, epochs, settings, note)
     print(f"{catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name} "
-          f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,}); "
-          f"{len(plan)} models", flush=True)
+          f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,}); {len(plan)} models, "
+          f"model seeds {seeds}, mask {mask!r}; fusion base: {note}", flush=True)
 
     results: dict[str, Any] = {}
-    per_user: dict[str, dict[str, Any]] = {}  # model -> metric -> (test users,) values, for the comparisons
+    per_user: dict[str, dict[str, list]] = {}  # model -> per-user values averaged over its seeds
     protocol: dict[str, Any] = {}
-    for name, kind, build in tqdm(plan, desc="models", unit="model", file=sys.stderr):
-        model = build()
-        t0 = time.perf_counter()
-        with tqdm(desc=f"{name}: epochs", unit="epoch", file=sys.stderr, leave=False) as bar:
-            def epoch_done(report: Any, bar: Any = bar) -> None:
-                bar.total = report.epochs
-                bar.update(report.epoch - bar.n)
-                bar.set_postfix_str(f"loss {report.loss:.4f} valid {report.valid_metric or float('nan'):.4f}")
-
-            model.fit(data, progress=epoch_done)
-        fit_s = time.perf_counter() - t0
-        record = run_evaluation(model, data, catalog, embeddings, ks=ks, n_bootstrap=n_bootstrap, seed=seed)
-        valid = evaluate(model, data, ks=(20,), target="valid", n_bootstrap=0, seed=seed)
-        per_user[name] = {m: record["per_user"][m] for m in COMPARED if m in record["per_user"]}
-        record["name"] = name
-        record["model"]["kind"] = kind
-        record["fit_time_s"] = fit_s
-        record["valid"] = {SELECT_ON: valid.metrics[SELECT_ON]}
-        protocol = {k: v for k, v in record["protocol"].items() if k != "users_skipped"}
-        run_id = store.save_run(record) if save_runs else None
-        entry: dict[str, Any] = {"kind": kind}
+    for n, planned in enumerate(plan):
+        _log(f"model {n + 1}/{len(plan)}: {planned.name}")
+        outcome = run_model(planned, data, catalog, embeddings, seeds=seeds, mask=mask, ks=ks,
+                            n_bootstrap=n_bootstrap, bootstrap_seed=seed, use_grid=use_grid,
+                            store=store if save_runs else None, log=_log, epoch_progress=_epoch_progress)
+        protocol = {k: v for k, v in outcome.records[0]["protocol"].items()
+                    if k not in ("users_skipped", "model_seed")}
+        per_user[planned.name] = outcome.per_user
+        entry: dict[str, Any] = {"kind": planned.kind, "seeds": outcome.seeds}
         for key in REPORTED:
-            if key in record["metrics"]:
-                entry[key] = record["metrics"][key]
-            if key in record["ci"]:
-                entry[f"{key}_ci"] = record["ci"][key]
-        entry.update({f"valid_{SELECT_ON}": valid.metrics[SELECT_ON], "fit_time_s": round(fit_s, 2),
-                      "eval_time_s": round(record["wall_time_s"], 2),
-                      "best_epoch": record["model"]["config"].get("best_epoch"), "run_id": run_id})
-        results[name] = entry
-        print(f"  {name:<24} recall@20 {entry.get('recall@20', float('nan')):.4f}  "
-              f"ndcg@20 {entry.get('ndcg@20', float('nan')):.4f}  (fit {fit_s:.1f} s)", flush=True)
+            if key in outcome.summary:
+                entry[key] = outcome.summary[key]["mean"]
+        # CIs: over users of each user's mean over seeds (the per-user metrics kept), else the first seed's
+        for key in REPORTED:
+            if key in outcome.per_user and len(outcome.seeds) > 1:
+                ci = bootstrap_ci(np.array(outcome.per_user[key], dtype=np.float64), n_bootstrap, seed=seed)
+                entry[f"{key}_ci"] = [float(ci.lo[0]), float(ci.hi[0])]
+            elif key in outcome.per_seed[0]["ci"]:
+                entry[f"{key}_ci"] = outcome.per_seed[0]["ci"][key]
+        valid = outcome.summary[f"valid_{VALID_METRIC}"]
+        entry.update({
+            f"valid_{SELECT_ON}": valid["mean"],
+            "fit_time_s": round(outcome.summary["fit_time_s"].get("mean") or 0.0, 2),
+            "eval_time_s": round(float(np.mean([p["eval_time_s"] for p in outcome.per_seed])), 2),
+            "best_epoch": outcome.per_seed[0]["best_epoch"],
+            "spread": {k: outcome.summary[k] for k in (*REPORTED, f"valid_{VALID_METRIC}") if k in outcome.summary},
+            "per_seed": [{"seed": p["seed"], "run_id": p["run_id"], "fit_time_s": p["fit_time_s"],
+                          "best_epoch": p["best_epoch"], f"valid_{SELECT_ON}": p["valid"][VALID_METRIC],
+                          **{k: p["metrics"][k] for k in REPORTED if k in p["metrics"]}}
+                         for p in outcome.per_seed],
+            "selection": outcome.selection,
+            "run_ids": [p["run_id"] for p in outcome.per_seed],
+        })
+        if planned.note:
+            entry["base_config"] = planned.note
+        results[planned.name] = entry
 
     fusion = {n: r for n, r in results.items() if r["kind"] == "fusion"}
-    selected = max(fusion, key=lambda n: fusion[n][f"valid_{SELECT_ON}"]) if fusion else None
+    selected = max(fusion, key=lambda n: fusion[n][f"valid_{SELECT_ON}"] or -1.0) if fusion else None
     comparisons: dict[str, Any] = {}
     for other in results if selected else []:
         if other == selected:
             continue
         comparisons[other] = {}
-        for metric in per_user[selected].keys() & per_user[other].keys():
-            d = paired_difference_ci(np.array(per_user[selected][metric], dtype=np.float64),
-                                     np.array(per_user[other][metric], dtype=np.float64), n_bootstrap, seed=seed)
+        for metric in COMPARED:
+            if metric not in per_user[selected] or metric not in per_user[other]:
+                continue
+            c = paired_over_users(per_user[selected], per_user[other], metric, n_bootstrap, seed=seed)
             own, theirs = results[selected].get(f"{metric}_ci"), results[other].get(f"{metric}_ci")
-            overlap = None if not (own and theirs) else bool(own[0] <= theirs[1] and theirs[0] <= own[1])
-            comparisons[other][metric] = {"difference": float(d.mean[0]), "ci": [float(d.lo[0]), float(d.hi[0])],
-                                          "separate_cis_overlap": overlap}
+            c["separate_cis_overlap"] = None if not (own and theirs) else \
+                bool(own[0] <= theirs[1] and theirs[0] <= own[1])
+            comparisons[other][metric] = c
     report = {
         "protocol": {**protocol, "catalog": catalog.name, "data_hash": catalog.content_hash()[:16],
-                     "encoders": dict(embeddings.encoder_ids), "selection": f"early stopping on valid {SELECT_ON}; "
-                     f"fusion variant chosen by valid {SELECT_ON}", "epochs_cap": epochs,
-                     "created_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+                     "encoders": dict(embeddings.encoder_ids), "model_seeds": seeds, "split_seed": data.seed,
+                     "selection": f"baseline grids and early stopping on valid {SELECT_ON} (grid searched on "
+                     f"model seed {seeds[0]}, its point kept for the other seeds); fusion variant chosen by mean "
+                     f"valid {SELECT_ON}", "fusion_base_config": note, "settings": settings or {},
+                     "epochs_cap": epochs, "created_at": time.strftime("%Y-%m-%d %H:%M:%S")},
         "selected_fusion": selected,
         "models": results,
-        "comparisons": {"model": selected, "method": "paired bootstrap over test users: difference of the "
-                        "selected fusion model minus each other model, same resamples for both", "vs": comparisons},
+        "comparisons": {"model": selected, "method": "paired bootstrap over test users of each user's value "
+                        "averaged over the model seeds: the selected fusion model minus each other model, the "
+                        "same resamples for both", "vs": comparisons},
     }
     print()
     print(format_table(report))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, allow_nan=False, default=str))
+        from core.evaluation.protocol import _finite_or_none
+
+        out.write_text(json.dumps(_finite_or_none(report), indent=2, allow_nan=False, default=str))
         print(f"\nwrote {out}")
     return report
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The benchmark as a fixed-width table, best test Recall@20 first."""
-    cols = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "auc", "coverage@10")
+    """The benchmark as a fixed-width table, best test Recall@20 first (± std over seeds when several)."""
+    cols = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+    several = len(report["protocol"].get("model_seeds") or [0]) > 1
+    width = 17 if several else 10
     models = sorted(report["models"].items(), key=lambda kv: -(kv[1].get("recall@20") or 0.0))
-    lines = [f"{'model':<26}{'kind':<17}" + "".join(f"{c:>12}" for c in cols) + f"{'ndcg@20 95% CI':>20}"
-             f"{'fit s':>8}"]
+    lines = [f"{'model':<24}{'kind':<16}" + "".join(f"{c:>{width}}" for c in cols) + f"{'ndcg@20 95% CI':>19}"
+             f"{'valid R@20':>11}{'fit s':>8}  chosen on validation"]
     for name, r in models:
         ci = r.get("ndcg@20_ci") or [None, None]
         ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if None not in ci else "—"
         star = " *" if name == report.get("selected_fusion") else ""
-        lines.append(f"{name + star:<26}{r['kind']:<17}" +
-                     "".join(f"{r[c]:>12.4f}" if r.get(c) is not None else f"{'—':>12}" for c in cols) +
-                     f"{ci_text:>20}{r.get('fit_time_s', 0):>8.1f}")
+        cells = []
+        for c in cols:
+            value, sd = r.get(c), (r.get("spread", {}).get(c) or {}).get("std")
+            text = "—" if value is None else f"{value:.4f}" + (f" ±{sd:.4f}" if several and sd is not None else "")
+            cells.append(f"{text:>{width}}")
+        valid = r.get(f"valid_{SELECT_ON}")
+        chosen = (r.get("selection") or {}).get("chosen") or {}
+        chosen_text = ", ".join(f"{k}={v}" for k, v in chosen.items()) or "—"
+        lines.append(f"{name + star:<24}{r['kind']:<16}" + "".join(cells) + f"{ci_text:>19}"
+                     f"{(f'{valid:.4f}' if valid is not None else '—'):>11}{r.get('fit_time_s', 0):>8.1f}  "
+                     f"{chosen_text}")
     comparisons = (report.get("comparisons") or {}).get("vs") or {}
     if comparisons:
-        lines.append(f"\n{report['selected_fusion']} minus each model, per-user paired bootstrap 95% CI "
-                     "(overlap = the two models' separate CIs overlap)")
-        by_gap = sorted(comparisons.items(), key=lambda kv: kv[1].get("ndcg@10", {}).get("difference", 0))
+        lines.append(f"\n{report['selected_fusion']} minus each model, paired bootstrap 95% CI over users"
+                     + (" (each user's values averaged over seeds)" if several else "")
+                     + " (overlap = the two models' separate CIs overlap)")
+        by_gap = sorted(comparisons.items(), key=lambda kv: kv[1].get("ndcg@20", {}).get("difference", 0))
         for other, by_metric in by_gap:
             parts = []
             for metric in COMPARED:
@@ -216,16 +281,32 @@ def format_table(report: dict[str, Any]) -> str:
                 if c:
                     parts.append(f"{metric} {c['difference']:+.4f} [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}]"
                                  f"{' overlap' if c['separate_cis_overlap'] else ''}")
-            lines.append(f"  vs {other:<22}" + "   ".join(parts))
+            lines.append(f"  vs {other:<20}" + "   ".join(parts))
     p = report["protocol"]
-    lines.append(f"\nprotocol: split {p.get('split')}, target {p.get('target')}, ranking {p.get('ranking')}, "
-                 f"masked {'+'.join(p.get('masked', []))}, {p.get('users_evaluated')} users, "
-                 f"{p.get('n_bootstrap')} bootstrap resamples; * = fusion variant selected on validation")
+    lines.append(f"\nprotocol: split {p.get('split')} (split seed {p.get('split_seed')}), target {p.get('target')}, "
+                 f"ranking {p.get('ranking')}, mask {p.get('mask')} (masked {'+'.join(p.get('masked', []))}), "
+                 f"{p.get('users_evaluated')} users, model seeds {p.get('model_seeds')}, {p.get('n_bootstrap')} "
+                 f"bootstrap resamples; fusion base: {p.get('fusion_base_config')}; * = fusion variant selected "
+                 "on validation")
     return "\n".join(lines)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """[0, 1, 2] from '0,1,2'; a bad list says what to write."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds {text!r}: write distinct whole numbers separated by commas, e.g. 0,1,2")
+    return seeds
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
+    from core.evaluation.protocol import DEFAULT_MASK, MASKS
+    from core.models.settings import load_config_file, merge_settings, parse_set
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", default="demo", help="demo | lfm2k | a stored catalog name")
     parser.add_argument("--out", type=Path, help="JSON output (default benchmarks/results/quality-<catalog>.json)")
@@ -233,14 +314,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="comma-separated subset, e.g. fusion-gated,popularity (default: all)")
     parser.add_argument("--ks", default="10,20", help="K values (default 10,20)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="split and bootstrap seed")
+    parser.add_argument("--seed", type=int, default=0, help="split seed (random splits) and bootstrap seed")
+    parser.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--mask", choices=MASKS, default=DEFAULT_MASK,
+                        help=f"items masked at test (default {DEFAULT_MASK!r}: training items only, as MMRec)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a fusion setting (dim=128) or a baseline's (als.factors=128); repeatable")
+    parser.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"dim\": 128, \"als\": "
+                                                    "{\"factors\": 128}}; --set wins over it")
+    parser.add_argument("--no-grid", action="store_true", help="fit each baseline once at its defaults")
     parser.add_argument("--epochs", type=int, help="cap every model's epochs (quick runs)")
     parser.add_argument("--no-store", action="store_true", help="do not save the runs in the store")
     args = parser.parse_args(argv)
     ks = tuple(sorted({int(k) for k in args.ks.split(",") if k.strip()}))
     out = args.out or REPO / "benchmarks" / "results" / f"quality-{args.catalog}.json"
-    models = [m.strip() for m in args.models.split(",")] if args.models else None
-    run(args.catalog, out, args.data_dir, models, ks, args.bootstrap, args.seed, args.epochs, not args.no_store)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    try:
+        settings = merge_settings(load_config_file(args.config) if args.config else {}, parse_set(args.set))
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    run(args.catalog, out, args.data_dir, models, ks, args.bootstrap, args.seed, args.epochs, not args.no_store,
+        mask=args.mask, seeds=parse_seeds(args.seeds), settings=settings, use_grid=not args.no_grid)
     return 0
 
 

@@ -13,9 +13,8 @@ import time
 from dataclasses import fields, replace
 from typing import Any
 
+from core.models.settings import _CASTS  # the same casts as `evaluate` and the benchmark's --set
 from core.store import Store
-
-_CASTS = {"int": int, "float": float, "str": str, "bool": lambda v: str(v).lower() in ("1", "true", "yes", "on")}
 
 
 def _load_catalog(store: Store, name: str) -> Any:

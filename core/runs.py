@@ -8,6 +8,7 @@ import math
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,21 @@ def _num(value: Any) -> float:
         return math.nan
 
 
+MASK_TEXT = {"train": "train items only (MMRec/RecBole: validation items stay candidates)",
+             "train+valid": "train and valid items (validation items are not candidates)",
+             "none": "nothing (held-out items ranked among themselves)"}
+
+
+def mask_of(record: dict[str, Any]) -> str:
+    """The run's masking rule ('train', 'train+valid', 'none'); older runs without one are read from their
+    list of masked splits."""
+    p = record.get("protocol", {})
+    if p.get("mask"):
+        return str(p["mask"])
+    masked = list(p.get("masked") or [])
+    return "+".join(masked) if masked else "none"
+
+
 def _encoders_text(encoders: dict[str, str] | None) -> str:
     """'text=minilm, audio=vggish' (empty when none)."""
     return ", ".join(f"{f}={e}" for f, e in (encoders or {}).items())
@@ -52,13 +68,13 @@ def runs_table(store: Store, catalog: str | None = None) -> pd.DataFrame:
         rows.append({
             "id": r.get("id"), "name": r.get("name"), "kind": model.get("kind", "baseline"),
             "catalog": r.get("catalog"), "created_at": _num(r.get("created_at")),
-            "split": proto.get("split"), "target": proto.get("target"),
+            "split": proto.get("split"), "target": proto.get("target"), "mask": mask_of(r),
             **{m: _num(metrics.get(m)) for m in MAIN_METRICS},
             "users_evaluated": proto.get("users_evaluated"), "wall_time_s": _num(r.get("wall_time_s")),
             "encoders": _encoders_text(r.get("encoders")),
             "data_hash": str(r.get("dataset", {}).get("content_hash", ""))[:12],
         })
-    columns = ["id", "name", "kind", "catalog", "created_at", "split", "target", *MAIN_METRICS,
+    columns = ["id", "name", "kind", "catalog", "created_at", "split", "target", "mask", *MAIN_METRICS,
                "users_evaluated", "wall_time_s", "encoders", "data_hash"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -101,8 +117,8 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
     whether the runs' own CIs overlap. Columns: name ("ndcg@10", "auc"), metric, k (NA for AUC), A, B,
     difference, lo, hi, users, separate_cis_overlap.
 
-    Raises ComparisonError when the runs were made on different data, splits or targets, or when one was
-    stored without per-user values.
+    Raises ComparisonError when the runs were made on different data, splits, targets or masking rules, or
+    when one was stored without per-user values.
     """
     import numpy as np
 
@@ -119,7 +135,8 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
     a, b = records[run_a], records[run_b]
     checks = {"data": lambda r: r.get("dataset", {}).get("content_hash"),
               "split": lambda r: (r.get("protocol", {}).get("split"), r.get("protocol", {}).get("split_seed")),
-              "target": lambda r: r.get("protocol", {}).get("target")}
+              "target": lambda r: r.get("protocol", {}).get("target"),
+              "masking rule": mask_of}
     for what, get in checks.items():
         if get(a) != get(b):
             raise ComparisonError(f"runs {run_a} and {run_b} differ in {what} ({get(a)} vs {get(b)}); a paired "
@@ -164,6 +181,7 @@ def protocol_card(record: dict[str, Any]) -> dict[str, str]:
         "split": str(p.get("split", "?")),
         "target": str(p.get("target", "?")),
         "ranking": "full (all items)" if p.get("ranking") == "full" else str(p.get("ranking", "?")),
+        "mask": MASK_TEXT.get(mask_of(record), mask_of(record)),
         "masked": ", ".join(p.get("masked") or []) or "nothing",
         "K": ", ".join(str(k) for k in p.get("ks", [])),
         "seeds": seeds,
@@ -214,74 +232,159 @@ def run_to_json(record: dict[str, Any]) -> str:
 # -- command line: `python -m core evaluate …`, `python -m core runs list|show ID` ------------------------
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from core.evaluation.protocol import DEFAULT_MASK, MASKS
+
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
     p.add_argument("--models", default="all", help="comma-separated registry names, or 'all' (default)")
+    p.add_argument("--model-id", help="evaluate this saved fusion model as it was trained (see `models list`) "
+                                      "instead of training --models")
     p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
     p.add_argument("--ks", default="10,20", help="comma-separated K values (default 10,20)")
     p.add_argument("--seed", type=int, default=0, help="split and bootstrap seed")
+    p.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2: each seeded model is trained once "
+                                                "per seed on the same split (default 0)")
+    p.add_argument("--mask", choices=MASKS, default=DEFAULT_MASK,
+                   help=f"items masked at test (default {DEFAULT_MASK!r}: training items only, as MMRec/RecBole; "
+                        "'train+valid' masks validation items too)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a fusion setting (e.g. dim=128) or MODEL.NAME=VALUE for one model (e.g. als.factors=128); "
+                        "repeatable")
+    p.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"dim\": 128, \"als\": "
+                                               "{\"factors\": 128}}; --set wins over it")
+    p.add_argument("--no-grid", action="store_true", help="fit each baseline once at its defaults instead of "
+                                                           "choosing its settings on validation")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+
+
+def _saved_model(store: Store, model_id: str, catalog_name: str | None) -> dict[str, Any]:
+    """The stored row of a saved model, as a dict; a bad id or another catalog says what to do."""
+    from core.errors import StoreError
+
+    table = store.list_models()
+    row = table[table["id"] == model_id]
+    if row.empty:
+        raise StoreError(f"no saved model {model_id!r}; `python -m core models list` shows the ids")
+    found = row.iloc[0].to_dict()
+    if catalog_name not in (None, found["catalog"]):
+        raise StoreError(f"model {model_id} belongs to catalog {found['catalog']!r}, not {catalog_name!r}; "
+                         f"pass --catalog {found['catalog']} or leave --catalog out")
+    found["config"] = json.loads(found["config"])
+    return found
 
 
 def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
     from core.cli import TqdmProgress
     from core.errors import PrismError
-    from core.evaluation.protocol import run_evaluation
+    from core.evaluation.seeds import paired_over_users
     from core.evaluation.splits import build_interaction_data
-    from core.models.registry import build_model, list_models
+    from core.evaluation.suite import PlannedModel, fusion_base_config, registry_plan, run_model
+    from core.models.registry import list_models
+    from core.models.settings import load_config_file, merge_settings, parse_set
     from core.workspace import prepare_embeddings
+
+    def fail(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
     try:
         ks = tuple(sorted({int(k) for k in args.ks.split(",") if k.strip()}))
     except ValueError:
         ks = ()
     if not ks or ks[0] < 1:
-        print(f"error: --ks {args.ks!r} must be whole numbers ≥ 1 separated by commas, e.g. 10,20",
-              file=sys.stderr)
-        return 2
-    if args.catalog == "demo":
+        return fail(f"--ks {args.ks!r} must be whole numbers ≥ 1 separated by commas, e.g. 10,20")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        return fail(f"--seeds {args.seeds!r} must be distinct whole numbers separated by commas, e.g. 0,1,2")
+    try:
+        settings = merge_settings(load_config_file(args.config) if args.config else {}, parse_set(args.set))
+    except ValueError as e:
+        return fail(str(e))
+    saved = _saved_model(store, args.model_id, None if args.catalog == "demo" and args.model_id
+                         else args.catalog) if args.model_id else None
+    catalog_name = saved["catalog"] if saved else args.catalog
+    if catalog_name == "demo":
         from core.catalog.demo import DemoConfig, ensure_demo_catalog
 
         with TqdmProgress("demo catalog") as bar:
             catalog = ensure_demo_catalog(store, DemoConfig.from_env(), bar)
     else:
-        catalog = store.load_catalog(args.catalog)
+        catalog = store.load_catalog(catalog_name)
     with TqdmProgress(f"embeddings of {catalog.name}") as bar:
         embeddings = prepare_embeddings(store, catalog, progress=bar)
-    available = list_models(embeddings)
-    names = available if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in available]
-    if unknown:
-        print(f"error: model(s) {unknown} cannot run on {catalog.name!r}; available: {available}",
-              file=sys.stderr)
-        return 2
-    data = build_interaction_data(catalog, embeddings, split=args.split, seed=args.seed)
+    split_seed = int(saved["config"].get("seed", args.seed)) if saved else args.seed
+    data = build_interaction_data(catalog, embeddings, split=args.split, seed=split_seed)
     print(f"{catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name} "
-          f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,})")
-    failed = 0
-    base = None
-    if any(n.startswith("fusion-") for n in names):  # fusion models start from the catalog's tuned config
-        from core.tuning import resolve_fusion_config
+          f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,}); mask {args.mask!r}, "
+          f"model seeds {seeds}", flush=True)
+    if saved:
+        from core.models.fusion import FusionRecommender
 
-        with TqdmProgress("fusion configuration") as bar:
-            base, source = resolve_fusion_config(store, catalog, embeddings, data,
-                                                 progress=lambda d, t, m: (bar(d, t, m), print(f"  {m}")))
-        print(f"fusion configuration: {source}")
-    for name in names:
+        trained_on = saved["config"].get("split")
+        if trained_on and trained_on != data.split_name:
+            return fail(f"model {args.model_id} was trained on split {trained_on!r} but --split {args.split!r} "
+                        f"gives {data.split_name!r}; pass the split it was trained with")
+        model = FusionRecommender.load(store.model_dir(args.model_id), embeddings)
+        plan = [PlannedModel(f"{model.name} [{args.model_id}]", "fusion", build=lambda **kw: model, fitted=model,
+                             note=f"saved model {args.model_id}")]
+    else:
+        available = list_models(embeddings)
+        names = available if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = [m for m in names if m not in available]
+        if unknown:
+            return fail(f"model(s) {unknown} cannot run on {catalog.name!r}; available: {available}")
+        base, note = (fusion_base_config(store, catalog, embeddings, data,
+                                         progress=lambda d, n, m: print(f"  {m}", flush=True))
+                      if any(n.startswith("fusion-") for n in names) else (None, ""))
+        if base is not None:
+            print(f"fusion configuration: {note}", flush=True)
         try:
-            model = build_model(name, base=base)
-            with TqdmProgress(f"{name}: training") as bar:
-                model.fit(data, progress=lambda r, bar=bar: bar(r.epoch, r.epochs, f"loss {r.loss:.4f}"))
-            with TqdmProgress(f"{name}: ranking") as bar:
-                record = run_evaluation(model, data, catalog, embeddings, ks=ks, seed=args.seed,
-                                        n_bootstrap=args.bootstrap, progress=bar)
-        except PrismError as e:
-            print(f"  {name}: failed: {e}")
+            plan = registry_plan(names, base, settings, note)
+        except ValueError as e:
+            return fail(str(e))
+
+    def log(message: str) -> None:
+        print(f"  {message}", flush=True)
+
+    def epoch_progress(label: str) -> Any:
+        bar = TqdmProgress(f"{label}: training")
+        return lambda r: bar(r.epoch, r.epochs, f"loss {r.loss:.4f}" + (
+            "" if r.valid_metric is None else f" · valid {r.metric_name} {r.valid_metric:.4f}"))
+
+    outcomes, failed = [], 0
+    for planned in plan:
+        try:
+            outcomes.append(run_model(planned, data, catalog, embeddings, seeds=seeds, mask=args.mask, ks=ks,
+                                      n_bootstrap=args.bootstrap, bootstrap_seed=args.seed,
+                                      use_grid=not args.no_grid, store=store, log=log,
+                                      epoch_progress=epoch_progress))
+        except (PrismError, ValueError) as e:
+            print(f"  {planned.name}: failed: {e}")
             failed += 1
-            continue
-        run_id = store.save_run(record)
-        shown = "  ".join(f"{m} {record['metrics'][m]:.4f}" for k in ks for m in (f"recall@{k}", f"ndcg@{k}"))
-        print(f"  {name:<18} {shown}   [{run_id}]")
-    return 1 if failed and failed == len(names) else 0
+    shown = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
+    if outcomes:
+        print(f"\ntest ({args.mask} masked; mean ± std over model seeds) beside valid recall@20:")
+        for o in outcomes:
+            cells = "  ".join(f"{m} {o.summary[m]['mean']:.4f}±{o.summary[m]['std']:.4f}" for m in shown
+                              if m in o.summary)
+            valid = o.summary.get("valid_recall@20", {}).get("mean")
+            chosen = ", ".join(f"{k}={v}" for k, v in (o.selection.get("chosen") or {}).items())
+            print(f"  {o.name:<18} {cells}  valid recall@20 {valid if valid is not None else float('nan'):.4f}"
+                  + (f"  (chosen: {chosen})" if chosen else ""))
+    if len(outcomes) > 1:
+        best = max(outcomes, key=lambda o: o.summary.get("valid_recall@20", {}).get("mean") or -1.0)
+        metric = f"ndcg@{ks[-1]}"
+        print(f"\n{best.name} (best on validation) minus each model, {metric}, paired bootstrap 95% CI over "
+              "users of their values averaged over seeds:")
+        for o in outcomes:
+            if o is best or metric not in o.per_user or metric not in best.per_user:
+                continue
+            c = paired_over_users(best.per_user, o.per_user, metric, args.bootstrap, seed=args.seed)
+            print(f"  vs {o.name:<18} {c['difference']:+.4f} [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}] "
+                  f"({c['users']} users)")
+    return 1 if failed and failed == len(plan) else 0
 
 
 def _add_runs(p: argparse.ArgumentParser) -> None:
@@ -308,7 +411,7 @@ def _run_runs(args: argparse.Namespace, store: Store) -> int:
             return 0
         table = table.assign(created_at=[time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
                                          for t in table["created_at"]])
-        cols = ["id", "name", "kind", "catalog", "created_at", "split", "recall@10", "ndcg@10", "recall@20",
+        cols = ["id", "name", "kind", "catalog", "created_at", "split", "mask", "recall@10", "ndcg@10", "recall@20",
                 "ndcg@20"]
         shown = table[cols].dropna(axis=1, how="all")  # metrics no listed run reports
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="—"))

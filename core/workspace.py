@@ -167,7 +167,7 @@ def ensure_reference_runs(store: Store, catalog: Catalog, embeddings: EmbeddingS
     for n, name in enumerate(todo):
         if progress is not None:
             progress(n, len(todo), name)
-        recommender = model if name == model_id else build_model(name, preset=catalog.name).fit(data)
+        recommender = model if name == model_id else build_model(name).fit(data)
         record = run_evaluation(recommender, data, catalog, embeddings, ks=REFERENCE_KS, seed=0)
         if name == model_id:
             record["model"]["id"] = model_id  # so the next start knows this model was evaluated

@@ -200,13 +200,18 @@ with tab_new:
     with st.form("ev_form"):
         models = st.multiselect("Models", options, default=[ACTIVE, *[m for m in ("popularity", "itemknn")
                                                                        if m in options]], key="ev_models",
-                                help="fusion-… models train from this catalog's preset (the Train page's "
-                                     "starting point) with the named fusion strategy")
+                                help="fusion-… models train from this catalog's configuration tuned on validation "
+                                     "(the Train page's search) with the named fusion strategy")
         f1, f2, f3 = st.columns(3)
         split = f1.selectbox("Split", ["auto", "random", "leave-one-out", "temporal", "label"], key="ev_split",
                              help="auto = the catalog's own split labels when it has them, else random 8:1:1")
         ks_text = f2.text_input("K values", "5, 10, 20", key="ev_ks")
         seed = f3.number_input("Seed", 0, 10_000, 0, key="ev_seed")
+        mask = st.radio("Masked at test", ["train", "train+valid"], horizontal=True, key="ev_mask",
+                        format_func={"train": "training items only (MMRec/RecBole)",
+                                     "train+valid": "training and validation items"}.get,
+                        help="Under *training items only* validation items stay candidates at test, as in the "
+                             "published MMRec figures; runs under different rules are never paired")
         cold = st.checkbox("Also run the cold-start protocol (20% of items held out of training, ranked from "
                            "content alone)", key="ev_cold", help="Models are trained afresh for it; the active "
                            "model is skipped there")
@@ -270,7 +275,8 @@ with tab_new:
 
                         model.fit(data, progress=_epoch)
                     epoch_bar.progress(1.0, text=f"{name}: ranking all items for every test user")
-                    record = run_evaluation(model, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed))
+                    record = run_evaluation(model, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
+                                            mask=mask)
                     run_id = st_store.save_run(record)
                     saved.append(run_id)
                     st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")

@@ -94,7 +94,8 @@ def test_protocol_card_is_human_readable(stored):
     card = protocol_card({**records[0], "id": ids[0]})
     assert card["split"] == "random-8:1:1"
     assert card["ranking"] == "full (all items)"
-    assert card["masked"] == "train, valid"
+    assert card["masked"] == "train"
+    assert card["mask"].startswith("train items only")
     assert card["K"] == "5, 10, 20"
     assert records[0]["dataset"]["content_hash"][:10] in card["data"]
     assert card["encoders"] == "text=toy-text"
@@ -185,3 +186,22 @@ def test_paired_comparison_refuses_runs_it_cannot_pair(stored):
     old_id = store.save_run(old)
     with pytest.raises(ComparisonError, match="without per-user values"):
         paired_comparison(store, ids[0], old_id)
+
+
+def test_paired_comparison_refuses_runs_under_different_masking_rules(stored):
+    store, ids, records = stored
+    catalog = make_catalog()
+    emb = make_embeddings(catalog.item_ids)
+    data = build_interaction_data(catalog, emb, split="random")
+    strict = run_evaluation(Popularity().fit(data), data, catalog, emb, ks=(5, 10, 20), n_bootstrap=50,
+                            mask="train+valid")
+    assert strict["protocol"]["mask"] == "train+valid" and strict["protocol"]["masked"] == ["train", "valid"]
+    assert protocol_card(strict)["mask"].startswith("train and valid")
+    strict_id = store.save_run(strict)
+    with pytest.raises(ComparisonError, match="differ in masking rule"):
+        paired_comparison(store, ids[0], strict_id)
+    assert runs_table(store, "toy").set_index("id").loc[strict_id, "mask"] == "train+valid"
+    legacy = {**records[1], "protocol": {k: v for k, v in records[1]["protocol"].items() if k != "mask"}}
+    legacy["protocol"]["masked"] = ["train", "valid"]  # a run stored before the rule was recorded
+    legacy_id = store.save_run(legacy)
+    assert not paired_comparison(store, strict_id, legacy_id).empty

@@ -91,7 +91,8 @@ def run_cold_start(model: Recommender, data: InteractionData, catalog: Catalog,
     result.protocol = {
         "name": "cold-start", "split": f"cold-start: {share:.0%} of items held out ({data.split_name} base)",
         "target": "held-out items (all their interactions)", "ranking": f"held-out items only ({cold.size})",
-        "masked": [], "ks": ks, "seed": seed, "n_bootstrap": n_bootstrap, "users_evaluated": int(users.size),
+        "mask": "none", "masked": [], "ks": ks, "seed": seed, "n_bootstrap": n_bootstrap,
+        "users_evaluated": int(users.size),
         "users_skipped": int(result.users_skipped), "cold_share": share, "n_cold_items": int(cold.size),
         "split_seed": data.seed,
         "binary_view": "score ≥ user's K-th best score; negatives: all other held-out items"}

@@ -3,8 +3,11 @@
 Protocol (what every stored run means):
 - Every user with at least one item in the target split (test, or valid) is evaluated; others are skipped.
 - Each evaluated user's scores cover ALL catalog items ("full" ranking, no sampled negatives).
-- The user's TRAIN items are masked; when the target is test, the user's VALID items are masked too
-  (they were used for model selection and are known positives, not candidates).
+- Masking rule (`mask`, recorded as protocol["mask"] with the list of masked splits in protocol["masked"]):
+  "train" (the MMRec / RecBole convention, the default): only the user's TRAIN items are masked; validation
+  items stay candidates, so a figure can sit beside a published one measured that way.
+  "train+valid": on the test target the user's VALID items are masked too (they were used for model
+  selection and are known positives). For target "valid" only training items are ever masked.
 - Ranking metrics (precision, recall, f1, map, ndcg, hit_rate @K; see core.evaluation.metrics) and AUC
   are computed per user; each reported value is the mean over evaluated users with a 95% percentile
   bootstrap interval over users (seeded).
@@ -38,6 +41,8 @@ Progress = Callable[[int, int, str], None]  # (done, total, message)
 ScoreBatch = Callable[[np.ndarray], np.ndarray]  # row indices (B,) -> scores (B, n_candidates)
 KINDS = ("fusion", "single-modality", "baseline")
 CURVE_METRICS = tuple(RANKING_METRICS) + ("coverage", "novelty")
+MASKS = ("train", "train+valid")  # masking rules for the test target
+DEFAULT_MASK = "train"  # MMRec / RecBole: one rule for every catalog, comparable with published figures
 PAIRED_METRICS = ("recall", "ndcg")  # per-user values kept in run records (with AUC) for paired comparisons
 
 
@@ -55,9 +60,22 @@ class EvaluationResult:
     protocol: dict[str, Any] = field(default_factory=dict)
 
 
-def masks_for(data: InteractionData, target: str) -> tuple[sp.csr_matrix, sp.csr_matrix, list[str]]:
-    """(truth, mask, names of masked splits) for target 'test' (train+valid masked) or 'valid' (train masked)."""
+def check_mask(mask: str) -> str:
+    """`mask` when it is one of MASKS; otherwise a ValueError that names the choices."""
+    if mask not in MASKS:
+        raise ValueError(f"mask {mask!r} must be one of {list(MASKS)} ('train': only training items are masked "
+                         "at test, the MMRec/RecBole convention; 'train+valid': validation items too)")
+    return mask
+
+
+def masks_for(data: InteractionData, target: str,
+              mask: str = DEFAULT_MASK) -> tuple[sp.csr_matrix, sp.csr_matrix, list[str]]:
+    """(truth, mask matrix, names of masked splits): target 'test' masks train (mask 'train') or train and
+    valid (mask 'train+valid'); target 'valid' always masks train only."""
+    check_mask(mask)
     if target == "test":
+        if mask == "train":
+            return data.test.tocsr(), data.train.tocsr(), ["train"]
         return data.test.tocsr(), (data.train + data.valid).tocsr(), ["train", "valid"]
     if target == "valid":
         return data.valid.tocsr(), data.train.tocsr(), ["train"]
@@ -66,16 +84,18 @@ def masks_for(data: InteractionData, target: str) -> tuple[sp.csr_matrix, sp.csr
 
 def evaluate(model: Recommender, data: InteractionData, ks: tuple[int, ...] | list[int] = (5, 10, 20),
              target: str = "test", batch_users: int = 512, n_bootstrap: int = 1000, seed: int = 0,
-             keep_per_user: bool = False, progress: Progress | None = None) -> EvaluationResult:
-    """Full-ranking evaluation of a fitted model on `target`, training (and validation) items masked."""
-    truth, mask, masked = masks_for(data, target)
+             keep_per_user: bool = False, progress: Progress | None = None,
+             mask: str = DEFAULT_MASK) -> EvaluationResult:
+    """Full-ranking evaluation of a fitted model on `target` under the masking rule `mask` (see MASKS)."""
+    truth, masked_items, masked = masks_for(data, target, mask)
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
-    result = evaluate_ranking(lambda rows: model.score(rows), users, truth[users], mask[users],
+    result = evaluate_ranking(lambda rows: model.score(rows), users, truth[users], masked_items[users],
                               item_self_information(data.train), ks, batch_users=batch_users,
                               n_bootstrap=n_bootstrap, seed=seed, keep_per_user=keep_per_user, progress=progress)
     result.users = users
     result.users_skipped = data.n_users - users.size
-    result.protocol = {"split": data.split_name, "target": target, "ranking": "full", "masked": masked,
+    result.protocol = {"split": data.split_name, "target": target, "ranking": "full",
+                       "mask": mask if target == "test" else "train", "masked": masked,
                        "ks": sorted(set(int(k) for k in ks)), "seed": seed, "n_bootstrap": n_bootstrap,
                        "users_evaluated": int(users.size), "users_skipped": int(result.users_skipped),
                        "binary_view": "score ≥ user's K-th best score; negatives: all non-masked items"}
@@ -208,7 +228,7 @@ def build_record(model: Recommender, result: EvaluationResult, catalog: Catalog,
 def run_evaluation(model: Recommender, data: InteractionData, catalog: Catalog, embeddings: EmbeddingSet | None,
                    ks: tuple[int, ...] | list[int] = (5, 10, 20), target: str = "test", batch_users: int = 512,
                    n_bootstrap: int = 1000, seed: int = 0, fit: bool = False,
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, mask: str = DEFAULT_MASK) -> dict[str, Any]:
     """Evaluate a model (fitting it first when `fit`) and return its run record for Store.save_run.
 
     wall_time_s and peak_memory_mb (tracemalloc: Python and numpy allocations, not torch's) cover the
@@ -225,7 +245,7 @@ def run_evaluation(model: Recommender, data: InteractionData, catalog: Catalog, 
             model.fit(data)
             fit_s = time.perf_counter() - t0
         result = evaluate(model, data, ks=ks, target=target, batch_users=batch_users, n_bootstrap=n_bootstrap,
-                          seed=seed, keep_per_user=True, progress=progress)
+                          seed=seed, keep_per_user=True, progress=progress, mask=mask)
         wall = time.perf_counter() - t0
         peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
     finally:

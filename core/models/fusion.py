@@ -121,12 +121,6 @@ PRESETS: dict[str, FusionConfig] = {
 }
 
 
-def preset_for(catalog_name: str | None) -> FusionConfig:
-    """Deprecated name lookup of a hand-chosen configuration (the demo one for unknown names); Prism
-    selects on validation instead: core.tuning.resolve_fusion_config."""
-    return PRESETS.get(catalog_name or "demo", PRESETS["demo"])
-
-
 # -- the torch module -----------------------------------------------------------------------------------
 class GradientReversal(torch.autograd.Function):
     """Identity forward; multiplies the gradient by -1 backward (Ganin & Lempitsky, 2015)."""

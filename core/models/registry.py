@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from core.embeddings import EmbeddingSet
+from core.models.als import ALS
 from core.models.base import Recommender
 from core.models.bprmf import BPRMF
 from core.models.content import ContentModel
+from core.models.ease import EASE
+from core.models.implicit_bpr import ImplicitBPR
 from core.models.itemknn import ItemKNN
 from core.models.late_fusion import LateFusion
+from core.models.lightgcn import LightGCN
 from core.models.popularity import Popularity
 from core.models.vbpr import VBPR
 
@@ -26,6 +30,21 @@ BASELINES: dict[str, Callable[..., Recommender]] = {
     "image-only": lambda **kw: ContentModel("image", **kw),
     "audio-only": lambda **kw: ContentModel("audio", **kw),
     "late-fusion": LateFusion,
+    "ease": EASE,
+    "als": ALS,
+    "implicit-bpr": ImplicitBPR,
+    "lightgcn": LightGCN,
+}
+
+# Small validation grids (core.models.selection.select_on_validation): each point overrides the model's
+# defaults; the point with the best validation Recall@20 is kept. Sized so Last.fm-2K stays a few minutes a model.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "itemknn": [{"k": k} for k in (20, 50, 100, 200, 400)],
+    "ease": [{"reg": r} for r in (50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0)],
+    "als": [{"factors": f, "regularization": r, "alpha": a}
+            for f in (32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 10.0, 40.0)],
+    "implicit-bpr": [{"factors": f, "learning_rate": lr} for f in (64, 128) for lr in (0.005, 0.01, 0.02)],
+    "lightgcn": [{"layers": 2, "reg": 1e-4}, {"layers": 3, "reg": 1e-4}, {"layers": 2, "reg": 1e-3}],
 }
 
 

@@ -42,9 +42,13 @@ def test_new_evaluation_runs_and_is_stored(app):
     before = len(store().list_runs("demo"))
     app.multiselect(key="ev_models").set_value(["popularity"])
     app.text_input(key="ev_ks").input("10, 20")
+    app.radio(key="ev_mask").set_value("train+valid")
     app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
     assert not app.exception, [e.value for e in app.exception]
-    assert len(store().list_runs("demo")) == before + 1
+    runs = store().list_runs("demo")
+    assert len(runs) == before + 1
+    record = store().load_run(runs["id"].iloc[0])  # newest first
+    assert record["protocol"]["mask"] == "train+valid" and record["protocol"]["masked"] == ["train", "valid"]
     assert "Saved 1 run" in app.session_state["eval_message"]
 
 

@@ -38,7 +38,7 @@ def toy() -> tuple[InteractionData, FixedScores]:
 
 def test_evaluate_masks_train_and_valid_and_matches_hand_numbers(toy):
     data, model = toy
-    r = evaluate(model, data, ks=(1, 2), n_bootstrap=200)
+    r = evaluate(model, data, ks=(1, 2), n_bootstrap=200, mask="train+valid")
     # user 0: items 0 (train) and 1 (valid) masked -> ranking 2, 3, 4, 5: top-2 = [2, 3], hits [1, 0]
     #   recall@2 = 1/2, precision@2 = 1/2, ndcg@2 = 1 / (1 + 1/log2 3), recall@1 = 1/2, ndcg@1 = 1
     # user 1: item 3 masked -> ranking 0, 1, 2, 4, 5: top-2 = [0, 1], hits [1, 0]
@@ -65,6 +65,24 @@ def test_evaluate_masks_train_and_valid_and_matches_hand_numbers(toy):
     lo, hi = r.ci["recall@2"]
     assert 0.5 <= lo <= r.metrics["recall@2"] <= hi <= 1.0
     assert r.protocol["masked"] == ["train", "valid"] and r.protocol["ranking"] == "full"
+    assert r.protocol["mask"] == "train+valid"
+
+
+def test_train_only_mask_keeps_validation_items_as_candidates(toy):
+    data, model = toy
+    r = evaluate(model, data, ks=(1, 2), n_bootstrap=50, keep_per_user=True)  # default: mask "train"
+    # user 0: only item 0 (train) masked -> ranking 1 (valid, a candidate now), 2, 3, 4, 5: top-2 = [1, 2],
+    #   hits [0, 1]: recall@2 = 1/2, ndcg@2 = (1/log2 3) / (1 + 1/log2 3), recall@1 = 0, ndcg@1 = 0
+    # user 1 has no validation items: the same as under "train+valid" (recall@2 = 1, ndcg@2 = 1, @1 = 1)
+    assert r.protocol["mask"] == "train" and r.protocol["masked"] == ["train"]
+    assert r.per_user["recall@2"].tolist() == pytest.approx([0.5, 1.0])
+    assert r.per_user["ndcg@2"].tolist() == pytest.approx([(1 / np.log2(3)) / (1 + 1 / np.log2(3)), 1.0])
+    assert r.per_user["recall@1"].tolist() == pytest.approx([0.0, 1.0])
+    assert r.metrics["ndcg@1"] == pytest.approx(0.5)
+    strict = evaluate(model, data, ks=(1, 2), n_bootstrap=50, mask="train+valid")
+    assert strict.metrics["recall@1"] == pytest.approx(0.75) and strict.metrics["ndcg@2"] > r.metrics["ndcg@2"]
+    with pytest.raises(ValueError, match="mask 'valid' must be one of"):
+        evaluate(model, data, mask="valid")
 
 
 def test_validation_target_masks_train_only(toy):
@@ -73,7 +91,9 @@ def test_validation_target_masks_train_only(toy):
     # only user 0 has a validation item (1); train item 0 masked -> item 1 is ranked first
     assert r.users_evaluated == 1 and r.users.tolist() == [0]
     assert r.metrics["recall@1"] == 1.0 and r.per_user["recall@1"].tolist() == [1.0]
-    assert r.protocol["masked"] == ["train"]
+    assert r.protocol["masked"] == ["train"] and r.protocol["mask"] == "train"
+    assert evaluate(model, data, ks=(1,), target="valid", n_bootstrap=0, mask="train+valid").protocol["masked"] \
+        == ["train"]  # validation never masks validation items
     with pytest.raises(ValueError, match="target"):
         evaluate(model, data, target="train")
 

@@ -252,8 +252,10 @@ def test_registry_builds_and_fits_every_baseline(name: str) -> None:
     model = build_model(name)
     assert model.name == name and isinstance(model, Recommender)
     assert model.get_config()["name"] == name
-    if name in ("bprmf", "vbpr"):
+    if name in ("bprmf", "vbpr", "lightgcn"):
         model = build_model(name, epochs=2)
+    elif name in ("als", "implicit-bpr"):
+        model = build_model(name, iterations=2, threads=1)
     elif name.endswith("-only"):
         model = build_model(name, epochs=2)
         assert model.config.epochs == 2
@@ -300,4 +302,4 @@ def test_list_models_follows_the_modalities() -> None:
             getattr(text_only, key).pop(f)
     names = list_models(text_only)
     assert "text-only" in names and "image-only" not in names and "late-fusion" not in names
-    assert list_models(None) == ["popularity", "itemknn", "bprmf"]
+    assert list_models(None) == ["popularity", "itemknn", "bprmf", "ease", "als", "implicit-bpr", "lightgcn"]

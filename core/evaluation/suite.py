@@ -1,0 +1,157 @@
+"""Train and evaluate several models under one protocol, once per model seed, with settings chosen on
+validation; shared by `python -m core evaluate` and `python -m benchmarks.quality`.
+
+For each model: its grid (core.models.registry.GRIDS) is searched on the validation split with the first
+seed, the chosen point is kept for the other seeds, and each seed's fit is evaluated on the test split
+under the masking rule (one stored run per seed). Models without a seed (popularity, ItemKNN, EASE) are
+deterministic and run once. The summary holds each metric's mean and spread over seeds, the validation
+Recall@20 beside the test figures, and each user's values averaged over seeds for paired comparisons.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.evaluation.protocol import DEFAULT_MASK, evaluate, run_evaluation
+from core.evaluation.seeds import aggregate_metrics, mean_over_seeds
+from core.models.base import InteractionData, ProgressCallback, Recommender
+from core.models.selection import SELECT_K, Selection, select_on_validation
+
+VALID_METRIC = f"recall@{SELECT_K}"  # the validation figure printed beside the test figures
+Log = Callable[[str], None]
+EpochProgress = Callable[[str], ProgressCallback | None]  # model label -> an epoch callback
+
+
+@dataclass
+class PlannedModel:
+    """One model to run: how to build it fresh, what is fixed, and whether a seed changes it."""
+
+    name: str  # report name, e.g. "fusion-gated", "als"
+    kind: str  # "fusion" | "single-modality" | "baseline"
+    build: Callable[..., Recommender]  # build(**settings) -> a fresh, unfitted model
+    registry: str | None = None  # registry name, for its validation grid (None: no grid)
+    settings: dict[str, Any] = field(default_factory=dict)  # fixed overrides (win over the grid)
+    seeded: bool = True  # the config has a `seed` field (else the model is deterministic: one run)
+    fitted: Recommender | None = None  # a saved model evaluated as it is (no fit, no grid, no seeds)
+    note: str = ""  # where the base configuration came from, recorded in the run
+
+
+@dataclass
+class ModelOutcome:
+    """Everything one model produced over its seeds."""
+
+    name: str
+    kind: str
+    seeds: list[int]
+    per_seed: list[dict[str, Any]]  # per seed: seed, metrics, ci, valid, fit_time_s, eval_time_s, run_id
+    summary: dict[str, dict[str, Any]]  # metric -> mean/std/min/max/n over seeds (test and valid_…)
+    per_user: dict[str, list]  # per-user values averaged over seeds ({"users": ids, metric: values})
+    selection: dict[str, Any]  # the grid, the validation figure of each point, the chosen point
+    records: list[dict[str, Any]] = field(default_factory=list)  # the stored run records, one per seed
+
+
+def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: InteractionData,
+                       progress: Any = None) -> tuple[Any, str]:
+    """THE base configuration of the fusion models that `evaluate` and `benchmarks.quality` train, and a
+    note saying where it came from (recorded in every run): the catalog's configuration tuned on its
+    validation split, or a short tune within its stated budget when none is stored (core.tuning)."""
+    from core.tuning import resolve_fusion_config
+
+    return resolve_fusion_config(store, catalog, embeddings, data, progress=progress)
+
+
+def registry_plan(names: list[str], base: Any, settings: dict[str, dict[str, Any]] | None = None,
+                  note: str = "") -> list[PlannedModel]:
+    """PlannedModels for registry names: fusion-… over `base` with its strategy, baselines from the registry;
+    `settings` as core.models.settings parses them."""
+    from core.models.registry import FUSION, GRIDS, build_model
+    from core.models.settings import settings_for
+
+    plan = []
+    for name in names:
+        own = settings_for(settings or {}, name)
+        if name in FUSION:
+            from core.models.fusion import FusionRecommender
+
+            config = dataclasses.replace(base, strategy=name.removeprefix("fusion-"))
+            plan.append(PlannedModel(name, "fusion", lambda c=config, **kw: FusionRecommender(
+                dataclasses.replace(c, **kw)), settings=own, note=note))
+        else:
+            kind = "single-modality" if name.endswith("-only") else "baseline"
+            plan.append(PlannedModel(name, kind, lambda n=name, **kw: build_model(n, **kw),
+                                     registry=name if name in GRIDS else None, settings=own))
+    return plan
+
+
+def _seed_field(model: Recommender) -> bool:
+    """Whether the model's config dataclass has a `seed` field."""
+    config = getattr(model, "config", None)
+    return config is not None and dataclasses.is_dataclass(config) and \
+        any(f.name == "seed" for f in dataclasses.fields(config))
+
+
+def run_model(planned: PlannedModel, data: InteractionData, catalog: Any, embeddings: Any, *,
+              seeds: list[int], mask: str = DEFAULT_MASK, ks: tuple[int, ...] = (10, 20),
+              n_bootstrap: int = 1000, bootstrap_seed: int = 0, use_grid: bool = True, store: Any = None,
+              log: Log | None = None, epoch_progress: EpochProgress | None = None) -> ModelOutcome:
+    """Select on validation, fit per seed, evaluate on test under `mask`, store each run; see the module doc."""
+    say = log or (lambda _msg: None)
+    seeds = list(seeds) or [0]
+    probe = planned.fitted or planned.build(**planned.settings)
+    seeded = planned.fitted is None and planned.seeded and _seed_field(probe)
+    run_seeds = seeds if seeded else seeds[:1]
+    selection: Selection | None = None
+    per_seed: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for n, s in enumerate(run_seeds):
+        seed_setting = {"seed": s} if seeded else {}
+        label = planned.name + (f" seed {s}" if seeded and len(run_seeds) > 1 else "")
+        progress = epoch_progress(label) if epoch_progress else None
+        t0 = time.perf_counter()
+        if planned.fitted is not None:
+            model, fit_s = planned.fitted, None
+        elif n == 0:
+            fixed = {**planned.settings, **seed_setting}
+            selection = select_on_validation(planned.registry or planned.name, data, fixed, build=planned.build,
+                                             use_grid=use_grid and planned.registry is not None,
+                                             progress=progress, log=say)
+            model = selection.model
+            chosen_at = selection.grid.index(selection.chosen) if selection.chosen in selection.grid else 0
+            fit_s = selection.seconds[chosen_at] if selection.seconds else time.perf_counter() - t0
+        else:
+            assert selection is not None
+            model = planned.build(**{**selection.chosen, **planned.settings, **seed_setting})
+            model.fit(data, progress=progress)
+            fit_s = time.perf_counter() - t0
+        record = run_evaluation(model, data, catalog, embeddings, ks=ks, n_bootstrap=n_bootstrap,
+                                seed=bootstrap_seed, mask=mask)
+        valid = evaluate(model, data, ks=(SELECT_K,), target="valid", n_bootstrap=0, seed=bootstrap_seed)
+        record["name"] = planned.name
+        record["model"]["kind"] = planned.kind
+        record["protocol"]["model_seed"] = s if seeded else None
+        record["fit_time_s"] = fit_s
+        record["valid"] = {VALID_METRIC: valid.metrics.get(VALID_METRIC)}
+        if selection is not None:
+            record["selection"] = selection.record()
+        if planned.note:
+            record["model"]["base_config"] = planned.note
+        run_id = store.save_run(record) if store is not None else None
+        records.append(record)
+        per_seed.append({"seed": s if seeded else None, "metrics": record["metrics"], "ci": record["ci"],
+                         "valid": record["valid"], "fit_time_s": fit_s, "eval_time_s": record["wall_time_s"],
+                         "best_epoch": record["model"]["config"].get("best_epoch"), "run_id": run_id})
+        test = record["metrics"]
+        shown = "  ".join(f"{m} {test[m]:.4f}" for k in ks for m in (f"recall@{k}", f"ndcg@{k}") if m in test)
+        fit_text = f"fit {fit_s:.1f} s" if fit_s is not None else "saved model"
+        say(f"{label}: test {shown}  |  valid {VALID_METRIC} {record['valid'][VALID_METRIC] or float('nan'):.4f}"
+            f"  ({fit_text})" + (f"  [{run_id}]" if run_id else ""))
+    names = sorted({k for p in per_seed for k in p["metrics"]})
+    summary = aggregate_metrics([p["metrics"] for p in per_seed], names)
+    summary[f"valid_{VALID_METRIC}"] = aggregate_metrics([p["valid"] for p in per_seed], [VALID_METRIC])[VALID_METRIC]
+    summary["fit_time_s"] = aggregate_metrics([{"t": p["fit_time_s"]} for p in per_seed], ["t"]).get("t", {})
+    per_user = mean_over_seeds([r["per_user"] for r in records if r.get("per_user")])
+    return ModelOutcome(planned.name, planned.kind, [p["seed"] for p in per_seed], per_seed, summary, per_user,
+                        selection.record() if selection is not None else {}, records)

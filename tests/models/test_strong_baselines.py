@@ -1,0 +1,102 @@
+"""EASE, ALS and BPR (implicit) and LightGCN on a generated catalog: known answers, beating popularity,
+settings chosen on validation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from core.errors import ModelError
+from core.models.als import ALS
+from core.models.ease import EASE
+from core.models.implicit_bpr import ImplicitBPR
+from core.models.lightgcn import LightGCN
+from core.models.popularity import Popularity
+from core.models.registry import GRIDS, build_model
+from core.models.selection import grid_for, select_on_validation
+from tests.models.test_baselines import held_out_recall, make_data
+
+FAST_GCN = {"dim": 16, "epochs": 25, "patience": 5, "lr": 0.01, "batch_size": 256}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data(with_embeddings=False)
+
+
+@pytest.fixture(scope="module")
+def popularity_recall(data) -> float:
+    return held_out_recall(Popularity().fit(data), data)
+
+
+def test_ease_solves_its_closed_form() -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1], [1, 1, 1, 0]], dtype=np.float32))
+    data = make_data(with_embeddings=False)
+    data = type(data)(["a", "b", "c", "d"], ["i0", "i1", "i2", "i3"], x, sp.csr_matrix(x.shape), sp.csr_matrix(
+        x.shape), split_name="hand")
+    lam = 2.0
+    model = EASE(reg=lam).fit(data)
+    b = model.weights.astype(np.float64)
+    assert np.allclose(np.diag(b), 0.0)
+    # each column j minimises ||x_j − X b_j||² + λ||b_j||² with b_jj = 0: the reduced normal equations
+    xd = x.toarray().astype(np.float64)
+    for j in range(4):
+        rest = [i for i in range(4) if i != j]
+        a = xd[:, rest]
+        expected = np.linalg.solve(a.T @ a + lam * np.eye(3), a.T @ xd[:, j])
+        np.testing.assert_allclose(b[rest, j], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.score(np.array([0, 2])), xd[[0, 2]] @ b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.score(np.array([1]), np.array([3, 0])), (xd[[1]] @ b)[:, [3, 0]], rtol=1e-5,
+                               atol=1e-6)
+    with pytest.raises(ModelError, match="must be > 0"):
+        EASE(reg=0.0).fit(data)
+
+
+@pytest.mark.parametrize("make", [lambda: EASE(), lambda: ALS(factors=16, regularization=0.1, alpha=1.0, threads=1),
+                                  lambda: ImplicitBPR(factors=16, learning_rate=0.05, threads=1),
+                                  lambda: LightGCN(**FAST_GCN)],
+                         ids=["ease", "als", "implicit-bpr", "lightgcn"])
+def test_strong_baselines_beat_popularity(make, data, popularity_recall) -> None:
+    model = make().fit(data)
+    assert model.kind == "baseline" and model.get_config()["name"] == model.name
+    scores = model.score(np.arange(5))
+    assert scores.dtype == np.float32 and scores.shape == (5, data.n_items) and np.isfinite(scores).all()
+    users, items = np.array([3, 1]), np.array([7, 2])
+    np.testing.assert_allclose(model.score(users, items), model.score(users)[:, items], rtol=1e-5, atol=1e-6)
+    assert held_out_recall(model, data) > popularity_recall + 0.05
+
+
+def test_implicit_models_are_reproducible_for_a_seed(data) -> None:
+    a = ALS(factors=8, iterations=3, threads=1).fit(data).score(np.arange(4))
+    b = ALS(factors=8, iterations=3, threads=1).fit(data).score(np.arange(4))
+    c = ALS(factors=8, iterations=3, threads=1, seed=1).fit(data).score(np.arange(4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_lightgcn_without_layers_is_matrix_factorisation(data) -> None:
+    model = LightGCN(**{**FAST_GCN, "layers": 0, "epochs": 3}).fit(data)
+    assert len(model.history) == 3 or model.best_epoch <= 3
+    with pytest.raises(ValueError, match="layers"):
+        LightGCN(layers=-1)
+
+
+def test_grid_search_keeps_the_best_validation_point(data) -> None:
+    logged: list[str] = []
+    sel = select_on_validation("ease", data, log=logged.append)
+    assert sel.grid == GRIDS["ease"] and len(sel.valid) == len(sel.grid) == len(logged)
+    assert sel.chosen == sel.grid[int(np.argmax(sel.valid))]
+    assert sel.model.config.reg == sel.chosen["reg"]
+    record = sel.record()
+    assert record["chosen"] == sel.chosen and record["metric"] == "valid recall@20" and len(record["grid"]) == 6
+    # settings fixed by the caller leave the grid (here the whole ALS grid collapses onto factors × alpha)
+    assert all("regularization" not in p for p in grid_for("als", {"regularization": 0.1}))
+    fixed = select_on_validation("als", data, {"factors": 8, "regularization": 0.1, "alpha": 1.0, "threads": 1})
+    assert fixed.grid == [] and fixed.model.config.factors == 8
+    once = select_on_validation("ease", data, {"reg": 300.0})
+    assert once.grid == [] and once.model.config.reg == 300.0 and once.valid == []
+
+
+def test_registry_lists_the_strong_baselines_with_grids() -> None:
+    for name in ("ease", "als", "implicit-bpr", "lightgcn"):
+        assert name in GRIDS and build_model(name).name == name
