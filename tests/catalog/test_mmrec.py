@@ -161,7 +161,7 @@ def test_folder_without_inter_file(tmp_path: Path, busy_store: Store) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()
     np.save(folder / "vggish.npy", np.ones((2, 2)))
-    refused(busy_store, folder, "no <name>.inter", "vggish.npy")
+    refused(busy_store, folder, "no <name>.inter", "1 of them .npy")
 
 
 def test_pickled_npy_is_refused(tmp_path: Path, busy_store: Store) -> None:
