@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,31 @@ def protocol_card(card: Mapping[str, Any], title: str = "Protocol") -> None:
                 unsafe_allow_html=True)
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~$])")  # what makes links, images, HTML, maths
+
+
+def md_escape(text: object) -> str:
+    """`text` shown literally by st.markdown (and st.error, st.caption …): no links, images, HTML or maths
+    from data strings; use it for every title, file name or message that came from a catalog or an upload."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+
+
 def show_error(error: Exception, what: str) -> None:
     """A PrismError as an st.error saying what failed and what to fix; the session goes on."""
-    st.error(f"**{what}** — {error}", icon=":material/error:")
+    st.error(f"**{what}** — {md_escape(error)}", icon=":material/error:")
+
+
+def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) -> None:
+    """The media cells an import masked, in full: a table and its CSV download (formulas neutralised)."""
+    if not problems:
+        return
+    import pandas as pd
+
+    from core.export import neutralise_frame, safe_csv
+
+    frame = pd.DataFrame(problems, columns=["file", "row", "column", "reference", "reason"])
+    st.warning(f"{len(frame):,} media cell(s) could not be used; those items were imported without that "
+               "modality (tick *Strict* to refuse such imports instead).", icon=":material/warning:")
+    st.dataframe(neutralise_frame(frame), hide_index=True, height=min(36 * (len(frame) + 1), 300), key=f"{key}_table")
+    st.download_button("Download the import report (CSV)", safe_csv(frame), file_name=f"{catalog_name}-import-report.csv",
+                       mime="text/csv", key=f"{key}_csv", icon=":material/download:")
