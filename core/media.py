@@ -82,7 +82,8 @@ def load_image(source: MediaSource, name: str | None = None) -> Image.Image:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise UnsupportedMediaError(
-                f"{label}: refused as a possible decompression bomb ({e}); resize it and upload again") from e
+                f"{label}: too large, refused as a possible decompression bomb (limit {max_pixels:,} pixels, "
+                "$PRISM_MAX_IMAGE_PIXELS); resize it and upload again") from e
         except Image.UnidentifiedImageError as e:
             raise UnsupportedMediaError(
                 f"{label}: not a PNG, JPEG, WebP, BMP or GIF image by its content (whatever its name says); "
