@@ -104,7 +104,7 @@ with tab_map:
     with st.spinner(f"Projecting {len(frame)} items with {method}…"):
         coords = loaders.embedding_map(ws.root, catalog.name, ws.stamp, method, space, ws)
     info = frame.set_index("id")
-    plot = coords.assign(title=coords["item_id"].map(info["title"]))
+    plot = coords.assign(title=coords["item_id"].map(info["title"]).map(html.escape))  # plotly reads tags in hovers
     plot["dominant modality"] = coords["item_id"].map(gates.idxmax(axis=1)) if len(gates.columns) else "—"
     plot["interactions"] = coords["item_id"].map(info["interactions"])
     for c in meta_cols:

@@ -155,7 +155,13 @@ def active_catalog_name(st_store: Store) -> str:
 def workspace(name: str | None = None) -> Workspace:
     """The active catalog's workspace; builds what is missing (with progress on screen) on first use."""
     root = data_root()
-    st_store = get_store(root)
+    try:
+        st_store = get_store(root)
+    except PrismError as e:  # a read-only, damaged or unwritable store: say so instead of a traceback
+        from ui.components import md_escape
+
+        st.error(f"**The store cannot be opened** — {md_escape(e)}", icon=":material/error:")
+        st.stop()
     name = name or active_catalog_name(st_store)
     try:
         return _load_workspace(root, name, catalog_stamp(st_store, name))
