@@ -63,8 +63,8 @@ with tab_browse:
             item = catalog.item(item_id)
             with col.container(border=True):
                 components.item_image(catalog, item)
-                st.markdown(f'<div class="prism-card-title">{html.escape(item.title)}</div>'
-                            f'<div class="prism-card-meta">{html.escape(components.item_subtitle(item))}</div>'
+                st.markdown(f'<div class="prism-card-title">{components.html_text(item.title)}</div>'
+                            f'<div class="prism-card-meta">{components.html_text(components.item_subtitle(item))}</div>'
                             + (modality_bar(gates.loc[item_id].to_dict()) if item_id in gates.index else ""),
                             unsafe_allow_html=True)
                 components.item_audio(catalog, item)

@@ -2,8 +2,6 @@
 weights re-rank at once; like/dislike refine the session profile; "Why?" opens the explanation."""
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
 from core.errors import PrismError, QueryError
@@ -239,7 +237,7 @@ query = ss.get("query")
 parts = []
 if query is not None:
     if query.text:
-        parts.append(f":material/notes: “{html.escape(components.md_escape(query.text))}”")
+        parts.append(f":material/notes: “{components.html_text(query.text)}”")
     if query.images:
         parts.append(f":material/image: {len(query.images)} image{'s' * (len(query.images) > 1)}")
     if query.audio:
@@ -249,7 +247,7 @@ if query is not None:
     if query.disliked:
         parts.append(f":material/thumb_down: {len(query.disliked)} disliked")
     if query.user_id:
-        parts.append(f":material/person: {html.escape(components.md_escape(query.user_id))}")
+        parts.append(f":material/person: {components.html_text(query.user_id)}")
 chips = "".join(f'<span class="prism-chip" style="background:{modality_color(m)}">{MODALITY_LABELS[m]}</span>'
                 for m in getattr(result, "query_modalities", []) if m in MODALITY_LABELS)
 st.markdown(f"**Query:** {' · '.join(parts)} &nbsp; {chips}", unsafe_allow_html=True)
