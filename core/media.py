@@ -94,20 +94,6 @@ def load_image(source: MediaSource, name: str | None = None) -> Image.Image:
                 f"or not an image at all; use PNG, JPEG or WebP") from e
 
 
-def audio_duration(source: MediaSource, name: str | None = None) -> float:
-    """Seconds of audio in `source`, read from its header without decoding the samples."""
-    import soundfile as sf
-
-    label = _label(source, name)
-    try:
-        with sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as f:
-            frames, rate = f.frames, f.samplerate
-    except Exception as e:
-        raise UnsupportedMediaError(
-            f"{label}: not a readable audio file ({type(e).__name__}); use WAV, FLAC, OGG or MP3") from e
-    return frames / rate if rate > 0 and 0 < frames < 2 ** 62 else float("nan")
-
-
 def load_audio(source: MediaSource, name: str | None = None, sr: int = AUDIO_SAMPLE_RATE,
                min_seconds: float = MIN_AUDIO_SECONDS, *,
                window_seconds: float | None = AUDIO_WINDOW_SECONDS) -> np.ndarray:

@@ -127,13 +127,17 @@ def protocol_card(card: Mapping[str, Any], title: str = "Protocol") -> None:
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~$:])")  # links, autolinks, images, HTML, maths, icons
+_WWW = re.compile(r"(?i)\b(www)\.")
 _HTML_MARKDOWN = re.compile(r"[\\`*_{}\[\]()#!|~$:]")
 
 
 def md_escape(text: object) -> str:
     """`text` shown literally by st.markdown (and st.error, st.caption …): no links, images, HTML or maths
     from data strings; use it for every title, file name or message that came from a catalog or an upload."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+    out = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text).replace("&", "&amp;"))
+    # headings and captions linkify bare URLs whatever the escapes: an invisible word joiner breaks them
+    out = _WWW.sub("\\1\u2060.", out.replace("\\://", "\\:\u2060//"))
+    return out.replace("\n", "  \n")
 
 
 def html_text(text: object) -> str:

@@ -15,7 +15,8 @@ def test_html_text_leaves_no_tag_link_image_or_blank_line() -> None:
 
 
 def test_md_escape_disarms_links_images_html_and_icons() -> None:
-    out = md_escape("![t](http://e/t.png) <b>x</b> :red[alarm] $x$ a_b")
-    for raw in ("![", "](", "<b>", "http://", ":red[", "$x$", "a_b"):
+    text = "![t](http://e/t.png) <b>x</b> :red[alarm] $x$ a_b www.e.org &amp;"
+    out = md_escape(text)
+    for raw in ("![", "](", "<b>", "http://", ":red[", "$x$", "a_b", "www."):
         assert raw not in out
-    assert out.replace("\\", "") == "![t](http://e/t.png) <b>x</b> :red[alarm] $x$ a_b"
+    assert html.unescape(out.replace("\\", "").replace("\u2060", "")) == text

@@ -123,7 +123,8 @@ def session(browser, studio: str, outside: list[str]):
     return context, pg
 
 
-INJECTED = """() => ({
+INJECTED = """(bait) => ({
+  links: [...document.querySelectorAll('a[href]')].filter(a => a.href.startsWith(bait)).length,
   pwned: window.__pwned === undefined ? null : window.__pwned,
   srcdoc: document.querySelectorAll('iframe[srcdoc]').length,
   forms: document.querySelectorAll('form[action], input[type=password]').length,
@@ -135,10 +136,10 @@ INJECTED = """() => ({
 })"""
 
 
-def assert_clean(pg, where: str) -> None:
-    found = pg.evaluate(INJECTED)
-    assert found == {"pwned": None, "srcdoc": 0, "forms": 0, "images": 0, "scripts": 0, "hidden": False,
-                     "jsLinks": 0}, f"{where}: {found}"
+def assert_clean(pg, where: str, bait: str) -> None:
+    found = pg.evaluate(INJECTED, bait)
+    assert found == {"links": 0, "pwned": None, "srcdoc": 0, "forms": 0, "images": 0, "scripts": 0,
+                     "hidden": False, "jsLinks": 0}, f"{where}: {found}"
 
 
 def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -> None:
@@ -149,17 +150,17 @@ def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -
         pg.goto(studio)
         pg.get_by_text("recommendations from words, pictures and sound").wait_for()
         idle(pg)
-        assert_clean(pg, "Home")
+        assert_clean(pg, "Home", bait)
 
         nav(pg, "Catalog")
         pg.get_by_text("Must have").first.wait_for()
         idle(pg)
         pg.get_by_text("Restyled").first.wait_for()  # the style title is shown as text
         assert pg.get_by_text("<style>body{display:none !important}</style>Restyled").count() >= 1
-        assert_clean(pg, "Catalog")
+        assert_clean(pg, "Catalog", bait)
         pg.get_by_text("Table and item details").click()
         idle(pg)
-        assert_clean(pg, "Catalog details")
+        assert_clean(pg, "Catalog details", bait)
         shot(pg, "hostile-1-catalog")
 
         nav(pg, "Recommend")
@@ -168,13 +169,13 @@ def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -
         pg.get_by_text("ms in all").wait_for()
         idle(pg)
         why_buttons(pg).nth(9).wait_for()
-        assert_clean(pg, "Recommend")
+        assert_clean(pg, "Recommend", bait)
         shot(pg, "hostile-2-recommend")
 
         why_buttons(pg).first.click()
         idle(pg)
         pg.get_by_text("Exact Shapley values").wait_for()
-        assert_clean(pg, "Explain")
+        assert_clean(pg, "Explain", bait)
         shot(pg, "hostile-3-explain")
 
         for label, ready in (("Evaluate", "Download a run"), ("Train", "Saved models")):
@@ -182,7 +183,7 @@ def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -
             pg.get_by_text(ready).first.wait_for()
             idle(pg)
             assert pg.get_by_test_id("stException").count() == 0, f"{label} raised"
-            assert_clean(pg, label)
+            assert_clean(pg, label, bait)
     finally:
         ctx.close()
 
@@ -192,7 +193,7 @@ def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -
         pg.goto(f"{studio}/catalog")
         pg.get_by_text("Must have").first.wait_for()
         idle(pg)
-        assert_clean(pg, "Catalog, second session")
+        assert_clean(pg, "Catalog, second session", bait)
     finally:
         ctx.close()
     assert outside == [], f"the browser fetched outside the studio: {outside}"
