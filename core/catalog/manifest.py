@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -95,6 +96,10 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None
     """
     lim = limits_ or limits()
     max_bytes = lim.max_unpacked_bytes if max_unpacked_bytes is None else max_unpacked_bytes
+    declared = _declared_entries(archive)
+    if declared > lim.max_zip_entries:  # refused before the central directory is parsed (that alone takes long)
+        raise CatalogError(f"{archive}: holds {declared:,} entries, over the limit of {lim.max_zip_entries:,} "
+                           "entries ($PRISM_MAX_ZIP_ENTRIES); split the catalog or import it from a folder")
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
@@ -148,6 +153,16 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None
             except (zipfile.BadZipFile, EOFError, zlib.error) as e:
                 raise CatalogError(f"{archive}: entry {info.filename!r} cannot be unpacked ({e}); "
                                    "the archive is damaged, re-create it") from e
+
+
+def _declared_entries(archive: Path) -> int:
+    """The entry count the zip's end record declares (0 when it cannot be read; the full check follows)."""
+    try:
+        with open(archive, "rb") as f:
+            record = zipfile._EndRecData(f)  # the stdlib's own reader of the end-of-central-directory record
+        return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else 0
+    except (OSError, AttributeError, IndexError, TypeError, ValueError, struct.error):
+        return 0
 
 
 def _entry_path(name: str) -> PurePosixPath:
