@@ -96,8 +96,11 @@ class TqdmProgress:
 
 
 def _print_report(report: Any) -> None:
-    """A validation report as the terminal shows it."""
-    print(f"imported catalog {report.catalog!r} from {report.source}")
+    """A validation report as the terminal shows it (every masked media cell in full)."""
+    if getattr(report, "kind", "catalog") == "interactions":
+        print(f"imported {report.interactions:,} interactions into catalog {report.catalog!r} from {report.source}")
+    else:
+        print(f"imported catalog {report.catalog!r} from {report.source}")
     print(f"  items {report.items:,} · users {report.users:,} · interactions {report.interactions:,}")
     if report.interactions:
         print("  splits: " + ", ".join(f"{k} {v:,}" for k, v in report.splits.items()))
@@ -106,6 +109,11 @@ def _print_report(report: Any) -> None:
         print(f"  features: {field_name} <- {source}")
     for warning in report.warnings:
         print(f"  warning: {warning}")
+    problems = getattr(report, "problems", [])
+    if problems:
+        print(f"  masked media cells ({len(problems):,}; imported without that modality):")
+        for p in problems:
+            print(f"    {p['file']} {p['row']}, column {p['column']}, {p['reference']}: {p['reason']}")
 
 
 # -- demo -----------------------------------------------------------------------------------------
@@ -145,6 +153,9 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     m.add_argument("path", type=Path, help="catalog folder or .zip")
     m.add_argument("--name", help="catalog name (default: the folder or zip name)")
     m.add_argument("--overwrite", action="store_true", help="replace a stored catalog of that name")
+    m.add_argument("--strict", action="store_true",
+                   help="refuse the import when any media file cannot be used (default: mask that cell and "
+                        "list it in the report)")
     r = sub.add_parser("mmrec", parents=[common_options()],
                        help="an MMRec folder: <name>.inter and .npy feature matrices",
                        description="Import an MMRec folder: <name>.inter (userID, itemID, rating, x_label) and one "
@@ -158,6 +169,13 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     r.add_argument("--image", default=None, help="image feature file (default: none)")
     r.add_argument("--original-ids", action="store_true",
                    help="name users and items by the ids in <name>_og_ids.inter")
+    r.add_argument("--text-tsv", metavar="FILE:COLUMN",
+                   help="the raw text of each item: a TSV keyed by its first column (default: <name>_text.tsv)")
+    r.add_argument("--titles", metavar="FILE:COLUMN",
+                   help="item titles: a TSV keyed by its first column (default: the song mapping or "
+                        "i_id_mapping.tsv when they hold names)")
+    r.add_argument("--ids-only", action="store_true",
+                   help="import the interactions without any feature matrix (items are the ids that appear)")
     r.add_argument("--overwrite", action="store_true", help="replace a stored catalog of that name")
     i = sub.add_parser("interactions", parents=[common_options()],
                        help="user_id,item_id[,rating,timestamp,split] CSV for a stored catalog",
@@ -177,14 +195,16 @@ def _run_import(args: argparse.Namespace, store: Store) -> int:
         from core.catalog.manifest import import_manifest
 
         with TqdmProgress("checking media") as bar:
-            report = import_manifest(args.path, store, name=args.name, overwrite=args.overwrite, progress=bar)
+            report = import_manifest(args.path, store, name=args.name, overwrite=args.overwrite, progress=bar,
+                                     strict=args.strict)
     elif args.import_kind == "mmrec":
         from core.catalog.mmrec import import_mmrec
 
         with TqdmProgress("importing") as bar:
             report = import_mmrec(args.folder, store, name=args.name, text=_none(args.text),
                                   audio=_none(args.audio), image=_none(args.image), overwrite=args.overwrite,
-                                  original_ids=args.original_ids, progress=bar)
+                                  original_ids=args.original_ids, progress=bar, ids_only=args.ids_only,
+                                  text_tsv=args.text_tsv, titles=args.titles)
     else:
         from core.catalog.interactions import import_interactions
 

@@ -12,6 +12,7 @@ Four views, all computed on the fused model's own score of that item:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,6 +254,9 @@ class ExplainService:
                 out[chunk] = encoder.encode([texts[i] for i in chunk])
             return service.score_item_variants(vector, row, {text_field: out})
 
+        if len(re.findall(r"\w+", text)) < 2:  # one word: its exact Shapley value is f(text) − f(no text)
+            scores = value([text, ""])
+            return pd.DataFrame({"token": [text], "shap": [float(scores[0] - scores[1])]})
         # words split on non-word characters; a masked word is replaced by a space (dropped)
         masker = shap.maskers.Text(r"\W+", mask_token=" ", collapse_mask_token=True)
         explainer = shap.explainers.Partition(value, masker)

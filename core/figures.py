@@ -136,7 +136,7 @@ def token_html(tokens: Sequence[tuple[str, float]]) -> str:
         a = min(1.0, abs(float(value)) / peak) * 0.75
         rgb = "16,185,129" if value >= 0 else "239,68,68"
         spans.append(f'<span class="prism-token" title="{float(value):+.4f}" '
-                     f'style="background:rgba({rgb},{a:.2f})">{html.escape(str(token))}</span>')
+                     f'style="background:rgba({rgb},{a:.2f})">{html.escape(" ".join(str(token).split()))}</span>')
     return " ".join(spans)
 
 

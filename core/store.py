@@ -7,12 +7,18 @@ Layout under `root`:
     embeddings/<catalog>/<key>.npz       embedding sets (see core.embeddings)
     models/<id>/                         saved models (safetensors + JSON)
 
-Every write is one transaction; files are written to a temporary folder first and moved into place
-only once the rows are in, so a failed import leaves the store as it was.
+Every write is one transaction; files are written to a staging folder first. Saving a catalog checks
+the name and writes its rows and a journal row in one transaction; the staged folder then replaces the
+catalog's folder and the journal row is removed. A process killed in between leaves a journal row that the
+next Store start completes (the rows are committed, so the staged files are the truth); a process killed
+before the commit leaves only a staging folder, removed at the next start. A failed import leaves the store
+as it was.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -53,7 +59,27 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY, created_at REAL NOT NULL, catalog TEXT NOT NULL, name TEXT NOT NULL,
     config TEXT NOT NULL, path TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS media_journal (
+    catalog TEXT PRIMARY KEY, staging TEXT NOT NULL, backup TEXT NOT NULL, created_at REAL NOT NULL);
 """
+STAGING_PREFIX = ".staging-"  # catalogs/.staging-<uuid>: a catalog folder being written
+OWNER_FILE = ".owner"  # inside a staging folder: the pid of the process writing it
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.OperationalError) and "full" in str(error).lower()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Store:
@@ -61,10 +87,70 @@ class Store:
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else data_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"the store folder {self.root} cannot be created ({e.strerror}); set PRISM_DATA_DIR "
+                             "to a folder you can write") from e
         self.db_path = self.root / "prism.sqlite"
-        with self.transaction() as con:
-            con.executescript(SCHEMA)
+        try:
+            with self.transaction() as con:
+                con.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise self._database_error(e, "opening the store") from e
+        self.recover()
+
+    def _database_error(self, error: sqlite3.Error, doing: str) -> StoreError:
+        """A StoreError that names the cause of a SQLite failure and the fix."""
+        text = str(error).lower()
+        if "readonly" in text or "read-only" in text or "permission" in text:
+            return StoreError(f"{doing}: the store database {self.db_path} is read-only; make it and its folder "
+                              "writable, or set PRISM_DATA_DIR to a writable folder. Nothing was changed")
+        if _is_disk_full(error):
+            return StoreError(f"{doing}: the disk of the store ({self.root}) is full; free some space and try "
+                              "again. Nothing was changed")
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StoreError(f"{doing}: the store database {self.db_path} is damaged ({error}); restore it from a "
+                              "backup, or move it away to start an empty store (the demo is rebuilt)")
+        if "locked" in text or "busy" in text:
+            return StoreError(f"{doing}: the store database is busy with another long write; try again shortly")
+        return StoreError(f"{doing}: the store database failed ({type(error).__name__}: {error})")
+
+    def recover(self) -> None:
+        """Finish media swaps that a killed process left half-done, and remove abandoned staging folders."""
+        try:
+            with self.transaction() as con:
+                con.execute("BEGIN IMMEDIATE")
+                for name, staging, backup in con.execute(
+                        "SELECT catalog, staging, backup FROM media_journal").fetchall():
+                    self._finish_swap(con, name, Path(staging), Path(backup))
+        except sqlite3.DatabaseError as e:
+            if "readonly" in str(e).lower():
+                return  # a read-only store can still be read; nothing to repair from here
+            raise self._database_error(e, "repairing the store") from e
+        folder = self.root / "catalogs"
+        for path in folder.glob(f"{STAGING_PREFIX}*") if folder.is_dir() else ():
+            try:
+                pid = int((path / OWNER_FILE).read_text().strip())
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid):
+                continue  # another process is writing it right now
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _finish_swap(self, con: sqlite3.Connection, name: str, staging: Path, backup: Path) -> None:
+        """Move a committed catalog's staged folder into place (idempotent) and drop its journal row."""
+        final = self.catalog_dir(name)
+        if staging.exists():
+            if final.exists():
+                if backup.exists():
+                    shutil.rmtree(final)
+                else:
+                    final.rename(backup)
+            staging.rename(final)
+            (final / OWNER_FILE).unlink(missing_ok=True)
+        shutil.rmtree(backup, ignore_errors=True)
+        con.execute("DELETE FROM media_journal WHERE catalog = ?", (name,))
 
     # -- plumbing ---------------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -108,17 +194,20 @@ class Store:
 
         References in the stored items are kept as given (relative paths); the files land under
         catalogs/<name>/media/<reference>. Without `media_files` the catalog keeps its own media_root.
+        The name check and the write are one transaction, so two saves of one name never both succeed.
         """
         name = catalog.name
-        if not name or "/" in name or name.startswith("."):
-            raise StoreError(f"catalog name {name!r} is not usable: use letters, digits, '-' or '_'")
+        if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 200:
+            raise StoreError(f"catalog name {name[:60]!r} is not usable: use letters, digits, '-' or '_' "
+                             "(at most 100 characters)")
         if self.has_catalog(name) and not overwrite:
             raise StoreError(f"a catalog named {name!r} exists already; choose another name or overwrite it")
-        staging = self.root / "catalogs" / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
-        final = self.catalog_dir(name)
+        staging = self.root / "catalogs" / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
         backup = self.root / "catalogs" / f".old-{uuid.uuid4().hex}"
+        committed = False
         try:
+            staging.mkdir(parents=True)
+            (staging / OWNER_FILE).write_text(str(os.getpid()))
             for ref, src in (media_files or {}).items():
                 dst = staging / "media" / ref
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +220,11 @@ class Store:
                 meta["media_root"] = str(catalog.media_root)
             inter = catalog.interactions
             with self.transaction() as con:
+                con.execute("BEGIN IMMEDIATE")  # the name check below and the writes hold one write lock
+                exists = con.execute("SELECT 1 FROM catalogs WHERE name = ?", (name,)).fetchone() is not None
+                if exists and not overwrite:
+                    raise StoreError(f"a catalog named {name!r} was stored a moment ago by another import; "
+                                     "choose another name or overwrite it")
                 self._delete_rows(con, name)
                 con.execute(
                     "INSERT INTO catalogs VALUES (?, ?, ?, ?, ?)",
@@ -152,16 +246,30 @@ class Store:
                     "INSERT INTO features VALUES (?, ?, ?, ?)",
                     [(name, f, feat.modality, feat.source) for f, feat in catalog.features.items()],
                 )
-                # Files move inside the transaction: if the move fails the rows roll back.
-                if final.exists():
-                    final.rename(backup)
-                staging.rename(final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if backup.exists() and not final.exists():
-                backup.rename(final)
+                con.execute("INSERT OR REPLACE INTO media_journal VALUES (?, ?, ?, ?)",
+                            (name, str(staging), str(backup), time.time()))
+            committed = True
+        except BaseException as e:
+            if not committed:
+                shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(e, StoreError):
+                raise
+            if _is_disk_full(e):
+                raise StoreError(f"the disk of the store ({self.root}) is full while saving catalog {name!r}; free "
+                                 "some space and import again. Nothing was stored") from e
+            if isinstance(e, sqlite3.DatabaseError):
+                raise self._database_error(e, f"saving catalog {name!r}") from e
+            if isinstance(e, OSError):
+                raise StoreError(f"saving catalog {name!r}: a file cannot be copied into the store "
+                                 f"({e.strerror or e}: {Path(e.filename).name if e.filename else ''}); nothing "
+                                 "was stored") from e
             raise
-        shutil.rmtree(backup, ignore_errors=True)
+        # The rows are committed: from here the journal row lets any later start finish the swap.
+        with self.transaction() as con:
+            con.execute("BEGIN IMMEDIATE")
+            if con.execute("SELECT 1 FROM media_journal WHERE catalog = ? AND staging = ?",
+                           (name, str(staging))).fetchone() is not None:
+                self._finish_swap(con, name, staging, backup)
 
     def load_catalog(self, name: str) -> Catalog:
         """The stored catalog `name`; StoreError lists the stored names when it is unknown."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
+from core.export import neutralise_frame
+from core.limits import check_import_root, limits
 from ui import charts, components, loaders, state
 from ui.navigation import ensure_frame
 from ui.theme import MODALITY_LABELS, modality_bar, page_header
@@ -60,8 +63,8 @@ with tab_browse:
             item = catalog.item(item_id)
             with col.container(border=True):
                 components.item_image(catalog, item)
-                st.markdown(f'<div class="prism-card-title">{item.title}</div>'
-                            f'<div class="prism-card-meta">{components.item_subtitle(item)}</div>'
+                st.markdown(f'<div class="prism-card-title">{components.html_text(item.title)}</div>'
+                            f'<div class="prism-card-meta">{components.html_text(components.item_subtitle(item))}</div>'
                             + (modality_bar(gates.loc[item_id].to_dict()) if item_id in gates.index else ""),
                             unsafe_allow_html=True)
                 components.item_audio(catalog, item)
@@ -69,7 +72,7 @@ with tab_browse:
     with st.expander("Table and item details", expanded=False):
         table = view.drop(columns=["image_path", "audio_path"]).rename(
             columns=lambda c: c.removeprefix("meta."))
-        st.dataframe(table, hide_index=True, height=300)
+        st.dataframe(neutralise_frame(table), hide_index=True, height=300)  # its CSV download opens safely
         detail = st.selectbox("Item", view["id"].tolist(), key="cat_detail",
                               format_func=lambda i: f"{catalog.item(i).title} ({i})") if len(view) else None
         if detail:
@@ -79,8 +82,8 @@ with tab_browse:
                 components.item_image(catalog, item)
                 components.item_audio(catalog, item)
             with d2:
-                st.subheader(item.title)
-                st.write(item.text or "*(no text)*")
+                st.subheader(components.md_escape(item.title))
+                st.markdown(components.md_escape(item.text) if item.text else "*(no text)*")
                 if detail in gates.index:
                     st.markdown("Modality weights (active model): "
                                 + " · ".join(f"{MODALITY_LABELS.get(m, m)} {w:.0%}"
@@ -103,7 +106,7 @@ with tab_map:
     with st.spinner(f"Projecting {len(frame)} items with {method}…"):
         coords = loaders.embedding_map(ws.root, catalog.name, ws.stamp, method, space, ws)
     info = frame.set_index("id")
-    plot = coords.assign(title=coords["item_id"].map(info["title"]))
+    plot = coords.assign(title=coords["item_id"].map(info["title"]).map(html.escape))  # plotly reads tags in hovers
     plot["dominant modality"] = coords["item_id"].map(gates.idxmax(axis=1)) if len(gates.columns) else "—"
     plot["interactions"] = coords["item_id"].map(info["interactions"])
     for c in meta_cols:
@@ -119,19 +122,32 @@ with tab_import:
                 "(columns `id, title, text, image, audio`, extra columns kept as metadata) and the media beside "
                 "it. An **MMRec** folder holds `<name>.inter` and one `.npy` feature matrix per modality. "
                 "Every file is checked before anything is written: a failed import leaves the store as it was.")
-    kind = st.radio("Format", ["Manifest (zip upload)", "Manifest (folder path)", "MMRec (folder path)"],
-                    horizontal=True, key="imp_kind")
+    lim = limits()
+    kinds = ["Manifest (zip upload)"] + (["Manifest (folder path)", "MMRec (folder path)"] if lim.import_roots else [])
+    kind = st.radio("Format", kinds, horizontal=True, key="imp_kind")
+    if not lim.import_roots:
+        st.caption("Folders on the server can be imported from the command line (`python -m core import …`); "
+                   "from the browser only where the operator allows them (`PRISM_IMPORT_ROOTS`).")
     with st.form("imp_form"):
         upload = path_text = None
         if kind == "Manifest (zip upload)":
-            upload = st.file_uploader("Catalog .zip", type=["zip"], key="imp_zip")
+            upload = st.file_uploader(f"Catalog .zip (up to {lim.max_upload_mb:g} MB)", type=["zip"], key="imp_zip")
         else:
-            path_text = st.text_input("Folder path on the server", key="imp_path",
+            path_text = st.text_input("Folder path on the server (under an allowed import root)", key="imp_path",
                                       placeholder="/path/to/catalog")
-        n1, n2 = st.columns([3, 1])
+        n1, n2, n3 = st.columns([3, 1, 1])
         name = n1.text_input("Catalog name (optional; default from the file or folder name)", key="imp_name")
-        overwrite = n2.checkbox("Overwrite", key="imp_overwrite", help="Replace a stored catalog of that name")
+        strict = n2.checkbox("Strict", key="imp_strict",
+                             help="Refuse the whole import when any media file cannot be used (default: import "
+                                  "the item without that modality and list the file in the report)")
+        overwrite = False
+        if lim.allow_browser_overwrite:
+            overwrite = n3.checkbox("Overwrite", key="imp_overwrite",
+                                    help="Replace a stored catalog of that name (never the demo)")
         go = st.form_submit_button("Import", type="primary", icon=":material/upload:")
+    if not lim.allow_browser_overwrite:
+        st.caption("Stored catalogs are never replaced from the browser here: choose a new name (the operator "
+                   "setting `PRISM_ALLOW_BROWSER_OVERWRITE=1` allows it; the demo is never replaced).")
     if go:
         from core.catalog.manifest import import_manifest
         from core.catalog.mmrec import import_mmrec
@@ -140,25 +156,40 @@ with tab_import:
         bar = st.progress(0.0, text="validating…")
 
         def on_progress(done: int, total: int, message: str = "") -> None:
-            bar.progress(min(1.0, done / max(total, 1)), text=message or None)
+            bar.progress(min(1.0, done / max(total, 1)), text=components.md_escape(message) or None)
 
         try:
             if upload is not None:
+                if upload.size > lim.max_upload_bytes:
+                    raise PrismError(f"the upload is {upload.size / 2**20:,.1f} MB, over the {lim.max_upload_mb:g} MB "
+                                     "upload limit (PRISM_MAX_UPLOAD_MB); import it from the command line")
                 with tempfile.TemporaryDirectory(prefix="prism-upload-") as tmp:
-                    src = Path(tmp) / Path(upload.name).name
+                    src = Path(tmp) / (Path(upload.name).name[-100:] or "catalog.zip")
                     src.write_bytes(upload.getvalue())
                     report = import_manifest(src, st_store, name=name or None, overwrite=overwrite,
-                                             progress=on_progress)
+                                             progress=on_progress, strict=strict)
             elif path_text:
-                importer = import_mmrec if kind.startswith("MMRec") else import_manifest
-                report = importer(Path(path_text).expanduser(), st_store, name=name or None, overwrite=overwrite,
-                                  progress=on_progress)
+                folder = check_import_root(path_text, lim.import_roots)
+                if kind.startswith("MMRec"):
+                    report = import_mmrec(folder, st_store, name=name or None, overwrite=overwrite,
+                                          progress=on_progress)
+                else:
+                    report = import_manifest(folder, st_store, name=name or None, overwrite=overwrite,
+                                             progress=on_progress, strict=strict)
             else:
                 report = None
-                st.warning("Choose a .zip to upload or type a folder path first.")
+                st.warning("No catalog was received: choose a .zip first. A file over the upload limit "
+                           f"({st.get_option('server.maxUploadSize')} MB) is refused by the uploader itself, which "
+                           "then shows its own error under the drop zone." if kind == "Manifest (zip upload)"
+                           else "Type a folder path first.")
         except PrismError as e:
             ss["import_report"] = None
             components.show_error(e, "The catalog was not imported (nothing was changed)")
+        except OSError as e:  # e.g. the temporary folder is full while the upload is written out
+            ss["import_report"] = None
+            components.show_error(PrismError(f"the server could not write the upload ({e.strerror}); free disk "
+                                             "space on the server and try again"),
+                                  "The catalog was not imported (nothing was changed)")
         else:
             if report is not None:
                 ss["import_report"] = dataclasses.asdict(report)
@@ -166,7 +197,8 @@ with tab_import:
             bar.empty()
     report = ss.get("import_report")
     if report:
-        st.success(f"Imported **{report['catalog']}** from `{report['source']}`.", icon=":material/check_circle:")
+        st.success(f"Imported **{components.md_escape(report['catalog'])}** from "
+                   f"{components.md_escape(Path(report['source']).name)}.", icon=":material/check_circle:")
         r1, r2, r3 = st.columns(3)
         r1.metric("Items", f"{report['items']:,}")
         r2.metric("Users", f"{report['users']:,}")
@@ -178,13 +210,18 @@ with tab_import:
         if report.get("features"):
             details.append("precomputed features: " + ", ".join(f"{k} ({v})" for k, v in report["features"].items()))
         if details:
-            st.caption(" · ".join(details))
+            st.caption(components.md_escape(" · ".join(details)))
         for w in report.get("warnings") or []:
-            st.warning(w, icon=":material/warning:")
+            st.warning(components.md_escape(w), icon=":material/warning:")
+        components.media_problems(report.get("problems") or [], report["catalog"], key="imp_problems_new")
         target = report["catalog"]
         if target != catalog.name:
             st.button(f"Switch to {target}", key="imp_switch", on_click=state.set_catalog, args=(target,),
                       help="Encodes it and trains a model the first time (with progress)")
+    stored_problems = catalog.metadata.get("import_problems") or []
+    if stored_problems and (not report or report["catalog"] != catalog.name):
+        st.markdown(f"#### Import report of {components.md_escape(catalog.name)}")
+        components.media_problems(stored_problems, catalog.name, key="imp_problems_active")
 
     stored = loaders.store().list_catalogs()
     if not stored.empty:

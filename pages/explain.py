@@ -106,10 +106,10 @@ with head[0]:
     components.item_image(catalog, item)
     components.item_audio(catalog, item)
 with head[1]:
-    st.subheader(item.title)
-    st.caption(components.item_subtitle(item))
+    st.subheader(components.md_escape(item.title))
+    st.caption(components.md_escape(components.item_subtitle(item)))
     if item.text:
-        st.markdown(f"> {item.text}")
+        st.markdown(f"> {components.md_escape(item.text)}")
     top = max(shapley, key=lambda m: shapley[m]) if shapley else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Score", f"{exp.score:.3f}")
@@ -151,11 +151,11 @@ with right:
         dom = listener.get("dominant_modality")
         if dom:
             agree = top == dom
-            st.markdown(f"{':material/check_circle:' if agree else ':material/warning:'} The generator made **{user_id}** a *{listener['kind']}* "
+            st.markdown(f"{':material/check_circle:' if agree else ':material/warning:'} The generator made **{components.md_escape(user_id)}** a *{listener['kind']}* "
                         f"listener whose taste lives in **{MODALITY_LABELS.get(dom, dom).lower()}**; the "
                         f"explanation's strongest modality is **{MODALITY_LABELS.get(top, top).lower()}**.")
         else:
-            st.markdown(f"The generator gave **{user_id}** a mixed taste ({listener['kind']}): no single "
+            st.markdown(f"The generator gave **{components.md_escape(user_id)}** a mixed taste ({listener['kind']}): no single "
                         "modality should dominate.")
     elif truth is not None and not user_id:
         st.caption("The demo's ground truth describes simulated listeners; choose *A listener* to compare.")

@@ -220,9 +220,9 @@ else:
     ss.update(top_k=top_k, whatif=whatif)
 
 for message in ss.get("upload_errors", []):
-    st.error(message, icon=":material/error:")
+    st.error(components.md_escape(message), icon=":material/error:")
 for level, message in ss.get("flash", []):
-    (st.warning if level == "warning" else st.error)(message, icon=":material/warning:" if level == "warning" else
+    (st.warning if level == "warning" else st.error)(components.md_escape(message), icon=":material/warning:" if level == "warning" else
                                                          ":material/error:")
 ss["flash"] = []
 
@@ -237,7 +237,7 @@ query = ss.get("query")
 parts = []
 if query is not None:
     if query.text:
-        parts.append(f":material/notes: “{query.text}”")
+        parts.append(f":material/notes: “{components.html_text(query.text)}”")
     if query.images:
         parts.append(f":material/image: {len(query.images)} image{'s' * (len(query.images) > 1)}")
     if query.audio:
@@ -247,7 +247,7 @@ if query is not None:
     if query.disliked:
         parts.append(f":material/thumb_down: {len(query.disliked)} disliked")
     if query.user_id:
-        parts.append(f":material/person: {query.user_id}")
+        parts.append(f":material/person: {components.html_text(query.user_id)}")
 chips = "".join(f'<span class="prism-chip" style="background:{modality_color(m)}">{MODALITY_LABELS[m]}</span>'
                 for m in getattr(result, "query_modalities", []) if m in MODALITY_LABELS)
 st.markdown(f"**Query:** {' · '.join(parts)} &nbsp; {chips}", unsafe_allow_html=True)
@@ -255,7 +255,7 @@ st.caption(f":material/timer: {result.latency_ms:.0f} ms in all — encoding {re
            f"{result.rank_ms:.0f} ms · {len(result.items)} results"
            + (" · what-if weights active" if _weights() else ""))
 for warning in getattr(result, "warnings", []) or []:
-    st.warning(warning)
+    st.warning(components.md_escape(warning))
 
 had_previous = bool(ss.get("had_rerank"))
 for start in range(0, len(result.items), PER_ROW):

@@ -68,11 +68,24 @@ def test_bad_input_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str], t
                                            data_dir: Path) -> None:
     folder = make_catalog_folder(tmp_path / "songs")
     (folder / "covers/t1.png").write_bytes(b"not an image")
-    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "manifest", str(folder))
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "manifest", str(folder), "--strict")
     assert code == 2 and out == ""
     last = err.strip().splitlines()[-1]  # progress lines (not a terminal) come before it
     assert last.startswith("error: ") and "row 3, column image" in last
     assert Store(data_dir).list_catalogs().empty
+
+
+def test_unusable_media_cells_are_masked_and_listed(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    data_dir: Path) -> None:
+    folder = make_catalog_folder(tmp_path / "songs")
+    (folder / "covers/t1.png").write_bytes(b"not an image")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "manifest", str(folder))
+    assert code == 0, err
+    assert "masked media cells (1" in out
+    assert "manifest.csv row 3, column image, covers/t1.png:" in out
+    catalog = Store(data_dir).load_catalog("songs")
+    assert catalog.items[1].image is None and catalog.items[0].image == "covers/t0.png"
+    assert catalog.metadata["import_problems"][0]["row"] == "row 3"
 
 
 def test_import_interactions(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:

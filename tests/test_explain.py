@@ -140,6 +140,24 @@ def test_token_shap_lists_the_words_of_the_item_text(explainer, service, listene
     assert not notes
 
 
+def test_token_shap_of_a_one_word_text_is_exact(explainer, service, listener_case):
+    # "Why?" on an item whose text is one word: the word carries the whole text contribution
+    encoded, item_id = listener_case
+    row = service.catalog.index_of(item_id)
+    item = service.catalog.items[row]
+    kept = item.text
+    try:
+        item.text = "jazz"
+        frame = explainer.token_shap(encoded.vector, row, [])
+        words = service.encoders["text"].encode(["jazz"])
+        full = service.score_item_variants(encoded.vector, row, {"text": words})[0]
+        empty = service.score_item_variants(encoded.vector, row, {"text": np.zeros((1, 256), np.float32)})[0]
+        assert frame["token"].tolist() == ["jazz"]
+        assert frame["shap"].iloc[0] == pytest.approx(full - empty, abs=1e-5)
+    finally:
+        item.text = kept
+
+
 def test_full_explanation_has_every_part(explainer, listener_case):
     encoded, item_id = listener_case
     exp = explainer.explain(encoded, item_id)

@@ -96,7 +96,7 @@ def test_overwrite_is_refused_without_the_flag(store: Store) -> None:
 def test_failed_save_leaves_the_store_as_it_was(tmp_path: Path, store: Store) -> None:
     store.save_catalog(sample_catalog(), media_files=media_files(tmp_path))
     before = (store.list_catalogs().to_dict("records"), file_hashes(store.root))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StoreError, match="cannot be copied"):
         store.save_catalog(Catalog(name="shop", items=[Item(id="n", title="N", image="gone.png")]),
                            media_files={"gone.png": tmp_path / "missing.png"}, overwrite=True)
     assert (store.list_catalogs().to_dict("records"), file_hashes(store.root)) == before

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,8 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
         item_image(catalog, item)
         badge = rank_change(rec.rank, getattr(rec, "previous_rank", None), had_previous)
         st.markdown(f'<div class="prism-card-title"><span class="prism-rankno">{rec.rank}</span>'
-                    f'{html.escape(item.title)}{badge}</div>'
-                    f'<div class="prism-card-meta">{html.escape(item_subtitle(item))}</div>',
+                    f'{html_text(item.title)}{badge}</div>'
+                    f'<div class="prism-card-meta">{html_text(item_subtitle(item))}</div>',
                     unsafe_allow_html=True)
         item_audio(catalog, item)
         weights = dict(getattr(rec, "modality_weights", {}) or {})
@@ -120,11 +121,48 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
 
 def protocol_card(card: Mapping[str, Any], title: str = "Protocol") -> None:
     """The protocol a result was produced under, drawn as a small card beside its chart."""
-    rows = "".join(f"<div><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</div>" for k, v in card.items())
-    st.markdown(f'<div class="prism-protocol"><div><b>{html.escape(title)}</b></div>{rows}</div>',
+    rows = "".join(f"<div><b>{html_text(k)}</b>: {html_text(v)}</div>" for k, v in card.items())
+    st.markdown(f'<div class="prism-protocol"><div><b>{html_text(title)}</b></div>{rows}</div>',
                 unsafe_allow_html=True)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~$:])")  # links, autolinks, images, HTML, maths, icons
+_WWW = re.compile(r"(?i)\b(www)\.")
+_HTML_MARKDOWN = re.compile(r"[\\`*_{}\[\]()#!|~$:]")
+
+
+def md_escape(text: object) -> str:
+    """`text` shown literally by st.markdown (and st.error, st.caption …): no links, images, HTML or maths
+    from data strings; use it for every title, file name or message that came from a catalog or an upload."""
+    out = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text).replace("&", "&amp;"))
+    # headings and captions linkify bare URLs whatever the escapes: an invisible word joiner breaks them
+    out = _WWW.sub("\\1\u2060.", out.replace("\\://", "\\:\u2060//"))
+    return out.replace("\n", "  \n")
+
+
+def html_text(text: object) -> str:
+    """`text` for an HTML snippet drawn with unsafe_allow_html: tags escaped, and the characters markdown
+    would still read (links, images, emphasis, a blank line ending the HTML block) turned into entities."""
+    escaped = html.escape(" ".join(str(text).split()))  # newlines become spaces: no blank line ends the block
+    return _HTML_MARKDOWN.sub(lambda m: f"&#{ord(m.group(0))};", escaped)
 
 
 def show_error(error: Exception, what: str) -> None:
     """A PrismError as an st.error saying what failed and what to fix; the session goes on."""
-    st.error(f"**{what}** — {error}", icon=":material/error:")
+    st.error(f"**{what}** — {md_escape(error)}", icon=":material/error:")
+
+
+def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) -> None:
+    """The media cells an import masked, in full: a table and its CSV download (formulas neutralised)."""
+    if not problems:
+        return
+    import pandas as pd
+
+    from core.export import neutralise_frame, safe_csv
+
+    frame = pd.DataFrame(problems, columns=["file", "row", "column", "reference", "reason"])
+    st.warning(f"{len(frame):,} media cell(s) could not be used; those items were imported without that "
+               "modality (tick *Strict* to refuse such imports instead).", icon=":material/warning:")
+    st.dataframe(neutralise_frame(frame), hide_index=True, height=min(36 * (len(frame) + 1), 300), key=f"{key}_table")
+    st.download_button("Download the import report (CSV)", safe_csv(frame), file_name=f"{catalog_name}-import-report.csv",
+                       mime="text/csv", key=f"{key}_csv", icon=":material/download:")

@@ -122,7 +122,16 @@ def _load_workspace(root: str, name: str, stamp: str) -> Workspace:
     st_store = get_store(root)
     if not st_store.has_catalog(name):
         raise NotReady(f"catalog {name!r} is not stored yet")
-    catalog = st_store.load_catalog(name)
+    try:
+        catalog = st_store.load_catalog(name)
+    except PrismError:
+        if name != DEMO_CATALOG:
+            raise
+        raise NotReady("the demo catalog does not load; it is rebuilt") from None
+    if name == DEMO_CATALOG and catalog.metadata.get("source") != "demo":
+        raise NotReady("the catalog named demo was not made by the demo generator; the demo is rebuilt")
+    if name == DEMO_CATALOG and (catalog.media_root is None or not (catalog.media_root / "ground_truth.json").is_file()):
+        raise NotReady("the demo catalog's media are gone; they are rebuilt")
     embeddings = load_embeddings(st_store, catalog)
     if embeddings is None:
         raise NotReady(f"catalog {name!r} has no embeddings for its current content")
@@ -146,7 +155,13 @@ def active_catalog_name(st_store: Store) -> str:
 def workspace(name: str | None = None) -> Workspace:
     """The active catalog's workspace; builds what is missing (with progress on screen) on first use."""
     root = data_root()
-    st_store = get_store(root)
+    try:
+        st_store = get_store(root)
+    except PrismError as e:  # a read-only, damaged or unwritable store: say so instead of a traceback
+        from ui.components import md_escape
+
+        st.error(f"**The store cannot be opened** — {md_escape(e)}", icon=":material/error:")
+        st.stop()
     name = name or active_catalog_name(st_store)
     try:
         return _load_workspace(root, name, catalog_stamp(st_store, name))

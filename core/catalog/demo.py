@@ -17,6 +17,7 @@ of them (the "words", "palette" and "tempo" listeners) has a taste that lives in
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ from core.catalog.demo_media import PALETTES, render_cover, synth_clip
 from core.catalog.model import MODALITIES, Catalog, Item
 from core.errors import CatalogError, StoreError
 from core.store import Store
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -582,17 +585,28 @@ def _same_config(stored: Any, config: DemoConfig) -> bool:
     return json.dumps(stored, sort_keys=True) == json.dumps(json.loads(json.dumps(asdict(config))), sort_keys=True)
 
 
+def _media_present(catalog: Catalog) -> bool:
+    """Whether every media file of the catalog is on disk (checked on a sample of one in ten, and the last)."""
+    items = catalog.items[::10] + catalog.items[-1:]
+    return all(catalog.media_path(ref).is_file() for it in items for ref in (it.image, it.audio) if ref)
+
+
 def ensure_demo_catalog(store: Store, config: DemoConfig = DemoConfig(),
                         progress: Progress | None = None) -> Catalog:
-    """The stored "demo" catalog for `config`, generated and saved on first use (and when its media are gone)."""
+    """The stored "demo" catalog for `config`, generated and saved on first use, and rebuilt whenever it is
+    broken: its media or ground truth gone, its rows unreadable, or a catalog of that name not made here."""
     if store.has_catalog(CATALOG_NAME):
-        stored = store.load_catalog(CATALOG_NAME)
-        if stored.metadata.get("source") != "demo":
-            raise StoreError(f"the catalog named {CATALOG_NAME!r} in {store.root} was not made by the demo "
-                             "generator; rename or delete it to let the demo be built")
-        root = stored.media_root
-        if (_same_config(stored.metadata.get("config"), config) and root is not None
-                and (root / GROUND_TRUTH_FILE).is_file()):
+        try:
+            stored = store.load_catalog(CATALOG_NAME)
+        except (StoreError, OSError, ValueError) as e:
+            log.warning("the stored demo catalog does not load (%s); rebuilding it", e)
+            stored = None
+        if stored is not None and stored.metadata.get("source") != "demo":
+            log.warning("the catalog named %r was not made by the demo generator; rebuilding the demo", CATALOG_NAME)
+            stored = None
+        root = stored.media_root if stored is not None else None
+        if (stored is not None and _same_config(stored.metadata.get("config"), config) and root is not None
+                and (root / GROUND_TRUTH_FILE).is_file() and _media_present(stored)):
             return stored
     out_dir = store.root / "media-cache" / f"demo-{config.seed}"
     catalog = generate_demo(out_dir, config, progress)

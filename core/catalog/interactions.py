@@ -49,4 +49,6 @@ def import_interactions(csv_path: Path | str, store: Store, catalog: str, replac
     stored.interactions = combined
     if progress:
         progress(2, 2, "done")
-    return report_for(stored, Path(csv_path), warnings)
+    report = report_for(stored, Path(csv_path), warnings)
+    report.kind = "interactions"
+    return report

@@ -7,16 +7,22 @@ Layout (in a folder, or at the top of a zip or of its single top-level folder):
     covers/…, audio/…                                 media, referenced relative to the manifest
 
 Every row, every media file (decoded with core.media) and every zip entry is checked before anything is
-written; the catalog then goes into the store in one atomic save.
+written; the catalog then goes into the store in one atomic save. A media cell whose file cannot be used
+(missing, corrupt, silent, too short) masks that modality of its item and is listed in full in the report,
+which is stored with the catalog; `strict=True` refuses the whole import instead. An import where every cell
+of a modality fails, or most rows have a failing cell, is refused either way.
 """
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -26,27 +32,34 @@ import numpy as np
 import pandas as pd
 
 from core.catalog.model import Catalog, Item
-from core.catalog.validation import (CSV_ROWS_NOTE, RECORD_ROWS_NOTE, TABLE_ROWS_NOTE, ImportReport, Progress,
-                                     RowLabel, blank, catalog_name, check_target, check_unique_ids, csv_row,
-                                     listing, parse_interactions, record_row, report_for, require_columns,
-                                     table_row)
+from core.catalog.validation import (CSV_ROWS_NOTE, RECORD_ROWS_NOTE, TABLE_ROWS_NOTE, ImportReport, MediaProblem,
+                                     Progress, RowLabel, blank, catalog_name, check_inside, check_target,
+                                     check_unique_ids, csv_row, listing, parse_interactions, record_row,
+                                     report_for, require_columns, table_row)
 from core.errors import CatalogError, UnsupportedMediaError
-from core.media import AUDIO_SAMPLE_RATE, load_audio, load_image
+from core.limits import Limits, limits
+from core.media import load_audio, load_image
 from core.store import Store
 
 MANIFEST_NAMES: tuple[str, ...] = ("manifest.csv", "manifest.json", "manifest.parquet")
 INTERACTIONS_NAME = "interactions.csv"
 CORE_COLUMNS: tuple[str, ...] = ("id", "title", "text", "image", "audio")
-MAX_UNPACKED_BYTES = 4 * 1024 ** 3  # a zip that unpacks to more is refused (zip bomb guard)
-MAX_ZIP_ENTRIES = 500_000  # likewise for the number of entries
+MAX_UNPACKED_BYTES = Limits().max_unpacked_bytes  # default; $PRISM_MAX_UNPACKED_MB sets it (core.limits)
+MAX_ZIP_ENTRIES = Limits().max_zip_entries  # default; $PRISM_MAX_ZIP_ENTRIES sets it
+MAX_NAME_BYTES = 255  # longest file or folder name most file systems accept
+MOST_ROWS_FAILING = 0.5  # more than this share of rows with an unusable media cell stops the import
 MEDIA_WORKERS = 2  # threads decoding media during validation (decoders release the GIL)
 _IGNORED_ENTRIES = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")
 
 
 def import_manifest(source: Path | str, store: Store, name: str | None = None, overwrite: bool = False,
-                    *, progress: Progress | None = None,
-                    max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> ImportReport:
-    """Validate the manifest catalog at `source` (folder or .zip) and store it with its media."""
+                    *, progress: Progress | None = None, strict: bool = False,
+                    max_unpacked_bytes: int | None = None) -> ImportReport:
+    """Validate the manifest catalog at `source` (folder or .zip) and store it with its media.
+
+    Unusable media cells are masked and reported (`strict=True`: refused). `max_unpacked_bytes`
+    overrides $PRISM_MAX_UNPACKED_MB for a zip.
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise CatalogError(f"{source} does not exist; give the path of a catalog folder or .zip")
@@ -64,33 +77,60 @@ def import_manifest(source: Path | str, store: Store, name: str | None = None, o
         if is_zip:
             folder = Path(tmp) / "unpacked"
             extract_zip(source, folder, max_unpacked_bytes)
-        catalog, media_files, warnings = read_manifest_catalog(folder, name, progress=progress,
-                                                               label=source if is_zip else None)
-        catalog.metadata.update({"source": "manifest", "imported_from": str(source)})
+        catalog, media_files, warnings, problems = read_manifest_catalog(
+            folder, name, progress=progress, label=source if is_zip else None, strict=strict)
+        catalog.metadata.update({"source": "manifest", "imported_from": str(source),
+                                 "import_problems": [p.as_dict() for p in problems]})
         store.save_catalog(catalog, media_files=media_files, overwrite=overwrite)
-    return report_for(catalog, source, warnings)
+    return report_for(catalog, source, warnings, problems)
 
 
 # -- zip ----------------------------------------------------------------------------------------------
-def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> None:
-    """Unpack `archive` into `dest` after checking every entry; nothing is written if one is refused."""
+def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None,
+                limits_: Limits | None = None) -> None:
+    """Unpack `archive` into `dest` after checking every entry; nothing is written if one is refused.
+
+    Refused: more entries, more unpacked bytes or a higher compression ratio than the limits allow
+    ($PRISM_MAX_ZIP_ENTRIES, $PRISM_MAX_UNPACKED_MB, $PRISM_MAX_ZIP_RATIO), entries that would leave `dest`,
+    links, over-long names and a file and a folder of the same name.
+    """
+    lim = limits_ or limits()
+    max_bytes = lim.max_unpacked_bytes if max_unpacked_bytes is None else max_unpacked_bytes
+    declared = _declared_entries(archive)
+    if declared > lim.max_zip_entries:  # refused before the central directory is parsed (that alone takes long)
+        raise CatalogError(f"{archive}: holds {declared:,} entries, over the limit of {lim.max_zip_entries:,} "
+                           "entries ($PRISM_MAX_ZIP_ENTRIES); split the catalog or import it from a folder")
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
         raise CatalogError(f"{archive}: not a readable zip file ({e}); re-create the archive") from e
     with zf:
         infos = [i for i in zf.infolist() if not _IGNORED_ENTRIES.search(i.filename)]
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise CatalogError(f"{archive}: holds {len(infos):,} entries (limit {MAX_ZIP_ENTRIES:,}); "
-                               "split the catalog or import it from a folder")
-        total = 0
+        if len(infos) > lim.max_zip_entries:
+            raise CatalogError(f"{archive}: holds {len(infos):,} entries, over the limit of "
+                               f"{lim.max_zip_entries:,} entries ($PRISM_MAX_ZIP_ENTRIES); split the catalog "
+                               "or import it from a folder")
+        total = packed = 0
         for info in infos:
             _check_entry(archive, info)
             total += info.file_size
-        if total > max_unpacked_bytes:
+            packed += info.compress_size
+            if info.file_size > 1 << 20 and info.file_size > lim.max_zip_ratio * max(info.compress_size, 1):
+                raise CatalogError(
+                    f"{archive}: entry {info.filename!r} unpacks {info.file_size / max(info.compress_size, 1):,.0f} "
+                    f"times its packed size, over the compression-ratio limit of {lim.max_zip_ratio:,.0f} "
+                    "($PRISM_MAX_ZIP_RATIO; it may be a zip bomb); zip real media, or raise the limit")
+        if total > max_bytes:
             raise CatalogError(
-                f"{archive}: unpacks to {total / 2**20:,.0f} MiB, over the {max_unpacked_bytes / 2**20:,.0f} MiB "
-                "limit (it may be a zip bomb); import a smaller catalog or from a folder")
+                f"{archive}: unpacks to {total / 2**20:,.0f} MiB, over the unpacked-size limit of "
+                f"{max_bytes / 2**20:,.0f} MiB ($PRISM_MAX_UNPACKED_MB; it may be a zip bomb); import a smaller "
+                "catalog or from a folder")
+        if total > 1 << 20 and total > lim.max_zip_ratio * max(packed, 1):
+            raise CatalogError(
+                f"{archive}: unpacks to {total / max(packed, 1):,.0f} times its packed size, over the "
+                f"compression-ratio limit of {lim.max_zip_ratio:,.0f} ($PRISM_MAX_ZIP_RATIO; it may be a zip "
+                "bomb); zip real media, or raise the limit")
+        _check_file_folder_clash(archive, infos)
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
         for info in infos:
@@ -102,13 +142,52 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int = MAX_UNPACKE
             try:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise CatalogError(
+                        f"{archive}: no space left on the disk of the temporary folder while unpacking entry "
+                        f"{info.filename!r}; free some space there (or point TMPDIR at a larger disk) and import "
+                        "again. Nothing was stored") from e
+                raise CatalogError(f"{archive}: entry {info.filename!r} cannot be written while unpacking "
+                                   f"({e.strerror or e}); nothing was stored") from e
+            except (zipfile.BadZipFile, EOFError, zlib.error) as e:
                 raise CatalogError(f"{archive}: entry {info.filename!r} cannot be unpacked ({e}); "
                                    "the archive is damaged, re-create it") from e
 
 
+def _declared_entries(archive: Path) -> int:
+    """The entry count the zip's end record declares (0 when it cannot be read; the full check follows)."""
+    try:
+        with open(archive, "rb") as f:
+            record = zipfile._EndRecData(f)  # the stdlib's own reader of the end-of-central-directory record
+        return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else 0
+    except (OSError, AttributeError, IndexError, TypeError, ValueError, struct.error):
+        return 0
+
+
 def _entry_path(name: str) -> PurePosixPath:
     return PurePosixPath(name.replace("\\", "/"))
+
+
+def _check_file_folder_clash(archive: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """A file and a folder (or a file and another file) of the same path cannot both be unpacked."""
+    files: dict[str, str] = {}
+    folders: set[str] = set()
+    for info in infos:
+        parts = _entry_path(info.filename).parts
+        for k in range(1, len(parts)):
+            folders.add("/".join(parts[:k]))
+        if info.is_dir():
+            folders.add("/".join(parts))
+        else:
+            key = "/".join(parts)
+            if key in files:
+                raise CatalogError(f"{archive}: holds {info.filename!r} twice; keep one copy of each file")
+            files[key] = info.filename
+    clash = sorted(set(files) & folders)
+    if clash:
+        raise CatalogError(f"{archive}: {clash[0]!r} is both a file and a folder in the archive; rename one of "
+                           "them and zip again")
 
 
 def _check_entry(archive: Path, info: zipfile.ZipInfo) -> None:
@@ -126,6 +205,10 @@ def _check_entry(archive: Path, info: zipfile.ZipInfo) -> None:
                            "refused. Zip the catalog with plain relative paths")
     if info.flag_bits & 0x1:
         raise CatalogError(f"{archive}: entry {name!r} is password-protected; zip it without a password")
+    long = [p for p in path.parts if len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES]
+    if long:
+        raise CatalogError(f"{archive}: entry {name[:80]!r}… has a name of {len(long[0].encode('utf-8', 'replace'))} "
+                           f"bytes, over the {MAX_NAME_BYTES}-byte limit of file systems; shorten it and zip again")
 
 
 # -- manifest -----------------------------------------------------------------------------------------
@@ -139,9 +222,9 @@ def find_manifest(folder: Path) -> Path:
         files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
         if len(subs) == 1 and not files:
             return find_manifest(subs[0])
-        present = sorted(p.name for p in folder.iterdir())
-        raise CatalogError(f"{folder}: no manifest found; add one of {', '.join(MANIFEST_NAMES)} at the top "
-                           f"(found: {listing(present, 10) or 'nothing'})")
+        raise CatalogError(f"{folder}: no manifest found; add one of {', '.join(MANIFEST_NAMES)} at the top of "
+                           f"the catalog folder (it holds {len(files)} file(s) and {len(subs)} folder(s) but none "
+                           "of those names)")
     if len(found) > 1:
         raise CatalogError(f"{folder}: holds {' and '.join(p.name for p in found)}; keep exactly one manifest")
     return found[0]
@@ -183,8 +266,10 @@ def read_manifest(path: Path, shown: Path | str | None = None) -> tuple[pd.DataF
 
 
 def read_manifest_catalog(folder: Path, name: str, progress: Progress | None = None,
-                          label: Path | str | None = None) -> tuple[Catalog, dict[str, Path], list[str]]:
-    """Read and fully validate the catalog in `folder`: (catalog, media reference -> file, warnings)."""
+                          label: Path | str | None = None, strict: bool = False
+                          ) -> tuple[Catalog, dict[str, Path], list[str], list[MediaProblem]]:
+    """Read and fully validate the catalog in `folder`: (catalog, media reference -> file, warnings,
+    media cells masked because their file cannot be used)."""
     manifest = find_manifest(folder)
     root = manifest.parent
 
@@ -193,6 +278,7 @@ def read_manifest_catalog(folder: Path, name: str, progress: Progress | None = N
         return path if label is None else f"{label}:{path.relative_to(folder).as_posix()}"
 
     shown = shown_as(manifest)
+    check_inside(manifest, folder, shown)
     frame, row_label, note = read_manifest(manifest, shown)
     warnings: list[str] = []
     if frame.empty:
@@ -225,11 +311,15 @@ def read_manifest_catalog(folder: Path, name: str, progress: Progress | None = N
     if untitled:
         warnings.append(f"{shown}: {untitled:,} item(s) have no title; their id is shown instead")
 
-    media_files = _check_media(items, root, shown, row_label, note, progress)
+    media_files, problems = _check_media(items, root, shown, row_label, note, progress, strict, str(manifest.name))
+    if problems:
+        warnings.append(f"{len(problems):,} media cell(s) cannot be used and were masked (the item is imported "
+                        "without that modality); the import report lists each with its reason")
 
     interactions = None
     inter_path = root / INTERACTIONS_NAME
     if inter_path.is_file():
+        check_inside(inter_path, folder, shown_as(inter_path))
         try:
             raw = pd.read_csv(inter_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         except Exception as e:
@@ -241,7 +331,7 @@ def read_manifest_catalog(folder: Path, name: str, progress: Progress | None = N
     catalog = Catalog(name=name, items=items, metadata={"manifest": manifest.name})
     if interactions is not None:
         catalog.interactions = interactions
-    return catalog, media_files, warnings
+    return catalog, media_files, warnings, problems
 
 
 def _cell_text(value: Any) -> str:
@@ -287,23 +377,31 @@ def _media_ref(value: Any, shown: Any, row: str, column: str, note: str) -> str 
 
 
 def _check_media(items: list[Item], root: Path, shown: Any, row_label: RowLabel, note: str,
-                 progress: Progress | None) -> dict[str, Path]:
-    """Decode every referenced media file once; CatalogError lists the rows whose files fail."""
-    jobs: dict[tuple[str, str], tuple[int, str]] = {}  # (modality, ref) -> first (row, column)
+                 progress: Progress | None, strict: bool = False, file_name: str = "manifest"
+                 ) -> tuple[dict[str, Path], list[MediaProblem]]:
+    """Decode every referenced media file once; unusable cells are masked on their items and returned.
+
+    Refused outright: `strict` with any unusable cell, a modality none of whose cells is usable, and a
+    catalog where most rows have an unusable cell.
+    """
+    jobs: dict[tuple[str, str], list[int]] = {}  # (modality, ref) -> every row that references it
     for i, item in enumerate(items):
         for m in ("image", "audio"):
             ref = getattr(item, m)
             if ref is not None:
-                jobs.setdefault((m, ref), (i, m))
+                jobs.setdefault((m, ref), []).append(i)
     total = len(jobs)
-    problems: list[tuple[int, str, Exception]] = []
     checker: dict[str, Callable[[Path, str], None]] = {"image": _check_image, "audio": _check_audio}
+    real_root = root.resolve()
 
     def check(key: tuple[str, str]) -> Exception | None:
         modality, ref = key
         path = root / ref
+        if not path.resolve().is_relative_to(real_root):  # a symbolic link on the way leads elsewhere
+            return _Refused(f"{ref!r} is (or passes through) a symbolic link that leads outside the catalog "
+                            "folder; refused. Copy the real file into the folder")
         if not path.is_file():
-            return FileNotFoundError(f"file {ref!r} not found beside the manifest (looked for {path})")
+            return FileNotFoundError(f"file {ref!r} not found beside the manifest")
         try:
             checker[modality](path, ref)
         except UnsupportedMediaError as e:
@@ -312,19 +410,51 @@ def _check_media(items: list[Item], root: Path, shown: Any, row_label: RowLabel,
 
     if progress:
         progress(0, total, "checking media")
+    errors: dict[tuple[str, str], Exception] = {}
     with ThreadPoolExecutor(max_workers=MEDIA_WORKERS) as pool:
         for done, (key, error) in enumerate(zip(jobs, pool.map(check, jobs)), start=1):
             if error is not None:
-                i, column = jobs[key]
-                problems.append((i, column, error))
+                errors[key] = error
             if progress:
                 progress(done, total, f"checked {key[1]}")
-    if problems:
-        problems.sort(key=lambda p: p[0])
-        lines = [f"{row_label(i)}, column {c}: {e}" for i, c, e in problems]
+    refused = [(jobs[k][0], k[0], e) for k, e in errors.items() if isinstance(e, _Refused)]
+    if refused:
+        i, column, e = min(refused, key=lambda r: r[0])
+        raise CatalogError(f"{shown}: {row_label(i)}, column {column}: {e}") from None
+    problems = sorted((MediaProblem(file=file_name, row=row_label(i), column=m, reference=ref, reason=str(e))
+                       for (m, ref), e in errors.items() for i in jobs[(m, ref)]),
+                      key=lambda p: (_row_number(p.row), p.column))
+    if problems and strict:
+        lines = [f"{p.row}, column {p.column}: {p.reason}" for p in problems]
+        first = next(iter(errors.values()))
         raise CatalogError(f"{shown}: {len(problems)} media file(s) cannot be used ({note}): "
-                           f"{listing(lines, 3)}. Fix or remove those files, or clear the cells") from problems[0][2]
-    return {ref: root / ref for (_, ref) in jobs}
+                           f"{listing(lines, 10)}. Fix or remove those files, or clear the cells "
+                           "(or import without strict checking to mask them)") from first
+    for m in ("image", "audio"):
+        cells = [k for k in jobs if k[0] == m]
+        if cells and all(k in errors for k in cells):
+            sample = errors[cells[0]]
+            raise CatalogError(f"{shown}: none of the {sum(len(jobs[k]) for k in cells):,} {m} cells can be used "
+                               f"(e.g. {row_label(jobs[cells[0]][0])}: {sample}); check the {m} column and the "
+                               "files it names")
+    failing_rows = {i for k in errors for i in jobs[k]}
+    if len(failing_rows) > MOST_ROWS_FAILING * len(items):
+        raise CatalogError(f"{shown}: {len(failing_rows):,} of {len(items):,} rows have a media file that cannot "
+                           f"be used ({note}), e.g. {problems[0].row}, column {problems[0].column}: "
+                           f"{problems[0].reason}. Check the media paths and files")
+    for (m, ref) in errors:
+        for i in jobs[(m, ref)]:
+            setattr(items[i], m, None)
+    return {ref: root / ref for (m, ref) in jobs if (m, ref) not in errors}, problems
+
+
+class _Refused(Exception):
+    """A media cell that is refused outright (never masked): it points outside the catalog folder."""
+
+
+def _row_number(label: str) -> int:
+    digits = re.findall(r"\d+", label)
+    return int(digits[0]) if digits else 0
 
 
 def _check_image(path: Path, ref: str) -> None:
@@ -337,5 +467,5 @@ def _check_audio(path: Path, ref: str) -> None:
     try:  # decode at the native rate: resampling is not needed to know the clip is usable
         sr = int(sf.info(str(path)).samplerate)
     except Exception:
-        sr = AUDIO_SAMPLE_RATE
-    load_audio(path, name=ref, sr=sr)
+        sr = 22_050
+    load_audio(path, name=ref, sr=max(sr, 1))

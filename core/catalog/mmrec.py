@@ -5,6 +5,11 @@ Optional files beside them (the layout of Last.fm-2K in the multimodal extension
     <name>_og_ids.inter            the same rows with the original user and item ids (row i = row i)
     <name>_text.tsv                `<original id>\\t<text>`: the raw text behind the text features
     <name>_song*_mapping.tsv       original id -> artist name and song titles (for display)
+    i_id_mapping.tsv               MMRec's item map (`<original id>\\titemID`, maybe a title column)
+
+The item count is the row count of the feature matrices (which must agree); an itemID beyond it is refused,
+so a tiny `.inter` naming item 2,000,000,000 costs nothing. Without feature files the import is refused
+unless `ids_only`, which keeps the items that appear, remapped to a compact range.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import pandas as pd
 
 from core.catalog.model import Catalog, FeatureMatrix, Item
 from core.catalog.validation import (CSV_ROWS_NOTE, ImportReport, Progress, catalog_name, check_feature_matrix,
-                                     check_target, csv_row, listing, report_for, require_columns)
+                                     check_inside, check_target, csv_row, listing, report_for, require_columns)
 from core.errors import CatalogError
 from core.store import Store
 
@@ -30,16 +35,20 @@ SONGS_KEPT = 3  # song titles kept per item as metadata
 
 def import_mmrec(folder: Path | str, store: Store, name: str | None = None, text: str | None = AUTO,
                  audio: str | None = AUTO, image: str | None = None, overwrite: bool = False, *,
-                 original_ids: bool = False, progress: Progress | None = None) -> ImportReport:
+                 original_ids: bool = False, progress: Progress | None = None, ids_only: bool = False,
+                 text_tsv: str | None = None, titles: str | None = None) -> ImportReport:
     """Validate the MMRec folder and store it as a catalog with precomputed text/audio/image features.
 
     `text`, `audio`, `image`: a .npy file name in the folder ("whisper" and "whisper.npy" both work),
     "auto" to use the usual file when present, or None to leave that modality out. `original_ids` names
-    users and items by the ids in `<name>_og_ids.inter` instead of the 0-based MMRec ids.
+    users and items by the ids in `<name>_og_ids.inter` instead of the 0-based MMRec ids. `text_tsv` and
+    `titles` ("FILE:COLUMN") name the TSV column holding each item's raw text or title (first column = id).
+    `ids_only` imports interactions without any feature file.
     """
     catalog, warnings, source = read_mmrec(folder, name, text=text, audio=audio, image=image,
                                            original_ids=original_ids, progress=progress,
-                                           store=store, overwrite=overwrite)
+                                           store=store, overwrite=overwrite, ids_only=ids_only,
+                                           text_tsv=text_tsv, titles=titles)
     if progress:
         progress(4, 5, f"storing {catalog.name}")
     store.save_catalog(catalog, overwrite=overwrite)
@@ -51,7 +60,8 @@ def import_mmrec(folder: Path | str, store: Store, name: str | None = None, text
 def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None = AUTO,
                audio: str | None = AUTO, image: str | None = None, original_ids: bool = False,
                progress: Progress | None = None, store: Store | None = None,
-               overwrite: bool = False) -> tuple[Catalog, list[str], Path]:
+               overwrite: bool = False, ids_only: bool = False, text_tsv: str | None = None,
+               titles: str | None = None) -> tuple[Catalog, list[str], Path]:
     """Read and fully validate an MMRec folder: (catalog, warnings, interactions file). Writes nothing."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -64,33 +74,70 @@ def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None 
     step = _stepper(progress, 5)
     step(f"reading {inter_path.name}")
     inter, item_index = read_inter(inter_path)
-    n_items = int(item_index.max()) + 1 if len(item_index) else 0
-    unused = n_items - int(np.unique(item_index).size)
-    if unused:
-        warnings.append(f"{inter_path.name}: {unused:,} item id(s) below the largest ({n_items - 1}) have no "
-                        "interactions; they are kept as items")
+    for path in (inter_path, *folder.glob("*.npy"), *folder.glob("*.tsv")):
+        check_inside(path, folder, path)
+    largest = int(item_index.max())
 
     step("reading feature matrices")
-    features: dict[str, FeatureMatrix] = {}
+    loaded: dict[str, tuple[Path, np.ndarray]] = {}
     for modality, choice, candidates in (("text", text, TEXT_FILES), ("audio", audio, AUDIO_FILES),
                                          ("image", image, IMAGE_FILES)):
         path = feature_file(folder, choice, candidates, modality)
-        if path is None:
-            continue
-        values = check_feature_matrix(_load_npy(path), path, n_items)
+        if path is not None:
+            loaded[modality] = (path, _load_npy(path))
+    remap: dict[int, int] | None = None
+    if loaded:
+        rows = {m: (v.shape[0] if v.ndim >= 1 else 0) for m, (_, v) in loaded.items()}
+        if len(set(rows.values())) > 1:
+            detail = ", ".join(f"{loaded[m][0].name} has {n:,} rows" for m, n in rows.items())
+            raise CatalogError(f"{folder}: the feature matrices disagree on the number of items ({detail}; the "
+                               f".inter uses item ids 0–{largest:,}, so {largest + 1:,} items at least); row i of "
+                               "every matrix must hold item i, so re-export them with one row per item")
+        n_items = next(iter(rows.values()))
+        if largest >= n_items:
+            beyond = int((item_index >= n_items).sum())
+            raise CatalogError(f"{inter_path}: itemID {largest:,} is beyond the {n_items:,} rows of the feature "
+                               f"matrices ({beyond:,} interaction(s) name such items); itemID must be the row of "
+                               "the item in the .npy files")
+        unused = n_items - int(np.unique(item_index).size)
+        if unused:
+            warnings.append(f"{inter_path.name}: {unused:,} of the {n_items:,} items (rows of the feature "
+                            "matrices) have no interactions; they are kept as items")
+    elif ids_only:
+        used = np.unique(item_index)  # compact: only the ids that appear, however large they are
+        remap = {int(v): k for k, v in enumerate(used.tolist())}
+        n_items = len(used)
+        if largest + 1 > n_items:
+            warnings.append(f"{inter_path.name}: {n_items:,} distinct item ids up to {largest:,}; items are the "
+                            "ids that appear (no feature matrix fixes the count)")
+    else:
+        present = sorted(p.name for p in folder.glob("*.npy"))
+        raise CatalogError(
+            f"{folder}: no feature matrix found for text ({', '.join(TEXT_FILES)}), audio "
+            f"({', '.join(AUDIO_FILES)}) or image; .npy files present: {', '.join(present) or 'none'}. Name "
+            "them with --text/--audio/--image FILE.npy, or import the interactions alone with --ids-only")
+
+    features: dict[str, FeatureMatrix] = {}
+    for modality, (path, raw) in loaded.items():
+        values = check_feature_matrix(raw, path, n_items)
         mask = np.abs(values).sum(axis=1) > 0  # all-zero rows are items without this feature
         if not mask.all():
             warnings.append(f"{path.name}: {int((~mask).sum()):,} all-zero row(s) treated as items without "
                             f"{modality}")
         features[modality] = FeatureMatrix(modality, values, mask, f"precomputed:{path.name}")
-    if not features:
-        warnings.append(f"{folder}: no feature matrix used; the catalog has interactions only")
+    if remap is not None:
+        mmrec_ids = [int(v) for v in sorted(remap, key=remap.get)]
+        item_index = np.array([remap[int(v)] for v in item_index], dtype=np.int64)
+    else:
+        mmrec_ids = list(range(n_items))
 
     step("matching titles and text")
     og = read_original_ids(folder, inter_path, inter, item_index, warnings)
-    texts, titles, songs = read_item_descriptions(folder, inter_path.stem, og is not None, warnings)
+    texts, title_of, songs = read_item_descriptions(folder, inter_path.stem, og is not None, warnings,
+                                                    text_tsv=text_tsv, titles=titles)
+    mapped_titles = read_id_mapping_titles(folder, warnings)
     user_ids = inter["user_id"]
-    item_names = [str(i) for i in range(n_items)]
+    item_names = [str(v) for v in mmrec_ids]
     if og is not None:
         og_items, og_users = og
         lookup = [og_items.get(i) for i in range(n_items)]
@@ -101,20 +148,20 @@ def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None 
                 raise CatalogError(f"{folder}: several MMRec items share an original id in "
                                    f"{inter_path.stem}_og_ids.inter; import with the MMRec ids instead")
     else:
-        lookup = list(range(n_items))
+        lookup = list(mmrec_ids)
         if original_ids:
             raise CatalogError(f"{folder}: original ids were asked for but {inter_path.stem}_og_ids.inter is "
                                "absent; add it or import with the MMRec ids")
     items = []
     for i in range(n_items):
         key = None if lookup[i] is None else str(lookup[i])
-        meta: dict[str, object] = {"mmrec_id": i}
+        meta: dict[str, object] = {"mmrec_id": mmrec_ids[i]}
         if og is not None and key is not None:
             meta["original_id"] = key
         if key in songs:
             meta["songs"] = songs[key]
-        items.append(Item(id=item_names[i], title=titles.get(key) or f"Item {item_names[i]}",
-                          text=texts.get(key), metadata=meta))
+        title = title_of.get(key) or mapped_titles.get(mmrec_ids[i]) or f"Item {item_names[i]}"
+        items.append(Item(id=item_names[i], title=title, text=texts.get(key), metadata=meta))
     if texts:
         missing = sum(it.text is None for it in items)
         if missing:
@@ -157,9 +204,10 @@ def find_inter_file(folder: Path, name: str | None = None) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        present = sorted(p.name for p in folder.iterdir())
-        raise CatalogError(f"{folder}: no <name>.inter file; an MMRec folder needs one (found: "
-                           f"{listing(present, 10) or 'nothing'})")
+        present = list(folder.iterdir())
+        npy = sum(p.suffix == ".npy" for p in present)
+        raise CatalogError(f"{folder}: no <name>.inter file; an MMRec folder needs one beside its .npy feature "
+                           f"matrices (the folder holds {len(present)} entries, {npy} of them .npy files)")
     raise CatalogError(f"{folder}: several .inter files ({', '.join(p.name for p in found)}); pass the "
                        "catalog name of the one to import")
 
@@ -261,41 +309,93 @@ def read_original_ids(folder: Path, inter_path: Path, inter: pd.DataFrame, item_
     return {int(k): v for k, v in mapping.items()}, raw["userID"].str.strip().to_numpy()
 
 
-def read_item_descriptions(folder: Path, stem: str, keyed_by_original: bool, warnings: list[str]
+def _file_column(spec: str, folder: Path, what: str) -> tuple[Path, str | None]:
+    """FILE[:COLUMN] -> (path in or under `folder`, column or None)."""
+    name, _, column = spec.partition(":")
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() else folder / path
+    if not path.is_file():
+        raise CatalogError(f"{path}: the {what} file does not exist; give FILE:COLUMN with FILE in the MMRec "
+                           "folder (or a full path)")
+    return path, (column.strip() or None)
+
+
+def _read_tsv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    except Exception as e:
+        raise CatalogError(f"{path}: cannot be read as tab-separated text ({type(e).__name__}: {e})") from e
+    return frame.rename(columns=lambda c: str(c).strip())
+
+
+def _keyed_column(path: Path, column: str | None, what: str, preferred: tuple[str, ...]) -> dict[str, str]:
+    """{first-column id: value of `column`}; refuses to guess among several candidate columns."""
+    frame = _read_tsv(path)
+    if frame.shape[1] < 2:
+        raise CatalogError(f"{path}: needs two columns, <id> and <{what}>; found "
+                           f"{', '.join(map(str, frame.columns))}")
+    if column is None:
+        named = [c for c in preferred if c in frame.columns]
+        if named:
+            column = named[0]
+        elif frame.shape[1] == 2:
+            column = frame.columns[1]
+        else:
+            raise CatalogError(f"{path}: has {frame.shape[1]} columns ({listing(frame.columns, 10)}) and none is "
+                               f"named {' or '.join(preferred)}; say which holds the {what} with "
+                               f"FILE:COLUMN (e.g. {path.name}:{frame.columns[-1]})")
+    if column not in frame.columns:
+        raise CatalogError(f"{path}: no column {column!r}; the file has {listing(frame.columns, 10)}")
+    keys, values = frame.iloc[:, 0].str.strip(), frame[column].str.strip()
+    return {k: v for k, v in zip(keys, values) if v}
+
+
+def read_id_mapping_titles(folder: Path, warnings: list[str]) -> dict[int, str]:
+    """MMRec item id -> title from `i_id_mapping.tsv` when it has a title column (else nothing)."""
+    path = next((folder / n for n in ("i_id_mapping.tsv", "i_id_mapping.csv") if (folder / n).is_file()), None)
+    if path is None:
+        return {}
+    frame = _read_tsv(path)
+    id_col = next((c for c in ("itemID", "item_id", "itemid") if c in frame.columns), None)
+    title_col = next((c for c in ("title", "name", "item_name", "movie_title") if c in frame.columns), None)
+    if id_col is None or title_col is None:
+        return {}
+    ids = pd.to_numeric(frame[id_col], errors="coerce")
+    out = {int(i): str(t).strip() for i, t in zip(ids, frame[title_col]) if pd.notna(i) and str(t).strip()}
+    if out:
+        warnings.append(f"{path.name}: titles read from its {title_col!r} column")
+    return out
+
+
+def read_item_descriptions(folder: Path, stem: str, keyed_by_original: bool, warnings: list[str], *,
+                           text_tsv: str | None = None, titles: str | None = None
                            ) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
-    """(id -> text, id -> title, id -> song titles) from the optional text and song-mapping files."""
+    """(id -> text, id -> title, id -> song titles) from the optional text, titles and song-mapping files."""
     texts: dict[str, str] = {}
-    titles: dict[str, str] = {}
+    title_of: dict[str, str] = {}
     songs: dict[str, list[str]] = {}
-    text_path = next(iter(sorted(folder.glob(f"{stem}_text.tsv")) or sorted(folder.glob("*_text.tsv"))), None)
+    if text_tsv:
+        text_path, text_col = _file_column(text_tsv, folder, "text")
+    else:
+        text_path = next(iter(sorted(folder.glob(f"{stem}_text.tsv")) or sorted(folder.glob("*_text.tsv"))), None)
+        text_col = None
     if text_path is not None:
-        try:
-            frame = pd.read_csv(text_path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
-        except Exception as e:
-            raise CatalogError(f"{text_path}: cannot be read as tab-separated text "
-                               f"({type(e).__name__}: {e})") from e
-        if frame.shape[1] < 2:
-            raise CatalogError(f"{text_path}: needs two columns, <id> and <text>; found "
-                               f"{', '.join(map(str, frame.columns))}")
-        keys, values = frame.iloc[:, 0].str.strip(), frame.iloc[:, 1].str.strip()
-        texts = {k: v for k, v in zip(keys, values) if v}
+        texts = _keyed_column(text_path, text_col, "text", ("text", "description", "tags"))
         if not keyed_by_original:
             warnings.append(f"{text_path.name}: read as keyed by the MMRec item id (no _og_ids.inter to map "
                             "original ids)")
+    if titles:
+        title_path, title_col = _file_column(titles, folder, "titles")
+        title_of = _keyed_column(title_path, title_col, "title", ("title", "name", "name_artist"))
     song_path = next(iter(sorted(folder.glob(f"{stem}_song*mapping.tsv"))), None)
     if song_path is not None:
-        try:
-            frame = pd.read_csv(song_path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
-        except Exception as e:
-            raise CatalogError(f"{song_path}: cannot be read as tab-separated text "
-                               f"({type(e).__name__}: {e})") from e
-        frame = frame.rename(columns=lambda c: str(c).strip())
+        frame = _read_tsv(song_path)
         if frame.shape[1] >= 2:
             key_col, name_col = frame.columns[0], ("name_artist" if "name_artist" in frame else frame.columns[1])
             for key, group in frame.groupby(key_col, sort=False):
                 name = next((n for n in group[name_col].str.strip() if n), "")
-                if name:
-                    titles[str(key).strip()] = name
+                if name and not titles:
+                    title_of[str(key).strip()] = name
                 if "song" in group:
                     songs[str(key).strip()] = [s for s in group["song"].str.strip() if s][:SONGS_KEPT]
-    return texts, titles, songs
+    return texts, title_of, songs

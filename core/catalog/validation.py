@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.catalog.model import MODALITIES, SPLITS, Catalog, empty_interactions
+from core.catalog.model import INTERACTION_COLUMNS, MODALITIES, SPLITS, Catalog, empty_interactions
 from core.errors import CatalogError, StoreError
 from core.store import Store
 
@@ -19,7 +19,24 @@ Progress = Callable[[int, int, str], None]
 RowLabel = Callable[[int], str]  # 0-based data row -> how the user finds it in the file
 
 MAX_LISTED = 5  # ids and rows named in one message before "and N more"
+MAX_NAME_LENGTH = 100  # characters in a catalog name (it becomes a folder name)
+RESERVED_NAMES = frozenset({"demo"})  # made only by the demo generator, never by an import
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class MediaProblem:
+    """One media cell that cannot be used: imported with that modality masked, and why."""
+
+    file: str  # the manifest file
+    row: str  # as the user finds it in the file ("row 5", "record 3")
+    column: str  # image or audio
+    reference: str  # the path in the cell
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"file": self.file, "row": self.row, "column": self.column, "reference": self.reference,
+                "reason": self.reason}
 
 
 @dataclass
@@ -35,9 +52,13 @@ class ImportReport:
     modalities: dict[str, int] = field(default_factory=dict)  # modality -> items carrying it
     features: dict[str, str] = field(default_factory=dict)  # precomputed field -> source
     warnings: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)  # masked media cells (MediaProblem.as_dict)
+    kind: str = "catalog"  # "catalog", or "interactions" for an interactions import
+    notes: list[str] = field(default_factory=list)  # facts worth a line (columns kept / ignored, …)
 
 
-def report_for(catalog: Catalog, source: Path | str, warnings: Sequence[str] = ()) -> ImportReport:
+def report_for(catalog: Catalog, source: Path | str, warnings: Sequence[str] = (),
+               problems: Sequence[MediaProblem] = ()) -> ImportReport:
     """The report of a catalog as it will be stored."""
     inter = catalog.interactions
     split = inter["split"].astype("string").fillna("none") if len(inter) else pd.Series(dtype="string")
@@ -47,7 +68,8 @@ def report_for(catalog: Catalog, source: Path | str, warnings: Sequence[str] = (
         catalog=catalog.name, source=str(source), items=len(catalog.items),
         users=int(inter["user_id"].nunique()) if len(inter) else 0, interactions=len(inter),
         splits=splits, modalities=catalog.modalities_present(),
-        features={f: feat.source for f, feat in catalog.features.items()}, warnings=list(warnings))
+        features={f: feat.source for f, feat in catalog.features.items()}, warnings=list(warnings),
+        problems=[p.as_dict() for p in problems])
 
 
 # -- small message helpers --------------------------------------------------------------------------
@@ -82,16 +104,31 @@ def catalog_name(requested: str | None, fallback: str) -> str:
     """The catalog name to use: `requested`, else `fallback` made safe (letters, digits, '-', '_')."""
     if requested:
         if _NAME_CHARS.search(requested) or requested.startswith((".", "-")):
-            raise CatalogError(f"catalog name {requested!r} is not usable: use only letters, digits, '-' or '_'")
+            raise CatalogError(f"catalog name {requested[:120]!r} is not usable: use only letters, digits, '-' "
+                               "or '_'")
+        if len(requested) > MAX_NAME_LENGTH:
+            raise CatalogError(f"catalog name {requested[:40]!r}… has {len(requested)} characters, over the limit "
+                               f"of {MAX_NAME_LENGTH}; choose a shorter name")
         return requested
-    name = _NAME_CHARS.sub("-", fallback).strip("-_") or "catalog"
+    name = _NAME_CHARS.sub("-", fallback).strip("-_")[:MAX_NAME_LENGTH].strip("-_") or "catalog"
     return name
 
 
 def check_target(store: Store, name: str, overwrite: bool) -> None:
-    """Refuse early (before any reading) when `name` is taken and overwriting was not asked for."""
+    """Refuse early (before any reading) a reserved name, or a taken one when overwriting was not asked for."""
+    if name in RESERVED_NAMES:
+        raise StoreError(f"the name {name!r} belongs to the built-in demo catalog, which imports never replace "
+                         "(rebuild it with `python -m core demo`); choose another name")
     if store.has_catalog(name) and not overwrite:
-        raise StoreError(f"a catalog named {name!r} exists already; choose another name or allow overwriting it")
+        raise StoreError(f"a catalog named {name!r} exists already; choose another name, or replace it with "
+                         "--overwrite (the Overwrite box in the app, where the operator allows it)")
+
+
+def check_inside(path: Path, folder: Path, shown: Path | str) -> None:
+    """Refuse a file of a folder import that is, or passes through, a symbolic link leading out of `folder`."""
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise CatalogError(f"{shown}: is a symbolic link that leads outside the catalog folder; refused. Copy "
+                           "the real file into the folder")
 
 
 def require_columns(frame: pd.DataFrame, required: Sequence[str], file: Path | str) -> None:
@@ -163,6 +200,11 @@ def parse_interactions(frame: pd.DataFrame, file: Path | str, item_ids: Iterable
     """
     frame = frame.rename(columns=lambda c: str(c).strip())
     require_columns(frame, ("user_id", "item_id"), file)
+    kept = [c for c in frame.columns if c in INTERACTION_COLUMNS]
+    ignored = [c for c in frame.columns if c not in INTERACTION_COLUMNS]
+    if warnings is not None and ignored:
+        warnings.append(f"{file}: columns kept: {', '.join(kept)}; ignored: {listing(ignored, 10)} (only "
+                        "user_id, item_id, rating, timestamp and split are read)")
     n = len(frame)
     users = frame["user_id"].map(lambda v: None if blank(v) else _id_text(v))
     items = frame["item_id"].map(lambda v: None if blank(v) else _id_text(v))

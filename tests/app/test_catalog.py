@@ -94,3 +94,64 @@ def test_switching_to_an_untrainable_catalog_offers_a_way_back(app):
     assert not app.exception
     assert app.session_state["catalog_name"] == "demo"
     assert app.sidebar.selectbox(key="sidebar_catalog").value == "demo"
+
+
+def _import(app, archive: bytes, file_name: str, name: str = ""):
+    app.file_uploader(key="imp_zip").set_value((file_name, archive, "application/zip"))
+    app.text_input(key="imp_name").input(name)
+    app.button[[b.label for b in app.button].index("Import")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    return " ".join(e.value for e in app.error)
+
+
+def test_unusable_media_are_masked_and_reported_with_a_csv(app):
+    from ui.loaders import store
+
+    goto(app, "catalog")
+    manifest = (b"id,title,text,image\nb1,One,soft piano,b1.png\nb2,Two,loud drums,b2.png\n"
+                b"b3,Three,=HYPERLINK(x),b3.png\n")
+    archive = _zip({"manifest.csv": manifest, "b1.png": sample("cover.png"), "b2.png": b"not an image",
+                    "b3.png": sample("cover.png")})
+    assert _import(app, archive, "masked.zip", "masked") == ""
+    assert store().load_catalog("masked").items[1].image is None
+    assert any("1 media cell(s) could not be used" in w.value for w in app.warning)
+    download = [b for b in app.get("download_button") if "import report" in b.proto.label]
+    assert download, "the import report is offered as a CSV"
+    # strict: the same catalog is refused, nothing stored
+    app.checkbox(key="imp_strict").check()
+    errors = _import(app, archive, "masked2.zip", "masked2")
+    assert "row 3, column image" in errors and "masked2" not in store().list_catalogs()["name"].tolist()
+
+
+def test_no_overwrite_and_no_server_paths_from_the_browser_by_default(app):
+    from ui.loaders import store
+
+    goto(app, "catalog")
+    assert not [c for c in app.checkbox if c.key == "imp_overwrite"], "overwrite is off by default"
+    assert app.radio(key="imp_kind").options == ["Manifest (zip upload)"]
+    good = _zip({"manifest.csv": b"id,title,text\nz1,Z,some words\n"})
+    before = store().load_catalog("demo").content_hash()
+    assert "belongs to the built-in demo" in _import(app, good, "demo.zip")
+    assert store().load_catalog("demo").content_hash() == before
+    assert _import(app, good, "once.zip", "once") == ""
+    assert "exists already" in _import(app, good, "once.zip", "once")
+
+
+def test_folder_imports_only_under_the_allowed_roots(app, tmp_path, monkeypatch):
+    allowed = tmp_path / "allowed"
+    (allowed / "cat").mkdir(parents=True)
+    (allowed / "cat" / "manifest.csv").write_text("id,title,text\nr1,R,words here\n")
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "secret-notes.txt").write_text("x")
+    monkeypatch.setenv("PRISM_IMPORT_ROOTS", str(allowed))
+    goto(app, "catalog")
+    app.radio(key="imp_kind").set_value("Manifest (folder path)").run()
+    for path in (tmp_path / "private", allowed / ".." / "private"):
+        app.text_input(key="imp_path").input(str(path))
+        app.button[[b.label for b in app.button].index("Import")].click().run()
+        errors = " ".join(e.value for e in app.error)
+        assert "outside the folders this studio may import from" in errors and "secret-notes" not in errors
+    app.text_input(key="imp_path").input(str(allowed / "cat"))
+    app.text_input(key="imp_name").input("rooted")
+    app.button[[b.label for b in app.button].index("Import")].click().run()
+    assert any("Imported" in s.value for s in app.success), [e.value for e in app.error]

@@ -23,7 +23,7 @@ from core.catalog.demo import (
     simulate_interactions,
 )
 from core.catalog.model import Catalog, Item
-from core.errors import CatalogError, StoreError
+from core.errors import CatalogError
 from core.media import load_audio, load_image
 
 SMALL = DemoConfig(n_tracks=24, n_listeners=20)
@@ -259,7 +259,14 @@ def test_ensure_demo_catalog_generates_once_and_round_trips(store) -> None:
     assert len(list((bigger.media_root / "covers").glob("*.png"))) <= 10
 
 
-def test_ensure_demo_catalog_refuses_to_replace_a_foreign_catalog(store) -> None:
+def test_a_broken_or_foreign_demo_is_rebuilt(store) -> None:
+    # imports never take the name "demo"; a catalog of that name not made by the generator is broken
     store.save_catalog(Catalog(name="demo", items=[Item("a", "A", text="t")], metadata={"source": "csv"}))
-    with pytest.raises(StoreError, match="not made by the demo generator"):
-        ensure_demo_catalog(store, DemoConfig(n_tracks=4, n_listeners=2))
+    config = DemoConfig(n_tracks=4, n_listeners=2)
+    rebuilt = ensure_demo_catalog(store, config)
+    assert rebuilt.metadata["source"] == "demo" and len(rebuilt.items) == 4
+    cover = rebuilt.media_path(next(i.image for i in rebuilt.items if i.image))
+    cover.unlink()  # its media gone: rebuilt again, the same content
+    again = ensure_demo_catalog(store, config)
+    assert again.media_path(next(i.image for i in again.items if i.image)).is_file()
+    assert again.content_hash() == rebuilt.content_hash()

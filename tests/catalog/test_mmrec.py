@@ -101,6 +101,14 @@ def test_original_ids_when_asked(tmp_path: Path, store: Store) -> None:
     assert catalog.items[3].metadata["mmrec_id"] == 3
 
 
+def test_titles_from_the_mmrec_item_mapping(tmp_path: Path, store: Store) -> None:
+    folder = make_mmrec(tmp_path / "tiny", extras=False)
+    (folder / "i_id_mapping.tsv").write_text("asin\titemID\ttitle\nB1\t0\tHeat\nB2\t1\tUp\n")
+    report = import_mmrec(folder, store)
+    assert [it.title for it in store.load_catalog("tiny").items] == ["Heat", "Up", "Item 2", "Item 3"]
+    assert any("i_id_mapping.tsv" in w for w in report.warnings)
+
+
 def test_all_zero_feature_rows_are_masked(tmp_path: Path, store: Store) -> None:
     folder = make_mmrec(tmp_path / "tiny", extras=False)
     audio = np.load(folder / "vggish.npy")
@@ -161,7 +169,7 @@ def test_folder_without_inter_file(tmp_path: Path, busy_store: Store) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()
     np.save(folder / "vggish.npy", np.ones((2, 2)))
-    refused(busy_store, folder, "no <name>.inter", "vggish.npy")
+    refused(busy_store, folder, "no <name>.inter", "1 of them .npy")
 
 
 def test_pickled_npy_is_refused(tmp_path: Path, busy_store: Store) -> None:

@@ -1,0 +1,684 @@
+"""Hostile inputs against the importers, the media loaders and the store, each generated in a temporary folder.
+
+Every case is a function `(tmp, store) -> None` registered with what it must do:
+- expect="error": it must raise a PrismError whose message holds every fragment, and leave the store
+  byte for byte as it was;
+- expect="ok": it must succeed, and asserts inside the function check that it did the right thing (a
+  masked cell listed in the report, a padded clip, a repaired store …).
+The store given to a case already holds the catalog "tiny", which no case may lose. The suite in
+test_hostile.py runs every case; benchmarks/hostile.py runs them all and prints the ledger.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from PIL import Image
+
+from core.catalog.interactions import import_interactions
+from core.catalog.manifest import import_manifest
+from core.catalog.mmrec import import_mmrec
+from core.catalog.model import Catalog, Item
+from core.errors import PrismError
+from core.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+SR = 8000
+KEPT = "tiny"  # the catalog every case's store holds and must keep
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile input: its name, what it attacks, the outcome it must have."""
+
+    name: str
+    target: str  # "zip", "manifest", "media", "mmrec", "interactions", "store", "export"
+    run: Callable[[Path, Store], None]
+    expect: str  # "error" or "ok"
+    fragments: tuple[str, ...] = ()
+    slow: bool = False
+
+
+CASES: list[Case] = []
+
+
+def case(name: str, target: str, expect: str = "error", *fragments: str, slow: bool = False):
+    """Register the decorated function as a hostile case."""
+    def register(fn: Callable[[Path, Store], None]) -> Callable[[Path, Store], None]:
+        CASES.append(Case(name, target, fn, expect, tuple(fragments), slow))
+        return fn
+
+    return register
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def kept_store(root: Path) -> Store:
+    """A store holding the catalog that failed imports must leave alone."""
+    store = Store(root)
+    store.save_catalog(Catalog(name=KEPT, items=[Item(id="a", title="A", text="kept")]))
+    return store
+
+
+def snapshot(store: Store) -> tuple[list[dict], dict[str, str]]:
+    """The catalog listing and every file's bytes under the store."""
+    listing = store.list_catalogs().to_dict("records")
+    files = {str(p.relative_to(store.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(store.root.rglob("*")) if p.is_file()}
+    return listing, files
+
+
+def kept_intact(store: Store) -> bool:
+    """Whether the catalog every store starts with is still there, unchanged."""
+    try:
+        catalog = Store(store.root).load_catalog(KEPT)
+    except PrismError:
+        return False
+    return [(i.id, i.text) for i in catalog.items] == [("a", "kept")]
+
+
+@contextmanager
+def env(**values: str) -> Iterator[None]:
+    """Environment variables set for the duration of a case."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def png(colour: tuple[int, int, int] = (200, 40, 90), size: int = 16) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def wav(seconds: float = 0.6, freq: float = 440.0, amplitude: float = 0.3, sr: int = SR,
+        subtype: str = "PCM_16", values: np.ndarray | None = None, fmt: str = "WAV") -> bytes:
+    t = np.arange(int(round(seconds * sr))) / sr
+    y = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32) if values is None else values
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def rows(n: int = 4) -> list[dict[str, str]]:
+    return [{"id": f"t{i}", "title": f"Track {i}", "text": f"song number {i}", "image": f"covers/t{i}.png",
+             "audio": f"audio/t{i}.wav"} for i in range(n)]
+
+
+def catalog_folder(root: Path, n: int = 4, media: dict[str, bytes] | None = None,
+                   manifest: list[dict[str, str]] | None = None) -> Path:
+    """A good catalog folder of `n` items; `media` replaces (or adds) files by relative path."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {f"covers/t{i}.png": png((40 * i % 256, 100, 200)) for i in range(n)}
+    files.update({f"audio/t{i}.wav": wav(freq=220.0 * (i + 1)) for i in range(n)})
+    files.update(media or {})
+    for ref, data in files.items():
+        (root / ref).parent.mkdir(parents=True, exist_ok=True)
+        (root / ref).write_bytes(data)
+    pd.DataFrame(manifest or rows(n)).to_csv(root / "manifest.csv", index=False)
+    pd.DataFrame({"user_id": ["u0", "u1", "u1"], "item_id": ["t0", "t1", "t2"]}).to_csv(
+        root / "interactions.csv", index=False)
+    return root
+
+
+def zip_of(folder: Path, archive: Path, extra: list[tuple[zipfile.ZipInfo | str, bytes]] = (),
+           compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(archive, "w", compression=compression) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder).as_posix())
+        for entry, data in extra:
+            zf.writestr(entry, data)
+    return archive
+
+
+def problems_of(store: Store, name: str) -> list[dict[str, str]]:
+    return store.load_catalog(name).metadata.get("import_problems", [])
+
+
+# -- zips -------------------------------------------------------------------------------------------
+def _zip_entry_case(entry: str | zipfile.ZipInfo) -> Callable[[Path, Store], None]:
+    def run(tmp: Path, store: Store) -> None:
+        archive = zip_of(catalog_folder(tmp / "src"), tmp / "bad.zip", [(entry, b"x")])
+        import_manifest(archive, store, name="evil")
+        assert not (tmp / "escape.txt").exists()
+
+    return run
+
+
+for _name, _entry, _fragment in [("zip-dotdot", "../escape.txt", "'..'"),
+                                 ("zip-nested-dotdot", "covers/../../escape.txt", "'..'"),
+                                 ("zip-absolute", "/tmp/escape.txt", "absolute path"),
+                                 ("zip-backslash", "..\\escape.txt", "'..'"),
+                                 ("zip-drive-letter", "C:/escape.txt", "absolute path")]:
+    case(_name, "zip", "error", _fragment, "refused")(_zip_entry_case(_entry))
+
+_link = zipfile.ZipInfo("covers/link.png")
+_link.external_attr = (stat.S_IFLNK | 0o777) << 16
+case("zip-symlink-entry", "zip", "error", "symbolic link")(_zip_entry_case(_link))
+
+
+@case("zip-of-zeros-ratio", "zip", "error", "compression-ratio limit", "PRISM_MAX_ZIP_RATIO")
+def zip_of_zeros(tmp: Path, store: Store) -> None:
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "zeros.zip", [("pad.bin", b"\0" * 20_000_000)],
+                     compression=zipfile.ZIP_DEFLATED)
+    assert archive.stat().st_size < 100_000
+    import_manifest(archive, store, name="zeros")
+
+
+@case("zip-unpacked-size", "zip", "error", "unpacked-size limit", "PRISM_MAX_UNPACKED_MB")
+def zip_unpacked_size(tmp: Path, store: Store) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "big.zip", [("noise.bin", noise)])
+    with env(PRISM_MAX_UNPACKED_MB="2"):
+        import_manifest(archive, store, name="big")
+
+
+@case("zip-entry-count", "zip", "error", "entries", "PRISM_MAX_ZIP_ENTRIES")
+def zip_entry_count(tmp: Path, store: Store) -> None:
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "many.zip", [(f"e/{i}", b"") for i in range(300)])
+    with env(PRISM_MAX_ZIP_ENTRIES="100"):
+        import_manifest(archive, store, name="many")
+
+
+@case("zip-400k-empty-entries", "zip", "error", "entries", "PRISM_MAX_ZIP_ENTRIES", slow=True)
+def zip_many_entries(tmp: Path, store: Store) -> None:
+    archive = tmp / "huge.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("manifest.csv", "id,text\na,x\n")
+        for i in range(400_000):
+            zf.writestr(f"e/{i}", b"")
+    import_manifest(archive, store, name="huge")
+
+
+@case("zip-file-and-folder-same-name", "zip", "error", "both a file and a folder")
+def zip_file_folder(tmp: Path, store: Store) -> None:
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "clash.zip", [("covers/t0.png/inner.png", png())])
+    import_manifest(archive, store, name="clash")
+
+
+@case("zip-entry-name-over-255", "zip", "error", "255-byte limit")
+def zip_long_entry(tmp: Path, store: Store) -> None:
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "long.zip", [("covers/" + "a" * 300 + ".png", png())])
+    import_manifest(archive, store, name="long")
+
+
+@case("zip-not-a-zip", "zip", "error", "not a readable zip")
+def zip_fake(tmp: Path, store: Store) -> None:
+    (tmp / "fake.zip").write_bytes(b"PK\x03\x04 but not really a zip")
+    import_manifest(tmp / "fake.zip", store, name="fake")
+
+
+@case("zip-disk-full-while-unpacking", "zip", "error", "no space left", "Nothing was stored")
+def zip_disk_full(tmp: Path, store: Store) -> None:
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "full.zip")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with mock.patch("core.catalog.manifest.shutil.copyfileobj", full):
+        import_manifest(archive, store, name="full")
+
+
+# -- names and the store ------------------------------------------------------------------------------
+@case("name-over-255-characters", "store", "error", "over the limit")
+def long_name(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "src"), store, name="n" * 300)
+
+
+@case("folder-name-over-255-characters", "store", "ok")
+def long_folder_name(tmp: Path, store: Store) -> None:
+    report = import_manifest(catalog_folder(tmp / ("f" * 200)), store)
+    assert len(report.catalog) <= 100 and store.has_catalog(report.catalog)
+
+
+@case("name-demo-is-reserved", "store", "error", "demo", "choose another name")
+def reserved_demo(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "src"), store, name="demo", overwrite=True)
+
+
+@case("name-taken-without-overwrite", "store", "error", "exists already", "--overwrite")
+def taken(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "src"), store, name=KEPT)
+
+
+@case("two-imports-of-one-name-at-once", "store", "ok")
+def concurrent_imports(tmp: Path, store: Store) -> None:
+    folders = [catalog_folder(tmp / f"src{k}", n=3 + k) for k in range(2)]
+    outcomes: list[object] = [None, None]
+    barrier = threading.Barrier(2)
+
+    def go(k: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[k] = import_manifest(folders[k], Store(store.root), name="race").items
+        except PrismError as e:
+            outcomes[k] = e
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    wins = [o for o in outcomes if isinstance(o, int)]
+    losses = [o for o in outcomes if isinstance(o, PrismError)]
+    assert len(wins) == 1 and len(losses) == 1, outcomes
+    assert "exists already" in str(losses[0]) or "a moment ago" in str(losses[0])
+    catalog = store.load_catalog("race")
+    assert len(catalog.items) == wins[0]
+    assert all(catalog.media_path(i.image).is_file() and catalog.media_path(i.audio).is_file()
+               for i in catalog.items)
+
+
+_KILL_SCRIPT = """
+import os, sys
+from pathlib import Path
+from core.store import Store
+from core.catalog.manifest import import_manifest
+store = Store(sys.argv[1])
+point = sys.argv[3]
+if point == "after-commit":  # the rows and the journal row are committed, the media not yet in place
+    Store._finish_swap = lambda *a, **k: os._exit(9)
+else:  # the media are staged, the transaction holding the rows has not committed
+    Store._delete_rows = staticmethod(lambda *a, **k: os._exit(9))
+import_manifest(Path(sys.argv[2]), store, name="crashed", overwrite=True)
+"""
+
+
+def _killed_import(tmp: Path, store: Store, point: str) -> None:
+    folder = catalog_folder(tmp / "src")
+    code = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(store.root), str(folder), point], cwd=REPO,
+                          capture_output=True, timeout=120).returncode
+    assert code == 9, f"the import was not killed where planned (exit {code})"
+
+
+@case("kill-after-commit-before-media-swap", "store", "ok")
+def killed_after_commit(tmp: Path, store: Store) -> None:
+    _killed_import(tmp, store, "after-commit")
+    repaired = Store(store.root)  # the next start finishes the swap
+    catalog = repaired.load_catalog("crashed")
+    assert all(catalog.media_path(i.image).is_file() for i in catalog.items)
+    with repaired.transaction() as con:
+        assert con.execute("SELECT COUNT(*) FROM media_journal").fetchone()[0] == 0
+    assert not list((store.root / "catalogs").glob(".staging-*"))
+
+
+@case("kill-before-commit", "store", "ok")
+def killed_before_commit(tmp: Path, store: Store) -> None:
+    before = snapshot(store)
+    _killed_import(tmp, store, "before-commit")
+    assert list((store.root / "catalogs").glob(".staging-*")), "the kill left no staging folder to clean"
+    Store(store.root)  # the next start removes the abandoned staging folder
+    assert snapshot(store) == before
+
+
+@case("read-only-database", "store", "error", "read-only", "Nothing was changed")
+def read_only(tmp: Path, store: Store) -> None:
+    def connect(self):
+        return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+
+    with mock.patch.object(Store, "connect", connect):
+        import_manifest(catalog_folder(tmp / "src"), store, name="ro")
+
+
+@case("corrupted-database", "store", "error", "damaged", "backup")
+def corrupted(tmp: Path, store: Store) -> None:
+    root = tmp / "broken-store"
+    root.mkdir()
+    (root / "prism.sqlite").write_bytes(b"this is not a database" * 100)
+    Store(root)
+
+
+@case("disk-full-while-copying-media", "store", "error", "full", "Nothing was stored")
+def disk_full_media(tmp: Path, store: Store) -> None:
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with mock.patch("core.store.shutil.copyfile", full):
+        import_manifest(catalog_folder(tmp / "src"), store, name="full")
+
+
+@case("disk-full-while-writing-sqlite", "store", "error", "full", "Nothing was stored")
+def disk_full_sqlite(tmp: Path, store: Store) -> None:
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with mock.patch.object(Store, "_delete_rows", staticmethod(full)):
+        import_manifest(catalog_folder(tmp / "src"), store, name="full")
+
+
+# -- manifests and their media ------------------------------------------------------------------------
+def _masked(tmp: Path, store: Store, name: str, media: dict[str, bytes], column: str, *reason: str,
+            manifest: list[dict[str, str]] | None = None) -> None:
+    report = import_manifest(catalog_folder(tmp / name, media=media, manifest=manifest), store, name=name)
+    assert len(report.problems) == 1, report.problems
+    problem = report.problems[0]
+    assert problem["column"] == column and all(r in problem["reason"] for r in reason), problem
+    catalog = store.load_catalog(name)
+    assert getattr(catalog.items[1], column) is None  # masked
+    assert problems_of(store, name) == report.problems  # stored with the catalog
+
+
+@case("silent-clip-is-masked-and-listed", "media", "ok")
+def silent(tmp: Path, store: Store) -> None:
+    _masked(tmp, store, "silent", {"audio/t1.wav": wav(amplitude=0.0)}, "audio", "silent")
+
+
+@case("short-real-clip-0.19s-is-padded", "media", "ok")
+def short_clip(tmp: Path, store: Store) -> None:
+    report = import_manifest(catalog_folder(tmp / "short", media={"audio/t1.wav": wav(seconds=0.19)}), store,
+                             name="short")
+    assert report.problems == [] and store.load_catalog("short").items[1].audio == "audio/t1.wav"
+
+
+@case("clip-of-30ms-is-masked", "media", "ok")
+def tiny_clip(tmp: Path, store: Store) -> None:
+    _masked(tmp, store, "tiny30", {"audio/t1.wav": wav(seconds=0.03)}, "audio", "ms long", "50 ms")
+
+
+@case("nan-samples-are-not-called-silent", "media", "ok")
+def nan_clip(tmp: Path, store: Store) -> None:
+    y = (0.3 * np.sin(np.arange(SR) / 3)).astype(np.float32)
+    y[100:200] = np.nan
+    _masked(tmp, store, "nan", {"audio/t1.wav": wav(values=y, subtype="FLOAT")}, "audio", "NaN")
+
+
+@case("clip-over-the-duration-limit-refused-from-header", "media", "ok")
+def long_clip(tmp: Path, store: Store) -> None:
+    with env(PRISM_MAX_AUDIO_SECONDS="2"):
+        _masked(tmp, store, "long", {"audio/t1.wav": wav(seconds=3.0)}, "audio", "limit",
+                "PRISM_MAX_AUDIO_SECONDS")
+
+
+@case("eps-named-png-is-not-decoded", "media", "ok")
+def eps(tmp: Path, store: Store) -> None:
+    eps_bytes = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\n"
+    with mock.patch("PIL.EpsImagePlugin.EpsImageFile._open", side_effect=AssertionError("EPS decoder reached")):
+        _masked(tmp, store, "eps", {"covers/t1.png": eps_bytes}, "image", "not a PNG, JPEG")
+
+
+@case("svg-named-png-gets-a-convert-hint", "media", "ok")
+def svg(tmp: Path, store: Store) -> None:
+    svg_bytes = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"></svg>'
+    _masked(tmp, store, "svg", {"covers/t1.png": svg_bytes}, "image", "SVG", "convert it to PNG")
+
+
+@case("decompression-bomb-png-is-masked", "media", "ok")
+def bomb_png(tmp: Path, store: Store) -> None:
+    buf = io.BytesIO()
+    Image.new("1", (7_000, 7_000)).save(buf, format="PNG")  # 49 M pixels in a few KB
+    _masked(tmp, store, "bomb", {"covers/t1.png": buf.getvalue()}, "image", "too large")
+
+
+@case("truncated-png-is-masked", "media", "ok")
+def truncated(tmp: Path, store: Store) -> None:
+    _masked(tmp, store, "trunc", {"covers/t1.png": png(size=64)[:60]}, "image", "not a readable image")
+
+
+@case("palette-png-with-transparency-warns-nothing", "media", "ok")
+def palette(tmp: Path, store: Store) -> None:
+    img = Image.new("P", (16, 16), 1)
+    img.putpalette([0, 0, 0, 255, 0, 0] * 128)
+    img.info["transparency"] = 0
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", transparency=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's "Palette images with Transparency" warning would raise here
+        report = import_manifest(catalog_folder(tmp / "pal", media={"covers/t1.png": buf.getvalue()}), store,
+                                 name="pal")
+    assert report.problems == []
+
+
+@case("missing-file-is-masked", "media", "ok")
+def missing(tmp: Path, store: Store) -> None:
+    manifest = rows()
+    manifest[1]["image"] = "covers/nowhere.png"
+    _masked(tmp, store, "missing", {}, "image", "not found", manifest=manifest)
+
+
+@case("every-audio-cell-failing-stops", "manifest", "error", "none of the", "audio")
+def all_audio_bad(tmp: Path, store: Store) -> None:
+    media = {f"audio/t{i}.wav": wav(amplitude=0.0) for i in range(4)}
+    import_manifest(catalog_folder(tmp / "allbad", media=media), store, name="allbad")
+
+
+@case("most-rows-failing-stops", "manifest", "error", "3 of 4 rows")
+def most_bad(tmp: Path, store: Store) -> None:
+    media = {f"covers/t{i}.png": b"junk" for i in range(3)}
+    import_manifest(catalog_folder(tmp / "mostbad", media=media), store, name="mostbad")
+
+
+@case("strict-refuses-one-bad-cell", "manifest", "error", "row 3, column audio", "silent")
+def strict(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "strict", media={"audio/t1.wav": wav(amplitude=0.0)}), store,
+                    name="strict", strict=True)
+
+
+@case("symlinked-media-leaving-the-folder", "manifest", "error", "symbolic link", "outside the catalog")
+def symlink_media(tmp: Path, store: Store) -> None:
+    folder = catalog_folder(tmp / "src")
+    secret = tmp / "secret.png"
+    secret.write_bytes(png())
+    (folder / "covers/t1.png").unlink()
+    (folder / "covers/t1.png").symlink_to(secret)
+    import_manifest(folder, store, name="links")
+
+
+@case("symlinked-folder-leaving-the-catalog", "manifest", "error", "symbolic link")
+def symlink_dir(tmp: Path, store: Store) -> None:
+    folder = catalog_folder(tmp / "src")
+    outside = tmp / "elsewhere"
+    shutil.move(str(folder / "covers"), outside)
+    (folder / "covers").symlink_to(outside, target_is_directory=True)
+    import_manifest(folder, store, name="dirlink")
+
+
+@case("symlinked-manifest-leaving-the-folder", "manifest", "error", "symbolic link")
+def symlink_manifest(tmp: Path, store: Store) -> None:
+    folder = catalog_folder(tmp / "src")
+    shutil.move(str(folder / "manifest.csv"), tmp / "real-manifest.csv")
+    (folder / "manifest.csv").symlink_to(tmp / "real-manifest.csv")
+    import_manifest(folder, store, name="mlink")
+
+
+@case("media-path-with-dotdot", "manifest", "error", "outside the catalog folder")
+def dotdot_ref(tmp: Path, store: Store) -> None:
+    manifest = rows()
+    manifest[1]["image"] = "../../etc/passwd"
+    import_manifest(catalog_folder(tmp / "src", manifest=manifest), store, name="dotdot")
+
+
+@case("media-path-absolute", "manifest", "error", "not a path relative to the manifest")
+def absolute_ref(tmp: Path, store: Store) -> None:
+    manifest = rows()
+    manifest[1]["audio"] = "/etc/passwd"
+    import_manifest(catalog_folder(tmp / "src", manifest=manifest), store, name="abs")
+
+
+@case("folder-without-manifest-lists-nothing", "manifest", "error", "no manifest found")
+def no_manifest(tmp: Path, store: Store) -> None:
+    folder = tmp / "home"
+    folder.mkdir()
+    for name in ("id_rsa", ".bashrc", "secrets.txt"):
+        (folder / name).write_text("x")
+    try:
+        import_manifest(folder, store, name="home")
+    except PrismError as e:
+        assert not any(n in str(e) for n in ("id_rsa", "bashrc", "secrets")), str(e)
+        raise
+
+
+HOSTILE_TITLES = ['<iframe srcdoc="<script>parent.window.__pwned=1</script>"></iframe>',
+                  "<style>body{display:none}</style>", '<form action="http://127.0.0.1:9/"><input '
+                  'type="password"></form>', '<img src="http://127.0.0.1:9/x.png" onerror="window.__pwned=1">',
+                  "![x](http://127.0.0.1:9/md.png)", "=HYPERLINK(\"http://127.0.0.1:9\",\"x\")"]
+
+
+@case("hostile-titles-are-stored-as-text", "manifest", "ok")
+def hostile_titles(tmp: Path, store: Store) -> None:
+    manifest = rows(len(HOSTILE_TITLES))
+    for row, title in zip(manifest, HOSTILE_TITLES):
+        row["title"] = title
+        row["artist"] = title
+    import_manifest(catalog_folder(tmp / "html", n=len(HOSTILE_TITLES), manifest=manifest), store, name="html")
+    assert [i.title for i in store.load_catalog("html").items] == HOSTILE_TITLES
+
+
+# -- MMRec ----------------------------------------------------------------------------------------
+def mmrec_folder(root: Path, inter: str, matrices: dict[str, np.ndarray]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cat.inter").write_text(inter)
+    for name, values in matrices.items():
+        np.save(root / name, values)
+    return root
+
+
+@case("mmrec-item-id-2e9-with-features", "mmrec", "error", "beyond the 4 rows")
+def mmrec_huge_id(tmp: Path, store: Store) -> None:
+    inter = "userID\titemID\tx_label\n0\t0\t0\n1\t2000000000\t2\n"
+    import_mmrec(mmrec_folder(tmp / "m", inter, {"vggish.npy": np.ones((4, 3))}), store)
+
+
+@case("mmrec-item-id-2e9-ids-only", "mmrec", "ok")
+def mmrec_huge_ids_only(tmp: Path, store: Store) -> None:
+    inter = "userID\titemID\tx_label\n0\t10000000\t0\n1\t2000000000\t2\n"
+    report = import_mmrec(mmrec_folder(tmp / "m", inter, {}), store, ids_only=True)
+    assert report.items == 2
+    assert [i.metadata["mmrec_id"] for i in store.load_catalog("cat").items] == [10_000_000, 2_000_000_000]
+
+
+@case("mmrec-no-feature-file", "mmrec", "error", "no feature matrix", "other.npy", "--ids-only")
+def mmrec_no_features(tmp: Path, store: Store) -> None:
+    inter = "userID\titemID\n0\t0\n1\t1\n"
+    import_mmrec(mmrec_folder(tmp / "m", inter, {"other.npy": np.ones((2, 2))}), store)
+
+
+@case("mmrec-matrices-disagree", "mmrec", "error", "disagree", "4 rows", "5 rows")
+def mmrec_disagree(tmp: Path, store: Store) -> None:
+    inter = "userID\titemID\n0\t0\n1\t3\n"
+    import_mmrec(mmrec_folder(tmp / "m", inter, {"vggish.npy": np.ones((4, 3)),
+                                                 "all-MiniLM-L6-v2.npy": np.ones((5, 3))}), store)
+
+
+@case("mmrec-items-without-interactions-kept", "mmrec", "ok")
+def mmrec_trailing(tmp: Path, store: Store) -> None:
+    inter = "userID\titemID\n" + "".join(f"{u}\t{u % 1674}\n" for u in range(1674))
+    report = import_mmrec(mmrec_folder(tmp / "m", inter, {"vggish.npy": np.ones((1682, 3))}), store)
+    assert report.items == 1682 and any("8 of the 1,682" in w for w in report.warnings)
+
+
+@case("mmrec-multi-column-text-tsv", "mmrec", "error", "FILE:COLUMN")
+def mmrec_text_columns(tmp: Path, store: Store) -> None:
+    folder = mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n1\t1\n", {"vggish.npy": np.ones((2, 3))})
+    (folder / "cat_text.tsv").write_text("id\tgenre\tplot\n0\tdrama\ta long story\n1\tcomedy\tfun\n")
+    import_mmrec(folder, store)
+
+
+@case("mmrec-text-and-titles-named", "mmrec", "ok")
+def mmrec_named_columns(tmp: Path, store: Store) -> None:
+    folder = mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n1\t1\n", {"vggish.npy": np.ones((2, 3))})
+    (folder / "movies.tsv").write_text("id\tname\tplot\n0\tHeat\tcops\n1\tUp\tballoons\n")
+    import_mmrec(folder, store, text_tsv="movies.tsv:plot", titles="movies.tsv:name")
+    items = store.load_catalog("cat").items
+    assert [(i.title, i.text) for i in items] == [("Heat", "cops"), ("Up", "balloons")]
+
+
+@case("mmrec-pickled-npy", "mmrec", "error", "not a readable numeric")
+def mmrec_pickle(tmp: Path, store: Store) -> None:
+    folder = mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n", {})
+    np.save(folder / "vggish.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    import_mmrec(folder, store)
+
+
+@case("mmrec-symlinked-npy-leaving-the-folder", "mmrec", "error", "symbolic link")
+def mmrec_symlink(tmp: Path, store: Store) -> None:
+    folder = mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n", {})
+    np.save(tmp / "outside.npy", np.ones((1, 3)))
+    (folder / "vggish.npy").symlink_to(tmp / "outside.npy")
+    import_mmrec(folder, store)
+
+
+# -- interactions -------------------------------------------------------------------------------------
+@case("interactions-extra-columns-named", "interactions", "ok")
+def interactions_extra(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "src"), store, name="withinter")
+    csv = tmp / "plays.csv"
+    csv.write_text("user_id,item_id,rating,device,country\nu5,t0,2,phone,FR\n")
+    report = import_interactions(csv, store, "withinter")
+    assert report.kind == "interactions"
+    assert any("ignored: device, country" in w for w in report.warnings), report.warnings
+
+
+# -- media through the query path ---------------------------------------------------------------------
+@case("query-clip-of-0.19s-is-accepted", "media", "ok")
+def query_short(tmp: Path, store: Store) -> None:
+    from core.media import AUDIO_SAMPLE_RATE, load_audio
+
+    y = load_audio(wav(seconds=0.19, sr=44_100), name="hammer.wav")
+    assert y.size >= 0.19 * AUDIO_SAMPLE_RATE and np.abs(y).max() > 0.1
+
+
+@case("query-hour-long-flac-decodes-only-a-window", "media", "ok", slow=True)
+def hour_flac(tmp: Path, store: Store) -> None:
+    import resource
+
+    from core.media import AUDIO_SAMPLE_RATE, AUDIO_WINDOW_SECONDS, load_audio
+
+    path = tmp / "hour.flac"
+    rate = 96_000
+    with sf.SoundFile(path, "w", samplerate=rate, channels=2, format="FLAC", subtype="PCM_16") as f:
+        block = (0.2 * np.sin(np.arange(rate * 60) / 7)).astype(np.float32)
+        for _ in range(60):
+            f.write(np.stack([block, block], axis=1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with env(PRISM_MAX_AUDIO_SECONDS="7200"):
+        y = load_audio(path)
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2 ** 20  # GiB (ru_maxrss is KiB)
+    assert y.size == int(AUDIO_WINDOW_SECONDS * AUDIO_SAMPLE_RATE) and grown < 0.5, grown
+
+
+@case("query-ten-hour-header-refused-before-decoding", "media", "error", "over the", "PRISM_MAX_AUDIO_SECONDS")
+def ten_hours(tmp: Path, store: Store) -> None:
+    from core.media import load_audio
+
+    with env(PRISM_MAX_AUDIO_SECONDS="1"), mock.patch("soundfile.SoundFile.read",
+                                                         side_effect=AssertionError("decoded before the check")):
+        load_audio(wav(seconds=1.5))
+
+
+# -- exports -----------------------------------------------------------------------------------------
+@case("formula-cells-neutralised-in-exports", "export", "ok")
+def formulas(tmp: Path, store: Store) -> None:
+    from core.export import safe_csv
+
+    frame = pd.DataFrame({"title": ["=cmd|' /C calc'!A0", '=HYPERLINK("http://x")', "@SUM(A1)", "+1", "ok"],
+                          "n": [1, 2, 3, 4, 5]})
+    back = pd.read_csv(io.BytesIO(safe_csv(frame)))
+    assert not any(str(v).startswith(("=", "@", "+", "-")) for v in back["title"])
+    assert back["title"].iloc[4] == "ok" and back["n"].tolist() == [1, 2, 3, 4, 5]
+    assert json.dumps(back["title"].tolist())  # plain text round trip
