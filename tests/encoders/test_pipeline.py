@@ -120,3 +120,18 @@ def test_saved_set_keeps_its_warnings(catalog, encoders, tmp_path):
     loaded = EmbeddingSet.load(tmp_path / "set.npz")
     assert loaded.warnings == emb.warnings
     np.testing.assert_array_equal(loaded.stats["audio"]["std"], emb.stats["audio"]["std"])
+
+
+def test_pretrained_and_named_audio_fields_side_by_side(catalog, aisfx_encoder):
+    """aiSFX takes its clips at 44.1 kHz and the descriptor at 22,050 Hz; both fields come out of one pass,
+    only the descriptor is named and standardised, and a query with the same file lands on the item's rows."""
+    encoders = {"audio": aisfx_encoder, "audio_desc": AudioDescriptor()}
+    emb = encode_catalog(catalog, encoders, None)
+    assert emb.masks["audio"].tolist() == emb.masks["audio_desc"].tolist() == [True, False, True, False, False]
+    assert emb.matrices["audio"].shape == (5, 512) and emb.encoder_ids["audio"] == aisfx_encoder.id
+    assert set(emb.feature_names) == set(emb.stats) == {"audio_desc"}  # explanations use the named one
+    assert emb.fields_of("audio") == ["audio", "audio_desc"]
+    query = encode_inputs(encoders, emb, audios=[catalog.media_path("high.wav")])
+    np.testing.assert_allclose(query["audio"][0], emb.matrices["audio"][2], atol=1e-5)
+    np.testing.assert_allclose(query["audio_desc"][0], emb.matrices["audio_desc"][2], atol=1e-5)
+    assert emb.matrices["audio"][0] @ emb.matrices["audio"][2] < 0.999  # a low and a high tone differ
