@@ -39,7 +39,7 @@ def test_without_aisfx_audio_falls_back_to_the_descriptor(monkeypatch):
 
     monkeypatch.setattr(audio_aisfx, "default_checkpoint_path", absent)
     audio = build_audio_encoders(EncoderConfig())
-    assert list(audio) == ["audio"] and audio["audio"].id == "librosa-descriptor-v2"
+    assert list(audio) == ["audio"] and audio["audio"].id == "librosa-descriptor-v3"
     assert "aisfx" in audio["audio"].note  # the Home page says why
     with pytest.raises(EncoderError, match="aisfx"):
         build_audio_encoders(EncoderConfig(audio_backend="aisfx"))
@@ -59,7 +59,7 @@ def test_offline_default_set(monkeypatch, tmp_path):
     assert rows["image"]["id"] == "timm/tf_efficientnet_lite0@57934424" and rows["image"]["dim"] == 1280
     assert rows["image_desc"]["modality"] == "image" and rows["audio"]["modality"] == "audio"
     assert rows["audio"]["id"].startswith("aisfx/X-Sequential-CE@499ea759") and rows["audio"]["dim"] == 512
-    assert rows["audio_desc"]["id"] == "librosa-descriptor-v2" and rows["audio_desc"]["modality"] == "audio"
+    assert rows["audio_desc"]["id"] == "librosa-descriptor-v3" and rows["audio_desc"]["modality"] == "audio"
     assert all(r["backend"] and r["note"] for r in rows.values())
     assert "offline" in rows["image"]["note"]
 

@@ -63,7 +63,7 @@ def test_masks_rows_and_warnings(catalog, encoders, tmp_path):
     assert any("'gone'" in w and "nowhere.png" in w for w in emb.warnings)
     assert emb.modality_of == {"tags": "text", "text": "text", "image_desc": "image", "audio": "audio"}
     assert emb.encoder_ids["tags"] == "precomputed:tags.npy"
-    assert emb.encoder_ids["audio"] == "librosa-descriptor-v2"
+    assert emb.encoder_ids["audio"] == "librosa-descriptor-v3"
     assert emb.content_hash == catalog.content_hash()
     assert calls[-1][0] == calls[-1][1] == 2 + 5 + 2  # item-fields: text 2, image 5 (2 unreadable), audio 2
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
