@@ -263,3 +263,20 @@ def encode_inputs(encoders: dict[str, Encoder], embedding_set: EmbeddingSet | No
         else:
             out[f] = l2_normalise(enc.encode(inputs))
     return out
+
+
+def encode_audio_uploads(encoders: dict[str, Encoder], embedding_set: EmbeddingSet | None,
+                         uploads: Sequence[tuple[bytes, str]]) -> dict[str, np.ndarray]:
+    """Audio uploads (bytes, file name) → {field: (n, dim)} like encode_inputs, each field's encoder given the
+    clips decoded at its own sample rate, exactly as the catalog's files were. UnsupportedMediaError names a
+    file that does not decode."""
+    out: dict[str, np.ndarray] = {}
+    decoded: dict[int, list[np.ndarray]] = {}
+    for f, enc in encoders.items():
+        if enc.modality != "audio":
+            continue
+        rate = _sample_rate(enc)
+        if rate not in decoded:
+            decoded[rate] = [load_audio(data, name=name, sr=rate) for data, name in uploads]
+        out.update(encode_inputs({f: enc}, embedding_set, audios=decoded[rate]))
+    return out

@@ -12,7 +12,7 @@ from core.embeddings import EmbeddingSet
 from core.encoders.audio import AudioDescriptor
 from core.encoders.cache import EmbeddingCache
 from core.encoders.image_descriptor import ImageDescriptor
-from core.encoders.pipeline import encode_catalog, encode_inputs, fit_stats
+from core.encoders.pipeline import encode_audio_uploads, encode_catalog, encode_inputs, fit_stats
 from tests.encoders.test_cache import CountingTextEncoder
 
 SR = 22_050
@@ -134,4 +134,8 @@ def test_pretrained_and_named_audio_fields_side_by_side(catalog, aisfx_encoder):
     query = encode_inputs(encoders, emb, audios=[catalog.media_path("high.wav")])
     np.testing.assert_allclose(query["audio"][0], emb.matrices["audio"][2], atol=1e-5)
     np.testing.assert_allclose(query["audio_desc"][0], emb.matrices["audio_desc"][2], atol=1e-5)
+    # an upload of the same file's bytes: each field decodes it at its own rate and lands on the item's rows
+    upload = encode_audio_uploads(encoders, emb, [(catalog.media_path("high.wav").read_bytes(), "high.wav")])
+    for f in ("audio", "audio_desc"):
+        np.testing.assert_allclose(upload[f][0], emb.matrices[f][2], atol=1e-5)
     assert emb.matrices["audio"][0] @ emb.matrices["audio"][2] < 0.999  # a low and a high tone differ
