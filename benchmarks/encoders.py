@@ -19,7 +19,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 TARGETS = {"demo build + cold encode (s)": (120.0, "≤"), "text MiniLM (sentences/s)": (300.0, "≥"),
-           "audio descriptor (5-s clips/s)": (20.0, "≥"), "warm-cache re-encode (s)": (5.0, "≤"),
+           "audio descriptor (5-s clips/s)": (20.0, "≥"), "audio aiSFX (5-s clips/s)": (15.0, "≥"),
+           "warm-cache re-encode (s)": (5.0, "≤"),
            "peak memory (GiB)": (3.0, "≤")}
 
 
@@ -92,7 +93,10 @@ def main() -> None:
         results["text MiniLM (sentences/s)"] = _rate(encoders["text"].encode, texts)
         results["image EfficientNet-Lite0 (images/s)"] = _rate(encoders["image"].encode, covers[:64])
         results["image descriptor (images/s)"] = _rate(encoders["image_desc"].describe, covers[:200])
-        results["audio descriptor (5-s clips/s)"] = _rate(encoders["audio"].describe, clips)
+        descriptor = encoders.get("audio_desc", encoders["audio"])  # "audio" is the descriptor without aiSFX
+        results["audio descriptor (5-s clips/s)"] = _rate(descriptor.describe, clips)
+        if "audio_desc" in encoders:
+            results["audio aiSFX (5-s clips/s)"] = _rate(encoders["audio"].encode, clips)
 
         cache = EmbeddingCache(root / "cache")
         fields = {f: e for f, e in encoders.items() if f != "clip_text"}

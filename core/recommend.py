@@ -332,7 +332,13 @@ class RecommendService:
 
             kwargs = {"texts": batch} if modality == "text" else \
                 {"images": batch} if modality == "image" else {"audios": batch}
-            encoded = encode_inputs({f: self.encoders[f] for f in fields}, self.embeddings, **kwargs)
+            if modality == "audio":  # each audio encoder takes the clips at its own sample rate
+                from core.encoders.pipeline import encode_audio_uploads
+
+                encoded = encode_audio_uploads({f: self.encoders[f] for f in fields}, self.embeddings,
+                                               [(u.data, u.name) for u in query.audio])
+            else:
+                encoded = encode_inputs({f: self.encoders[f] for f in fields}, self.embeddings, **kwargs)
             encoded = {f: np.asarray(encoded[f], dtype=np.float32) for f in fields}
             projected = self.model.project_content(encoded)
             field_inputs.update(encoded)

@@ -58,6 +58,9 @@ with right:
                     f'</span><b>{html.escape(field_name)}</b> — {html.escape(components.backend_label(enc_id))}'
                     f'<br><code style="font-size:.78rem">{html.escape(enc_id)}</code></div>')
     st.markdown("".join(rows), unsafe_allow_html=True)
+    if any("aisfx" in enc_id.lower() for enc_id in ws.embeddings.encoder_ids.values()):
+        st.caption("Audio embeddings: aiSFX (Ma & Lerch, ISMIR 2022), weights © 2022 A. B. Ma and A. Lerch, "
+                   "licensed [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/).")
     st.subheader("Active model")
     cfg = ws.model_config or {}
     st.markdown(f"`{ws.model_id}`  \n" + " · ".join(

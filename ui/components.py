@@ -25,6 +25,8 @@ def backend_label(encoder_id: str) -> str:
         return "EfficientNet-Lite0 (offline)"
     if "minilm" in low or "sentence-transformers" in low:
         return "MiniLM sentence encoder"
+    if "aisfx" in low:
+        return "aiSFX sound-effects CNN (offline)"
     if "descriptor" in low or "librosa" in low:
         return "named descriptor"
     return "encoder"

@@ -12,7 +12,7 @@ class Encoder(Protocol):
     """Turns a batch of one modality's inputs into a float32, L2-normalised (N, dim) matrix.
 
     `id` names the weights exactly (e.g. "sentence-transformers/all-MiniLM-L6-v2@53aa5117",
-    "timm/tf_efficientnet_lite0@57934424", "librosa-descriptor-v2"); it keys the embedding cache
+    "timm/tf_efficientnet_lite0@57934424", "librosa-descriptor-v3"); it keys the embedding cache
     and is recorded in every embedding set and run.
     """
 

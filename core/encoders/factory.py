@@ -1,7 +1,8 @@
 """Which encoders run, from one small config: builds them keyed by field and describes them for the UI.
 
 Fields: "text" (sentence embedding), "image" (CLIP or EfficientNet-Lite0), "image_desc" (named colour and
-texture descriptor), "audio" (named audio descriptor), and "clip_text" (CLIP's text tower, for text → image
+texture descriptor), "audio" (aiSFX embedding; the named audio descriptor when aiSFX is not installed),
+"audio_desc" (named audio descriptor, beside aiSFX), and "clip_text" (CLIP's text tower, for text → image
 queries) when CLIP is active.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from core.errors import EncoderError
 log = logging.getLogger(__name__)
 
 IMAGE_BACKENDS = ("auto", "clip", "efficientnet")
+AUDIO_BACKENDS = ("auto", "aisfx", "descriptor")
 
 
 @dataclass
@@ -28,6 +30,7 @@ class EncoderConfig:
     clip_arch: str = "ViT-B-32"  # open_clip architecture name
     clip_pretrained: str | None = None  # a weights file or an open_clip tag; None = no CLIP
     text_precision: str = "auto"  # "auto" = bfloat16 on CPUs with native bf16, else float32; or "fp32"/"bf16"
+    audio_backend: str = "auto"  # "auto" = aiSFX when its package is installed, else the named descriptor only
 
     def __post_init__(self) -> None:
         if self.image_backend not in IMAGE_BACKENDS:
@@ -36,17 +39,21 @@ class EncoderConfig:
         if self.image_backend == "clip" and not self.clip_pretrained:
             raise EncoderError("the CLIP image backend needs weights: set PRISM_CLIP_WEIGHTS to a weights file "
                                "or an open_clip pretrained tag, or use PRISM_IMAGE_BACKEND=auto")
+        if self.audio_backend not in AUDIO_BACKENDS:
+            raise EncoderError(f"audio backend {self.audio_backend!r} is unknown; use one of {AUDIO_BACKENDS} "
+                               "(PRISM_AUDIO_BACKEND)")
 
     @classmethod
     def from_env(cls) -> EncoderConfig:
         """Defaults overridden by PRISM_TEXT_MODEL, PRISM_TEXT_PRECISION, PRISM_IMAGE_BACKEND, PRISM_CLIP_ARCH,
-        PRISM_CLIP_WEIGHTS."""
+        PRISM_CLIP_WEIGHTS, PRISM_AUDIO_BACKEND."""
         env = os.environ
         return cls(text_model=env.get("PRISM_TEXT_MODEL") or None,
                    image_backend=(env.get("PRISM_IMAGE_BACKEND") or "auto").strip().lower(),
                    clip_arch=env.get("PRISM_CLIP_ARCH") or "ViT-B-32",
                    clip_pretrained=env.get("PRISM_CLIP_WEIGHTS") or None,
-                   text_precision=(env.get("PRISM_TEXT_PRECISION") or "auto").strip().lower())
+                   text_precision=(env.get("PRISM_TEXT_PRECISION") or "auto").strip().lower(),
+                   audio_backend=(env.get("PRISM_AUDIO_BACKEND") or "auto").strip().lower())
 
 
 def build_image_encoders(config: EncoderConfig) -> dict[str, Encoder]:
@@ -69,9 +76,28 @@ def build_image_encoders(config: EncoderConfig) -> dict[str, Encoder]:
     return {"image": EfficientNetLite0Encoder()}
 
 
-def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:
-    """The encoders of `config` keyed by field: text, image, image_desc, audio (+ clip_text with CLIP)."""
+def build_audio_encoders(config: EncoderConfig) -> dict[str, Encoder]:
+    """"audio" (aiSFX) + "audio_desc" (named descriptor); only "audio" = the descriptor without aiSFX."""
     from core.encoders.audio import AudioDescriptor
+
+    if config.audio_backend in ("auto", "aisfx"):
+        from core.encoders.audio_aisfx import AiSfxEncoder
+
+        try:
+            return {"audio": AiSfxEncoder(), "audio_desc": AudioDescriptor()}
+        except EncoderError as e:
+            if config.audio_backend == "aisfx":
+                raise
+            log.warning("aiSFX is not available (%s); audio uses the named descriptor only", e)
+            descriptor = AudioDescriptor()
+            descriptor.note = f"aiSFX did not load ({e}); {descriptor.note}"
+            return {"audio": descriptor}
+    return {"audio": AudioDescriptor()}
+
+
+def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:
+    """The encoders of `config` keyed by field: text, image, image_desc, audio, audio_desc (+ clip_text with
+    CLIP)."""
     from core.encoders.image_descriptor import ImageDescriptor
     from core.encoders.text import SentenceTransformerEncoder
 
@@ -81,7 +107,7 @@ def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:
     images = build_image_encoders(config)
     encoders["image"] = images["image"]
     encoders["image_desc"] = ImageDescriptor()
-    encoders["audio"] = AudioDescriptor()
+    encoders.update(build_audio_encoders(config))
     if "clip_text" in images:
         encoders["clip_text"] = images["clip_text"]
     return encoders

@@ -19,7 +19,7 @@ from core.embeddings import EmbeddingSet
 from core.encoders.base import DescriptorEncoder, Encoder, l2_normalise
 from core.encoders.cache import EmbeddingCache, file_key, text_key
 from core.errors import EncoderError, UnsupportedMediaError
-from core.media import load_audio, load_image
+from core.media import AUDIO_SAMPLE_RATE, load_audio, load_image
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,14 @@ def fit_stats(raw: np.ndarray, encoder: Encoder) -> dict[str, np.ndarray]:
     return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
 
 
-def _load(modality: str, source: Any, label: str) -> Any:
-    """The decoded input of one item: text as is, an RGB image, or a mono waveform at 22,050 Hz."""
+def _load(modality: str, source: Any, label: str, sample_rate: int = AUDIO_SAMPLE_RATE) -> Any:
+    """The decoded input of one item: text as is, an RGB image, or a mono waveform at `sample_rate`."""
     if modality == "text":
         return source
     if modality == "image":
         return load_image(source, name=label)
     if modality == "audio":
-        return load_audio(source, name=label)
+        return load_audio(source, name=label, sr=sample_rate)
     raise EncoderError(f"unknown modality {modality!r}; encoders must say 'text', 'image' or 'audio'")
 
 
@@ -119,8 +119,17 @@ def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: Embedd
         todo_rows = sorted(set().union(*missing_sets.values()))
         for start in range(0, len(todo_rows), batch_size):
             chunk = todo_rows[start:start + batch_size]
-            loaded = _load_batch(modality, chunk, sources, labels, warnings)
+            loaded_at: dict[int, dict[int, Any]] = {}  # audio decoded once per sample rate the encoders need
             for f in fields:
+                rate = _sample_rate(todo[f])
+                if rate not in loaded_at:
+                    rows_f = [i for i in chunk if any(i in missing_sets[g] for g in fields
+                                                      if _sample_rate(todo[g]) == rate)]
+                    # unreadable files are reported once, for the first rate
+                    loaded_at[rate] = _load_batch(modality, rows_f, sources, labels,
+                                                  warnings if not loaded_at else [], rate)
+            for f in fields:
+                loaded = loaded_at[_sample_rate(todo[f])]
                 wanted = [i for i in chunk if i in missing_sets[f]]
                 ready = [i for i in wanted if i in loaded]
                 if ready:
@@ -156,6 +165,11 @@ def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: Embedd
                         content_hash=catalog.content_hash(), warnings=warnings)
 
 
+def _sample_rate(encoder: Encoder) -> int:
+    """The rate an audio encoder takes its waveforms at (22,050 Hz unless it says otherwise)."""
+    return int(getattr(encoder, "sample_rate", AUDIO_SAMPLE_RATE))
+
+
 def _cache_id(encoder: Encoder) -> str:
     return encoder.id + RAW_SUFFIX if is_descriptor(encoder) else encoder.id
 
@@ -188,11 +202,11 @@ def _hash_inputs(catalog: Catalog, modality: str, rows: list[int], warnings: lis
 
 
 def _load_batch(modality: str, rows: list[int], sources: dict[int, Any], labels: dict[int, str],
-                warnings: list[str]) -> dict[int, Any]:
-    """Decoded inputs of `rows`; a file that does not decode is left out with a warning."""
+                warnings: list[str], sample_rate: int = AUDIO_SAMPLE_RATE) -> dict[int, Any]:
+    """Decoded inputs of `rows` (audio at `sample_rate`); a file that does not decode is left out with a warning."""
     def one(i: int) -> tuple[int, Any, str | None]:
         try:
-            return i, _load(modality, sources[i], labels[i]), None
+            return i, _load(modality, sources[i], labels[i], sample_rate), None
         except UnsupportedMediaError as e:
             return i, None, f"{e}; the item is encoded without its {modality}"
 
@@ -248,4 +262,21 @@ def encode_inputs(encoders: dict[str, Encoder], embedding_set: EmbeddingSet | No
                 out[f] = l2_normalise((raw - s["mean"]) / s["std"]) if s else enc.encode(inputs)
         else:
             out[f] = l2_normalise(enc.encode(inputs))
+    return out
+
+
+def encode_audio_uploads(encoders: dict[str, Encoder], embedding_set: EmbeddingSet | None,
+                         uploads: Sequence[tuple[bytes, str]]) -> dict[str, np.ndarray]:
+    """Audio uploads (bytes, file name) → {field: (n, dim)} like encode_inputs, each field's encoder given the
+    clips decoded at its own sample rate, exactly as the catalog's files were. UnsupportedMediaError names a
+    file that does not decode."""
+    out: dict[str, np.ndarray] = {}
+    decoded: dict[int, list[np.ndarray]] = {}
+    for f, enc in encoders.items():
+        if enc.modality != "audio":
+            continue
+        rate = _sample_rate(enc)
+        if rate not in decoded:
+            decoded[rate] = [load_audio(data, name=name, sr=rate) for data, name in uploads]
+        out.update(encode_inputs({f: enc}, embedding_set, audios=decoded[rate]))
     return out

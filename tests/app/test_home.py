@@ -18,6 +18,8 @@ def test_home_shows_catalog_and_encoders(app):
     for encoder_id in embeddings.encoder_ids.values():
         assert encoder_id in page
     assert "EfficientNet-Lite0" in page or "CLIP" in page
+    if any(i.startswith("aisfx/") for i in embeddings.encoder_ids.values()):  # its licence asks for attribution
+        assert "aiSFX" in page and "CC BY 4.0" in page
     active = store().active_model("demo")["id"]
     assert active in page
 

@@ -25,3 +25,16 @@ def flip_byte(path, offset: int = 4096) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="session")
+def aisfx_encoder(tmp_path_factory):
+    """The aiSFX audio encoder from the installed aisfx package, its converted weights in a temporary folder."""
+    import importlib.util
+
+    from core.encoders.audio_aisfx import AiSfxEncoder
+
+    if importlib.util.find_spec("aisfx") is None:
+        pytest.skip("the aisfx package is not installed (pip install --no-deps aisfx==0.1.2)")
+
+    return AiSfxEncoder(cache_dir=tmp_path_factory.mktemp("aisfx-weights"))

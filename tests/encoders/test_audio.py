@@ -35,7 +35,7 @@ def _row(y: np.ndarray) -> dict[str, float]:
 def test_feature_names_and_groups():
     desc = AudioDescriptor()
     assert isinstance(desc, DescriptorEncoder)
-    assert desc.id == "librosa-descriptor-v2" and desc.dim == len(FEATURE_NAMES) == 83
+    assert desc.id == "librosa-descriptor-v3" and desc.dim == len(FEATURE_NAMES) == 83
     grouped = [f for names in desc.feature_groups.values() for f in names]
     assert sorted(grouped) == sorted(FEATURE_NAMES) and len(set(grouped)) == desc.dim
     assert set(desc.feature_groups) == {"timbre", "pitch", "spectrum", "rhythm", "loudness"}
@@ -69,6 +69,24 @@ def test_loudness_follows_amplitude():
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 140.0])
 def test_tempo_of_a_click_track(bpm):
     assert _row(_clicks(bpm))["tempo (BPM)"] == pytest.approx(bpm, rel=0.04)
+
+
+@pytest.mark.parametrize("bpm", [70.0, 100.0, 140.0, 175.0])
+def test_tempo_of_librosa_click_tracks_has_no_octave_error(bpm):
+    import librosa
+
+    times = np.arange(0.05, 8.0, 60.0 / bpm)
+    y = librosa.clicks(times=times, sr=SR, length=int(8.0 * SR)).astype(np.float32)
+    assert _row(0.5 * y)["tempo (BPM)"] == pytest.approx(bpm, rel=0.04)
+
+
+@pytest.mark.parametrize(("bpm", "pattern"), [(64.0, "rock"), (96.0, "sixteenths"), (128.0, "four"),
+                                              (172.0, "rock")])
+def test_tempo_of_drum_loops_follows_the_quarter_notes(bpm, pattern):
+    from benchmarks.tempo import drum_loop
+
+    y = drum_loop(bpm, pattern, np.random.default_rng(int(bpm)))  # hats on eighths or sixteenths
+    assert _row(y)["tempo (BPM)"] == pytest.approx(bpm, rel=0.04)
 
 
 def test_tempo_bands_light_up_round_the_tempo():

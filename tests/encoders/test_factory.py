@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.encoders.factory import EncoderConfig, build_encoders, build_image_encoders, describe_encoders
+from core.encoders.factory import (EncoderConfig, build_audio_encoders, build_encoders, build_image_encoders,
+                                   describe_encoders)
 from core.errors import EncoderError
 
 
 def test_config_reads_the_environment(monkeypatch):
-    for var in ("PRISM_TEXT_MODEL", "PRISM_IMAGE_BACKEND", "PRISM_CLIP_ARCH", "PRISM_CLIP_WEIGHTS"):
+    for var in ("PRISM_TEXT_MODEL", "PRISM_IMAGE_BACKEND", "PRISM_CLIP_ARCH", "PRISM_CLIP_WEIGHTS",
+                "PRISM_AUDIO_BACKEND"):
         monkeypatch.delenv(var, raising=False)
     assert EncoderConfig.from_env() == EncoderConfig()
     monkeypatch.setenv("PRISM_TEXT_MODEL", "/models/minilm")
@@ -16,6 +18,8 @@ def test_config_reads_the_environment(monkeypatch):
     monkeypatch.setenv("PRISM_CLIP_ARCH", "ViT-B-16")
     monkeypatch.setenv("PRISM_CLIP_WEIGHTS", "laion2b_s34b_b79k")
     assert EncoderConfig.from_env() == EncoderConfig("/models/minilm", "efficientnet", "ViT-B-16", "laion2b_s34b_b79k")
+    monkeypatch.setenv("PRISM_AUDIO_BACKEND", "Descriptor")
+    assert EncoderConfig.from_env().audio_backend == "descriptor"
 
 
 def test_config_refuses_what_cannot_work():
@@ -23,18 +27,39 @@ def test_config_refuses_what_cannot_work():
         EncoderConfig(image_backend="resnet")
     with pytest.raises(EncoderError, match="PRISM_CLIP_WEIGHTS"):
         EncoderConfig(image_backend="clip")
+    with pytest.raises(EncoderError, match="audio backend 'vggish' is unknown"):
+        EncoderConfig(audio_backend="vggish")
 
 
-def test_offline_default_set(monkeypatch):
-    for var in ("PRISM_TEXT_MODEL", "PRISM_IMAGE_BACKEND", "PRISM_CLIP_ARCH", "PRISM_CLIP_WEIGHTS"):
+def test_without_aisfx_audio_falls_back_to_the_descriptor(monkeypatch):
+    from core.encoders import audio_aisfx
+
+    def absent():
+        raise EncoderError("the pretrained audio encoder needs the package aisfx")
+
+    monkeypatch.setattr(audio_aisfx, "default_checkpoint_path", absent)
+    audio = build_audio_encoders(EncoderConfig())
+    assert list(audio) == ["audio"] and audio["audio"].id == "librosa-descriptor-v3"
+    assert "aisfx" in audio["audio"].note  # the Home page says why
+    with pytest.raises(EncoderError, match="aisfx"):
+        build_audio_encoders(EncoderConfig(audio_backend="aisfx"))
+    assert list(build_audio_encoders(EncoderConfig(audio_backend="descriptor"))) == ["audio"]
+
+
+def test_offline_default_set(monkeypatch, tmp_path):
+    for var in ("PRISM_TEXT_MODEL", "PRISM_IMAGE_BACKEND", "PRISM_CLIP_ARCH", "PRISM_CLIP_WEIGHTS",
+                "PRISM_AUDIO_BACKEND"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PRISM_TEXT_PRECISION", "fp32")
+    monkeypatch.setenv("PRISM_WEIGHTS_DIR", str(tmp_path))
     encoders = build_encoders()
-    assert list(encoders) == ["text", "image", "image_desc", "audio"]
+    assert list(encoders) == ["text", "image", "image_desc", "audio", "audio_desc"]
     rows = {r["field"]: r for r in describe_encoders(encoders)}
     assert rows["text"]["id"] == "sentence-transformers/all-MiniLM-L6-v2@53aa5117" and rows["text"]["dim"] == 384
     assert rows["image"]["id"] == "timm/tf_efficientnet_lite0@57934424" and rows["image"]["dim"] == 1280
     assert rows["image_desc"]["modality"] == "image" and rows["audio"]["modality"] == "audio"
+    assert rows["audio"]["id"].startswith("aisfx/X-Sequential-CE@499ea759") and rows["audio"]["dim"] == 512
+    assert rows["audio_desc"]["id"] == "librosa-descriptor-v3" and rows["audio_desc"]["modality"] == "audio"
     assert all(r["backend"] and r["note"] for r in rows.values())
     assert "offline" in rows["image"]["note"]
 

@@ -12,7 +12,7 @@ from core.embeddings import EmbeddingSet
 from core.encoders.audio import AudioDescriptor
 from core.encoders.cache import EmbeddingCache
 from core.encoders.image_descriptor import ImageDescriptor
-from core.encoders.pipeline import encode_catalog, encode_inputs, fit_stats
+from core.encoders.pipeline import encode_audio_uploads, encode_catalog, encode_inputs, fit_stats
 from tests.encoders.test_cache import CountingTextEncoder
 
 SR = 22_050
@@ -63,7 +63,7 @@ def test_masks_rows_and_warnings(catalog, encoders, tmp_path):
     assert any("'gone'" in w and "nowhere.png" in w for w in emb.warnings)
     assert emb.modality_of == {"tags": "text", "text": "text", "image_desc": "image", "audio": "audio"}
     assert emb.encoder_ids["tags"] == "precomputed:tags.npy"
-    assert emb.encoder_ids["audio"] == "librosa-descriptor-v2"
+    assert emb.encoder_ids["audio"] == "librosa-descriptor-v3"
     assert emb.content_hash == catalog.content_hash()
     assert calls[-1][0] == calls[-1][1] == 2 + 5 + 2  # item-fields: text 2, image 5 (2 unreadable), audio 2
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
@@ -120,3 +120,22 @@ def test_saved_set_keeps_its_warnings(catalog, encoders, tmp_path):
     loaded = EmbeddingSet.load(tmp_path / "set.npz")
     assert loaded.warnings == emb.warnings
     np.testing.assert_array_equal(loaded.stats["audio"]["std"], emb.stats["audio"]["std"])
+
+
+def test_pretrained_and_named_audio_fields_side_by_side(catalog, aisfx_encoder):
+    """aiSFX takes its clips at 44.1 kHz and the descriptor at 22,050 Hz; both fields come out of one pass,
+    only the descriptor is named and standardised, and a query with the same file lands on the item's rows."""
+    encoders = {"audio": aisfx_encoder, "audio_desc": AudioDescriptor()}
+    emb = encode_catalog(catalog, encoders, None)
+    assert emb.masks["audio"].tolist() == emb.masks["audio_desc"].tolist() == [True, False, True, False, False]
+    assert emb.matrices["audio"].shape == (5, 512) and emb.encoder_ids["audio"] == aisfx_encoder.id
+    assert set(emb.feature_names) == set(emb.stats) == {"audio_desc"}  # explanations use the named one
+    assert emb.fields_of("audio") == ["audio", "audio_desc"]
+    query = encode_inputs(encoders, emb, audios=[catalog.media_path("high.wav")])
+    np.testing.assert_allclose(query["audio"][0], emb.matrices["audio"][2], atol=1e-5)
+    np.testing.assert_allclose(query["audio_desc"][0], emb.matrices["audio_desc"][2], atol=1e-5)
+    # an upload of the same file's bytes: each field decodes it at its own rate and lands on the item's rows
+    upload = encode_audio_uploads(encoders, emb, [(catalog.media_path("high.wav").read_bytes(), "high.wav")])
+    for f in ("audio", "audio_desc"):
+        np.testing.assert_allclose(upload[f][0], emb.matrices[f][2], atol=1e-5)
+    assert emb.matrices["audio"][0] @ emb.matrices["audio"][2] < 0.999  # a low and a high tone differ
