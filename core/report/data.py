@@ -117,7 +117,7 @@ def explained_from(catalog: Catalog, explanation: Any) -> ExplainedItem:
 
 def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[dict[str, Any]]:
     """The run `run_id` (ReportError when unknown), else the newest run of each model of the catalog
-    on the split of the newest run (so the table compares like with like)."""
+    on the split and masking rule of the newest run (so the table compares like with like)."""
     from core.runs import _records
 
     if run_id is not None:
@@ -138,8 +138,11 @@ def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[d
 
 
 def _split_key(record: dict[str, Any]) -> tuple:
+    """What two runs must share to be compared: data, split, target and masking rule."""
+    from core.runs import mask_of
+
     p = record.get("protocol", {})
-    return (p.get("split"), p.get("split_seed"), p.get("target"),
+    return (p.get("split"), p.get("split_seed"), p.get("target"), mask_of(record),
             record.get("dataset", {}).get("content_hash"))
 
 
