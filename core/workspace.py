@@ -38,8 +38,11 @@ def load_embeddings(store: Store, catalog: Catalog) -> EmbeddingSet | None:
 
 
 def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encoder] | None = None,
-                       progress: Progress | None = None, force: bool = False) -> EmbeddingSet:
-    """The catalog's embedding set: reused when content and encoder ids match, else encoded and stored."""
+                       progress: Progress | None = None, force: bool = False, engine=None,
+                       batch_size: int = 32) -> EmbeddingSet:
+    """The catalog's embedding set: reused when content and encoder ids match, else encoded and stored.
+
+    `engine` computes the cache misses (None = in this process; core.scale.ray_encode.RayEncodeEngine = Ray)."""
     from core.encoders.cache import EmbeddingCache
     from core.encoders.factory import EncoderConfig, build_encoders
     from core.encoders.pipeline import encode_catalog
@@ -53,7 +56,7 @@ def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encod
         if stored is not None and all(stored.encoder_ids.get(f) == i for f, i in wanted.items()):
             return stored
     cache = EmbeddingCache(store.root / "embedding-cache")
-    emb = encode_catalog(catalog, todo, cache, progress=progress)
+    emb = encode_catalog(catalog, todo, cache, progress=progress, batch_size=batch_size, engine=engine)
     path = store.embedding_path(catalog.name, EMBEDDING_KEY)
     emb.save(path)
     store.record_embedding_set(catalog.name, EMBEDDING_KEY, emb.encoder_ids, emb.content_hash, path)
