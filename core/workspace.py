@@ -94,6 +94,12 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
     model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     folder = store.model_dir(model_id)
     model.save(folder)
+    from core.index import AUTO_EXACT_BELOW
+
+    if len(catalog.items) >= AUTO_EXACT_BELOW:  # the approximate index is built with the model, saved beside it
+        from core.recommend import RecommendService
+
+        RecommendService(catalog, embeddings, model, encoders={}, data=data, index_dir=folder)
     store.record_model(model_id, catalog.name, model.name,
                        {**model.get_config(), "split": data.split_name, "seed": seed,
                         "encoders": embeddings.encoder_ids}, folder, active=activate)
