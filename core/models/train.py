@@ -33,6 +33,7 @@ EVAL_BATCH = 2048  # users scored at once during validation (fewer on large cata
 # Above this many items a step scores only the batch's items (when no graph propagation needs them all):
 # a whole-catalog forward pass per step would cost a second per step at 200,000 items.
 LOCAL_STEP_ITEMS = 20_000
+ALIGN_MAX_ITEMS = 2048  # batch-local steps: items the alignment loss compares (an (n, n) matrix per modality pair)
 GATHER_RATIO = 32  # score negatives by a full (B, I) matmul when I ≤ this × negatives (3x faster, measured)
 
 
@@ -194,7 +195,9 @@ def _local_step_loss(net: FusionNet, config: FusionConfig, users: torch.Tensor, 
         loss = loss + config.l1 * sum(h.first_layer.weight.abs().sum() for h in net.heads.values())
     projected = x * present[..., None]
     if config.align_weight > 0 and len(net.modalities) > 1:
-        loss = loss + config.align_weight * alignment_loss(projected, present, config.align_temperature)
+        # InfoNCE is quadratic in its items: a large batch aligns a random subset of them
+        pick = torch.randperm(len(items))[:ALIGN_MAX_ITEMS] if len(items) > ALIGN_MAX_ITEMS else slice(None)
+        loss = loss + config.align_weight * alignment_loss(projected[pick], present[pick], config.align_temperature)
     if config.strategy == "adversarial" and config.adv_weight > 0:
         loss = loss + config.adv_weight * adversarial_loss(net, projected, present)
     return loss
