@@ -209,6 +209,9 @@ def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", addr
         emb = prepare_embeddings(store, catalog, encoders=None, progress=RateProgress(bar), force=force,
                                  engine=runner, batch_size=batch_size)
     print(f"embeddings for {catalog.name!r} ({time.perf_counter() - t0:.1f} s):")
+    if runner is not None and runner.stats:
+        print(f"  on Ray: {runner.stats['rows']:,} inputs encoded by {runner.stats['workers']} worker(s) "
+              f"({int(runner.stats['gpus'])} GPU(s)) in {runner.stats['shards']} shards")
     for field_name in emb.fields:
         matrix = emb.matrices[field_name]
         print(f"  {field_name:<12} {emb.modality_of[field_name]:<6} {matrix.shape[1]:>5}-d  "

@@ -184,6 +184,11 @@ with tab_import:
             st.button(f"Switch to {target}", key="imp_switch", on_click=state.set_catalog, args=(target,),
                       help="Encodes it and trains a model the first time (with progress)")
 
+    with st.expander("Encode this catalog on Ray (large catalogs, clusters)"):
+        from ui.engines import ray_encode_panel
+
+        ray_encode_panel(ws)
+
     stored = loaders.store().list_catalogs()
     if not stored.empty:
         st.markdown("#### Stored catalogs")
