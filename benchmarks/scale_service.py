@@ -42,7 +42,7 @@ def synthetic_service_world(n_items: int, clusters: int, seed: int = 0):
     emb = EmbeddingSet(item_ids=ids, matrices=matrices, masks=masks, modality_of=fields,
                        encoder_ids={f: f"synthetic/{f}-32" for f in fields})
     n_users = 1000
-    model = FusionRecommender(PRESETS["demo"], use_item_id=True, item_bias=True)
+    model = FusionRecommender(PRESETS["demo"], item_bias=True)  # content items, as the demo preset
     torch.manual_seed(seed)
     model._build(emb, n_users, [f"u{u}" for u in range(n_users)])
     users = rng.integers(n_users, size=20 * n_users)

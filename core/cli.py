@@ -206,8 +206,9 @@ def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", addr
         runner = RayEncodeEngine(address=address)
     t0 = time.perf_counter()
     with TqdmProgress(f"encoding {catalog.name}") as bar:
-        emb = prepare_embeddings(store, catalog, encoders=None, progress=RateProgress(bar), force=force,
-                                 engine=runner, batch_size=batch_size)
+        extra = {**({"engine": runner} if runner is not None else {}),
+                 **({"batch_size": batch_size} if batch_size != 32 else {})}
+        emb = prepare_embeddings(store, catalog, encoders=None, progress=RateProgress(bar), force=force, **extra)
     print(f"embeddings for {catalog.name!r} ({time.perf_counter() - t0:.1f} s):")
     if runner is not None and runner.stats:
         print(f"  on Ray: {runner.stats['rows']:,} inputs encoded by {runner.stats['workers']} worker(s) "

@@ -30,7 +30,8 @@ AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.sca
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # candidate ef values, cheapest first
 # nprobe per catalog size, from `python -m benchmarks.scale --items 100000,1000000` (65-d clustered vectors,
 # nlist = 4·√N): the smallest nprobe with recall@10 ≥ 0.98 against exact search (0.985 at 100k, 0.9925 at
-# 1M, both at nprobe 8); beyond the measured sizes nprobe doubles per 10× (not measured).
+# 1M, both at nprobe 8); beyond the measured sizes nprobe doubles per 10× (not measured). A floor: the build
+# raises it until example queries reach IVFConfig.target_recall (IVFIndex._tune).
 NPROBE_BY_SIZE = ((100_000, 8), (1_000_000, 8))
 INDEX_DIR = "index"  # the folder of a saved index, beside the model's weights
 
@@ -218,6 +219,8 @@ class IVFConfig:
     train_per_list: int = 64  # k-means training sample per cluster
     seed: int = 0  # k-means seed
     build_threads: int = 2  # threads for training and adding (queries run on one)
+    target_recall: float = 0.97  # recall@10 on the example queries that build-time tuning of nprobe aims for
+    tune_queries: int = 200  # example queries used for that (perturbed items, plus the caller's)
 
 
 class IVFIndex:
@@ -226,7 +229,10 @@ class IVFIndex:
 
     kind = "ivf"
 
-    def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None) -> None:
+    def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None,
+                 queries: np.ndarray | None = None) -> None:
+        """`queries`: examples of the queries to expect; nprobe is raised from the benchmark's value until
+        they reach target_recall."""
         import faiss
 
         self.config = config or IVFConfig()
@@ -253,7 +259,24 @@ class IVFIndex:
             finally:
                 faiss.omp_set_num_threads(before)
         self.nprobe = self.config.nprobe or nprobe_for(self.n_items)
+        if faiss_index is None and self.config.nprobe is None and queries is not None and len(queries):
+            self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
         self._index.nprobe = self.nprobe
+
+    def _tune(self, vectors: np.ndarray, queries: np.ndarray) -> int:
+        """The smallest nprobe from the benchmark's value upwards whose recall@10 on the caller's example
+        queries reaches target_recall (the benchmark's queries may be easier than a catalog's own)."""
+        k = min(10, self.n_items)
+        with single_thread_blas():
+            truth = [top_k_rows(vectors @ q, k) for q in queries]
+        nprobe, nlist = self.nprobe, int(self._index.nlist)
+        while True:
+            self.nprobe = nprobe
+            found = [self.search(q, k)[0] for q in queries]
+            recall = np.mean([len(np.intersect1d(t, f)) / max(len(t), 1) for t, f in zip(truth, found)])
+            if recall >= self.config.target_recall or nprobe >= nlist:
+                return nprobe
+            nprobe = min(nlist, nprobe * 2)
 
     def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
@@ -292,6 +315,23 @@ class IVFIndex:
         return cls(None, config, faiss_index=faiss.read_index(str(path)))
 
 
+def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0) -> np.ndarray:
+    """(≤ n, d) queries to tune an index on: items plus noise (like an aggregate of liked items or an
+    upload) and, when given, half from the caller's examples (e.g. known listeners)."""
+    vectors = np.asarray(vectors, np.float32)
+    if len(vectors) == 0:
+        return np.empty((0, vectors.shape[1]), np.float32)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=min(n, len(vectors)), replace=False)
+    noise = rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32)
+    scale = np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(vectors.shape[1])
+    samples = vectors[rows] + noise * scale
+    if given is not None and len(given):
+        given = np.asarray(given, np.float32)
+        samples = np.concatenate([samples[:n // 2], given[rng.permutation(len(given))[:n - n // 2]]])
+    return samples
+
+
 def resolve_kind(kind: str, n_items: int) -> str:
     """"auto" → "exact" below AUTO_EXACT_BELOW items, else AUTO_ANN; other kinds are checked and kept."""
     if kind == "auto":
@@ -311,7 +351,9 @@ def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IV
     if kind == "exact":
         return ExactIndex(vectors)
     if kind == "ivf":
-        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else None)
+        ivf = config if isinstance(config, IVFConfig) else IVFConfig()
+        examples = example_queries(vectors, queries() if callable(queries) else queries, ivf.tune_queries, ivf.seed)
+        return IVFIndex(vectors, ivf, queries=examples)
     return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None,
                      queries() if callable(queries) else queries)
 

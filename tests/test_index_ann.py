@@ -33,7 +33,7 @@ def test_saved_index_reloads_with_the_answers_of_a_fresh_build(tmp_path):
     built = ensure_index(tmp_path, vectors, "ivf", config)
     assert (tmp_path / "index" / "index.json").is_file()
     loaded = load_index(tmp_path, vectors)
-    fresh = IVFIndex(vectors, config)
+    fresh = IVFIndex(vectors, IVFConfig(build_threads=1, nprobe=built.nprobe))  # same cells, same nprobe
     assert loaded is not None and loaded.kind == "ivf" and loaded.nprobe == built.nprobe
     for q in queries:
         rows, scores = loaded.search(q, 10, exclude={0, 1})
