@@ -450,11 +450,16 @@ class RecommendService:
     def coalition_scores(self, vector: np.ndarray, rows: np.ndarray,
                          modality_weights: dict[str, float] | None = None) -> dict[frozenset[str], np.ndarray]:
         """v(S) for every subset S of the model's modalities, over the items `rows`."""
-        out = {}
-        for size in range(len(self.modalities) + 1):
-            for subset in itertools.combinations(self.modalities, size):
-                out[frozenset(subset)] = self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
-        return out
+        subsets = [subset for size in range(len(self.modalities) + 1)
+                   for subset in itertools.combinations(self.modalities, size)]
+        hook = getattr(self.model, "subset_scores", None)
+        if modality_weights is None and hook is not None and len(rows):  # one head pass for every subset
+            with single_threaded():
+                values = hook(vector, np.asarray(rows, dtype=np.int64), subsets)
+            if values is not None:
+                return {frozenset(s): v for s, v in zip(subsets, values)}
+        return {frozenset(subset): self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
+                for subset in subsets}
 
     def item_weights(self, rows: np.ndarray, modality_weights: dict[str, float] | None = None) -> np.ndarray:
         """(len(rows), M) modality weights: the gate's, or the what-if ones renormalised per item."""

@@ -499,6 +499,28 @@ class FusionRecommender:
         v = f.items if items_t is None else f.items[items_t]
         return (v @ q + b).numpy().astype(np.float32)
 
+    def subset_scores(self, qvec: np.ndarray, items: np.ndarray, subsets: Sequence[Sequence[str]]
+                      ) -> np.ndarray | None:
+        """(len(subsets), n) scores of `items` with only each subset's modalities present, from one head pass
+        over those items; None with graph propagation (each subset then needs its own catalog pass)."""
+        net = self._need_net()
+        if net.config.graph_layers > 0:
+            return None
+        items_t = torch.as_tensor(self._check_rows(items, net.n_items, "item"))
+        q = torch.as_tensor(np.asarray(qvec, np.float32).reshape(-1))
+        if q.numel() != self.config.dim:
+            raise QueryError(f"the query vector has {q.numel()} values; this model needs {self.config.dim}")
+        bias = self._bias[items_t]
+        with torch.no_grad():
+            x = net.project({m: v[items_t] for m, v in net.inputs.items()}, len(items_t))  # (n, M, D)
+            present = net.present[items_t]
+            out = []
+            for subset in subsets:
+                keep = torch.tensor([m in subset for m in self.modalities])
+                fused, _ = net.fuse(x, present & keep[None, :])
+                out.append(net.item_layer0(fused, items_t) @ q + bias)
+        return torch.stack(out).numpy().astype(np.float64)
+
     def _rows_are_local(self, items: torch.Tensor, modality_mask: dict[str, bool] | None,
                         modality_weights: dict[str, float] | None) -> bool:
         """Whether a few items' vectors under a mask or weights are better computed for those rows alone.
