@@ -217,15 +217,35 @@ def _run_import(args: argparse.Namespace, store: Store) -> int:
 def _add_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", required=True, help="stored catalog to encode")
     p.add_argument("--force", action="store_true", help="encode again even when a matching set is stored")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="where cache misses are encoded: this process (default) or Ray Data")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: 'auto' (a running cluster) or ray://HOST:PORT (default: Ray on this "
+                        "machine)")
+    p.add_argument("--batch-size", type=int, default=32, help="items per encoder batch (default 32)")
 
 
-def _encode(store: Store, catalog: Any, force: bool) -> None:
+def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", address: str | None = None,
+            batch_size: int = 32) -> None:
+    from core.scale.progress import RateProgress
     from core.workspace import prepare_embeddings
 
+    if batch_size < 1:
+        raise PrismError(f"--batch-size {batch_size} must be at least 1")
+    runner = None
+    if engine == "ray":
+        from core.scale.ray_encode import RayEncodeEngine
+
+        runner = RayEncodeEngine(address=address)
     t0 = time.perf_counter()
     with TqdmProgress(f"encoding {catalog.name}") as bar:
-        emb = prepare_embeddings(store, catalog, encoders=None, progress=bar, force=force)
+        extra = {**({"engine": runner} if runner is not None else {}),
+                 **({"batch_size": batch_size} if batch_size != 32 else {})}
+        emb = prepare_embeddings(store, catalog, encoders=None, progress=RateProgress(bar), force=force, **extra)
     print(f"embeddings for {catalog.name!r} ({time.perf_counter() - t0:.1f} s):")
+    if runner is not None and runner.stats:
+        print(f"  on Ray: {runner.stats['rows']:,} inputs encoded by {runner.stats['workers']} worker(s) "
+              f"({int(runner.stats['gpus'])} GPU(s)) in {runner.stats['shards']} shards")
     for field_name in emb.fields:
         matrix = emb.matrices[field_name]
         print(f"  {field_name:<12} {emb.modality_of[field_name]:<6} {matrix.shape[1]:>5}-d  "
@@ -233,7 +253,8 @@ def _encode(store: Store, catalog: Any, force: bool) -> None:
 
 
 def _run_encode(args: argparse.Namespace, store: Store) -> int:
-    _encode(store, store.load_catalog(args.catalog), force=args.force)
+    _encode(store, store.load_catalog(args.catalog), force=args.force, engine=args.engine, address=args.address,
+            batch_size=args.batch_size)
     return 0
 
 

@@ -40,3 +40,7 @@ class ModelError(PrismError):
 
 class ComparisonError(PrismError):
     """Two runs cannot be compared user by user (different data, split or target, or no per-user values)."""
+
+
+class EngineError(PrismError):
+    """A distributed engine (Ray) is not installed, cannot be reached, or a job on it failed."""

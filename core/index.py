@@ -1,5 +1,7 @@
-"""Top-k search of item vectors by inner product: an exact matrix product and an approximate HNSW graph
-behind one `search(qvec, k, exclude) -> (rows, scores)` call.
+"""Top-k search of item vectors by inner product: an exact matrix product, an approximate HNSW graph
+(hnswlib) and an inverted file (FAISS IVF-Flat, the default above AUTO_EXACT_BELOW items) behind one
+`search(qvec, k, exclude) -> (rows, scores)` call. An approximate index is saved beside the model it
+serves and reloaded with it (`ensure_index`), never rebuilt on each start.
 
 Rows are indices into the matrix the index was built from (the caller maps them to item ids). Scores are
 inner products; the recommend service appends each item's bias as one more column (and a 1 to the query)
@@ -11,14 +13,27 @@ prebuilt index.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 AUTO_EXACT_BELOW = 50_000  # "auto" uses exact search below this many items: a (N, d) product is fast enough
+AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.scale: FAISS IVF-Flat beat HNSW)
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # candidate ef values, cheapest first
+# nprobe per catalog size, from `python -m benchmarks.scale --items 100000,1000000` (65-d clustered vectors,
+# nlist = 4·√N): the smallest nprobe with recall@10 ≥ 0.98 against exact search (0.985 at 100k, 0.9925 at
+# 1M, both at nprobe 8); beyond the measured sizes nprobe doubles per 10× (not measured). A floor: the build
+# raises it until example queries reach IVFConfig.target_recall (IVFIndex._tune).
+NPROBE_BY_SIZE = ((100_000, 8), (1_000_000, 8))
+INDEX_DIR = "index"  # the folder of a saved index, beside the model's weights
 
 
 _BLAS = None
@@ -149,6 +164,26 @@ class HNSWIndex:
                 return ef
         return EF_LADDER[-1]
 
+    def save(self, path: Path) -> None:
+        self._index.save_index(str(path))
+
+    @classmethod
+    def load(cls, path: Path, vectors: np.ndarray, ef: int | None, config: HNSWConfig | None = None) -> "HNSWIndex":
+        """A saved graph over `vectors` (kept for exact re-checks), with its tuned ef."""
+        import hnswlib
+
+        self = cls.__new__(cls)
+        self.config = config or HNSWConfig()
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self.n_items, self.dim = vectors.shape
+        self._index = hnswlib.Index(space="ip", dim=self.dim)
+        self._index.load_index(str(path), max_elements=max(self.n_items, 1))
+        self._index.set_num_threads(self.config.threads)
+        self._exact = ExactIndex(vectors)
+        self.ef = int(ef or EF_LADDER[-1])
+        self._index.set_ef(self.ef)
+        return self
+
     def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
         want = min(k + len(exclude), self.n_items)  # over-fetch so excluded rows can be dropped
@@ -166,18 +201,222 @@ class HNSWIndex:
         return rows[order], scores[order]
 
 
-def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | None = None,
+def nprobe_for(n_items: int) -> int:
+    """The IVF nprobe fixed from the benchmark for a catalog of `n_items` (see NPROBE_BY_SIZE)."""
+    for size, nprobe in NPROBE_BY_SIZE:
+        if n_items <= size:
+            return nprobe
+    size, nprobe = NPROBE_BY_SIZE[-1]
+    return int(nprobe * 2 ** np.ceil(np.log10(n_items / size)))
+
+
+@dataclass
+class IVFConfig:
+    """Settings of the inverted-file index (FAISS IndexIVFFlat, inner product)."""
+
+    nlist: int | None = None  # coarse clusters; None = 4·√N
+    nprobe: int | None = None  # clusters visited per query; None = nprobe_for(N), fixed from the benchmark
+    train_per_list: int = 64  # k-means training sample per cluster
+    seed: int = 0  # k-means seed
+    build_threads: int = 2  # threads for training and adding (queries run on one)
+    target_recall: float = 0.97  # recall@10 on the example queries that build-time tuning of nprobe aims for
+    tune_queries: int = 200  # example queries used for that (perturbed items, plus the caller's)
+
+
+class IVFIndex:
+    """Approximate inner-product search over an inverted file of k-means cells (FAISS IVF-Flat): vectors are
+    stored uncompressed, so a visited cell is scored exactly."""
+
+    kind = "ivf"
+
+    def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None,
+                 queries: np.ndarray | None = None) -> None:
+        """`queries`: examples of the queries to expect; nprobe is raised from the benchmark's value until
+        they reach target_recall."""
+        import faiss
+
+        self.config = config or IVFConfig()
+        if faiss_index is not None:  # a loaded index
+            self._index = faiss_index
+            self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
+        else:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            self.n_items, self.dim = vectors.shape
+            nlist = self.config.nlist or max(1, min(int(4 * np.sqrt(self.n_items)), self.n_items))
+            quantiser = faiss.IndexFlatIP(self.dim)
+            self._index = faiss.IndexIVFFlat(quantiser, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            self._index.own_fields = True
+            quantiser.this.disown()
+            rng = np.random.default_rng(self.config.seed)
+            sample = vectors[rng.choice(self.n_items, size=min(self.n_items, self.config.train_per_list * nlist),
+                                        replace=False)]
+            before = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(self.config.build_threads)
+            try:
+                self._index.cp.seed = self.config.seed
+                self._index.train(sample)
+                self._index.add(vectors)
+            finally:
+                faiss.omp_set_num_threads(before)
+        self.nprobe = self.config.nprobe or nprobe_for(self.n_items)
+        if faiss_index is None and self.config.nprobe is None and queries is not None and len(queries):
+            self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
+        self._index.nprobe = self.nprobe
+
+    def _tune(self, vectors: np.ndarray, queries: np.ndarray) -> int:
+        """The smallest nprobe from the benchmark's value upwards whose recall@10 on the caller's example
+        queries reaches target_recall (the benchmark's queries may be easier than a catalog's own)."""
+        k = min(10, self.n_items)
+        with single_thread_blas():
+            truth = [top_k_rows(vectors @ q, k) for q in queries]
+        nprobe, nlist = self.nprobe, int(self._index.nlist)
+        while True:
+            self.nprobe = nprobe
+            found = [self.search(q, k)[0] for q in queries]
+            recall = np.mean([len(np.intersect1d(t, f)) / max(len(t), 1) for t, f in zip(truth, found)])
+            if recall >= self.config.target_recall or nprobe >= nlist:
+                return nprobe
+            nprobe = min(nlist, nprobe * 2)
+
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
+        import faiss
+
+        want = min(k + len(exclude), self.n_items)
+        if want <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32)[None, :])
+        # a long candidate list (what-if re-ranking) visits enough cells to hold about twice its length
+        nlist = int(self._index.nlist)
+        nprobe = min(nlist, max(self.nprobe, int(np.ceil(2 * want * nlist / max(self.n_items, 1)))))
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # one small query: threads only add hand-offs (see single_thread_blas)
+        try:
+            scores, labels = self._index.search(q, want, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        finally:
+            faiss.omp_set_num_threads(before)
+        rows, scores = labels[0].astype(np.int64), scores[0].astype(np.float32)
+        keep = rows >= 0  # fewer than `want` items in the visited cells
+        if len(exclude):
+            keep &= ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+        rows, scores = rows[keep], scores[keep]
+        order = np.lexsort((rows, -scores))[:k]
+        return rows[order], scores[order]
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, config: IVFConfig | None = None) -> "IVFIndex":
+        import faiss
+
+        return cls(None, config, faiss_index=faiss.read_index(str(path)))
+
+
+def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0) -> np.ndarray:
+    """(≤ n, d) queries to tune an index on: items plus noise (like an aggregate of liked items or an
+    upload) and, when given, half from the caller's examples (e.g. known listeners)."""
+    vectors = np.asarray(vectors, np.float32)
+    if len(vectors) == 0:
+        return np.empty((0, vectors.shape[1]), np.float32)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=min(n, len(vectors)), replace=False)
+    noise = rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32)
+    scale = np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(vectors.shape[1])
+    samples = vectors[rows] + noise * scale
+    if given is not None and len(given):
+        given = np.asarray(given, np.float32)
+        samples = np.concatenate([samples[:n // 2], given[rng.permutation(len(given))[:n - n // 2]]])
+    return samples
+
+
+def resolve_kind(kind: str, n_items: int) -> str:
+    """"auto" → "exact" below AUTO_EXACT_BELOW items, else AUTO_ANN; other kinds are checked and kept."""
+    if kind == "auto":
+        return "exact" if n_items < AUTO_EXACT_BELOW else AUTO_ANN
+    if kind not in ("exact", "hnsw", "ivf"):
+        raise ValueError(f"index kind {kind!r} is unknown; use 'auto', 'exact', 'hnsw' or 'ivf'")
+    return kind
+
+
+def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None,
                 queries: np.ndarray | Callable[[], np.ndarray] | None = None) -> VectorIndex:
-    """An index over `vectors`: "exact", "hnsw", or "auto" (exact below AUTO_EXACT_BELOW items).
+    """An index over `vectors`: "exact", "hnsw" (hnswlib), "ivf" (FAISS IVF-Flat), or "auto" (exact below
+    AUTO_EXACT_BELOW items, else AUTO_ANN).
 
     `queries` (or a function making them, called only for HNSW) are example queries to tune ef on."""
-    if kind == "auto":
-        kind = "exact" if len(vectors) < AUTO_EXACT_BELOW else "hnsw"
+    kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
-    if kind == "hnsw":
-        return HNSWIndex(vectors, config, queries() if callable(queries) else queries)
-    raise ValueError(f"index kind {kind!r} is unknown; use 'auto', 'exact' or 'hnsw'")
+    if kind == "ivf":
+        ivf = config if isinstance(config, IVFConfig) else IVFConfig()
+        examples = example_queries(vectors, queries() if callable(queries) else queries, ivf.tune_queries, ivf.seed)
+        return IVFIndex(vectors, ivf, queries=examples)
+    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None,
+                     queries() if callable(queries) else queries)
+
+
+# -- saved beside the model ----------------------------------------------------------------------------
+def fingerprint(vectors: np.ndarray) -> str:
+    """sha256 of the vectors' shape and bytes: a saved index is reused only for exactly these vectors."""
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    digest = hashlib.sha256(f"{v.shape}".encode())
+    digest.update(memoryview(v).cast("B"))
+    return digest.hexdigest()
+
+
+def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
+    """Write an approximate index (and what it was built from) to `folder`/index/; exact needs nothing."""
+    if index.kind == "exact":
+        return
+    target = Path(folder) / INDEX_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    meta = {"kind": index.kind, "n_items": index.n_items, "fingerprint": fingerprint(vectors),
+            "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None)}
+    index.save(target / "index.bin")
+    tmp = target / "index.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(target / "index.json")  # written last: a half-saved index is never read
+
+
+def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
+    """The index saved in `folder`/index/ when it was built from exactly `vectors`, else None."""
+    target = Path(folder) / INDEX_DIR
+    try:
+        meta = json.loads((target / "index.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("n_items") != len(vectors) or meta.get("fingerprint") != fingerprint(vectors):
+        log.info("the index saved in %s was built from other vectors; it is rebuilt", target)
+        return None
+    try:
+        if meta["kind"] == "ivf":
+            return IVFIndex.load(target / "index.bin", IVFConfig(nprobe=meta.get("nprobe")))
+        if meta["kind"] == "hnsw":
+            return HNSWIndex.load(target / "index.bin", vectors, meta.get("ef"))
+    except (RuntimeError, OSError, KeyError) as e:
+        log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
+    return None
+
+
+def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
+                 config: HNSWConfig | IVFConfig | None = None,
+                 queries: np.ndarray | Callable[[], np.ndarray] | None = None) -> VectorIndex:
+    """The index of `kind` over `vectors`: the one saved in `folder` when it matches, else built (and, when
+    approximate and `folder` is given, saved there so the next start loads it)."""
+    kind = resolve_kind(kind, len(vectors))
+    if kind == "exact":
+        return ExactIndex(vectors)
+    if folder is not None:
+        saved = load_index(folder, vectors)
+        if saved is not None and saved.kind == kind:
+            return saved
+    index = build_index(vectors, kind, config, queries)
+    if folder is not None:
+        save_index(index, folder, vectors)
+    return index
 
 
 def measure_recall(index: VectorIndex, exact: VectorIndex, queries: np.ndarray, k: int) -> float:

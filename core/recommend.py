@@ -23,6 +23,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,13 +32,16 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
-from core.index import (ExactIndex, HNSWConfig, VectorIndex, build_index, single_thread_blas,
-                        top_k_rows)
+from core.index import ExactIndex, HNSWConfig, VectorIndex, ensure_index, single_thread_blas, top_k_rows
 from core.media import load_audio, load_image
 
 log = logging.getLogger(__name__)
 
 LINEARITY_TOLERANCE = 1e-3  # relative error allowed between model scores and item_vectors @ q + bias
+# What-if queries through an approximate index are re-ranked exactly over this many of its candidates
+# (benchmarks.scale measures recall@10 against exact what-if scoring of every item).
+WHATIF_CANDIDATES = 2000
+LINEARITY_SAMPLE = 512  # items the what-if formula is checked on when the service starts
 _THREADS_LOCK = threading.Lock()
 _THREADS_STATE = {"depth": 0, "torch": 1}
 
@@ -182,7 +186,8 @@ class RecommendService:
     """
 
     def __init__(self, catalog: Catalog, embeddings: EmbeddingSet, model: Any, encoders: dict[str, Any] | None,
-                 index: str | VectorIndex = "auto", data: Any = None, hnsw: HNSWConfig | None = None) -> None:
+                 index: str | VectorIndex = "auto", data: Any = None, hnsw: HNSWConfig | None = None,
+                 index_dir: Path | None = None) -> None:
         if list(embeddings.item_ids) != catalog.item_ids:
             raise CatalogError(f"the embedding set does not match catalog {catalog.name!r} item for item; "
                              "re-encode the catalog (Catalog page or `python -m core encode`)")
@@ -207,8 +212,8 @@ class RecommendService:
         self.weights_linear = False
         self.weights_linear = self._check_weights_linear()
         augmented = np.hstack([self.item_vectors, self.bias[:, None]])  # (I, dim + 1)
-        if isinstance(index, str):
-            self.index = build_index(augmented, index, hnsw, queries=self._sample_queries)
+        if isinstance(index, str):  # an approximate index is loaded from (or built and saved to) index_dir
+            self.index = ensure_index(index_dir, augmented, index, hnsw, queries=self._sample_queries)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
@@ -423,9 +428,12 @@ class RecommendService:
         under weights w is Σ w_m p_m / Σ w_m over its present modalities, so its score is
         v(∅) + Σ w_m (v({m}) − v(∅)) / Σ w_m. Checked against the model when the service starts.
         """
-        base, parts = self.modality_parts(vector)
-        if rows is not None:
-            base, parts = base[rows], parts[rows]
+        if rows is None:
+            base, parts = self.modality_parts(vector)
+        else:  # only these rows: a few head passes, never a catalog-wide pass per modality
+            rows = np.asarray(rows, dtype=np.int64)
+            base = self.scores(vector, rows, keep=())
+            parts = np.stack([self.scores(vector, rows, keep=(m,)) - base for m in self.modalities], axis=1)
         present = self.present if rows is None else self.present[rows]
         if keep is not None:
             present = present & np.array([m in keep for m in self.modalities])[None, :]
@@ -442,10 +450,13 @@ class RecommendService:
         rng = np.random.default_rng(1)
         q = rng.standard_normal(self.dim).astype(np.float32)
         weights = {m: float(w) for m, w in zip(self.modalities, rng.uniform(0.1, 1.0, len(self.modalities)))}
+        rows = None  # every item of a small catalog; a sample of a large one
+        if self.n_items > LINEARITY_SAMPLE:
+            rows = np.sort(rng.choice(self.n_items, size=LINEARITY_SAMPLE, replace=False))
         with single_threaded():
-            want = np.asarray(self.model.score_vector(q, modality_weights=weights), dtype=np.float64)
+            want = np.asarray(self.model.score_vector(q, items=rows, modality_weights=weights), dtype=np.float64)
         self.weights_linear = True  # so that scores() takes the formula path for the comparison
-        got = self._weighted_scores(q, weights)
+        got = self._weighted_scores(q, weights, rows)
         self._parts_cache = None
         scale = max(1.0, float(np.abs(want).max(initial=0)))
         return bool(np.allclose(got, want, rtol=LINEARITY_TOLERANCE, atol=LINEARITY_TOLERANCE * scale))
@@ -453,11 +464,16 @@ class RecommendService:
     def coalition_scores(self, vector: np.ndarray, rows: np.ndarray,
                          modality_weights: dict[str, float] | None = None) -> dict[frozenset[str], np.ndarray]:
         """v(S) for every subset S of the model's modalities, over the items `rows`."""
-        out = {}
-        for size in range(len(self.modalities) + 1):
-            for subset in itertools.combinations(self.modalities, size):
-                out[frozenset(subset)] = self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
-        return out
+        subsets = [subset for size in range(len(self.modalities) + 1)
+                   for subset in itertools.combinations(self.modalities, size)]
+        hook = getattr(self.model, "subset_scores", None)
+        if modality_weights is None and hook is not None and len(rows):  # one head pass for every subset
+            with single_threaded():
+                values = hook(vector, np.asarray(rows, dtype=np.int64), subsets)
+            if values is not None:
+                return {frozenset(s): v for s, v in zip(subsets, values)}
+        return {frozenset(subset): self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
+                for subset in subsets}
 
     def item_weights(self, rows: np.ndarray, modality_weights: dict[str, float] | None = None) -> np.ndarray:
         """(len(rows), M) modality weights: the gate's, or the what-if ones renormalised per item."""
@@ -479,10 +495,32 @@ class RecommendService:
         if modality_weights is None and self.linear:
             rows, _ = self.index.search(np.append(vector, np.float32(1.0)), k, exclude)
             return rows, self.index.kind
+        if modality_weights is not None and self.linear and self.index.kind != "exact":
+            # a large catalog: the index's candidates for the query, re-ranked exactly under the weights
+            cands, _ = self.index.search(np.append(vector, np.float32(1.0)), max(WHATIF_CANDIDATES, k), exclude)
+            scores = self.scores(vector, rows=cands, modality_weights=modality_weights)
+            order = self.whatif_order(cands, scores, modality_weights)[:k]
+            return cands[order], f"{self.index.kind}+exact re-rank"
         scores = self.scores(vector, modality_weights=modality_weights)
         if exclude:
             scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
-        return top_k_rows(scores, k), "parts" if modality_weights is not None and self.weights_linear else "model"
+        if modality_weights is not None:
+            rows = np.arange(self.n_items)
+            order = self.whatif_order(rows, scores, modality_weights)
+            order = order[np.isfinite(scores[order])][:k]
+            return order.astype(np.int64), "parts" if self.weights_linear else "model"
+        return top_k_rows(scores, k), "model"
+
+    def covers(self, rows: np.ndarray, modality_weights: dict[str, float]) -> np.ndarray:
+        """(len(rows),) bool: the item has at least one modality the what-if weights give weight > 0."""
+        w = np.array([float(modality_weights.get(m, 0.0)) > 0 for m in self.modalities])
+        return (self.present[np.asarray(rows, dtype=np.int64)] & w[None, :]).any(axis=1)
+
+    def whatif_order(self, rows: np.ndarray, scores: np.ndarray, modality_weights: dict[str, float]) -> np.ndarray:
+        """Positions of `rows` best first under what-if weights: items carrying a weighted modality before
+        items that carry none (those have nothing the weights ask for), then by score, then by row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return np.lexsort((rows, -np.asarray(scores, np.float64), ~self.covers(rows, modality_weights)))
 
     def recommend(self, query: Query | EncodedQuery, k: int = 10, modality_weights: dict[str, float] | None = None,
                   exclude: Collection[str] = (), previous: RecommendationResult | None = None
@@ -503,7 +541,10 @@ class RecommendService:
         shapley = shapley_from_coalitions(coalitions, self.modalities)
         full = coalitions[frozenset(self.modalities)]
         base = coalitions[frozenset()]
-        order = np.lexsort((rows, -full))  # re-sort by the model's exact scores (HNSW scores are close)
+        # re-sort by the model's exact scores (index scores are close); under what-if weights items without
+        # any weighted modality stay behind those with one
+        order = np.lexsort((rows, -full)) if modality_weights is None else \
+            self.whatif_order(rows, full, modality_weights)
         prev_ranks = {r.item_id: r.rank for r in previous.items} if previous is not None else {}
         items = []
         for rank, j in enumerate(order, start=1):

@@ -38,8 +38,11 @@ def load_embeddings(store: Store, catalog: Catalog) -> EmbeddingSet | None:
 
 
 def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encoder] | None = None,
-                       progress: Progress | None = None, force: bool = False) -> EmbeddingSet:
-    """The catalog's embedding set: reused when content and encoder ids match, else encoded and stored."""
+                       progress: Progress | None = None, force: bool = False, engine=None,
+                       batch_size: int = 32) -> EmbeddingSet:
+    """The catalog's embedding set: reused when content and encoder ids match, else encoded and stored.
+
+    `engine` computes the cache misses (None = in this process; core.scale.ray_encode.RayEncodeEngine = Ray)."""
     from core.encoders.cache import EmbeddingCache
     from core.encoders.factory import EncoderConfig, build_encoders
     from core.encoders.pipeline import encode_catalog
@@ -53,7 +56,7 @@ def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encod
         if stored is not None and all(stored.encoder_ids.get(f) == i for f, i in wanted.items()):
             return stored
     cache = EmbeddingCache(store.root / "embedding-cache")
-    emb = encode_catalog(catalog, todo, cache, progress=progress)
+    emb = encode_catalog(catalog, todo, cache, progress=progress, batch_size=batch_size, engine=engine)
     path = store.embedding_path(catalog.name, EMBEDDING_KEY)
     emb.save(path)
     store.record_embedding_set(catalog.name, EMBEDDING_KEY, emb.encoder_ids, emb.content_hash, path)
@@ -101,6 +104,12 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
     model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     folder = store.model_dir(model_id)
     model.save(folder)
+    from core.index import AUTO_EXACT_BELOW
+
+    if len(catalog.items) >= AUTO_EXACT_BELOW:  # the approximate index is built with the model, saved beside it
+        from core.recommend import RecommendService
+
+        RecommendService(catalog, embeddings, model, encoders={}, data=data, index_dir=folder)
     store.record_model(model_id, catalog.name, model.name,
                        {**model.get_config(), "split": data.split_name, "seed": seed,
                         "encoders": embeddings.encoder_ids, "config_source": config_source or "given settings"},

@@ -223,6 +223,11 @@ with tab_import:
         st.markdown(f"#### Import report of {components.md_escape(catalog.name)}")
         components.media_problems(stored_problems, catalog.name, key="imp_problems_active")
 
+    with st.expander("Encode this catalog on Ray (large catalogs, clusters)"):
+        from ui.engines import ray_encode_panel
+
+        ray_encode_panel(ws)
+
     stored = loaders.store().list_catalogs()
     if not stored.empty:
         st.markdown("#### Stored catalogs")

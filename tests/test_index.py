@@ -74,7 +74,7 @@ def test_build_index_auto_picks_exact_for_small_catalogs(random_data):
     items, _ = random_data
     assert build_index(items, "auto").kind == "exact"
     assert build_index(items[:100], "hnsw", HNSWConfig(ef=32)).kind == "hnsw"
-    with pytest.raises(ValueError, match="'auto', 'exact' or 'hnsw'"):
+    with pytest.raises(ValueError, match="'auto', 'exact', 'hnsw' or 'ivf'"):
         build_index(items, "faiss")
 
 

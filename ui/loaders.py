@@ -246,7 +246,9 @@ def _recommend_service(root: str, name: str, stamp: str, encoder_key: str, _ws: 
                        _encoders: dict[str, Any]) -> RecommendService:
     from core.recommend import RecommendService
 
-    return RecommendService(_ws.catalog, _ws.embeddings, _ws.model, _encoders)
+    # an approximate index (large catalogs) is loaded from beside the model, built there only once
+    return RecommendService(_ws.catalog, _ws.embeddings, _ws.model, _encoders,
+                            index_dir=get_store(root).model_dir(_ws.model_id) if _ws.model_id else None)
 
 
 def recommend_service(ws: Workspace) -> RecommendService:

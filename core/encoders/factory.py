@@ -113,6 +113,40 @@ def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:
     return encoders
 
 
+def build_field_encoder(field: str, config: EncoderConfig | None = None, device: str = "cpu") -> Encoder:
+    """The encoder of one field of `config` (what build_encoders keys it by), on `device` where it has weights.
+
+    Used where each field is encoded in its own process (a Ray actor), so only its weights are loaded."""
+    config = config or EncoderConfig.from_env()
+    if field == "text":
+        from core.encoders.text import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(config.text_model, device=device, precision=config.text_precision)
+    if field == "image" and device != "cpu":
+        if config.image_backend in ("auto", "clip") and config.clip_pretrained:
+            from core.encoders.image_clip import OpenClipImageEncoder
+
+            return OpenClipImageEncoder(config.clip_arch, config.clip_pretrained, device=device)
+        from core.encoders.image_effnet import EfficientNetLite0Encoder
+
+        return EfficientNetLite0Encoder(device=device)
+    if field in ("image", "clip_text"):
+        encoder = build_image_encoders(config).get(field)
+        if encoder is None:
+            raise EncoderError(f"field {field!r} needs the CLIP backend; set PRISM_CLIP_WEIGHTS")
+        return encoder
+    if field == "image_desc":
+        from core.encoders.image_descriptor import ImageDescriptor
+
+        return ImageDescriptor()
+    if field == "audio":
+        from core.encoders.audio import AudioDescriptor
+
+        return AudioDescriptor()
+    raise EncoderError(f"no encoder is configured for field {field!r}; fields are text, image, image_desc, "
+                       "audio and clip_text")
+
+
 def describe_encoders(encoders: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per field for the UI: field, modality, id, dim, backend and a note on where the weights are from."""
     return [{"field": f, "modality": enc.modality, "id": enc.id, "dim": int(enc.dim),

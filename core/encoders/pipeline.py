@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,12 +63,31 @@ def _load(modality: str, source: Any, label: str, sample_rate: int = AUDIO_SAMPL
     raise EncoderError(f"unknown modality {modality!r}; encoders must say 'text', 'image' or 'audio'")
 
 
+@dataclass
+class EncodeJob:
+    """The cache misses of one modality: what an encoding engine (local loop, Ray Data) has to compute."""
+
+    modality: str
+    encoders: dict[str, Encoder]  # field -> encoder
+    missing: dict[str, list[int]]  # field -> catalog rows not in the cache
+    keys: dict[int, str]  # row -> content hash (the cache key)
+    sources: dict[int, Any]  # row -> text or file path
+    labels: dict[int, str]  # row -> how messages name the input
+
+
+Report = Callable[[int, str], None]  # (items just finished, message)
+# (job, cache, warnings, report, batch size) -> {field: {row: raw vector}}; stores what it computes in the cache
+EncodeEngine = Callable[[EncodeJob, "EmbeddingCache | None", list[str], Report, int], dict[str, dict[int, np.ndarray]]]
+
+
 def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: EmbeddingCache | None = None,
-                   progress: Progress | None = None, batch_size: int = 32) -> EmbeddingSet:
+                   progress: Progress | None = None, batch_size: int = 32,
+                   engine: EncodeEngine | None = None) -> EmbeddingSet:
     """The EmbeddingSet of `catalog`: one field per encoder (keyed as in `encoders`) plus its precomputed
     features. Items without a field's modality, or whose file cannot be read, get a zero row and mask False;
     the reasons are collected in `EmbeddingSet.warnings`. A precomputed feature wins over an encoder of the
-    same field name.
+    same field name. `engine` computes the cache misses (default: batches in this process; see
+    core.scale.ray_encode for Ray Data); everything else (hashing, cache, standardisation) is the same.
     """
     n = len(catalog.items)
     matrices: dict[str, np.ndarray] = {}
@@ -106,43 +126,23 @@ def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: Embedd
         missing: dict[str, list[int]] = {}
         for f in fields:
             enc = todo[f]
-            cid = _cache_id(enc)
+            cid = cache_id(enc)
             live = [i for i in rows if i in keys]
             hits = cache.get_many(cid, [keys[i] for i in live]) if cache is not None else {}
             for i in live:
                 vec = hits.get(keys[i])
-                if vec is not None and vec.size == _width(enc):
+                if vec is not None and vec.size == width(enc):
                     raw[f][i] = vec
             missing[f] = [i for i in live if i not in raw[f]]
             report(len(rows) - len(missing[f]), f"{f}: {len(live) - len(missing[f])} of {len(rows)} from cache")
-        missing_sets = {f: set(rows_f) for f, rows_f in missing.items()}
-        todo_rows = sorted(set().union(*missing_sets.values()))
-        for start in range(0, len(todo_rows), batch_size):
-            chunk = todo_rows[start:start + batch_size]
-            loaded_at: dict[int, dict[int, Any]] = {}  # audio decoded once per sample rate the encoders need
-            for f in fields:
-                rate = _sample_rate(todo[f])
-                if rate not in loaded_at:
-                    rows_f = [i for i in chunk if any(i in missing_sets[g] for g in fields
-                                                      if _sample_rate(todo[g]) == rate)]
-                    # unreadable files are reported once, for the first rate
-                    loaded_at[rate] = _load_batch(modality, rows_f, sources, labels,
-                                                  warnings if not loaded_at else [], rate)
-            for f in fields:
-                loaded = loaded_at[_sample_rate(todo[f])]
-                wanted = [i for i in chunk if i in missing_sets[f]]
-                ready = [i for i in wanted if i in loaded]
-                if ready:
-                    vectors = _encode_raw(todo[f], f, [loaded[i] for i in ready], ready, labels, warnings)
-                    ok = [i for i in ready if i in vectors]
-                    raw[f].update((i, vectors[i]) for i in ok)
-                    if cache is not None and ok:
-                        cache.put_many(_cache_id(todo[f]), [keys[i] for i in ok], np.stack([vectors[i] for i in ok]))
-                report(len(wanted), f"{f}: encoded {min(start + batch_size, len(todo_rows))}/{len(todo_rows)}")
+        job = EncodeJob(modality=modality, encoders={f: todo[f] for f in fields}, missing=missing, keys=keys,
+                        sources=sources, labels=labels)
+        for f, vectors in (engine or encode_missing_local)(job, cache, warnings, report, batch_size).items():
+            raw[f].update(vectors)
         for f in fields:
             enc = todo[f]
             present = np.zeros(n, bool)
-            matrix = np.zeros((n, _width(enc)), np.float32)
+            matrix = np.zeros((n, width(enc)), np.float32)
             for i, vec in raw[f].items():
                 matrix[i] = vec
                 present[i] = True
@@ -170,11 +170,47 @@ def _sample_rate(encoder: Encoder) -> int:
     return int(getattr(encoder, "sample_rate", AUDIO_SAMPLE_RATE))
 
 
-def _cache_id(encoder: Encoder) -> str:
+def encode_missing_local(job: EncodeJob, cache: EmbeddingCache | None, warnings: list[str], report: Report,
+                         batch_size: int) -> dict[str, dict[int, np.ndarray]]:
+    """The local engine: decode and encode the misses in batches in this process, caching each batch.
+
+    Audio is decoded once per sample rate the encoders need."""
+    raw: dict[str, dict[int, np.ndarray]] = {f: {} for f in job.encoders}
+    fields = list(job.encoders)
+    missing_sets = {f: set(rows_f) for f, rows_f in job.missing.items()}
+    todo_rows = sorted(set().union(*missing_sets.values()))
+    for start in range(0, len(todo_rows), batch_size):
+        chunk = todo_rows[start:start + batch_size]
+        loaded_at: dict[int, dict[int, Any]] = {}
+        for f in fields:
+            rate = _sample_rate(job.encoders[f])
+            if rate not in loaded_at:
+                rows_f = [i for i in chunk if any(i in missing_sets[g] for g in fields
+                                                  if _sample_rate(job.encoders[g]) == rate)]
+                # unreadable files are reported once, for the first rate
+                loaded_at[rate] = _load_batch(job.modality, rows_f, job.sources, job.labels,
+                                              warnings if not loaded_at else [], rate)
+        for f, enc in job.encoders.items():
+            loaded = loaded_at[_sample_rate(enc)]
+            wanted = [i for i in chunk if i in missing_sets[f]]
+            ready = [i for i in wanted if i in loaded]
+            if ready:
+                vectors = _encode_raw(enc, f, [loaded[i] for i in ready], ready, job.labels, warnings)
+                ok = [i for i in ready if i in vectors]
+                raw[f].update((i, vectors[i]) for i in ok)
+                if cache is not None and ok:
+                    cache.put_many(cache_id(enc), [job.keys[i] for i in ok], np.stack([vectors[i] for i in ok]))
+            report(len(wanted), f"{f}: encoded {min(start + batch_size, len(todo_rows))}/{len(todo_rows)}")
+    return raw
+
+
+def cache_id(encoder: Encoder) -> str:
+    """The embedding cache namespace of an encoder's raw rows (descriptors cache unstandardised rows)."""
     return encoder.id + RAW_SUFFIX if is_descriptor(encoder) else encoder.id
 
 
-def _width(encoder: Encoder) -> int:
+def width(encoder: Encoder) -> int:
+    """How many values an encoder's raw (cached) row has."""
     return len(encoder.feature_names) if is_descriptor(encoder) else int(encoder.dim)
 
 

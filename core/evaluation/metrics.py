@@ -16,6 +16,14 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 PAD = -1  # marks an empty slot in a top-K list
+MAX_BATCH_ENTRIES = 2**24  # users × items scored at once: 16.8M entries, 134 MB per float64 copy
+
+
+def bounded_batch(batch_users: int, n_items: int, max_entries: int | None = None) -> int:
+    """Users per scoring batch: at most `batch_users`, and few enough that a (users, items) score matrix
+    holds at most `max_entries` entries (the metric code makes a few float64 copies of it)."""
+    limit = MAX_BATCH_ENTRIES if max_entries is None else max_entries
+    return max(1, min(int(batch_users), limit // max(int(n_items), 1)))
 
 
 def _clean_scores(scores: np.ndarray) -> np.ndarray:

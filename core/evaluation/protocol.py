@@ -32,7 +32,8 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.evaluation.bootstrap import bootstrap_ci
-from core.evaluation.metrics import (RANKING_METRICS, ConfusionCounts, auc_per_user, catalogue_coverage,
+from core.evaluation.metrics import (RANKING_METRICS, ConfusionCounts, auc_per_user, bounded_batch,
+                                     catalogue_coverage,
                                      confusion_counts, item_self_information, kth_score_threshold, novelty,
                                      ranking_metrics, topk_indices)
 from core.models.base import InteractionData, Recommender
@@ -115,6 +116,7 @@ def evaluate_ranking(score_batch: ScoreBatch, users: np.ndarray, truth: sp.csr_m
         raise ValueError(f"ks {ks} must be whole numbers ≥ 1")
     truth, mask = sp.csr_matrix(truth), sp.csr_matrix(mask)
     n_users, n_items = truth.shape
+    batch_users = bounded_batch(batch_users, n_items)  # no catalog-sized (users, items) block on large catalogs
     kmax = ks[-1]
     per_user: dict[str, list[np.ndarray]] = {}
     confusion = {k: ConfusionCounts() for k in ks}

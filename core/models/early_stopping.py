@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from core.evaluation.metrics import recall_at_k, topk_indices
+from core.evaluation.metrics import bounded_batch, recall_at_k, topk_indices
 from core.models.base import InteractionData
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # user indices (B,) -> scores (B, n_items)
@@ -19,6 +19,7 @@ def validation_recall(score_fn: ScoreFn, data: InteractionData, k: int = 20,
     if users.size == 0:
         return float("nan")
     recalls = []
+    batch_users = bounded_batch(batch_users, data.n_items)
     for start in range(0, users.size, batch_users):
         batch = users[start:start + batch_users]
         scores = np.asarray(score_fn(batch), dtype=np.float32)

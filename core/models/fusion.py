@@ -34,6 +34,7 @@ FORMAT_VERSION = 1  # of config.json; bump when the saved layout changes
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 _CACHE_SIZE = 64  # forward passes kept per (modality mask, weights) combination
+LOCAL_ROWS_SHARE = 8  # score items under a new mask row by row when they are under 1/8 of the catalog
 
 
 @dataclass
@@ -485,14 +486,71 @@ class FusionRecommender:
                      modality_mask: dict[str, bool] | None = None,
                      modality_weights: dict[str, float] | None = None) -> np.ndarray:
         """(n,) scores of a query vector: item_vectors(items, mask, weights) @ qvec + bias."""
-        f = self._forward(modality_mask, modality_weights)
         items_t = self._item_index(items)
         q = torch.as_tensor(np.asarray(qvec, np.float32).reshape(-1))
         if q.numel() != self.config.dim:
             raise QueryError(f"the query vector has {q.numel()} values; this model needs {self.config.dim}")
-        v = f.items if items_t is None else f.items[items_t]
         b = self._bias if items_t is None else self._bias[items_t]
+        if items_t is not None and self._rows_are_local(items_t, modality_mask, modality_weights):
+            return (self._item_rows(items_t, modality_mask, modality_weights) @ q + b).numpy().astype(np.float32)
+        f = self._forward(modality_mask, modality_weights)
+        v = f.items if items_t is None else f.items[items_t]
         return (v @ q + b).numpy().astype(np.float32)
+
+    def subset_scores(self, qvec: np.ndarray, items: np.ndarray, subsets: Sequence[Sequence[str]]
+                      ) -> np.ndarray | None:
+        """(len(subsets), n) scores of `items` with only each subset's modalities present, from one head pass
+        over those items; None with graph propagation (each subset then needs its own catalog pass)."""
+        net = self._need_net()
+        if net.config.graph_layers > 0:
+            return None
+        items_t = torch.as_tensor(self._check_rows(items, net.n_items, "item"))
+        q = torch.as_tensor(np.asarray(qvec, np.float32).reshape(-1))
+        if q.numel() != self.config.dim:
+            raise QueryError(f"the query vector has {q.numel()} values; this model needs {self.config.dim}")
+        bias = self._bias[items_t]
+        with torch.no_grad():
+            x = net.project({m: v[items_t] for m, v in net.inputs.items()}, len(items_t))  # (n, M, D)
+            present = net.present[items_t]
+            out = []
+            for subset in subsets:
+                keep = torch.tensor([m in subset for m in self.modalities])
+                fused, _ = net.fuse(x, present & keep[None, :])
+                out.append(net.item_layer0(fused, items_t) @ q + bias)
+        return torch.stack(out).numpy().astype(np.float64)
+
+    def _rows_are_local(self, items: torch.Tensor, modality_mask: dict[str, bool] | None,
+                        modality_weights: dict[str, float] | None) -> bool:
+        """Whether a few items' vectors under a mask or weights are better computed for those rows alone.
+
+        Without graph propagation an item's vector depends on its own content only, so scoring k items
+        under a new mask costs k head passes instead of a forward pass over the whole catalog (on a
+        catalog of a million items that pass, kept per mask, would cost seconds and a gigabyte each)."""
+        net = self._need_net()
+        if net.config.graph_layers > 0 or (modality_mask is None and modality_weights is None):
+            return False
+        keep = None if modality_mask is None else tuple(bool(modality_mask.get(m, True)) for m in self.modalities)
+        weights = None if modality_weights is None else \
+            tuple(max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities)
+        return (keep, weights) not in self._cache and len(items) * LOCAL_ROWS_SHARE < net.n_items
+
+    def _item_rows(self, items: torch.Tensor, modality_mask: dict[str, bool] | None,
+                   modality_weights: dict[str, float] | None) -> torch.Tensor:
+        """(n, D) final vectors of `items` alone under a modality mask and weight override (no propagation)."""
+        net = self._need_net()
+        present = net.present[items]
+        if modality_mask is not None:
+            present = present & torch.tensor([bool(modality_mask.get(m, True)) for m in self.modalities])[None, :]
+        weights = None
+        if modality_weights is not None:
+            weights = torch.tensor([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
+            if float(weights.sum()) <= 0:
+                raise QueryError(f"every modality weight is zero for {self.modalities}; give at least one "
+                                 "a weight > 0")
+        with torch.no_grad():
+            x = net.project({m: v[items] for m, v in net.inputs.items()}, len(items))
+            fused, _ = net.fuse(x, present, weights)
+            return net.item_layer0(fused, items)
 
     def item_vectors_from_fields(self, field_inputs: dict[str, np.ndarray], items: np.ndarray) -> np.ndarray:
         """(n, dim) final vectors of items[k] with their content replaced by row k of `field_inputs`.

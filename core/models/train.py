@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.evaluation.metrics import ndcg_at_k, recall_at_k, topk_indices
+from core.evaluation.metrics import bounded_batch, ndcg_at_k, recall_at_k, topk_indices
 from core.models.base import EpochReport, InteractionData, ProgressCallback
 
 if TYPE_CHECKING:
@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 # spin-waiting made steps 10x slower in measurements, so training runs on one thread and restores the
 # caller's setting afterwards.
 TRAIN_THREADS = 1
-EVAL_BATCH = 2048  # users scored at once during validation
+EVAL_BATCH = 2048  # users scored at once during validation (fewer on large catalogs: see bounded_batch)
+# Above this many items a step scores only the batch's items (when no graph propagation needs them all):
+# a whole-catalog forward pass per step would cost a second per step at 200,000 items.
+LOCAL_STEP_ITEMS = 20_000
+ALIGN_MAX_ITEMS = 2048  # batch-local steps: items the alignment loss compares (an (n, n) matrix per modality pair)
 GATHER_RATIO = 32  # score negatives by a full (B, I) matmul when I ≤ this × negatives (3x faster, measured)
 
 
@@ -125,8 +129,9 @@ def validation_metric(net: FusionNet, data: InteractionData, metric: str) -> flo
         f = net()
         bias = net.biases()
         values = []
-        for start in range(0, users.size, EVAL_BATCH):
-            batch = users[start:start + EVAL_BATCH]
+        step = bounded_batch(EVAL_BATCH, data.n_items)
+        for start in range(0, users.size, step):
+            batch = users[start:start + step]
             scores = (f.users[torch.as_tensor(batch)] @ f.items.T + bias).numpy()  # (B, I)
             top = topk_indices(scores, k, data.train[batch])
             values.append(per_user(top, data.valid[batch]))
@@ -157,6 +162,47 @@ def _penalties(net: FusionNet, config: FusionConfig, f: Forward, users: torch.Te
     if config.strategy == "adversarial" and config.adv_weight > 0:
         total = total + config.adv_weight * adversarial_loss(net, f.projected[items], f.present[items])
     return total
+
+
+def uses_local_steps(net: FusionNet) -> bool:
+    """Whether training steps score only their batch's items and users (large catalog, no propagation)."""
+    return (net.n_items > LOCAL_STEP_ITEMS and net.config.graph_layers == 0
+            and net.config.user_mode == "id")
+
+
+def _local_step_loss(net: FusionNet, config: FusionConfig, users: torch.Tensor, pos: torch.Tensor,
+                     neg: torch.Tensor) -> torch.Tensor:
+    """The loss of one step computed over the batch's own items and users only.
+
+    Without propagation and with id users, an item's vector depends on its own content and a user's on
+    its own row, so this equals the whole-catalog step's loss (same terms, same regularisers) at the cost
+    of the batch instead of the catalog."""
+    items, inverse = torch.unique(torch.cat([pos, neg.reshape(-1)]), return_inverse=True)
+    pos_l, neg_l = inverse[:pos.numel()], inverse[pos.numel():].reshape(neg.shape)  # rows into `items`
+    present = net.present[items]  # (n, M)
+    x = net.project({m: v[items] for m, v in net.inputs.items()}, len(items))  # (n, M, D)
+    fused, _ = net.fuse(x, present)
+    items0 = net.item_layer0(fused, items)  # (n, D)
+    users0 = net.user_id(users)  # (B, D)
+    bias = net.biases()[items]
+    s_pos = (users0 * items0[pos_l]).sum(-1) + bias[pos_l]  # (B,)
+    s_neg = (users0[:, None, :] * items0[neg_l]).sum(-1) + bias[neg_l]  # (B, n)
+    loss = ranking_loss(s_pos, s_neg, config.loss)
+    if config.emb_reg > 0:  # as _penalties: Σ over the batch's rows of squared layer-0 norms
+        counts = torch.bincount(pos_l, minlength=len(items)) + torch.bincount(neg_l.reshape(-1),
+                                                                              minlength=len(items)) / neg.shape[1]
+        reg = users0.pow(2).sum() + (counts * items0.pow(2).sum(1)).sum()
+        loss = loss + config.emb_reg * reg / users.numel()
+    if config.l1 > 0:
+        loss = loss + config.l1 * sum(h.first_layer.weight.abs().sum() for h in net.heads.values())
+    projected = x * present[..., None]
+    if config.align_weight > 0 and len(net.modalities) > 1:
+        # InfoNCE is quadratic in its items: a large batch aligns a random subset of them
+        pick = torch.randperm(len(items))[:ALIGN_MAX_ITEMS] if len(items) > ALIGN_MAX_ITEMS else slice(None)
+        loss = loss + config.align_weight * alignment_loss(projected[pick], present[pick], config.align_temperature)
+    if config.strategy == "adversarial" and config.adv_weight > 0:
+        loss = loss + config.adv_weight * adversarial_loss(net, projected, present)
+    return loss
 
 
 @contextmanager
@@ -203,15 +249,20 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
         full = config.loss == "full-softmax"  # every item is a negative: no sampling needed
         users, pos, neg = (torch.as_tensor(a) for a in sample_pairs(data.train, rng, 1 if full else config.negatives))
         total, seen = 0.0, 0
+        local = uses_local_steps(net)
         for s in range(0, users.numel(), config.batch_size):
             u, i, j = users[s:s + config.batch_size], pos[s:s + config.batch_size], neg[s:s + config.batch_size]
-            f = net()  # (U, D), (I, D): the whole catalog, once per step
-            bias = net.biases()
-            if full:
+            if local:
+                loss = _local_step_loss(net, config, u, i, j)
+            elif full:
+                f = net()  # (U, D), (I, D): the whole catalog, once per step
+                bias = net.biases()
                 logits = f.users[u] @ f.items.T + bias  # (B, I): the positive's class is its item
                 j = torch.arange(f.items.shape[0])[None, :]  # (1, I) every item, for the penalties
                 loss = F.cross_entropy(logits, i) + _penalties(net, config, f, u, i, j)
             else:
+                f = net()  # (U, D), (I, D): the whole catalog, once per step
+                bias = net.biases()
                 s_pos = (f.users[u] * f.items[i]).sum(-1) + bias[i]  # (B,)
                 s_neg = negative_scores(f.users[u], f.items, j) + bias[j]  # (B, n)
                 loss = ranking_loss(s_pos, s_neg, config.loss) + _penalties(net, config, f, u, i, j)

@@ -1,0 +1,142 @@
+"""The FAISS IVF index saved beside a model: reloads to the same answers as a fresh build, is never rebuilt
+while the model's vectors are unchanged, and what-if queries through it re-rank exactly with items that lack
+the weighted modality kept behind those that carry it."""
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import core.index as index_module
+import core.recommend as recommend_module
+from core.catalog.model import Catalog, Item
+from core.embeddings import EmbeddingSet
+from core.encoders.base import l2_normalise
+from core.index import ExactIndex, IVFConfig, IVFIndex, ensure_index, load_index, save_index
+from core.models.base import InteractionData
+
+pytest.importorskip("faiss", reason="faiss-cpu is not installed: `pip install faiss-cpu`")
+
+
+def clustered(n: int, dim: int = 17, clusters: int = 30, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    return (centres[rng.integers(clusters, size=n)] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def test_saved_index_reloads_with_the_answers_of_a_fresh_build(tmp_path):
+    vectors = clustered(4000)
+    rng = np.random.default_rng(1)  # queries near the items, like a listener's vector
+    queries = (vectors[rng.choice(4000, 60)] + 0.3 * rng.standard_normal((60, 17))).astype(np.float32)
+    config = IVFConfig(build_threads=1)
+    built = ensure_index(tmp_path, vectors, "ivf", config)
+    assert (tmp_path / "index" / "index.json").is_file()
+    loaded = load_index(tmp_path, vectors)
+    fresh = IVFIndex(vectors, IVFConfig(build_threads=1, nprobe=built.nprobe))  # same cells, same nprobe
+    assert loaded is not None and loaded.kind == "ivf" and loaded.nprobe == built.nprobe
+    for q in queries:
+        rows, scores = loaded.search(q, 10, exclude={0, 1})
+        fresh_rows, fresh_scores = fresh.search(q, 10, exclude={0, 1})
+        assert rows.tolist() == fresh_rows.tolist() == built.search(q, 10, exclude={0, 1})[0].tolist()
+        np.testing.assert_allclose(scores, fresh_scores, rtol=1e-6)
+        np.testing.assert_allclose(scores, vectors[rows] @ q, rtol=1e-4, atol=1e-4)
+
+
+def test_a_saved_index_is_loaded_not_rebuilt_and_refused_for_other_vectors(tmp_path, monkeypatch):
+    vectors = clustered(3000)
+    ensure_index(tmp_path, vectors, "ivf", IVFConfig(build_threads=1))
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the saved index should have been loaded")
+
+    monkeypatch.setattr(index_module, "build_index", no_build)
+    assert ensure_index(tmp_path, vectors, "ivf").kind == "ivf"  # a second start loads it
+    changed = vectors.copy()
+    changed[7] += 1.0
+    assert load_index(tmp_path, changed) is None  # a retrained model's vectors do not reuse it
+    monkeypatch.undo()
+    rebuilt = ensure_index(tmp_path, changed, "ivf", IVFConfig(build_threads=1))
+    assert load_index(tmp_path, changed) is not None and rebuilt.n_items == 3000
+    save_index(ExactIndex(changed), tmp_path / "exact", changed)  # exact search saves nothing
+    assert not (tmp_path / "exact").exists()
+
+
+# -- through the recommend service --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world():
+    """1,500 items in 12 clusters with text, image and audio fields (a quarter lack the image), 150 users,
+    and a fusion model trained a few epochs."""
+    from core.models.fusion import FusionConfig, FusionRecommender
+
+    rng = np.random.default_rng(3)
+    n_items, n_users = 1500, 150
+    cluster = rng.integers(12, size=n_items)
+    fields = {"text": "text", "image": "image", "audio": "audio"}
+    masks = {f: np.ones(n_items, bool) for f in fields}
+    masks["image"] = rng.random(n_items) > 0.25
+    matrices = {f: l2_normalise((rng.normal(size=(12, 10))[cluster] + 0.4 * rng.normal(size=(n_items, 10)))
+                                * masks[f][:, None]) for f in fields}
+    ids = [f"item{j}" for j in range(n_items)]
+    emb = EmbeddingSet(item_ids=ids, matrices=matrices, masks=masks, modality_of=fields,
+                       encoder_ids={f: f"test/{f}" for f in fields})
+    rows, cols = [], []
+    for u in range(n_users):
+        liked = rng.choice(np.flatnonzero(cluster == u % 12), size=10, replace=False)
+        rows += [u] * 10
+        cols += liked.tolist()
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    empty = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    data = InteractionData(user_ids=[f"u{u}" for u in range(n_users)], item_ids=ids, train=train, valid=empty,
+                           test=empty, embeddings=emb, split_name="all-train")
+    config = FusionConfig(strategy="gated", dim=16, hidden=0, use_item_id=False, user_mode="id", loss="bpr",
+                          epochs=3, batch_size=512, lr=0.01, align_weight=0.0, seed=0)
+    model = FusionRecommender(config).fit(data)
+    catalog = Catalog("ann-world", [Item(i, i) for i in ids])
+    return catalog, emb, model, data
+
+
+def test_single_modality_what_if_through_the_ann_path_keeps_items_with_it_first(world, tmp_path, monkeypatch):
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
+    assert service.index.kind == "ivf" and (tmp_path / "index" / "index.json").is_file()
+    has_image = emb.modality_mask("image")
+    monkeypatch.setattr(recommend_module, "WHATIF_CANDIDATES", 100)  # a candidate set well below the catalog
+    image_only = {"text": 0.0, "image": 1.0, "audio": 0.0}
+    for user in data.user_ids[:20]:
+        q = service.encode_query(recommend_module.Query(user_id=user))
+        result = service.recommend(q, k=30, modality_weights=image_only)
+        assert "exact re-rank" in result.index_kind
+        flags = [bool(has_image[catalog.index_of(r.item_id)]) for r in result.items]
+        assert flags == sorted(flags, reverse=True), flags  # never one without an image ahead of one with it
+        scores = [r.score for r in result.items if has_image[catalog.index_of(r.item_id)]]
+        assert scores == sorted(scores, reverse=True)
+        # the re-ranked scores are the exact what-if scores of those items
+        want = exact.scores(q.vector, np.array([catalog.index_of(r.item_id) for r in result.items]),
+                            modality_weights=image_only)
+        np.testing.assert_allclose([r.score for r in result.items], want, rtol=1e-4, atol=1e-4)
+    # with a candidate set as large as the default, the what-if top 10 matches exact what-if scoring
+    monkeypatch.setattr(recommend_module, "WHATIF_CANDIDATES", 2000)
+    mixed = {"text": 0.2, "image": 1.0, "audio": 0.5}
+    for user in data.user_ids[:10]:
+        q = service.encode_query(recommend_module.Query(user_id=user))
+        got = [r.item_id for r in service.recommend(q, k=10, modality_weights=mixed).items]
+        assert got == [r.item_id for r in exact.recommend(q, k=10, modality_weights=mixed).items]
+
+
+def test_service_reloads_the_saved_index_of_its_model(world, tmp_path, monkeypatch):
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the service rebuilt an index that was saved beside its model")
+
+    monkeypatch.setattr(index_module, "build_index", no_build)
+    second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    q = second.encode_query(recommend_module.Query(user_id=data.user_ids[0]))
+    assert [r.item_id for r in second.recommend(q, k=10).items] == [r.item_id for r in first.recommend(q, k=10).items]
