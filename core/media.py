@@ -153,14 +153,20 @@ def load_audio(source: MediaSource, name: str | None = None, sr: int = AUDIO_SAM
         import librosa
 
         y = librosa.resample(y, orig_sr=native_sr, target_sr=sr)
+    return pad_short_clip(y, sr)
+
+
+def pad_short_clip(y: np.ndarray, sr: int) -> np.ndarray:
+    """A mono float32 waveform of at least PAD_AUDIO_SECONDS: a short real sound (a hammer, a click) is
+    centred in silence, not refused. Every path into the encoders (files, bytes, arrays) pads the same way."""
     y = np.asarray(y, dtype=np.float32)
     pad_to = int(round(PAD_AUDIO_SECONDS * sr))
-    if y.size < pad_to:  # short real sounds (a hammer, a click) are centred in silence, not refused
-        out = np.zeros(pad_to, np.float32)
-        lead = (pad_to - y.size) // 2
-        out[lead:lead + y.size] = y
-        y = out
-    return y
+    if y.size >= pad_to:
+        return y
+    out = np.zeros(pad_to, np.float32)
+    lead = (pad_to - y.size) // 2
+    out[lead:lead + y.size] = y
+    return out
 
 
 def _count_frames(f, limit: int, label: str, max_seconds: float) -> int:

@@ -52,7 +52,7 @@ def test_evaluate_with_mask_seeds_set_and_config(tiny: Path, tmp_path: Path, cap
     assert als["factors"] == 4 and als["iterations"] == 2 and als["threads"] == 1  # --config, then --set
     fusion = by_name["fusion-gated"][0]
     assert fusion["model"]["config"]["dim"] == 8 and fusion["model"]["config"]["epochs"] == 2
-    assert "preset" in fusion["model"]["base_config"]
+    assert "tune" in fusion["model"]["base_config"]  # no tuned configuration stored: a short tune, said so
     assert by_name["als"][0]["selection"]["grid"] and by_name["als"][0]["selection"]["overrides"]["factors"] == 4
     assert all("recall@20" in r["valid"] for r in runs)
     # the validation figure is printed beside the test figures, with the spread over seeds

@@ -27,7 +27,7 @@ import numpy as np
 from core.encoders.base import l2_normalise
 from core.encoders.weights import sha256_file, verify_sha256
 from core.errors import ChecksumError, EncoderError
-from core.media import load_audio
+from core.media import load_audio, pad_short_clip
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class AiSfxEncoder:
         """A mono float32 waveform at 44.1 kHz from a path, bytes or an array (assumed at 44.1 kHz)."""
         if isinstance(source, np.ndarray):
             y = np.asarray(source, np.float32)
-            return y.mean(axis=0) if y.ndim == 2 else y
+            return pad_short_clip(y.mean(axis=0) if y.ndim == 2 else y, SAMPLE_RATE)
         return load_audio(source, sr=SAMPLE_RATE, min_seconds=self.min_seconds)
 
     def blocks(self, source: Any) -> Any:

@@ -117,7 +117,8 @@ def explained_from(catalog: Catalog, explanation: Any) -> ExplainedItem:
 
 def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[dict[str, Any]]:
     """The run `run_id` (ReportError when unknown), else the newest run of each model of the catalog
-    on the split and masking rule of the newest run (so the table compares like with like)."""
+    under one protocol (data, split, target, masking rule): the newest protocol whose runs put a fusion model
+    beside another model, so the table compares like with like and its paired comparisons exist."""
     from core.runs import _records
 
     if run_id is not None:
@@ -129,12 +130,13 @@ def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[d
     records = [r for r in _records(store, catalog) if "cold" not in str(r.get("protocol", {}).get("split", ""))]
     if not records:
         return []
-    key = _split_key(records[0])
-    out: dict[str, dict[str, Any]] = {}
-    for r in records:  # newest first
-        if _split_key(r) == key and r.get("name") not in out:
-            out[r.get("name")] = r
-    return list(out.values())
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in records:  # newest first: each group keeps the newest run of each model
+        groups.setdefault(_split_key(r), {}).setdefault(r.get("name"), r)
+    # the newest group that puts a fusion model beside another model, else simply the newest group
+    comparable = [g for g in groups.values() if len(g) > 1 and
+                  any(r.get("model", {}).get("kind") == "fusion" for r in g.values())]
+    return list((comparable or list(groups.values()))[0].values())
 
 
 def _split_key(record: dict[str, Any]) -> tuple:
