@@ -56,12 +56,13 @@ def without_interactions_of(catalog: Any, rows: Any) -> Any:
                                .reset_index(drop=True))
 
 
-def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int) -> tuple[Any, Any]:
-    """(the catalog's preset fusion model trained on `catalog`, its InteractionData)."""
+def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int,
+                  overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(the catalog's preset fusion model, with `overrides`, trained on `catalog`; its InteractionData)."""
     from core.evaluation.splits import build_interaction_data
     from core.models.fusion import FusionRecommender, preset_for
 
-    config = dataclasses.replace(preset_for(catalog.name), seed=seed)
+    config = dataclasses.replace(preset_for(catalog.name), seed=seed, **(overrides or {}))
     if epochs is not None:
         config = dataclasses.replace(config, epochs=min(config.epochs, epochs))
     data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
@@ -75,7 +76,7 @@ def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int) 
 
 
 def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: int = 0, k: int = 10,
-        epochs: int | None = None, store: Any = None) -> dict[str, Any]:
+        epochs: int | None = None, store: Any = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole benchmark on a stored (or the demo) catalog; the JSON document as a dict."""
     from benchmarks.quality import load_catalog
     from core.evaluation.retrieval import choose_prior_weight, evaluate_retrieval, held_out_rows, split_halves
@@ -94,7 +95,7 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
         f"{len(valid)} to choose the prior weight on, {len(test)} to report on")
     train_catalog = without_interactions_of(catalog, held)
     say(f"training the {catalog_name} preset without the held-out items' {len(catalog.interactions) - len(train_catalog.interactions)} interactions")
-    model, data = train_without(train_catalog, embeddings, epochs, seed)
+    model, data = train_without(train_catalog, embeddings, epochs, seed, overrides)
     service = RecommendService(train_catalog, embeddings, model, encoders={}, data=data)
     say("choosing the popularity prior weight on the validation half")
     chosen, criterion = choose_prior_weight(service, labels, valid, PRIOR_GRID, k,
@@ -103,6 +104,7 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
     queries = evaluate_retrieval(service, labels, test, k, prior_weight=chosen,
                                  progress=lambda d, t, m: say(f"  {m} queries done ({d}/{t})"))
     at_zero = evaluate_retrieval(service, labels, test, k, prior_weight=0.0, restricted=False) if chosen else queries
+    on_valid = evaluate_retrieval(service, labels, valid, k, prior_weight=chosen, restricted=False)
     return {
         "protocol": {
             "catalog": catalog.name, "items": len(catalog.items), "label": column,
@@ -118,7 +120,8 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
                                       f"mean over query modalities of (precision@{k} + self@{k}) / 2; the smaller "
                                       "weight on ties; figures reported on the test half",
             "validation_items": len(valid), "test_items": len(test),
-            "model": {"name": model.name, "config": dataclasses.asdict(model.config), "best_epoch": model.best_epoch},
+            "model": {"name": model.name, "config": dataclasses.asdict(model.config), "best_epoch": model.best_epoch,
+                      "overrides": dict(overrides or {})},
             "encoders": dict(embeddings.encoder_ids), "split": data.split_name,
             "seconds": round(time.perf_counter() - start, 1),
         },
@@ -126,6 +129,7 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
                   "chosen": chosen},
         "queries": queries,
         "queries_prior_zero": {m: r["fusion"] for m, r in at_zero.items()},
+        "validation": {m: {"fusion": r["fusion"], "raw_knn": r["raw_knn"]} for m, r in on_valid.items()},
     }
 
 
@@ -156,6 +160,20 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """{"align_weight": 0.3, ...} from ["align_weight=0.3", ...] (values read as JSON when they parse)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: write it as KEY=VALUE, e.g. --set align_weight=0.3")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", default="demo", help="demo, or the name of a stored catalog")
@@ -165,9 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out draw, the halves and training")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=None, help="cap the preset's training epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the catalog's fusion preset (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = run(args.catalog, label=args.label, share=args.share, seed=args.seed, k=args.k, epochs=args.epochs)
+    result = run(args.catalog, label=args.label, share=args.share, seed=args.seed, k=args.k, epochs=args.epochs,
+                 overrides=parse_overrides(args.set))
     print(format_table(result))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

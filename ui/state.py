@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "audio_uploads": [],
     "whatif": False,  # modality-weight sliders active
     "weights": None,  # dict[modality, float] when what-if is on
+    "prior_weight": None,  # popularity prior weight of content queries (None = core.prior's default)
     "top_k": 10,
     "feedback": [],  # [(item_id, "like" | "dislike")] in order
     "explain_target": None,  # {"item_id", "mode": "query" | "user", "user_id"}
