@@ -149,6 +149,10 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{r['raw_knn'][p]:>19.3f} {r['chance_with_modality']:>13.3f} {r['raw_knn'][s]:>14.3f}")
         for f, v in (r.get("raw_knn_fields") or {}).items():
             lines.append(f"{'':<7} {'':>4} {'':>7} {'':>18} {'':>13} {v[p]:>19.3f}  raw field {f}")
+    lines += ["", f"fusion with the learned item bias instead of the prior (content queries before): {p} / {s}"]
+    for m, r in result["queries"].items():
+        if "fusion_learned_bias" in r:
+            lines.append(f"{m:<7} {r['fusion_learned_bias'][p]:.3f} / {r['fusion_learned_bias'][s]:.3f}")
     lines += ["", f"restricted (single-modality what-if): {p} / {s} / chance / share of top {k} lacking the modality"]
     for m, r in result["queries"].items():
         cells = [f"{rm}: {v[p]:.3f} / {v[s]:.3f} / {v['chance']:.3f} / {v['lacking_in_top']:.2f}"

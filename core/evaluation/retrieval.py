@@ -121,11 +121,12 @@ def item_query(service: RecommendService, row: int, modality: str) -> EncodedQue
 
 
 def fusion_ranking(service: RecommendService, encoded: EncodedQuery, k: int, prior_weight: float,
-                   restrict: str | None = None) -> np.ndarray:
+                   restrict: str | None = None, learned_bias: bool = False) -> np.ndarray:
     """The service's top k + 1 rows for the encoded query (nothing excluded), optionally restricted to one
-    modality with the single-modality what-if."""
+    modality with the single-modality what-if; `learned_bias` scores with the model's learned item bias
+    instead of the prior (how content queries were ranked before the prior, for comparison)."""
     weights = None if restrict is None else {m: float(m == restrict) for m in service.modalities}
-    a, w = service.offset_coefficients(encoded, prior_weight)
+    a, w = (1.0, 0.0) if learned_bias else service.offset_coefficients(encoded, prior_weight)
     rows, _ = service.top_rows(encoded.vector, k + 1, (), weights, a, w)
     return rows
 
@@ -138,7 +139,8 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
                        prior_weight: float = 0.0, restricted: bool = True,
                        progress: Progress | None = None) -> dict[str, dict[str, Any]]:
     """Per query modality: chance, the fusion model's precision@k and self@k, the same restricted to each
-    modality (single-modality what-if), and raw-encoder cosine kNN (joined and per field)."""
+    modality (single-modality what-if), raw-encoder cosine kNN (joined and per field), and (with
+    `restricted`) the fusion model scored with its learned item bias instead of the prior."""
     emb = service.embeddings
     out: dict[str, dict[str, Any]] = {}
     mods = [m for m in MODALITIES if m in service.modalities]
@@ -164,6 +166,8 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
                 f: summarise([raw_knn_ranking(emb.matrices[f], emb.masks[f], r, k) for r in rows], rows, labels, k)
                 for f in fields}
         if restricted:
+            entry["fusion_learned_bias"] = summarise(
+                [fusion_ranking(service, e, k, prior_weight, learned_bias=True) for e in encoded], rows, labels, k)
             entry["restricted"] = {}
             for r_mod in mods:
                 ranked = [fusion_ranking(service, e, k, prior_weight, restrict=r_mod) for e in encoded]

@@ -144,6 +144,8 @@ def test_evaluate_retrieval_reproduces_hand_worked_figures():
     assert text["chance"] == pytest.approx(2 / 5)
     # raw text kNN: item 0's nearest other is item 1 (a), item 3's is item 4 (b): precision 1, self 1
     assert text["raw_knn"]["precision@1"] == 1.0 and text["raw_knn"]["self@1"] == 1.0
+    # with the learned bias (5 for every b item) both queries return b items first: 3 itself, then 4 or 5
+    assert text["fusion_learned_bias"] == {"precision@1": 0.5, "self@1": 0.5}
     # restricted to text, the item vectors are the text vectors: 0's best other is 1, 3's is 4 → 1.0
     assert text["restricted"]["text"]["precision@1"] == 1.0 and text["restricted"]["text"]["self@1"] == 1.0
     # image queries: only items 0 and 3 carry an image; chance among image carriers: none of the other is alike
@@ -209,3 +211,22 @@ def test_prior_values_follow_plays():
     assert service.prior[0] == 0.0 and service.prior[1] == pytest.approx(1.0)
     assert np.all(np.diff(service.prior[1:]) < 0)
     assert service.prior[9] == pytest.approx(np.log1p(10) / np.log1p(90))
+
+
+# -- the benchmark script's own steps -------------------------------------------------------------------
+def test_benchmark_holds_items_out_by_dropping_their_interactions_only():
+    import pandas as pd
+
+    from benchmarks.retrieval import item_labels, parse_overrides, without_interactions_of
+
+    items = [Item(id=f"i{j}", title=f"t{j}", metadata={"category": "ab"[j % 2]}) for j in range(4)]
+    inter = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u2"], "item_id": ["i0", "i1", "i1", "i3"]})
+    catalog = Catalog(name="tiny", items=items, interactions=inter)
+    labels, column = item_labels(catalog, None)  # no genre column: the category column is used
+    assert column == "category" and labels == ["a", "b", "a", "b"]
+    held = without_interactions_of(catalog, [1])
+    assert held.item_ids == catalog.item_ids  # the held-out item stays in the catalog, as a cold item
+    assert held.interactions["item_id"].tolist() == ["i0", "i3"] and len(catalog.interactions) == 4
+    with pytest.raises(SystemExit, match="no item metadata column 'mood'"):
+        item_labels(catalog, "mood")
+    assert parse_overrides(["align_weight=0.5", "strategy=gated"]) == {"align_weight": 0.5, "strategy": "gated"}
