@@ -244,4 +244,6 @@ def test_single_modality_what_if_never_ranks_an_item_lacking_it_above_one_with_i
         assert result.notes and f"carry no {m}" in result.notes[0]
         # the shares on each card are the weights that produced the ranking
         assert all(r.modality_weights[m] == (1.0 if h else 0.0) for r, h in zip(result.items, has))
+        # a weight of 0 removes a modality's contribution
+        assert all(abs(r.contributions[o]) < 1e-6 for r in result.items for o in service.modalities if o != m)
     assert {"image", "audio"} <= set(tested)

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
+from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
 from ui import state
 from ui.theme import MODALITY_LABELS, modality_bar, modality_color, rank_change
 
@@ -121,8 +122,6 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
 def score_terms_line(rec: Any) -> str:
     """HTML: the card's named score terms (the popularity prior, or that the learned bias applies) and the
     what-if modalities the item lacks ("no audio")."""
-    from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
-
     terms = dict(getattr(rec, "terms", {}) or {})
     parts = []
     if PRIOR in terms:
