@@ -9,9 +9,10 @@ by default the metadata column `genre`, else `category`) is held out; a fusion m
 preset is trained with their interactions removed, so they stay in the catalog as cold items scored from
 content alone. Each held-out item is a query of each modality it carries (its own stored vectors, through
 the recommend service); its results are all catalog items. The held-out items are split in two halves per
-category: the popularity prior's weight is chosen on the validation half (grid core.prior.PRIOR_GRID,
-criterion: mean over query modalities of (precision@10 + self@10) / 2) and every figure printed is measured
-on the other (test) half at that weight.
+category: the popularity prior's weight, the weight λ of the similarity to the upload and the weight μ of
+"items like your upload" (core.similarity) are chosen together on the validation half (grids
+core.prior.PRIOR_GRID × core.similarity.SIMILARITY_GRID × LIKE_GRID, criterion: mean over query modalities
+of (precision@10 + self@10) / 2) and every figure printed is measured on the other (test) half at them.
 """
 from __future__ import annotations
 
@@ -79,8 +80,9 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
         epochs: int | None = None, store: Any = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole benchmark on a stored (or the demo) catalog; the JSON document as a dict."""
     from benchmarks.quality import load_catalog
-    from core.evaluation.retrieval import choose_prior_weight, evaluate_retrieval, held_out_rows, split_halves
+    from core.evaluation.retrieval import choose_weights, evaluate_retrieval, held_out_rows, split_halves
     from core.prior import PRIOR_GRID
+    from core.similarity import LIKE_GRID, NEIGHBOURS, SIMILARITY_GRID
     from core.recommend import RecommendService
     from core.store import Store
 
@@ -97,14 +99,14 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
     say(f"training the {catalog_name} preset without the held-out items' {len(catalog.interactions) - len(train_catalog.interactions)} interactions")
     model, data = train_without(train_catalog, embeddings, epochs, seed, overrides)
     service = RecommendService(train_catalog, embeddings, model, encoders={}, data=data)
-    say("choosing the popularity prior weight on the validation half")
-    chosen, criterion = choose_prior_weight(service, labels, valid, PRIOR_GRID, k,
-                                            progress=lambda d, t, m: say(f"  {m}: {d}/{t}"))
-    say(f"chosen prior weight {chosen}; measuring the test half")
-    queries = evaluate_retrieval(service, labels, test, k, prior_weight=chosen,
-                                 progress=lambda d, t, m: say(f"  {m} queries done ({d}/{t})"))
-    at_zero = evaluate_retrieval(service, labels, test, k, prior_weight=0.0, restricted=False) if chosen else queries
-    on_valid = evaluate_retrieval(service, labels, valid, k, prior_weight=chosen, restricted=False)
+    say("choosing the prior, similarity and like weights on the validation half")
+    (chosen, lam, mu), criterion = choose_weights(service, labels, valid, PRIOR_GRID, SIMILARITY_GRID, LIKE_GRID,
+                                                  k, progress=lambda d, t, m: say(f"  {m}: {d}/{t}"))
+    say(f"chosen prior weight {chosen}, similarity weight {lam}, like weight {mu}; measuring the test half")
+    queries = evaluate_retrieval(service, labels, test, k, prior_weight=chosen, similarity_weight=lam,
+                                 like_weight=mu, progress=lambda d, t, m: say(f"  {m} queries done ({d}/{t})"))
+    on_valid = evaluate_retrieval(service, labels, valid, k, prior_weight=chosen, restricted=False,
+                                  similarity_weight=lam, like_weight=mu)
     return {
         "protocol": {
             "catalog": catalog.name, "items": len(catalog.items), "label": column,
@@ -116,19 +118,22 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
             "restricted": "the single-modality what-if {r: 1}: items carrying r first",
             "raw_knn": "cosine over the modality's raw encoder fields joined (each L2-normalised), among the items "
                        "carrying the modality",
-            "prior_weight_selection": "chosen on the validation half of the held-out items (per category) by the "
-                                      f"mean over query modalities of (precision@{k} + self@{k}) / 2; the smaller "
-                                      "weight on ties; figures reported on the test half",
+            "weight_selection": "prior, similarity and like weights chosen together on the validation half of the "
+                                "held-out items (per category) by the mean over query modalities of "
+                                f"(precision@{k} + self@{k}) / 2; the smaller weights on ties; figures reported "
+                                "on the test half",
+            "like_neighbours": NEIGHBOURS,
             "validation_items": len(valid), "test_items": len(test),
             "model": {"name": model.name, "config": dataclasses.asdict(model.config), "best_epoch": model.best_epoch,
                       "overrides": dict(overrides or {})},
             "encoders": dict(embeddings.encoder_ids), "split": data.split_name,
             "seconds": round(time.perf_counter() - start, 1),
         },
-        "prior": {"grid": list(PRIOR_GRID), "validation_criterion": {str(w): v for w, v in criterion.items()},
-                  "chosen": chosen},
+        "prior": {"grid": list(PRIOR_GRID), "chosen": chosen},
+        "similarity": {"grid": list(SIMILARITY_GRID), "chosen": lam},
+        "like": {"grid": list(LIKE_GRID), "chosen": mu},
+        "validation_criterion": {f"{w},{s},{m}": v for (w, s, m), v in criterion.items()},
         "queries": queries,
-        "queries_prior_zero": {m: r["fusion"] for m, r in at_zero.items()},
         "validation": {m: {"fusion": r["fusion"], "raw_knn": r["raw_knn"]} for m, r in on_valid.items()},
     }
 
@@ -139,8 +144,9 @@ def format_table(result: dict[str, Any]) -> str:
     p, s = f"precision@{k}", f"self@{k}"
     prot = result["protocol"]
     lines = [f"Cross-modal retrieval on {prot['catalog']!r}: {prot['test_items']} held-out test items "
-             f"({prot['label']}, {prot['categories']} categories), popularity prior weight {result['prior']['chosen']} "
-             "(chosen on the validation half)",
+             f"({prot['label']}, {prot['categories']} categories); chosen on the validation half: popularity prior "
+             f"{result['prior']['chosen']}, similarity to the upload {result['similarity']['chosen']}, items like "
+             f"your upload {result['like']['chosen']}",
              "",
              f"{'query':<7} {'n':>4} {'chance':>7} {'fusion ' + p:>18} {'fusion ' + s:>13} {'raw kNN ' + p:>19} "
              f"{'chance (mod.)':>13} {'raw kNN ' + s:>14}"]
@@ -149,18 +155,22 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{r['raw_knn'][p]:>19.3f} {r['chance_with_modality']:>13.3f} {r['raw_knn'][s]:>14.3f}")
         for f, v in (r.get("raw_knn_fields") or {}).items():
             lines.append(f"{'':<7} {'':>4} {'':>7} {'':>18} {'':>13} {v[p]:>19.3f}  raw field {f}")
-    lines += ["", f"fusion with the learned item bias instead of the prior (content queries before): {p} / {s}"]
+    lines += ["", f"fusion, the joint space alone (no prior, no similarity terms) / with the learned item bias "
+              f"instead (content queries before): {p} / {s}"]
     for m, r in result["queries"].items():
         if "fusion_learned_bias" in r:
-            lines.append(f"{m:<7} {r['fusion_learned_bias'][p]:.3f} / {r['fusion_learned_bias'][s]:.3f}")
+            lines.append(f"{m:<7} {r['fusion_joint_space'][p]:.3f} / {r['fusion_joint_space'][s]:.3f}     "
+                         f"{r['fusion_learned_bias'][p]:.3f} / {r['fusion_learned_bias'][s]:.3f}")
     lines += ["", f"restricted (single-modality what-if): {p} / {s} / chance / share of top {k} lacking the modality"]
     for m, r in result["queries"].items():
         cells = [f"{rm}: {v[p]:.3f} / {v[s]:.3f} / {v['chance']:.3f} / {v['lacking_in_top']:.2f}"
                  for rm, v in (r.get("restricted") or {}).items()]
         lines.append(f"{m:<7} " + "   ".join(cells))
-    crit = result["prior"]["validation_criterion"]
-    lines += ["", "prior weight on the validation half (criterion): "
-              + ", ".join(f"{w}: {v:.3f}" for w, v in crit.items())]
+    crit = result["validation_criterion"]
+    best = sorted(crit.items(), key=lambda kv: -kv[1])[:5]
+    lines += ["", "validation criterion, best five (prior, similarity, like): "
+              + ", ".join(f"({w}): {v:.3f}" for w, v in best)
+              + f"; all three 0: {crit.get('0.0,0.0,0.0', float('nan')):.3f}"]
     return "\n".join(lines)
 
 

@@ -73,6 +73,9 @@ class Explanation:
     terms: dict[str, float] = field(default_factory=dict)  # Shapley values of the named terms, e.g. the prior
     term_labels: dict[str, str] = field(default_factory=dict)  # e.g. {"prior": "popularity prior × 0.20"}
     item_offset: str = ""  # which item offset applies (popularity prior or the learned bias), in words
+    similarity: dict[str, float] = field(default_factory=dict)  # per uploaded modality: the similarity to the
+    # upload, λ · sim_m(item), included in modality_shapley[m] (core.similarity)
+    similarity_weight: float | None = None  # λ; None when the query is no upload
 
 
 def _feature_groups(service: RecommendService, field_name: str, names: list[str]) -> dict[str, list[str]]:
@@ -144,11 +147,13 @@ class ExplainService:
 
     # -- a. modality Shapley values -------------------------------------------------------------------
     def modality_shapley(self, vector: np.ndarray, row: int, terms: dict[str, float] | None = None,
-                         shift: float = 0.0) -> tuple[dict[str, float], float, float]:
+                         shift: float = 0.0, modality_extra: dict[str, float] | None = None
+                         ) -> tuple[dict[str, float], float, float]:
         """(Shapley value per player, base value v(∅), full score v(all)), exact.
 
         Players are the modalities, then the named `terms` (each adds its value when present); `shift` is
-        added to every coalition (e.g. the learned bias taken out of a content query's score). shap's
+        added to every coalition (e.g. the learned bias taken out of a content query's score);
+        `modality_extra[m]` is added whenever modality m is present (the similarity to the upload). shap's
         KernelExplainer with all 2^n coalitions enumerated solves the Shapley regression exactly (and, unlike
         shap's Exact explainer, compiles nothing on first use: that took 30 s on a busy machine).
         """
@@ -156,6 +161,7 @@ class ExplainService:
 
         modalities = self.modalities
         terms = dict(terms or {})
+        extra = dict(modality_extra or {})
         players = [*modalities, *terms]
         rows = np.array([row])
 
@@ -165,6 +171,7 @@ class ExplainService:
             for i, c in enumerate(np.asarray(coalitions) > 0.5):
                 keep = [m for m, on in zip(modalities, c) if on]
                 added = sum(v for (_, v), on in zip(terms.items(), c[len(modalities):]) if on)
+                added += sum(extra.get(m, 0.0) for m in keep)
                 out[i] = self.service.scores(vector, rows, keep=keep)[0] + shift + added
             return out
 
@@ -267,38 +274,49 @@ class ExplainService:
 
     # -- d. deletion ----------------------------------------------------------------------------------
     def deletion_check(self, encoded: EncodedQuery, row: int, modality: str,
-                       prior_weight: float | None = None) -> DeletionCheck:
-        """Score and rank of the item with and without `modality` (other items keep all theirs)."""
+                       prior_weight: float | None = None, similarity_weight: float | None = None,
+                       like_weight: float | None = None) -> DeletionCheck:
+        """Score and rank of the item with and without `modality` (other items keep all theirs; removing a
+        modality also removes its similarity to the upload)."""
         full = [m for m in self.modalities]
         without = [m for m in self.modalities if m != modality]
         a, w = self.service.offset_coefficients(encoded, prior_weight)
+        sim = self.service.similarity_parts(encoded, similarity_weight=similarity_weight)
+        sim = sim if sim.any() else None
+        extra = self.service.term_extra(self.service.score_terms(encoded, prior_weight, like_weight))
         before, rank_before = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=full,
-                                                   bias_coef=a, prior_coef=w)
+                                                   bias_coef=a, prior_coef=w, similarity=sim, extra=extra)
         after, rank_after = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=without,
-                                                 bias_coef=a, prior_coef=w)
+                                                 bias_coef=a, prior_coef=w, similarity=sim, extra=extra)
         return DeletionCheck(modality, before, after, rank_before, rank_after)
 
     # -- all together -----------------------------------------------------------------------------
     def explain(self, subject: EncodedQuery | Query | str, item_id: str, features: bool = True,
-                tokens: bool = True, prior_weight: float | None = None) -> Explanation:
+                tokens: bool = True, prior_weight: float | None = None,
+                similarity_weight: float | None = None, like_weight: float | None = None) -> Explanation:
         """The explanation of one item's score for an encoded query, a Query or a listener id, with the
-        popularity prior at `prior_weight` (the service's default when None) for content queries."""
+        popularity prior at `prior_weight`, the similarity to the upload at `similarity_weight` and "items
+        like your upload" at `like_weight` (the service's defaults when None) for content queries."""
         encoded = self._encoded(subject)
         row = self._row(item_id)
         with single_threaded():
-            return self._explain(encoded, row, features, tokens, prior_weight)
+            return self._explain(encoded, row, features, tokens, prior_weight, similarity_weight, like_weight)
 
     def _explain(self, encoded: EncodedQuery, row: int, features: bool, tokens: bool,
-                 prior_weight: float | None = None) -> Explanation:
+                 prior_weight: float | None = None, similarity_weight: float | None = None,
+                 like_weight: float | None = None) -> Explanation:
         timings: dict[str, float] = {}
         notes: list[str] = []
         item_id = self.service.catalog.items[row].id
         t = time.perf_counter()
         a, _ = self.service.offset_coefficients(encoded, prior_weight)
-        score_terms = self.service.score_terms(encoded, prior_weight)
+        score_terms = self.service.score_terms(encoded, prior_weight, like_weight)
         term_values = {term.name: float(term.part(np.array([row]))[0]) for term in score_terms}
         shift = float(self.service.shift(a, 0.0, np.array([row]))[0])  # the learned bias out, if it goes
-        values, base, score = self.modality_shapley(encoded.vector, row, term_values, shift)
+        lam = self.service.similarity_coefficient(encoded, similarity_weight)
+        sim_row = self.service.similarity_parts(encoded, np.array([row]), similarity_weight=similarity_weight)[0]
+        similarity = {m: float(sim_row[i]) for i, m in enumerate(self.modalities) if lam and m in encoded.modalities}
+        values, base, score = self.modality_shapley(encoded.vector, row, term_values, shift, similarity)
         phi = {m: values[m] for m in self.modalities}
         terms = {name: values[name] for name in term_values}
         timings["modality_shapley"] = (time.perf_counter() - t) * 1e3
@@ -308,7 +326,7 @@ class ExplainService:
         if present:
             top = max(present, key=lambda m: phi[m])
             t = time.perf_counter()
-            deletion = self.deletion_check(encoded, row, top, prior_weight)
+            deletion = self.deletion_check(encoded, row, top, prior_weight, similarity_weight, like_weight)
             timings["deletion"] = (time.perf_counter() - t) * 1e3
         else:
             notes.append("The item has no modality at all: its score is its id embedding and bias alone.")
@@ -330,7 +348,10 @@ class ExplainService:
                            feature_shap=feature_frame, token_shap=token_frame, deletion=deletion, notes=notes,
                            timings_ms=timings, terms=terms,
                            term_labels={t.name: f"{t.label} × {t.weight:.2f}" for t in score_terms},
-                           item_offset=self.service.item_offset_label(encoded, prior_weight))
+                           item_offset=self.service.item_offset_label(encoded, prior_weight),
+                           similarity=similarity,
+                           similarity_weight=lam if encoded.similarity is not None
+                           and not encoded.known_listener else None)
 
     def warm_up(self) -> None:
         """Run the Partition explainer once on a toy game: shap compiles its numba kernels on first use

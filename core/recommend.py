@@ -11,6 +11,10 @@ Which item offset applies depends on who asks (core.prior): a known listener kee
 bias (inside the base); any other query (uploads, liked items) has the learned bias taken out and the
 popularity prior, weight × prior_i, added as its own named term. In general a query's score is
 q · v_i + a · bias_i + w · prior_i with (a, w) = (1, 0) for a known listener and (0, prior weight) otherwise.
+An upload query also adds, per uploaded modality m, the similarity to the upload λ · ω_m · sim_m(i)
+(core.similarity: raw-encoder cosine in m's fields, 0 for items lacking m), which is part of modality m's
+contribution: it is present exactly when m is, so the Shapley values stay exact. It also adds the named
+term "items like your upload", μ · like_i (core.similarity), its own Shapley player like the prior.
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ from core.index import (ExactIndex, HNSWConfig, VectorIndex, build_index, single
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
+from core.similarity import (DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE, LIKE_LABEL,
+                             check_like_weight, check_similarity_weight, like_upload, upload_similarity)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,10 @@ class EncodedQuery:
     modalities: list[str]  # modalities of the uploads that made it into the vector
     warnings: list[str]
     encode_ms: float
+    # (I, M) raw-encoder cosine of each item to the uploads per modality (core.similarity); None without
+    # uploads or for a known listener
+    similarity: np.ndarray | None = None
+    like: np.ndarray | None = None  # (I,) like_i of core.similarity; None when `similarity` is None
 
     @property
     def known_listener(self) -> bool:
@@ -144,6 +154,8 @@ class Recommendation:
     base: float = 0.0  # v(∅) less the named terms: the part of the score no modality or term explains
     terms: dict[str, float] = field(default_factory=dict)  # e.g. {"prior": w · prior_i}
     lacks: list[str] = field(default_factory=list)  # what-if modalities (weight > 0) the item does not carry
+    similarity: dict[str, float] = field(default_factory=dict)  # per uploaded modality: λ · ω_m · sim_m(i),
+    # the part of contributions[m] that is the similarity to the upload (core.similarity)
 
 
 @dataclass
@@ -162,6 +174,7 @@ class RecommendationResult:
     prior_weight: float | None = None  # the popularity prior's weight; None when the learned bias applies
     item_offset: str = ""  # which item offset applies, in words (the card and the page say it)
     notes: list[str] = field(default_factory=list)  # e.g. how many items lack the what-if modalities
+    similarity_weight: float | None = None  # λ of the similarity to the upload; None when it does not apply
 
 
 # -- Shapley over modalities (shared with the explain service's check) ----------------------------------
@@ -191,12 +204,16 @@ class RecommendService:
 
     `index`: "auto" (exact below 50,000 items, else HNSW), "exact", "hnsw", or a prebuilt VectorIndex
     over `index_vectors()`: the model's item vectors with the bias and the popularity prior appended.
-    `prior_weight`: the popularity prior's weight for queries that are not a known listener.
+    `prior_weight`: the popularity prior's weight for queries that are not a known listener;
+    `similarity_weight`: λ of the similarity to the upload of such queries, `like_weight`: μ of their
+    "items like your upload" term (core.similarity).
     """
 
     def __init__(self, catalog: Catalog, embeddings: EmbeddingSet, model: Any, encoders: dict[str, Any] | None,
                  index: str | VectorIndex = "auto", data: Any = None, hnsw: HNSWConfig | None = None,
-                 prior_weight: float = DEFAULT_PRIOR_WEIGHT) -> None:
+                 prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+                 similarity_weight: float = DEFAULT_SIMILARITY_WEIGHT,
+                 like_weight: float = DEFAULT_LIKE_WEIGHT) -> None:
         if list(embeddings.item_ids) != catalog.item_ids:
             raise CatalogError(f"the embedding set does not match catalog {catalog.name!r} item for item; "
                              "re-encode the catalog (Catalog page or `python -m core encode`)")
@@ -221,6 +238,8 @@ class RecommendService:
         self.prior = popularity_prior(counts if counts.any() else
                                       popularity_counts(None, self._train_matrix(), self.n_items))
         self.prior_weight = check_prior_weight(prior_weight)
+        self.similarity_weight = check_similarity_weight(similarity_weight)
+        self.like_weight = check_like_weight(like_weight)
         self.linear = self._check_linear()
         self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
         self.weights_linear = False
@@ -422,10 +441,15 @@ class RecommendService:
         exclude = set(liked) | set(disliked)
         if user_row is not None:
             exclude |= set(self.training_rows(user_row).tolist())
+        used = {f: x for f, x in field_inputs.items() if self.embeddings.modality_of.get(f) in content}
+        similarity = None if user_row is not None or not used else upload_similarity(
+            used, self.embeddings.matrices, self.embeddings.masks, self.embeddings.modality_of,
+            self.modalities, self.n_items)
         return EncodedQuery(query=query, vector=vector, content=content, field_inputs=field_inputs,
                             liked_rows=liked, disliked_rows=disliked, user_row=user_row, exclude_rows=exclude,
                             modalities=[m for m in self.modalities if m in content], warnings=warnings,
-                            encode_ms=(time.perf_counter() - start) * 1e3)
+                            encode_ms=(time.perf_counter() - start) * 1e3, similarity=similarity,
+                            like=None if similarity is None else like_upload(similarity, self.item_vectors))
 
     # -- ranking ------------------------------------------------------------------------------------
     def modality_mask(self, keep: Collection[str]) -> dict[str, bool]:
@@ -519,17 +543,52 @@ class RecommendService:
         prior = self.prior if rows is None else self.prior[rows]
         return (bias_coef - 1.0) * bias.astype(np.float64) + prior_coef * prior
 
-    def score_terms(self, encoded: EncodedQuery, prior_weight: float | None = None) -> list[ScoreTerm]:
-        """The named additive terms of this query's scores: the popularity prior for a content query, none
-        for a known listener (whose learned bias stays in the base)."""
+    def score_terms(self, encoded: EncodedQuery, prior_weight: float | None = None,
+                    like_weight: float | None = None) -> list[ScoreTerm]:
+        """The named additive terms of this query's scores: the popularity prior for a content query (and
+        "items like your upload" for an upload query), none for a known listener (whose learned bias stays in
+        the base)."""
+        if encoded.known_listener:
+            return []
         _, w = self.offset_coefficients(encoded, prior_weight)
-        return [] if encoded.known_listener else [ScoreTerm(PRIOR, PRIOR_LABEL, w, self.prior)]
+        terms = [ScoreTerm(PRIOR, PRIOR_LABEL, w, self.prior)]
+        if encoded.like is not None:
+            mu = self.like_weight if like_weight is None else check_like_weight(like_weight)
+            terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, encoded.like))
+        return terms
+
+    @staticmethod
+    def term_extra(terms: Sequence[ScoreTerm]) -> np.ndarray | None:
+        """(I,) the named terms other than the prior (which the index carries), summed; None when none."""
+        parts = [t.part() for t in terms if t.name != PRIOR]
+        return np.sum(parts, axis=0) if parts else None
 
     def item_offset_label(self, encoded: EncodedQuery, prior_weight: float | None = None) -> str:
         """Which item offset applies to this query, in words."""
         if encoded.known_listener:
             return f"{LEARNED_BIAS_LABEL} (a known listener: the model's own, inside the base)"
         return f"{PRIOR_LABEL} × {self.offset_coefficients(encoded, prior_weight)[1]:.2f} (learned bias not used)"
+
+    def similarity_coefficient(self, encoded: EncodedQuery, similarity_weight: float | None = None) -> float:
+        """λ: the weight of the similarity to the upload for this query (0 for a known listener or without
+        uploads)."""
+        if encoded.known_listener or encoded.similarity is None:
+            return 0.0
+        return self.similarity_weight if similarity_weight is None else check_similarity_weight(similarity_weight)
+
+    def similarity_parts(self, encoded: EncodedQuery, rows: np.ndarray | None = None,
+                         modality_weights: dict[str, float] | None = None,
+                         similarity_weight: float | None = None) -> np.ndarray:
+        """(n, M) λ · ω_m · sim_m(i) for `rows` (all items when None): the similarity to the upload per
+        modality, ω_m the what-if weight of m (1 without what-if weights); zeros when it does not apply."""
+        n = self.n_items if rows is None else len(rows)
+        lam = self.similarity_coefficient(encoded, similarity_weight)
+        if lam == 0.0:
+            return np.zeros((n, len(self.modalities)))
+        sim = encoded.similarity if rows is None else encoded.similarity[np.asarray(rows, np.int64)]
+        omega = np.ones(len(self.modalities)) if modality_weights is None else \
+            np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
+        return lam * sim * omega[None, :]
 
     def carries(self, modality_weights: dict[str, float], rows: np.ndarray | None = None) -> np.ndarray:
         """(n,) whether each item carries at least one modality of weight > 0."""
@@ -539,24 +598,29 @@ class RecommendService:
 
     def top_rows(self, vector: np.ndarray, k: int, exclude: Collection[int] = (),
                  modality_weights: dict[str, float] | None = None, bias_coef: float = 1.0,
-                 prior_coef: float = 0.0) -> tuple[np.ndarray, str]:
-        """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior.
+                 prior_coef: float = 0.0, extra: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+        """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
+        per-item parts such as the similarity to the upload; such queries are scored exactly).
 
         What-if weights change the item vectors, so such queries are never ranked by the index: they are
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
         model ("model"); so are all queries of a model whose scores are not linear in the query. Under
         what-if weights, items carrying none of the weighted modalities come after every item that does.
         """
-        if modality_weights is None and self.linear:
+        if extra is not None and not np.any(extra):
+            extra = None
+        if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             rows, _ = self.index.search(query, k, exclude)
             return rows, self.index.kind
         scores = self.scores(vector, modality_weights=modality_weights) + self.shift(bias_coef, prior_coef)
+        if extra is not None:
+            scores = scores + np.asarray(extra, np.float64)
         if exclude:
             scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
         kind = "parts" if modality_weights is not None and self.weights_linear else "model"
         if modality_weights is None:
-            return top_k_rows(scores, k), kind
+            return top_k_rows(scores, k), "exact" if self.linear else kind
         carries = self.carries(modality_weights)
         rows = top_k_rows(np.where(carries, scores, -np.inf), k)
         if len(rows) < k:  # too few items carry the weighted modalities: the others follow them
@@ -565,10 +629,13 @@ class RecommendService:
 
     def recommend(self, query: Query | EncodedQuery, k: int = 10, modality_weights: dict[str, float] | None = None,
                   exclude: Collection[str] = (), previous: RecommendationResult | None = None,
-                  prior_weight: float | None = None, encoded_now: bool = False) -> RecommendationResult:
+                  prior_weight: float | None = None, encoded_now: bool = False,
+                  similarity_weight: float | None = None, like_weight: float | None = None) -> RecommendationResult:
         """The top `k` distinct items for the query, with weights, contributions, terms and rank changes.
 
         `prior_weight` overrides the service's popularity prior weight (content queries only);
+        `similarity_weight` overrides λ of the similarity to the upload (upload queries only), whose parts
+        are added to their modalities' contributions, and `like_weight` μ of "items like your upload";
         `encoded_now`: the EncodedQuery was encoded for this result, so its encoding time is counted.
         """
         encoded = query if isinstance(query, EncodedQuery) else self.encode_query(query)
@@ -581,15 +648,21 @@ class RecommendService:
         start = time.perf_counter()
         excluded = set(encoded.exclude_rows) | set(self.rows_of(exclude)[0])
         bias_coef, prior_coef = self.offset_coefficients(encoded, prior_weight)
-        terms = self.score_terms(encoded, prior_weight)
+        terms = self.score_terms(encoded, prior_weight, like_weight)
+        lam = self.similarity_coefficient(encoded, similarity_weight)
+        similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)  # (I, M)
+        other = self.term_extra(terms)  # (I,) the terms the index does not carry
+        extra = similar.sum(axis=1) + (0.0 if other is None else other)
         with single_threaded():
-            rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef)
+            rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
+                                       extra=extra)
             coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
             weights = self.item_weights(rows, modality_weights)
         shapley = shapley_from_coalitions(coalitions, self.modalities)
-        shift = self.shift(bias_coef, prior_coef, rows)
+        shift = self.shift(bias_coef, prior_coef, rows) + (0.0 if other is None else other[rows])
         parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
-        full = coalitions[frozenset(self.modalities)] + shift
+        similar = similar[rows]  # (k, M): each modality's similarity part joins its Shapley value
+        full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
         base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
         weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]
         lacking = ~self.carries(modality_weights, rows) if modality_weights is not None else np.zeros(len(rows), bool)
@@ -603,10 +676,12 @@ class RecommendService:
             items.append(Recommendation(
                 item_id=item.id, title=item.title, rank=rank, score=float(full[j]),
                 modality_weights={m: float(weights[j, i]) for i, m in enumerate(self.modalities)},
-                contributions={m: float(shapley[m][j]) for m in self.modalities},
+                contributions={m: float(shapley[m][j] + similar[j, i]) for i, m in enumerate(self.modalities)},
                 previous_rank=prev_ranks.get(item.id), base=float(base[j]),
                 terms={name: float(v[j]) for name, v in parts.items()},
-                lacks=[m for m in weighted if not self.present[row, self.modalities.index(m)]]))
+                lacks=[m for m in weighted if not self.present[row, self.modalities.index(m)]],
+                similarity={m: float(similar[j, i]) for i, m in enumerate(self.modalities)
+                            if lam and m in encoded.modalities}))
         notes = []
         if lacking.any():
             names = " or ".join(m for m in weighted)
@@ -620,17 +695,29 @@ class RecommendService:
                                     warnings=list(encoded.warnings), encoder_ids=used, index_kind=kind,
                                     encoding="encoded" if fresh else "reused",
                                     prior_weight=None if encoded.known_listener else prior_coef,
-                                    item_offset=self.item_offset_label(encoded, prior_weight), notes=notes)
+                                    item_offset=self.item_offset_label(encoded, prior_weight), notes=notes,
+                                    similarity_weight=lam if encoded.similarity is not None
+                                    and not encoded.known_listener else None)
 
     def rank_of(self, vector: np.ndarray, row: int, exclude: Collection[int] = (),
                 keep: Collection[str] | None = None, bias_coef: float = 1.0,
-                prior_coef: float = 0.0) -> tuple[float, int]:
+                prior_coef: float = 0.0, similarity: np.ndarray | None = None,
+                extra: np.ndarray | None = None) -> tuple[float, int]:
         """(score, 1-based rank) of item `row` with only the `keep` modalities present in IT, against every
-        other non-excluded item with all of its modalities (scores q · v + a · bias + w · prior)."""
+        other non-excluded item with all of its modalities (scores q · v + a · bias + w · prior, plus the
+        (I, M) `similarity` parts of the modalities present and the (I,) `extra` terms)."""
         shift = self.shift(bias_coef, prior_coef)
+        if extra is not None:
+            shift = shift + extra
+        if similarity is not None:
+            shift = shift + similarity.sum(axis=1)
         scores = self.scores(vector) + shift
-        own = float(self.scores(vector, np.array([row]), keep=keep)[0] + shift[row]) if keep is not None \
-            else float(scores[row])
+        if keep is not None:
+            own_shift = shift[row] - (0.0 if similarity is None else
+                                      sum(similarity[row, i] for i, m in enumerate(self.modalities) if m not in keep))
+            own = float(self.scores(vector, np.array([row]), keep=keep)[0] + own_shift)
+        else:
+            own = float(scores[row])
         others = np.ones(self.n_items, bool)
         if exclude:
             others[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = False

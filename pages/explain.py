@@ -77,6 +77,9 @@ ss["explain_target"] = {"item_id": item_id, "mode": "user" if user_id else "quer
 
 # the popularity prior's weight the Recommend page ranked with (content queries; a listener keeps the learned bias)
 prior_weight = None if user_id else ss.get("prior_weight")
+# and the weights of the similarity to the upload and of "items like your upload" (upload queries only)
+similarity_weight = None if user_id else ss.get("similarity_weight")
+like_weight = None if user_id else ss.get("like_weight")
 
 
 def explained(part: str, spinner: str):
@@ -85,13 +88,14 @@ def explained(part: str, spinner: str):
     The parts come one after the other so the modality view (milliseconds) is on screen while the
     feature-level and word-level SHAP (seconds) are still being computed.
     """
-    key = ("explanation", part, catalog.name, ws.stamp, user_id or id(ss["encoded"]), item_id, prior_weight)
+    key = ("explanation", part, catalog.name, ws.stamp, user_id or id(ss["encoded"]), item_id, prior_weight,
+           similarity_weight, like_weight)
     if key not in ss["explanations"]:
         with st.spinner(spinner):
             try:
                 ss["explanations"][key] = loaders.explain_service(ws).explain(
                     subject, item_id, features=part == "features", tokens=part == "words",
-                    prior_weight=prior_weight)
+                    prior_weight=prior_weight, similarity_weight=similarity_weight, like_weight=like_weight)
             except PrismError as e:
                 components.show_error(e, f"This item's {part} could not be explained")
                 return None
@@ -147,6 +151,13 @@ with left:
                    f"modality values are what they would be without it. All together: {total:+.4f} = score − base "
                    f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = prior; hatched bars lower "
                    "the score.")
+        similarity = dict(getattr(exp, "similarity", {}) or {})
+        if similarity:
+            st.caption(f"An upload query: each uploaded modality's value includes its similarity to your upload "
+                       f"(raw-encoder cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
+                       + ", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {v:+.4f}" for m, v in similarity.items())
+                       + "), present exactly when the item carries that modality; “items like your upload” "
+                       "(joint-space cosine to the items nearest the upload) is a player of its own, like the prior.")
     else:
         st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
                    f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}). This is a known "

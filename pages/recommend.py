@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import PrismError, QueryError
 from core.media import load_audio, load_image
 from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
+from core.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
 from core.recommend import Query, Upload, apply_feedback
 from ui import components, loaders, state
 from ui.navigation import ensure_frame
@@ -82,6 +83,12 @@ def _prior() -> float:
     return float(DEFAULT_PRIOR_WEIGHT if value is None else value)
 
 
+def _similarity() -> tuple[float, float]:
+    """(λ, μ): the weights of the similarity to the upload and of "items like your upload"."""
+    lam, mu = ss.get("similarity_weight"), ss.get("like_weight")
+    return (float(DEFAULT_SIMILARITY_WEIGHT if lam is None else lam), float(DEFAULT_LIKE_WEIGHT if mu is None else mu))
+
+
 def _flash(level: str, message: str) -> None:
     ss["flash"] = [*ss.get("flash", []), (level, message)]
 
@@ -92,7 +99,8 @@ def _run(query: Query, previous=None) -> bool:
     try:
         encoded = service.encode_query(query)
         result = service.recommend(encoded, k=int(ss.get("top_k", 10)), modality_weights=_weights(),
-                                   previous=previous, prior_weight=_prior(), encoded_now=True)
+                                   previous=previous, prior_weight=_prior(), encoded_now=True,
+                                   similarity_weight=_similarity()[0], like_weight=_similarity()[1])
     except QueryError as e:
         _flash("warning", f"Nothing to recommend from yet — {e}")
         return False
@@ -131,7 +139,9 @@ def _options() -> None:
     weights = {m: float(ss.get(f"opt_w_{m}", 1.0)) for m in modalities} if whatif else None
     ss.update(top_k=int(ss.get("opt_top_k", ss.get("top_k", 10))), whatif=whatif,
               weights=weights if weights and sum(weights.values()) > 0 else None,
-              prior_weight=float(ss.get("opt_prior", _prior())))
+              prior_weight=float(ss.get("opt_prior", _prior())),
+              similarity_weight=float(ss.get("opt_similarity", _similarity()[0])),
+              like_weight=float(ss.get("opt_like", _similarity()[1])))
 
 
 def _on_submit() -> None:
@@ -201,6 +211,8 @@ ss.setdefault("opt_whatif", bool(ss.get("whatif")))
 for m in modalities:
     ss.setdefault(f"opt_w_{m}", float((ss.get("weights") or {}).get(m, 1.0)))
 ss.setdefault("opt_prior", _prior())
+ss.setdefault("opt_similarity", _similarity()[0])
+ss.setdefault("opt_like", _similarity()[1])
 opt_k, opt_prior, opt_toggle, opt_sliders = st.columns([1.2, 1.6, 1.6, 4], gap="large", vertical_alignment="center")
 top_k = opt_k.select_slider("Results", options=[5, 10, 15, 20, 30], key="opt_top_k")
 prior_weight = opt_prior.slider(
@@ -208,6 +220,15 @@ prior_weight = opt_prior.slider(
     help="Weight of the popularity prior (log plays, 0 for items nobody played) in the score of a query that "
          "is not a known listener; 0 ranks uploads and liked tracks by content alone. The default was chosen "
          "on the retrieval benchmark. A known listener keeps the model's learned item bias instead.")
+similarity_weight = opt_prior.slider(
+    "Similarity to your upload", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
+    help="Weight of the raw-encoder cosine between your upload and each item, per uploaded modality (0 for items "
+         "lacking it; counted in that modality's share). Uploads only; the default was chosen on the retrieval "
+         "benchmark.")
+like_weight = opt_prior.slider(
+    "Items like your upload", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
+    help="Weight of the model's joint-space cosine between each item and the items nearest your upload. Uploads "
+         "only; the default was chosen on the retrieval benchmark.")
 whatif = opt_toggle.toggle("What-if weights", key="opt_whatif",
                            help="Override each item's learned modality weights and re-rank at once (no re-encoding)")
 weights = None
@@ -221,18 +242,22 @@ if whatif:
 
 if ss.get("encoded") is not None and (top_k != ss.get("top_k") or whatif != ss.get("whatif")
                                         or (whatif and weights != ss.get("weights"))
-                                        or prior_weight != _prior()):
+                                        or prior_weight != _prior()
+                                        or (similarity_weight, like_weight) != _similarity()):
     # a slider moved: re-rank the encoded query with the new weights (previous ranks give the arrows)
-    ss.update(top_k=top_k, whatif=whatif, weights=weights, prior_weight=float(prior_weight))
+    ss.update(top_k=top_k, whatif=whatif, weights=weights, prior_weight=float(prior_weight),
+              similarity_weight=float(similarity_weight), like_weight=float(like_weight))
     service = loaders.recommend_service(ws)
     try:
         ss["result"] = service.recommend(ss["encoded"], k=top_k, modality_weights=_weights(),
-                                         previous=ss.get("result"), prior_weight=_prior())
+                                         previous=ss.get("result"), prior_weight=_prior(),
+                                         similarity_weight=_similarity()[0], like_weight=_similarity()[1])
         ss["had_rerank"] = True
     except PrismError as e:
         _flash("error", f"Re-ranking failed — {e}")
 else:
-    ss.update(top_k=top_k, whatif=whatif, prior_weight=float(prior_weight))
+    ss.update(top_k=top_k, whatif=whatif, prior_weight=float(prior_weight),
+              similarity_weight=float(similarity_weight), like_weight=float(like_weight))
 
 for message in ss.get("upload_errors", []):
     st.error(message, icon=":material/error:")

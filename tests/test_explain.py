@@ -204,8 +204,11 @@ def test_shapley_values_plus_the_prior_sum_to_the_score_of_a_content_query(expla
     row = service.catalog.index_of(rec.item_id)
     exp = explainer.explain(query, rec.item_id, features=False, tokens=False, prior_weight=0.5)
     # the prior is a player of its own: its Shapley value is exactly its term, weight × prior_i
-    assert exp.terms == pytest.approx({"prior": 0.5 * service.prior[row]}, abs=1e-6)
-    assert exp.term_labels == {"prior": "popularity prior × 0.50"}
+    assert exp.terms["prior"] == pytest.approx(0.5 * service.prior[row], abs=1e-6)
+    assert exp.term_labels["prior"] == "popularity prior × 0.50"
+    # an upload query also has "items like your upload" as a player, and the text similarity in text's value
+    assert set(exp.terms) == {"prior", "like_upload"} and set(exp.similarity) == {"text"}
+    assert exp.terms["like_upload"] == pytest.approx(rec.terms["like_upload"], abs=1e-6)
     total = sum(exp.modality_shapley.values()) + sum(exp.terms.values())
     assert total == pytest.approx(exp.score - exp.base_value, abs=1e-5)
     assert exp.score == pytest.approx(rec.score, abs=1e-5) and exp.base_value == pytest.approx(rec.base, abs=1e-5)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.catalog.model import Catalog, Item
 from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
+from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
 from ui import state
 from ui.theme import MODALITY_LABELS, modality_bar, modality_color, rank_change
 
@@ -127,6 +128,15 @@ def score_terms_line(rec: Any) -> str:
     if PRIOR in terms:
         parts.append(f'<span title="weight × log-plays prior; 0 for items nobody played">'
                      f'{PRIOR_LABEL} {terms[PRIOR]:+.3f}</span>')
+        similarity = dict(getattr(rec, "similarity", {}) or {})
+        if similarity:
+            cells = " ".join(f'<span style="color:{modality_color(m)}">{m[0].upper()} {v:+.3f}</span>'
+                             for m, v in similarity.items())
+            parts.append(f'<span title="raw-encoder cosine to your upload × its weight, counted in that '
+                         f'modality\'s contribution">{SIMILARITY_LABEL} {cells}</span>')
+        if LIKE in terms:
+            parts.append(f'<span title="joint-space cosine to the items nearest your upload × its weight">'
+                         f'{LIKE_LABEL} {terms[LIKE]:+.3f}</span>')
     else:
         parts.append(f'<span title="a known listener: the model\'s learned bias stays in the score">'
                      f'{LEARNED_BIAS_LABEL}</span>')

@@ -15,8 +15,9 @@ The protocol (run by `python -m benchmarks.retrieval`):
   - raw kNN: cosine similarity between the query's raw encoder vectors and every other item's vectors of
     the same modality (among the items that carry it); per field, and for the modality's fields joined
     (each field L2-normalised, so the joined cosine is the mean of the fields' cosines).
-The popularity prior's weight is chosen on one half of the held-out items (per category) and the figures
-are reported on the other half (see `split_halves`, `choose_prior_weight`).
+The popularity prior's weight and the weight λ of the similarity to the upload (core.similarity) are chosen
+together on one half of the held-out items (per category) and the figures are reported on the other half
+(see `split_halves`, `choose_weights`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.index import top_k_rows
 from core.recommend import EncodedQuery, RecommendService
 
 Progress = Callable[[int, int, str], None]
@@ -121,13 +123,19 @@ def item_query(service: RecommendService, row: int, modality: str) -> EncodedQue
 
 
 def fusion_ranking(service: RecommendService, encoded: EncodedQuery, k: int, prior_weight: float,
-                   restrict: str | None = None, learned_bias: bool = False) -> np.ndarray:
+                   restrict: str | None = None, learned_bias: bool = False,
+                   similarity_weight: float = 0.0, like_weight: float = 0.0) -> np.ndarray:
     """The service's top k + 1 rows for the encoded query (nothing excluded), optionally restricted to one
     modality with the single-modality what-if; `learned_bias` scores with the model's learned item bias
-    instead of the prior (how content queries were ranked before the prior, for comparison)."""
+    instead of the prior and without the similarity to the upload (how content queries were ranked before,
+    for comparison)."""
     weights = None if restrict is None else {m: float(m == restrict) for m in service.modalities}
     a, w = (1.0, 0.0) if learned_bias else service.offset_coefficients(encoded, prior_weight)
-    rows, _ = service.top_rows(encoded.vector, k + 1, (), weights, a, w)
+    lam = 0.0 if learned_bias else similarity_weight
+    extra = service.similarity_parts(encoded, None, weights, lam).sum(axis=1)
+    if not learned_bias and like_weight and encoded.like is not None:
+        extra = extra + like_weight * encoded.like
+    rows, _ = service.top_rows(encoded.vector, k + 1, (), weights, a, w, extra=extra)
     return rows
 
 
@@ -137,10 +145,13 @@ def _carriers(service: RecommendService, modality: str) -> np.ndarray:
 
 def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_rows: np.ndarray, k: int = 10,
                        prior_weight: float = 0.0, restricted: bool = True,
-                       progress: Progress | None = None) -> dict[str, dict[str, Any]]:
-    """Per query modality: chance, the fusion model's precision@k and self@k, the same restricted to each
-    modality (single-modality what-if), raw-encoder cosine kNN (joined and per field), and (with
-    `restricted`) the fusion model scored with its learned item bias instead of the prior."""
+                       progress: Progress | None = None, similarity_weight: float = 0.0,
+                       like_weight: float = 0.0) -> dict[str, dict[str, Any]]:
+    """Per query modality: chance, the fusion model's precision@k and self@k (prior at `prior_weight`,
+    similarity to the upload at `similarity_weight`, "items like your upload" at `like_weight`), the same restricted to each modality (single-modality
+    what-if), raw-encoder cosine kNN (joined and per field), and (with `restricted`) the fusion model scored
+    with its learned item bias instead of the prior and no similarity part, and with neither prior nor
+    similarity part (the joint space alone)."""
     emb = service.embeddings
     out: dict[str, dict[str, Any]] = {}
     mods = [m for m in MODALITIES if m in service.modalities]
@@ -149,7 +160,8 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
         carries = _carriers(service, m)
         rows = [int(r) for r in query_rows if carries[r] and labels[r] is not None]
         encoded = [item_query(service, r, m) for r in rows]
-        fusion = [fusion_ranking(service, e, k, prior_weight) for e in encoded]
+        fusion = [fusion_ranking(service, e, k, prior_weight, similarity_weight=similarity_weight,
+                                 like_weight=like_weight) for e in encoded]
         entry: dict[str, Any] = {
             "queries": len(rows),
             "chance": float(np.mean([chance_precision(r, labels, everyone) for r in rows])) if rows else 0.0,
@@ -168,9 +180,13 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
         if restricted:
             entry["fusion_learned_bias"] = summarise(
                 [fusion_ranking(service, e, k, prior_weight, learned_bias=True) for e in encoded], rows, labels, k)
+            entry["fusion_joint_space"] = summarise(
+                [fusion_ranking(service, e, k, 0.0) for e in encoded], rows, labels, k)
             entry["restricted"] = {}
             for r_mod in mods:
-                ranked = [fusion_ranking(service, e, k, prior_weight, restrict=r_mod) for e in encoded]
+                ranked = [fusion_ranking(service, e, k, prior_weight, restrict=r_mod,
+                                         similarity_weight=similarity_weight, like_weight=like_weight)
+                          for e in encoded]
                 carriers = _carriers(service, r_mod)
                 entry["restricted"][r_mod] = {
                     **summarise(ranked, rows, labels, k),
@@ -190,15 +206,40 @@ def selection_score(result: dict[str, dict[str, Any]], k: int = 10) -> float:
     return float(np.mean(parts)) if parts else 0.0
 
 
-def choose_prior_weight(service: RecommendService, labels: Sequence[Any], valid_rows: np.ndarray,
-                        grid: Sequence[float], k: int = 10,
-                        progress: Progress | None = None) -> tuple[float, dict[float, float]]:
-    """(the best weight on the validation rows, criterion per weight); ties go to the smaller weight."""
-    scores: dict[float, float] = {}
-    for n, w in enumerate(grid):
-        result = evaluate_retrieval(service, labels, valid_rows, k, prior_weight=float(w), restricted=False)
-        scores[float(w)] = selection_score(result, k)
+def choose_weights(service: RecommendService, labels: Sequence[Any], valid_rows: np.ndarray,
+                   prior_grid: Sequence[float], similarity_grid: Sequence[float], like_grid: Sequence[float],
+                   k: int = 10, progress: Progress | None = None
+                   ) -> tuple[tuple[float, float, float], dict[tuple[float, float, float], float]]:
+    """((prior weight, similarity weight λ, like weight μ) best on the validation rows, criterion per
+    triple); ties go to the smaller μ, then the smaller λ, then the smaller prior weight.
+
+    Each query is encoded once and its score split into its parts (joint space, prior, similarity to the
+    upload, items like the upload: score = joint + w · prior + λ · similarity + μ · like, as the service
+    ranks); every triple of the grid then ranks from those parts.
+    """
+    mods = [m for m in MODALITIES if m in service.modalities]
+    parts: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for n_mod, m in enumerate(mods):
+        carries = _carriers(service, m)
+        rows = [int(r) for r in valid_rows if carries[r] and labels[r] is not None]
+        parts[m] = []
+        for r in rows:
+            e = item_query(service, r, m)
+            joint = service.scores(e.vector) + service.shift(0.0, 0.0)
+            like = np.zeros(service.n_items) if e.like is None else e.like
+            parts[m].append((r, joint, service.similarity_parts(e, similarity_weight=1.0).sum(axis=1), like))
         if progress is not None:
-            progress(n + 1, len(grid), f"prior weight {w}")
-    best = max(sorted(scores), key=lambda w: (round(scores[w], 12), -w))
+            progress(n_mod + 1, len(mods), f"{m} queries encoded")
+    scores: dict[tuple[float, float, float], float] = {}
+    for w in prior_grid:
+        for lam in similarity_grid:
+            for mu in like_grid:
+                result = {}
+                for m, queries in parts.items():
+                    ranked = [top_k_rows(joint + float(w) * service.prior + float(lam) * sim + float(mu) * like, k + 1)
+                              for _, joint, sim, like in queries]
+                    result[m] = {"queries": len(queries),
+                                 "fusion": summarise(ranked, [q[0] for q in queries], labels, k)}
+                scores[(float(w), float(lam), float(mu))] = selection_score(result, k)
+    best = max(sorted(scores), key=lambda p: (round(scores[p], 12), -p[2], -p[1], -p[0]))
     return best, scores

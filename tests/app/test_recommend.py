@@ -225,5 +225,5 @@ def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
     service_prior = {r.item_id: r.terms["prior"] for r in second.items}
     assert all(v >= 0 for v in service_prior.values()) and any(v > 0 for v in service_prior.values())
     for rec in second.items:  # the score holds the prior as its own term
-        assert abs(rec.base + sum(rec.contributions.values()) + rec.terms["prior"] - rec.score) < 1e-4
+        assert abs(rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) - rec.score) < 1e-4
     assert "popularity prior" in texts(app)

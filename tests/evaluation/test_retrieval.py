@@ -14,7 +14,7 @@ import pytest
 
 from core.catalog.model import Catalog, Item
 from core.embeddings import EmbeddingSet
-from core.evaluation.retrieval import (chance_precision, choose_prior_weight, evaluate_retrieval, held_out_rows,
+from core.evaluation.retrieval import (chance_precision, choose_weights, evaluate_retrieval, held_out_rows,
                                        precision_at_k, raw_knn_ranking, selection_score, self_at_k, split_halves)
 from core.recommend import RecommendService
 
@@ -67,7 +67,8 @@ class ToyContentModel:
 
 
 def toy_service(vectors: dict[str, list], labels: list[str], bias, popularity,
-                prior_weight: float = 0.0) -> tuple[RecommendService, list[str]]:
+                prior_weight: float = 0.0, similarity_weight: float = 0.0,
+                like_weight: float = 0.0) -> tuple[RecommendService, list[str]]:
     """A service over items whose modality vectors are `vectors[m][i]` (None = the item lacks m)."""
     n = len(labels)
     dim = len(next(v for vs in vectors.values() for v in vs if v is not None))
@@ -80,7 +81,8 @@ def toy_service(vectors: dict[str, list], labels: list[str], bias, popularity,
                        encoder_ids={m: f"toy/{m}" for m in vectors})
     catalog = Catalog(name="toy", items=[Item(id=i, title=i, metadata={"genre": g}) for i, g in zip(ids, labels)])
     model = ToyContentModel(emb, np.asarray(bias, float), np.asarray(popularity, float))
-    return RecommendService(catalog, emb, model, encoders={}, prior_weight=prior_weight), labels
+    return RecommendService(catalog, emb, model, encoders={}, prior_weight=prior_weight,
+                            similarity_weight=similarity_weight, like_weight=like_weight), labels
 
 
 # -- splits ---------------------------------------------------------------------------------------------
@@ -165,13 +167,13 @@ def test_restricted_what_if_never_puts_an_item_lacking_the_modality_first():
     assert result.notes and "4 of these 6 items carry no image" in result.notes[0]
 
 
-def test_prior_weight_is_chosen_on_validation_and_reported():
+def test_weights_are_chosen_on_validation_and_reported():
     service, labels = _toy_catalog()
     # the cold items 0..2 must come back for their own queries: any prior weight favours b instead
-    best, scores = choose_prior_weight(service, labels, np.array([0, 1, 2]), grid=(0.0, 0.5, 1.0), k=1)
-    assert best == 0.0 and scores[0.0] > scores[1.0]
+    best, scores = choose_weights(service, labels, np.array([0, 1, 2]), (0.0, 0.5, 1.0), (0.0,), (0.0,), k=1)
+    assert best == (0.0, 0.0, 0.0) and scores[(0.0, 0.0, 0.0)] > scores[(1.0, 0.0, 0.0)]
     at_zero = evaluate_retrieval(service, labels, np.array([0, 1, 2]), k=1, prior_weight=0.0, restricted=False)
-    assert scores[0.0] == pytest.approx(selection_score(at_zero, 1))
+    assert scores[(0.0, 0.0, 0.0)] == pytest.approx(selection_score(at_zero, 1))
 
 
 # -- the popularity prior -------------------------------------------------------------------------------
@@ -230,3 +232,101 @@ def test_benchmark_holds_items_out_by_dropping_their_interactions_only():
     with pytest.raises(SystemExit, match="no item metadata column 'mood'"):
         item_labels(catalog, "mood")
     assert parse_overrides(["align_weight=0.5", "strategy=gated"]) == {"align_weight": 0.5, "strategy": "gated"}
+
+
+# -- the similarity to the upload and "items like your upload" ---------------------------------------------
+def test_upload_similarity_known_answer():
+    from core.similarity import upload_similarity
+
+    matrices = {"img_a": np.array([[1, 0], [0, 1], [1, 1]], float), "img_b": np.array([[1, 0], [3, 0], [0, 0]], float),
+                "txt": np.array([[1, 0], [0, 1], [1, 0]], float)}
+    masks = {"img_a": np.array([True, True, True]), "img_b": np.array([True, True, False]),
+             "txt": np.array([True, True, True])}
+    modality_of = {"img_a": "image", "img_b": "image", "txt": "text"}
+    # two uploads in img_a (mean cosine per item), one in img_b; item 2 lacks img_b: 0 for that field
+    uploads = {"img_a": np.array([[1, 0], [0, 1]], float), "img_b": np.array([[2, 0]], float)}
+    sim = upload_similarity(uploads, matrices, masks, modality_of, ["text", "image"], 3)
+    assert sim[:, 0].tolist() == [0.0, 0.0, 0.0]  # no text upload: no text part
+    r = np.sqrt(0.5)
+    assert sim[:, 1] == pytest.approx([(0.5 + 1) / 2, (0.5 + 1) / 2, (r + 0) / 2])
+
+
+def test_like_upload_known_answer():
+    from core.similarity import like_upload
+
+    similarity = np.array([[0.9], [0.8], [0.1], [0.0]])
+    vectors = np.array([[1, 0], [0, 2], [1, 1], [-1, 0]], float)
+    # the 2 nearest (items 0, 1) have unit vectors (1, 0), (0, 1): centre (1, 1)/√2
+    like = like_upload(similarity, vectors, neighbours=2)
+    r = np.sqrt(0.5)
+    assert like == pytest.approx([r, r, 1.0, -r])
+    assert like_upload(np.zeros((4, 1)), vectors).tolist() == [0.0] * 4
+
+
+def test_similarity_term_ranks_by_the_upload_and_joins_its_modality_contribution():
+    service, labels = _toy_catalog()
+    query = service.encode_fields({"text": np.array([[1.0, 0.0]], np.float32)})  # item 0's own text
+    # joint space alone: item 0 (0.667), then item 4 (b, 0.65), as worked out above
+    assert [r.item_id for r in service.recommend(query, k=2, similarity_weight=0.0, like_weight=0.0).items] == \
+        ["i0", "i4"]
+    # + 1 × cosine to the upload's text: i0 0.667 + 1, i1 0.55 + 0.949, i2 0.3 + 0.936, i4 0.65 + 0.316
+    result = service.recommend(query, k=4, similarity_weight=1.0, like_weight=0.0)
+    assert [r.item_id for r in result.items] == ["i0", "i1", "i2", "i4"]
+    assert result.similarity_weight == 1.0
+    one = result.items[1]
+    assert one.similarity["text"] == pytest.approx(0.9 / np.hypot(0.9, 0.3), abs=1e-6)
+    assert one.score == pytest.approx(0.55 + 0.9 / np.hypot(0.9, 0.3), abs=1e-5)
+    for rec in result.items:
+        assert rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) == pytest.approx(rec.score, abs=1e-5)
+
+
+def test_shapley_with_the_similarity_and_like_terms_sums_to_score_minus_base():
+    from core.explain import ExplainService
+    from core.similarity import LIKE
+
+    service, labels = _toy_catalog()
+    query = service.encode_fields({"text": np.array([[1.0, 0.0]], np.float32),
+                                   "audio": np.array([[0.0, 1.0]], np.float32)})
+    result = service.recommend(query, k=3, prior_weight=0.2, similarity_weight=1.0, like_weight=0.5)
+    explainer = ExplainService(service)
+    for rec in result.items:
+        exp = explainer.explain(query, rec.item_id, features=False, tokens=False, prior_weight=0.2,
+                                similarity_weight=1.0, like_weight=0.5)
+        assert exp.score == pytest.approx(rec.score, abs=1e-5)
+        total = sum(exp.modality_shapley.values()) + sum(exp.terms.values())
+        assert total == pytest.approx(exp.score - exp.base_value, abs=1e-5)
+        # the similarity part sits inside its modality's Shapley value; the like term is its own player
+        for m in service.modalities:
+            assert exp.modality_shapley[m] == pytest.approx(rec.contributions[m], abs=1e-5)
+        assert exp.similarity == pytest.approx(rec.similarity, abs=1e-6)
+        assert exp.terms[LIKE] == pytest.approx(rec.terms[LIKE], abs=1e-6)
+        row = service.catalog.index_of(rec.item_id)
+        assert rec.terms[LIKE] == pytest.approx(0.5 * query.like[row], abs=1e-6)
+        # deleting the top modality also deletes its similarity part
+        if exp.deletion is not None:
+            assert exp.deletion.score_before == pytest.approx(rec.score, abs=1e-5)
+
+
+def test_what_if_with_similarity_terms_keeps_carriers_first_and_weight_zero_removes_the_part():
+    service, labels = _toy_catalog()
+    query = service.encode_fields({"text": np.array([[1.0, 0.0]], np.float32)})
+    # a heavy like term and similarity cannot lift an item without an image above one with an image
+    result = service.recommend(query, k=6, modality_weights={"text": 0, "image": 1, "audio": 0},
+                               similarity_weight=5.0, like_weight=5.0)
+    carries = [not r.lacks for r in result.items]
+    assert carries == sorted(carries, reverse=True) and carries[:2] == [True, True]
+    # the text weight is 0: the text similarity part is removed from every item
+    assert all(r.similarity["text"] == 0.0 for r in result.items)
+    assert all(abs(r.contributions["text"]) < 1e-6 for r in result.items)
+
+
+def test_choose_weights_matches_the_service_and_prefers_the_upload_similarity_here():
+    service, labels = _toy_catalog()
+    rows = np.array([0, 3])
+    best, scores = choose_weights(service, labels, rows, (0.0,), (0.0, 1.0), (0.0, 0.5), k=1)
+    for (w, lam, mu), value in scores.items():
+        result = evaluate_retrieval(service, labels, rows, k=1, prior_weight=w, restricted=False,
+                                    similarity_weight=lam, like_weight=mu)
+        assert value == pytest.approx(selection_score(result, 1))
+    # text queries: precision@1 goes from 0 to 1 with the text similarity (worked out above)
+    assert scores[(0.0, 1.0, 0.0)] > scores[(0.0, 0.0, 0.0)] and best[1] == 1.0
