@@ -5,7 +5,9 @@ Four views, all computed on the score the recommend service ranked that item by:
      over all 2^(M+T) coalitions; a missing modality is masked through the model, so the gates renormalise
      over the others). The term of a content query is the popularity prior, w · prior_i (core.prior): it adds
      to the score whatever else is present, so its Shapley value is exactly that term and the modalities'
-     values are the same as without it. A known listener has no such term: the learned bias stays in the base;
+     values are the same as without it. An upload query also has "items like your upload" as a term, and
+     each uploaded modality's similarity to the upload inside that modality's value (core.similarity).
+     A known listener has no such term: the learned bias stays in the base;
   b. SHAP over the item's named descriptor features (colours, light, edges, texture; timbre, pitch,
      spectrum, rhythm, loudness) with shap's Partition explainer over the hierarchy modality → group →
      feature, and over the words of the item's text (re-encoded with the text encoder);

@@ -23,8 +23,9 @@ import scipy.sparse as sp
 PRIOR = "prior"  # the term's key in Recommendation.terms and Explanation.terms
 PRIOR_LABEL = "popularity prior"
 LEARNED_BIAS_LABEL = "learned item bias"
-# Chosen by `python -m benchmarks.retrieval --catalog demo` on its validation half of the held-out items
-# (the grid PRIOR_GRID, criterion: mean over query modalities of precision@10 and self@10); see README.
+# Chosen by `python -m benchmarks.retrieval --catalog demo` on its validation half of the held-out items,
+# together with core.similarity's two weights (grid PRIOR_GRID × SIMILARITY_GRID × LIKE_GRID, criterion:
+# mean over query modalities of (precision@10 + self@10) / 2); see README.
 DEFAULT_PRIOR_WEIGHT = 0.05
 PRIOR_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)  # candidate weights the benchmark chooses from
 PRIOR_MAX = 1.0  # the Recommend page's slider goes from 0 to this
