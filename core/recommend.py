@@ -40,7 +40,8 @@ from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
 from core.similarity import (DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE, LIKE_LABEL,
-                             check_like_weight, check_similarity_weight, like_upload, upload_similarity)
+                             check_like_weight, check_similarity_weight, like_upload, unit_rows,
+                             upload_similarity)
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ class RecommendService:
         self.like_weight = check_like_weight(like_weight)
         self.linear = self._check_linear()
         self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        self._unit_fields: dict[str, np.ndarray] | None = None  # unit-row field matrices, on first upload
         self.weights_linear = False
         self.weights_linear = self._check_weights_linear()
         augmented = self.index_vectors()  # (I, dim + 2)
@@ -442,9 +444,13 @@ class RecommendService:
         if user_row is not None:
             exclude |= set(self.training_rows(user_row).tolist())
         used = {f: x for f, x in field_inputs.items() if self.embeddings.modality_of.get(f) in content}
-        similarity = None if user_row is not None or not used else upload_similarity(
-            used, self.embeddings.matrices, self.embeddings.masks, self.embeddings.modality_of,
-            self.modalities, self.n_items)
+        similarity = None
+        if user_row is None and used:
+            if self._unit_fields is None:
+                self._unit_fields = unit_rows(self.embeddings.matrices)
+            similarity = upload_similarity(used, self._unit_fields, self.embeddings.masks,
+                                           self.embeddings.modality_of, self.modalities, self.n_items,
+                                           unit_items=True)
         return EncodedQuery(query=query, vector=vector, content=content, field_inputs=field_inputs,
                             liked_rows=liked, disliked_rows=disliked, user_row=user_row, exclude_rows=exclude,
                             modalities=[m for m in self.modalities if m in content], warnings=warnings,

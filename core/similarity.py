@@ -86,17 +86,25 @@ def like_upload(similarity: np.ndarray, item_vectors: np.ndarray, neighbours: in
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.atleast_2d(np.asarray(x, np.float64))
+    """Rows scaled to unit length (zero rows stay zero), in float32 when given float32, else float64."""
+    x = np.atleast_2d(np.asarray(x))
+    x = x if x.dtype == np.float32 else x.astype(np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
+def unit_rows(matrices: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each field's item matrix with unit rows (float32): what upload_similarity compares against, computed
+    once per catalog instead of once per query."""
+    return {f: _unit(np.asarray(x, np.float32)) for f, x in matrices.items()}
+
+
 def upload_similarity(field_inputs: Mapping[str, np.ndarray], matrices: Mapping[str, np.ndarray],
                       masks: Mapping[str, np.ndarray], modality_of: Mapping[str, str],
-                      modalities: Sequence[str], n_items: int) -> np.ndarray:
+                      modalities: Sequence[str], n_items: int, unit_items: bool = False) -> np.ndarray:
     """(I, M) sim_m(i) for every item and modality (0 for modalities without an upload): the mean over the
     modality's uploaded fields of the mean cosine between the uploads and the item's vector of that field
-    (0 where the item lacks the field)."""
+    (0 where the item lacks the field). `unit_items`: the matrices already have unit rows (unit_rows)."""
     out = np.zeros((n_items, len(modalities)), np.float64)
     for k, m in enumerate(modalities):
         fields = [f for f in field_inputs if modality_of.get(f) == m and f in matrices]
@@ -104,7 +112,7 @@ def upload_similarity(field_inputs: Mapping[str, np.ndarray], matrices: Mapping[
             continue
         for f in fields:
             uploads = _unit(field_inputs[f])  # (n, D)
-            items = _unit(matrices[f])  # (I, D)
+            items = matrices[f] if unit_items else _unit(matrices[f])  # (I, D)
             cos = (items @ uploads.T).mean(axis=1)  # (I,) mean over the uploads
             out[:, k] += np.where(np.asarray(masks[f], bool), cos, 0.0)
         out[:, k] /= len(fields)
