@@ -1,8 +1,13 @@
 """The explain service: why one item scored as it did for a query or a known listener.
 
-Four views, all computed on the fused model's own score of that item:
-  a. exact Shapley values over the modalities (shap's KernelExplainer over all 2^M modality coalitions;
-     a missing modality is masked through the model, so the gates renormalise over the others);
+Four views, all computed on the score the recommend service ranked that item by:
+  a. exact Shapley values over the modalities and the named score terms as players (shap's KernelExplainer
+     over all 2^(M+T) coalitions; a missing modality is masked through the model, so the gates renormalise
+     over the others). The term of a content query is the popularity prior, w · prior_i (core.prior): it adds
+     to the score whatever else is present, so its Shapley value is exactly that term and the modalities'
+     values are the same as without it. An upload query also has "items like your upload" as a term, and
+     each uploaded modality's similarity to the upload inside that modality's value (core.similarity).
+     A known listener has no such term: the learned bias stays in the base;
   b. SHAP over the item's named descriptor features (colours, light, edges, texture; timbre, pitch,
      spectrum, rhythm, loudness) with shap's Partition explainer over the hierarchy modality → group →
      feature, and over the words of the item's text (re-encoded with the text encoder);
@@ -59,9 +64,9 @@ class Explanation:
     """Everything the Explain page draws about one (query or listener, item) score."""
 
     item_id: str
-    score: float  # the model's score of the item, all modalities present
-    base_value: float  # v(∅): the score with every modality masked (id embedding and bias)
-    modality_shapley: dict[str, float]  # exact; sums to score − base_value
+    score: float  # the item's score as ranked, all modalities present
+    base_value: float  # v(∅): every modality masked and no term (id embedding; a known listener's bias)
+    modality_shapley: dict[str, float]  # exact; with `terms` sums to score − base_value
     modality_weights: dict[str, float]  # the gate's weights for this item
     feature_shap: pd.DataFrame  # modality, field, group, feature, value (standardised), shap
     token_shap: pd.DataFrame  # token, shap — words of the item's text in order
@@ -69,12 +74,19 @@ class Explanation:
     notes: list[str] = field(default_factory=list)  # what could not be explained, and why
     timings_ms: dict[str, float] = field(default_factory=dict)
     history: float = 0.0  # listening history: base_value − offset, the ids' and the graph's own term
-    offset: float = 0.0  # the item's score offset (bias): offset + history + Σ modality_shapley = score
+    offset: float = 0.0  # the item's own offset (a known listener's learned bias, else 0):
+    # offset + history + Σ modality_shapley + Σ terms = score
 
     def shapley_with_history(self) -> dict[str, float]:
         """Shapley values of the modalities and of the listening history (one more additive player):
-        they sum to score − offset."""
+        with the named terms they sum to score − offset."""
         return {"history": self.history, **self.modality_shapley}
+    terms: dict[str, float] = field(default_factory=dict)  # Shapley values of the named terms, e.g. the prior
+    term_labels: dict[str, str] = field(default_factory=dict)  # e.g. {"prior": "popularity prior × 0.20"}
+    item_offset: str = ""  # which item offset applies (popularity prior or the learned bias), in words
+    similarity: dict[str, float] = field(default_factory=dict)  # per uploaded modality: the similarity to the
+    # upload, λ · sim_m(item), included in modality_shapley[m] (core.similarity)
+    similarity_weight: float | None = None  # λ; None when the query is no upload
 
 
 def _feature_groups(service: RecommendService, field_name: str, names: list[str]) -> dict[str, list[str]]:
@@ -145,30 +157,40 @@ class ExplainService:
                              "from the recommendations") from e
 
     # -- a. modality Shapley values -------------------------------------------------------------------
-    def modality_shapley(self, vector: np.ndarray, row: int) -> tuple[dict[str, float], float, float]:
-        """(Shapley value per modality, base value v(∅), full score v(M)), exact.
+    def modality_shapley(self, vector: np.ndarray, row: int, terms: dict[str, float] | None = None,
+                         shift: float = 0.0, modality_extra: dict[str, float] | None = None
+                         ) -> tuple[dict[str, float], float, float]:
+        """(Shapley value per player, base value v(∅), full score v(all)), exact.
 
-        shap's KernelExplainer with all 2^M coalitions enumerated solves the Shapley regression exactly
-        (and, unlike shap's Exact explainer, compiles nothing on first use: that took 30 s on a busy machine).
+        Players are the modalities, then the named `terms` (each adds its value when present); `shift` is
+        added to every coalition (e.g. the learned bias taken out of a content query's score);
+        `modality_extra[m]` is added whenever modality m is present (the similarity to the upload). shap's
+        KernelExplainer with all 2^n coalitions enumerated solves the Shapley regression exactly (and, unlike
+        shap's Exact explainer, compiles nothing on first use: that took 30 s on a busy machine).
         """
         import shap
 
         modalities = self.modalities
+        terms = dict(terms or {})
+        extra = dict(modality_extra or {})
+        players = [*modalities, *terms]
         rows = np.array([row])
 
         def value(coalitions: np.ndarray) -> np.ndarray:
-            # each row of `coalitions` is a 0/1 vector over modalities: 1 = present
+            # each row of `coalitions` is a 0/1 vector over the players: 1 = present
             out = np.empty(len(coalitions))
             for i, c in enumerate(np.asarray(coalitions) > 0.5):
                 keep = [m for m, on in zip(modalities, c) if on]
-                out[i] = self.service.scores(vector, rows, keep=keep)[0]
+                added = sum(v for (_, v), on in zip(terms.items(), c[len(modalities):]) if on)
+                added += sum(extra.get(m, 0.0) for m in keep)
+                out[i] = self.service.scores(vector, rows, keep=keep)[0] + shift + added
             return out
 
-        # one all-absent background row: masking a modality = replacing its 1 by 0 = the modality is absent
-        explainer = shap.KernelExplainer(value, np.zeros((1, len(modalities))))
-        values = explainer.shap_values(np.ones((1, len(modalities))), nsamples=2 ** len(modalities),
+        # one all-absent background row: masking a player = replacing its 1 by 0 = the player is absent
+        explainer = shap.KernelExplainer(value, np.zeros((1, len(players))))
+        values = explainer.shap_values(np.ones((1, len(players))), nsamples=2 ** len(players),
                                        l1_reg=False, silent=True)
-        phi = {m: float(v) for m, v in zip(modalities, np.ravel(values))}
+        phi = {m: float(v) for m, v in zip(players, np.ravel(values))}
         base = float(np.ravel(explainer.expected_value)[0])
         return phi, base, base + float(sum(phi.values()))
 
@@ -265,29 +287,52 @@ class ExplainService:
         return pd.DataFrame({"token": tokens, "shap": result.values[0].astype(float)})
 
     # -- d. deletion ----------------------------------------------------------------------------------
-    def deletion_check(self, encoded: EncodedQuery, row: int, modality: str) -> DeletionCheck:
-        """Score and rank of the item with and without `modality` (other items keep all theirs)."""
+    def deletion_check(self, encoded: EncodedQuery, row: int, modality: str,
+                       prior_weight: float | None = None, similarity_weight: float | None = None,
+                       like_weight: float | None = None) -> DeletionCheck:
+        """Score and rank of the item with and without `modality` (other items keep all theirs; removing a
+        modality also removes its similarity to the upload)."""
         full = [m for m in self.modalities]
         without = [m for m in self.modalities if m != modality]
-        before, rank_before = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=full)
-        after, rank_after = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=without)
+        a, w = self.service.offset_coefficients(encoded, prior_weight)
+        sim = self.service.similarity_parts(encoded, similarity_weight=similarity_weight)
+        sim = sim if sim.any() else None
+        extra = self.service.term_extra(self.service.score_terms(encoded, prior_weight, like_weight))
+        before, rank_before = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=full,
+                                                   bias_coef=a, prior_coef=w, similarity=sim, extra=extra)
+        after, rank_after = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=without,
+                                                 bias_coef=a, prior_coef=w, similarity=sim, extra=extra)
         return DeletionCheck(modality, before, after, rank_before, rank_after)
 
     # -- all together -----------------------------------------------------------------------------
     def explain(self, subject: EncodedQuery | Query | str, item_id: str, features: bool = True,
-                tokens: bool = True) -> Explanation:
-        """The explanation of one item's score for an encoded query, a Query or a listener id."""
+                tokens: bool = True, prior_weight: float | None = None,
+                similarity_weight: float | None = None, like_weight: float | None = None) -> Explanation:
+        """The explanation of one item's score for an encoded query, a Query or a listener id, with the
+        popularity prior at `prior_weight`, the similarity to the upload at `similarity_weight` and "items
+        like your upload" at `like_weight` (the service's defaults when None) for content queries."""
         encoded = self._encoded(subject)
         row = self._row(item_id)
         with single_threaded():
-            return self._explain(encoded, row, features, tokens)
+            return self._explain(encoded, row, features, tokens, prior_weight, similarity_weight, like_weight)
 
-    def _explain(self, encoded: EncodedQuery, row: int, features: bool, tokens: bool) -> Explanation:
+    def _explain(self, encoded: EncodedQuery, row: int, features: bool, tokens: bool,
+                 prior_weight: float | None = None, similarity_weight: float | None = None,
+                 like_weight: float | None = None) -> Explanation:
         timings: dict[str, float] = {}
         notes: list[str] = []
         item_id = self.service.catalog.items[row].id
         t = time.perf_counter()
-        phi, base, score = self.modality_shapley(encoded.vector, row)
+        a, _ = self.service.offset_coefficients(encoded, prior_weight)
+        score_terms = self.service.score_terms(encoded, prior_weight, like_weight)
+        term_values = {term.name: float(term.part(np.array([row]))[0]) for term in score_terms}
+        shift = float(self.service.shift(a, 0.0, np.array([row]))[0])  # the learned bias out, if it goes
+        lam = self.service.similarity_coefficient(encoded, similarity_weight)
+        sim_row = self.service.similarity_parts(encoded, np.array([row]), similarity_weight=similarity_weight)[0]
+        similarity = {m: float(sim_row[i]) for i, m in enumerate(self.modalities) if lam and m in encoded.modalities}
+        values, base, score = self.modality_shapley(encoded.vector, row, term_values, shift, similarity)
+        phi = {m: values[m] for m in self.modalities}
+        terms = {name: values[name] for name in term_values}
         timings["modality_shapley"] = (time.perf_counter() - t) * 1e3
         weights = self.service.item_weights(np.array([row]))[0]
         present = [m for m, p in zip(self.modalities, self.service.present[row]) if p]
@@ -295,7 +340,7 @@ class ExplainService:
         if present:
             top = max(present, key=lambda m: phi[m])
             t = time.perf_counter()
-            deletion = self.deletion_check(encoded, row, top)
+            deletion = self.deletion_check(encoded, row, top, prior_weight, similarity_weight, like_weight)
             timings["deletion"] = (time.perf_counter() - t) * 1e3
         else:
             notes.append("The item has no modality at all: its score is its id embedding and bias alone.")
@@ -312,11 +357,16 @@ class ExplainService:
                 timings["token_shap"] = (time.perf_counter() - t) * 1e3
         except MissingModalityError as e:
             notes.append(str(e))
-        offset = float(self.service.bias[row])
+        offset = a * float(self.service.bias[row])  # a known listener's learned bias; 0 for content queries
         return Explanation(item_id=item_id, score=score, base_value=base, modality_shapley=phi,
                            modality_weights={m: float(w) for m, w in zip(self.modalities, weights)},
                            feature_shap=feature_frame, token_shap=token_frame, deletion=deletion, notes=notes,
-                           timings_ms=timings, history=base - offset, offset=offset)
+                           timings_ms=timings, history=base - offset, offset=offset, terms=terms,
+                           term_labels={t.name: f"{t.label} × {t.weight:.2f}" for t in score_terms},
+                           item_offset=self.service.item_offset_label(encoded, prior_weight),
+                           similarity=similarity,
+                           similarity_weight=lam if encoded.similarity is not None
+                           and not encoded.known_listener else None)
 
     def warm_up(self) -> None:
         """Run the Partition explainer once on a toy game: shap compiles its numba kernels on first use

@@ -10,6 +10,10 @@ such listener (the known-user path, training items excluded):
   deletion_drop_rate  share of items whose score falls when their top-attributed modality is removed
                       (target ≥ 0.95)
 
+The same listeners are then checked as new users (`as_new_users`): their training items as liked items,
+a content query, so the popularity prior (core.prior) is in the score at its weight and is a Shapley player
+beside the modalities; an item counts as a hit only when the listener's modality beats the prior too.
+
 Run it: `python -m core.explain_check` (the demo catalog, its embeddings and active model in the store).
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import StoreError
 from core.explain import ExplainService
+from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR
 from core.recommend import Query, RecommendService
 from core.store import Store
 
@@ -42,7 +47,8 @@ def _catalog(store_or_catalog: Store | Catalog) -> Catalog:
 
 def run_check(store_or_catalog: Store | Catalog, embeddings: EmbeddingSet, model: Any,
               max_listeners: int | None = None, k: int = 10, service: RecommendService | None = None,
-              progress: Progress | None = None, seed: int = 0, use_shap: bool = False) -> dict[str, Any]:
+              progress: Progress | None = None, seed: int = 0, use_shap: bool = False,
+              prior_weight: float = DEFAULT_PRIOR_WEIGHT) -> dict[str, Any]:
     """Both ground-truth rates (with counts, per-modality rates and what chance would give) on the demo.
 
     `max_listeners` caps the single-modality listeners checked (a seeded sample, for speed). Shapley values
@@ -68,6 +74,7 @@ def run_check(store_or_catalog: Store | Catalog, embeddings: EmbeddingSet, model
         listeners = sorted(rng.choice(listeners, size=max_listeners, replace=False).tolist())
 
     records = []  # (listener, dominant, top-attributed modality, score before, score after)
+    new_users = []  # the same, for the listener's training items as a content query (the prior applies)
     for n, user in enumerate(listeners):
         dominant = truth["listeners"][user]["dominant_modality"]
         encoded = service.encode_query(Query(user_id=user))
@@ -83,6 +90,21 @@ def run_check(store_or_catalog: Store | Catalog, embeddings: EmbeddingSet, model
             after = float(service.scores(encoded.vector, np.array([row]),
                                          keep=[m for m in modalities if m != top])[0])
             records.append((user, dominant, top, rec.score, after))
+        liked = [catalog.items[int(r)].id for r in service.training_rows(service.user_row(user))]
+        as_new = service.encode_query(Query(liked=liked))
+        a, w = service.offset_coefficients(as_new, prior_weight)
+        for rec in service.recommend(as_new, k=k, prior_weight=prior_weight).items:
+            row = catalog.index_of(rec.item_id)
+            present = [m for m, p in zip(modalities, service.present[row]) if p]
+            if not present:
+                continue
+            players = {**{m: rec.contributions[m] for m in present}, **rec.terms}
+            top = max(players, key=lambda m: players[m])
+            dropped_modality = max(present, key=lambda m: rec.contributions[m])
+            after = float(service.scores(as_new.vector, np.array([row]),
+                                         keep=[m for m in modalities if m != dropped_modality])[0]
+                          + service.shift(a, w, np.array([row]))[0])
+            new_users.append((user, dominant, top, rec.score, after, rec.terms.get(PRIOR, 0.0)))
         if progress is not None:
             progress(n + 1, len(listeners), user)
 
@@ -100,8 +122,21 @@ def run_check(store_or_catalog: Store | Catalog, embeddings: EmbeddingSet, model
     # agreement expected if the top-attributed modality ignored who the listener is
     top_share = {m: float((top == m).mean()) for m in modalities}
     dom_share = {m: float((dominant == m).mean()) for m in modalities}
+    new_dominant = np.array([r[1] for r in new_users])
+    new_hits = new_dominant == np.array([r[2] for r in new_users])
+    new_dropped = np.array([r[4] < r[3] for r in new_users])
+    as_new_users = {
+        "items": len(new_users), "prior_weight": float(prior_weight),
+        "dominant_top_rate": float(new_hits.mean()) if len(new_users) else 0.0,
+        "deletion_drop_rate": float(new_dropped.mean()) if len(new_users) else 0.0,
+        "prior_top_rate": float(np.mean([r[2] == PRIOR for r in new_users])) if new_users else 0.0,
+        "mean_prior_part": float(np.mean([r[5] for r in new_users])) if new_users else 0.0,
+        "by_modality": {m: float(new_hits[new_dominant == m].mean()) for m in modalities
+                        if (new_dominant == m).any()},
+    }
     return {
         "catalog": catalog.name, "k": k, "listeners": len(listeners), "items": len(records),
+        "as_new_users": as_new_users,
         "dominant_top_rate": float(hits.mean()) if len(records) else 0.0, "dominant_top_hits": int(hits.sum()),
         "deletion_drop_rate": float(dropped.mean()) if len(records) else 0.0,
         "deletion_drops": int(dropped.sum()),
@@ -133,6 +168,19 @@ def format_report(result: dict[str, Any]) -> str:
     for m, r in result["by_modality"].items():
         lines.append(f"                         {m:<8}  {r['listeners']:>9}  {r['items']:>5}  "
                      f"{r['dominant_top_rate']:>12.1%}  {r['deletion_drop_rate']:>13.1%}")
+    new = result.get("as_new_users")
+    if new and new["items"]:
+        lines += [
+            f"  the same listeners as new users (their training items liked; popularity prior × "
+            f"{new['prior_weight']:.2f} as a Shapley player, mean part {new['mean_prior_part']:+.3f}), "
+            f"{new['items']} items:",
+            f"    dominant modality beats the other modalities and the prior: {new['dominant_top_rate']:.1%} "
+            f"({mark(new['dominant_top_rate'], result['target_dominant'])}; "
+            + ", ".join(f"{m} {v:.1%}" for m, v in new["by_modality"].items())
+            + f"); the prior on top: {new['prior_top_rate']:.1%}",
+            f"    removing the top-attributed modality lowers the score: {new['deletion_drop_rate']:.1%} "
+            f"({mark(new['deletion_drop_rate'], result['target_deletion'])})",
+        ]
     return "\n".join(lines)
 
 
@@ -148,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-listeners", type=int, default=None, help="check a seeded sample of listeners")
     parser.add_argument("--k", type=int, default=10, help="recommendations explained per listener")
     parser.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
+    parser.add_argument("--prior-weight", type=float, default=DEFAULT_PRIOR_WEIGHT,
+                        help="popularity prior weight of the new-user (content) queries")
     args = parser.parse_args(argv)
     store = Store()
     catalog = _catalog(store)
@@ -162,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(done - bar.n)
 
         result = run_check(catalog, embeddings, model, max_listeners=args.max_listeners, k=args.k,
-                           progress=progress, use_shap=args.shap)
+                           progress=progress, use_shap=args.shap, prior_weight=args.prior_weight)
     print(format_report(result))
     return 0
 

@@ -42,39 +42,61 @@ def _ordered(keys) -> list[str]:
     return [m for m in MODALITY_ORDER if m in keys] + [k for k in keys if k not in MODALITY_ORDER]
 
 
+BASE_COLOR, TOTAL_COLOR = "#CBD5E1", "#6D28D9"  # the base value's bar and the score's bar
+TERM_COLOR = NEUTRAL  # named score terms that are not a modality (the popularity prior, items like the upload)
+HISTORY_COLOR = "#475569"  # the listening-history term (ids and the interaction graph)
+
+
+def _signed(v: float) -> str:
+    return f"{'+' if v >= 0 else '−'}{abs(v):.3f}"
+
+
 def shapley_waterfall(base_value: float, shapley: Mapping[str, float], score: float,
                       title: str = "How the score is built, modality by modality",
-                      history: float | None = None) -> go.Figure:
-    """A waterfall from the base value (no modality) through each modality's Shapley value to the score.
+                      terms: Mapping[str, float] | None = None, term_labels: Mapping[str, str] | None = None,
+                      base_label: str = "base (no modality)", history: float | None = None) -> go.Figure:
+    """A waterfall from the base value through each modality's Shapley value and each named term (e.g. the
+    popularity prior) to the score.
 
     With `history` (the listening-history term, part of the base value) the first bar is the item's own
-    offset (base − history) and the listening history gets its own bar before the modalities.
+    offset (base − history) and the listening history gets its own bar before the modalities. Bars take the
+    modality colours (text, image, audio as everywhere in the studio), grey for terms and slate for the
+    history; the sign is in the label (+/−) and in the fill: a bar that lowers the score is hatched.
     """
     mods = _ordered(shapley)
-    values = [float(shapley[m]) for m in mods]
-    # tick labels carry the modality colour (waterfall bars take one colour per direction only)
-    labels = [*(["item offset", "<b>listening history</b>"] if history is not None else ["base (no modality)"]),
-              *[f'<span style="color:{modality_color(m)}"><b>{MODALITY_LABELS.get(m, m)}</b></span>' for m in mods],
-              "<b>score</b>"]
-    start = [float(base_value)] if history is None else [float(base_value) - float(history), float(history)]
-    fig = go.Figure(go.Waterfall(
-        orientation="v",
-        measure=["absolute", *["relative"] * (len(mods) + len(start) - 1), "total"],
-        x=labels,
-        y=[*start, *values, float(score)],
-        text=[f"{start[0]:.3f}", *[f"{v:+.3f}" for v in start[1:]], *[f"{v:+.3f}" for v in values],
-              f"{score:.3f}"],
-        textposition="outside",
-        connector={"line": {"color": "#CBD5E1", "dash": "dot"}},
-        increasing={"marker": {"color": POSITIVE}},
-        decreasing={"marker": {"color": NEGATIVE}},
-        totals={"marker": {"color": "#6D28D9"}},
-        hovertemplate="%{x}<br>%{text}<extra></extra>",
+    terms = dict(terms or {})
+    labels = dict(term_labels or {})
+    steps = [] if history is None else [("<b>listening history</b>", float(history), HISTORY_COLOR)]
+    steps += [(MODALITY_LABELS.get(m, m), float(shapley[m]), modality_color(m)) for m in mods]
+    steps += [(labels.get(t, t), float(v), TERM_COLOR) for t, v in terms.items()]
+    start = float(base_value) if history is None else float(base_value) - float(history)
+    names = ["item offset" if history is not None else base_label, *[name for name, _, _ in steps], "score"]
+    values = [start, *[v for _, v, _ in steps], float(score)]
+    starts = [0.0]
+    level = start
+    for _, v, _ in steps:
+        starts.append(level)
+        level += v
+    starts.append(0.0)
+    colors = [BASE_COLOR, *[c for _, _, c in steps], TOTAL_COLOR]
+    hatch = ["", *["/" if v < 0 else "" for _, v, _ in steps], ""]
+    text = [f"{start:.3f}", *[_signed(v) for _, v, _ in steps], f"{score:.3f}"]
+    fig = go.Figure(go.Bar(
+        x=names, y=values, base=starts, text=text, textposition="outside", cliponaxis=False,
+        marker=dict(color=colors, line=dict(color="#334155", width=1),
+                    pattern=dict(shape=hatch, fgcolor="#334155", size=7, solidity=0.35)),
+        customdata=[("lowers the score" if v < 0 else "raises the score") if 0 < i < len(values) - 1 else ""
+                    for i, v in enumerate(values)],
+        hovertemplate="%{x}: %{text} %{customdata}<extra></extra>",
     ))
+    for i in range(len(values) - 1):  # dotted connectors from each bar's end to the next bar's start
+        end = starts[i] + values[i] if i > 0 else values[0]
+        fig.add_shape(type="line", x0=i + 0.35, x1=i + 0.65, y0=end, y1=end,
+                      line=dict(color="#94A3B8", dash="dot", width=1))
     fig = style_figure(fig, height=340, legend=False)
-    fig.update_layout(title=title, waterfallgap=0.35)
-    steps = np.cumsum([*start, *values]).tolist()
-    lo, hi = min([0.0, base_value, score, *steps]), max([0.0, base_value, score, *steps])
+    fig.update_layout(title=title, bargap=0.35)
+    ends = [b + v for b, v in zip(starts, values)]
+    lo, hi = min([0.0, *starts, *ends]), max([0.0, *starts, *ends])
     pad = (hi - lo) * 0.15 + 1e-6
     fig.update_yaxes(range=[lo - pad, hi + pad], title="score")
     return fig

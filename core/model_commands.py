@@ -140,6 +140,8 @@ def _add_explain_check(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-listeners", type=int, default=None, help="check a seeded sample of listeners")
     p.add_argument("--k", type=int, default=10, help="recommendations explained per listener")
     p.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
+    p.add_argument("--prior-weight", type=float, default=None,
+                   help="popularity prior weight of the new-user (content) queries (default: core.prior's)")
 
 
 def _run_explain_check(args: argparse.Namespace, store: Store) -> int:
@@ -153,7 +155,8 @@ def _run_explain_check(args: argparse.Namespace, store: Store) -> int:
     model = ensure_model(store, catalog, embeddings)
     with TqdmProgress("explaining listeners") as bar:
         result = run_check(catalog, embeddings, model, max_listeners=args.max_listeners, k=args.k,
-                           progress=bar, use_shap=args.shap)
+                           progress=bar, use_shap=args.shap,
+                           **({} if args.prior_weight is None else {"prior_weight": args.prior_weight}))
     print(format_report(result))
     return 0
 

@@ -7,6 +7,14 @@ score with only a subset S of modalities present, v(S), enumerated over all 2^M 
 score − v(∅), where v(∅) (every modality masked) is what is left of the score without content: the item's
 id embedding and its bias. The explain service computes the same numbers with the `shap` library.
 
+Which item offset applies depends on who asks (core.prior): a known listener keeps the model's learned item
+bias (inside the base); any other query (uploads, liked items) has the learned bias taken out and the
+popularity prior, weight × prior_i, added as its own named term. In general a query's score is
+q · v_i + a · bias_i + w · prior_i with (a, w) = (1, 0) for a known listener and (0, prior weight) otherwise.
+An upload query also adds, per uploaded modality m, the similarity to the upload λ · ω_m · sim_m(i)
+(core.similarity: raw-encoder cosine in m's fields, 0 for items lacking m), which is part of modality m's
+contribution: it is present exactly when m is, so the Shapley values stay exact. It also adds the named
+term "items like your upload", μ · like_i (core.similarity), its own Shapley player like the prior.
 The part of v(∅) above the item's bias is the listening-history term: what the id embeddings, propagated
 over the interaction graph, give the score. Item vectors are affine in the fused content with the id part
 added (and propagation is linear), so this term is the same whichever modalities are present: it is its
@@ -34,6 +42,11 @@ from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
 from core.index import ExactIndex, HNSWConfig, VectorIndex, ensure_index, single_thread_blas, top_k_rows
 from core.media import load_audio, load_image
+from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
+                        check_prior_weight, popularity_counts, popularity_prior)
+from core.similarity import (DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE, LIKE_LABEL,
+                             check_like_weight, check_similarity_weight, like_upload, unit_rows,
+                             upload_similarity)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +132,15 @@ class EncodedQuery:
     modalities: list[str]  # modalities of the uploads that made it into the vector
     warnings: list[str]
     encode_ms: float
+    # (I, M) raw-encoder cosine of each item to the uploads per modality (core.similarity); None without
+    # uploads or for a known listener
+    similarity: np.ndarray | None = None
+    like: np.ndarray | None = None  # (I,) like_i of core.similarity; None when `similarity` is None
+
+    @property
+    def known_listener(self) -> bool:
+        """Whether the query starts from a listener the model was trained on (the learned bias applies)."""
+        return self.user_row is not None
 
 
 # -- results --------------------------------------------------------------------------------------------
@@ -126,8 +148,10 @@ class EncodedQuery:
 class Recommendation:
     """One ranked item.
 
-    `contributions[m]` is modality m's exact Shapley share of the score; the contributions add up to
-    `score − base`, where `base` is the score with every modality masked (id embedding and bias).
+    `contributions[m]` is modality m's exact Shapley share of the score; `terms` holds the named additive
+    terms beside the modalities (the popularity prior of a content query: weight × prior_i), which are also
+    their own Shapley values. score = base + Σ contributions + Σ terms, where `base` is the rest of the score
+    with every modality masked (the id embedding; for a known listener also the learned item bias).
     """
 
     item_id: str
@@ -137,9 +161,13 @@ class Recommendation:
     modality_weights: dict[str, float]  # the gate's (or the what-if) weights, summing to 1 over present ones
     contributions: dict[str, float]
     previous_rank: int | None = None  # rank in the previous result, None when new or without one
-    base: float = 0.0  # v(∅): the part of the score no modality explains
-    history: float = 0.0  # listening history: v(∅) − offset, what the ids and the interaction graph give
-    offset: float = 0.0  # the item's own score offset (its bias): base = offset + history
+    base: float = 0.0  # v(∅) less the named terms: the part of the score no modality or term explains
+    history: float = 0.0  # listening history: base − offset, what the ids and the interaction graph give
+    offset: float = 0.0  # the item's own score offset (a known listener's learned bias; 0 otherwise): base = offset + history
+    terms: dict[str, float] = field(default_factory=dict)  # e.g. {"prior": w · prior_i}
+    lacks: list[str] = field(default_factory=list)  # what-if modalities (weight > 0) the item does not carry
+    similarity: dict[str, float] = field(default_factory=dict)  # per uploaded modality: λ · ω_m · sim_m(i),
+    # the part of contributions[m] that is the similarity to the upload (core.similarity)
 
 
 @dataclass
@@ -154,6 +182,11 @@ class RecommendationResult:
     warnings: list[str]
     encoder_ids: dict[str, str]  # field -> encoder id used for the catalog and the query
     index_kind: str = "exact"  # "exact" | "hnsw" | "parts" or "model" (what-if weights: see top_rows)
+    encoding: str = "encoded"  # "encoded" (encode_ms is this result's encoding) | "reused" (an encoded query)
+    prior_weight: float | None = None  # the popularity prior's weight; None when the learned bias applies
+    item_offset: str = ""  # which item offset applies, in words (the card and the page say it)
+    notes: list[str] = field(default_factory=list)  # e.g. how many items lack the what-if modalities
+    similarity_weight: float | None = None  # λ of the similarity to the upload; None when it does not apply
 
 
 # -- Shapley over modalities (shared with the explain service's check) ----------------------------------
@@ -182,12 +215,17 @@ class RecommendService:
     """Turns queries into ranked items with one catalog's embeddings, fusion model and encoders.
 
     `index`: "auto" (exact below 50,000 items, else HNSW), "exact", "hnsw", or a prebuilt VectorIndex
-    over the model's item vectors with the bias appended as a last column.
+    over `index_vectors()`: the model's item vectors with the bias and the popularity prior appended.
+    `prior_weight`: the popularity prior's weight for queries that are not a known listener;
+    `similarity_weight`: λ of the similarity to the upload of such queries, `like_weight`: μ of their
+    "items like your upload" term (core.similarity).
     """
 
     def __init__(self, catalog: Catalog, embeddings: EmbeddingSet, model: Any, encoders: dict[str, Any] | None,
                  index: str | VectorIndex = "auto", data: Any = None, hnsw: HNSWConfig | None = None,
-                 index_dir: Path | None = None) -> None:
+                 index_dir: Path | None = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+                 similarity_weight: float = DEFAULT_SIMILARITY_WEIGHT,
+                 like_weight: float = DEFAULT_LIKE_WEIGHT) -> None:
         if list(embeddings.item_ids) != catalog.item_ids:
             raise CatalogError(f"the embedding set does not match catalog {catalog.name!r} item for item; "
                              "re-encode the catalog (Catalog page or `python -m core encode`)")
@@ -207,26 +245,40 @@ class RecommendService:
         self.dim = self.item_vectors.shape[1]
         # v(q = 0) = the bias part of every item's score: scores are item_vectors @ q + bias
         self.bias = np.asarray(model.score_vector(np.zeros(self.dim, np.float32)), dtype=np.float32)
+        # (I,) popularity prior in [0, 1] from the training listeners per item (see core.prior)
+        counts = popularity_counts(model, None, self.n_items)
+        self.prior = popularity_prior(counts if counts.any() else
+                                      popularity_counts(None, self._train_matrix(), self.n_items))
+        self.prior_weight = check_prior_weight(prior_weight)
+        self.similarity_weight = check_similarity_weight(similarity_weight)
+        self.like_weight = check_like_weight(like_weight)
         self.linear = self._check_linear()
         self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        self._unit_fields: dict[str, np.ndarray] | None = None  # unit-row field matrices, on first upload
         self.weights_linear = False
         self.weights_linear = self._check_weights_linear()
-        augmented = np.hstack([self.item_vectors, self.bias[:, None]])  # (I, dim + 1)
+        augmented = self.index_vectors()  # (I, dim + 2)
         if isinstance(index, str):  # an approximate index is loaded from (or built and saved to) index_dir
             self.index = ensure_index(index_dir, augmented, index, hnsw, queries=self._sample_queries)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
 
+    def index_vectors(self) -> np.ndarray:
+        """(I, dim + 2) what the index searches: item vectors, then the learned bias, then the prior; a query
+        (q, a, w) scores q · v_i + a · bias_i + w · prior_i."""
+        return np.hstack([self.item_vectors, self.bias[:, None],
+                          self.prior[:, None].astype(np.float32)]).astype(np.float32)
+
     def _sample_queries(self, n: int = 200) -> np.ndarray:
-        """(n, dim + 1) known listeners' vectors as index queries (bias column 1), to tune HNSW on."""
+        """(n, dim + 2) known listeners' vectors as index queries (bias 1, prior 0), to tune HNSW on."""
         users = getattr(self.model, "user_ids", None) or []
         if not users:
-            return np.empty((0, self.dim + 1), np.float32)
+            return np.empty((0, self.dim + 2), np.float32)
         rows = np.random.default_rng(0).permutation(len(users))[:n]
         with single_threaded():
             vectors = np.stack([np.asarray(self.model.user_vector(int(r)), np.float32) for r in rows])
-        return np.hstack([vectors, np.ones((len(rows), 1), np.float32)])
+        return np.hstack([vectors, np.ones((len(rows), 1), np.float32), np.zeros((len(rows), 1), np.float32)])
 
     def _check_linear(self) -> bool:
         """Whether model scores equal item_vectors @ q + bias (then an index can rank without the model)."""
@@ -362,6 +414,25 @@ class RecommendService:
         with single_threaded():
             return self._combine(query, field_inputs, content, warnings, start)
 
+    def encode_fields(self, field_inputs: dict[str, np.ndarray], query: Query | None = None) -> EncodedQuery:
+        """An encoded query from field vectors already encoded like the catalog (what uploads encode to),
+        projected by the model and combined as encode_query does: e.g. an item's own stored vectors used as
+        a query (the retrieval benchmark). Fields of modalities the model lacks are ignored with a warning."""
+        start = time.perf_counter()
+        warnings: list[str] = []
+        inputs = {f: np.atleast_2d(np.asarray(x, np.float32)) for f, x in field_inputs.items()}
+        content: dict[str, np.ndarray] = {}
+        for modality in self.modalities:
+            fields = [f for f in inputs if self.embeddings.modality_of.get(f) == modality]
+            if fields:
+                projected = self.model.project_content({f: inputs[f] for f in fields})
+                content[modality] = np.asarray(projected[modality], dtype=np.float32)
+        ignored = sorted(f for f in inputs if self.embeddings.modality_of.get(f) not in content)
+        if ignored:
+            warnings.append(f"Fields {ignored} were ignored: the model has no such modality.")
+        with single_threaded():
+            return self._combine(query or Query(), inputs, content, warnings, start)
+
     def _combine(self, query: Query, field_inputs: dict[str, np.ndarray], content: dict[str, np.ndarray],
                  warnings: list[str], start: float) -> EncodedQuery:
         """The encoded query from projected uploads, liked/disliked items and a known listener."""
@@ -389,10 +460,19 @@ class RecommendService:
         exclude = set(liked) | set(disliked)
         if user_row is not None:
             exclude |= set(self.training_rows(user_row).tolist())
+        used = {f: x for f, x in field_inputs.items() if self.embeddings.modality_of.get(f) in content}
+        similarity = None
+        if user_row is None and used:
+            if self._unit_fields is None:
+                self._unit_fields = unit_rows(self.embeddings.matrices)
+            similarity = upload_similarity(used, self._unit_fields, self.embeddings.masks,
+                                           self.embeddings.modality_of, self.modalities, self.n_items,
+                                           unit_items=True)
         return EncodedQuery(query=query, vector=vector, content=content, field_inputs=field_inputs,
                             liked_rows=liked, disliked_rows=disliked, user_row=user_row, exclude_rows=exclude,
                             modalities=[m for m in self.modalities if m in content], warnings=warnings,
-                            encode_ms=(time.perf_counter() - start) * 1e3)
+                            encode_ms=(time.perf_counter() - start) * 1e3, similarity=similarity,
+                            like=None if similarity is None else like_upload(similarity, self.item_vectors))
 
     # -- ranking ------------------------------------------------------------------------------------
     def modality_mask(self, keep: Collection[str]) -> dict[str, bool]:
@@ -484,89 +564,209 @@ class RecommendService:
         total = w.sum(axis=1, keepdims=True)
         return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
 
+    def offset_coefficients(self, encoded: EncodedQuery, prior_weight: float | None = None) -> tuple[float, float]:
+        """(a, w): the query scores q · v_i + a · bias_i + w · prior_i. A known listener keeps the learned bias
+        (1, 0); any other query gets the popularity prior instead (0, prior weight)."""
+        if encoded.known_listener:
+            return 1.0, 0.0
+        return 0.0, self.prior_weight if prior_weight is None else check_prior_weight(prior_weight)
+
+    def shift(self, bias_coef: float, prior_coef: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n,) what turns model scores (q · v + bias) into q · v + a · bias + w · prior for `rows`."""
+        bias = self.bias if rows is None else self.bias[rows]
+        prior = self.prior if rows is None else self.prior[rows]
+        return (bias_coef - 1.0) * bias.astype(np.float64) + prior_coef * prior
+
+    def score_terms(self, encoded: EncodedQuery, prior_weight: float | None = None,
+                    like_weight: float | None = None) -> list[ScoreTerm]:
+        """The named additive terms of this query's scores: the popularity prior for a content query (and
+        "items like your upload" for an upload query), none for a known listener (whose learned bias stays in
+        the base)."""
+        if encoded.known_listener:
+            return []
+        _, w = self.offset_coefficients(encoded, prior_weight)
+        terms = [ScoreTerm(PRIOR, PRIOR_LABEL, w, self.prior)]
+        if encoded.like is not None:
+            mu = self.like_weight if like_weight is None else check_like_weight(like_weight)
+            terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, encoded.like))
+        return terms
+
+    @staticmethod
+    def term_extra(terms: Sequence[ScoreTerm]) -> np.ndarray | None:
+        """(I,) the named terms other than the prior (which the index carries), summed; None when none."""
+        parts = [t.part() for t in terms if t.name != PRIOR]
+        return np.sum(parts, axis=0) if parts else None
+
+    def item_offset_label(self, encoded: EncodedQuery, prior_weight: float | None = None) -> str:
+        """Which item offset applies to this query, in words."""
+        if encoded.known_listener:
+            return f"{LEARNED_BIAS_LABEL} (a known listener: the model's own, inside the base)"
+        return f"{PRIOR_LABEL} × {self.offset_coefficients(encoded, prior_weight)[1]:.2f} (learned bias not used)"
+
+    def similarity_coefficient(self, encoded: EncodedQuery, similarity_weight: float | None = None) -> float:
+        """λ: the weight of the similarity to the upload for this query (0 for a known listener or without
+        uploads)."""
+        if encoded.known_listener or encoded.similarity is None:
+            return 0.0
+        return self.similarity_weight if similarity_weight is None else check_similarity_weight(similarity_weight)
+
+    def similarity_parts(self, encoded: EncodedQuery, rows: np.ndarray | None = None,
+                         modality_weights: dict[str, float] | None = None,
+                         similarity_weight: float | None = None) -> np.ndarray:
+        """(n, M) λ · ω_m · sim_m(i) for `rows` (all items when None): the similarity to the upload per
+        modality, ω_m the what-if weight of m (1 without what-if weights); zeros when it does not apply."""
+        n = self.n_items if rows is None else len(rows)
+        lam = self.similarity_coefficient(encoded, similarity_weight)
+        if lam == 0.0:
+            return np.zeros((n, len(self.modalities)))
+        sim = encoded.similarity if rows is None else encoded.similarity[np.asarray(rows, np.int64)]
+        omega = np.ones(len(self.modalities)) if modality_weights is None else \
+            np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
+        return lam * sim * omega[None, :]
+
+    def carries(self, modality_weights: dict[str, float], rows: np.ndarray | None = None) -> np.ndarray:
+        """(n,) whether each item carries at least one modality of weight > 0."""
+        on = np.array([float(modality_weights.get(m, 0.0)) > 0 for m in self.modalities])
+        present = self.present if rows is None else self.present[rows]
+        return (present & on[None, :]).any(axis=1)
+
     def top_rows(self, vector: np.ndarray, k: int, exclude: Collection[int] = (),
-                 modality_weights: dict[str, float] | None = None) -> tuple[np.ndarray, str]:
-        """The top-k item rows (and which path ranked them).
+                 modality_weights: dict[str, float] | None = None, bias_coef: float = 1.0,
+                 prior_coef: float = 0.0, extra: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+        """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
+        per-item parts such as the similarity to the upload; such queries are scored exactly).
 
         What-if weights change the item vectors, so such queries are never ranked by the index: they are
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
-        model ("model"); so are all queries of a model whose scores are not linear in the query.
+        model ("model"); so are all queries of a model whose scores are not linear in the query. Under
+        what-if weights, items carrying none of the weighted modalities come after every item that does.
         """
-        if modality_weights is None and self.linear:
-            rows, _ = self.index.search(np.append(vector, np.float32(1.0)), k, exclude)
+        if extra is not None and not np.any(extra):
+            extra = None
+        if modality_weights is None and self.linear and extra is None:
+            query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
+            rows, _ = self.index.search(query, k, exclude)
             return rows, self.index.kind
-        if modality_weights is not None and self.linear and self.index.kind != "exact":
+        if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact":
             # a large catalog: the index's candidates for the query, re-ranked exactly under the weights
-            cands, _ = self.index.search(np.append(vector, np.float32(1.0)), max(WHATIF_CANDIDATES, k), exclude)
-            scores = self.scores(vector, rows=cands, modality_weights=modality_weights)
+            query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
+            cands, _ = self.index.search(query, max(WHATIF_CANDIDATES, k), exclude)
+            scores = self.scores(vector, rows=cands, modality_weights=modality_weights) + \
+                self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
             return cands[order], f"{self.index.kind}+exact re-rank"
-        scores = self.scores(vector, modality_weights=modality_weights)
+        scores = self.scores(vector, modality_weights=modality_weights) + self.shift(bias_coef, prior_coef)
+        if extra is not None:
+            scores = scores + np.asarray(extra, np.float64)
         if exclude:
             scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
-        if modality_weights is not None:
-            rows = np.arange(self.n_items)
-            order = self.whatif_order(rows, scores, modality_weights)
-            order = order[np.isfinite(scores[order])][:k]
-            return order.astype(np.int64), "parts" if self.weights_linear else "model"
-        return top_k_rows(scores, k), "model"
-
-    def covers(self, rows: np.ndarray, modality_weights: dict[str, float]) -> np.ndarray:
-        """(len(rows),) bool: the item has at least one modality the what-if weights give weight > 0."""
-        w = np.array([float(modality_weights.get(m, 0.0)) > 0 for m in self.modalities])
-        return (self.present[np.asarray(rows, dtype=np.int64)] & w[None, :]).any(axis=1)
+        kind = "parts" if modality_weights is not None and self.weights_linear else "model"
+        if modality_weights is None:
+            return top_k_rows(scores, k), "exact" if self.linear else kind
+        carries = self.carries(modality_weights)
+        rows = top_k_rows(np.where(carries, scores, -np.inf), k)
+        if len(rows) < k:  # too few items carry the weighted modalities: the others follow them
+            rows = np.concatenate([rows, top_k_rows(np.where(carries, -np.inf, scores), k - len(rows))])
+        return rows.astype(np.int64), kind
 
     def whatif_order(self, rows: np.ndarray, scores: np.ndarray, modality_weights: dict[str, float]) -> np.ndarray:
         """Positions of `rows` best first under what-if weights: items carrying a weighted modality before
         items that carry none (those have nothing the weights ask for), then by score, then by row."""
         rows = np.asarray(rows, dtype=np.int64)
-        return np.lexsort((rows, -np.asarray(scores, np.float64), ~self.covers(rows, modality_weights)))
+        return np.lexsort((rows, -np.asarray(scores, np.float64), ~self.carries(modality_weights, rows)))
 
     def recommend(self, query: Query | EncodedQuery, k: int = 10, modality_weights: dict[str, float] | None = None,
-                  exclude: Collection[str] = (), previous: RecommendationResult | None = None
-                  ) -> RecommendationResult:
-        """The top `k` distinct items for the query, with weights, contributions and rank changes."""
+                  exclude: Collection[str] = (), previous: RecommendationResult | None = None,
+                  prior_weight: float | None = None, encoded_now: bool = False,
+                  similarity_weight: float | None = None, like_weight: float | None = None) -> RecommendationResult:
+        """The top `k` distinct items for the query, with weights, contributions, terms and rank changes.
+
+        `prior_weight` overrides the service's popularity prior weight (content queries only);
+        `similarity_weight` overrides λ of the similarity to the upload (upload queries only), whose parts
+        are added to their modalities' contributions, and `like_weight` μ of "items like your upload";
+        `encoded_now`: the EncodedQuery was encoded for this result, so its encoding time is counted.
+        """
         encoded = query if isinstance(query, EncodedQuery) else self.encode_query(query)
-        encode_ms = 0.0 if isinstance(query, EncodedQuery) else encoded.encode_ms
+        fresh = encoded_now or not isinstance(query, EncodedQuery)
+        encode_ms = encoded.encode_ms if fresh else 0.0
         if modality_weights is not None:
             modality_weights = {m: float(modality_weights.get(m, 0.0)) for m in self.modalities}
             if sum(max(v, 0.0) for v in modality_weights.values()) <= 0:
                 raise QueryError("every what-if modality weight is zero; give at least one modality weight > 0")
         start = time.perf_counter()
         excluded = set(encoded.exclude_rows) | set(self.rows_of(exclude)[0])
+        bias_coef, prior_coef = self.offset_coefficients(encoded, prior_weight)
+        terms = self.score_terms(encoded, prior_weight, like_weight)
+        lam = self.similarity_coefficient(encoded, similarity_weight)
+        similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)  # (I, M)
+        other = self.term_extra(terms)  # (I,) the terms the index does not carry
+        extra = similar.sum(axis=1) + (0.0 if other is None else other)
         with single_threaded():
-            rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights)
+            rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
+                                       extra=extra)
             coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
             weights = self.item_weights(rows, modality_weights)
         shapley = shapley_from_coalitions(coalitions, self.modalities)
-        full = coalitions[frozenset(self.modalities)]
-        base = coalitions[frozenset()]
-        # re-sort by the model's exact scores (index scores are close); under what-if weights items without
-        # any weighted modality stay behind those with one
-        order = np.lexsort((rows, -full)) if modality_weights is None else \
-            self.whatif_order(rows, full, modality_weights)
+        shift = self.shift(bias_coef, prior_coef, rows) + (0.0 if other is None else other[rows])
+        parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
+        similar = similar[rows]  # (k, M): each modality's similarity part joins its Shapley value
+        full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
+        base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
+        weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]
+        lacking = ~self.carries(modality_weights, rows) if modality_weights is not None else np.zeros(len(rows), bool)
+        # re-sort by the exact scores (HNSW scores are close); what-if: items lacking the weighted ones last
+        order = np.lexsort((rows, -full, lacking))
         prev_ranks = {r.item_id: r.rank for r in previous.items} if previous is not None else {}
         items = []
         for rank, j in enumerate(order, start=1):
-            item = self.catalog.items[int(rows[j])]
+            row = int(rows[j])
+            item = self.catalog.items[row]
             items.append(Recommendation(
                 item_id=item.id, title=item.title, rank=rank, score=float(full[j]),
                 modality_weights={m: float(weights[j, i]) for i, m in enumerate(self.modalities)},
-                contributions={m: float(shapley[m][j]) for m in self.modalities},
+                contributions={m: float(shapley[m][j] + similar[j, i]) for i, m in enumerate(self.modalities)},
                 previous_rank=prev_ranks.get(item.id), base=float(base[j]),
-                history=float(base[j]) - float(self.bias[rows[j]]), offset=float(self.bias[rows[j]])))
+                history=float(base[j]) - bias_coef * float(self.bias[row]), offset=bias_coef * float(self.bias[row]),
+                terms={name: float(v[j]) for name, v in parts.items()},
+                lacks=[m for m in weighted if not self.present[row, self.modalities.index(m)]],
+                similarity={m: float(similar[j, i]) for i, m in enumerate(self.modalities)
+                            if lam and m in encoded.modalities}))
+        notes = []
+        if lacking.any():
+            names = " or ".join(m for m in weighted)
+            notes.append(f"{int(lacking.sum())} of these {len(rows)} items carry no {names}: only "
+                         f"{int(self.carries(modality_weights).sum())} items of the catalog do. They come after "
+                         f"every item that does, marked “no {names}”.")
         rank_ms = (time.perf_counter() - start) * 1e3
         used = {f: self.embeddings.encoder_ids[f] for f in self.embeddings.fields}
         return RecommendationResult(items=items, latency_ms=encode_ms + rank_ms, encode_ms=encode_ms,
                                     rank_ms=rank_ms, query_modalities=list(encoded.modalities),
-                                    warnings=list(encoded.warnings), encoder_ids=used, index_kind=kind)
+                                    warnings=list(encoded.warnings), encoder_ids=used, index_kind=kind,
+                                    encoding="encoded" if fresh else "reused",
+                                    prior_weight=None if encoded.known_listener else prior_coef,
+                                    item_offset=self.item_offset_label(encoded, prior_weight), notes=notes,
+                                    similarity_weight=lam if encoded.similarity is not None
+                                    and not encoded.known_listener else None)
 
     def rank_of(self, vector: np.ndarray, row: int, exclude: Collection[int] = (),
-                keep: Collection[str] | None = None) -> tuple[float, int]:
+                keep: Collection[str] | None = None, bias_coef: float = 1.0,
+                prior_coef: float = 0.0, similarity: np.ndarray | None = None,
+                extra: np.ndarray | None = None) -> tuple[float, int]:
         """(score, 1-based rank) of item `row` with only the `keep` modalities present in IT, against every
-        other non-excluded item with all of its modalities."""
-        scores = self.scores(vector)
-        own = float(self.scores(vector, np.array([row]), keep=keep)[0]) if keep is not None else float(scores[row])
+        other non-excluded item with all of its modalities (scores q · v + a · bias + w · prior, plus the
+        (I, M) `similarity` parts of the modalities present and the (I,) `extra` terms)."""
+        shift = self.shift(bias_coef, prior_coef)
+        if extra is not None:
+            shift = shift + extra
+        if similarity is not None:
+            shift = shift + similarity.sum(axis=1)
+        scores = self.scores(vector) + shift
+        if keep is not None:
+            own_shift = shift[row] - (0.0 if similarity is None else
+                                      sum(similarity[row, i] for i, m in enumerate(self.modalities) if m not in keep))
+            own = float(self.scores(vector, np.array([row]), keep=keep)[0] + own_shift)
+        else:
+            own = float(scores[row])
         others = np.ones(self.n_items, bool)
         if exclude:
             others[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = False

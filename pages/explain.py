@@ -75,18 +75,27 @@ item_id = pick[2].selectbox("Recommended item", item_options,
 ss["explain_target"] = {"item_id": item_id, "mode": "user" if user_id else "query", "user_id": user_id,
                         "catalog": catalog.name}
 
+# the popularity prior's weight the Recommend page ranked with (content queries; a listener keeps the learned bias)
+prior_weight = None if user_id else ss.get("prior_weight")
+# and the weights of the similarity to the upload and of "items like your upload" (upload queries only)
+similarity_weight = None if user_id else ss.get("similarity_weight")
+like_weight = None if user_id else ss.get("like_weight")
+
+
 def explained(part: str, spinner: str):
     """The explanation `part` ("modalities", "features" or "words") of the chosen item, computed once.
 
     The parts come one after the other so the modality view (milliseconds) is on screen while the
     feature-level and word-level SHAP (seconds) are still being computed.
     """
-    key = ("explanation", part, catalog.name, ws.stamp, user_id or id(ss["encoded"]), item_id)
+    key = ("explanation", part, catalog.name, ws.stamp, user_id or id(ss["encoded"]), item_id, prior_weight,
+           similarity_weight, like_weight)
     if key not in ss["explanations"]:
         with st.spinner(spinner):
             try:
                 ss["explanations"][key] = loaders.explain_service(ws).explain(
-                    subject, item_id, features=part == "features", tokens=part == "words")
+                    subject, item_id, features=part == "features", tokens=part == "words",
+                    prior_weight=prior_weight, similarity_weight=similarity_weight, like_weight=like_weight)
             except PrismError as e:
                 components.show_error(e, f"This item's {part} could not be explained")
                 return None
@@ -98,6 +107,9 @@ if exp is None:
     st.stop()
 shapley = {m: float(v) for m, v in dict(exp.modality_shapley).items()}
 weights = {m: float(v) for m, v in dict(exp.modality_weights).items()}
+terms = {t: float(v) for t, v in dict(getattr(exp, "terms", {}) or {}).items()}
+term_labels = dict(getattr(exp, "term_labels", {}) or {})
+base_label = "base (no modality, no prior)" if terms else "base (no modality; learned bias)"
 
 # -- the item and the headline numbers --------------------------------------------------------------
 item = catalog.item(item_id)
@@ -113,7 +125,9 @@ with head[1]:
     top = max(shapley, key=lambda m: shapley[m]) if shapley else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Score", f"{exp.score:.3f}")
-    m2.metric("Base value (no modality)", f"{exp.base_value:.3f}")
+    m2.metric("Base value (no modality, no prior)" if terms else "Base value (no modality)", f"{exp.base_value:.3f}",
+              help="A known listener's base holds the model's learned item bias" if not terms else
+              "What is left with every modality masked and the prior taken out (the item's id embedding, if any)")
     m3.metric("Strongest modality", MODALITY_LABELS.get(top, "—"),
               f"{shapley.get(top, 0):+.3f}" if top else None)
     deletion = getattr(exp, "deletion", None)
@@ -126,17 +140,37 @@ with head[1]:
 st.markdown("#### Modalities")
 left, right = st.columns([3, 2], gap="large")
 with left:
-    history = getattr(exp, "history", 0.0)
+    history = float(getattr(exp, "history", 0.0) or 0.0)
     has_history = abs(history) > 1e-9  # a model with ids or graph propagation: their term gets its own bar
-    st.plotly_chart(charts.shapley_waterfall(exp.base_value, shapley, exp.score,
+    st.plotly_chart(charts.shapley_waterfall(exp.base_value, shapley, exp.score, terms=terms,
+                                             term_labels=term_labels, base_label=base_label,
                                              history=history if has_history else None), key="ex_waterfall")
-    total = sum(shapley.values())
-    st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
-               f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f})."
-               + (f" Listening history ({history:+.4f}) is the ids' and the interaction graph's own additive "
-                  "term of the base: the same with or without any modality, so it is its own player and "
-                  f"history + modalities = score − item offset ({exp.score - exp.offset:+.4f})."
-                  if has_history else ""))
+    total = sum(shapley.values()) + sum(terms.values())
+    if has_history:
+        st.caption(f"Listening history ({history:+.4f}) is what the ids and the interaction graph give this item "
+                   "for this query: the same with or without any modality, so it is its own player, drawn from "
+                   f"the item offset ({exp.offset:+.4f}) up; history + modalities + terms = score − item offset "
+                   f"({exp.score - exp.offset:+.4f}).")
+    if terms:
+        st.caption(f"Exact Shapley values with the {len(shapley)} modalities and the popularity prior as players "
+                   f"(all {2 ** (len(shapley) + len(terms))} coalitions). The prior adds the same amount whatever "
+                   "else is present, so its Shapley value is exactly its term, weight × prior "
+                   f"({', '.join(f'{term_labels.get(t, t)}: {v:+.4f}' for t, v in terms.items())}), and the "
+                   f"modality values are what they would be without it. All together: {total:+.4f} = score − base "
+                   f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = prior; hatched bars lower "
+                   "the score.")
+        similarity = dict(getattr(exp, "similarity", {}) or {})
+        if similarity:
+            st.caption(f"An upload query: each uploaded modality's value includes its similarity to your upload "
+                       f"(raw-encoder cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
+                       + ", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {v:+.4f}" for m, v in similarity.items())
+                       + "), present exactly when the item carries that modality; “items like your upload” "
+                       "(joint-space cosine to the items nearest the upload) is a player of its own, like the prior.")
+    else:
+        st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
+                   f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}). This is a known "
+                   "listener: the model's learned item bias applies and stays in the base, no popularity prior. "
+                   "Bar colour = modality; hatched bars lower the score.")
 with right:
     series = {"gate weights (model)": weights,
               "|Shapley| share": {m: abs(v) for m, v in shapley.items()}}
@@ -197,8 +231,10 @@ if timings:
     st.caption("Computed in " + " · ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in timings.items()))
 
 with st.expander("Raw numbers"):
-    st.dataframe(pd.DataFrame({"modality": list(shapley), "shapley": list(shapley.values()),
-                               "gate weight": [weights.get(m) for m in shapley]}), hide_index=True)
+    st.dataframe(pd.DataFrame({"player": [*shapley, *[term_labels.get(t, t) for t in terms]],
+                               "shapley": [*shapley.values(), *terms.values()],
+                               "gate weight": [*[weights.get(m) for m in shapley], *[None] * len(terms)]}),
+                 hide_index=True)
     if isinstance(features, pd.DataFrame):
         st.dataframe(features, hide_index=True)
     st.markdown(html.escape(f"base value {exp.base_value:.6f}, score {exp.score:.6f}"))

@@ -6,6 +6,8 @@ import streamlit as st
 
 from core.errors import PrismError, QueryError
 from core.media import load_audio, load_image
+from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
+from core.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
 from core.recommend import Query, Upload, apply_feedback
 from ui import components, loaders, state
 from ui.navigation import ensure_frame
@@ -75,6 +77,18 @@ def _weights() -> dict[str, float] | None:
     return dict(ss["weights"]) if ss.get("whatif") and ss.get("weights") else None
 
 
+def _prior() -> float:
+    """The popularity prior's weight for queries that are not a known listener."""
+    value = ss.get("prior_weight")
+    return float(DEFAULT_PRIOR_WEIGHT if value is None else value)
+
+
+def _similarity() -> tuple[float, float]:
+    """(λ, μ): the weights of the similarity to the upload and of "items like your upload"."""
+    lam, mu = ss.get("similarity_weight"), ss.get("like_weight")
+    return (float(DEFAULT_SIMILARITY_WEIGHT if lam is None else lam), float(DEFAULT_LIKE_WEIGHT if mu is None else mu))
+
+
 def _flash(level: str, message: str) -> None:
     ss["flash"] = [*ss.get("flash", []), (level, message)]
 
@@ -85,7 +99,8 @@ def _run(query: Query, previous=None) -> bool:
     try:
         encoded = service.encode_query(query)
         result = service.recommend(encoded, k=int(ss.get("top_k", 10)), modality_weights=_weights(),
-                                   previous=previous)
+                                   previous=previous, prior_weight=_prior(), encoded_now=True,
+                                   similarity_weight=_similarity()[0], like_weight=_similarity()[1])
     except QueryError as e:
         _flash("warning", f"Nothing to recommend from yet — {e}")
         return False
@@ -112,8 +127,8 @@ def _on_why(item_id: str) -> None:
 
 def _on_reset() -> None:
     state.reset_query()
-    for key in ("q_text", "q_liked", "q_user"):
-        ss.pop(key, None)
+    # set, not popped: a popped form widget comes back with the value the browser still shows
+    ss.update(q_text="", q_liked=[], q_user="—")
     for kind in ("image", "audio"):  # fresh, empty uploader widgets
         ss[f"uploader_gen_{kind}"] = ss.get(f"uploader_gen_{kind}", 0) + 1
 
@@ -123,7 +138,10 @@ def _options() -> None:
     whatif = bool(ss.get("opt_whatif"))
     weights = {m: float(ss.get(f"opt_w_{m}", 1.0)) for m in modalities} if whatif else None
     ss.update(top_k=int(ss.get("opt_top_k", ss.get("top_k", 10))), whatif=whatif,
-              weights=weights if weights and sum(weights.values()) > 0 else None)
+              weights=weights if weights and sum(weights.values()) > 0 else None,
+              prior_weight=float(ss.get("opt_prior", _prior())),
+              similarity_weight=float(ss.get("opt_similarity", _similarity()[0])),
+              like_weight=float(ss.get("opt_like", _similarity()[1])))
 
 
 def _on_submit() -> None:
@@ -192,8 +210,25 @@ ss.setdefault("opt_top_k", int(ss.get("top_k", 10)))
 ss.setdefault("opt_whatif", bool(ss.get("whatif")))
 for m in modalities:
     ss.setdefault(f"opt_w_{m}", float((ss.get("weights") or {}).get(m, 1.0)))
-opt_k, opt_toggle, opt_sliders = st.columns([1.2, 1.6, 4], gap="large", vertical_alignment="center")
+ss.setdefault("opt_prior", _prior())
+ss.setdefault("opt_similarity", _similarity()[0])
+ss.setdefault("opt_like", _similarity()[1])
+opt_k, opt_prior, opt_toggle, opt_sliders = st.columns([1.2, 1.6, 1.6, 4], gap="large", vertical_alignment="center")
 top_k = opt_k.select_slider("Results", options=[5, 10, 15, 20, 30], key="opt_top_k")
+prior_weight = opt_prior.slider(
+    "Popularity prior", 0.0, float(PRIOR_MAX), step=0.05, key="opt_prior",
+    help="Weight of the popularity prior (log plays, 0 for items nobody played) in the score of a query that "
+         "is not a known listener; 0 ranks uploads and liked tracks by content alone. The default was chosen "
+         "on the retrieval benchmark. A known listener keeps the model's learned item bias instead.")
+similarity_weight = opt_prior.slider(
+    "Similarity to your upload", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
+    help="Weight of the raw-encoder cosine between your upload and each item, per uploaded modality (0 for items "
+         "lacking it; counted in that modality's share). Uploads only; the default was chosen on the retrieval "
+         "benchmark.")
+like_weight = opt_prior.slider(
+    "Items like your upload", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
+    help="Weight of the model's joint-space cosine between each item and the items nearest your upload. Uploads "
+         "only; the default was chosen on the retrieval benchmark.")
 whatif = opt_toggle.toggle("What-if weights", key="opt_whatif",
                            help="Override each item's learned modality weights and re-rank at once (no re-encoding)")
 weights = None
@@ -206,18 +241,23 @@ if whatif:
         weights = None
 
 if ss.get("encoded") is not None and (top_k != ss.get("top_k") or whatif != ss.get("whatif")
-                                        or (whatif and weights != ss.get("weights"))):
+                                        or (whatif and weights != ss.get("weights"))
+                                        or prior_weight != _prior()
+                                        or (similarity_weight, like_weight) != _similarity()):
     # a slider moved: re-rank the encoded query with the new weights (previous ranks give the arrows)
-    ss.update(top_k=top_k, whatif=whatif, weights=weights)
+    ss.update(top_k=top_k, whatif=whatif, weights=weights, prior_weight=float(prior_weight),
+              similarity_weight=float(similarity_weight), like_weight=float(like_weight))
     service = loaders.recommend_service(ws)
     try:
         ss["result"] = service.recommend(ss["encoded"], k=top_k, modality_weights=_weights(),
-                                         previous=ss.get("result"))
+                                         previous=ss.get("result"), prior_weight=_prior(),
+                                         similarity_weight=_similarity()[0], like_weight=_similarity()[1])
         ss["had_rerank"] = True
     except PrismError as e:
         _flash("error", f"Re-ranking failed — {e}")
 else:
-    ss.update(top_k=top_k, whatif=whatif)
+    ss.update(top_k=top_k, whatif=whatif, prior_weight=float(prior_weight),
+              similarity_weight=float(similarity_weight), like_weight=float(like_weight))
 
 for message in ss.get("upload_errors", []):
     st.error(components.md_escape(message), icon=":material/error:")
@@ -251,11 +291,20 @@ if query is not None:
 chips = "".join(f'<span class="prism-chip" style="background:{modality_color(m)}">{MODALITY_LABELS[m]}</span>'
                 for m in getattr(result, "query_modalities", []) if m in MODALITY_LABELS)
 st.markdown(f"**Query:** {' · '.join(parts)} &nbsp; {chips}", unsafe_allow_html=True)
-st.caption(f":material/timer: {result.latency_ms:.0f} ms in all — encoding {result.encode_ms:.0f} ms, ranking "
-           f"{result.rank_ms:.0f} ms · {len(result.items)} results"
-           + (" · what-if weights active" if _weights() else ""))
+if getattr(result, "encoding", "encoded") == "encoded":
+    timing = (f"{result.latency_ms:.0f} ms in all — encoding this query {result.encode_ms:.0f} ms, ranking "
+              f"{result.rank_ms:.0f} ms")
+else:  # re-ranked: nothing was encoded for this result
+    encoded = ss.get("encoded")
+    timing = (f"re-ranked in {result.rank_ms:.0f} ms without re-encoding (the query was encoded once, in "
+              f"{getattr(encoded, 'encode_ms', 0.0):.0f} ms)")
+st.caption(f":material/timer: {timing} · {len(result.items)} results"
+           + (" · what-if weights active" if _weights() else "")
+           + (f" · item offset: {result.item_offset}" if getattr(result, "item_offset", "") else ""))
 for warning in getattr(result, "warnings", []) or []:
     st.warning(components.md_escape(warning))
+for note in getattr(result, "notes", []) or []:
+    st.info(components.md_escape(note), icon=":material/info:")
 
 had_previous = bool(ss.get("had_rerank"))
 for start in range(0, len(result.items), PER_ROW):

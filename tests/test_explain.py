@@ -215,3 +215,59 @@ def test_ground_truth_check_refuses_a_catalog_without_single_modality_listeners(
     other.modalities = []  # no modality can be dominant
     with pytest.raises((StoreError, CatalogError), match="single-modality listeners"):
         run_check(w.catalog, w.embeddings, w.model, service=other)
+
+
+# -- the popularity prior as a player -----------------------------------------------------------------
+def test_shapley_values_plus_the_prior_sum_to_the_score_of_a_content_query(explainer, service):  # noqa: F811
+    query = service.encode_query(Query(text="melancholic piano about the rain"))
+    result = service.recommend(query, k=5, prior_weight=0.5)
+    rec = result.items[0]
+    row = service.catalog.index_of(rec.item_id)
+    exp = explainer.explain(query, rec.item_id, features=False, tokens=False, prior_weight=0.5)
+    # the prior is a player of its own: its Shapley value is exactly its term, weight × prior_i
+    assert exp.terms["prior"] == pytest.approx(0.5 * service.prior[row], abs=1e-6)
+    assert exp.term_labels["prior"] == "popularity prior × 0.50"
+    # an upload query also has "items like your upload" as a player, and the text similarity in text's value
+    assert set(exp.terms) == {"prior", "like_upload"} and set(exp.similarity) == {"text"}
+    assert exp.terms["like_upload"] == pytest.approx(rec.terms["like_upload"], abs=1e-6)
+    total = sum(exp.modality_shapley.values()) + sum(exp.terms.values())
+    assert total == pytest.approx(exp.score - exp.base_value, abs=1e-5)
+    assert exp.score == pytest.approx(rec.score, abs=1e-5) and exp.base_value == pytest.approx(rec.base, abs=1e-5)
+    assert exp.modality_shapley == pytest.approx(rec.contributions, abs=1e-5)
+    # the learned bias is out of a content query's score: base = v(∅) − bias (no id embedding in this model)
+    v_empty = float(service.scores(query.vector, np.array([row]), keep=[])[0])
+    assert exp.base_value == pytest.approx(v_empty - float(service.bias[row]), abs=1e-5)
+    # and the modalities' values are what they are without the prior
+    plain = explainer.explain(query, rec.item_id, features=False, tokens=False, prior_weight=0.0)
+    assert plain.modality_shapley == pytest.approx(exp.modality_shapley, abs=1e-6)
+    assert plain.score == pytest.approx(exp.score - exp.terms["prior"], abs=1e-5)
+
+
+def test_a_known_listener_keeps_the_learned_bias_and_has_no_prior(explainer, service, listener_case):  # noqa: F811
+    encoded, item_id = listener_case
+    exp = explainer.explain(encoded, item_id, features=False, tokens=False, prior_weight=0.9)
+    assert exp.terms == {} and "learned item bias" in exp.item_offset
+    result = service.recommend(encoded, k=3, prior_weight=0.9)
+    assert result.prior_weight is None and all(r.terms == {} for r in result.items)
+
+
+def test_single_modality_what_if_never_ranks_an_item_lacking_it_above_one_with_it(service, demo_world):  # noqa: F811
+    query = service.encode_query(Query(text="energetic techno about the city at night"))
+    n = service.n_items
+    tested = []
+    for k, m in enumerate(service.modalities):
+        carries = service.present[:, k]
+        if carries.all():  # the world's tracks all have text
+            continue
+        tested.append(m)
+        result = service.recommend(query, k=n, modality_weights={o: float(o == m) for o in service.modalities})
+        has = [bool(carries[service.catalog.index_of(r.item_id)]) for r in result.items]
+        assert has == sorted(has, reverse=True)  # every item with m before every item without
+        assert all(r.lacks == [m] for r, h in zip(result.items, has) if not h)
+        assert all(not r.lacks for r, h in zip(result.items, has) if h)
+        assert result.notes and f"carry no {m}" in result.notes[0]
+        # the shares on each card are the weights that produced the ranking
+        assert all(r.modality_weights[m] == (1.0 if h else 0.0) for r, h in zip(result.items, has))
+        # a weight of 0 removes a modality's contribution
+        assert all(abs(r.contributions[o]) < 1e-6 for r in result.items for o in service.modalities if o != m)
+    assert {"image", "audio"} <= set(tested)

@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 # the figures the HTML report shares live in core.figures; imported here so pages keep calling ui.charts
 from core.figures import (MODALITY_ORDER, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
                           feature_shap_bar, metric_at_k_lines, metric_bars_ci, modality_shares_bar,
-                          paired_difference_fig, run_colors, shapley_waterfall, token_html, token_pairs)
+                          paired_difference_fig, run_colors, shapley_waterfall, token_html, token_pairs,
+                          BASE_COLOR, HISTORY_COLOR, TERM_COLOR, TOTAL_COLOR)
 from ui.theme import MODALITY_COLORS, MODALITY_LABELS, POSITIVE, modality_color, style_figure
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
+from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
+from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
 from ui import state
 from ui.theme import MODALITY_LABELS, modality_bar, modality_color, rank_change
 
@@ -110,7 +112,7 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
                           if m in weights)
         st.markdown(f'<span class="prism-score">score {rec.score:.3f}</span>'
                     f'<span class="prism-card-meta" style="float:right">{shares}</span>'
-                    f'{modality_bar(weights)}', unsafe_allow_html=True)
+                    f'{modality_bar(weights)}{score_terms_line(rec)}', unsafe_allow_html=True)
         row = st.container(horizontal=True, gap="small", wrap=False)
         row.button("", icon=":material/thumb_up:", key=f"like_{rec.item_id}", help="More like this", on_click=on_feedback,
                    args=(rec.item_id, True))
@@ -119,6 +121,31 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
         if row.button("Why?", key=f"why_{rec.item_id}", help="Open the explanation of this result",
                       type="tertiary"):
             on_why(rec.item_id)
+
+
+def score_terms_line(rec: Any) -> str:
+    """HTML: the card's named score terms (the popularity prior, or that the learned bias applies) and the
+    what-if modalities the item lacks ("no audio")."""
+    terms = dict(getattr(rec, "terms", {}) or {})
+    parts = []
+    if PRIOR in terms:
+        parts.append(f'<span title="weight × log-plays prior; 0 for items nobody played">'
+                     f'{PRIOR_LABEL} {terms[PRIOR]:+.3f}</span>')
+        similarity = dict(getattr(rec, "similarity", {}) or {})
+        if similarity:
+            cells = " ".join(f'<span style="color:{modality_color(m)}">{m[0].upper()} {v:+.3f}</span>'
+                             for m, v in similarity.items())
+            parts.append(f'<span title="raw-encoder cosine to your upload × its weight, counted in that '
+                         f'modality\'s contribution">{SIMILARITY_LABEL} {cells}</span>')
+        if LIKE in terms:
+            parts.append(f'<span title="joint-space cosine to the items nearest your upload × its weight">'
+                         f'{LIKE_LABEL} {terms[LIKE]:+.3f}</span>')
+    else:
+        parts.append(f'<span title="a known listener: the model\'s learned bias stays in the score">'
+                     f'{LEARNED_BIAS_LABEL}</span>')
+    parts += [f'<span class="prism-missing-tag">no {html.escape(MODALITY_LABELS.get(m, m).lower())}</span>'
+              for m in getattr(rec, "lacks", []) or []]
+    return f'<div class="prism-card-meta">{" · ".join(parts)}</div>'
 
 
 def protocol_card(card: Mapping[str, Any], title: str = "Protocol") -> None:

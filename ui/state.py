@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "audio_uploads": [],
     "whatif": False,  # modality-weight sliders active
     "weights": None,  # dict[modality, float] when what-if is on
+    "prior_weight": None,  # popularity prior weight of content queries (None = core.prior's default)
+    "similarity_weight": None,  # similarity-to-upload weight λ (None = core.similarity's default)
+    "like_weight": None,  # "items like your upload" weight μ (None = core.similarity's default)
     "top_k": 10,
     "feedback": [],  # [(item_id, "like" | "dislike")] in order
     "explain_target": None,  # {"item_id", "mode": "query" | "user", "user_id"}

@@ -4,26 +4,42 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.figures import HISTORY_COLOR
 from ui import charts
-from ui.theme import MODALITY_COLORS, modality_bar, rank_change
+from ui.theme import MODALITY_COLORS, NEUTRAL, modality_bar, rank_change
 
 
-def test_waterfall_runs_from_base_to_score():
+def test_waterfall_runs_from_base_to_score_in_modality_colours():
     fig = charts.shapley_waterfall(0.10, {"audio": 0.30, "text": -0.05, "image": 0.15}, 0.50)
     trace = fig.data[0]
-    assert list(trace.measure) == ["absolute", "relative", "relative", "relative", "total"]
+    # canonical order text, image, audio whatever order the values came in
+    assert list(trace.x) == ["base (no modality)", "Text", "Image", "Audio", "score"]
     assert trace.y[0] == 0.10 and trace.y[-1] == 0.50
     assert trace.y[0] + sum(trace.y[1:-1]) == pytest.approx(trace.y[-1])
-    # canonical order text, image, audio whatever order the values came in
-    assert [s for s in ("Text", "Image", "Audio") if any(s in x for x in trace.x)] == ["Text", "Image", "Audio"]
-    assert "Text" in trace.x[1] and "Audio" in trace.x[3]
+    # each step starts where the one before ended
+    assert list(trace.base[1:4]) == pytest.approx([0.10, 0.05, 0.20])
+    # bars in the modality colours; the sign is in the label and the hatching, not in the colour
+    colors = list(trace.marker.color)
+    assert colors[1:4] == [MODALITY_COLORS["text"], MODALITY_COLORS["image"], MODALITY_COLORS["audio"]]
+    assert list(trace.marker.pattern.shape)[1:4] == ["/", "", ""]
+    assert list(trace.text)[1:4] == ["−0.050", "+0.150", "+0.300"]
+
+
+def test_waterfall_draws_the_prior_as_its_own_neutral_bar():
+    fig = charts.shapley_waterfall(0.0, {"text": 0.4, "audio": -0.1}, 0.42, terms={"prior": 0.12},
+                                   term_labels={"prior": "popularity prior × 0.20"})
+    trace = fig.data[0]
+    assert list(trace.x) == ["base (no modality)", "Text", "Audio", "popularity prior × 0.20", "score"]
+    assert trace.marker.color[3] == NEUTRAL and trace.marker.color[3] not in MODALITY_COLORS.values()
+    assert trace.base[3] == pytest.approx(0.3) and trace.y[3] == pytest.approx(0.12)
+    assert sum(trace.y[:-1]) == pytest.approx(trace.y[-1])
 
 
 def test_waterfall_draws_listening_history_as_its_own_bar():
     fig = charts.shapley_waterfall(0.40, {"audio": 0.30, "text": -0.05}, 0.65, history=0.25)
     trace = fig.data[0]
-    assert list(trace.measure) == ["absolute", "relative", "relative", "relative", "total"]
-    assert trace.x[0] == "item offset" and "listening history" in trace.x[1]
+    assert len(trace.x) == 5 and trace.x[0] == "item offset" and "listening history" in trace.x[1]
+    assert trace.marker.color[1] == HISTORY_COLOR and trace.base[1] == pytest.approx(0.15)
     assert trace.y[0] == pytest.approx(0.15) and trace.y[1] == pytest.approx(0.25)
     assert sum(trace.y[:-1]) == pytest.approx(trace.y[-1])
 

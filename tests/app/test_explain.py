@@ -13,12 +13,16 @@ def _figures(at) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
+def _waterfall(figures: list[dict]) -> dict:
+    return next(f for f in figures if "How the score is built" in str(f["layout"]["title"]["text"]))
+
+
 def test_explain_listener_draws_charts(app):
     goto(app, "explain")
     assert app.radio(key="ex_mode").value == "A listener"
     figures = _figures(app)
     assert len(figures) >= 2
-    waterfall = next(f for f in figures if f["data"][0]["type"] == "waterfall")
+    waterfall = _waterfall(figures)
     y = plotly_values(waterfall["data"][0]["y"])
     base, steps, score = y[0], y[1:-1], y[-1]
     # the Shapley values carry the base value exactly to the score
@@ -52,3 +56,23 @@ def test_switching_item_recomputes(app):
     box.set_value(box.options[1] if box.options[1] != first else box.options[2]).run()
     assert not app.exception
     assert app.session_state["explain_target"]["item_id"] != first
+
+
+def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("calm piano about the rain")
+    app.button(key="q_submit").click().run()
+    app.slider(key="opt_prior").set_value(0.5).run()
+    top = app.session_state["result"].items[0]
+    app.session_state["explain_target"] = {"item_id": top.item_id, "mode": "query", "catalog": "demo"}
+    goto(app, "explain")
+    assert app.radio(key="ex_mode").value == "Your query"
+    trace = _waterfall(_figures(app))["data"][0]
+    x, y = plotly_values(trace["x"]), plotly_values(trace["y"])
+    # the named terms' bars come after the modalities: the prior, then "items like your upload"
+    assert x[0] == "base (no modality, no prior)" and x[-3] == "popularity prior × 0.50"
+    assert x[-2].startswith("items like your upload × ")
+    assert y[-3] == pytest.approx(top.terms["prior"], abs=1e-6)
+    assert y[-2] == pytest.approx(top.terms["like_upload"], abs=1e-6)
+    assert y[0] + sum(y[1:-1]) == pytest.approx(y[-1], abs=1e-4) and y[-1] == pytest.approx(top.score, abs=1e-4)
+    assert "popularity prior as players" in texts(app)

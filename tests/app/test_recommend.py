@@ -179,3 +179,51 @@ def test_two_sessions_share_no_uploads_or_feedback(app):
     assert other.session_state["image_uploads"] == [] and other.session_state["feedback"] == []
     assert other.session_state["result"] is None
     assert len(app.session_state["feedback"]) == 1  # and the first session keeps its own
+
+
+def test_reset_clears_the_text_box_and_the_next_query_does_not_include_it(app):
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("dark techno about the city")
+    _submit(app)
+    assert app.session_state["query"].text == "dark techno about the city"
+    app.button(key="q_reset").click().run()
+    assert not app.exception
+    assert app.text_area(key="q_text").value == "" and app.session_state["result"] is None
+    uploader(app, "image").set_value(("cover.png", sample("cover.png"), "image/png"))
+    _submit(app)
+    query = app.session_state["query"]
+    assert query.text == "" and [u.name for u in query.images] == ["cover.png"]
+    assert app.session_state["result"].query_modalities == ["image"]
+
+
+def test_latency_line_shows_the_real_encoding_time_of_an_upload(app):
+    goto(app, "recommend")
+    uploader(app, "image").set_value(("cover.png", sample("cover.png"), "image/png"))
+    uploader(app, "audio").set_value(("clip.flac", sample("clip.flac"), "audio/flac"))
+    _submit(app)
+    result = app.session_state["result"]
+    encoded = app.session_state["encoded"]
+    assert result.encoding == "encoded" and result.encode_ms == encoded.encode_ms > 0
+    assert result.latency_ms == result.encode_ms + result.rank_ms
+    assert f"encoding this query {result.encode_ms:.0f} ms" in texts(app)
+    app.select_slider(key="opt_top_k").set_value(5).run()  # a re-rank encodes nothing, and says so
+    assert app.session_state["result"].encoding == "reused"
+    assert "without re-encoding" in texts(app)
+
+
+def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("calm piano about the rain")
+    _submit(app)
+    first = app.session_state["result"]
+    assert first.prior_weight == app.session_state["prior_weight"]
+    assert all("prior" in r.terms for r in first.items)
+    app.slider(key="opt_prior").set_value(1.0).run()
+    assert not app.exception
+    second = app.session_state["result"]
+    assert second.prior_weight == 1.0 and app.session_state["encoded"] is not None
+    service_prior = {r.item_id: r.terms["prior"] for r in second.items}
+    assert all(v >= 0 for v in service_prior.values()) and any(v > 0 for v in service_prior.values())
+    for rec in second.items:  # the score holds the prior as its own term
+        assert abs(rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) - rec.score) < 1e-4
+    assert "popularity prior" in texts(app)
