@@ -578,17 +578,23 @@ class RecommendService:
         return (bias_coef - 1.0) * bias.astype(np.float64) + prior_coef * prior
 
     def score_terms(self, encoded: EncodedQuery, prior_weight: float | None = None,
-                    like_weight: float | None = None) -> list[ScoreTerm]:
+                    like_weight: float | None = None,
+                    modality_weights: dict[str, float] | None = None) -> list[ScoreTerm]:
         """The named additive terms of this query's scores: the popularity prior for a content query (and
         "items like your upload" for an upload query), none for a known listener (whose learned bias stays in
-        the base)."""
+        the base). Under what-if weights the items like the upload are found through the weighted modalities
+        only, so a modality at weight 0 adds nothing through this term either."""
         if encoded.known_listener:
             return []
         _, w = self.offset_coefficients(encoded, prior_weight)
         terms = [ScoreTerm(PRIOR, PRIOR_LABEL, w, self.prior)]
         if encoded.like is not None:
             mu = self.like_weight if like_weight is None else check_like_weight(like_weight)
-            terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, encoded.like))
+            like = encoded.like
+            if modality_weights is not None and encoded.similarity is not None:
+                omega = np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
+                like = like_upload(encoded.similarity * omega[None, :], self.item_vectors)
+            terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, like))
         return terms
 
     @staticmethod
@@ -696,7 +702,7 @@ class RecommendService:
         start = time.perf_counter()
         excluded = set(encoded.exclude_rows) | set(self.rows_of(exclude)[0])
         bias_coef, prior_coef = self.offset_coefficients(encoded, prior_weight)
-        terms = self.score_terms(encoded, prior_weight, like_weight)
+        terms = self.score_terms(encoded, prior_weight, like_weight, modality_weights)
         lam = self.similarity_coefficient(encoded, similarity_weight)
         similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)  # (I, M)
         other = self.term_extra(terms)  # (I,) the terms the index does not carry
