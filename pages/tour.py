@@ -160,7 +160,10 @@ def draw_explain(out: ExplainOutcome) -> None:
         for sentence in out.sentences:
             st.markdown(f"- {html.escape(sentence)}")
     left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(charts.shapley_waterfall(exp.base_value, dict(exp.modality_shapley), exp.score),
+    history = float(getattr(exp, "history", 0.0) or 0.0)
+    left.plotly_chart(charts.shapley_waterfall(exp.base_value, dict(exp.modality_shapley), exp.score,
+                                               terms=dict(exp.terms), term_labels=dict(exp.term_labels),
+                                               history=history if abs(history) > 1e-9 else None),
                       key=f"tour_waterfall_{index}")
     if not exp.feature_shap.empty:
         right.plotly_chart(charts.feature_shap_bar(exp.feature_shap, top=10), key=f"tour_features_{index}")

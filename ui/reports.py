@@ -33,7 +33,8 @@ def merged_explanations(explanations: dict, subject: object) -> dict[str, object
 
     parts: dict[str, dict[str, object]] = {}
     for key, exp in explanations.items():
-        if isinstance(key, tuple) and len(key) == 6 and key[0] == "explanation" and key[4] == subject:
+        # keys: ("explanation", part, catalog, stamp, subject, item id, then the weights it was explained with)
+        if isinstance(key, tuple) and len(key) >= 6 and key[0] == "explanation" and key[4] == subject:
             parts.setdefault(key[5], {})[key[1]] = exp
     merged = {}
     for item_id, p in parts.items():

@@ -59,6 +59,9 @@ class ExplainedItem:
     features: pd.DataFrame  # modality, field, group, feature, value, shap
     tokens: pd.DataFrame  # token, shap
     sentences: list[str] = field(default_factory=list)
+    terms: dict[str, float] = field(default_factory=dict)  # named score terms (e.g. the popularity prior)
+    term_labels: dict[str, str] = field(default_factory=dict)
+    history: float | None = None  # the listening-history term, when the model has one (part of base_value)
 
 
 @dataclass
@@ -107,12 +110,19 @@ def explained_from(catalog: Catalog, explanation: Any) -> ExplainedItem:
     from core.narration import explanation_sentences
 
     shapley = {m: float(v) for m, v in explanation.modality_shapley.items()}
+    terms = {t: float(v) for t, v in (getattr(explanation, "terms", None) or {}).items()}
+    labels = dict(getattr(explanation, "term_labels", None) or {})
+    history = float(getattr(explanation, "history", 0.0) or 0.0)
     title = catalog.item(explanation.item_id).title
+    sentences = explanation_sentences(title, explanation.score, explanation.base_value, shapley,
+                                      explanation.feature_shap, explanation.token_shap)
+    if terms:
+        sentences.append("Beside the modalities: " + "; ".join(f"{labels.get(t, t)} {v:+.3f}" for t, v in terms.items())
+                         + ".")
     return ExplainedItem(item_id=explanation.item_id, score=float(explanation.score),
                          base_value=float(explanation.base_value), shapley=shapley,
-                         features=explanation.feature_shap, tokens=explanation.token_shap,
-                         sentences=explanation_sentences(title, explanation.score, explanation.base_value, shapley,
-                                                         explanation.feature_shap, explanation.token_shap))
+                         features=explanation.feature_shap, tokens=explanation.token_shap, sentences=sentences,
+                         terms=terms, term_labels=labels, history=history if abs(history) > 1e-9 else None)
 
 
 def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[dict[str, Any]]:

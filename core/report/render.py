@@ -220,7 +220,8 @@ def _explained(r: _Renderer) -> str:
         title = r.title(e.item_id)
         sentences = "".join(f"<p>{_esc(s)}</p>" for s in e.sentences)
         waterfall = r.figure(f"waterfall:{e.item_id}", figures.shapley_waterfall(
-            e.base_value, e.shapley, e.score, title=f"How the score of {html.escape(title)} is built"))
+            e.base_value, e.shapley, e.score, title=f"How the score of {html.escape(title)} is built",
+            terms=e.terms, term_labels=e.term_labels, history=e.history))
         features = ""
         if isinstance(e.features, pd.DataFrame) and not e.features.empty:
             features = r.figure(f"features:{e.item_id}", figures.feature_shap_bar(e.features, top=10))

@@ -21,6 +21,11 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
                    help="trials at once (default 1; above 1 a search no longer repeats exactly from its seed)")
     p.add_argument("--trial-epochs", type=int, default=None, metavar="N",
                    help="epoch cap of one trial (default 20; the final fit trains longer)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): Optuna in this process; ray: the same space and objective on Ray Tune "
+                        "(Optuna search, ASHA pruning), concurrent trials within the CPUs or one per worker")
+    p.add_argument("--address", default=None, help="with --engine ray: auto | ray://HOST:PORT (default: Ray on "
+                                                   "this machine)")
     p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
                                                   "recall@20")
 
@@ -66,7 +71,10 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
             bar(done, total, message)
             print(f"  {message}", flush=True)  # a plain line per trial: shows in logs too
 
-        result = tune(data, config, progress=progress)
+        if args.engine == "ray":
+            result = _tune_on_ray(data, config, args.address, progress)
+        else:
+            result = tune(data, config, progress=progress)
     save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
                data_hash=data_fingerprint(data))
     minutes = (time.perf_counter() - t0) / 60
@@ -76,6 +84,25 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     print(f"stored as the tuned configuration of {catalog.name!r} ({tuned_path(store, catalog.name)}); "
           f"`python -m core train --catalog {catalog.name}` trains it")
     return 0
+
+
+def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any) -> Any:
+    """The same search on Ray Tune (core.scale.tune_ray), returned as the local search's TuneResult."""
+    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
+    from core.tuning import objective, space
+    from core.tuning.study import TuneResult
+
+    ray_config = RayTuneConfig(trials=config.trials or 30, seed=config.seed, max_epochs=config.trial_epochs,
+                               time_budget_s=None if config.budget_minutes is None else config.budget_minutes * 60,
+                               address=address)
+    found = tune_on_ray(data, ray_config, progress=progress)
+    history = [{"number": n, "state": "complete" if h["status"] == "completed" else
+                ("pruned" if h["status"] == "stopped" else "fail"), "value": h["valid_metric"],
+                "params": h["params"], "epochs": h["epochs"], "seconds": None}
+               for n, h in enumerate(found.history)]
+    base = objective.base_config(data, config.metric, config.seed)
+    return TuneResult(config=space.apply(base, found.best_params), params=dict(found.best_params),
+                      value=found.best_metric, metric=config.metric, history=history, seconds=found.seconds)
 
 
 def register_cli() -> None:

@@ -31,8 +31,9 @@ def test_every_demo_tour_step_renders(app):
     explain = next(o for o in run.outcomes.values() if isinstance(o, ExplainOutcome))
     assert explain.explanation.item_id == query.last.result.items[0].item_id
     shapley = explain.explanation.modality_shapley
-    assert sum(shapley.values()) == pytest.approx(explain.explanation.score - explain.explanation.base_value,
-                                                  abs=1e-4)
+    terms = explain.explanation.terms  # the named terms of an upload query are players too
+    assert sum(shapley.values()) + sum(terms.values()) == pytest.approx(
+        explain.explanation.score - explain.explanation.base_value, abs=1e-4)
     assert any(f"{abs(v):.3f}" in " ".join(explain.sentences) for v in shapley.values())
     feedback = next(o for o in run.outcomes.values() if isinstance(o, FeedbackOutcome))
     assert feedback.liked == [r.item_id for r in query.last.result.items[:2]]

@@ -84,3 +84,32 @@ def test_ray_tune_of_four_trials_returns_and_stores_the_best(ray_session, tmp_pa
     assert reloaded == best and reloaded.lr == result.best_params["lr"]
     again = standin_objective({"lr": reloaded.lr, "dim": reloaded.dim}, tiny_data())
     assert math.isclose(again, result.best_metric, rel_tol=1e-6)  # seeded: the trial is reproducible
+
+
+@pytest.mark.slow  # Ray trial processes each import torch
+def test_cli_tune_on_ray_stores_the_best_configuration(ray_session, tmp_path, capsys):
+    """`python -m core tune --engine ray` runs the project's own space and objective on Ray Tune and stores the
+    best trial as the catalog's tuned configuration, which `train` then uses."""
+    from core.cli import main
+    from core.store import Store
+    from core.tuning import space
+    from core.tuning.store import load_tuned
+    from tests.catalog.test_mmrec import make_mmrec
+
+    data_dir = tmp_path / "store"
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    capsys.readouterr()
+    code = main(["--data-dir", str(data_dir), "tune", "--catalog", "tiny", "--engine", "ray", "--trials", "4",
+                 "--trial-epochs", "3"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "best: validation ndcg@20" in out and "(4 trials" in out
+    tuned = load_tuned(Store(data_dir), "tiny")
+    assert tuned is not None and len(tuned.history) == 4
+    best = max((h for h in tuned.history if h["value"] is not None), key=lambda h: h["value"])
+    assert tuned.metric["value"] == pytest.approx(best["value"])
+    # the stored configuration is the best trial's: every searched setting it drew is the one stored
+    assert best["params"] and all(getattr(tuned.config, k) == v for k, v in best["params"].items()
+                                  if k in space.TUNED_FIELDS)
+    assert main(["--data-dir", str(data_dir), "train", "--catalog", "tiny", "--set", "epochs=2"]) == 0
+    assert "configuration: tuned on validation" in capsys.readouterr().out
