@@ -58,15 +58,23 @@ def without_interactions_of(catalog: Any, rows: Any) -> Any:
 
 
 def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int,
-                  overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """(the catalog's preset fusion model, with `overrides`, trained on `catalog`; its InteractionData)."""
-    from core.evaluation.splits import build_interaction_data
-    from core.models.fusion import FusionRecommender, preset_for
+                  overrides: dict[str, Any] | None = None, store: Any = None) -> tuple[Any, Any]:
+    """(the fusion model a first start trains on `catalog`, with `overrides`; its InteractionData).
 
-    config = dataclasses.replace(preset_for(catalog.name), seed=seed, **(overrides or {}))
+    The configuration is the one the studio's first model takes (core.tuning.quick_fusion_config): the
+    catalog's tuned configuration when one is stored for these interactions, else the "content" starting
+    point of the search; never one looked up by the catalog's name."""
+    from core.evaluation.splits import build_interaction_data
+    from core.models.fusion import FusionRecommender
+    from core.store import Store
+    from core.tuning import quick_fusion_config
+
+    data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
+    base, source = quick_fusion_config(store or Store(), catalog, data)
+    say(f"fusion configuration: {source}")
+    config = dataclasses.replace(base, seed=seed, **(overrides or {}))
     if epochs is not None:
         config = dataclasses.replace(config, epochs=min(config.epochs, epochs))
-    data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
 
     def report(r: Any) -> None:
         if r.epoch == 1 or r.epoch % 10 == 0:
@@ -97,7 +105,7 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
         f"{len(valid)} to choose the prior weight on, {len(test)} to report on")
     train_catalog = without_interactions_of(catalog, held)
     say(f"training the {catalog_name} preset without the held-out items' {len(catalog.interactions) - len(train_catalog.interactions)} interactions")
-    model, data = train_without(train_catalog, embeddings, epochs, seed, overrides)
+    model, data = train_without(train_catalog, embeddings, epochs, seed, overrides, store)
     service = RecommendService(train_catalog, embeddings, model, encoders={}, data=data)
     say("choosing the prior, similarity and like weights on the validation half")
     (chosen, lam, mu), criterion = choose_weights(service, labels, valid, PRIOR_GRID, SIMILARITY_GRID, LIKE_GRID,
