@@ -423,3 +423,23 @@ def test_exclude_and_hnsw_path_agree_with_exact(demo_world):
     assert w.catalog.items[0].id not in ids(a)
     assert len(set(ids(a)) & set(ids(b))) >= 9
     assert isinstance(encoded, EncodedQuery)
+
+
+def test_a_what_if_weight_of_zero_removes_that_modality_from_items_like_the_upload(service, demo_world):
+    """'Items like your upload' is found through the weighted modalities only: a text upload under a what-if
+    that gives text weight 0 gets nothing from that term, and at text weight 1 it gets what it gets without
+    a what-if."""
+    from core.similarity import LIKE
+
+    emb = demo_world.embeddings
+    encoded = service.encode_fields({f: emb.matrices[f][3][None, :] for f in emb.fields_of("text")})
+    assert encoded.like is not None and np.any(encoded.like)
+    off = {m: float(m != "text") for m in service.modalities}
+    like_off = next(t for t in service.score_terms(encoded, modality_weights=off) if t.name == LIKE)
+    assert not np.any(like_off.part())
+    result = service.recommend(encoded, k=5, modality_weights=off)
+    assert all(r.terms.get(LIKE, 0.0) == 0.0 for r in result.items)
+    on = {m: float(m == "text") for m in service.modalities}
+    like_on = next(t for t in service.score_terms(encoded, modality_weights=on) if t.name == LIKE)
+    plain = next(t for t in service.score_terms(encoded) if t.name == LIKE)
+    np.testing.assert_allclose(like_on.part(), plain.part())

@@ -133,8 +133,10 @@ def fusion_ranking(service: RecommendService, encoded: EncodedQuery, k: int, pri
     a, w = (1.0, 0.0) if learned_bias else service.offset_coefficients(encoded, prior_weight)
     lam = 0.0 if learned_bias else similarity_weight
     extra = service.similarity_parts(encoded, None, weights, lam).sum(axis=1)
-    if not learned_bias and like_weight and encoded.like is not None:
-        extra = extra + like_weight * encoded.like
+    if not learned_bias and like_weight:  # as the service does: under a what-if, found through weighted modalities
+        other = service.term_extra(service.score_terms(encoded, prior_weight, like_weight, weights))
+        if other is not None:
+            extra = extra + other
     rows, _ = service.top_rows(encoded.vector, k + 1, (), weights, a, w, extra=extra)
     return rows
 
