@@ -118,6 +118,13 @@ class RayEncodeEngine:
             if f not in factories:
                 raise EngineError(f"no factory to build the {f!r} encoder on Ray workers; pass one in "
                                   "RayEncodeEngine.factories")
+            # a worker that builds other weights than the catalog's is refused before the job starts: Ray
+            # reports an actor that fails in its constructor without its message
+            built = ray.get(ray.remote(num_cpus=1)(_encoder_id).remote(factories[f]))
+            if built != enc.id:
+                raise EncoderError(f"field {f!r}: a worker built encoder {built}, but this catalog is encoded "
+                                   f"with {enc.id}; install the same weights on every worker (or the same "
+                                   "PRISM_* settings)")
             # GPUs only for encoders with weights, and only when the cluster has them
             want_gpu = gpus >= 1 and not is_descriptor(enc)
             ds = ds.map_batches(FieldEncodeActor, batch_size=batch_size, batch_format="numpy",
@@ -165,6 +172,11 @@ class RayEncodeEngine:
                       "shards": self.stats.get("shards", 0) + shards, "rows": self.stats.get("rows", 0) + len(todo_rows),
                       "fields": self.stats.get("fields", []) + [f for f in job.encoders if missing[f]]}
         return raw
+
+
+def _encoder_id(factory: EncoderFactory) -> str:
+    """The id of the encoder a worker builds with `factory` (run as a Ray task)."""
+    return factory("cpu").id
 
 
 def _root_cause(error: BaseException) -> BaseException:
