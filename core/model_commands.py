@@ -28,6 +28,18 @@ def _load_catalog(store: Store, name: str) -> Any:
     return store.load_catalog(name)
 
 
+def load_training_data(store: Store, catalog_name: str, split: str, seed: int) -> tuple[Any, Any, Any]:
+    """(catalog, embeddings, InteractionData) of a stored catalog, encoding what is missing with progress."""
+    from core.cli import TqdmProgress
+    from core.evaluation.splits import build_interaction_data
+    from core.workspace import prepare_embeddings
+
+    catalog = _load_catalog(store, catalog_name)
+    with TqdmProgress(f"embeddings of {catalog.name}") as bar:
+        embeddings = prepare_embeddings(store, catalog, progress=bar)
+    return catalog, embeddings, build_interaction_data(catalog, embeddings, split=split, seed=seed)
+
+
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
     p.add_argument("--budget", type=float, default=None, metavar="MINUTES",
@@ -62,10 +74,9 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def _run_train(args: argparse.Namespace, store: Store) -> int:
     from core.cli import TqdmProgress
-    from core.evaluation.splits import build_interaction_data
     from core.models.fusion import FusionConfig
     from core.tuning import SHORT_TUNE_MINUTES, resolve_fusion_config
-    from core.workspace import prepare_embeddings, train_model
+    from core.workspace import train_model
 
     budget = SHORT_TUNE_MINUTES if args.budget is None else args.budget
     try:
@@ -76,10 +87,7 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    catalog = _load_catalog(store, args.catalog)
-    with TqdmProgress(f"embeddings of {catalog.name}") as bar:
-        embeddings = prepare_embeddings(store, catalog, progress=bar)
-    data = build_interaction_data(catalog, embeddings, split=args.split, seed=args.seed)
+    catalog, embeddings, data = load_training_data(store, args.catalog, args.split, args.seed)
     with TqdmProgress("fusion configuration") as bar:
         def tune_progress(done: int, total: int, message: str) -> None:
             bar(done, total, message)

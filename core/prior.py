@@ -65,12 +65,16 @@ def popularity_prior(counts: np.ndarray) -> np.ndarray:
     return np.log1p(counts) / top if top > 0 else np.zeros_like(counts)
 
 
-def check_prior_weight(weight: float) -> float:
-    """The weight as a float; QueryError naming the allowed range otherwise."""
+def check_term_weight(weight: float, what: str, zero_means: str) -> float:
+    """A score term's weight as a float; QueryError naming `what` and the allowed range otherwise."""
     from core.errors import QueryError
 
     w = float(weight)
     if not np.isfinite(w) or w < 0:
-        raise QueryError(f"the popularity prior weight must be a finite number ≥ 0 (got {weight!r}); "
-                         "0 ranks content queries by content alone")
+        raise QueryError(f"the {what} weight must be a finite number ≥ 0 (got {weight!r}); 0 {zero_means}")
     return w
+
+
+def check_prior_weight(weight: float) -> float:
+    """The popularity prior's weight as a float; QueryError naming the allowed range otherwise."""
+    return check_term_weight(weight, "popularity prior", "ranks content queries by content alone")

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from core.prior import check_term_weight
+
 SIMILARITY = "similarity"  # the key of the per-modality parts in Recommendation.similarity
 SIMILARITY_LABEL = "similarity to your upload"
 # Chosen by `python -m benchmarks.retrieval --catalog demo` on its selection half of the held-out items,
@@ -49,25 +51,13 @@ LIKE_MAX = 64.0  # the Recommend page's slider goes from 0 to this
 
 
 def check_similarity_weight(weight: float) -> float:
-    """The weight as a float; QueryError naming the allowed range otherwise."""
-    from core.errors import QueryError
-
-    w = float(weight)
-    if not np.isfinite(w) or w < 0:
-        raise QueryError(f"the similarity-to-upload weight must be a finite number ≥ 0 (got {weight!r}); "
-                         "0 ranks uploads by the model's joint space alone")
-    return w
+    """The similarity-to-upload weight as a float; QueryError naming the allowed range otherwise."""
+    return check_term_weight(weight, "similarity-to-upload", "ranks uploads by the model's joint space alone")
 
 
 def check_like_weight(weight: float) -> float:
-    """The weight as a float; QueryError naming the allowed range otherwise."""
-    from core.errors import QueryError
-
-    w = float(weight)
-    if not np.isfinite(w) or w < 0:
-        raise QueryError(f"the 'items like your upload' weight must be a finite number ≥ 0 (got {weight!r}); "
-                         "0 leaves the term out")
-    return w
+    """The 'items like your upload' weight as a float; QueryError naming the allowed range otherwise."""
+    return check_term_weight(weight, "'items like your upload'", "leaves the term out")
 
 
 def like_upload(similarity: np.ndarray, item_vectors: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:

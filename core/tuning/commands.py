@@ -39,12 +39,10 @@ def _config_line(config: Any) -> str:
 
 def _run_tune(args: argparse.Namespace, store: Store) -> int:
     from core.cli import TqdmProgress
-    from core.evaluation.splits import build_interaction_data
-    from core.model_commands import _load_catalog
+    from core.model_commands import load_training_data
     from core.tuning.objective import METRIC, TRIAL_EPOCHS
     from core.tuning.store import data_fingerprint, save_tuned, tuned_path
     from core.tuning.study import TuneConfig, tune
-    from core.workspace import prepare_embeddings
 
     try:
         from core.models.fusion import metric_k
@@ -58,10 +56,7 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    catalog = _load_catalog(store, args.catalog)
-    with TqdmProgress(f"embeddings of {catalog.name}") as bar:
-        embeddings = prepare_embeddings(store, catalog, progress=bar)
-    data = build_interaction_data(catalog, embeddings, split=args.split, seed=args.seed)
+    catalog, _, data = load_training_data(store, args.catalog, args.split, args.seed)
     stop = f"{config.trials} trials" if config.trials is not None else f"{config.budget_minutes:g} min"
     print(f"tuning {catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name}, "
           f"maximising validation {config.metric} over {stop} (seed {config.seed})", flush=True)
