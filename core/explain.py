@@ -73,7 +73,7 @@ class Explanation:
     deletion: DeletionCheck | None
     notes: list[str] = field(default_factory=list)  # what could not be explained, and why
     timings_ms: dict[str, float] = field(default_factory=dict)
-    history: float = 0.0  # listening history: base_value − offset, the ids' and the graph's own term
+    history: float = 0.0  # listening history: base_value − offset, the ids', the graph's and the collaborative term
     offset: float = 0.0  # the item's own offset (a known listener's learned bias, else 0):
     # offset + history + Σ modality_shapley + Σ terms = score
 
@@ -297,7 +297,7 @@ class ExplainService:
         a, w = self.service.offset_coefficients(encoded, prior_weight)
         sim = self.service.similarity_parts(encoded, similarity_weight=similarity_weight)
         sim = sim if sim.any() else None
-        extra = self.service.term_extra(self.service.score_terms(encoded, prior_weight, like_weight))
+        extra = self.service.extra_parts(encoded, self.service.score_terms(encoded, prior_weight, like_weight))
         before, rank_before = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=full,
                                                    bias_coef=a, prior_coef=w, similarity=sim, extra=extra)
         after, rank_after = self.service.rank_of(encoded.vector, row, encoded.exclude_rows, keep=without,
@@ -327,6 +327,9 @@ class ExplainService:
         score_terms = self.service.score_terms(encoded, prior_weight, like_weight)
         term_values = {term.name: float(term.part(np.array([row]))[0]) for term in score_terms}
         shift = float(self.service.shift(a, 0.0, np.array([row]))[0])  # the learned bias out, if it goes
+        history = self.service.history_part(encoded)  # a known listener's collaborative term joins the base
+        if history is not None:
+            shift += float(history[row])
         lam = self.service.similarity_coefficient(encoded, similarity_weight)
         sim_row = self.service.similarity_parts(encoded, np.array([row]), similarity_weight=similarity_weight)[0]
         similarity = {m: float(sim_row[i]) for i, m in enumerate(self.modalities) if lam and m in encoded.modalities}

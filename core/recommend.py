@@ -16,7 +16,8 @@ An upload query also adds, per uploaded modality m, the similarity to the upload
 contribution: it is present exactly when m is, so the Shapley values stay exact. It also adds the named
 term "items like your upload", μ · like_i (core.similarity), its own Shapley player like the prior.
 The part of v(∅) above the item's bias is the listening-history term: what the id embeddings, propagated
-over the interaction graph, give the score. Item vectors are affine in the fused content with the id part
+over the interaction graph, give the score, plus for a known listener the model's collaborative term (EASE
+and ALS on the training interactions, core.models.collaborative), which depends on no modality. Item vectors are affine in the fused content with the id part
 added (and propagation is linear), so this term is the same whichever modalities are present: it is its
 own additive player, its Shapley value is exactly itself, and the modalities' values do not change. So
 offset + history + Σ contributions = score.
@@ -162,7 +163,7 @@ class Recommendation:
     contributions: dict[str, float]
     previous_rank: int | None = None  # rank in the previous result, None when new or without one
     base: float = 0.0  # v(∅) less the named terms: the part of the score no modality or term explains
-    history: float = 0.0  # listening history: base − offset, what the ids and the interaction graph give
+    history: float = 0.0  # listening history: base − offset, what the ids, the graph and the collaborative term give
     offset: float = 0.0  # the item's own score offset (a known listener's learned bias; 0 otherwise): base = offset + history
     terms: dict[str, float] = field(default_factory=dict)  # e.g. {"prior": w · prior_i}
     lacks: list[str] = field(default_factory=list)  # what-if modalities (weight > 0) the item does not carry
@@ -603,6 +604,21 @@ class RecommendService:
         parts = [t.part() for t in terms if t.name != PRIOR]
         return np.sum(parts, axis=0) if parts else None
 
+    def history_part(self, encoded: EncodedQuery) -> np.ndarray | None:
+        """(I,) a known listener's collaborative term (core.models.collaborative: EASE and ALS fitted on the
+        training interactions), part of the listening history; None for other queries or without one."""
+        hook = getattr(self.model, "history_scores", None)
+        if encoded.user_row is None or hook is None:
+            return None
+        part = hook(encoded.user_row)
+        return None if part is None else np.asarray(part, np.float64)
+
+    def extra_parts(self, encoded: EncodedQuery, terms: Sequence[ScoreTerm]) -> np.ndarray | None:
+        """(I,) what the index does not carry: the named terms other than the prior, plus a known listener's
+        collaborative term (which joins the base, not a named term); None when neither applies."""
+        parts = [p for p in (self.term_extra(terms), self.history_part(encoded)) if p is not None]
+        return np.sum(parts, axis=0) if parts else None
+
     def item_offset_label(self, encoded: EncodedQuery, prior_weight: float | None = None) -> str:
         """Which item offset applies to this query, in words."""
         if encoded.known_listener:
@@ -705,7 +721,7 @@ class RecommendService:
         terms = self.score_terms(encoded, prior_weight, like_weight, modality_weights)
         lam = self.similarity_coefficient(encoded, similarity_weight)
         similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)  # (I, M)
-        other = self.term_extra(terms)  # (I,) the terms the index does not carry
+        other = self.extra_parts(encoded, terms)  # (I,) the terms the index does not carry
         extra = similar.sum(axis=1) + (0.0 if other is None else other)
         with single_threaded():
             rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,

@@ -184,7 +184,10 @@ else:
         rows.append({"active": "★" if row["active"] else "", "id": row["id"], "name": row["name"],
                      "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"])),
                      "strategy": cfg.get("strategy"), "dim": cfg.get("dim"), "loss": cfg.get("loss"),
-                     "epochs": cfg.get("epochs"), "split": cfg.get("split")})
+                     "epochs": cfg.get("epochs"), "split": cfg.get("split"),
+                     "collaborative term": " + ".join(f"{m} × {w:.3g}" for m, w in
+                                                      ((cfg.get("collaborative_term") or {}).get("weights") or {}).items())
+                     or "—"})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     ids = models["id"].tolist()
     a1, a2 = st.columns([3, 1], vertical_alignment="bottom")

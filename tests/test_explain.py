@@ -48,9 +48,11 @@ def test_modality_shapley_sums_to_score_minus_base_and_matches_the_formula(expla
     encoded, item_id = listener_case
     row = service.catalog.index_of(item_id)
     exp = explainer.explain(encoded, item_id, features=False, tokens=False)
+    history = service.history_part(encoded)  # the listener's collaborative term: the same in every coalition
+    h = 0.0 if history is None else float(history[row])
 
     def v(coalition: frozenset[str]) -> float:
-        return float(service.scores(encoded.vector, np.array([row]), keep=sorted(coalition))[0])
+        return float(service.scores(encoded.vector, np.array([row]), keep=sorted(coalition))[0]) + h
 
     expected = hand_shapley(v, service.modalities)
     assert exp.modality_shapley == pytest.approx(expected, abs=1e-5)
@@ -60,6 +62,9 @@ def test_modality_shapley_sums_to_score_minus_base_and_matches_the_formula(expla
     # the listening history is the base above the item's offset: with it, the values sum to score − offset
     assert exp.offset == pytest.approx(float(service.bias[row]), abs=1e-6)
     assert sum(exp.shapley_with_history().values()) == pytest.approx(exp.score - exp.offset, abs=1e-5)
+    # the listening history holds the ids' part and the collaborative term: the score of the empty coalition
+    ids_part = float(service.scores(encoded.vector, np.array([row]), keep=[])[0]) - exp.offset
+    assert exp.history == pytest.approx(ids_part + h, abs=1e-5)
 
 
 def test_explain_agrees_with_the_recommend_contributions(explainer, service, listener_case):
@@ -97,9 +102,12 @@ def test_deletion_check_is_consistent(explainer, service, listener_case):
     assert d.modality == max(present, key=exp.modality_shapley.get)
     assert d.score_before == pytest.approx(exp.score, abs=1e-5)
     without = [m for m in service.modalities if m != d.modality]
-    assert d.score_after == pytest.approx(service.scores(encoded.vector, np.array([row]), keep=without)[0], abs=1e-5)
+    history = service.history_part(encoded)
+    history = np.zeros(service.n_items) if history is None else history  # the listener's collaborative term
+    assert d.score_after == pytest.approx(service.scores(encoded.vector, np.array([row]), keep=without)[0]
+                                          + history[row], abs=1e-5)
     assert d.rank_before == 1  # it is the listener's top recommendation
-    full = service.scores(encoded.vector)
+    full = service.scores(encoded.vector) + history
     others = [j for j in range(service.n_items) if j != row and j not in encoded.exclude_rows]
     assert d.rank_after == 1 + int((full[others] > d.score_after).sum())
     assert (d.rank_after >= d.rank_before) == (d.score_after <= d.score_before) or d.rank_after == d.rank_before

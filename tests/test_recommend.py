@@ -313,8 +313,13 @@ def test_contributions_are_exact_shapley_and_add_up(service, demo_world):
         assert np.all(weights >= 0) and np.isclose(weights.sum(), 1.0)
     # contributions agree with the model's own masked scores: v({m}) − v(∅) for the single-modality item
     row = demo_world.catalog.index_of(result.items[0].item_id)
-    full = service.scores(encoded.vector, np.array([row]))[0]
+    history = service.history_part(encoded)  # the model's collaborative term of this listener, if any
+    full = service.scores(encoded.vector, np.array([row]))[0] + (0.0 if history is None else history[row])
     assert np.isclose(full, result.items[0].score, atol=1e-5)
+    # a known listener is ranked by the model's own score, its collaborative term included
+    own = demo_world.model.score(np.array([encoded.user_row]))[0]
+    assert np.allclose([own[demo_world.catalog.index_of(r.item_id)] for r in result.items],
+                       [r.score for r in result.items], atol=1e-4)
 
 
 def test_shapley_formula_on_a_known_game():
@@ -344,12 +349,14 @@ def test_modality_weight_override_changes_the_ranking(service, demo_world):
 
 def test_all_weight_on_one_modality_equals_masking_the_others(service, demo_world):
     encoded = service.encode_query(Query(user_id=demo_world.data.user_ids[7]))
+    history = service.history_part(encoded)  # the listener's collaborative term, in every ranking
     for m in service.modalities:
         weights = {o: float(o == m) for o in service.modalities}
         weighted = service.scores(encoded.vector, modality_weights=weights)
         masked = service.scores(encoded.vector, keep=[m])
         np.testing.assert_allclose(weighted, masked, rtol=1e-5, atol=1e-5)
         top_weighted = ids(service.recommend(encoded, k=10, modality_weights=weights))
+        masked = masked + (0.0 if history is None else history)
         order = np.argsort(-np.where(np.isin(np.arange(len(masked)), list(encoded.exclude_rows)), -np.inf, masked),
                            kind="stable")[:10]
         assert top_weighted == [demo_world.catalog.items[j].id for j in order]

@@ -11,6 +11,7 @@ any field of a modality has that modality masked, and a masked modality contribu
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from core.embeddings import EmbeddingSet
 from core.errors import MissingModalityError, ModelError, QueryError
 from core.models import graph
 from core.models.base import InteractionData, ProgressCallback
+from core.models.collaborative import FILE as COLLABORATIVE_FILE
+from core.models.collaborative import CollaborativeTerm, fit_collaborative, is_finite_weights, parse_members
 
 STRATEGIES = ("concat", "weighted", "gated", "adversarial")
 USER_MODES = ("id", "aggregate", "both")
@@ -33,6 +36,7 @@ MODALITY_ORDER = ("text", "image", "audio")
 FORMAT_VERSION = 1  # of config.json; bump when the saved layout changes
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+log = logging.getLogger(__name__)
 _CACHE_SIZE = 64  # forward passes kept per (modality mask, weights) combination
 LOCAL_ROWS_SHARE = 8  # score items under a new mask row by row when they are under 1/8 of the catalog
 
@@ -66,6 +70,8 @@ class FusionConfig:
     patience: int = 10  # epochs without a better validation metric before stopping
     valid_metric: str = "recall@20"  # "recall@K" | "ndcg@K" on the validation split, training items masked
     seed: int = 0  # seeds torch and numpy (weights, dropout, negative sampling)
+    collaborative: str = "ease+als"  # known listeners' scores add these models fitted on the training
+    #                                  interactions, weighted on validation (core.models.collaborative; "none" = off)
 
     def __post_init__(self) -> None:
         checks = {"strategy": (self.strategy, STRATEGIES), "user_mode": (self.user_mode, USER_MODES),
@@ -81,6 +87,7 @@ class FusionConfig:
             raise ValueError(f"FusionConfig graph_layers and hidden must be ≥ 0 (got {self.graph_layers}, "
                              f"{self.hidden})")
         metric_k(self.valid_metric)  # raises on a malformed name
+        parse_members(self.collaborative)  # raises on an unknown member
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "FusionConfig":
@@ -350,6 +357,7 @@ class FusionRecommender:
         self.field_dims: dict[str, int] = {}
         self.encoder_ids: dict[str, str] = {}
         self._cache: dict[tuple, Forward] = {}
+        self.collaborative: CollaborativeTerm | None = None  # known listeners' collaborative term, if any
 
     # -- Recommender protocol ------------------------------------------------------------------------
     def fit(self, data: InteractionData, progress: ProgressCallback | None = None) -> "FusionRecommender":
@@ -370,10 +378,29 @@ class FusionRecommender:
         self.history, self.best_epoch = fit_fusion(self.net, data, self.config, progress)
         self.data = data
         self._ready()
+        self.collaborative = fit_collaborative(self._fusion_scores, data, parse_members(self.config.collaborative),
+                                               self.config.valid_metric, seed=self.config.seed,
+                                               log=log.info)
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """(len(users), len(items) or I) float32 scores of known users."""
+        """(len(users), len(items) or I) float32 scores of known users: the fusion's, plus the collaborative
+        term when the model has one."""
+        scores = self._fusion_scores(users, items)
+        if self.collaborative is not None:
+            scores += self.collaborative.scores(self._check_rows(users, self.net.n_users, "user"), items)
+        return scores
+
+    def history_scores(self, user: int, items: np.ndarray | None = None) -> np.ndarray | None:
+        """(len(items) or I,) the collaborative term of known listener `user` (None when the model has none):
+        what the service adds to that listener's scores, inside the listening-history part."""
+        if self.collaborative is None:
+            return None
+        row = self._check_rows([user], self._need_net().n_users, "user")
+        return self.collaborative.scores(row, items)[0]
+
+    def _fusion_scores(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """(len(users), len(items) or I) float32 <user_u, item_i> + bias_i of known users."""
         f = self._forward()
         users = self._check_rows(users, self.net.n_users, "user")
         items_t = self._item_index(items)
@@ -385,7 +412,8 @@ class FusionRecommender:
     def get_config(self) -> dict[str, Any]:
         """The config plus what identifies the fitted model."""
         return {"name": self.name, "kind": self.kind, **asdict(self.config), "best_epoch": self.best_epoch,
-                "modalities": self.modalities, "fields": self.fields}
+                "modalities": self.modalities, "fields": self.fields,
+                "collaborative_term": None if self.collaborative is None else self.collaborative.header()}
 
     # -- what the services use -----------------------------------------------------------------------
     @property
@@ -599,7 +627,13 @@ class FusionRecommender:
         header = {"format": FORMAT_VERSION, "name": self.name, "config": asdict(self.config),
                   "item_ids": self.item_ids, "user_ids": self.user_ids, "fields": self.fields,
                   "field_dims": self.field_dims, "encoder_ids": self.encoder_ids, "history": self.history,
-                  "best_epoch": self.best_epoch}
+                  "best_epoch": self.best_epoch,
+                  "collaborative": None if self.collaborative is None else self.collaborative.header()}
+        if self.collaborative is not None:
+            from safetensors.numpy import save_file as save_arrays
+
+            save_arrays({k: np.ascontiguousarray(v) for k, v in self.collaborative.arrays().items()},
+                        str(folder / COLLABORATIVE_FILE))
         tmp = folder / (CONFIG_FILE + ".tmp")
         tmp.write_text(json.dumps(header, indent=1))
         tmp.replace(folder / CONFIG_FILE)
@@ -634,7 +668,29 @@ class FusionRecommender:
             raise ModelError(f"{folder / WEIGHTS_FILE} does not match {folder / CONFIG_FILE} "
                              f"({type(e).__name__}: {e}); the folder is damaged, retrain the model") from e
         model._ready()
+        model.collaborative = cls._load_collaborative(header, folder, len(header["user_ids"]),
+                                                      len(header["item_ids"]))
         return model
+
+    @staticmethod
+    def _load_collaborative(header: dict, folder: Path, n_users: int, n_items: int) -> CollaborativeTerm | None:
+        """The saved collaborative term (None when the model has none); a damaged one is refused by name."""
+        block = header.get("collaborative")
+        if not block:
+            return None
+        from safetensors.numpy import load_file as load_arrays
+
+        path = folder / COLLABORATIVE_FILE
+        try:
+            if not is_finite_weights(block["weights"]):
+                raise ValueError(f"weights {block['weights']} are not finite numbers")
+            term = CollaborativeTerm.from_saved(block, load_arrays(str(path)))
+            if term.train.shape != (n_users, n_items):
+                raise ValueError(f"its interactions are {term.train.shape}, the model has ({n_users}, {n_items})")
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            raise ModelError(f"the collaborative term in {path} does not match {folder / CONFIG_FILE} "
+                             f"({type(e).__name__}: {e}); the folder is damaged, retrain the model") from e
+        return term
 
     # -- internals -----------------------------------------------------------------------------------
     @staticmethod

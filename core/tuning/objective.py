@@ -44,7 +44,9 @@ def run_trial(params: dict[str, Any], data: InteractionData, report: Report | No
         raise ValueError("the validation split is empty: tuning needs validation interactions (use a split "
                          "with a valid share, e.g. --split random)")
     config = apply(base or base_config(data), params)
-    config = replace(config, epochs=min(config.epochs, max_epochs), patience=min(config.patience, patience))
+    # a trial scores the network alone: the collaborative term is fitted once, after the final fit
+    config = replace(config, epochs=min(config.epochs, max_epochs), patience=min(config.patience, patience),
+                     collaborative="none")
     best = -math.inf
 
     def on_epoch(r: EpochReport) -> bool:

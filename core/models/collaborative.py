@@ -1,0 +1,205 @@
+"""The collaborative term of a fusion model's score for the listeners it was trained on.
+
+Content fusion adds to the strongest collaborative signal instead of competing with it. After the fusion
+network is trained, EASE (closed form) and ALS (the `implicit` library) are fitted on the same training
+interactions, each with its own setting chosen on validation Recall@20 from a small grid, and added to a
+known listener's fusion score with weights chosen on the fusion's validation metric over a grid that
+includes 0 (so on validation the blend is never worse than the fusion alone):
+
+    score(u, i) = <user_u, item_i> + bias_i + Σ_m w_m · s_m(u, i)
+
+A weight is searched in units of the ratio of the two models' score spreads (std of the fusion's scores
+over the std of the member's), so one grid fits every catalog; the stored weight is the raw multiplier.
+
+The term depends on the listener and the item, never on the item's modalities, so in the explanations it
+is part of the listening-history bar (what the listener's history gives the score beside the content) and
+the modalities' Shapley values do not change. Queries that are not a known listener (uploads, liked
+items) have no such term. Catalogs above MAX_ITEMS items skip it: EASE keeps a dense item × item matrix.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.evaluation.metrics import ndcg_at_k, recall_at_k, topk_indices
+from core.models.base import InteractionData
+
+MEMBERS = ("ease", "als")  # the collaborative models a fusion model may add, in this order
+MAX_ITEMS = 8_000  # EASE's (I, I) float32 matrix is saved with the model: 256 MB at this size
+SELECTION_USERS = 4_096  # validation listeners the blend weights are chosen on (a seeded sample above it)
+# relative weights searched per member (× the spread ratio); 0 leaves a member out
+WEIGHT_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+# each member's own settings, chosen on validation Recall@20 (smaller than the baselines' grids in
+# core.models.registry, since every fusion fit searches them)
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "ease": [{"reg": r} for r in (50.0, 100.0, 250.0, 500.0, 1000.0)],
+    "als": [{"factors": f, "regularization": r, "alpha": a}
+            for f in (32, 64) for r in (0.01, 0.1) for a in (1.0, 10.0)],
+}
+FILE = "collaborative.safetensors"  # the members' arrays, beside the fusion weights
+Log = Callable[[str], None]
+ScoreFn = Callable[[np.ndarray], np.ndarray]  # user rows (B,) -> (B, I) scores
+
+
+def parse_members(text: str) -> tuple[str, ...]:
+    """("ease", "als") from "ease+als"; () from "none"; a ValueError naming the choices otherwise."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    names = tuple(part.strip().lower() for part in text.split("+"))
+    unknown = [n for n in names if n not in MEMBERS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"collaborative={text!r}; write 'none' or members of {list(MEMBERS)} joined by '+' "
+                         "(e.g. 'ease+als'), each once")
+    return tuple(n for n in MEMBERS if n in names)
+
+
+@dataclass
+class CollaborativeTerm:
+    """Σ_m w_m · s_m(u, i) for the training listeners: the fitted members and their weights."""
+
+    weights: dict[str, float]  # member -> raw score multiplier (> 0; members at weight 0 are dropped)
+    settings: dict[str, dict[str, Any]]  # member -> its chosen setting
+    train: sp.csr_matrix  # (U, I) binary training interactions (EASE's input rows)
+    ease: np.ndarray | None = None  # (I, I) float32 EASE weights, zero diagonal
+    als_users: np.ndarray | None = None  # (U, f) float32 ALS user factors
+    als_items: np.ndarray | None = None  # (I, f) float32 ALS item factors
+    record: dict[str, Any] = field(default_factory=dict)  # how it was chosen (grids, validation figures)
+
+    def scores(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """(len(users), len(items) or I) float32: the term for those listeners and items."""
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        n = self.train.shape[1] if items is None else len(items)
+        out = np.zeros((len(users), n), np.float32)
+        if "ease" in self.weights and self.ease is not None:
+            b = self.ease if items is None else self.ease[:, np.asarray(items)]
+            out += self.weights["ease"] * np.asarray(self.train[users] @ b, np.float32)
+        if "als" in self.weights and self.als_users is not None and self.als_items is not None:
+            v = self.als_items if items is None else self.als_items[np.asarray(items)]
+            out += self.weights["als"] * (self.als_users[users] @ v.T).astype(np.float32)
+        return out
+
+    def header(self) -> dict[str, Any]:
+        """What config.json keeps of the term (the arrays go to FILE)."""
+        return {"weights": self.weights, "settings": self.settings, "record": self.record}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays saved in FILE."""
+        out = {"train_indptr": self.train.indptr.astype(np.int64), "train_indices": self.train.indices.astype(np.int64),
+               "train_shape": np.asarray(self.train.shape, np.int64)}
+        if self.ease is not None:
+            out["ease"] = self.ease
+        if self.als_users is not None and self.als_items is not None:
+            out["als_users"], out["als_items"] = self.als_users, self.als_items
+        return out
+
+    @classmethod
+    def from_saved(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> "CollaborativeTerm":
+        """The term from config.json's block and FILE's arrays (KeyError when an array is missing)."""
+        shape = tuple(int(v) for v in arrays["train_shape"])
+        indices = arrays["train_indices"]
+        train = sp.csr_matrix((np.ones(len(indices), np.float32), indices, arrays["train_indptr"]), shape=shape)
+        weights = {k: float(v) for k, v in header["weights"].items()}
+        return cls(weights=weights, settings=dict(header.get("settings", {})), train=train,
+                   ease=arrays["ease"] if "ease" in weights else None,
+                   als_users=arrays["als_users"] if "als" in weights else None,
+                   als_items=arrays["als_items"] if "als" in weights else None,
+                   record=dict(header.get("record", {})))
+
+
+def _validation_users(data: InteractionData, seed: int) -> np.ndarray:
+    """The validation listeners the weights are chosen on (all, or a seeded sample of SELECTION_USERS)."""
+    users = np.flatnonzero(np.diff(data.valid.tocsr().indptr) > 0)
+    if users.size > SELECTION_USERS:
+        users = np.sort(np.random.default_rng(seed).choice(users, SELECTION_USERS, replace=False))
+    return users
+
+
+def _metric(scores: np.ndarray, users: np.ndarray, data: InteractionData, metric: str) -> float:
+    """Mean validation Recall@K / NDCG@K of dense `scores` (rows = `users`), training items masked."""
+    from core.models.fusion import metric_k
+
+    kind, k = metric_k(metric)
+    top = topk_indices(scores, k, data.train.tocsr()[users])
+    per_user = (recall_at_k if kind == "recall" else ndcg_at_k)(top, data.valid.tocsr()[users])
+    return float(np.nanmean(per_user))
+
+
+def _member(name: str, data: InteractionData, users: np.ndarray, seed: int,
+            log: Log) -> tuple[Any, dict[str, Any], list[float]]:
+    """The member fitted at its best point of GRIDS on validation Recall@20 (over `users`), that point, and
+    each point's validation figure."""
+    from core.models.registry import build_model
+
+    fixed = {"seed": seed} if name == "als" else {}
+    best, values = None, []
+    for point in GRIDS[name]:
+        model = build_model(name, **point, **fixed).fit(data)
+        value = _metric(np.asarray(model.score(users), np.float32), users, data, "recall@20")
+        values.append(value)
+        if best is None or value > best[0]:
+            best = (value, point, model)
+    assert best is not None
+    log(f"collaborative {name}: {best[1]} chosen on valid recall@20 {best[0]:.4f} over {len(values)} points")
+    return best[2], best[1], values
+
+
+def fit_collaborative(fusion_scores: ScoreFn, data: InteractionData, members: tuple[str, ...], metric: str,
+                      seed: int = 0, log: Log | None = None) -> CollaborativeTerm | None:
+    """The members fitted on data.train and weighted on data.valid to maximise `metric` of the fusion
+    scores plus the term; None when there is nothing to add (no members, no validation, too many items,
+    or every weight chosen as 0)."""
+    say = log or (lambda _m: None)
+    if not members or data.valid.nnz == 0:
+        return None
+    if data.n_items > MAX_ITEMS:
+        say(f"collaborative term skipped: {data.n_items:,} items is above its limit of {MAX_ITEMS:,} "
+            "(EASE keeps a dense item × item matrix)")
+        return None
+    t0 = time.perf_counter()
+    users = _validation_users(data, seed)
+    base = np.asarray(fusion_scores(users), np.float32)  # (B, I)
+    spread = float(np.std(base)) or 1.0
+    fitted, settings, grids, parts, scale = {}, {}, {}, {}, {}
+    for name in members:
+        model, point, values = _member(name, data, users, seed, say)
+        fitted[name], settings[name] = model, point
+        grids[name] = {"points": GRIDS[name], "valid_recall@20": [round(v, 6) for v in values]}
+        parts[name] = np.asarray(model.score(users), np.float32)
+        scale[name] = spread / (float(np.std(parts[name])) or 1.0)
+    alone = _metric(base, users, data, metric)
+    best = (alone, tuple(0.0 for _ in members))
+    for combo in itertools.product(WEIGHT_GRID, repeat=len(members)):
+        if not any(combo):
+            continue
+        blended = base + sum(w * scale[m] * parts[m] for w, m in zip(combo, members))
+        value = _metric(blended, users, data, metric)
+        if value > best[0] + 1e-9:
+            best = (value, combo)
+    chosen = {m: w * scale[m] for w, m in zip(best[1], members) if w > 0}
+    record = {"metric": f"valid {metric}", "fusion_alone": round(alone, 6), "blend": round(best[0], 6),
+              "relative_weights": dict(zip(members, best[1])), "weight_grid": list(WEIGHT_GRID),
+              "members": grids, "users": int(users.size), "seconds": round(time.perf_counter() - t0, 2)}
+    say(f"collaborative term: valid {metric} {alone:.4f} alone → {best[0]:.4f} with relative weights "
+        f"{dict(zip(members, best[1]))} ({record['seconds']:.1f} s)")
+    if not chosen:
+        return None
+    ease = fitted["ease"].weights if "ease" in chosen else None
+    als = fitted.get("als") if "als" in chosen else None
+    train = sp.csr_matrix(data.train, dtype=np.float32)
+    train.sum_duplicates()
+    train.data[:] = 1.0
+    return CollaborativeTerm(weights=chosen, settings={m: settings[m] for m in chosen}, train=train, ease=ease,
+                             als_users=None if als is None else als._user_vectors,
+                             als_items=None if als is None else als._item_vectors, record=record)
+
+
+def is_finite_weights(weights: dict[str, float]) -> bool:
+    """Whether every stored weight is a finite number (a damaged config.json is refused on load)."""
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in weights.values())
