@@ -71,12 +71,30 @@ def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
     return catalog, prepare_embeddings(store, catalog)
 
 
-def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: Any) -> tuple[Any, str]:
+def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: Any,
+                       budget_minutes: float | None = None) -> tuple[Any, str]:
     """The fusion models' base configuration and where it came from: core.evaluation.suite.fusion_base_config
-    (the catalog's tuned configuration, or a short tune when none is stored), as `python -m core evaluate`."""
+    (the catalog's tuned configuration, or a short tune within `budget_minutes` when none is stored), as
+    `python -m core evaluate`."""
     from core.evaluation.suite import fusion_base_config as base_config
 
-    return base_config(store, catalog, embeddings, data, progress=lambda d, n, m: print(f"  {m}", flush=True))
+    return base_config(store, catalog, embeddings, data, progress=lambda d, n, m: print(f"  {m}", flush=True),
+                       budget_minutes=budget_minutes)
+
+
+def verdict(results: dict[str, Any], selected: str | None) -> dict[str, Any] | None:
+    """Whether the selected fusion model is at least the best baseline, on validation and on test: the best
+    baseline is the one with the best validation figure (chosen on validation, like everything else)."""
+    baselines = {n: r for n, r in results.items() if r["kind"] == "baseline" and r.get(f"valid_{SELECT_ON}") is not None}
+    if selected is None or not baselines:
+        return None
+    best = max(baselines, key=lambda n: baselines[n][f"valid_{SELECT_ON}"])
+    fusion, other = results[selected], baselines[best]
+    out: dict[str, Any] = {"fusion": selected, "best_baseline": best, "chosen_by": f"valid {SELECT_ON}"}
+    for key in (f"valid_{SELECT_ON}", "recall@20", "ndcg@20"):
+        if fusion.get(key) is not None and other.get(key) is not None:
+            out[key] = {"fusion": fusion[key], "baseline": other[key], "at_least": bool(fusion[key] >= other[key])}
+    return out
 
 
 def model_plan(base: Any, embeddings: Any, wanted: list[str] | None, epochs: int | None,
@@ -139,7 +157,8 @@ def _epoch_progress(label: str) -> Any:
 def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, models: list[str] | None = None,
         ks: tuple[int, ...] = (10, 20), n_bootstrap: int = 1000, seed: int = 0, epochs: int | None = None,
         save_runs: bool = True, mask: str | None = None, seeds: list[int] | None = None,
-        settings: dict[str, dict[str, Any]] | None = None, use_grid: bool = True) -> dict[str, Any]:
+        settings: dict[str, dict[str, Any]] | None = None, use_grid: bool = True,
+        tune_budget: float | None = None) -> dict[str, Any]:
     """Train and evaluate everything; returns (and writes to `out`) the benchmark JSON.
 
     `seed` is the split seed (random splits) and the bootstrap seed; `seeds` are the model seeds.
@@ -160,7 +179,7 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
     store = Store(data_dir)
     catalog, embeddings = load_catalog(catalog_name, store)
     data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
-    base, note = fusion_base_config(store, catalog, embeddings, data)
+    base, note = fusion_base_config(store, catalog, embeddings, data, tune_budget)
     plan = model_plan(base, embeddings, models, epochs, settings, note)
     print(f"{catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name} "
           f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,}); {len(plan)} models, "
@@ -229,6 +248,7 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
                      f"valid {SELECT_ON}", "fusion_base_config": note, "settings": settings or {},
                      "epochs_cap": epochs, "created_at": time.strftime("%Y-%m-%d %H:%M:%S")},
         "selected_fusion": selected,
+        "verdict": verdict(results, selected),
         "models": results,
         "comparisons": {"model": selected, "method": "paired bootstrap over test users of each user's value "
                         "averaged over the model seeds: the selected fusion model minus each other model, the "
@@ -282,6 +302,15 @@ def format_table(report: dict[str, Any]) -> str:
                     parts.append(f"{metric} {c['difference']:+.4f} [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}]"
                                  f"{' overlap' if c['separate_cis_overlap'] else ''}")
             lines.append(f"  vs {other:<20}" + "   ".join(parts))
+    v = report.get("verdict")
+    if v:
+        lines.append(f"\n{v['fusion']} against the best baseline on {v['chosen_by']} ({v['best_baseline']}):")
+        for key, label in ((f"valid_{SELECT_ON}", f"valid {SELECT_ON}"), ("recall@20", "test recall@20"),
+                           ("ndcg@20", "test ndcg@20")):
+            if key in v:
+                c = v[key]
+                lines.append(f"  {label:<16} {c['fusion']:.4f} vs {c['baseline']:.4f}: "
+                             + ("at least the best baseline" if c["at_least"] else "BELOW the best baseline"))
     p = report["protocol"]
     lines.append(f"\nprotocol: split {p.get('split')} (split seed {p.get('split_seed')}), target {p.get('target')}, "
                  f"ranking {p.get('ranking')}, mask {p.get('mask')} (masked {'+'.join(p.get('masked', []))}), "
@@ -325,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-grid", action="store_true", help="fit each baseline once at its defaults")
     parser.add_argument("--epochs", type=int, help="cap every model's epochs (quick runs)")
     parser.add_argument("--no-store", action="store_true", help="do not save the runs in the store")
+    parser.add_argument("--budget", type=float, metavar="MINUTES",
+                        help="minutes of the fusion model's short tune when the catalog has no tuned configuration "
+                        "(default 3; `python -m core tune` stores a longer one); baselines search their grids")
     args = parser.parse_args(argv)
     ks = tuple(sorted({int(k) for k in args.ks.split(",") if k.strip()}))
     out = args.out or REPO / "benchmarks" / "results" / f"quality-{args.catalog}.json"
@@ -334,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     run(args.catalog, out, args.data_dir, models, ks, args.bootstrap, args.seed, args.epochs, not args.no_store,
-        mask=args.mask, seeds=parse_seeds(args.seeds), settings=settings, use_grid=not args.no_grid)
+        mask=args.mask, seeds=parse_seeds(args.seeds), settings=settings, use_grid=not args.no_grid,
+        tune_budget=args.budget)
     return 0
 
 

@@ -106,8 +106,15 @@ def test_benchmark_reports_seeds_spread_and_paired_cis(tiny: Path, tmp_path: Pat
     assert report["selected_fusion"] == "fusion-gated"
     assert set(report["comparisons"]["vs"]) == {"popularity", "ease"}
     assert "ci" in report["comparisons"]["vs"]["ease"]["ndcg@20"]
+    # the verdict: the fusion model against the baseline with the best validation figure, valid and test
+    verdict = report["verdict"]
+    best = max(("popularity", "ease"), key=lambda n: report["models"][n]["valid_recall@20"])
+    assert verdict["best_baseline"] == best
+    test = verdict["ndcg@20"]
+    assert test["at_least"] == (gated["ndcg@20"] >= report["models"][best]["ndcg@20"])
     printed = capsys.readouterr()
     assert "mask train" in printed.out and "model 1/3: fusion-gated" in printed.err
+    assert f"against the best baseline on valid recall@20 ({best})" in printed.out
 
 
 def test_progress_writes_plain_lines_when_not_a_terminal(capsys) -> None:

@@ -54,13 +54,15 @@ class ModelOutcome:
 
 
 def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: InteractionData,
-                       progress: Any = None) -> tuple[Any, str]:
+                       progress: Any = None, budget_minutes: float | None = None) -> tuple[Any, str]:
     """THE base configuration of the fusion models that `evaluate` and `benchmarks.quality` train, and a
     note saying where it came from (recorded in every run): the catalog's configuration tuned on its
-    validation split, or a short tune within its stated budget when none is stored (core.tuning)."""
-    from core.tuning import resolve_fusion_config
+    validation split, or a short tune within `budget_minutes` (default core.tuning.SHORT_TUNE_MINUTES)
+    when none is stored (core.tuning)."""
+    from core.tuning import SHORT_TUNE_MINUTES, resolve_fusion_config
 
-    return resolve_fusion_config(store, catalog, embeddings, data, progress=progress)
+    return resolve_fusion_config(store, catalog, embeddings, data, progress=progress,
+                                 budget_minutes=budget_minutes or SHORT_TUNE_MINUTES)
 
 
 def registry_plan(names: list[str], base: Any, settings: dict[str, dict[str, Any]] | None = None,
