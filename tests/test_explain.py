@@ -49,7 +49,8 @@ def test_modality_shapley_sums_to_score_minus_base_and_matches_the_formula(expla
     row = service.catalog.index_of(item_id)
     exp = explainer.explain(encoded, item_id, features=False, tokens=False)
     history = service.history_part(encoded)  # the listener's collaborative term: the same in every coalition
-    h = 0.0 if history is None else float(history[row])
+    assert history is not None and np.any(history != 0)  # the model has one: the sums below include it
+    h = float(history[row])
 
     def v(coalition: frozenset[str]) -> float:
         return float(service.scores(encoded.vector, np.array([row]), keep=sorted(coalition))[0]) + h
