@@ -29,11 +29,6 @@ log = logging.getLogger(__name__)
 AUTO_EXACT_BELOW = 50_000  # "auto" uses exact search below this many items: a (N, d) product is fast enough
 AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.scale: FAISS IVF-Flat beat HNSW)
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # candidate ef values, cheapest first
-# nprobe per catalog size, from `python -m benchmarks.scale --items 100000,1000000` (65-d clustered vectors,
-# nlist = 4·√N): the smallest nprobe with recall@10 ≥ 0.98 against exact search (0.985 at 100k, 0.9925 at
-# 1M, both at nprobe 8); beyond the measured sizes nprobe doubles per 10× (not measured). A floor: the build
-# raises it until example queries reach IVFConfig.target_recall (IVFIndex._tune).
-NPROBE_BY_SIZE = ((100_000, 8), (1_000_000, 8))
 INDEX_DIR = "index"  # the folder of a saved index, beside the model's weights
 
 
@@ -254,26 +249,21 @@ class HNSWIndex:
         return rows[order], scores[order]
 
 
-def nprobe_for(n_items: int) -> int:
-    """The IVF nprobe fixed from the benchmark for a catalog of `n_items` (see NPROBE_BY_SIZE)."""
-    for size, nprobe in NPROBE_BY_SIZE:
-        if n_items <= size:
-            return nprobe
-    size, nprobe = NPROBE_BY_SIZE[-1]
-    return int(nprobe * 2 ** np.ceil(np.log10(n_items / size)))
-
-
 @dataclass
 class IVFConfig:
     """Settings of the inverted-file index (FAISS IndexIVFFlat, inner product)."""
 
     nlist: int | None = None  # coarse clusters; None = 4·√N
-    nprobe: int | None = None  # clusters visited per query; None = nprobe_for(N), fixed from the benchmark
+    nprobe: int | None = None  # clusters visited per query; None = tuned at build time (see IVFIndex._tune)
     train_per_list: int = 64  # k-means training sample per cluster
-    seed: int = 0  # k-means seed
+    seed: int = 0  # k-means and tuning-sample seed
     build_threads: int = 2  # threads for training and adding (queries run on one)
-    target_recall: float = 0.97  # recall@10 on the example queries that build-time tuning of nprobe aims for
-    tune_queries: int = 200  # example queries used for that (perturbed items, plus the caller's)
+    target_recall: float = 0.97  # recall@10 against exact search that nprobe tuning aims for (≥ .95 + margin)
+    tune_queries: int = 200  # sample queries for that: the index's own vectors plus noise (example_queries)
+    max_probe_share: float = 0.125  # ceiling: never visit more than this share of the cells per query
+    cell_columns: int | None = None  # leading columns the cells are trained on (None = all); the service
+    #   leaves out its bias and prior columns, which would otherwise split cells by popularity, not by
+    #   direction (recall@10 at nprobe 64 of 565 rose from .64 to .89 on the benchmark's listener queries)
 
 
 class IVFIndex:
@@ -284,11 +274,11 @@ class IVFIndex:
 
     def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None,
                  queries: np.ndarray | None = None) -> None:
-        """`queries`: examples of the queries to expect; nprobe is raised from the benchmark's value until
-        they reach target_recall."""
+        """`queries`: sample queries to tune nprobe on (default: the index's own vectors plus noise)."""
         import faiss
 
         self.config = config or IVFConfig()
+        self.tuned_recall: float | None = None  # recall@10 of the sample queries at the chosen nprobe
         if faiss_index is not None:  # a loaded index
             self._index = faiss_index
             self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
@@ -303,6 +293,8 @@ class IVFIndex:
             rng = np.random.default_rng(self.config.seed)
             sample = vectors[rng.choice(self.n_items, size=min(self.n_items, self.config.train_per_list * nlist),
                                         replace=False)]
+            if self.config.cell_columns is not None and self.config.cell_columns < self.dim:
+                sample[:, self.config.cell_columns:] = 0.0  # centroids with zeros there: cells by direction
             before = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(self.config.build_threads)
             try:
@@ -311,25 +303,41 @@ class IVFIndex:
                 self._index.add(vectors)
             finally:
                 faiss.omp_set_num_threads(before)
-        self.nprobe = self.config.nprobe or nprobe_for(self.n_items)
-        if faiss_index is None and self.config.nprobe is None and queries is not None and len(queries):
+        self.nprobe = self.config.nprobe or 1
+        if faiss_index is None and self.config.nprobe is None:
+            if queries is None or not len(queries):
+                queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed)
             self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
         self._index.nprobe = self.nprobe
 
+    @property
+    def nprobe_ceiling(self) -> int:
+        """The most cells a query visits at the configured max_probe_share (at least 1)."""
+        return max(1, int(self._index.nlist * self.config.max_probe_share))
+
     def _tune(self, vectors: np.ndarray, queries: np.ndarray) -> int:
-        """The smallest nprobe from the benchmark's value upwards whose recall@10 on the caller's example
-        queries reaches target_recall (the benchmark's queries may be easier than a catalog's own)."""
+        """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search on the
+        sample queries reaches target_recall; the ceiling, with a warning, when none does."""
         k = min(10, self.n_items)
-        with single_thread_blas():
-            truth = [top_k_rows(vectors @ q, k) for q in queries]
-        nprobe, nlist = self.nprobe, int(self._index.nlist)
+        exact = ExactIndex(vectors)
+        truth = [exact.search(q, k)[0] for q in queries]
+        del exact
+        ceiling = self.nprobe_ceiling
+        nprobe = 1
         while True:
             self.nprobe = nprobe
             found = [self.search(q, k)[0] for q in queries]
-            recall = np.mean([len(np.intersect1d(t, f)) / max(len(t), 1) for t, f in zip(truth, found)])
-            if recall >= self.config.target_recall or nprobe >= nlist:
+            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
+                                               for t, f in zip(truth, found)]))
+            if self.tuned_recall >= self.config.target_recall:
                 return nprobe
-            nprobe = min(nlist, nprobe * 2)
+            if nprobe >= ceiling:
+                log.warning("IVF index over %d items: recall@10 %.3f at the ceiling of %d of %d cells, below the "
+                            "target %.2f; searches stay at the ceiling (raise IVFConfig.max_probe_share or use "
+                            "exact search)", self.n_items, self.tuned_recall, ceiling, self._index.nlist,
+                            self.config.target_recall)
+                return nprobe
+            nprobe = min(ceiling, nprobe * 2)
 
     def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
@@ -362,10 +370,13 @@ class IVFIndex:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path, config: IVFConfig | None = None) -> "IVFIndex":
+    def load(cls, path: Path, config: IVFConfig | None = None, tuned_recall: float | None = None) -> "IVFIndex":
+        """A saved index with the nprobe given in `config` (the one chosen when it was built)."""
         import faiss
 
-        return cls(None, config, faiss_index=faiss.read_index(str(path)))
+        self = cls(None, config, faiss_index=faiss.read_index(str(path)))
+        self.tuned_recall = tuned_recall
+        return self
 
 
 def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0) -> np.ndarray:
@@ -403,10 +414,8 @@ def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IV
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
-    if kind == "ivf":
-        ivf = config if isinstance(config, IVFConfig) else IVFConfig()
-        examples = example_queries(vectors, queries() if callable(queries) else queries, ivf.tune_queries, ivf.seed)
-        return IVFIndex(vectors, ivf, queries=examples)
+    if kind == "ivf":  # nprobe is tuned on the index's own vectors (a caller's examples may be untrained)
+        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig())
     return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None,
                      queries() if callable(queries) else queries)
 
@@ -427,7 +436,8 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
     target = Path(folder) / INDEX_DIR
     target.mkdir(parents=True, exist_ok=True)
     meta = {"kind": index.kind, "n_items": index.n_items, "fingerprint": fingerprint(vectors),
-            "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None)}
+            "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None),
+            "tuned_recall": getattr(index, "tuned_recall", None)}
     index.save(target / "index.bin")
     tmp = target / "index.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
@@ -446,10 +456,11 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
         return None
     try:
         if meta["kind"] == "ivf":
-            return IVFIndex.load(target / "index.bin", IVFConfig(nprobe=meta.get("nprobe")))
+            return IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
+                                 tuned_recall=meta.get("tuned_recall"))
         if meta["kind"] == "hnsw":
             return HNSWIndex.load(target / "index.bin", vectors, meta.get("ef"))
-    except (RuntimeError, OSError, KeyError) as e:
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError) as e:
         log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
     return None
 

@@ -40,7 +40,8 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
-from core.index import ExactIndex, HNSWConfig, VectorIndex, ensure_index, single_thread_blas, top_k_rows
+from core.index import (ExactIndex, HNSWConfig, IVFConfig, VectorIndex, ensure_index, fast_top_k_rows, resolve_kind,
+                        single_thread_blas, top_k_rows)
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
@@ -54,7 +55,12 @@ LINEARITY_TOLERANCE = 1e-3  # relative error allowed between model scores and it
 # What-if queries through an approximate index are re-ranked exactly over this many of its candidates
 # (benchmarks.scale measures recall@10 against exact what-if scoring of every item).
 WHATIF_CANDIDATES = 2000
+# Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
+# an approximate index they are scored exactly over every item (None), or over this many of the index's
+# candidates for the model-space part (benchmarks.scale measures that recall).
+TERM_CANDIDATES: int | None = None
 LINEARITY_SAMPLE = 512  # items the what-if formula is checked on when the service starts
+PARTS_CHUNK = 65_536  # items per block when single-modality parts of a large catalog are scored row-locally
 _THREADS_LOCK = threading.Lock()
 _THREADS_STATE = {"depth": 0, "torch": 1}
 
@@ -255,14 +261,27 @@ class RecommendService:
         self.linear = self._check_linear()
         self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
         self._unit_fields: dict[str, np.ndarray] | None = None  # unit-row field matrices, on first upload
+        self._unit_items: np.ndarray | None = None  # unit-row item vectors, on first upload
         self.weights_linear = False
         self.weights_linear = self._check_weights_linear()
         augmented = self.index_vectors()  # (I, dim + 2)
         if isinstance(index, str):  # an approximate index is loaded from (or built and saved to) index_dir
-            self.index = ensure_index(index_dir, augmented, index, hnsw, queries=self._sample_queries)
+            config = hnsw
+            if resolve_kind(index, self.n_items) == "ivf":  # cells from the item vectors, not bias and prior
+                config = IVFConfig(cell_columns=self.dim)
+            self.index = ensure_index(index_dir, augmented, index, config, queries=self._sample_queries)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
+
+    @property
+    def unit_item_vectors(self) -> np.ndarray:
+        """(I, dim) the item vectors scaled to unit rows (float32), made on first need and kept."""
+        if self._unit_items is None:
+            norms = np.linalg.norm(self.item_vectors, axis=1, keepdims=True)
+            self._unit_items = np.divide(self.item_vectors, norms, out=np.zeros_like(self.item_vectors),
+                                         where=norms > 0)
+        return self._unit_items
 
     def index_vectors(self) -> np.ndarray:
         """(I, dim + 2) what the index searches: item vectors, then the learned bias, then the prior; a query
@@ -472,7 +491,8 @@ class RecommendService:
                             liked_rows=liked, disliked_rows=disliked, user_row=user_row, exclude_rows=exclude,
                             modalities=[m for m in self.modalities if m in content], warnings=warnings,
                             encode_ms=(time.perf_counter() - start) * 1e3, similarity=similarity,
-                            like=None if similarity is None else like_upload(similarity, self.item_vectors))
+                            like=None if similarity is None else like_upload(similarity, self.unit_item_vectors,
+                                                                                    unit_items=True))
 
     # -- ranking ------------------------------------------------------------------------------------
     def modality_mask(self, keep: Collection[str]) -> dict[str, bool]:
@@ -495,10 +515,41 @@ class RecommendService:
         """(v(∅) (I,), parts (I, M)): the score with no modality, and what each modality alone adds to it."""
         key = np.asarray(vector, np.float32).tobytes()
         if self._parts_cache is None or self._parts_cache[0] != key:
-            base = self.scores(vector, keep=())
-            parts = np.stack([self.scores(vector, keep=(m,)) - base for m in self.modalities], axis=1)
+            direct = getattr(self.model, "modality_part_scores", None)
+            with single_threaded():
+                got = direct(vector) if direct is not None else None
+            if got is not None:  # one product over the projections the model keeps
+                base, parts = got
+            elif getattr(self.model, "subset_scores", None) is not None and self.n_items > PARTS_CHUNK:
+                # row blocks through subset_scores: no masked forward pass over the catalog is kept per mask
+                chunks = [self.row_parts(vector, np.arange(s, min(s + PARTS_CHUNK, self.n_items)))
+                          for s in range(0, self.n_items, PARTS_CHUNK)]
+                base, parts = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+            else:
+                base = self.scores(vector, keep=())
+                parts = np.stack([self.scores(vector, keep=(m,)) - base for m in self.modalities], axis=1)
             self._parts_cache = (key, base, parts)
         return self._parts_cache[1], self._parts_cache[2]
+
+    def row_parts(self, vector: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(v(∅) (n,), parts (n, M)) of modality_parts for `rows` alone: from one pass of the model's
+        subset_scores over those rows when it has one, else one masked pass per modality."""
+        direct = getattr(self.model, "modality_part_scores", None)
+        if direct is not None:
+            with single_threaded():
+                got = direct(vector, rows)
+            if got is not None:
+                return got
+        subsets = [()] + [(m,) for m in self.modalities]
+        hook = getattr(self.model, "subset_scores", None)
+        values = None
+        if hook is not None and len(rows):
+            with single_threaded():
+                values = hook(vector, rows, subsets)
+        if values is None:
+            values = [self.scores(vector, rows, keep=subset) for subset in subsets]
+        values = np.asarray(values, np.float64)  # (M + 1, n)
+        return values[0], (values[1:] - values[0][None, :]).T
 
     def _weighted_scores(self, vector: np.ndarray, modality_weights: dict[str, float],
                          rows: np.ndarray | None = None, keep: Collection[str] | None = None) -> np.ndarray:
@@ -510,10 +561,9 @@ class RecommendService:
         """
         if rows is None:
             base, parts = self.modality_parts(vector)
-        else:  # only these rows: a few head passes, never a catalog-wide pass per modality
+        else:  # only these rows: one head pass, never a catalog-wide pass per modality
             rows = np.asarray(rows, dtype=np.int64)
-            base = self.scores(vector, rows, keep=())
-            parts = np.stack([self.scores(vector, rows, keep=(m,)) - base for m in self.modalities], axis=1)
+            base, parts = self.row_parts(vector, rows)
         present = self.present if rows is None else self.present[rows]
         if keep is not None:
             present = present & np.array([m in keep for m in self.modalities])[None, :]
@@ -593,7 +643,7 @@ class RecommendService:
             like = encoded.like
             if modality_weights is not None and encoded.similarity is not None:
                 omega = np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
-                like = like_upload(encoded.similarity * omega[None, :], self.item_vectors)
+                like = like_upload(encoded.similarity * omega[None, :], self.unit_item_vectors, unit_items=True)
             terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, like))
         return terms
 
@@ -661,6 +711,18 @@ class RecommendService:
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
             return cands[order], f"{self.index.kind}+exact re-rank"
+        if modality_weights is None and self.linear and self.index.kind != "exact" and TERM_CANDIDATES:
+            # the index's candidates for the model-space part, re-ranked exactly with the other terms added
+            query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
+            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude)
+            total = cand_scores.astype(np.float64) + np.asarray(extra, np.float64)[cands]
+            return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
+        if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them
+            query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
+            scores = self.exact_index.scores(query) + np.asarray(extra, np.float32)
+            if exclude:
+                scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
+            return fast_top_k_rows(scores, k), "exact"
         scores = self.scores(vector, modality_weights=modality_weights) + self.shift(bias_coef, prior_coef)
         if extra is not None:
             scores = scores + np.asarray(extra, np.float64)
@@ -704,9 +766,12 @@ class RecommendService:
         bias_coef, prior_coef = self.offset_coefficients(encoded, prior_weight)
         terms = self.score_terms(encoded, prior_weight, like_weight, modality_weights)
         lam = self.similarity_coefficient(encoded, similarity_weight)
-        similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)  # (I, M)
-        other = self.term_extra(terms)  # (I,) the terms the index does not carry
-        extra = similar.sum(axis=1) + (0.0 if other is None else other)
+        other = self.term_extra(terms)  # (I,) the terms the index does not carry; None without them
+        similar = None  # (I, M) similarity-to-upload parts, only when they apply (an upload query, λ > 0)
+        extra = other
+        if lam:
+            similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)
+            extra = similar.sum(axis=1) + (0.0 if other is None else other)
         with single_threaded():
             rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
                                        extra=extra)
@@ -715,7 +780,8 @@ class RecommendService:
         shapley = shapley_from_coalitions(coalitions, self.modalities)
         shift = self.shift(bias_coef, prior_coef, rows) + (0.0 if other is None else other[rows])
         parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
-        similar = similar[rows]  # (k, M): each modality's similarity part joins its Shapley value
+        # (k, M): each modality's similarity part joins its Shapley value
+        similar = np.zeros((len(rows), len(self.modalities))) if similar is None else similar[rows]
         full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
         base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
         weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]
