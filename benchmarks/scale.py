@@ -199,7 +199,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.part in ("service", "all"):
         from benchmarks.scale_service import bench_service, print_service_table
 
-        print_service_table([bench_service(n, args.dim, args.clusters, args.queries) for n in sizes])
+        rows = []
+        for n in sizes:
+            rows.append(bench_service(n, args.dim, args.clusters, args.queries))
+            gc.collect()
+            print_service_table(rows[-1:])  # each size's table as soon as it is measured
+        print_service_table(rows)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -444,6 +444,17 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
     tmp.replace(target / "index.json")  # written last: a half-saved index is never read
 
 
+def record_index_setting(folder: Path, name: str, value: Any) -> None:
+    """Store a setting chosen for the index saved in `folder`/index/ (e.g. the recommend service's what-if
+    candidate count) in its index.json, so the next start reloads it with the index."""
+    target = Path(folder) / INDEX_DIR
+    meta = json.loads((target / "index.json").read_text())
+    meta.setdefault("settings", {})[name] = value
+    tmp = target / "index.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(target / "index.json")
+
+
 def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
     """The index saved in `folder`/index/ when it was built from exactly `vectors`, else None."""
     target = Path(folder) / INDEX_DIR
@@ -455,11 +466,15 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
         log.info("the index saved in %s was built from other vectors; it is rebuilt", target)
         return None
     try:
+        index: VectorIndex | None = None
         if meta["kind"] == "ivf":
-            return IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
-                                 tuned_recall=meta.get("tuned_recall"))
-        if meta["kind"] == "hnsw":
-            return HNSWIndex.load(target / "index.bin", vectors, meta.get("ef"))
+            index = IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
+                                  tuned_recall=meta.get("tuned_recall"))
+        elif meta["kind"] == "hnsw":
+            index = HNSWIndex.load(target / "index.bin", vectors, meta.get("ef"))
+        if index is not None:
+            index.settings = dict(meta.get("settings", {}))
+        return index
     except (RuntimeError, OSError, KeyError, TypeError, ValueError) as e:
         log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
     return None

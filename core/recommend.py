@@ -40,8 +40,8 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
-from core.index import (ExactIndex, HNSWConfig, IVFConfig, VectorIndex, ensure_index, fast_top_k_rows, resolve_kind,
-                        single_thread_blas, top_k_rows)
+from core.index import (ExactIndex, HNSWConfig, IVFConfig, VectorIndex, ensure_index, fast_top_k_rows,
+                        record_index_setting, resolve_kind, single_thread_blas, top_k_rows)
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
@@ -54,7 +54,13 @@ log = logging.getLogger(__name__)
 LINEARITY_TOLERANCE = 1e-3  # relative error allowed between model scores and item_vectors @ q + bias
 # What-if queries through an approximate index are re-ranked exactly over this many of its candidates
 # (benchmarks.scale measures recall@10 against exact what-if scoring of every item).
-WHATIF_CANDIDATES = 2000
+# None: the count is chosen when the index is built (tune_whatif_candidates) and saved with it; an int
+# overrides that choice.
+WHATIF_CANDIDATES: int | None = None
+WHATIF_TARGET_RECALL = 0.97  # recall@10 of sample what-if queries that the candidate count is chosen for
+WHATIF_MAX_SHARE = 0.02  # ceiling on candidates as a share of the catalog; past it what-if is scored exactly
+WHATIF_MIN_CANDIDATES = 500  # the first rung of the candidate ladder (doubling from there)
+WHATIF_SAMPLE = 16  # sample queries (the index's own item vectors plus noise) × weight sets used to choose it
 # Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
 # an approximate index they are scored exactly over every item (None), or over this many of the index's
 # candidates for the model-space part (benchmarks.scale measures that recall).
@@ -273,6 +279,12 @@ class RecommendService:
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
+        self.whatif_candidates = 0  # 0: what-if queries are scored exactly over every item
+        if self.index.kind != "exact" and self.linear and self.weights_linear:
+            saved = getattr(self.index, "settings", {}).get("whatif_candidates")
+            self.whatif_candidates = int(saved) if saved is not None else self.tune_whatif_candidates()
+            if saved is None and index_dir is not None and isinstance(index, str):
+                record_index_setting(index_dir, "whatif_candidates", self.whatif_candidates)
 
     @property
     def unit_item_vectors(self) -> np.ndarray:
@@ -282,6 +294,41 @@ class RecommendService:
             self._unit_items = np.divide(self.item_vectors, norms, out=np.zeros_like(self.item_vectors),
                                          where=norms > 0)
         return self._unit_items
+
+    def tune_whatif_candidates(self) -> int:
+        """The smallest candidate count (WHATIF_MIN_CANDIDATES, doubling, up to WHATIF_MAX_SHARE of the
+        catalog) whose exact re-rank of the index's candidates gives recall@10 ≥ WHATIF_TARGET_RECALL
+        against exact what-if scoring of every item, on sample queries drawn from the item vectors (plus
+        noise) under each single-modality weight set and one mixed set; 0 (every what-if query scored
+        exactly, with a warning) when none up to the ceiling does."""
+        from core.index import example_queries
+
+        ceiling = int(WHATIF_MAX_SHARE * self.n_items)
+        if ceiling < WHATIF_MIN_CANDIDATES:
+            return 0
+        rng = np.random.default_rng(7)
+        queries = example_queries(self.item_vectors, None, WHATIF_SAMPLE, seed=7)
+        weight_sets = [{x: float(x == m) for x in self.modalities} for m in self.modalities]
+        weight_sets.append(dict(zip(self.modalities, rng.uniform(0.1, 1.0, len(self.modalities)).tolist())))
+        prior_coef = self.prior_weight  # a content query: popularity prior, no learned bias
+        cases = []
+        for q in queries:
+            for w in weight_sets:
+                truth, _ = self.top_rows(q, 10, (), w, 0.0, prior_coef, candidates=0)
+                cases.append((q, w, truth))
+        candidates, recall = WHATIF_MIN_CANDIDATES, 0.0
+        while candidates <= ceiling:
+            found = [self.top_rows(q, 10, (), w, 0.0, prior_coef, candidates=candidates)[0] for q, w, _ in cases]
+            recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
+                                    for (_, _, t), f in zip(cases, found)]))
+            if recall >= WHATIF_TARGET_RECALL:
+                log.info("what-if queries re-rank %d index candidates (sample recall@10 %.3f)", candidates, recall)
+                return candidates
+            candidates *= 2
+        log.warning("what-if re-ranking of up to %d index candidates reached recall@10 %.3f on sample queries, "
+                    "below %.2f: what-if queries over these %d items are scored exactly over every item",
+                    candidates // 2, recall, WHATIF_TARGET_RECALL, self.n_items)
+        return 0
 
     def index_vectors(self) -> np.ndarray:
         """(I, dim + 2) what the index searches: item vectors, then the learned bias, then the prior; a query
@@ -688,7 +735,8 @@ class RecommendService:
 
     def top_rows(self, vector: np.ndarray, k: int, exclude: Collection[int] = (),
                  modality_weights: dict[str, float] | None = None, bias_coef: float = 1.0,
-                 prior_coef: float = 0.0, extra: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+                 prior_coef: float = 0.0, extra: np.ndarray | None = None,
+                 candidates: int | None = None) -> tuple[np.ndarray, str]:
         """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
         per-item parts such as the similarity to the upload; such queries are scored exactly).
 
@@ -696,17 +744,22 @@ class RecommendService:
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
         model ("model"); so are all queries of a model whose scores are not linear in the query. Under
         what-if weights, items carrying none of the weighted modalities come after every item that does.
+        `candidates`: what-if candidates to re-rank from an approximate index (default: WHATIF_CANDIDATES,
+        else the count chosen with the index; 0 scores what-if queries exactly over every item).
         """
+        if candidates is None:
+            candidates = self.whatif_candidates if WHATIF_CANDIDATES is None else WHATIF_CANDIDATES
         if extra is not None and not np.any(extra):
             extra = None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             rows, _ = self.index.search(query, k, exclude)
             return rows, self.index.kind
-        if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact":
+        if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact" \
+                and candidates:
             # a large catalog: the index's candidates for the query, re-ranked exactly under the weights
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, _ = self.index.search(query, max(WHATIF_CANDIDATES, k), exclude)
+            cands, _ = self.index.search(query, max(candidates, k), exclude)
             scores = self.scores(vector, rows=cands, modality_weights=modality_weights) + \
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
