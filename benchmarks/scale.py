@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds (queries use one)")
     parser.add_argument("--part", choices=("index", "service", "all"), default="all")
+    parser.add_argument("--index", choices=("auto", "ivf", "hnsw"), default="auto",
+                        help="the service part's approximate index (auto: core.index.AUTO_ANN)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.items.split(",") if s.strip()]
     if args.part in ("index", "all"):
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = []
         for n in sizes:
-            rows.append(bench_service(n, args.dim, args.clusters, args.queries))
+            rows.append(bench_service(n, args.dim, args.clusters, args.queries, kind=args.index))
             gc.collect()
             print_service_table(rows[-1:])  # each size's table as soon as it is measured
         print_service_table(rows)

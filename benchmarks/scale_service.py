@@ -33,7 +33,8 @@ import scipy.sparse as sp
 K = 10
 
 
-def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, seed: int = 0, spread: float = 0.7):
+def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, seed: int = 0, spread: float = 0.7,
+                            head_bias: bool = False):
     """(catalog, embeddings, model, taste cluster per user, cluster per item) as in the module docstring."""
     import torch
 
@@ -67,6 +68,11 @@ def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, se
     model.net.attach_graph(users, items)
     with torch.no_grad():
         model.net.item_bias.normal_(0.0, 0.1)
+        if not head_bias:  # an initialised head's bias gives every item one shared offset, not structure
+            for head in model.net.heads.values():
+                for layer in head.modules():
+                    if isinstance(layer, torch.nn.Linear) and layer.bias is not None:
+                        layer.bias.zero_()
     model._ready()
     vectors = model.item_vectors()  # (I, 64)
     one_hot = sp.csr_matrix((np.ones(n_items, np.float32), (cluster, np.arange(n_items))), shape=(clusters, n_items))

@@ -8,8 +8,11 @@ inner products; the recommend service appends each item's bias as one more colum
 so that an index score equals the model's score.
 
 An index holds FIXED item vectors. What-if modality weights or masks change the item vectors themselves,
-so those queries are scored exactly over all items (the recommend service does so), never through a
-prebuilt index.
+so the recommend service scores those queries exactly: over every item, or over a candidate set from the
+index whose size it chose from measured recall when the index was built (saved in index.json).
+An approximate index chooses its own search width (HNSW ef, IVF nprobe) when built, from recall@10
+against exact search on sample queries drawn from its own vectors, up to a stated ceiling (with a logged
+warning when the target is not reached there), and saves it beside the index.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +30,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 AUTO_EXACT_BELOW = 50_000  # "auto" uses exact search below this many items: a (N, d) product is fast enough
-AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.scale: FAISS IVF-Flat beat HNSW)
+AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.scale, both parts: see README)
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # candidate ef values, cheapest first
 INDEX_DIR = "index"  # the folder of a saved index, beside the model's weights
 
@@ -150,13 +153,14 @@ class HNSWConfig:
     """Settings of the HNSW graph (hnswlib)."""
 
     M: int = 16  # graph degree: more = better recall, more memory
-    ef_construction: int = 200  # build-time beam width
+    ef_construction: int = 100  # build-time beam width (200 doubled the build for no recall at a tuned ef)
     ef: int | None = None  # query-time beam width; None = tuned at build time to reach target_recall
-    target_recall: float = 0.99  # recall@tune_k against exact search that tuning aims for
+    target_recall: float = 0.97  # recall@tune_k against exact search that tuning aims for (≥ .95 + margin)
     tune_k: int = 10  # k used while tuning ef
-    tune_queries: int = 200  # sample queries used while tuning ef (perturbed items, plus the caller's examples)
+    tune_queries: int = 200  # sample queries used while tuning ef: the index's own vectors plus noise
     seed: int = 0  # graph construction and tuning-sample seed
-    threads: int = 1  # hnswlib threads for build and query (the app shares two cores)
+    threads: int = 1  # hnswlib threads for queries (one small query: threads only add hand-offs)
+    build_threads: int = 2  # hnswlib threads while building the graph
 
 
 class HNSWIndex:
@@ -171,63 +175,62 @@ class HNSWIndex:
 
     def __init__(self, vectors: np.ndarray, config: HNSWConfig | None = None,
                  queries: np.ndarray | None = None) -> None:
-        """`queries`: examples of the queries to expect, for tuning ef (default: perturbed item vectors)."""
+        """`queries`: sample queries to tune ef on (default: the index's own vectors plus noise)."""
         import hnswlib
 
         self.config = config or HNSWConfig()
+        self.tuned_recall: float | None = None  # recall@tune_k of the sample queries at the chosen ef
         vectors = np.asarray(vectors, dtype=np.float32)
         self.n_items, self.dim = vectors.shape
         self._index = hnswlib.Index(space="ip", dim=self.dim)
         self._index.init_index(max_elements=max(self.n_items, 1), M=self.config.M,
                                ef_construction=self.config.ef_construction, random_seed=self.config.seed)
-        self._index.set_num_threads(self.config.threads)
+        self._index.set_num_threads(self.config.build_threads)
         if self.n_items:
             self._index.add_items(np.ascontiguousarray(vectors), np.arange(self.n_items))
-        self._exact = ExactIndex(vectors)
+        self._index.set_num_threads(self.config.threads)
         self.ef = self.config.ef or self._tune(vectors, queries)
         self._index.set_ef(self.ef)
 
     def _tune(self, vectors: np.ndarray, queries: np.ndarray | None) -> int:
-        """The smallest ef on the ladder whose recall@tune_k on sample queries reaches target_recall."""
+        """The smallest ef on EF_LADDER whose recall@tune_k against exact search on the sample queries reaches
+        target_recall; the ladder's top (its ceiling), with a warning, when none does."""
         if self.n_items == 0:
             return EF_LADDER[0]
-        rng = np.random.default_rng(self.config.seed)
-        n = self.config.tune_queries
-        # queries near real items, but not equal to them, like a new user's aggregate of liked items or uploads
-        rows = rng.choice(self.n_items, size=min(n, self.n_items), replace=False)
-        noise = rng.standard_normal((len(rows), self.dim)).astype(np.float32)
-        scale = np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(self.dim)
-        samples = [vectors[rows] + noise * scale]
-        if queries is not None and len(queries):  # and the caller's examples (e.g. known users), half each
-            queries = np.asarray(queries, np.float32)
-            samples = [samples[0][:n // 2], queries[rng.permutation(len(queries))[:n - n // 2]]]
-        queries = np.concatenate(samples)
+        if queries is None or not len(queries):
+            queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed)
         k = min(self.config.tune_k, self.n_items)
-        truth = [self._exact.search(q, k)[0] for q in queries]
+        exact = ExactIndex(vectors)
+        truth = [exact.search(q, k)[0] for q in np.asarray(queries, np.float32)]
+        del exact
         for ef in EF_LADDER:
             self.ef = ef
             found = [self.search(q, k)[0] for q in queries]
-            recall = np.mean([len(np.intersect1d(t, f)) / max(len(t), 1) for t, f in zip(truth, found)])
-            if recall >= self.config.target_recall:
+            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
+                                               for t, f in zip(truth, found)]))
+            if self.tuned_recall >= self.config.target_recall:
                 return ef
+        log.warning("HNSW index over %d items: recall@%d %.3f at the ceiling ef %d, below the target %.2f; "
+                    "searches stay at the ceiling (raise M or use exact search)", self.n_items, k,
+                    self.tuned_recall, EF_LADDER[-1], self.config.target_recall)
         return EF_LADDER[-1]
 
     def save(self, path: Path) -> None:
         self._index.save_index(str(path))
 
     @classmethod
-    def load(cls, path: Path, vectors: np.ndarray, ef: int | None, config: HNSWConfig | None = None) -> "HNSWIndex":
-        """A saved graph over `vectors` (kept for exact re-checks), with its tuned ef."""
+    def load(cls, path: Path, vectors: np.ndarray, ef: int | None, config: HNSWConfig | None = None,
+             tuned_recall: float | None = None) -> "HNSWIndex":
+        """A saved graph over `vectors`, with the ef chosen when it was built."""
         import hnswlib
 
         self = cls.__new__(cls)
         self.config = config or HNSWConfig()
-        vectors = np.asarray(vectors, dtype=np.float32)
-        self.n_items, self.dim = vectors.shape
+        self.tuned_recall = tuned_recall
+        self.n_items, self.dim = np.shape(vectors)
         self._index = hnswlib.Index(space="ip", dim=self.dim)
         self._index.load_index(str(path), max_elements=max(self.n_items, 1))
         self._index.set_num_threads(self.config.threads)
-        self._exact = ExactIndex(vectors)
         self.ef = int(ef or EF_LADDER[-1])
         self._index.set_ef(self.ef)
         return self
@@ -260,6 +263,10 @@ class IVFConfig:
     build_threads: int = 2  # threads for training and adding (queries run on one)
     target_recall: float = 0.97  # recall@10 against exact search that nprobe tuning aims for (≥ .95 + margin)
     tune_queries: int = 200  # sample queries for that: the index's own vectors plus noise (example_queries)
+    sample_noise: float = 0.25  # its norm relative to the item's (cosine ≈ 0.97 to the item, like a mean of liked items)
+    sample_tails: tuple[tuple[float, ...], ...] | None = None  # what sample queries hold in the columns after
+    #   cell_columns, cycled over the samples (the service: (1, 0) a listener, (0, prior weight) a content
+    #   query); None keeps the sampled item's own values there
     max_probe_share: float = 0.125  # ceiling: never visit more than this share of the cells per query
     cell_columns: int | None = None  # leading columns the cells are trained on (None = all); the service
     #   leaves out its bias and prior columns, which would otherwise split cells by popularity, not by
@@ -306,7 +313,11 @@ class IVFIndex:
         self.nprobe = self.config.nprobe or 1
         if faiss_index is None and self.config.nprobe is None:
             if queries is None or not len(queries):
-                queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed)
+                queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                          self.config.sample_noise)
+                tails, start = self.config.sample_tails, self.config.cell_columns
+                if tails and start is not None and start < self.dim:
+                    queries[:, start:] = np.asarray(tails, np.float32)[np.arange(len(queries)) % len(tails)]
             self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
         self._index.nprobe = self.nprobe
 
@@ -379,17 +390,17 @@ class IVFIndex:
         return self
 
 
-def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0) -> np.ndarray:
-    """(≤ n, d) queries to tune an index on: items plus noise (like an aggregate of liked items or an
-    upload) and, when given, half from the caller's examples (e.g. known listeners)."""
+def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0,
+                    noise: float = 1.0) -> np.ndarray:
+    """(≤ n, d) queries to tune an index on: items plus Gaussian noise of `noise` × the item's norm (like
+    an aggregate of liked items or an upload) and, when given, half from the caller's examples."""
     vectors = np.asarray(vectors, np.float32)
     if len(vectors) == 0:
         return np.empty((0, vectors.shape[1]), np.float32)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(vectors), size=min(n, len(vectors)), replace=False)
-    noise = rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32)
-    scale = np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(vectors.shape[1])
-    samples = vectors[rows] + noise * scale
+    scale = noise * np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(vectors.shape[1])
+    samples = vectors[rows] + rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32) * scale
     if given is not None and len(given):
         given = np.asarray(given, np.float32)
         samples = np.concatenate([samples[:n // 2], given[rng.permutation(len(given))[:n - n // 2]]])
@@ -405,19 +416,18 @@ def resolve_kind(kind: str, n_items: int) -> str:
     return kind
 
 
-def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None,
-                queries: np.ndarray | Callable[[], np.ndarray] | None = None) -> VectorIndex:
+def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None
+                ) -> VectorIndex:
     """An index over `vectors`: "exact", "hnsw" (hnswlib), "ivf" (FAISS IVF-Flat), or "auto" (exact below
-    AUTO_EXACT_BELOW items, else AUTO_ANN).
-
-    `queries` (or a function making them, called only for HNSW) are example queries to tune ef on."""
+    AUTO_EXACT_BELOW items, else AUTO_ANN). An approximate index tunes its search width (ef, nprobe) on
+    sample queries drawn from `vectors` themselves (example_queries), never on a caller's examples, which
+    an untrained model makes unlike real queries."""
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
-    if kind == "ivf":  # nprobe is tuned on the index's own vectors (a caller's examples may be untrained)
+    if kind == "ivf":
         return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig())
-    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None,
-                     queries() if callable(queries) else queries)
+    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None)
 
 
 # -- saved beside the model ----------------------------------------------------------------------------
@@ -471,7 +481,8 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
             index = IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
                                   tuned_recall=meta.get("tuned_recall"))
         elif meta["kind"] == "hnsw":
-            index = HNSWIndex.load(target / "index.bin", vectors, meta.get("ef"))
+            index = HNSWIndex.load(target / "index.bin", vectors, int(meta["ef"]),
+                                   tuned_recall=meta.get("tuned_recall"))
         if index is not None:
             index.settings = dict(meta.get("settings", {}))
         return index
@@ -481,8 +492,7 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
 
 
 def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
-                 config: HNSWConfig | IVFConfig | None = None,
-                 queries: np.ndarray | Callable[[], np.ndarray] | None = None) -> VectorIndex:
+                 config: HNSWConfig | IVFConfig | None = None) -> VectorIndex:
     """The index of `kind` over `vectors`: the one saved in `folder` when it matches, else built (and, when
     approximate and `folder` is given, saved there so the next start loads it)."""
     kind = resolve_kind(kind, len(vectors))
@@ -492,7 +502,7 @@ def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
         saved = load_index(folder, vectors)
         if saved is not None and saved.kind == kind:
             return saved
-    index = build_index(vectors, kind, config, queries)
+    index = build_index(vectors, kind, config)
     if folder is not None:
         save_index(index, folder, vectors)
     return index

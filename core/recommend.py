@@ -28,7 +28,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,7 +64,7 @@ WHATIF_SAMPLE = 16  # sample queries (the index's own item vectors plus noise) �
 # Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
 # an approximate index they are scored exactly over every item (None), or over this many of the index's
 # candidates for the model-space part (benchmarks.scale measures that recall).
-TERM_CANDIDATES: int | None = None
+TERM_CANDIDATES: int | None = 2000
 LINEARITY_SAMPLE = 512  # items the what-if formula is checked on when the service starts
 PARTS_CHUNK = 65_536  # items per block when single-modality parts of a large catalog are scored row-locally
 _THREADS_LOCK = threading.Lock()
@@ -274,8 +274,8 @@ class RecommendService:
         if isinstance(index, str):  # an approximate index is loaded from (or built and saved to) index_dir
             config = hnsw
             if resolve_kind(index, self.n_items) == "ivf":  # cells from the item vectors, not bias and prior
-                config = IVFConfig(cell_columns=self.dim)
-            self.index = ensure_index(index_dir, augmented, index, config, queries=self._sample_queries)
+                config = IVFConfig(cell_columns=self.dim, sample_tails=((0.0, self.prior_weight),))
+            self.index = ensure_index(index_dir, augmented, index, config)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
@@ -307,7 +307,7 @@ class RecommendService:
         if ceiling < WHATIF_MIN_CANDIDATES:
             return 0
         rng = np.random.default_rng(7)
-        queries = example_queries(self.item_vectors, None, WHATIF_SAMPLE, seed=7)
+        queries = example_queries(self.item_vectors, None, WHATIF_SAMPLE, seed=7, noise=0.5)
         weight_sets = [{x: float(x == m) for x in self.modalities} for m in self.modalities]
         weight_sets.append(dict(zip(self.modalities, rng.uniform(0.1, 1.0, len(self.modalities)).tolist())))
         prior_coef = self.prior_weight  # a content query: popularity prior, no learned bias
@@ -335,16 +335,6 @@ class RecommendService:
         (q, a, w) scores q · v_i + a · bias_i + w · prior_i."""
         return np.hstack([self.item_vectors, self.bias[:, None],
                           self.prior[:, None].astype(np.float32)]).astype(np.float32)
-
-    def _sample_queries(self, n: int = 200) -> np.ndarray:
-        """(n, dim + 2) known listeners' vectors as index queries (bias 1, prior 0), to tune HNSW on."""
-        users = getattr(self.model, "user_ids", None) or []
-        if not users:
-            return np.empty((0, self.dim + 2), np.float32)
-        rows = np.random.default_rng(0).permutation(len(users))[:n]
-        with single_threaded():
-            vectors = np.stack([np.asarray(self.model.user_vector(int(r)), np.float32) for r in rows])
-        return np.hstack([vectors, np.ones((len(rows), 1), np.float32), np.zeros((len(rows), 1), np.float32)])
 
     def _check_linear(self) -> bool:
         """Whether model scores equal item_vectors @ q + bias (then an index can rank without the model)."""
@@ -735,10 +725,12 @@ class RecommendService:
 
     def top_rows(self, vector: np.ndarray, k: int, exclude: Collection[int] = (),
                  modality_weights: dict[str, float] | None = None, bias_coef: float = 1.0,
-                 prior_coef: float = 0.0, extra: np.ndarray | None = None,
+                 prior_coef: float = 0.0,
+                 extra: np.ndarray | Callable[[np.ndarray | None], np.ndarray] | None = None,
                  candidates: int | None = None) -> tuple[np.ndarray, str]:
         """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
-        per-item parts such as the similarity to the upload; such queries are scored exactly).
+        per-item parts such as the similarity to the upload, or a function giving them for some rows (None:
+        all); such queries are scored exactly, or re-ranked over TERM_CANDIDATES index candidates).
 
         What-if weights change the item vectors, so such queries are never ranked by the index: they are
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
@@ -749,8 +741,10 @@ class RecommendService:
         """
         if candidates is None:
             candidates = self.whatif_candidates if WHATIF_CANDIDATES is None else WHATIF_CANDIDATES
-        if extra is not None and not np.any(extra):
+        if extra is not None and not callable(extra) and not np.any(extra):
             extra = None
+        extra_at = (extra if callable(extra) else lambda at: extra if at is None else extra[at]) \
+            if extra is not None else None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             rows, _ = self.index.search(query, k, exclude)
@@ -768,17 +762,17 @@ class RecommendService:
             # the index's candidates for the model-space part, re-ranked exactly with the other terms added
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude)
-            total = cand_scores.astype(np.float64) + np.asarray(extra, np.float64)[cands]
+            total = cand_scores.astype(np.float64) + np.asarray(extra_at(cands), np.float64)
             return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
         if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            scores = self.exact_index.scores(query) + np.asarray(extra, np.float32)
+            scores = self.exact_index.scores(query) + np.asarray(extra_at(None), np.float32)
             if exclude:
                 scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
             return fast_top_k_rows(scores, k), "exact"
         scores = self.scores(vector, modality_weights=modality_weights) + self.shift(bias_coef, prior_coef)
         if extra is not None:
-            scores = scores + np.asarray(extra, np.float64)
+            scores = scores + np.asarray(extra_at(None), np.float64)
         if exclude:
             scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
         kind = "parts" if modality_weights is not None and self.weights_linear else "model"
@@ -819,22 +813,27 @@ class RecommendService:
         bias_coef, prior_coef = self.offset_coefficients(encoded, prior_weight)
         terms = self.score_terms(encoded, prior_weight, like_weight, modality_weights)
         lam = self.similarity_coefficient(encoded, similarity_weight)
-        other = self.term_extra(terms)  # (I,) the terms the index does not carry; None without them
-        similar = None  # (I, M) similarity-to-upload parts, only when they apply (an upload query, λ > 0)
-        extra = other
-        if lam:
-            similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)
-            extra = similar.sum(axis=1) + (0.0 if other is None else other)
+        beside = [t for t in terms if t.name != PRIOR and t.weight != 0]  # terms the index does not carry
+
+        def extra_at(at: np.ndarray | None) -> np.ndarray:
+            """(n,) those terms and the similarity parts for the rows `at` (every item when None)."""
+            total = np.zeros(self.n_items if at is None else len(at))
+            if lam:
+                total += self.similarity_parts(encoded, at, modality_weights, similarity_weight).sum(axis=1)
+            for t in beside:
+                total += t.part(at)
+            return total
+
         with single_threaded():
             rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
-                                       extra=extra)
+                                       extra=extra_at if lam or beside else None)
             coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
             weights = self.item_weights(rows, modality_weights)
         shapley = shapley_from_coalitions(coalitions, self.modalities)
-        shift = self.shift(bias_coef, prior_coef, rows) + (0.0 if other is None else other[rows])
+        shift = self.shift(bias_coef, prior_coef, rows) + sum((t.part(rows) for t in beside), np.zeros(len(rows)))
         parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
         # (k, M): each modality's similarity part joins its Shapley value
-        similar = np.zeros((len(rows), len(self.modalities))) if similar is None else similar[rows]
+        similar = self.similarity_parts(encoded, rows, modality_weights, similarity_weight)
         full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
         base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
         weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]
