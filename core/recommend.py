@@ -226,8 +226,10 @@ def shapley_from_coalitions(values: dict[frozenset[str], np.ndarray], modalities
 class RecommendService:
     """Turns queries into ranked items with one catalog's embeddings, fusion model and encoders.
 
-    `index`: "auto" (exact below 50,000 items, else HNSW), "exact", "hnsw", or a prebuilt VectorIndex
-    over `index_vectors()`: the model's item vectors with the bias and the popularity prior appended.
+    `index`: "auto" (exact below 50,000 items, else FAISS IVF), "exact", "ivf", "hnsw", or a prebuilt
+    VectorIndex over `index_vectors()`: the model's item vectors with the bias and the popularity prior
+    appended. An approximate index is loaded from `index_dir` (or built and saved there) with the what-if
+    candidate count chosen for it.
     `prior_weight`: the popularity prior's weight for queries that are not a known listener;
     `similarity_weight`: λ of the similarity to the upload of such queries, `like_weight`: μ of their
     "items like your upload" term (core.similarity).

@@ -511,7 +511,9 @@ class FusionRecommender:
         bias = self._bias[items_t]
         n, n_subsets = len(items_t), len(subsets)
         with torch.no_grad():
-            x = net.project({m: v[items_t] for m, v in net.inputs.items()}, n)  # (n, M, D)
+            # the projections the cached forward pass holds (zero where absent, as fuse masks them anyway):
+            # no head pass per query
+            x = self._forward().projected[items_t]  # (n, M, D)
             keep = torch.tensor([[m in subset for m in self.modalities] for subset in subsets])  # (S, M)
             present = net.present[items_t][None, :, :] & keep[:, None, :]  # (S, n, M)
             # every subset in one fuse call: per-call overhead, not arithmetic, dominates k items
