@@ -23,6 +23,7 @@ cards where an item lacking the weighted modality comes before one carrying it i
 from __future__ import annotations
 
 import resource
+import shutil
 import tempfile
 import time
 from typing import Any
@@ -150,14 +151,23 @@ def out_of_order(service: Any, results: list, weights: dict[str, float]) -> int:
 
 def bench_service(n: int, dim: int, clusters: int, n_queries: int, log=print, kind: str = "auto") -> dict[str, Any]:
     """One size: build/load times, exact and index latency and recall per query kind, what-if recall."""
+    t = time.perf_counter()
+    catalog, emb, model, taste, cluster = synthetic_service_world(n, clusters)
+    log(f"[{n:,}] synthetic model in {time.perf_counter() - t:.0f} s")
+    folder = tempfile.mkdtemp(prefix="prism-scale-")  # the saved index; removed when this size is done
+    try:
+        return _bench_service(n, clusters, n_queries, log, kind, catalog, emb, model, taste, cluster, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalog: Any, emb: Any, model: Any,
+                   taste: np.ndarray, cluster: np.ndarray, folder: str) -> dict[str, Any]:
+    """bench_service over a built world, with its index saved in `folder`."""
     import core.recommend as recommend_module
     from benchmarks.recommend import percentiles
     from core.recommend import RecommendService
 
-    t = time.perf_counter()
-    catalog, emb, model, taste, cluster = synthetic_service_world(n, clusters)
-    log(f"[{n:,}] synthetic model in {time.perf_counter() - t:.0f} s")
-    folder = tempfile.mkdtemp(prefix="prism-scale-")
     t = time.perf_counter()
     service = RecommendService(catalog, emb, model, encoders={}, index=kind, index_dir=folder)
     build_s = time.perf_counter() - t
@@ -194,6 +204,7 @@ def bench_service(n: int, dim: int, clusters: int, n_queries: int, log=print, ki
         out["rows"].append((kind, results[0].index_kind, *percentiles(ms_index), overlap(got, want)))
         log(f"[{n:,}] {kind}: exact p50 {out['rows'][-2][2]:.2f} ms; {results[0].index_kind} p50 "
             f"{out['rows'][-1][2]:.2f} ms, recall@10 {out['rows'][-1][4]:.4f}")
+    default_terms, default_whatif = recommend_module.TERM_CANDIDATES, recommend_module.WHATIF_CANDIDATES
     for candidates in (2000, 8000):  # uploads through the index, re-ranked exactly with their terms
         recommend_module.TERM_CANDIDATES = candidates
         for kind in ("upload",):
@@ -201,7 +212,7 @@ def bench_service(n: int, dim: int, clusters: int, n_queries: int, log=print, ki
             out["rows"].append((kind, f"{results[0].index_kind}, C={candidates}", *percentiles(ms),
                                 overlap(got, truth[kind])))
             log(f"[{n:,}] {kind} C={candidates}: p50 {out['rows'][-1][2]:.2f} ms, recall@10 {out['rows'][-1][4]:.4f}")
-    recommend_module.TERM_CANDIDATES = None
+    recommend_module.TERM_CANDIDATES = default_terms
     # what-if: exact what-if scoring of every item against the index's candidates re-ranked exactly
     m0 = service.modalities
     weight_sets = {f"{m} only": {x: float(x == m) for x in m0} for m in m0}
@@ -227,7 +238,7 @@ def bench_service(n: int, dim: int, clusters: int, n_queries: int, log=print, ki
                                     float(np.percentile(ms_exact, 50))))
                 log(f"[{n:,}] {kind} what-if {label} C={used}: p50 {out['rows'][-1][2]:.2f} ms, recall@10 "
                     f"{out['rows'][-1][4]:.4f}, out of order {out['rows'][-1][5]} (exact p50 {out['rows'][-1][6]:.0f} ms)")
-    recommend_module.WHATIF_CANDIDATES = None
+    recommend_module.WHATIF_CANDIDATES = default_whatif
     out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
 
