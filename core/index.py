@@ -113,6 +113,13 @@ def fast_top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[top_k_rows(scores[candidates], k)]
 
 
+def not_excluded(rows: np.ndarray, exclude: Collection[int]) -> np.ndarray:
+    """(n,) bool: which of a short list of rows are not in `exclude` (set lookups: np.isin sorts both
+    arrays, about 0.3 ms per query for a listener's few dozen training items)."""
+    exclude = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
+    return np.fromiter((int(r) not in exclude for r in rows), dtype=bool, count=len(rows))
+
+
 class ExactIndex:
     """Brute-force inner-product search: one float32 matrix-vector product over all items.
 
@@ -263,7 +270,7 @@ class HNSWIndex:
         rows = labels[0].astype(np.int64)
         scores = (1.0 - distances[0]).astype(np.float32)  # hnswlib's "ip" distance is 1 − <q, x>
         if len(exclude):
-            keep = ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+            keep = not_excluded(rows, exclude)
             rows, scores = rows[keep], scores[keep]
         order = np.lexsort((rows, -scores))[:k]
         return rows[order], scores[order]
@@ -387,7 +394,7 @@ class IVFIndex:
         rows, scores = labels[0].astype(np.int64), scores[0].astype(np.float32)
         keep = rows >= 0  # fewer than `want` items in the visited cells
         if len(exclude):
-            keep &= ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+            keep &= not_excluded(rows, exclude)
         rows, scores = rows[keep], scores[keep]
         order = np.lexsort((rows, -scores))[:k]
         return rows[order], scores[order]
