@@ -181,6 +181,7 @@ class HNSWConfig:
     target_recall: float = 0.97  # recall@tune_k against exact search that tuning aims for (≥ .95 + margin)
     tune_k: int = 10  # k used while tuning ef
     tune_queries: int = 200  # sample queries used while tuning ef: the index's own vectors plus noise
+    sample_noise: float = 0.25  # that noise's norm relative to the item's (as IVFConfig.sample_noise)
     seed: int = 0  # graph construction and tuning-sample seed
     threads: int = 1  # hnswlib threads for queries (one small query: threads only add hand-offs)
     build_threads: int = 2  # hnswlib threads while building the graph (1: the same graph for a seed; more:
@@ -222,7 +223,8 @@ class HNSWIndex:
         if self.n_items == 0:
             return EF_LADDER[0]
         if queries is None or not len(queries):
-            queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed)
+            queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                      self.config.sample_noise)
         k = min(self.config.tune_k, self.n_items)
         exact = ExactIndex(vectors)
         truth = [exact.search(q, k)[0] for q in np.asarray(queries, np.float32)]

@@ -61,6 +61,7 @@ WHATIF_TARGET_RECALL = 0.97  # recall@10 of sample what-if queries that the cand
 WHATIF_MAX_SHARE = 0.02  # ceiling on candidates as a share of the catalog; past it what-if is scored exactly
 WHATIF_MIN_CANDIDATES = 500  # the first rung of the candidate ladder (doubling from there)
 WHATIF_SAMPLE = 16  # sample queries (the index's own item vectors plus noise) × weight sets used to choose it
+WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
 # an approximate index they are scored exactly over every item (None), or over this many of the index's
 # candidates for the model-space part (benchmarks.scale measures that recall).
@@ -309,7 +310,7 @@ class RecommendService:
         if ceiling < WHATIF_MIN_CANDIDATES:
             return 0
         rng = np.random.default_rng(7)
-        queries = example_queries(self.item_vectors, None, WHATIF_SAMPLE, seed=7, noise=0.5)
+        queries = example_queries(self.item_vectors, None, WHATIF_SAMPLE, seed=7, noise=WHATIF_SAMPLE_NOISE)
         weight_sets = [{x: float(x == m) for x in self.modalities} for m in self.modalities]
         weight_sets.append(dict(zip(self.modalities, rng.uniform(0.1, 1.0, len(self.modalities)).tolist())))
         prior_coef = self.prior_weight  # a content query: popularity prior, no learned bias
