@@ -181,7 +181,7 @@ class HNSWConfig:
     target_recall: float = 0.97  # recall@tune_k against exact search that tuning aims for (≥ .95 + margin)
     tune_k: int = 10  # k used while tuning ef
     tune_queries: int = 200  # sample queries used while tuning ef: the index's own vectors plus noise
-    sample_noise: float = 0.25  # that noise's norm relative to the item's (as IVFConfig.sample_noise)
+    sample_noise: float = 1.0  # that noise's norm relative to the item's (1: queries far from any item)
     seed: int = 0  # graph construction and tuning-sample seed
     threads: int = 1  # hnswlib threads for queries (one small query: threads only add hand-offs)
     build_threads: int = 2  # hnswlib threads while building the graph (1: the same graph for a seed; more:
@@ -289,7 +289,7 @@ class IVFConfig:
     build_threads: int = 2  # threads for training and adding (queries run on one)
     target_recall: float = 0.97  # recall@10 against exact search that nprobe tuning aims for (≥ .95 + margin)
     tune_queries: int = 200  # sample queries for that: the index's own vectors plus noise (example_queries)
-    sample_noise: float = 0.25  # its norm relative to the item's (cosine ≈ 0.97 to the item, like a mean of liked items)
+    sample_noise: float = 0.25  # its norm relative to the item's (cosine ≈ 0.97: like a mean of liked items)
     sample_tails: tuple[tuple[float, ...], ...] | None = None  # what sample queries hold in the columns after
     #   cell_columns, cycled over the samples (the service: (1, 0) a listener, (0, prior weight) a content
     #   query); None keeps the sampled item's own values there
