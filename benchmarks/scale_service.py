@@ -172,7 +172,8 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
     service = RecommendService(catalog, emb, model, encoders={}, index=kind, index_dir=folder)
     build_s = time.perf_counter() - t
     log(f"[{n:,}] service with a new {service.index.kind} index in {build_s:.0f} s "
-        f"(nprobe {getattr(service.index, 'nprobe', None)}, sample recall {getattr(service.index, 'tuned_recall', None)})")
+        f"(nprobe {getattr(service.index, 'nprobe', None)}, "
+        f"sample recall {getattr(service.index, 'tuned_recall', None)})")
     t = time.perf_counter()
     service = RecommendService(catalog, emb, model, encoders={}, index=kind, index_dir=folder)
     reload_s = time.perf_counter() - t
@@ -191,7 +192,8 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
     bandwidth = copy_bandwidth()
     _, scan_ms, _ = timed_scan(service.exact_index, scan_queries)
     out["scan"] = {"bytes": service.exact_index.nbytes, "bandwidth_gbs": bandwidth / 1e9,
-                   "bound_ms": service.exact_index.nbytes / bandwidth * 1e3, "p50_ms": float(np.percentile(scan_ms, 50)),
+                   "bound_ms": service.exact_index.nbytes / bandwidth * 1e3,
+                   "p50_ms": float(np.percentile(scan_ms, 50)),
                    "p95_ms": float(np.percentile(scan_ms, 95))}
     log(f"[{n:,}] exact scan p50 {out['scan']['p50_ms']:.2f} ms, bound {out['scan']['bound_ms']:.2f} ms "
         f"({out['scan']['p50_ms'] / out['scan']['bound_ms']:.2f}x; copy bandwidth {bandwidth / 1e9:.1f} GB/s)")
@@ -237,7 +239,8 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
                                     *percentiles(ms), overlap(got, want), out_of_order(service, results, w),
                                     float(np.percentile(ms_exact, 50))))
                 log(f"[{n:,}] {kind} what-if {label} C={used}: p50 {out['rows'][-1][2]:.2f} ms, recall@10 "
-                    f"{out['rows'][-1][4]:.4f}, out of order {out['rows'][-1][5]} (exact p50 {out['rows'][-1][6]:.0f} ms)")
+                    f"{out['rows'][-1][4]:.4f}, out of order {out['rows'][-1][5]} "
+                    f"(exact p50 {out['rows'][-1][6]:.0f} ms)")
     recommend_module.WHATIF_CANDIDATES = default_whatif
     out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
@@ -248,10 +251,11 @@ def print_service_table(rows: list[dict[str, Any]]) -> None:
           "(RecommendService.recommend, k = 10, incl. modality weights and exact Shapley shares)")
     for r in rows:
         print(f"{r['n']:>10,}   {r['index']} nlist {r['nlist']}, nprobe {r['nprobe']} (sample recall@10 "
-              f"{r['tuned_recall']}), what-if candidates {r['whatif_candidates']}: built with the model in "
+              f"{r['tuned_recall'] if r['tuned_recall'] is None else round(r['tuned_recall'], 3)}), what-if candidates {r['whatif_candidates']}: built with the model in "
               f"{r['build_s']:.0f} s, reloaded in {r['reload_s']:.1f} s; peak {r['peak_gib']:.2f} GiB")
         sc = r["scan"]
-        print(f"{r['n']:>10,} {'exact scan alone':<28} {'ExactIndex.search':<28} {sc['p50_ms']:>8.2f} {sc['p95_ms']:>8.2f} "
+        print(f"{r['n']:>10,} {'exact scan alone':<28} {'ExactIndex.search':<28} {sc['p50_ms']:>8.2f} "
+              f"{sc['p95_ms']:>8.2f} "
               f"{1.0:>10.4f}   bound {sc['bound_ms']:.2f} ms = {sc['bytes'] / 2**20:.0f} MiB ÷ copy bandwidth "
               f"{sc['bandwidth_gbs']:.1f} GB/s: {sc['p50_ms'] / sc['bound_ms']:.2f}× the bound")
         for kind, path, p50, p95, rec, *extra in r["rows"]:
