@@ -250,8 +250,9 @@ def print_service_table(rows: list[dict[str, Any]]) -> None:
     print(f"\n{'items':>10} {'query':<28} {'path':<28} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}   "
           "(RecommendService.recommend, k = 10, incl. modality weights and exact Shapley shares)")
     for r in rows:
+        sample = None if r["tuned_recall"] is None else round(r["tuned_recall"], 3)
         print(f"{r['n']:>10,}   {r['index']} nlist {r['nlist']}, nprobe {r['nprobe']} (sample recall@10 "
-              f"{r['tuned_recall'] if r['tuned_recall'] is None else round(r['tuned_recall'], 3)}), what-if candidates {r['whatif_candidates']}: built with the model in "
+              f"{sample}), what-if candidates {r['whatif_candidates']}: built with the model in "
               f"{r['build_s']:.0f} s, reloaded in {r['reload_s']:.1f} s; peak {r['peak_gib']:.2f} GiB")
         sc = r["scan"]
         print(f"{r['n']:>10,} {'exact scan alone':<28} {'ExactIndex.search':<28} {sc['p50_ms']:>8.2f} "
