@@ -4,12 +4,15 @@ item vectors of the model's dimension, then the chosen index end to end through 
 Part `index` (per size): build time, index memory, p50/p95 single-query latency (one thread, k = 10),
 recall@10 against exact search, for exact search and every ANN setting on its ladder (ef or nprobe); and
 the memory-bandwidth bound of one exact scan = bytes scanned ÷ the copy bandwidth measured here.
-Part `service` (per size): a linear fusion model over the same vectors behind RecommendService: p50/p95 of
-`recommend(encoded query, k=10)` (ranking + modality weights + exact Shapley shares) through the saved ANN
-index, its recall@10 against exact, and the recall@10 of what-if and single-modality queries re-ranked
-exactly over the ANN candidate set against exact what-if scoring of every item.
+Part `service` (per size, benchmarks.scale_service): a fusion model over synthetic clustered content
+behind RecommendService, end to end: p50/p95 and recall@10 against the exact service of
+`recommend(encoded query, k=10)` (ranking + modality weights + exact Shapley shares) for listener, liked,
+upload and mixed-upload queries through the saved index; uploads re-ranked over 2,000 and 8,000
+candidates; what-if (each modality alone, mixed) with the candidate count chosen with the index and a
+fixed 2,000, and the cards where an item lacking the weighted modality comes first; plus the exact scan
+alone against its memory-bandwidth bound, measured back to back in the same run.
 
-    nice -n 5 python -m benchmarks.scale --items 100000,1000000 [--part index|service|all]
+    nice -n 5 python -m benchmarks.scale --items 100000,1000000 [--part index|service|all] [--index ivf|hnsw]
 
 Vectors: `--clusters` Gaussian clusters in `--dim` dimensions (the fusion model's 64 by default) with
 per-item norm spread and a bias column, so inner-product search sees the structure (and the
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds (queries use one)")
     parser.add_argument("--part", choices=("index", "service", "all"), default="all")
+    parser.add_argument("--index", choices=("auto", "ivf", "hnsw"), default="auto",
+                        help="the service part's approximate index (auto: core.index.AUTO_ANN)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.items.split(",") if s.strip()]
     if args.part in ("index", "all"):
@@ -199,7 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.part in ("service", "all"):
         from benchmarks.scale_service import bench_service, print_service_table
 
-        print_service_table([bench_service(n, args.dim, args.clusters, args.queries) for n in sizes])
+        rows = []
+        for n in sizes:
+            rows.append(bench_service(n, args.dim, args.clusters, args.queries, kind=args.index))
+            gc.collect()
+            print_service_table(rows[-1:])  # each size's table as soon as it is measured
+        print_service_table(rows)
 
 
 if __name__ == "__main__":

@@ -8,49 +8,64 @@ inner products; the recommend service appends each item's bias as one more colum
 so that an index score equals the model's score.
 
 An index holds FIXED item vectors. What-if modality weights or masks change the item vectors themselves,
-so those queries are scored exactly over all items (the recommend service does so), never through a
-prebuilt index.
+so the recommend service scores those queries exactly: over every item, or over a candidate set from the
+index whose size it chose from measured recall when the index was built (saved in index.json).
+An approximate index chooses its own search width (HNSW ef, IVF nprobe) when built, from recall@10
+against exact search on sample queries drawn from its own vectors, up to a stated ceiling (with a logged
+warning when the target is not reached there), and saves it beside the index.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Collection
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 AUTO_EXACT_BELOW = 50_000  # "auto" uses exact search below this many items: a (N, d) product is fast enough
-AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.scale: FAISS IVF-Flat beat HNSW)
+AUTO_ANN = "ivf"  # the approximate index "auto" uses above that (benchmarks.scale, both parts: see README)
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # candidate ef values, cheapest first
-# nprobe per catalog size, from `python -m benchmarks.scale --items 100000,1000000` (65-d clustered vectors,
-# nlist = 4·√N): the smallest nprobe with recall@10 ≥ 0.98 against exact search (0.985 at 100k, 0.9925 at
-# 1M, both at nprobe 8); beyond the measured sizes nprobe doubles per 10× (not measured). A floor: the build
-# raises it until example queries reach IVFConfig.target_recall (IVFIndex._tune).
-NPROBE_BY_SIZE = ((100_000, 8), (1_000_000, 8))
 INDEX_DIR = "index"  # the folder of a saved index, beside the model's weights
 
 
 _BLAS = None
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE = {"depth": 0, "limit": None}
 
 
-def single_thread_blas():
-    """A context that runs BLAS on one thread.
+@contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """A context that runs BLAS on one thread (nested and concurrent uses share one limit).
 
     One matrix-vector product is memory-bound; measured on two busy cores, OpenBLAS's two threads made
-    a 10,000 × 65 product 30× slower (8.5 ms against 0.25 ms) than one thread.
+    a 10,000 × 65 product 30× slower (8.5 ms against 0.25 ms) than one thread. Setting the limit costs
+    about 0.07 ms, so only the outermost block sets it and the last one out restores it.
     """
     global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
+    with _BLAS_LOCK:
+        if _BLAS is None:
+            from threadpoolctl import ThreadpoolController
 
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+            _BLAS = ThreadpoolController()
+        if _BLAS_STATE["depth"] == 0:
+            _BLAS_STATE["limit"] = _BLAS.limit(limits=1, user_api="blas")
+        _BLAS_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE["depth"] -= 1
+            if _BLAS_STATE["depth"] == 0:
+                _BLAS_STATE["limit"].restore_original_limits()
+                _BLAS_STATE["limit"] = None
 
 
 class VectorIndex(Protocol):
@@ -71,30 +86,89 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     if k <= 0:
         return np.empty(0, dtype=np.int64)
     top = np.argpartition(-scores, k - 1)[:k]
+    kth = scores[top].min()  # the k-th largest score: of the items tied at it, the lowest rows are kept
+    above = np.flatnonzero(scores > kth)
+    top = np.concatenate([above, np.flatnonzero(scores == kth)[:k - len(above)]])
     return top[np.lexsort((top, -scores[top]))].astype(np.int64)
 
 
+THRESHOLD_STRIDE = 64  # fast_top_k_rows reads every 64th score to find a threshold the top k all pass
+
+
+def fast_top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """top_k_rows(scores, k) for a long float32 array with no NaN, without partitioning all of it.
+
+    The k-th largest of a strided sample is at most the k-th largest of the whole array, so every one of
+    the top k is ≥ it: one comparison pass keeps about k × THRESHOLD_STRIDE candidates, which top_k_rows
+    ranks. Falls back to top_k_rows when the sample cannot give a finite threshold.
+    """
+    n = len(scores)
+    sample = scores[::THRESHOLD_STRIDE]
+    if k <= 0 or n < 4 * THRESHOLD_STRIDE * max(k, 1) or len(sample) <= k:
+        return top_k_rows(scores, k)
+    threshold = np.partition(sample, len(sample) - k)[len(sample) - k]
+    if not np.isfinite(threshold):
+        return top_k_rows(scores, k)
+    candidates = np.flatnonzero(scores >= threshold)
+    return candidates[top_k_rows(scores[candidates], k)]
+
+
+def not_excluded(rows: np.ndarray, exclude: Collection[int]) -> np.ndarray:
+    """(n,) bool: which of a short list of rows are not in `exclude` (set lookups: np.isin sorts both
+    arrays, about 0.3 ms per query for a listener's few dozen training items)."""
+    exclude = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
+    return np.fromiter((int(r) not in exclude for r in rows), dtype=bool, count=len(rows))
+
+
 class ExactIndex:
-    """Brute-force inner-product search: one matrix-vector product over all items."""
+    """Brute-force inner-product search: one float32 matrix-vector product over all items.
+
+    One scan is memory-bound, so the layout is chosen for bandwidth: the vectors are stored transposed,
+    (d, N) C-contiguous, and scored as q · V^T, which streams d long rows (BLAS's non-transposed GEMV).
+    Measured in one run on 1M × 66 float32: 23.7 ms against 48.3 ms for the (N, d) row-major product
+    (a row of 66 floats straddles cache lines). Scores go into a per-thread preallocated float32 buffer;
+    no float64 copy is made.
+    """
 
     kind = "exact"
 
     def __init__(self, vectors: np.ndarray) -> None:
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # (N, d)
-        self.n_items = len(self.vectors)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self.n_items, self.dim = vectors.shape
+        self.columns = np.ascontiguousarray(vectors.T)  # (d, N)
+        self._buffers = threading.local()
 
-    def scores(self, qvec: np.ndarray) -> np.ndarray:
-        """(N,) inner products of every item with `qvec`."""
+    @property
+    def nbytes(self) -> int:
+        """Bytes one full scan reads."""
+        return self.columns.nbytes
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(N, d) the indexed vectors (a view of the stored transpose)."""
+        return self.columns.T
+
+    def scores(self, qvec: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(N,) float32 inner products of every item with `qvec`, into `out` (default: this thread's buffer,
+        overwritten by the next call on this thread)."""
+        q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32).reshape(-1))
+        if len(q) != self.dim:
+            raise ValueError(f"the query has {len(q)} values; the index holds {self.dim}-d vectors")
+        if out is None:
+            out = getattr(self._buffers, "scores", None)
+            if out is None or len(out) != self.n_items:
+                out = self._buffers.scores = np.empty(self.n_items, np.float32)
         with single_thread_blas():
-            return self.vectors @ np.asarray(qvec, dtype=np.float32)
+            np.dot(q, self.columns, out=out)
+        return out
 
     def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The exact top `k` rows (not in `exclude`) and their scores, best first."""
-        scores = self.scores(qvec).astype(np.float64)
+        scores = self.scores(qvec)
         if len(exclude):
             scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
-        rows = top_k_rows(scores, k)
-        return rows, scores[rows].astype(np.float32)
+        rows = fast_top_k_rows(scores, k)
+        return rows, scores[rows].copy()
 
 
 @dataclass
@@ -102,13 +176,16 @@ class HNSWConfig:
     """Settings of the HNSW graph (hnswlib)."""
 
     M: int = 16  # graph degree: more = better recall, more memory
-    ef_construction: int = 200  # build-time beam width
+    ef_construction: int = 100  # build-time beam width (200 doubled the build for no recall at a tuned ef)
     ef: int | None = None  # query-time beam width; None = tuned at build time to reach target_recall
-    target_recall: float = 0.99  # recall@tune_k against exact search that tuning aims for
+    target_recall: float = 0.97  # recall@tune_k against exact search that tuning aims for (≥ .95 + margin)
     tune_k: int = 10  # k used while tuning ef
-    tune_queries: int = 200  # sample queries used while tuning ef (perturbed items, plus the caller's examples)
+    tune_queries: int = 200  # sample queries used while tuning ef: the index's own vectors plus noise
+    sample_noise: float = 1.0  # that noise's norm relative to the item's (1: queries far from any item)
     seed: int = 0  # graph construction and tuning-sample seed
-    threads: int = 1  # hnswlib threads for build and query (the app shares two cores)
+    threads: int = 1  # hnswlib threads for queries (one small query: threads only add hand-offs)
+    build_threads: int = 2  # hnswlib threads while building the graph (1: the same graph for a seed; more:
+    #   insertion order, hence the graph, depends on thread timing)
 
 
 class HNSWIndex:
@@ -123,63 +200,63 @@ class HNSWIndex:
 
     def __init__(self, vectors: np.ndarray, config: HNSWConfig | None = None,
                  queries: np.ndarray | None = None) -> None:
-        """`queries`: examples of the queries to expect, for tuning ef (default: perturbed item vectors)."""
+        """`queries`: sample queries to tune ef on (default: the index's own vectors plus noise)."""
         import hnswlib
 
         self.config = config or HNSWConfig()
+        self.tuned_recall: float | None = None  # recall@tune_k of the sample queries at the chosen ef
         vectors = np.asarray(vectors, dtype=np.float32)
         self.n_items, self.dim = vectors.shape
         self._index = hnswlib.Index(space="ip", dim=self.dim)
         self._index.init_index(max_elements=max(self.n_items, 1), M=self.config.M,
                                ef_construction=self.config.ef_construction, random_seed=self.config.seed)
-        self._index.set_num_threads(self.config.threads)
+        self._index.set_num_threads(self.config.build_threads)
         if self.n_items:
             self._index.add_items(np.ascontiguousarray(vectors), np.arange(self.n_items))
-        self._exact = ExactIndex(vectors)
+        self._index.set_num_threads(self.config.threads)
         self.ef = self.config.ef or self._tune(vectors, queries)
         self._index.set_ef(self.ef)
 
     def _tune(self, vectors: np.ndarray, queries: np.ndarray | None) -> int:
-        """The smallest ef on the ladder whose recall@tune_k on sample queries reaches target_recall."""
+        """The smallest ef on EF_LADDER whose recall@tune_k against exact search on the sample queries reaches
+        target_recall; the ladder's top (its ceiling), with a warning, when none does."""
         if self.n_items == 0:
             return EF_LADDER[0]
-        rng = np.random.default_rng(self.config.seed)
-        n = self.config.tune_queries
-        # queries near real items, but not equal to them, like a new user's aggregate of liked items or uploads
-        rows = rng.choice(self.n_items, size=min(n, self.n_items), replace=False)
-        noise = rng.standard_normal((len(rows), self.dim)).astype(np.float32)
-        scale = np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(self.dim)
-        samples = [vectors[rows] + noise * scale]
-        if queries is not None and len(queries):  # and the caller's examples (e.g. known users), half each
-            queries = np.asarray(queries, np.float32)
-            samples = [samples[0][:n // 2], queries[rng.permutation(len(queries))[:n - n // 2]]]
-        queries = np.concatenate(samples)
+        if queries is None or not len(queries):
+            queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                      self.config.sample_noise)
         k = min(self.config.tune_k, self.n_items)
-        truth = [self._exact.search(q, k)[0] for q in queries]
+        exact = ExactIndex(vectors)
+        truth = [exact.search(q, k)[0] for q in np.asarray(queries, np.float32)]
+        del exact
         for ef in EF_LADDER:
             self.ef = ef
             found = [self.search(q, k)[0] for q in queries]
-            recall = np.mean([len(np.intersect1d(t, f)) / max(len(t), 1) for t, f in zip(truth, found)])
-            if recall >= self.config.target_recall:
+            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
+                                               for t, f in zip(truth, found)]))
+            if self.tuned_recall >= self.config.target_recall:
                 return ef
+        log.warning("HNSW index over %d items: recall@%d %.3f at the ceiling ef %d, below the target %.2f; "
+                    "searches stay at the ceiling (raise M or use exact search)", self.n_items, k,
+                    self.tuned_recall, EF_LADDER[-1], self.config.target_recall)
         return EF_LADDER[-1]
 
     def save(self, path: Path) -> None:
         self._index.save_index(str(path))
 
     @classmethod
-    def load(cls, path: Path, vectors: np.ndarray, ef: int | None, config: HNSWConfig | None = None) -> "HNSWIndex":
-        """A saved graph over `vectors` (kept for exact re-checks), with its tuned ef."""
+    def load(cls, path: Path, vectors: np.ndarray, ef: int | None, config: HNSWConfig | None = None,
+             tuned_recall: float | None = None) -> "HNSWIndex":
+        """A saved graph over `vectors`, with the ef chosen when it was built."""
         import hnswlib
 
         self = cls.__new__(cls)
         self.config = config or HNSWConfig()
-        vectors = np.asarray(vectors, dtype=np.float32)
-        self.n_items, self.dim = vectors.shape
+        self.tuned_recall = tuned_recall
+        self.n_items, self.dim = np.shape(vectors)
         self._index = hnswlib.Index(space="ip", dim=self.dim)
         self._index.load_index(str(path), max_elements=max(self.n_items, 1))
         self._index.set_num_threads(self.config.threads)
-        self._exact = ExactIndex(vectors)
         self.ef = int(ef or EF_LADDER[-1])
         self._index.set_ef(self.ef)
         return self
@@ -195,19 +272,10 @@ class HNSWIndex:
         rows = labels[0].astype(np.int64)
         scores = (1.0 - distances[0]).astype(np.float32)  # hnswlib's "ip" distance is 1 − <q, x>
         if len(exclude):
-            keep = ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+            keep = not_excluded(rows, exclude)
             rows, scores = rows[keep], scores[keep]
         order = np.lexsort((rows, -scores))[:k]
         return rows[order], scores[order]
-
-
-def nprobe_for(n_items: int) -> int:
-    """The IVF nprobe fixed from the benchmark for a catalog of `n_items` (see NPROBE_BY_SIZE)."""
-    for size, nprobe in NPROBE_BY_SIZE:
-        if n_items <= size:
-            return nprobe
-    size, nprobe = NPROBE_BY_SIZE[-1]
-    return int(nprobe * 2 ** np.ceil(np.log10(n_items / size)))
 
 
 @dataclass
@@ -215,12 +283,20 @@ class IVFConfig:
     """Settings of the inverted-file index (FAISS IndexIVFFlat, inner product)."""
 
     nlist: int | None = None  # coarse clusters; None = 4·√N
-    nprobe: int | None = None  # clusters visited per query; None = nprobe_for(N), fixed from the benchmark
+    nprobe: int | None = None  # clusters visited per query; None = tuned at build time (see IVFIndex._tune)
     train_per_list: int = 64  # k-means training sample per cluster
-    seed: int = 0  # k-means seed
+    seed: int = 0  # k-means and tuning-sample seed
     build_threads: int = 2  # threads for training and adding (queries run on one)
-    target_recall: float = 0.97  # recall@10 on the example queries that build-time tuning of nprobe aims for
-    tune_queries: int = 200  # example queries used for that (perturbed items, plus the caller's)
+    target_recall: float = 0.97  # recall@10 against exact search that nprobe tuning aims for (≥ .95 + margin)
+    tune_queries: int = 200  # sample queries for that: the index's own vectors plus noise (example_queries)
+    sample_noise: float = 0.25  # its norm relative to the item's (cosine ≈ 0.97: like a mean of liked items)
+    sample_tails: tuple[tuple[float, ...], ...] | None = None  # what sample queries hold in the columns after
+    #   cell_columns, cycled over the samples (the service: (1, 0) a listener, (0, prior weight) a content
+    #   query); None keeps the sampled item's own values there
+    max_probe_share: float = 0.125  # ceiling: never visit more than this share of the cells per query
+    cell_columns: int | None = None  # leading columns the cells are trained on (None = all); the service
+    #   leaves out its bias and prior columns, which would otherwise split cells by popularity, not by
+    #   direction (recall@10 at nprobe 64 of 565 rose from .64 to .89 on the benchmark's listener queries)
 
 
 class IVFIndex:
@@ -231,11 +307,11 @@ class IVFIndex:
 
     def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None,
                  queries: np.ndarray | None = None) -> None:
-        """`queries`: examples of the queries to expect; nprobe is raised from the benchmark's value until
-        they reach target_recall."""
+        """`queries`: sample queries to tune nprobe on (default: the index's own vectors plus noise)."""
         import faiss
 
         self.config = config or IVFConfig()
+        self.tuned_recall: float | None = None  # recall@10 of the sample queries at the chosen nprobe
         if faiss_index is not None:  # a loaded index
             self._index = faiss_index
             self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
@@ -250,6 +326,8 @@ class IVFIndex:
             rng = np.random.default_rng(self.config.seed)
             sample = vectors[rng.choice(self.n_items, size=min(self.n_items, self.config.train_per_list * nlist),
                                         replace=False)]
+            if self.config.cell_columns is not None and self.config.cell_columns < self.dim:
+                sample[:, self.config.cell_columns:] = 0.0  # centroids with zeros there: cells by direction
             before = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(self.config.build_threads)
             try:
@@ -258,25 +336,45 @@ class IVFIndex:
                 self._index.add(vectors)
             finally:
                 faiss.omp_set_num_threads(before)
-        self.nprobe = self.config.nprobe or nprobe_for(self.n_items)
-        if faiss_index is None and self.config.nprobe is None and queries is not None and len(queries):
+        self.nprobe = self.config.nprobe or 1
+        if faiss_index is None and self.config.nprobe is None:
+            if queries is None or not len(queries):
+                queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                          self.config.sample_noise)
+                tails, start = self.config.sample_tails, self.config.cell_columns
+                if tails and start is not None and start < self.dim:
+                    queries[:, start:] = np.asarray(tails, np.float32)[np.arange(len(queries)) % len(tails)]
             self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
         self._index.nprobe = self.nprobe
 
+    @property
+    def nprobe_ceiling(self) -> int:
+        """The most cells a query visits at the configured max_probe_share (at least 1)."""
+        return max(1, int(self._index.nlist * self.config.max_probe_share))
+
     def _tune(self, vectors: np.ndarray, queries: np.ndarray) -> int:
-        """The smallest nprobe from the benchmark's value upwards whose recall@10 on the caller's example
-        queries reaches target_recall (the benchmark's queries may be easier than a catalog's own)."""
+        """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search on the
+        sample queries reaches target_recall; the ceiling, with a warning, when none does."""
         k = min(10, self.n_items)
-        with single_thread_blas():
-            truth = [top_k_rows(vectors @ q, k) for q in queries]
-        nprobe, nlist = self.nprobe, int(self._index.nlist)
+        exact = ExactIndex(vectors)
+        truth = [exact.search(q, k)[0] for q in queries]
+        del exact
+        ceiling = self.nprobe_ceiling
+        nprobe = 1
         while True:
             self.nprobe = nprobe
             found = [self.search(q, k)[0] for q in queries]
-            recall = np.mean([len(np.intersect1d(t, f)) / max(len(t), 1) for t, f in zip(truth, found)])
-            if recall >= self.config.target_recall or nprobe >= nlist:
+            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
+                                               for t, f in zip(truth, found)]))
+            if self.tuned_recall >= self.config.target_recall:
                 return nprobe
-            nprobe = min(nlist, nprobe * 2)
+            if nprobe >= ceiling:
+                log.warning("IVF index over %d items: recall@10 %.3f at the ceiling of %d of %d cells, below the "
+                            "target %.2f; searches stay at the ceiling (raise IVFConfig.max_probe_share or use "
+                            "exact search)", self.n_items, self.tuned_recall, ceiling, self._index.nlist,
+                            self.config.target_recall)
+                return nprobe
+            nprobe = min(ceiling, nprobe * 2)
 
     def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
@@ -298,7 +396,7 @@ class IVFIndex:
         rows, scores = labels[0].astype(np.int64), scores[0].astype(np.float32)
         keep = rows >= 0  # fewer than `want` items in the visited cells
         if len(exclude):
-            keep &= ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+            keep &= not_excluded(rows, exclude)
         rows, scores = rows[keep], scores[keep]
         order = np.lexsort((rows, -scores))[:k]
         return rows[order], scores[order]
@@ -309,23 +407,26 @@ class IVFIndex:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path, config: IVFConfig | None = None) -> "IVFIndex":
+    def load(cls, path: Path, config: IVFConfig | None = None, tuned_recall: float | None = None) -> "IVFIndex":
+        """A saved index with the nprobe given in `config` (the one chosen when it was built)."""
         import faiss
 
-        return cls(None, config, faiss_index=faiss.read_index(str(path)))
+        self = cls(None, config, faiss_index=faiss.read_index(str(path)))
+        self.tuned_recall = tuned_recall
+        return self
 
 
-def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0) -> np.ndarray:
-    """(≤ n, d) queries to tune an index on: items plus noise (like an aggregate of liked items or an
-    upload) and, when given, half from the caller's examples (e.g. known listeners)."""
+def example_queries(vectors: np.ndarray, given: np.ndarray | None, n: int, seed: int = 0,
+                    noise: float = 1.0) -> np.ndarray:
+    """(≤ n, d) queries to tune an index on: items plus Gaussian noise of `noise` × the item's norm (like
+    an aggregate of liked items or an upload) and, when given, half from the caller's examples."""
     vectors = np.asarray(vectors, np.float32)
     if len(vectors) == 0:
         return np.empty((0, vectors.shape[1]), np.float32)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(vectors), size=min(n, len(vectors)), replace=False)
-    noise = rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32)
-    scale = np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(vectors.shape[1])
-    samples = vectors[rows] + noise * scale
+    scale = noise * np.linalg.norm(vectors[rows], axis=1, keepdims=True) / np.sqrt(vectors.shape[1])
+    samples = vectors[rows] + rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32) * scale
     if given is not None and len(given):
         given = np.asarray(given, np.float32)
         samples = np.concatenate([samples[:n // 2], given[rng.permutation(len(given))[:n - n // 2]]])
@@ -341,21 +442,18 @@ def resolve_kind(kind: str, n_items: int) -> str:
     return kind
 
 
-def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None,
-                queries: np.ndarray | Callable[[], np.ndarray] | None = None) -> VectorIndex:
+def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None
+                ) -> VectorIndex:
     """An index over `vectors`: "exact", "hnsw" (hnswlib), "ivf" (FAISS IVF-Flat), or "auto" (exact below
-    AUTO_EXACT_BELOW items, else AUTO_ANN).
-
-    `queries` (or a function making them, called only for HNSW) are example queries to tune ef on."""
+    AUTO_EXACT_BELOW items, else AUTO_ANN). An approximate index tunes its search width (ef, nprobe) on
+    sample queries drawn from `vectors` themselves (example_queries), never on a caller's examples, which
+    an untrained model makes unlike real queries."""
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
     if kind == "ivf":
-        ivf = config if isinstance(config, IVFConfig) else IVFConfig()
-        examples = example_queries(vectors, queries() if callable(queries) else queries, ivf.tune_queries, ivf.seed)
-        return IVFIndex(vectors, ivf, queries=examples)
-    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None,
-                     queries() if callable(queries) else queries)
+        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig())
+    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None)
 
 
 # -- saved beside the model ----------------------------------------------------------------------------
@@ -374,11 +472,23 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
     target = Path(folder) / INDEX_DIR
     target.mkdir(parents=True, exist_ok=True)
     meta = {"kind": index.kind, "n_items": index.n_items, "fingerprint": fingerprint(vectors),
-            "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None)}
+            "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None),
+            "tuned_recall": getattr(index, "tuned_recall", None)}
     index.save(target / "index.bin")
     tmp = target / "index.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
     tmp.replace(target / "index.json")  # written last: a half-saved index is never read
+
+
+def record_index_setting(folder: Path, name: str, value: Any) -> None:
+    """Store a setting chosen for the index saved in `folder`/index/ (e.g. the recommend service's what-if
+    candidate count) in its index.json, so the next start reloads it with the index."""
+    target = Path(folder) / INDEX_DIR
+    meta = json.loads((target / "index.json").read_text())
+    meta.setdefault("settings", {})[name] = value
+    tmp = target / "index.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(target / "index.json")
 
 
 def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
@@ -392,18 +502,23 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
         log.info("the index saved in %s was built from other vectors; it is rebuilt", target)
         return None
     try:
+        index: VectorIndex | None = None
         if meta["kind"] == "ivf":
-            return IVFIndex.load(target / "index.bin", IVFConfig(nprobe=meta.get("nprobe")))
-        if meta["kind"] == "hnsw":
-            return HNSWIndex.load(target / "index.bin", vectors, meta.get("ef"))
-    except (RuntimeError, OSError, KeyError) as e:
+            index = IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
+                                  tuned_recall=meta.get("tuned_recall"))
+        elif meta["kind"] == "hnsw":
+            index = HNSWIndex.load(target / "index.bin", vectors, int(meta["ef"]),
+                                   tuned_recall=meta.get("tuned_recall"))
+        if index is not None:
+            index.settings = dict(meta.get("settings", {}))
+        return index
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError) as e:
         log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
     return None
 
 
 def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
-                 config: HNSWConfig | IVFConfig | None = None,
-                 queries: np.ndarray | Callable[[], np.ndarray] | None = None) -> VectorIndex:
+                 config: HNSWConfig | IVFConfig | None = None) -> VectorIndex:
     """The index of `kind` over `vectors`: the one saved in `folder` when it matches, else built (and, when
     approximate and `folder` is given, saved there so the next start loads it)."""
     kind = resolve_kind(kind, len(vectors))
@@ -413,7 +528,7 @@ def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
         saved = load_index(folder, vectors)
         if saved is not None and saved.kind == kind:
             return saved
-    index = build_index(vectors, kind, config, queries)
+    index = build_index(vectors, kind, config)
     if folder is not None:
         save_index(index, folder, vectors)
     return index

@@ -29,7 +29,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,7 +41,8 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
-from core.index import ExactIndex, HNSWConfig, VectorIndex, ensure_index, single_thread_blas, top_k_rows
+from core.index import (ExactIndex, HNSWConfig, IVFConfig, VectorIndex, ensure_index, fast_top_k_rows,
+                        record_index_setting, resolve_kind, single_thread_blas, top_k_rows)
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
@@ -54,8 +55,20 @@ log = logging.getLogger(__name__)
 LINEARITY_TOLERANCE = 1e-3  # relative error allowed between model scores and item_vectors @ q + bias
 # What-if queries through an approximate index are re-ranked exactly over this many of its candidates
 # (benchmarks.scale measures recall@10 against exact what-if scoring of every item).
-WHATIF_CANDIDATES = 2000
+# None: the count is chosen when the index is built (tune_whatif_candidates) and saved with it; an int
+# overrides that choice.
+WHATIF_CANDIDATES: int | None = None
+WHATIF_TARGET_RECALL = 0.97  # recall@10 of sample what-if queries that the candidate count is chosen for
+WHATIF_MAX_SHARE = 0.02  # ceiling on candidates as a share of the catalog; past it what-if is scored exactly
+WHATIF_MIN_CANDIDATES = 500  # the first rung of the candidate ladder (doubling from there)
+WHATIF_SAMPLE = 16  # sample queries (the index's own item vectors plus noise) × weight sets used to choose it
+WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
+# Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
+# an approximate index they are scored exactly over every item (None), or over this many of the index's
+# candidates for the model-space part (benchmarks.scale measures that recall).
+TERM_CANDIDATES: int | None = 2000
 LINEARITY_SAMPLE = 512  # items the what-if formula is checked on when the service starts
+PARTS_CHUNK = 65_536  # items per block when single-modality parts of a large catalog are scored row-locally
 _THREADS_LOCK = threading.Lock()
 _THREADS_STATE = {"depth": 0, "torch": 1}
 
@@ -215,8 +228,10 @@ def shapley_from_coalitions(values: dict[frozenset[str], np.ndarray], modalities
 class RecommendService:
     """Turns queries into ranked items with one catalog's embeddings, fusion model and encoders.
 
-    `index`: "auto" (exact below 50,000 items, else HNSW), "exact", "hnsw", or a prebuilt VectorIndex
-    over `index_vectors()`: the model's item vectors with the bias and the popularity prior appended.
+    `index`: "auto" (exact below 50,000 items, else FAISS IVF), "exact", "ivf", "hnsw", or a prebuilt
+    VectorIndex over `index_vectors()`: the model's item vectors with the bias and the popularity prior
+    appended. An approximate index is loaded from `index_dir` (or built and saved there) with the what-if
+    candidate count chosen for it.
     `prior_weight`: the popularity prior's weight for queries that are not a known listener;
     `similarity_weight`: λ of the similarity to the upload of such queries, `like_weight`: μ of their
     "items like your upload" term (core.similarity).
@@ -256,30 +271,74 @@ class RecommendService:
         self.linear = self._check_linear()
         self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
         self._unit_fields: dict[str, np.ndarray] | None = None  # unit-row field matrices, on first upload
+        self._unit_items: np.ndarray | None = None  # unit-row item vectors, on first upload
         self.weights_linear = False
         self.weights_linear = self._check_weights_linear()
         augmented = self.index_vectors()  # (I, dim + 2)
         if isinstance(index, str):  # an approximate index is loaded from (or built and saved to) index_dir
-            self.index = ensure_index(index_dir, augmented, index, hnsw, queries=self._sample_queries)
+            config = hnsw
+            if resolve_kind(index, self.n_items) == "ivf":  # cells from the item vectors, not bias and prior
+                config = IVFConfig(cell_columns=self.dim, sample_tails=((0.0, self.prior_weight),))
+            self.index = ensure_index(index_dir, augmented, index, config)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
+        self.whatif_candidates = 0  # 0: what-if queries are scored exactly over every item
+        if self.index.kind != "exact" and self.linear and self.weights_linear:
+            saved = getattr(self.index, "settings", {}).get("whatif_candidates")
+            self.whatif_candidates = int(saved) if saved is not None else self.tune_whatif_candidates()
+            if saved is None and index_dir is not None and isinstance(index, str):
+                record_index_setting(index_dir, "whatif_candidates", self.whatif_candidates)
+
+    @property
+    def unit_item_vectors(self) -> np.ndarray:
+        """(I, dim) the item vectors scaled to unit rows (float32), made on first need and kept."""
+        if self._unit_items is None:
+            norms = np.linalg.norm(self.item_vectors, axis=1, keepdims=True)
+            self._unit_items = np.divide(self.item_vectors, norms, out=np.zeros_like(self.item_vectors),
+                                         where=norms > 0)
+        return self._unit_items
+
+    def tune_whatif_candidates(self) -> int:
+        """The smallest candidate count (WHATIF_MIN_CANDIDATES, doubling, up to WHATIF_MAX_SHARE of the
+        catalog) whose exact re-rank of the index's candidates gives recall@10 ≥ WHATIF_TARGET_RECALL
+        against exact what-if scoring of every item, on sample queries drawn from the item vectors (plus
+        noise) under each single-modality weight set and one mixed set; 0 (every what-if query scored
+        exactly, with a warning) when none up to the ceiling does."""
+        from core.index import example_queries
+
+        ceiling = int(WHATIF_MAX_SHARE * self.n_items)
+        if ceiling < WHATIF_MIN_CANDIDATES:
+            return 0
+        rng = np.random.default_rng(7)
+        queries = example_queries(self.item_vectors, None, WHATIF_SAMPLE, seed=7, noise=WHATIF_SAMPLE_NOISE)
+        weight_sets = [{x: float(x == m) for x in self.modalities} for m in self.modalities]
+        weight_sets.append(dict(zip(self.modalities, rng.uniform(0.1, 1.0, len(self.modalities)).tolist())))
+        prior_coef = self.prior_weight  # a content query: popularity prior, no learned bias
+        cases = []
+        for q in queries:
+            for w in weight_sets:
+                truth, _ = self.top_rows(q, 10, (), w, 0.0, prior_coef, candidates=0)
+                cases.append((q, w, truth))
+        candidates, recall = WHATIF_MIN_CANDIDATES, 0.0
+        while candidates <= ceiling:
+            found = [self.top_rows(q, 10, (), w, 0.0, prior_coef, candidates=candidates)[0] for q, w, _ in cases]
+            recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
+                                    for (_, _, t), f in zip(cases, found)]))
+            if recall >= WHATIF_TARGET_RECALL:
+                log.info("what-if queries re-rank %d index candidates (sample recall@10 %.3f)", candidates, recall)
+                return candidates
+            candidates *= 2
+        log.warning("what-if re-ranking of up to %d index candidates reached recall@10 %.3f on sample queries, "
+                    "below %.2f: what-if queries over these %d items are scored exactly over every item",
+                    candidates // 2, recall, WHATIF_TARGET_RECALL, self.n_items)
+        return 0
 
     def index_vectors(self) -> np.ndarray:
         """(I, dim + 2) what the index searches: item vectors, then the learned bias, then the prior; a query
         (q, a, w) scores q · v_i + a · bias_i + w · prior_i."""
         return np.hstack([self.item_vectors, self.bias[:, None],
                           self.prior[:, None].astype(np.float32)]).astype(np.float32)
-
-    def _sample_queries(self, n: int = 200) -> np.ndarray:
-        """(n, dim + 2) known listeners' vectors as index queries (bias 1, prior 0), to tune HNSW on."""
-        users = getattr(self.model, "user_ids", None) or []
-        if not users:
-            return np.empty((0, self.dim + 2), np.float32)
-        rows = np.random.default_rng(0).permutation(len(users))[:n]
-        with single_threaded():
-            vectors = np.stack([np.asarray(self.model.user_vector(int(r)), np.float32) for r in rows])
-        return np.hstack([vectors, np.ones((len(rows), 1), np.float32), np.zeros((len(rows), 1), np.float32)])
 
     def _check_linear(self) -> bool:
         """Whether model scores equal item_vectors @ q + bias (then an index can rank without the model)."""
@@ -473,7 +532,8 @@ class RecommendService:
                             liked_rows=liked, disliked_rows=disliked, user_row=user_row, exclude_rows=exclude,
                             modalities=[m for m in self.modalities if m in content], warnings=warnings,
                             encode_ms=(time.perf_counter() - start) * 1e3, similarity=similarity,
-                            like=None if similarity is None else like_upload(similarity, self.item_vectors))
+                            like=None if similarity is None else like_upload(similarity, self.unit_item_vectors,
+                                                                                    unit_items=True))
 
     # -- ranking ------------------------------------------------------------------------------------
     def modality_mask(self, keep: Collection[str]) -> dict[str, bool]:
@@ -496,10 +556,41 @@ class RecommendService:
         """(v(∅) (I,), parts (I, M)): the score with no modality, and what each modality alone adds to it."""
         key = np.asarray(vector, np.float32).tobytes()
         if self._parts_cache is None or self._parts_cache[0] != key:
-            base = self.scores(vector, keep=())
-            parts = np.stack([self.scores(vector, keep=(m,)) - base for m in self.modalities], axis=1)
+            direct = getattr(self.model, "modality_part_scores", None)
+            with single_threaded():
+                got = direct(vector) if direct is not None else None
+            if got is not None:  # one product over the projections the model keeps
+                base, parts = got
+            elif getattr(self.model, "subset_scores", None) is not None and self.n_items > PARTS_CHUNK:
+                # row blocks through subset_scores: no masked forward pass over the catalog is kept per mask
+                chunks = [self.row_parts(vector, np.arange(s, min(s + PARTS_CHUNK, self.n_items)))
+                          for s in range(0, self.n_items, PARTS_CHUNK)]
+                base, parts = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+            else:
+                base = self.scores(vector, keep=())
+                parts = np.stack([self.scores(vector, keep=(m,)) - base for m in self.modalities], axis=1)
             self._parts_cache = (key, base, parts)
         return self._parts_cache[1], self._parts_cache[2]
+
+    def row_parts(self, vector: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(v(∅) (n,), parts (n, M)) of modality_parts for `rows` alone: from one pass of the model's
+        subset_scores over those rows when it has one, else one masked pass per modality."""
+        direct = getattr(self.model, "modality_part_scores", None)
+        if direct is not None:
+            with single_threaded():
+                got = direct(vector, rows)
+            if got is not None:
+                return got
+        subsets = [()] + [(m,) for m in self.modalities]
+        hook = getattr(self.model, "subset_scores", None)
+        values = None
+        if hook is not None and len(rows):
+            with single_threaded():
+                values = hook(vector, rows, subsets)
+        if values is None:
+            values = [self.scores(vector, rows, keep=subset) for subset in subsets]
+        values = np.asarray(values, np.float64)  # (M + 1, n)
+        return values[0], (values[1:] - values[0][None, :]).T
 
     def _weighted_scores(self, vector: np.ndarray, modality_weights: dict[str, float],
                          rows: np.ndarray | None = None, keep: Collection[str] | None = None) -> np.ndarray:
@@ -511,10 +602,9 @@ class RecommendService:
         """
         if rows is None:
             base, parts = self.modality_parts(vector)
-        else:  # only these rows: a few head passes, never a catalog-wide pass per modality
+        else:  # only these rows: one head pass, never a catalog-wide pass per modality
             rows = np.asarray(rows, dtype=np.int64)
-            base = self.scores(vector, rows, keep=())
-            parts = np.stack([self.scores(vector, rows, keep=(m,)) - base for m in self.modalities], axis=1)
+            base, parts = self.row_parts(vector, rows)
         present = self.present if rows is None else self.present[rows]
         if keep is not None:
             present = present & np.array([m in keep for m in self.modalities])[None, :]
@@ -594,7 +684,7 @@ class RecommendService:
             like = encoded.like
             if modality_weights is not None and encoded.similarity is not None:
                 omega = np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
-                like = like_upload(encoded.similarity * omega[None, :], self.item_vectors)
+                like = like_upload(encoded.similarity * omega[None, :], self.unit_item_vectors, unit_items=True)
             terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, like))
         return terms
 
@@ -654,32 +744,54 @@ class RecommendService:
 
     def top_rows(self, vector: np.ndarray, k: int, exclude: Collection[int] = (),
                  modality_weights: dict[str, float] | None = None, bias_coef: float = 1.0,
-                 prior_coef: float = 0.0, extra: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+                 prior_coef: float = 0.0,
+                 extra: np.ndarray | Callable[[np.ndarray | None], np.ndarray] | None = None,
+                 candidates: int | None = None) -> tuple[np.ndarray, str]:
         """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
-        per-item parts such as the similarity to the upload; such queries are scored exactly).
+        per-item parts such as the similarity to the upload, or a function giving them for some rows (None:
+        all); such queries are scored exactly, or re-ranked over TERM_CANDIDATES index candidates).
 
         What-if weights change the item vectors, so such queries are never ranked by the index: they are
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
         model ("model"); so are all queries of a model whose scores are not linear in the query. Under
         what-if weights, items carrying none of the weighted modalities come after every item that does.
+        `candidates`: what-if candidates to re-rank from an approximate index (default: WHATIF_CANDIDATES,
+        else the count chosen with the index; 0 scores what-if queries exactly over every item).
         """
-        if extra is not None and not np.any(extra):
+        if candidates is None:
+            candidates = self.whatif_candidates if WHATIF_CANDIDATES is None else WHATIF_CANDIDATES
+        if extra is not None and not callable(extra) and not np.any(extra):
             extra = None
+        extra_at = (extra if callable(extra) else lambda at: extra if at is None else extra[at]) \
+            if extra is not None else None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             rows, _ = self.index.search(query, k, exclude)
             return rows, self.index.kind
-        if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact":
+        if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact" \
+                and candidates:
             # a large catalog: the index's candidates for the query, re-ranked exactly under the weights
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, _ = self.index.search(query, max(WHATIF_CANDIDATES, k), exclude)
+            cands, _ = self.index.search(query, max(candidates, k), exclude)
             scores = self.scores(vector, rows=cands, modality_weights=modality_weights) + \
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
             return cands[order], f"{self.index.kind}+exact re-rank"
+        if modality_weights is None and self.linear and self.index.kind != "exact" and TERM_CANDIDATES:
+            # the index's candidates for the model-space part, re-ranked exactly with the other terms added
+            query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
+            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude)
+            total = cand_scores.astype(np.float64) + np.asarray(extra_at(cands), np.float64)
+            return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
+        if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them
+            query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
+            scores = self.exact_index.scores(query) + np.asarray(extra_at(None), np.float32)
+            if exclude:
+                scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
+            return fast_top_k_rows(scores, k), "exact"
         scores = self.scores(vector, modality_weights=modality_weights) + self.shift(bias_coef, prior_coef)
         if extra is not None:
-            scores = scores + np.asarray(extra, np.float64)
+            scores = scores + np.asarray(extra_at(None), np.float64)
         if exclude:
             scores[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = -np.inf
         kind = "parts" if modality_weights is not None and self.weights_linear else "model"
@@ -720,18 +832,32 @@ class RecommendService:
         bias_coef, prior_coef = self.offset_coefficients(encoded, prior_weight)
         terms = self.score_terms(encoded, prior_weight, like_weight, modality_weights)
         lam = self.similarity_coefficient(encoded, similarity_weight)
-        similar = self.similarity_parts(encoded, None, modality_weights, similarity_weight)  # (I, M)
-        other = self.extra_parts(encoded, terms)  # (I,) the terms the index does not carry
-        extra = similar.sum(axis=1) + (0.0 if other is None else other)
+        beside = [t for t in terms if t.name != PRIOR and t.weight != 0]  # terms the index does not carry
+        history = self.history_part(encoded)  # (I,) a known listener's collaborative term, or None
+
+        def extra_at(at: np.ndarray | None) -> np.ndarray:
+            """(n,) those terms and the similarity parts for the rows `at` (every item when None)."""
+            total = np.zeros(self.n_items if at is None else len(at))
+            if lam:
+                total += self.similarity_parts(encoded, at, modality_weights, similarity_weight).sum(axis=1)
+            for t in beside:
+                total += t.part(at)
+            if history is not None:
+                total += history if at is None else history[at]
+            return total
+
         with single_threaded():
             rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
-                                       extra=extra)
+                                       extra=extra_at if lam or beside or history is not None else None)
             coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
             weights = self.item_weights(rows, modality_weights)
         shapley = shapley_from_coalitions(coalitions, self.modalities)
-        shift = self.shift(bias_coef, prior_coef, rows) + (0.0 if other is None else other[rows])
+        shift = self.shift(bias_coef, prior_coef, rows) + sum((t.part(rows) for t in beside), np.zeros(len(rows)))
+        if history is not None:
+            shift = shift + history[rows]
         parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
-        similar = similar[rows]  # (k, M): each modality's similarity part joins its Shapley value
+        # (k, M): each modality's similarity part joins its Shapley value
+        similar = self.similarity_parts(encoded, rows, modality_weights, similarity_weight)
         full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
         base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
         weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]

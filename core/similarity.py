@@ -60,16 +60,18 @@ def check_like_weight(weight: float) -> float:
     return check_term_weight(weight, "'items like your upload'", "leaves the term out")
 
 
-def like_upload(similarity: np.ndarray, item_vectors: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
+def like_upload(similarity: np.ndarray, item_vectors: np.ndarray, neighbours: int = NEIGHBOURS,
+                unit_items: bool = False) -> np.ndarray:
     """(I,) cos(item_i, c), c the mean unit joint-space vector of the `neighbours` items with the largest
-    total similarity to the upload (ties by lower row); zeros when no item is similar at all."""
+    total similarity to the upload (ties by lower row); zeros when no item is similar at all.
+    `unit_items`: `item_vectors` already has unit rows (computed once per catalog, not per query)."""
     from core.index import top_k_rows
 
     total = np.asarray(similarity, np.float64).sum(axis=1)
     if not np.any(total > 0):
         return np.zeros(len(total))
     near = top_k_rows(np.where(total > 0, total, -np.inf), neighbours)
-    unit = _unit(item_vectors)
+    unit = item_vectors if unit_items else _unit(item_vectors)
     centre = unit[near].mean(axis=0)
     norm = float(np.linalg.norm(centre))
     return unit @ centre / norm if norm > 0 else np.zeros(len(total))

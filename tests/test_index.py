@@ -63,8 +63,8 @@ def test_hnsw_scores_are_inner_products_and_exclusion_holds(random_data):
 
 def test_hnsw_is_deterministic_for_a_seed(random_data):
     items, queries = random_data
-    a = HNSWIndex(items[:500], HNSWConfig(seed=3))
-    b = HNSWIndex(items[:500], HNSWConfig(seed=3))
+    a = HNSWIndex(items[:500], HNSWConfig(seed=3, build_threads=1))  # one build thread: no timing effects
+    b = HNSWIndex(items[:500], HNSWConfig(seed=3, build_threads=1))
     assert a.ef == b.ef
     for q in queries[:10]:
         assert a.search(q, 10)[0].tolist() == b.search(q, 10)[0].tolist()
@@ -82,3 +82,31 @@ def test_measure_recall_of_exact_against_itself_is_one(random_data):
     items, queries = random_data
     exact = ExactIndex(items)
     assert measure_recall(exact, exact, queries[:5], 10) == 1.0
+
+
+def test_fast_top_k_equals_a_full_partition_on_long_arrays_with_ties_and_exclusions():
+    from core.index import fast_top_k_rows
+
+    rng = np.random.default_rng(4)
+    for n in (300, 20_000, 200_000):
+        scores = np.round(rng.standard_normal(n), 2).astype(np.float32)  # many ties
+        scores[rng.choice(n, size=n // 10, replace=False)] = -np.inf  # excluded rows
+        for k in (1, 10, 50):
+            assert fast_top_k_rows(scores, k).tolist() == top_k_rows(scores, k).tolist()
+    peaked = np.full(100_000, -np.inf, np.float32)  # fewer finite scores than the sample needs
+    peaked[[5, 77_000]] = [1.0, 2.0]
+    assert fast_top_k_rows(peaked, 10).tolist() == [77_000, 5]
+
+
+def test_exact_index_scores_every_layout_like_a_float64_product():
+    rng = np.random.default_rng(5)
+    for dim in (3, 16, 66):
+        items = rng.standard_normal((50_000, dim)).astype(np.float32)
+        index = ExactIndex(items)
+        q = rng.standard_normal(dim).astype(np.float32)
+        want = items.astype(np.float64) @ q
+        np.testing.assert_allclose(index.scores(q), want, rtol=1e-4, atol=1e-4)
+        rows, scores = index.search(q, 10, exclude={int(np.argmax(want))})
+        want[np.argmax(want)] = -np.inf
+        assert rows.tolist() == top_k_rows(want, 10).tolist()
+        assert index.nbytes == items.nbytes and index.vectors.shape == items.shape

@@ -140,3 +140,96 @@ def test_service_reloads_the_saved_index_of_its_model(world, tmp_path, monkeypat
     second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
     q = second.encode_query(recommend_module.Query(user_id=data.user_ids[0]))
     assert [r.item_id for r in second.recommend(q, k=10).items] == [r.item_id for r in first.recommend(q, k=10).items]
+
+
+# -- tuning and what is saved with the index ----------------------------------------------------------
+def test_ivf_nprobe_is_tuned_on_its_own_vectors_and_capped_with_a_warning(caplog):
+    vectors = clustered(4000)
+    index = IVFIndex(vectors, IVFConfig(build_threads=1))
+    assert index.nprobe < index.nprobe_ceiling and index.tuned_recall >= index.config.target_recall
+    noise = np.random.default_rng(2).standard_normal((4000, 17)).astype(np.float32)  # no structure to find
+    with caplog.at_level("WARNING", logger="core.index"):
+        capped = IVFIndex(noise, IVFConfig(build_threads=1, target_recall=0.999, max_probe_share=0.05))
+    assert capped.nprobe == capped.nprobe_ceiling == int(capped._index.nlist * 0.05)
+    assert capped.tuned_recall < 0.999 and "ceiling" in caplog.text
+
+
+def test_saved_indexes_reload_with_their_search_width_and_equal_results(tmp_path):
+    import json
+
+    vectors = clustered(3000)
+    queries = vectors[:40] + 0.2
+    for kind, width in (("ivf", "nprobe"), ("hnsw", "ef")):
+        folder = tmp_path / kind
+        built = ensure_index(folder, vectors, kind)
+        meta = json.loads((folder / "index" / "index.json").read_text())
+        assert meta[width] == getattr(built, width) and meta["tuned_recall"] == built.tuned_recall
+        loaded = load_index(folder, vectors)
+        assert loaded.kind == kind and getattr(loaded, width) == getattr(built, width)
+        assert loaded.tuned_recall == built.tuned_recall
+        for q in queries:
+            assert loaded.search(q, 10, exclude={3})[0].tolist() == built.search(q, 10, exclude={3})[0].tolist()
+
+
+def test_the_what_if_candidate_count_is_chosen_once_and_saved_with_the_index(world, tmp_path, monkeypatch):
+    import json
+
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 100..750
+    monkeypatch.setattr(recommend_module, "WHATIF_MIN_CANDIDATES", 100)
+    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert meta["settings"]["whatif_candidates"] == first.whatif_candidates
+    assert first.whatif_candidates in (0, 100, 200, 400)
+
+    def no_tuning(self):
+        raise AssertionError("the saved candidate count should have been reloaded")
+
+    monkeypatch.setattr(RecommendService, "tune_whatif_candidates", no_tuning)
+    second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert second.whatif_candidates == first.whatif_candidates
+    exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
+    weights = {"text": 0.0, "image": 1.0, "audio": 0.0}
+    hits = 0
+    for user in data.user_ids[:20]:  # the chosen count holds its recall on listeners as well
+        q = second.encode_query(recommend_module.Query(user_id=user))
+        got = {r.item_id for r in second.recommend(q, k=10, modality_weights=weights).items}
+        hits += len(got & {r.item_id for r in exact.recommend(q, k=10, modality_weights=weights).items})
+    assert hits / 200 >= 0.9
+
+
+def test_modality_parts_from_the_kept_projections_equal_masked_scoring(world):
+    catalog, emb, model, data = world
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal(model.config.dim).astype(np.float32)
+    rows = rng.choice(len(catalog.items), size=50, replace=False)
+    base, parts = model.modality_part_scores(q, rows)
+    subsets = [()] + [(m,) for m in model.modalities] + [tuple(model.modalities)]
+    values = model.subset_scores(q, rows, subsets)
+    np.testing.assert_allclose(base, model.score_vector(q, rows, modality_mask={m: False for m in model.modalities}),
+                               rtol=1e-5, atol=1e-5)
+    for k, m in enumerate(model.modalities):
+        masked = model.score_vector(q, rows, modality_mask={x: x == m for x in model.modalities})
+        np.testing.assert_allclose(values[1 + k], masked, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(base + parts[:, k], masked, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(values[-1], model.score_vector(q, rows), rtol=1e-5, atol=1e-5)
+    all_base, all_parts = model.modality_part_scores(q)
+    np.testing.assert_allclose(all_parts[rows], parts, rtol=1e-6, atol=1e-6)
+
+
+def test_upload_terms_re_ranked_over_index_candidates_match_exact_scoring(world, tmp_path, monkeypatch):
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
+    monkeypatch.setattr(recommend_module, "TERM_CANDIDATES", 1500)  # every item: must equal exact scoring
+    for row in (3, 40, 700):
+        q = service.encode_fields({f: emb.matrices[f][row] for f in emb.fields if emb.masks[f][row]})
+        got = service.recommend(q, k=10)
+        assert "exact re-rank" in got.index_kind
+        want = exact.recommend(q, k=10)
+        assert [r.item_id for r in got.items] == [r.item_id for r in want.items]
+        np.testing.assert_allclose([r.score for r in got.items], [r.score for r in want.items], rtol=1e-4, atol=1e-4)

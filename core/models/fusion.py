@@ -537,15 +537,42 @@ class FusionRecommender:
         if q.numel() != self.config.dim:
             raise QueryError(f"the query vector has {q.numel()} values; this model needs {self.config.dim}")
         bias = self._bias[items_t]
+        n, n_subsets = len(items_t), len(subsets)
         with torch.no_grad():
-            x = net.project({m: v[items_t] for m, v in net.inputs.items()}, len(items_t))  # (n, M, D)
-            present = net.present[items_t]
-            out = []
-            for subset in subsets:
-                keep = torch.tensor([m in subset for m in self.modalities])
-                fused, _ = net.fuse(x, present & keep[None, :])
-                out.append(net.item_layer0(fused, items_t) @ q + bias)
-        return torch.stack(out).numpy().astype(np.float64)
+            # the projections the cached forward pass holds (zero where absent, as fuse masks them anyway):
+            # no head pass per query
+            x = self._forward().projected[items_t]  # (n, M, D)
+            keep = torch.tensor([[m in subset for m in self.modalities] for subset in subsets])  # (S, M)
+            present = net.present[items_t][None, :, :] & keep[:, None, :]  # (S, n, M)
+            # every subset in one fuse call: per-call overhead, not arithmetic, dominates k items
+            fused, _ = net.fuse(x.repeat(n_subsets, 1, 1), present.reshape(n_subsets * n, -1))
+            layer0 = net.item_layer0(fused, items_t.repeat(n_subsets))  # (S·n, D)
+            out = (layer0 @ q).reshape(n_subsets, n) + bias[None, :]
+        return out.numpy().astype(np.float64)
+
+    def modality_part_scores(self, qvec: np.ndarray, items: np.ndarray | None = None
+                             ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(v(∅) (n,), parts (n, M)) for `items` (all when None): the score with every modality masked (id
+        part and bias), and what each present modality alone adds to it, p_m · q, read from the projections
+        the cached forward pass holds (one product, no head pass). None where a modality alone is not its
+        projection (concat fusion) or items depend on each other (graph propagation)."""
+        net = self._need_net()
+        if net.config.graph_layers > 0 or net.config.strategy == "concat":
+            return None
+        q = torch.as_tensor(np.asarray(qvec, np.float32).reshape(-1))
+        if q.numel() != self.config.dim:
+            raise QueryError(f"the query vector has {q.numel()} values; this model needs {self.config.dim}")
+        f = self._forward()
+        items_t = self._item_index(items)
+        projected = f.projected if items_t is None else f.projected[items_t]  # (n, M, D), zero where absent
+        n, n_modalities = projected.shape[0], projected.shape[1]
+        with torch.no_grad():
+            parts = (projected.reshape(n * n_modalities, -1) @ q).reshape(n, n_modalities)
+            base = self._bias if items_t is None else self._bias[items_t]
+            if net.config.use_item_id:
+                ids = net.item_id.weight if items_t is None else net.item_id(items_t)
+                base = base + net.id_share(items_t) * (ids @ q)
+        return base.numpy().astype(np.float64), parts.numpy().astype(np.float64)
 
     def _rows_are_local(self, items: torch.Tensor, modality_mask: dict[str, bool] | None,
                         modality_weights: dict[str, float] | None) -> bool:
