@@ -1,7 +1,7 @@
 """The collaborative term of a fusion model's score for the listeners it was trained on.
 
 Content fusion adds to the strongest collaborative signal instead of competing with it. After the fusion
-network is trained, EASE (closed form) and ALS (the `implicit` library) are fitted on the same training
+network is trained, EASE (closed form), ALS (the `implicit` library) and ItemKNN are fitted on the same training
 interactions, each with its own setting chosen on validation Recall@20 from a small grid, and added to a
 known listener's fusion score with weights chosen on the fusion's validation metric over a grid that
 includes 0 (so on validation the blend is never worse than the fusion alone):
@@ -31,9 +31,9 @@ import scipy.sparse as sp
 from core.evaluation.metrics import ndcg_at_k, recall_at_k, topk_indices
 from core.models.base import InteractionData
 
-MEMBERS = ("ease", "als")  # the collaborative models a fusion model may add, in this order
+MEMBERS = ("ease", "als", "itemknn")  # the collaborative models a fusion model may add, in this order
 MAX_ITEMS = 8_000  # EASE's (I, I) float32 matrix is saved with the model: 256 MB at this size
-SELECTION_USERS = 4_096  # validation listeners the blend weights are chosen on (a seeded sample above it)
+SELECTION_USERS = 2_048  # validation listeners the blend weights are chosen on (a seeded sample above it)
 # relative weights searched per member (× the spread ratio); 0 leaves a member out
 WEIGHT_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 # each member's own settings, chosen on validation Recall@20 (smaller than the baselines' grids in
@@ -42,6 +42,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "ease": [{"reg": r} for r in (50.0, 100.0, 250.0, 500.0, 1000.0)],
     "als": [{"factors": f, "regularization": r, "alpha": a}
             for f in (32, 64) for r in (0.01, 0.1) for a in (1.0, 10.0)],
+    "itemknn": [{"k": k} for k in (50, 100, 200, 400)],
 }
 FILE = "collaborative.safetensors"  # the members' arrays, beside the fusion weights
 Log = Callable[[str], None]
@@ -70,6 +71,7 @@ class CollaborativeTerm:
     ease: np.ndarray | None = None  # (I, I) float32 EASE weights, zero diagonal
     als_users: np.ndarray | None = None  # (U, f) float32 ALS user factors
     als_items: np.ndarray | None = None  # (I, f) float32 ALS item factors
+    knn: sp.csr_matrix | None = None  # (I, I) ItemKNN's pruned item–item similarity
     record: dict[str, Any] = field(default_factory=dict)  # how it was chosen (grids, validation figures)
 
     def scores(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
@@ -83,6 +85,9 @@ class CollaborativeTerm:
         if "als" in self.weights and self.als_users is not None and self.als_items is not None:
             v = self.als_items if items is None else self.als_items[np.asarray(items)]
             out += self.weights["als"] * (self.als_users[users] @ v.T).astype(np.float32)
+        if "itemknn" in self.weights and self.knn is not None:
+            part = np.asarray((self.train[users] @ self.knn).todense(), np.float32)
+            out += self.weights["itemknn"] * (part if items is None else part[:, np.asarray(items)])
         return out
 
     def header(self) -> dict[str, Any]:
@@ -97,6 +102,9 @@ class CollaborativeTerm:
             out["ease"] = self.ease
         if self.als_users is not None and self.als_items is not None:
             out["als_users"], out["als_items"] = self.als_users, self.als_items
+        if self.knn is not None:
+            out["knn_indptr"], out["knn_indices"] = self.knn.indptr.astype(np.int64), self.knn.indices.astype(np.int64)
+            out["knn_data"] = self.knn.data.astype(np.float32)
         return out
 
     @classmethod
@@ -106,7 +114,11 @@ class CollaborativeTerm:
         indices = arrays["train_indices"]
         train = sp.csr_matrix((np.ones(len(indices), np.float32), indices, arrays["train_indptr"]), shape=shape)
         weights = {k: float(v) for k, v in header["weights"].items()}
-        return cls(weights=weights, settings=dict(header.get("settings", {})), train=train,
+        knn = None
+        if "itemknn" in weights:
+            knn = sp.csr_matrix((arrays["knn_data"], arrays["knn_indices"], arrays["knn_indptr"]),
+                                shape=(shape[1], shape[1]))
+        return cls(knn=knn, weights=weights, settings=dict(header.get("settings", {})), train=train,
                    ease=arrays["ease"] if "ease" in weights else None,
                    als_users=arrays["als_users"] if "als" in weights else None,
                    als_items=arrays["als_items"] if "als" in weights else None,
@@ -195,7 +207,9 @@ def fit_collaborative(fusion_scores: ScoreFn, data: InteractionData, members: tu
     train = sp.csr_matrix(data.train, dtype=np.float32)
     train.sum_duplicates()
     train.data[:] = 1.0
+    knn = fitted["itemknn"].similarity.tocsr() if "itemknn" in chosen else None
     return CollaborativeTerm(weights=chosen, settings={m: settings[m] for m in chosen}, train=train, ease=ease,
+                             knn=knn,
                              als_users=None if als is None else als._user_vectors,
                              als_items=None if als is None else als._item_vectors, record=record)
 

@@ -70,7 +70,7 @@ class FusionConfig:
     patience: int = 10  # epochs without a better validation metric before stopping
     valid_metric: str = "recall@20"  # "recall@K" | "ndcg@K" on the validation split, training items masked
     seed: int = 0  # seeds torch and numpy (weights, dropout, negative sampling)
-    collaborative: str = "ease+als"  # known listeners' scores add these models fitted on the training
+    collaborative: str = "ease+als+itemknn"  # known listeners' scores add these models fitted on the training
     #                                  interactions, weighted on validation (core.models.collaborative; "none" = off)
 
     def __post_init__(self) -> None:

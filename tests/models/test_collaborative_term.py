@@ -45,7 +45,7 @@ def test_the_term_is_chosen_on_validation_and_lifts_a_model_without_signal(blend
     assert term is not None and term.weights and all(w > 0 for w in term.weights.values())
     record = term.record
     assert record["blend"] > record["fusion_alone"]  # validation, the figure the weights were chosen on
-    assert set(record["members"]) == {"ease", "als"}
+    assert set(record["members"]) == {"ease", "als", "itemknn"}
     # the same network without the term: its scores are the model's minus the term
     assert alone.collaborative is None
     users = np.arange(data.n_users)
@@ -93,6 +93,7 @@ def test_without_validation_or_above_the_item_limit_there_is_no_term(monkeypatch
 def test_member_names_are_checked():
     assert parse_members("none") == ()
     assert parse_members("als+ease") == ("ease", "als")
+    assert parse_members("itemknn+ease+als") == ("ease", "als", "itemknn")
     with pytest.raises(ValueError, match="ease"):
         FusionConfig(collaborative="ease+knn")
     with pytest.raises(ValueError, match="each once"):
