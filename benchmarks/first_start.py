@@ -87,9 +87,10 @@ def main() -> None:
     print(f"peak memory {peak:.2f} GiB; model {model.name}, best epoch {model.best_epoch}; configuration: {source}")
     out = REPO / "benchmarks" / "results" / "first_start.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    valid = [h["valid_metric"] for h in model.history if h.get("valid_metric") is not None]
     out.write_text(json.dumps({"tracks": len(catalog.items), "total_s": total, "peak_rss_gib": peak,
                                "load_average": load, "best_epoch": model.best_epoch,
-                               "best_valid": max((h["valid_metric"] or 0) for h in model.history) if model.history else None,
+                               "best_valid": max(valid) if valid else None,
                                "stages": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in stages.items()}},
                               indent=1))
 

@@ -106,9 +106,9 @@ PRELOAD_MODULES = ("torch", "sentence_transformers", "librosa", "safetensors.tor
 def preload_encoder_libraries(config: EncoderConfig | None = None) -> threading.Thread:
     """Start importing what the encoders of `config` need in a background thread, and return the thread.
 
-    A first start calls it before it builds the demo catalog, whose rendering leaves CPU to spare, so that
-    `build_encoders` afterwards mostly reads weights. A module that does not import is skipped here:
-    `build_encoders` reports it as usual.
+    A first start calls it before it builds the demo catalog, so that the imports overlap the rendering
+    instead of following it, and `build_encoders` afterwards mostly reads weights. A module that does not
+    import is skipped here: `build_encoders` reports it as usual.
     """
     config = config or EncoderConfig.from_env()
     image = ("open_clip",) if config.image_backend in ("auto", "clip") and config.clip_pretrained else ()
