@@ -134,6 +134,10 @@ def _run_demo(args: argparse.Namespace, store: Store) -> int:
                                    ("n_listeners", args.listeners)) if v is not None}
     config = replace(config, **overrides)
     t0 = time.perf_counter()
+    if not args.no_encode:
+        from core.encoders.factory import preload_encoder_libraries
+
+        preload_encoder_libraries()  # imported while the catalog renders
     with TqdmProgress("demo catalog") as bar:
         catalog = ensure_demo_catalog(store, config, bar)
     print(f"demo catalog {catalog.name!r}: {len(catalog.items):,} tracks, {len(catalog.users):,} listeners, "

@@ -177,11 +177,13 @@ def workspace(name: str | None = None) -> Workspace:
 
 def _bootstrap(st_store: Store, name: str) -> None:
     """Build the catalog's missing pieces in the store, each step with a progress bar."""
+    from core.encoders.factory import EncoderConfig, preload_encoder_libraries
     from core.workspace import ensure_model, prepare_embeddings
 
     with st.status("Preparing the studio — first start only, later starts take seconds…",
                    expanded=True) as status:
         try:
+            preload_encoder_libraries(EncoderConfig(**json.loads(encoder_config_key())))  # while step 1 runs
             if name == DEMO_CATALOG:
                 cfg = demo_config()
                 st.write(f"**1 / 4** Generating the demo catalog ({cfg.n_tracks} tracks with covers and audio "

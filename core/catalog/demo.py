@@ -39,6 +39,7 @@ Progress = Callable[[int, int, str], None]
 
 CATALOG_NAME = "demo"
 GROUND_TRUTH_FILE = "ground_truth.json"
+PNG_COMPRESS_LEVEL = 1  # zlib level of the covers (lossless whatever the level; 1 is the fastest)
 GENRES: tuple[str, ...] = ("ambient", "techno", "jazz", "folk", "hip-hop", "classical")
 MOODS: tuple[str, ...] = ("calm", "happy", "melancholic", "energetic", "dark")
 INSTRUMENTS: tuple[str, ...] = ("piano", "guitar", "synth", "strings", "bass", "bells")
@@ -532,7 +533,9 @@ def _render_media(out_dir: Path, config: DemoConfig, i: int, t: TrackSpec) -> It
     if image_ref:
         img = render_cover(t.title, t.artist, t.genre, t.mood, t.palette, config.cover_size,
                            np.random.default_rng([config.seed, 6, i]))
-        img.save(out_dir / image_ref, format="PNG")
+        # PNG is lossless at every level: level 1 writes the same pixels 3x faster than the default 6
+        # (about 10% larger files)
+        img.save(out_dir / image_ref, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     if audio_ref:
         y = synth_clip(t.genre, t.mood, t.instrument, float(t.bpm), t.key_root, t.mode, t.energy, t.seconds,
                        config.sample_rate, np.random.default_rng([config.seed, 7, i]))

@@ -390,6 +390,30 @@ def _env(n: int, sr: int, attack: float, tau: float | None, release: float, hold
     return e
 
 
+KS_BLOCKS_FROM = 64  # periods from which the block recursion beats lfilter's O(n · period) (measured)
+
+
+def _plucked_string(x: np.ndarray, period: int, g: float = 0.4985) -> np.ndarray:
+    """(n,) float64 y[n] = x[n] + g·y[n-N-1] + g·y[n-N] (N = `period`), bit for bit what lfilter gives.
+
+    lfilter runs the recursion as an IIR filter of order N + 1, so its cost grows with the period; for long
+    periods the recursion is evaluated a period at a time (each block needs only earlier blocks), with the
+    products and sums in the order of lfilter's transposed direct form, so the samples are identical.
+    """
+    if period < KS_BLOCKS_FROM:
+        a = np.zeros(period + 2)
+        a[0], a[period], a[period + 1] = 1.0, -g, -g
+        return lfilter([1.0], a, x)
+    n = x.size
+    y = np.zeros(period + 1 + n, np.float64)  # period + 1 leading zeros: the filter's zero initial state
+    y[period + 1:] = x
+    out = y[period + 1:]
+    for s in range(0, n, period):
+        e = min(s + period, n)
+        out[s:e] += g * y[s:e] + g * y[s + 1:e + 1]  # y[n-N-1] and y[n-N] lie in earlier blocks
+    return out
+
+
 def _note(instrument: str, midi: float, dur: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     """One note of `instrument`, `dur` seconds held, with its natural ring-out."""
     f = _midi_hz(midi)
@@ -414,9 +438,7 @@ def _note(instrument: str, midi: float, dur: float, sr: int, rng: np.random.Gene
         burst = np.convolve(burst, np.array([0.1, 0.2, 0.4, 0.2, 0.1]), mode="same")  # a softer pick
         x = np.zeros(n, np.float32)
         x[:period] = burst
-        a = np.zeros(period + 2)
-        a[0], a[period], a[period + 1] = 1.0, -0.4985, -0.4985
-        y = lfilter([1.0], a, x).astype(np.float32)
+        y = _plucked_string(x, period).astype(np.float32)
         y *= _env(n, sr, 0.001, None, 0.15, hold)
     elif instrument == "synth":
         n = int(min(dur + 0.15, 2.0) * sr)

@@ -7,8 +7,10 @@ queries) when CLIP is active.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +95,35 @@ def build_audio_encoders(config: EncoderConfig) -> dict[str, Encoder]:
             descriptor.note = f"aiSFX did not load ({e}); {descriptor.note}"
             return {"audio": descriptor}
     return {"audio": AudioDescriptor()}
+
+
+# What the encoders import: about nine tenths of loading them on a first start (torch and
+# sentence-transformers alone take seconds), and the same modules whatever the weights.
+PRELOAD_MODULES = ("torch", "sentence_transformers", "librosa", "safetensors.torch", "core.encoders.text",
+                   "core.encoders.image_descriptor", "core.encoders.audio", "core.encoders.audio_aisfx")
+
+
+def preload_encoder_libraries(config: EncoderConfig | None = None) -> threading.Thread:
+    """Start importing what the encoders of `config` need in a background thread, and return the thread.
+
+    A first start calls it before it builds the demo catalog, so that the imports overlap the rendering
+    instead of following it, and `build_encoders` afterwards mostly reads weights. A module that does not
+    import is skipped here: `build_encoders` reports it as usual.
+    """
+    config = config or EncoderConfig.from_env()
+    image = ("open_clip",) if config.image_backend in ("auto", "clip") and config.clip_pretrained else ()
+    modules = PRELOAD_MODULES + image + ("timm", "core.encoders.image_effnet")
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception as e:  # noqa: BLE001 - reported by build_encoders, which imports it again
+                log.debug("preloading %s failed (%s)", name, e)
+
+    thread = threading.Thread(target=run, name="prism-preload-encoders", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_encoders(config: EncoderConfig | None = None) -> dict[str, Encoder]:

@@ -34,6 +34,7 @@ EVAL_BATCH = 2048  # users scored at once during validation (fewer on large cata
 # a whole-catalog forward pass per step would cost a second per step at 200,000 items.
 LOCAL_STEP_ITEMS = 20_000
 ALIGN_MAX_ITEMS = 2048  # batch-local steps: items the alignment loss compares (an (n, n) matrix per modality pair)
+DENSE_MEMBERSHIP_MAX = 1 << 25  # users × items up to which sampled negatives are checked in a bool table (32 MB)
 GATHER_RATIO = 32  # score negatives by a full (B, I) matmul when I ≤ this × negatives (3x faster, measured)
 
 
@@ -47,7 +48,18 @@ def sample_pairs(train: sp.csr_matrix, rng: np.random.Generator, negatives: int,
     n_items = train.shape[1]
     users = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
     pos = train.indices.astype(np.int64)
-    keys = np.unique(users * n_items + pos)  # sorted, for membership tests
+    pairs = users * n_items + pos
+    if train.shape[0] * n_items <= DENSE_MEMBERSHIP_MAX:  # a boolean table: one lookup per probe
+        table = np.zeros(train.shape[0] * n_items, bool)
+        table[pairs] = True
+
+        def seen(probe: np.ndarray) -> np.ndarray:
+            return table[probe]
+    else:  # sorted keys and a binary search: memory in the interactions, not users × items
+        keys = np.unique(pairs)
+
+        def seen(probe: np.ndarray) -> np.ndarray:
+            return keys[np.minimum(np.searchsorted(keys, probe), keys.size - 1)] == probe
     order = rng.permutation(users.size)
     users, pos = users[order], pos[order]
     neg = rng.integers(0, n_items, size=(users.size, negatives))
@@ -56,9 +68,7 @@ def sample_pairs(train: sp.csr_matrix, rng: np.random.Generator, negatives: int,
     flat = neg.reshape(-1)  # a view: writes land in neg
     todo = np.arange(flat.size)
     for _ in range(max_tries):
-        probe = flat_users[todo] * n_items + flat[todo]
-        at = np.minimum(np.searchsorted(keys, probe), keys.size - 1)
-        todo = todo[keys[at] == probe]
+        todo = todo[seen(flat_users[todo] * n_items + flat[todo])]
         if todo.size == 0:
             break
         flat[todo] = rng.integers(0, n_items, size=todo.size)

@@ -87,3 +87,15 @@ def test_clip_backend_adds_its_text_tower(tmp_path):
     assert set(images) == {"image", "clip_text"}
     assert images["image"].id.startswith("open_clip/ViT-B-32@") and images["clip_text"].dim == 512
     assert "random" not in images["image"].id
+
+
+def test_preloading_imports_the_encoder_modules_and_skips_what_is_missing(monkeypatch):
+    import sys
+
+    from core.encoders import factory
+
+    monkeypatch.setattr(factory, "PRELOAD_MODULES", ("no_such_module_for_prism", "core.encoders.audio"))
+    thread = factory.preload_encoder_libraries(factory.EncoderConfig())
+    thread.join(timeout=120)
+    assert not thread.is_alive() and thread.daemon
+    assert "core.encoders.audio" in sys.modules and "no_such_module_for_prism" not in sys.modules

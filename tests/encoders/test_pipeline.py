@@ -139,3 +139,25 @@ def test_pretrained_and_named_audio_fields_side_by_side(catalog, aisfx_encoder):
     for f in ("audio", "audio_desc"):
         np.testing.assert_allclose(upload[f][0], emb.matrices[f][2], atol=1e-5)
     assert emb.matrices["audio"][0] @ emb.matrices["audio"][2] < 0.999  # a low and a high tone differ
+
+
+def test_modalities_encode_side_by_side_as_one_at_a_time(catalog, encoders):
+    """The local engine runs modalities in worker threads; progress still reaches the caller on its own
+    thread (a UI draws only there), and the vectors, masks and warnings are those of one modality at a time."""
+    import threading
+
+    threads, calls = set(), []
+
+    def progress(done: int, total: int, msg: str) -> None:
+        threads.add(threading.current_thread().name)
+        calls.append((done, total))
+
+    together = encode_catalog(catalog, encoders, None, progress=progress)
+    assert threads == {threading.current_thread().name}
+    assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    parts = [encode_catalog(catalog, {f: enc}, None) for f, enc in encoders.items()]
+    for f, part in zip(encoders, parts):
+        np.testing.assert_array_equal(together.matrices[f], part.matrices[f])
+        np.testing.assert_array_equal(together.masks[f], part.masks[f])
+    assert together.warnings == [w for part in parts for w in part.warnings]
+    assert list(together.matrices) == ["tags", *encoders]

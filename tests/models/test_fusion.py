@@ -354,6 +354,19 @@ def test_negative_sampling_never_returns_a_training_item(generated) -> None:
     assert dense[users, pos].all() and not dense[users[:, None], neg].any()
 
 
+def test_negative_sampling_draws_the_same_pairs_with_a_table_or_sorted_keys(generated, monkeypatch) -> None:
+    from core.models import train
+
+    data, _ = generated
+    table = sample_pairs(data.train, np.random.default_rng(3), negatives=4)
+    monkeypatch.setattr(train, "DENSE_MEMBERSHIP_MAX", 0)  # as on a catalog too large for the table
+    keys = sample_pairs(data.train, np.random.default_rng(3), negatives=4)
+    for a, b in zip(table, keys):
+        np.testing.assert_array_equal(a, b)
+    dense = data.train.toarray() > 0
+    assert not dense[keys[0][:, None], keys[2]].any()
+
+
 def test_negative_scores_agree_on_both_paths() -> None:
     gen = torch.Generator().manual_seed(0)
     users, items = torch.randn(5, 4, generator=gen), torch.randn(40, 4, generator=gen)

@@ -1,0 +1,99 @@
+"""The studio's first start on the demo, stage by stage, on an empty store: the calls ui.loaders makes when
+nothing is stored yet (encoder libraries imported in the background, the demo catalog generated, the
+encoders loaded, every field encoded, the first model trained from the configuration a first start takes).
+Prints wall and CPU seconds per stage and the peak memory; writes benchmarks/results/first_start.json.
+
+    HF_HUB_OFFLINE=1 python -m benchmarks.first_start                 # target: under 2 minutes on 2 cores
+    HF_HUB_OFFLINE=1 python -m benchmarks.first_start --keep DIR      # keep the store it built in DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+TARGET_SECONDS = 120.0  # the whole first start, idle 2-core machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, help="build the store in this (empty or new) folder and keep it")
+    args = parser.parse_args()
+
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"{args.keep} is not empty; a first start needs an empty store")
+    root = args.keep or Path(tempfile.mkdtemp(prefix="prism-first-start-"))
+    os.environ["PRISM_DATA_DIR"] = str(root)  # as the studio would be started: the store is empty
+    stages: dict[str, tuple[float, float]] = {}
+    start = time.perf_counter()
+
+    def stage(name: str, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        value = fn()
+        stages[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        print(f"{name}: {stages[name][0]:.1f} s", flush=True)
+        return value
+
+    try:
+        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+        from core.encoders.factory import EncoderConfig, build_encoders, preload_encoder_libraries
+        from core.evaluation.splits import build_interaction_data
+        from core.store import Store
+        from core.tuning import quick_fusion_config
+        from core.workspace import ensure_model, prepare_embeddings
+
+        store = Store(root)
+        config = EncoderConfig.from_env()
+
+        def catalog_step():
+            preload_encoder_libraries(config)
+            return ensure_demo_catalog(store, DemoConfig.from_env())
+
+        catalog = stage("1 demo catalog", catalog_step)
+        encoders = stage("2 load the encoders", lambda: build_encoders(config))
+        embeddings = stage("3 encode", lambda: prepare_embeddings(store, catalog, encoders))
+
+        def model_step():
+            data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
+            fusion_config, source = quick_fusion_config(store, catalog, data)
+            model = ensure_model(store, catalog, embeddings, config=fusion_config, config_source=source)
+            return model, source
+
+        model, source = stage("4 first model", model_step)
+        total = time.perf_counter() - start
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    load = os.getloadavg()
+
+    print(f"\nFirst start on {len(catalog.items)} demo tracks, empty store; load average at the end "
+          f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)\n")
+    print(f"{'stage':<24}{'wall s':>8}{'CPU s':>8}")
+    for name, (wall, cpu) in stages.items():
+        print(f"{name:<24}{wall:>8.1f}{cpu:>8.1f}")
+    print(f"{'end to end':<24}{total:>8.1f}{'':>8}  target < {TARGET_SECONDS:g} s "
+          f"{'ok' if total < TARGET_SECONDS else 'MISSED'}")
+    print(f"peak memory {peak:.2f} GiB; model {model.name}, best epoch {model.best_epoch}; configuration: {source}")
+    out = REPO / "benchmarks" / "results" / "first_start.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    valid = [h["valid_metric"] for h in model.history if h.get("valid_metric") is not None]
+    out.write_text(json.dumps({"tracks": len(catalog.items), "total_s": total, "peak_rss_gib": peak,
+                               "load_average": load, "best_epoch": model.best_epoch,
+                               "best_valid": max(valid) if valid else None,
+                               "stages": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in stages.items()}},
+                              indent=1))
+
+
+if __name__ == "__main__":
+    main()
