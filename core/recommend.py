@@ -16,8 +16,8 @@ An upload query also adds, per uploaded modality m, the similarity to the upload
 contribution: it is present exactly when m is, so the Shapley values stay exact. It also adds the named
 term "items like your upload", μ · like_i (core.similarity), its own Shapley player like the prior.
 The part of v(∅) above the item's bias is the listening-history term: what the id embeddings, propagated
-over the interaction graph, give the score, plus for a known listener the model's collaborative term (EASE
-and ALS on the training interactions, core.models.collaborative), which depends on no modality. Item vectors are affine in the fused content with the id part
+over the interaction graph, give the score, plus for a known listener the model's collaborative term (EASE,
+ALS and ItemKNN on the training interactions, core.models.collaborative), which depends on no modality. Item vectors are affine in the fused content with the id part
 added (and propagation is linear), so this term is the same whichever modalities are present: it is its
 own additive player, its Shapley value is exactly itself, and the modalities' values do not change. So
 offset + history + Σ contributions = score.
@@ -695,8 +695,9 @@ class RecommendService:
         return np.sum(parts, axis=0) if parts else None
 
     def history_part(self, encoded: EncodedQuery) -> np.ndarray | None:
-        """(I,) a known listener's collaborative term (core.models.collaborative: EASE and ALS fitted on the
-        training interactions), part of the listening history; None for other queries or without one."""
+        """(I,) a known listener's collaborative term (core.models.collaborative: EASE, ALS and ItemKNN
+        fitted on the training interactions), part of the listening history; None for other queries or
+        without one."""
         hook = getattr(self.model, "history_scores", None)
         if encoded.user_row is None or hook is None:
             return None

@@ -148,8 +148,8 @@ with left:
     total = sum(shapley.values()) + sum(terms.values())
     if has_history:
         st.caption(f"Listening history ({history:+.4f}) is what the ids and the interaction graph give this item "
-                   "for this query, with, for a listener the model was trained on, its collaborative term (EASE "
-                   "and ALS fitted on the training listens, weighted on validation): the same with or without "
+                   "for this query, with, for a listener the model was trained on, its collaborative term (EASE, "
+                   "ALS and ItemKNN fitted on the training listens, weighted on validation): the same with or without "
                    "any modality, so it is its own player, drawn from "
                    f"the item offset ({exp.offset:+.4f}) up; history + modalities + terms = score − item offset "
                    f"({exp.score - exp.offset:+.4f}).")

@@ -1,4 +1,4 @@
-"""The fusion model's collaborative term: EASE and ALS fitted on the training interactions and weighted on
+"""The fusion model's collaborative term: EASE, ALS and ItemKNN fitted on the training interactions and weighted on
 validation, added to known listeners' scores, saved and reloaded with the model."""
 from __future__ import annotations
 
