@@ -85,7 +85,8 @@ def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: Any,
 def verdict(results: dict[str, Any], selected: str | None) -> dict[str, Any] | None:
     """Whether the selected fusion model is at least the best baseline, on validation and on test: the best
     baseline is the one with the best validation figure (chosen on validation, like everything else)."""
-    baselines = {n: r for n, r in results.items() if r["kind"] == "baseline" and r.get(f"valid_{SELECT_ON}") is not None}
+    baselines = {n: r for n, r in results.items()
+                 if r["kind"] == "baseline" and r.get(f"valid_{SELECT_ON}") is not None}
     if selected is None or not baselines:
         return None
     best = max(baselines, key=lambda n: baselines[n][f"valid_{SELECT_ON}"])

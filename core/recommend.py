@@ -17,9 +17,9 @@ contribution: it is present exactly when m is, so the Shapley values stay exact.
 term "items like your upload", μ · like_i (core.similarity), its own Shapley player like the prior.
 The part of v(∅) above the item's bias is the listening-history term: what the id embeddings, propagated
 over the interaction graph, give the score, plus for a known listener the model's collaborative term (EASE,
-ALS and ItemKNN on the training interactions, core.models.collaborative), which depends on no modality. Item vectors are affine in the fused content with the id part
-added (and propagation is linear), so this term is the same whichever modalities are present: it is its
-own additive player, its Shapley value is exactly itself, and the modalities' values do not change. So
+ALS and ItemKNN on the training interactions, core.models.collaborative), which depends on no modality.
+Item vectors are affine in the fused content with the id part added (and propagation is linear), so this
+term is the same whichever modalities are present: it is its own additive player, its Shapley value is exactly itself, and the modalities' values do not change. So
 offset + history + Σ contributions = score.
 """
 from __future__ import annotations

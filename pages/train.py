@@ -172,6 +172,12 @@ if start:
 if ss.get("train_message"):
     st.success(ss["train_message"], icon=":material/check_circle:")
 
+def collaborative_text(cfg: dict) -> str:
+    """A saved model's collaborative term as its members and weights, e.g. "als × 2.47 + itemknn × 0.327"."""
+    weights = (cfg.get("collaborative_term") or {}).get("weights") or {}
+    return " + ".join(f"{m} × {w:.3g}" for m, w in weights.items()) or "—"
+
+
 # -- saved models --------------------------------------------------------------------------------------
 st.markdown("#### Saved models")
 models = st_store.list_models(catalog.name)
@@ -185,9 +191,7 @@ else:
                      "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"])),
                      "strategy": cfg.get("strategy"), "dim": cfg.get("dim"), "loss": cfg.get("loss"),
                      "epochs": cfg.get("epochs"), "split": cfg.get("split"),
-                     "collaborative term": " + ".join(f"{m} × {w:.3g}" for m, w in
-                                                      ((cfg.get("collaborative_term") or {}).get("weights") or {}).items())
-                     or "—"})
+                     "collaborative term": collaborative_text(cfg)})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     ids = models["id"].tolist()
     a1, a2 = st.columns([3, 1], vertical_alignment="bottom")
