@@ -11,8 +11,10 @@ An index holds FIXED item vectors. What-if modality weights or masks change the 
 so the recommend service scores those queries exactly: over every item, or over a candidate set from the
 index whose size it chose from measured recall when the index was built (saved in index.json).
 An approximate index chooses its own search width (HNSW ef, IVF nprobe) when built, from recall@10
-against exact search on sample queries drawn from its own vectors, up to a stated ceiling (with a logged
-warning when the target is not reached there), and saves it beside the index.
+against exact search on sample queries, up to a stated ceiling (with a logged warning when the target is
+not reached there), and saves it beside the index with what it was tuned on. The sample queries are the
+caller's named sets of the queries it will send (the recommend service: its listeners' vectors and
+liked-items queries), the target required on each set; without them, the index's own vectors plus noise.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +122,32 @@ def not_excluded(rows: np.ndarray, exclude: Collection[int]) -> np.ndarray:
     return np.fromiter((int(r) not in exclude for r in rows), dtype=bool, count=len(rows))
 
 
+TuneQueries = dict[str, np.ndarray]  # named sets of (n, d) sample queries an index tunes its search width on
+ITEM_SAMPLE = "item vectors"  # the name of the fallback set: the index's own vectors plus noise
+
+
+def named_queries(queries: TuneQueries | np.ndarray | None) -> TuneQueries:
+    """`queries` as named non-empty float32 sets (one unnamed array becomes the set "given")."""
+    if queries is None:
+        return {}
+    if not isinstance(queries, dict):
+        queries = {"given": queries}
+    return {name: np.atleast_2d(np.asarray(q, np.float32)) for name, q in queries.items() if len(q)}
+
+
+def recall_per_set(search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+                   truth: dict[str, list[np.ndarray]], queries: TuneQueries, k: int) -> dict[str, float]:
+    """Mean recall@k of `search` against the exact top-k rows `truth`, for each named set of queries."""
+    return {name: float(np.mean([len(np.intersect1d(t, search(q, k)[0])) / max(len(t), 1)
+                                 for q, t in zip(queries[name], truth[name])])) for name in queries}
+
+
+def exact_truth(vectors: np.ndarray, queries: TuneQueries, k: int) -> dict[str, list[np.ndarray]]:
+    """The exact top-k rows of every sample query, per named set."""
+    exact = ExactIndex(vectors)
+    return {name: [exact.search(q, k)[0] for q in qs] for name, qs in queries.items()}
+
+
 class ExactIndex:
     """Brute-force inner-product search: one float32 matrix-vector product over all items.
 
@@ -180,7 +208,7 @@ class HNSWConfig:
     ef: int | None = None  # query-time beam width; None = tuned at build time to reach target_recall
     target_recall: float = 0.97  # recall@tune_k against exact search that tuning aims for (≥ .95 + margin)
     tune_k: int = 10  # k used while tuning ef
-    tune_queries: int = 200  # sample queries used while tuning ef: the index's own vectors plus noise
+    tune_queries: int = 200  # sample queries tuning ef when the caller gives none: own vectors plus noise
     sample_noise: float = 1.0  # that noise's norm relative to the item's (1: queries far from any item)
     seed: int = 0  # graph construction and tuning-sample seed
     threads: int = 1  # hnswlib threads for queries (one small query: threads only add hand-offs)
@@ -199,12 +227,14 @@ class HNSWIndex:
     kind = "hnsw"
 
     def __init__(self, vectors: np.ndarray, config: HNSWConfig | None = None,
-                 queries: np.ndarray | None = None) -> None:
-        """`queries`: sample queries to tune ef on (default: the index's own vectors plus noise)."""
+                 queries: TuneQueries | np.ndarray | None = None) -> None:
+        """`queries`: named sets of sample queries to tune ef on, the target required on each (default:
+        the index's own vectors plus noise)."""
         import hnswlib
 
         self.config = config or HNSWConfig()
-        self.tuned_recall: float | None = None  # recall@tune_k of the sample queries at the chosen ef
+        self.tuned_recall: float | None = None  # recall@tune_k at the chosen ef (the lowest over the sets)
+        self.tuned_on: dict[str, dict[str, float]] = {}  # sample set -> {"queries": n, "recall": at the ef}
         vectors = np.asarray(vectors, dtype=np.float32)
         self.n_items, self.dim = vectors.shape
         self._index = hnswlib.Index(space="ip", dim=self.dim)
@@ -217,23 +247,21 @@ class HNSWIndex:
         self.ef = self.config.ef or self._tune(vectors, queries)
         self._index.set_ef(self.ef)
 
-    def _tune(self, vectors: np.ndarray, queries: np.ndarray | None) -> int:
-        """The smallest ef on EF_LADDER whose recall@tune_k against exact search on the sample queries reaches
-        target_recall; the ladder's top (its ceiling), with a warning, when none does."""
+    def _tune(self, vectors: np.ndarray, queries: TuneQueries | np.ndarray | None) -> int:
+        """The smallest ef on EF_LADDER whose recall@tune_k against exact search reaches target_recall on
+        every set of sample queries; the ladder's top (its ceiling), with a warning, when none does."""
         if self.n_items == 0:
             return EF_LADDER[0]
-        if queries is None or not len(queries):
-            queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
-                                      self.config.sample_noise)
+        queries = named_queries(queries) or {
+            ITEM_SAMPLE: example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                         self.config.sample_noise)}
         k = min(self.config.tune_k, self.n_items)
-        exact = ExactIndex(vectors)
-        truth = [exact.search(q, k)[0] for q in np.asarray(queries, np.float32)]
-        del exact
+        truth = exact_truth(vectors, queries, k)
         for ef in EF_LADDER:
             self.ef = ef
-            found = [self.search(q, k)[0] for q in queries]
-            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
-                                               for t, f in zip(truth, found)]))
+            recalls = recall_per_set(self.search, truth, queries, k)
+            self.tuned_recall = min(recalls.values())
+            self.tuned_on = {name: {"queries": len(qs), "recall": recalls[name]} for name, qs in queries.items()}
             if self.tuned_recall >= self.config.target_recall:
                 return ef
         log.warning("HNSW index over %d items: recall@%d %.3f at the ceiling ef %d, below the target %.2f; "
@@ -253,6 +281,7 @@ class HNSWIndex:
         self = cls.__new__(cls)
         self.config = config or HNSWConfig()
         self.tuned_recall = tuned_recall
+        self.tuned_on = {}
         self.n_items, self.dim = np.shape(vectors)
         self._index = hnswlib.Index(space="ip", dim=self.dim)
         self._index.load_index(str(path), max_elements=max(self.n_items, 1))
@@ -288,7 +317,7 @@ class IVFConfig:
     seed: int = 0  # k-means and tuning-sample seed
     build_threads: int = 2  # threads for training and adding (queries run on one)
     target_recall: float = 0.97  # recall@10 against exact search that nprobe tuning aims for (≥ .95 + margin)
-    tune_queries: int = 200  # sample queries for that: the index's own vectors plus noise (example_queries)
+    tune_queries: int = 200  # sample queries when the caller gives none: own vectors plus noise (example_queries)
     sample_noise: float = 0.25  # its norm relative to the item's (cosine ≈ 0.97: like a mean of liked items)
     sample_tails: tuple[tuple[float, ...], ...] | None = None  # what sample queries hold in the columns after
     #   cell_columns, cycled over the samples (the service: (1, 0) a listener, (0, prior weight) a content
@@ -306,12 +335,14 @@ class IVFIndex:
     kind = "ivf"
 
     def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None,
-                 queries: np.ndarray | None = None) -> None:
-        """`queries`: sample queries to tune nprobe on (default: the index's own vectors plus noise)."""
+                 queries: TuneQueries | np.ndarray | None = None) -> None:
+        """`queries`: named sets of sample queries to tune nprobe on, the target required on each (default:
+        the index's own vectors plus noise)."""
         import faiss
 
         self.config = config or IVFConfig()
-        self.tuned_recall: float | None = None  # recall@10 of the sample queries at the chosen nprobe
+        self.tuned_recall: float | None = None  # recall@10 at the chosen nprobe (the lowest over the sets)
+        self.tuned_on: dict[str, dict[str, float]] = {}  # sample set -> {"queries": n, "recall": at nprobe}
         if faiss_index is not None:  # a loaded index
             self._index = faiss_index
             self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
@@ -338,13 +369,15 @@ class IVFIndex:
                 faiss.omp_set_num_threads(before)
         self.nprobe = self.config.nprobe or 1
         if faiss_index is None and self.config.nprobe is None:
-            if queries is None or not len(queries):
-                queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
-                                          self.config.sample_noise)
+            queries = named_queries(queries)
+            if not queries:
+                sample = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                         self.config.sample_noise)
                 tails, start = self.config.sample_tails, self.config.cell_columns
                 if tails and start is not None and start < self.dim:
-                    queries[:, start:] = np.asarray(tails, np.float32)[np.arange(len(queries)) % len(tails)]
-            self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
+                    sample[:, start:] = np.asarray(tails, np.float32)[np.arange(len(sample)) % len(tails)]
+                queries = {ITEM_SAMPLE: sample}
+            self.nprobe = self._tune(vectors, queries)
         self._index.nprobe = self.nprobe
 
     @property
@@ -352,21 +385,22 @@ class IVFIndex:
         """The most cells a query visits at the configured max_probe_share (at least 1)."""
         return max(1, int(self._index.nlist * self.config.max_probe_share))
 
-    def _tune(self, vectors: np.ndarray, queries: np.ndarray) -> int:
-        """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search on the
-        sample queries reaches target_recall; the ceiling, with a warning, when none does."""
+    def _tune(self, vectors: np.ndarray, queries: TuneQueries) -> int:
+        """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search reaches
+        target_recall on every set of sample queries (so the largest any one set needs); the ceiling, with a
+        warning, when none does."""
         k = min(10, self.n_items)
-        exact = ExactIndex(vectors)
-        truth = [exact.search(q, k)[0] for q in queries]
-        del exact
+        truth = exact_truth(vectors, queries, k)
         ceiling = self.nprobe_ceiling
         nprobe = 1
         while True:
             self.nprobe = nprobe
-            found = [self.search(q, k)[0] for q in queries]
-            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
-                                               for t, f in zip(truth, found)]))
+            recalls = recall_per_set(self.search, truth, queries, k)
+            self.tuned_recall = min(recalls.values())
+            self.tuned_on = {name: {"queries": len(qs), "recall": recalls[name]} for name, qs in queries.items()}
             if self.tuned_recall >= self.config.target_recall:
+                log.info("IVF index over %d items: nprobe %d of %d cells, recall@10 %s", self.n_items, nprobe,
+                         self._index.nlist, ", ".join(f"{n} {r:.3f}" for n, r in recalls.items()))
                 return nprobe
             if nprobe >= ceiling:
                 log.warning("IVF index over %d items: recall@10 %.3f at the ceiling of %d of %d cells, below the "
@@ -442,18 +476,18 @@ def resolve_kind(kind: str, n_items: int) -> str:
     return kind
 
 
-def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None
-                ) -> VectorIndex:
+def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None,
+                queries: TuneQueries | None = None) -> VectorIndex:
     """An index over `vectors`: "exact", "hnsw" (hnswlib), "ivf" (FAISS IVF-Flat), or "auto" (exact below
     AUTO_EXACT_BELOW items, else AUTO_ANN). An approximate index tunes its search width (ef, nprobe) on
-    sample queries drawn from `vectors` themselves (example_queries), never on a caller's examples, which
-    an untrained model makes unlike real queries."""
+    `queries`, named sets of the queries its caller sends (the target reached on each), else on sample
+    queries drawn from `vectors` themselves (example_queries)."""
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
     if kind == "ivf":
-        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig())
-    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None)
+        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig(), queries=queries)
+    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None, queries=queries)
 
 
 # -- saved beside the model ----------------------------------------------------------------------------
@@ -473,7 +507,7 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
     target.mkdir(parents=True, exist_ok=True)
     meta = {"kind": index.kind, "n_items": index.n_items, "fingerprint": fingerprint(vectors),
             "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None),
-            "tuned_recall": getattr(index, "tuned_recall", None)}
+            "tuned_recall": getattr(index, "tuned_recall", None), "tuned_on": getattr(index, "tuned_on", {})}
     index.save(target / "index.bin")
     tmp = target / "index.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
@@ -511,6 +545,7 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
                                    tuned_recall=meta.get("tuned_recall"))
         if index is not None:
             index.settings = dict(meta.get("settings", {}))
+            index.tuned_on = dict(meta.get("tuned_on") or {})
         return index
     except (RuntimeError, OSError, KeyError, TypeError, ValueError) as e:
         log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
@@ -518,9 +553,11 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
 
 
 def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
-                 config: HNSWConfig | IVFConfig | None = None) -> VectorIndex:
+                 config: HNSWConfig | IVFConfig | None = None,
+                 queries: Callable[[], TuneQueries] | None = None) -> VectorIndex:
     """The index of `kind` over `vectors`: the one saved in `folder` when it matches, else built (and, when
-    approximate and `folder` is given, saved there so the next start loads it)."""
+    approximate and `folder` is given, saved there so the next start loads it). `queries` gives the named
+    sample query sets to tune a new index's search width on (called only when one is built)."""
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
@@ -528,7 +565,7 @@ def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
         saved = load_index(folder, vectors)
         if saved is not None and saved.kind == kind:
             return saved
-    index = build_index(vectors, kind, config)
+    index = build_index(vectors, kind, config, queries() if queries is not None else None)
     if folder is not None:
         save_index(index, folder, vectors)
     return index

@@ -67,6 +67,9 @@ WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # an approximate index they are scored exactly over every item (None), or over this many of the index's
 # candidates for the model-space part (benchmarks.scale measures that recall).
 TERM_CANDIDATES: int | None = 2000
+INDEX_SAMPLE = 200  # sample queries per kind (listener, liked) an approximate index tunes its search width on
+INDEX_SAMPLE_LIKED = 3  # liked items per "liked" sample query (one listener's training items)
+INDEX_SAMPLE_SEED = 0  # which listeners and items those samples are drawn from
 LINEARITY_SAMPLE = 512  # items the what-if formula is checked on when the service starts
 PARTS_CHUNK = 65_536  # items per block when single-modality parts of a large catalog are scored row-locally
 _THREADS_LOCK = threading.Lock()
@@ -279,7 +282,7 @@ class RecommendService:
             config = hnsw
             if resolve_kind(index, self.n_items) == "ivf":  # cells from the item vectors, not bias and prior
                 config = IVFConfig(cell_columns=self.dim, sample_tails=((0.0, self.prior_weight),))
-            self.index = ensure_index(index_dir, augmented, index, config)
+            self.index = ensure_index(index_dir, augmented, index, config, queries=self.index_sample_queries)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
@@ -298,6 +301,36 @@ class RecommendService:
             self._unit_items = np.divide(self.item_vectors, norms, out=np.zeros_like(self.item_vectors),
                                          where=norms > 0)
         return self._unit_items
+
+    def index_sample_queries(self) -> dict[str, np.ndarray]:
+        """Named sets of (n, dim + 2) queries as this service sends them to its index, to tune the index's
+        search width on: "listener", known listeners' vectors with the learned bias (1, 0), and "liked",
+        three of one listener's training items as liked items with the popularity prior (0, prior weight).
+        Empty when the model has no listeners (the index then tunes on its own vectors plus noise)."""
+        try:
+            n_users = len(self.user_ids)
+            train = self._train_matrix() if n_users else None
+        except Exception as e:  # noqa: BLE001 - no listeners to sample: the index falls back to its own vectors
+            log.info("no listeners to tune the index on (%s); it tunes on its own vectors", e)
+            return {}
+        if not n_users or train is None or train.nnz == 0:
+            return {}
+        rng = np.random.default_rng(INDEX_SAMPLE_SEED)
+        users = np.sort(rng.choice(n_users, size=min(INDEX_SAMPLE, n_users), replace=False))
+        with single_threaded():
+            listener = np.stack([np.asarray(self.model.user_vector(int(u)), np.float32) for u in users])
+            liked = []
+            for u in rng.permutation(np.flatnonzero(np.diff(train.indptr) > 0))[:INDEX_SAMPLE]:
+                rows = train.indices[train.indptr[u]:train.indptr[u + 1]]
+                chosen = rng.choice(rows, size=min(INDEX_SAMPLE_LIKED, len(rows)), replace=False)
+                liked.append(np.asarray(self.model.query_vector(liked=chosen.tolist()), np.float32))
+        tails = {"listener": (1.0, 0.0), "liked": (0.0, self.prior_weight)}
+        out = {}
+        for name, vectors in (("listener", listener), ("liked", np.stack(liked) if liked else None)):
+            if vectors is not None and len(vectors):
+                tail = np.broadcast_to(np.asarray(tails[name], np.float32), (len(vectors), 2))
+                out[name] = np.hstack([vectors, tail]).astype(np.float32)
+        return out
 
     def tune_whatif_candidates(self) -> int:
         """The smallest candidate count (WHATIF_MIN_CANDIDATES, doubling, up to WHATIF_MAX_SHARE of the

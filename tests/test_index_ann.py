@@ -233,3 +233,47 @@ def test_upload_terms_re_ranked_over_index_candidates_match_exact_scoring(world,
         want = exact.recommend(q, k=10)
         assert [r.item_id for r in got.items] == [r.item_id for r in want.items]
         np.testing.assert_allclose([r.score for r in got.items], [r.score for r in want.items], rtol=1e-4, atol=1e-4)
+
+
+def test_nprobe_is_tuned_on_the_services_listener_and_liked_queries(world, tmp_path, monkeypatch):
+    import json
+
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    seen = {}
+    tune = IVFIndex._tune
+
+    def spy(self, vectors, queries):
+        seen.update(queries)
+        return tune(self, vectors, queries)
+
+    monkeypatch.setattr(IVFIndex, "_tune", spy)
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert set(seen) == {"listener", "liked"}
+    listeners = {tuple(np.round(model.user_vector(u), 5)) for u in range(len(data.user_ids))}
+    # listener samples are the model's listeners' vectors with the learned bias (1, 0) and no prior
+    assert all(tuple(np.round(q[:-2], 5)) in listeners for q in seen["listener"])
+    np.testing.assert_array_equal(seen["listener"][:, -2:], [[1.0, 0.0]] * len(seen["listener"]))
+    np.testing.assert_allclose(seen["liked"][:, -2:], [[0.0, service.prior_weight]] * len(seen["liked"]))
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert meta["tuned_on"]["listener"]["queries"] == len(data.user_ids)
+    assert meta["tuned_recall"] == min(s["recall"] for s in meta["tuned_on"].values())
+    reloaded = load_index(tmp_path, service.index_vectors())
+    assert reloaded.tuned_on == meta["tuned_on"] and reloaded.nprobe == service.index.nprobe
+    # the recall recorded for the listener set is that of the listener queries the service sends
+    exact = ExactIndex(service.index_vectors())
+    hits = 0
+    for user in data.user_ids:
+        q = service.encode_query(recommend_module.Query(user_id=user))
+        query = np.concatenate([q.vector, [1.0, 0.0]]).astype(np.float32)
+        hits += len(np.intersect1d(service.index.search(query, 10)[0], exact.search(query, 10)[0]))
+    assert hits / (10 * len(data.user_ids)) == pytest.approx(meta["tuned_on"]["listener"]["recall"])
+
+
+def test_without_listeners_nprobe_is_tuned_on_the_index_vectors(tmp_path):
+    import json
+
+    ensure_index(tmp_path, clustered(3000), "ivf", IVFConfig(build_threads=1), queries=lambda: {})
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert list(meta["tuned_on"]) == [index_module.ITEM_SAMPLE]
