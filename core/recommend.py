@@ -24,6 +24,7 @@ offset + history + Σ contributions = score.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -224,6 +225,29 @@ def shapley_from_coalitions(values: dict[frozenset[str], np.ndarray], modalities
                 s = frozenset(subset)
                 phi = phi + weight * (values[s | {m}] - values[s])
         out[m] = np.asarray(phi, dtype=np.float64)
+    return out
+
+
+def coalition_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every subset of `modalities`, by size then in the given order (∅ first, all of them last)."""
+    return [subset for size in range(len(modalities) + 1) for subset in itertools.combinations(modalities, size)]
+
+
+@functools.lru_cache(maxsize=16)
+def shapley_matrix(modalities: tuple[str, ...]) -> np.ndarray:
+    """(M, 2^M) the Shapley values as a linear map of v(S) over coalition_subsets(modalities):
+    φ = C @ v, the same sum as shapley_from_coalitions in one product."""
+    subsets = coalition_subsets(modalities)
+    position = {frozenset(s): j for j, s in enumerate(subsets)}
+    n = len(modalities)
+    out = np.zeros((n, len(subsets)))
+    for i, m in enumerate(modalities):
+        for s in subsets:
+            if m in s:
+                continue
+            weight = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
+            out[i, position[frozenset(s) | {m}]] += weight
+            out[i, position[frozenset(s)]] -= weight
     return out
 
 
@@ -668,16 +692,21 @@ class RecommendService:
     def coalition_scores(self, vector: np.ndarray, rows: np.ndarray,
                          modality_weights: dict[str, float] | None = None) -> dict[frozenset[str], np.ndarray]:
         """v(S) for every subset S of the model's modalities, over the items `rows`."""
-        subsets = [subset for size in range(len(self.modalities) + 1)
-                   for subset in itertools.combinations(self.modalities, size)]
+        values = self.coalition_values(vector, rows, modality_weights)
+        return {frozenset(s): v for s, v in zip(coalition_subsets(self.modalities), values)}
+
+    def coalition_values(self, vector: np.ndarray, rows: np.ndarray,
+                         modality_weights: dict[str, float] | None = None) -> np.ndarray:
+        """(2^M, len(rows)) v(S) over the items `rows` for every subset S, in coalition_subsets order."""
+        subsets = coalition_subsets(self.modalities)
         hook = getattr(self.model, "subset_scores", None)
         if modality_weights is None and hook is not None and len(rows):  # one head pass for every subset
             with single_threaded():
                 values = hook(vector, np.asarray(rows, dtype=np.int64), subsets)
             if values is not None:
-                return {frozenset(s): v for s, v in zip(subsets, values)}
-        return {frozenset(subset): self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
-                for subset in subsets}
+                return np.asarray(values, np.float64)
+        return np.stack([np.asarray(self.scores(vector, rows, keep=subset, modality_weights=modality_weights),
+                                    np.float64).reshape(len(rows)) for subset in subsets])
 
     def item_weights(self, rows: np.ndarray, modality_weights: dict[str, float] | None = None) -> np.ndarray:
         """(len(rows), M) modality weights: the gate's, or the what-if ones renormalised per item."""
@@ -882,36 +911,44 @@ class RecommendService:
         with single_threaded():
             rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
                                        extra=extra_at if lam or beside or history is not None else None)
-            coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
+            coalitions = self.coalition_values(encoded.vector, rows, modality_weights)  # (2^M, k)
             weights = self.item_weights(rows, modality_weights)
-        shapley = shapley_from_coalitions(coalitions, self.modalities)
+        shapley = shapley_matrix(tuple(self.modalities)) @ coalitions  # (M, k)
         shift = self.shift(bias_coef, prior_coef, rows) + sum((t.part(rows) for t in beside), np.zeros(len(rows)))
         if history is not None:
             shift = shift + history[rows]
         parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
         # (k, M): each modality's similarity part joins its Shapley value
         similar = self.similarity_parts(encoded, rows, modality_weights, similarity_weight)
-        full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
-        base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
+        full = coalitions[-1] + shift + similar.sum(axis=1)  # every modality present
+        base = coalitions[0] + shift - sum(parts.values(), np.zeros(len(rows)))  # none
         weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]
         lacking = ~self.carries(modality_weights, rows) if modality_weights is not None else np.zeros(len(rows), bool)
         # re-sort by the exact scores (HNSW scores are close); what-if: items lacking the weighted ones last
         order = np.lexsort((rows, -full, lacking))
         prev_ranks = {r.item_id: r.rank for r in previous.items} if previous is not None else {}
+        # plain Python numbers per card, converted once per array (float(x[j]) per cell costs more than it adds)
+        modalities = self.modalities
+        offsets = (bias_coef * self.bias[rows].astype(np.float64)).tolist()
+        card_weights, card_similar = weights.tolist(), similar.tolist()
+        card_shares = (shapley.T + similar).tolist()  # (k, M)
+        card_full, card_base = full.tolist(), base.tolist()
+        card_terms = {name: np.asarray(v, np.float64).tolist() for name, v in parts.items()}
+        card_present = self.present[rows].tolist()
+        shown_similarity = [i for i, m in enumerate(modalities) if lam and m in encoded.modalities]
+        weighted_at = [(modalities.index(m), m) for m in weighted]
         items = []
-        for rank, j in enumerate(order, start=1):
-            row = int(rows[j])
-            item = self.catalog.items[row]
+        for rank, j in enumerate(order.tolist(), start=1):
+            item = self.catalog.items[int(rows[j])]
             items.append(Recommendation(
-                item_id=item.id, title=item.title, rank=rank, score=float(full[j]),
-                modality_weights={m: float(weights[j, i]) for i, m in enumerate(self.modalities)},
-                contributions={m: float(shapley[m][j] + similar[j, i]) for i, m in enumerate(self.modalities)},
-                previous_rank=prev_ranks.get(item.id), base=float(base[j]),
-                history=float(base[j]) - bias_coef * float(self.bias[row]), offset=bias_coef * float(self.bias[row]),
-                terms={name: float(v[j]) for name, v in parts.items()},
-                lacks=[m for m in weighted if not self.present[row, self.modalities.index(m)]],
-                similarity={m: float(similar[j, i]) for i, m in enumerate(self.modalities)
-                            if lam and m in encoded.modalities}))
+                item_id=item.id, title=item.title, rank=rank, score=card_full[j],
+                modality_weights=dict(zip(modalities, card_weights[j])),
+                contributions=dict(zip(modalities, card_shares[j])),
+                previous_rank=prev_ranks.get(item.id), base=card_base[j],
+                history=card_base[j] - offsets[j], offset=offsets[j],
+                terms={name: v[j] for name, v in card_terms.items()},
+                lacks=[m for i, m in weighted_at if not card_present[j][i]],
+                similarity={modalities[i]: card_similar[j][i] for i in shown_similarity}))
         notes = []
         if lacking.any():
             names = " or ".join(m for m in weighted)
