@@ -127,30 +127,52 @@ def not_excluded(rows: np.ndarray, exclude: Collection[int]) -> np.ndarray:
     return np.fromiter((int(r) not in exclude for r in rows), dtype=bool, count=len(rows))
 
 
-TuneQueries = dict[str, np.ndarray]  # named sets of (n, d) sample queries an index tunes its search width on
+@dataclass
+class SampleQueries:
+    """Sample queries an index tunes its search width on, each with the rows its search excludes (as the
+    caller sends them: e.g. a listener's training items, a query's liked items)."""
+
+    vectors: np.ndarray  # (n, d) float32
+    exclude: list[Collection[int]] | None = None  # per query; None = nothing excluded
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def items(self) -> Iterator[tuple[np.ndarray, Collection[int]]]:
+        """(query, its excluded rows) pairs."""
+        exclude = self.exclude if self.exclude is not None else [()] * len(self.vectors)
+        return zip(self.vectors, exclude)
+
+
+TuneQueries = dict[str, SampleQueries | np.ndarray]  # named sets of sample queries (arrays: nothing excluded)
 ITEM_SAMPLE = "item vectors"  # the name of the fallback set: the index's own vectors plus noise
 
 
-def named_queries(queries: TuneQueries | np.ndarray | None) -> TuneQueries:
-    """`queries` as named non-empty float32 sets (one unnamed array becomes the set "given")."""
+def named_queries(queries: TuneQueries | np.ndarray | None) -> dict[str, SampleQueries]:
+    """`queries` as named non-empty sets (one unnamed array becomes the set "given")."""
     if queries is None:
         return {}
     if not isinstance(queries, dict):
         queries = {"given": queries}
-    return {name: np.atleast_2d(np.asarray(q, np.float32)) for name, q in queries.items() if len(q)}
+    out = {}
+    for name, q in queries.items():
+        q = q if isinstance(q, SampleQueries) else SampleQueries(np.asarray(q, np.float32))
+        if len(q):
+            out[name] = SampleQueries(np.atleast_2d(np.asarray(q.vectors, np.float32)), q.exclude)
+    return out
 
 
-def recall_per_set(search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
-                   truth: dict[str, list[np.ndarray]], queries: TuneQueries, k: int) -> dict[str, float]:
+def recall_per_set(search: Callable[..., tuple[np.ndarray, np.ndarray]], truth: dict[str, list[np.ndarray]],
+                   queries: dict[str, SampleQueries], k: int) -> dict[str, float]:
     """Mean recall@k of `search` against the exact top-k rows `truth`, for each named set of queries."""
-    return {name: float(np.mean([len(np.intersect1d(t, search(q, k)[0])) / max(len(t), 1)
-                                 for q, t in zip(queries[name], truth[name])])) for name in queries}
+    return {name: float(np.mean([len(np.intersect1d(t, search(q, k, ex)[0])) / max(len(t), 1)
+                                 for (q, ex), t in zip(queries[name].items(), truth[name])])) for name in queries}
 
 
-def exact_truth(vectors: np.ndarray, queries: TuneQueries, k: int) -> dict[str, list[np.ndarray]]:
-    """The exact top-k rows of every sample query, per named set."""
+def exact_truth(vectors: np.ndarray, queries: dict[str, SampleQueries], k: int) -> dict[str, list[np.ndarray]]:
+    """The exact top-k rows of every sample query (its excluded rows left out), per named set."""
     exact = ExactIndex(vectors)
-    return {name: [exact.search(q, k)[0] for q in qs] for name, qs in queries.items()}
+    return {name: [exact.search(q, k, ex)[0] for q, ex in qs.items()] for name, qs in queries.items()}
 
 
 class ExactIndex:
@@ -257,9 +279,9 @@ class HNSWIndex:
         every set of sample queries; the ladder's top (its ceiling), with a warning, when none does."""
         if self.n_items == 0:
             return EF_LADDER[0]
-        queries = named_queries(queries) or {
+        queries = named_queries(queries) or named_queries({
             ITEM_SAMPLE: example_queries(vectors, None, self.config.tune_queries, self.config.seed,
-                                         self.config.sample_noise)}
+                                         self.config.sample_noise)})
         k = min(self.config.tune_k, self.n_items)
         truth = exact_truth(vectors, queries, k)
         for ef in EF_LADDER:
@@ -381,7 +403,7 @@ class IVFIndex:
                 tails, start = self.config.sample_tails, self.config.cell_columns
                 if tails and start is not None and start < self.dim:
                     sample[:, start:] = np.asarray(tails, np.float32)[np.arange(len(sample)) % len(tails)]
-                queries = {ITEM_SAMPLE: sample}
+                queries = named_queries({ITEM_SAMPLE: sample})
             self.nprobe = self._tune(vectors, queries)
         self._index.nprobe = self.nprobe
 
@@ -390,7 +412,7 @@ class IVFIndex:
         """The most cells a query visits at the configured max_probe_share (at least 1)."""
         return max(1, int(self._index.nlist * self.config.max_probe_share))
 
-    def _tune(self, vectors: np.ndarray, queries: TuneQueries) -> int:
+    def _tune(self, vectors: np.ndarray, queries: dict[str, SampleQueries]) -> int:
         """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search reaches
         target_recall on every set of sample queries (so the largest any one set needs); the ceiling, with a
         warning, when none does."""

@@ -42,8 +42,8 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
-from core.index import (ExactIndex, HNSWConfig, IVFConfig, VectorIndex, ensure_index, fast_top_k_rows,
-                        record_index_setting, resolve_kind, single_thread_blas, top_k_rows)
+from core.index import (ExactIndex, HNSWConfig, IVFConfig, SampleQueries, VectorIndex, ensure_index,
+                        fast_top_k_rows, record_index_setting, resolve_kind, single_thread_blas, top_k_rows)
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
@@ -326,11 +326,12 @@ class RecommendService:
                                          where=norms > 0)
         return self._unit_items
 
-    def index_sample_queries(self) -> dict[str, np.ndarray]:
-        """Named sets of (n, dim + 2) queries as this service sends them to its index, to tune the index's
-        search width on: "listener", known listeners' vectors with the learned bias (1, 0), and "liked",
-        three of one listener's training items as liked items with the popularity prior (0, prior weight).
-        Empty when the model has no listeners (the index then tunes on its own vectors plus noise)."""
+    def index_sample_queries(self) -> dict[str, SampleQueries]:
+        """Named sets of (n, dim + 2) queries as this service sends them to its index, with the rows it
+        excludes, to tune the index's search width on: "listener", known listeners' vectors with the learned
+        bias (1, 0), their training items excluded, and "liked", three of one listener's training items as
+        liked items (excluded) with the popularity prior (0, prior weight). Empty when the model has no
+        listeners (the index then tunes on its own vectors plus noise)."""
         try:
             n_users = len(self.user_ids)
             train = self._train_matrix() if n_users else None
@@ -342,18 +343,20 @@ class RecommendService:
         rng = np.random.default_rng(INDEX_SAMPLE_SEED)
         users = np.sort(rng.choice(n_users, size=min(INDEX_SAMPLE, n_users), replace=False))
         with single_threaded():
-            listener = np.stack([np.asarray(self.model.user_vector(int(u)), np.float32) for u in users])
-            liked = []
+            listener = [np.asarray(self.model.user_vector(int(u)), np.float32) for u in users]
+            listened = [set(self.training_rows(int(u)).tolist()) for u in users]
+            liked, chosen_rows = [], []
             for u in rng.permutation(np.flatnonzero(np.diff(train.indptr) > 0))[:INDEX_SAMPLE]:
-                rows = train.indices[train.indptr[u]:train.indptr[u + 1]]
-                chosen = rng.choice(rows, size=min(INDEX_SAMPLE_LIKED, len(rows)), replace=False)
-                liked.append(np.asarray(self.model.query_vector(liked=chosen.tolist()), np.float32))
-        tails = {"listener": (1.0, 0.0), "liked": (0.0, self.prior_weight)}
+                rows = np.unique(train.indices[train.indptr[u]:train.indptr[u + 1]])
+                chosen = rng.choice(rows, size=min(INDEX_SAMPLE_LIKED, len(rows)), replace=False).tolist()
+                liked.append(np.asarray(self.model.query_vector(liked=chosen), np.float32))
+                chosen_rows.append(set(chosen))
         out = {}
-        for name, vectors in (("listener", listener), ("liked", np.stack(liked) if liked else None)):
-            if vectors is not None and len(vectors):
-                tail = np.broadcast_to(np.asarray(tails[name], np.float32), (len(vectors), 2))
-                out[name] = np.hstack([vectors, tail]).astype(np.float32)
+        for name, vectors, exclude, tail in (("listener", listener, listened, (1.0, 0.0)),
+                                             ("liked", liked, chosen_rows, (0.0, self.prior_weight))):
+            if vectors:
+                tails = np.broadcast_to(np.asarray(tail, np.float32), (len(vectors), 2))
+                out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude)
         return out
 
     def tune_whatif_candidates(self) -> int:

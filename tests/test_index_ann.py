@@ -253,9 +253,16 @@ def test_nprobe_is_tuned_on_the_services_listener_and_liked_queries(world, tmp_p
     assert set(seen) == {"listener", "liked"}
     listeners = {tuple(np.round(model.user_vector(u), 5)) for u in range(len(data.user_ids))}
     # listener samples are the model's listeners' vectors with the learned bias (1, 0) and no prior
-    assert all(tuple(np.round(q[:-2], 5)) in listeners for q in seen["listener"])
-    np.testing.assert_array_equal(seen["listener"][:, -2:], [[1.0, 0.0]] * len(seen["listener"]))
-    np.testing.assert_allclose(seen["liked"][:, -2:], [[0.0, service.prior_weight]] * len(seen["liked"]))
+    listener, liked = seen["listener"], seen["liked"]
+    assert all(tuple(np.round(q[:-2], 5)) in listeners for q in listener.vectors)
+    np.testing.assert_array_equal(listener.vectors[:, -2:], [[1.0, 0.0]] * len(listener))
+    np.testing.assert_allclose(liked.vectors[:, -2:], [[0.0, service.prior_weight]] * len(liked))
+    # each sample excludes what the service excludes: the listener's training items, the liked items
+    train = data.train.tocsr()
+    for q, ex in listener.items():
+        user = next(u for u in range(len(data.user_ids)) if np.allclose(model.user_vector(u), q[:-2]))
+        assert set(ex) == set(train[user].indices.tolist())
+    assert all(len(ex) == 3 for _, ex in liked.items())
     meta = json.loads((tmp_path / "index" / "index.json").read_text())
     assert meta["tuned_on"]["listener"]["queries"] == len(data.user_ids)
     assert meta["tuned_recall"] == min(s["recall"] for s in meta["tuned_on"].values())
@@ -267,7 +274,8 @@ def test_nprobe_is_tuned_on_the_services_listener_and_liked_queries(world, tmp_p
     for user in data.user_ids:
         q = service.encode_query(recommend_module.Query(user_id=user))
         query = np.concatenate([q.vector, [1.0, 0.0]]).astype(np.float32)
-        hits += len(np.intersect1d(service.index.search(query, 10)[0], exact.search(query, 10)[0]))
+        hits += len(np.intersect1d(service.index.search(query, 10, q.exclude_rows)[0],
+                                   exact.search(query, 10, q.exclude_rows)[0]))
     assert hits / (10 * len(data.user_ids)) == pytest.approx(meta["tuned_on"]["listener"]["recall"])
 
 
