@@ -81,8 +81,10 @@ class VectorIndex(Protocol):
     kind: str
     n_items: int
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """The top `k` rows by inner product with `qvec` (not in `exclude`) and their scores, best first."""
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The top `k` rows by inner product with `qvec` (not in `exclude`) and their scores, best first;
+        `kind` names the sample set the query is like (an index may search such queries narrower)."""
         ...
 
 
@@ -217,7 +219,8 @@ class ExactIndex:
             np.dot(q, self.columns, out=out)
         return out
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The exact top `k` rows (not in `exclude`) and their scores, best first."""
         scores = self.scores(qvec)
         if len(exclude):
@@ -317,7 +320,8 @@ class HNSWIndex:
         self._index.set_ef(self.ef)
         return self
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
         want = min(k + len(exclude), self.n_items)  # over-fetch so excluded rows can be dropped
         if want <= 0:
@@ -369,7 +373,8 @@ class IVFIndex:
 
         self.config = config or IVFConfig()
         self.tuned_recall: float | None = None  # recall@10 at the chosen nprobe (the lowest over the sets)
-        self.tuned_on: dict[str, dict[str, float]] = {}  # sample set -> {"queries": n, "recall": at nprobe}
+        self.tuned_on: dict[str, dict[str, float]] = {}  # sample set -> {"queries": n, "recall", "nprobe"}
+        self.nprobe_for: dict[str, int] = {}  # sample set -> the nprobe its queries are searched with
         if faiss_index is not None:  # a loaded index
             self._index = faiss_index
             self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
@@ -413,21 +418,27 @@ class IVFIndex:
         return max(1, int(self._index.nlist * self.config.max_probe_share))
 
     def _tune(self, vectors: np.ndarray, queries: dict[str, SampleQueries]) -> int:
-        """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search reaches
-        target_recall on every set of sample queries (so the largest any one set needs); the ceiling, with a
-        warning, when none does."""
+        """For each set of sample queries, the smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose
+        recall@10 against exact search reaches target_recall (the ceiling, with a warning, when none does),
+        kept in nprobe_for; returns the largest, the width of queries of no named kind."""
         k = min(10, self.n_items)
         truth = exact_truth(vectors, queries, k)
         ceiling = self.nprobe_ceiling
         nprobe = 1
+        self.nprobe_for, self.tuned_on = {}, {}
         while True:
             self.nprobe = nprobe
-            recalls = recall_per_set(self.search, truth, queries, k)
-            self.tuned_recall = min(recalls.values())
-            self.tuned_on = {name: {"queries": len(qs), "recall": recalls[name]} for name, qs in queries.items()}
-            if self.tuned_recall >= self.config.target_recall:
-                log.info("IVF index over %d items: nprobe %d of %d cells, recall@10 %s", self.n_items, nprobe,
-                         self._index.nlist, ", ".join(f"{n} {r:.3f}" for n, r in recalls.items()))
+            pending = {name: qs for name, qs in queries.items() if name not in self.nprobe_for}
+            recalls = recall_per_set(self.search, truth, pending, k)
+            for name, recall in recalls.items():
+                if recall >= self.config.target_recall or nprobe >= ceiling:
+                    self.nprobe_for[name] = nprobe
+                    self.tuned_on[name] = {"queries": len(queries[name]), "recall": recall, "nprobe": nprobe}
+            self.tuned_recall = min(t["recall"] for t in self.tuned_on.values()) if self.tuned_on else None
+            if len(self.nprobe_for) == len(queries) and self.tuned_recall >= self.config.target_recall:
+                log.info("IVF index over %d items, %d cells: %s", self.n_items, self._index.nlist,
+                         ", ".join(f"{n} nprobe {t['nprobe']} (recall@10 {t['recall']:.3f})"
+                                   for n, t in self.tuned_on.items()))
                 return nprobe
             if nprobe >= ceiling:
                 log.warning("IVF index over %d items: recall@10 %.3f at the ceiling of %d of %d cells, below the "
@@ -437,7 +448,8 @@ class IVFIndex:
                 return nprobe
             nprobe = min(ceiling, nprobe * 2)
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
         import faiss
 
@@ -447,7 +459,8 @@ class IVFIndex:
         q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32)[None, :])
         # a long candidate list (what-if re-ranking) visits enough cells to hold about twice its length
         nlist = int(self._index.nlist)
-        nprobe = min(nlist, max(self.nprobe, int(np.ceil(2 * want * nlist / max(self.n_items, 1)))))
+        width = self.nprobe_for.get(kind, self.nprobe) if kind is not None else self.nprobe
+        nprobe = min(nlist, max(width, int(np.ceil(2 * want * nlist / max(self.n_items, 1)))))
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)  # one small query: threads only add hand-offs (see single_thread_blas)
         try:
@@ -468,12 +481,15 @@ class IVFIndex:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path, config: IVFConfig | None = None, tuned_recall: float | None = None) -> "IVFIndex":
-        """A saved index with the nprobe given in `config` (the one chosen when it was built)."""
+    def load(cls, path: Path, config: IVFConfig | None = None, tuned_recall: float | None = None,
+             nprobe_for: dict[str, int] | None = None) -> "IVFIndex":
+        """A saved index with the nprobe given in `config` and per kind of query `nprobe_for` (those chosen
+        when it was built)."""
         import faiss
 
         self = cls(None, config, faiss_index=faiss.read_index(str(path)))
         self.tuned_recall = tuned_recall
+        self.nprobe_for = {str(name): int(n) for name, n in (nprobe_for or {}).items()}
         return self
 
 
@@ -534,7 +550,8 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
     target.mkdir(parents=True, exist_ok=True)
     meta = {"kind": index.kind, "n_items": index.n_items, "fingerprint": fingerprint(vectors),
             "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None),
-            "tuned_recall": getattr(index, "tuned_recall", None), "tuned_on": getattr(index, "tuned_on", {})}
+            "tuned_recall": getattr(index, "tuned_recall", None), "tuned_on": getattr(index, "tuned_on", {}),
+            "nprobe_for": getattr(index, "nprobe_for", None)}
     index.save(target / "index.bin")
     tmp = target / "index.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
@@ -566,7 +583,7 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
         index: VectorIndex | None = None
         if meta["kind"] == "ivf":
             index = IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
-                                  tuned_recall=meta.get("tuned_recall"))
+                                  tuned_recall=meta.get("tuned_recall"), nprobe_for=meta.get("nprobe_for"))
         elif meta["kind"] == "hnsw":
             index = HNSWIndex.load(target / "index.bin", vectors, int(meta["ef"]),
                                    tuned_recall=meta.get("tuned_recall"))

@@ -68,6 +68,7 @@ WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # an approximate index they are scored exactly over every item (None), or over this many of the index's
 # candidates for the model-space part (benchmarks.scale measures that recall).
 TERM_CANDIDATES: int | None = 2000
+LISTENER_QUERIES = "listener"  # the index's sample set of known listeners' queries (searched with its own width)
 INDEX_SAMPLE = 200  # sample queries per kind (listener, liked) an approximate index tunes its search width on
 INDEX_SAMPLE_LIKED = 3  # liked items per "liked" sample query (one listener's training items)
 INDEX_SAMPLE_SEED = 0  # which listeners and items those samples are drawn from
@@ -329,9 +330,11 @@ class RecommendService:
     def index_sample_queries(self) -> dict[str, SampleQueries]:
         """Named sets of (n, dim + 2) queries as this service sends them to its index, with the rows it
         excludes, to tune the index's search width on: "listener", known listeners' vectors with the learned
-        bias (1, 0), their training items excluded, and "liked", three of one listener's training items as
-        liked items (excluded) with the popularity prior (0, prior weight). Empty when the model has no
-        listeners (the index then tunes on its own vectors plus noise)."""
+        bias (1, 0), their training items excluded; "liked", three of one listener's training items as
+        liked items (excluded) with the popularity prior (0, prior weight); and "similar items", the same
+        with any catalog item and the two items its vector scores highest as the liked items (so clusters
+        no listener has heard are sampled too). Empty when the model has no listeners (the index then
+        tunes on its own vectors plus noise)."""
         try:
             n_users = len(self.user_ids)
             train = self._train_matrix() if n_users else None
@@ -351,9 +354,21 @@ class RecommendService:
                 chosen = rng.choice(rows, size=min(INDEX_SAMPLE_LIKED, len(rows)), replace=False).tolist()
                 liked.append(np.asarray(self.model.query_vector(liked=chosen), np.float32))
                 chosen_rows.append(set(chosen))
+            similar, similar_rows = [], []
+            seeds = rng.choice(self.n_items, size=min(INDEX_SAMPLE, self.n_items), replace=False)
+            for start in range(0, len(seeds), 25):  # (25, I) float32 blocks: ~100 MB at a million items
+                block = seeds[start:start + 25]
+                scores = self.item_vectors[block] @ self.item_vectors.T  # (b, I)
+                scores[np.arange(len(block)), block] = -np.inf
+                for seed, row_scores in zip(block, scores):
+                    chosen = [int(seed)] + fast_top_k_rows(row_scores, INDEX_SAMPLE_LIKED - 1).tolist()
+                    similar.append(np.asarray(self.model.query_vector(liked=chosen), np.float32))
+                    similar_rows.append(set(chosen))
         out = {}
-        for name, vectors, exclude, tail in (("listener", listener, listened, (1.0, 0.0)),
-                                             ("liked", liked, chosen_rows, (0.0, self.prior_weight))):
+        prior = (0.0, self.prior_weight)
+        for name, vectors, exclude, tail in ((LISTENER_QUERIES, listener, listened, (1.0, 0.0)),
+                                             ("liked", liked, chosen_rows, prior),
+                                             ("similar items", similar, similar_rows, prior)):
             if vectors:
                 tails = np.broadcast_to(np.asarray(tail, np.float32), (len(vectors), 2))
                 out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude)
@@ -829,15 +844,17 @@ class RecommendService:
             extra = None
         extra_at = (extra if callable(extra) else lambda at: extra if at is None else extra[at]) \
             if extra is not None else None
+        # a known listener's query (learned bias, no prior) is searched as wide as listener samples need
+        query_kind = LISTENER_QUERIES if (bias_coef, prior_coef) == (1.0, 0.0) else None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            rows, _ = self.index.search(query, k, exclude)
+            rows, _ = self.index.search(query, k, exclude, kind=query_kind)
             return rows, self.index.kind
         if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact" \
                 and candidates:
             # a large catalog: the index's candidates for the query, re-ranked exactly under the weights
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, _ = self.index.search(query, max(candidates, k), exclude)
+            cands, _ = self.index.search(query, max(candidates, k), exclude, kind=query_kind)
             scores = self.scores(vector, rows=cands, modality_weights=modality_weights) + \
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
@@ -845,7 +862,7 @@ class RecommendService:
         if modality_weights is None and self.linear and self.index.kind != "exact" and TERM_CANDIDATES:
             # the index's candidates for the model-space part, re-ranked exactly with the other terms added
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude)
+            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude, kind=query_kind)
             total = cand_scores.astype(np.float64) + np.asarray(extra_at(cands), np.float64)
             return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
         if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them
