@@ -13,8 +13,10 @@ index whose size it chose from measured recall when the index was built (saved i
 An approximate index chooses its own search width (HNSW ef, IVF nprobe) when built, from recall@10
 against exact search on sample queries, up to a stated ceiling (with a logged warning when the target is
 not reached there), and saves it beside the index with what it was tuned on. The sample queries are the
-caller's named sets of the queries it will send (the recommend service: its listeners' vectors and
-liked-items queries), the target required on each set; without them, the index's own vectors plus noise.
+caller's named sets of the queries it will send, with the rows it excludes (the recommend service: its
+listeners' vectors, liked-items queries); IVF chooses an nprobe per set, a query naming its set (`kind`)
+is searched with that set's, any other with the widest. Without such sets: the index's own vectors
+plus noise.
 """
 from __future__ import annotations
 
