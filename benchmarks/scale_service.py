@@ -173,7 +173,8 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
     build_s = time.perf_counter() - t
     log(f"[{n:,}] service with a new {service.index.kind} index in {build_s:.0f} s "
         f"(nprobe {getattr(service.index, 'nprobe', None)}, "
-        f"sample recall {getattr(service.index, 'tuned_recall', None)})")
+        f"sample recall {getattr(service.index, 'tuned_recall', None)}; per sample set "
+        f"{getattr(service.index, 'tuned_on', None)})")
     t = time.perf_counter()
     service = RecommendService(catalog, emb, model, encoders={}, index=kind, index_dir=folder)
     reload_s = time.perf_counter() - t
@@ -181,6 +182,7 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
     queries = make_queries(exact, taste, cluster, n_queries)
     out: dict[str, Any] = {"n": n, "index": service.index.kind, "nprobe": getattr(service.index, "nprobe", None),
                            "tuned_recall": getattr(service.index, "tuned_recall", None),
+                           "nprobe_for": getattr(service.index, "nprobe_for", None) or {},
                            "whatif_candidates": service.whatif_candidates,
                            "nlist": getattr(getattr(service.index, "_index", None), "nlist", None),
                            "build_s": build_s, "reload_s": reload_s, "rows": []}
@@ -251,7 +253,8 @@ def print_service_table(rows: list[dict[str, Any]]) -> None:
           "(RecommendService.recommend, k = 10, incl. modality weights and exact Shapley shares)")
     for r in rows:
         sample = None if r["tuned_recall"] is None else round(r["tuned_recall"], 3)
-        print(f"{r['n']:>10,}   {r['index']} nlist {r['nlist']}, nprobe {r['nprobe']} (sample recall@10 "
+        per_kind = ", ".join(f"{name} {n}" for name, n in r["nprobe_for"].items())
+        print(f"{r['n']:>10,}   {r['index']} nlist {r['nlist']}, nprobe {r['nprobe']} ({per_kind}; sample recall@10 "
               f"{sample}), what-if candidates {r['whatif_candidates']}: built with the model in "
               f"{r['build_s']:.0f} s, reloaded in {r['reload_s']:.1f} s; peak {r['peak_gib']:.2f} GiB")
         sc = r["scan"]

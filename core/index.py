@@ -11,8 +11,12 @@ An index holds FIXED item vectors. What-if modality weights or masks change the 
 so the recommend service scores those queries exactly: over every item, or over a candidate set from the
 index whose size it chose from measured recall when the index was built (saved in index.json).
 An approximate index chooses its own search width (HNSW ef, IVF nprobe) when built, from recall@10
-against exact search on sample queries drawn from its own vectors, up to a stated ceiling (with a logged
-warning when the target is not reached there), and saves it beside the index.
+against exact search on sample queries, up to a stated ceiling (with a logged warning when the target is
+not reached there), and saves it beside the index with what it was tuned on. The sample queries are the
+caller's named sets of the queries it will send, with the rows it excludes (the recommend service: its
+listeners' vectors, liked-items queries); IVF chooses an nprobe per set, a query naming its set (`kind`)
+is searched with that set's, any other with the widest. Without such sets: the index's own vectors
+plus noise.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +40,9 @@ EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # candidate ef va
 INDEX_DIR = "index"  # the folder of a saved index, beside the model's weights
 
 
-_BLAS = None
+_BLAS: list | None = None  # threadpoolctl's controllers of the loaded BLAS libraries, found once
 _BLAS_LOCK = threading.Lock()
-_BLAS_STATE = {"depth": 0, "limit": None}
+_BLAS_STATE: dict[str, Any] = {"depth": 0, "saved": []}
 
 
 @contextmanager
@@ -46,17 +50,20 @@ def single_thread_blas() -> Iterator[None]:
     """A context that runs BLAS on one thread (nested and concurrent uses share one limit).
 
     One matrix-vector product is memory-bound; measured on two busy cores, OpenBLAS's two threads made
-    a 10,000 × 65 product 30× slower (8.5 ms against 0.25 ms) than one thread. Setting the limit costs
-    about 0.07 ms, so only the outermost block sets it and the last one out restores it.
+    a 10,000 × 65 product 30× slower (8.5 ms against 0.25 ms) than one thread. Only the outermost block
+    sets the limit and the last one out restores it, through the libraries' own controllers found once
+    (3 µs for both OpenBLAS copies, against 29 µs for a threadpoolctl `limit`, which re-reads them all).
     """
     global _BLAS
     with _BLAS_LOCK:
         if _BLAS is None:
             from threadpoolctl import ThreadpoolController
 
-            _BLAS = ThreadpoolController()
+            _BLAS = list(ThreadpoolController().select(user_api="blas").lib_controllers)
         if _BLAS_STATE["depth"] == 0:
-            _BLAS_STATE["limit"] = _BLAS.limit(limits=1, user_api="blas")
+            _BLAS_STATE["saved"] = [lib.get_num_threads() for lib in _BLAS]
+            for lib in _BLAS:
+                lib.set_num_threads(1)
         _BLAS_STATE["depth"] += 1
     try:
         yield
@@ -64,8 +71,10 @@ def single_thread_blas() -> Iterator[None]:
         with _BLAS_LOCK:
             _BLAS_STATE["depth"] -= 1
             if _BLAS_STATE["depth"] == 0:
-                _BLAS_STATE["limit"].restore_original_limits()
-                _BLAS_STATE["limit"] = None
+                for lib, threads in zip(_BLAS, _BLAS_STATE["saved"]):
+                    if threads is not None:
+                        lib.set_num_threads(threads)
+                _BLAS_STATE["saved"] = []
 
 
 class VectorIndex(Protocol):
@@ -74,8 +83,10 @@ class VectorIndex(Protocol):
     kind: str
     n_items: int
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """The top `k` rows by inner product with `qvec` (not in `exclude`) and their scores, best first."""
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The top `k` rows by inner product with `qvec` (not in `exclude`) and their scores, best first;
+        `kind` names the sample set the query is like (an index may search such queries narrower)."""
         ...
 
 
@@ -120,6 +131,54 @@ def not_excluded(rows: np.ndarray, exclude: Collection[int]) -> np.ndarray:
     return np.fromiter((int(r) not in exclude for r in rows), dtype=bool, count=len(rows))
 
 
+@dataclass
+class SampleQueries:
+    """Sample queries an index tunes its search width on, each with the rows its search excludes (as the
+    caller sends them: e.g. a listener's training items, a query's liked items)."""
+
+    vectors: np.ndarray  # (n, d) float32
+    exclude: list[Collection[int]] | None = None  # per query; None = nothing excluded
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def items(self) -> Iterator[tuple[np.ndarray, Collection[int]]]:
+        """(query, its excluded rows) pairs."""
+        exclude = self.exclude if self.exclude is not None else [()] * len(self.vectors)
+        return zip(self.vectors, exclude)
+
+
+TuneQueries = dict[str, SampleQueries | np.ndarray]  # named sets of sample queries (arrays: nothing excluded)
+ITEM_SAMPLE = "item vectors"  # the name of the fallback set: the index's own vectors plus noise
+
+
+def named_queries(queries: TuneQueries | np.ndarray | None) -> dict[str, SampleQueries]:
+    """`queries` as named non-empty sets (one unnamed array becomes the set "given")."""
+    if queries is None:
+        return {}
+    if not isinstance(queries, dict):
+        queries = {"given": queries}
+    out = {}
+    for name, q in queries.items():
+        q = q if isinstance(q, SampleQueries) else SampleQueries(np.asarray(q, np.float32))
+        if len(q):
+            out[name] = SampleQueries(np.atleast_2d(np.asarray(q.vectors, np.float32)), q.exclude)
+    return out
+
+
+def recall_per_set(search: Callable[..., tuple[np.ndarray, np.ndarray]], truth: dict[str, list[np.ndarray]],
+                   queries: dict[str, SampleQueries], k: int) -> dict[str, float]:
+    """Mean recall@k of `search` against the exact top-k rows `truth`, for each named set of queries."""
+    return {name: float(np.mean([len(np.intersect1d(t, search(q, k, ex)[0])) / max(len(t), 1)
+                                 for (q, ex), t in zip(queries[name].items(), truth[name])])) for name in queries}
+
+
+def exact_truth(vectors: np.ndarray, queries: dict[str, SampleQueries], k: int) -> dict[str, list[np.ndarray]]:
+    """The exact top-k rows of every sample query (its excluded rows left out), per named set."""
+    exact = ExactIndex(vectors)
+    return {name: [exact.search(q, k, ex)[0] for q, ex in qs.items()] for name, qs in queries.items()}
+
+
 class ExactIndex:
     """Brute-force inner-product search: one float32 matrix-vector product over all items.
 
@@ -162,7 +221,8 @@ class ExactIndex:
             np.dot(q, self.columns, out=out)
         return out
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The exact top `k` rows (not in `exclude`) and their scores, best first."""
         scores = self.scores(qvec)
         if len(exclude):
@@ -180,7 +240,7 @@ class HNSWConfig:
     ef: int | None = None  # query-time beam width; None = tuned at build time to reach target_recall
     target_recall: float = 0.97  # recall@tune_k against exact search that tuning aims for (≥ .95 + margin)
     tune_k: int = 10  # k used while tuning ef
-    tune_queries: int = 200  # sample queries used while tuning ef: the index's own vectors plus noise
+    tune_queries: int = 200  # sample queries tuning ef when the caller gives none: own vectors plus noise
     sample_noise: float = 1.0  # that noise's norm relative to the item's (1: queries far from any item)
     seed: int = 0  # graph construction and tuning-sample seed
     threads: int = 1  # hnswlib threads for queries (one small query: threads only add hand-offs)
@@ -199,12 +259,14 @@ class HNSWIndex:
     kind = "hnsw"
 
     def __init__(self, vectors: np.ndarray, config: HNSWConfig | None = None,
-                 queries: np.ndarray | None = None) -> None:
-        """`queries`: sample queries to tune ef on (default: the index's own vectors plus noise)."""
+                 queries: TuneQueries | np.ndarray | None = None) -> None:
+        """`queries`: named sets of sample queries to tune ef on, the target required on each (default:
+        the index's own vectors plus noise)."""
         import hnswlib
 
         self.config = config or HNSWConfig()
-        self.tuned_recall: float | None = None  # recall@tune_k of the sample queries at the chosen ef
+        self.tuned_recall: float | None = None  # recall@tune_k at the chosen ef (the lowest over the sets)
+        self.tuned_on: dict[str, dict[str, float]] = {}  # sample set -> {"queries": n, "recall": at the ef}
         vectors = np.asarray(vectors, dtype=np.float32)
         self.n_items, self.dim = vectors.shape
         self._index = hnswlib.Index(space="ip", dim=self.dim)
@@ -217,23 +279,21 @@ class HNSWIndex:
         self.ef = self.config.ef or self._tune(vectors, queries)
         self._index.set_ef(self.ef)
 
-    def _tune(self, vectors: np.ndarray, queries: np.ndarray | None) -> int:
-        """The smallest ef on EF_LADDER whose recall@tune_k against exact search on the sample queries reaches
-        target_recall; the ladder's top (its ceiling), with a warning, when none does."""
+    def _tune(self, vectors: np.ndarray, queries: TuneQueries | np.ndarray | None) -> int:
+        """The smallest ef on EF_LADDER whose recall@tune_k against exact search reaches target_recall on
+        every set of sample queries; the ladder's top (its ceiling), with a warning, when none does."""
         if self.n_items == 0:
             return EF_LADDER[0]
-        if queries is None or not len(queries):
-            queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
-                                      self.config.sample_noise)
+        queries = named_queries(queries) or named_queries({
+            ITEM_SAMPLE: example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                         self.config.sample_noise)})
         k = min(self.config.tune_k, self.n_items)
-        exact = ExactIndex(vectors)
-        truth = [exact.search(q, k)[0] for q in np.asarray(queries, np.float32)]
-        del exact
+        truth = exact_truth(vectors, queries, k)
         for ef in EF_LADDER:
             self.ef = ef
-            found = [self.search(q, k)[0] for q in queries]
-            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
-                                               for t, f in zip(truth, found)]))
+            recalls = recall_per_set(self.search, truth, queries, k)
+            self.tuned_recall = min(recalls.values())
+            self.tuned_on = {name: {"queries": len(qs), "recall": recalls[name]} for name, qs in queries.items()}
             if self.tuned_recall >= self.config.target_recall:
                 return ef
         log.warning("HNSW index over %d items: recall@%d %.3f at the ceiling ef %d, below the target %.2f; "
@@ -253,6 +313,7 @@ class HNSWIndex:
         self = cls.__new__(cls)
         self.config = config or HNSWConfig()
         self.tuned_recall = tuned_recall
+        self.tuned_on = {}
         self.n_items, self.dim = np.shape(vectors)
         self._index = hnswlib.Index(space="ip", dim=self.dim)
         self._index.load_index(str(path), max_elements=max(self.n_items, 1))
@@ -261,7 +322,8 @@ class HNSWIndex:
         self._index.set_ef(self.ef)
         return self
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
         want = min(k + len(exclude), self.n_items)  # over-fetch so excluded rows can be dropped
         if want <= 0:
@@ -288,7 +350,7 @@ class IVFConfig:
     seed: int = 0  # k-means and tuning-sample seed
     build_threads: int = 2  # threads for training and adding (queries run on one)
     target_recall: float = 0.97  # recall@10 against exact search that nprobe tuning aims for (≥ .95 + margin)
-    tune_queries: int = 200  # sample queries for that: the index's own vectors plus noise (example_queries)
+    tune_queries: int = 200  # sample queries when the caller gives none: own vectors plus noise (example_queries)
     sample_noise: float = 0.25  # its norm relative to the item's (cosine ≈ 0.97: like a mean of liked items)
     sample_tails: tuple[tuple[float, ...], ...] | None = None  # what sample queries hold in the columns after
     #   cell_columns, cycled over the samples (the service: (1, 0) a listener, (0, prior weight) a content
@@ -306,12 +368,15 @@ class IVFIndex:
     kind = "ivf"
 
     def __init__(self, vectors: np.ndarray | None, config: IVFConfig | None = None, faiss_index=None,
-                 queries: np.ndarray | None = None) -> None:
-        """`queries`: sample queries to tune nprobe on (default: the index's own vectors plus noise)."""
+                 queries: TuneQueries | np.ndarray | None = None) -> None:
+        """`queries`: named sets of sample queries to tune nprobe on, the target required on each (default:
+        the index's own vectors plus noise)."""
         import faiss
 
         self.config = config or IVFConfig()
-        self.tuned_recall: float | None = None  # recall@10 of the sample queries at the chosen nprobe
+        self.tuned_recall: float | None = None  # recall@10 at the chosen nprobe (the lowest over the sets)
+        self.tuned_on: dict[str, dict[str, float]] = {}  # sample set -> {"queries": n, "recall", "nprobe"}
+        self.nprobe_for: dict[str, int] = {}  # sample set -> the nprobe its queries are searched with
         if faiss_index is not None:  # a loaded index
             self._index = faiss_index
             self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
@@ -338,13 +403,15 @@ class IVFIndex:
                 faiss.omp_set_num_threads(before)
         self.nprobe = self.config.nprobe or 1
         if faiss_index is None and self.config.nprobe is None:
-            if queries is None or not len(queries):
-                queries = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
-                                          self.config.sample_noise)
+            queries = named_queries(queries)
+            if not queries:
+                sample = example_queries(vectors, None, self.config.tune_queries, self.config.seed,
+                                         self.config.sample_noise)
                 tails, start = self.config.sample_tails, self.config.cell_columns
                 if tails and start is not None and start < self.dim:
-                    queries[:, start:] = np.asarray(tails, np.float32)[np.arange(len(queries)) % len(tails)]
-            self.nprobe = self._tune(vectors, np.asarray(queries, np.float32))
+                    sample[:, start:] = np.asarray(tails, np.float32)[np.arange(len(sample)) % len(tails)]
+                queries = named_queries({ITEM_SAMPLE: sample})
+            self.nprobe = self._tune(vectors, queries)
         self._index.nprobe = self.nprobe
 
     @property
@@ -352,21 +419,28 @@ class IVFIndex:
         """The most cells a query visits at the configured max_probe_share (at least 1)."""
         return max(1, int(self._index.nlist * self.config.max_probe_share))
 
-    def _tune(self, vectors: np.ndarray, queries: np.ndarray) -> int:
-        """The smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose recall@10 against exact search on the
-        sample queries reaches target_recall; the ceiling, with a warning, when none does."""
+    def _tune(self, vectors: np.ndarray, queries: dict[str, SampleQueries]) -> int:
+        """For each set of sample queries, the smallest nprobe (1, 2, 4, … up to nprobe_ceiling) whose
+        recall@10 against exact search reaches target_recall (the ceiling, with a warning, when none does),
+        kept in nprobe_for; returns the largest, the width of queries of no named kind."""
         k = min(10, self.n_items)
-        exact = ExactIndex(vectors)
-        truth = [exact.search(q, k)[0] for q in queries]
-        del exact
+        truth = exact_truth(vectors, queries, k)
         ceiling = self.nprobe_ceiling
         nprobe = 1
+        self.nprobe_for, self.tuned_on = {}, {}
         while True:
             self.nprobe = nprobe
-            found = [self.search(q, k)[0] for q in queries]
-            self.tuned_recall = float(np.mean([len(np.intersect1d(t, f)) / max(len(t), 1)
-                                               for t, f in zip(truth, found)]))
-            if self.tuned_recall >= self.config.target_recall:
+            pending = {name: qs for name, qs in queries.items() if name not in self.nprobe_for}
+            recalls = recall_per_set(self.search, truth, pending, k)
+            for name, recall in recalls.items():
+                if recall >= self.config.target_recall or nprobe >= ceiling:
+                    self.nprobe_for[name] = nprobe
+                    self.tuned_on[name] = {"queries": len(queries[name]), "recall": recall, "nprobe": nprobe}
+            self.tuned_recall = min(t["recall"] for t in self.tuned_on.values()) if self.tuned_on else None
+            if len(self.nprobe_for) == len(queries) and self.tuned_recall >= self.config.target_recall:
+                log.info("IVF index over %d items, %d cells: %s", self.n_items, self._index.nlist,
+                         ", ".join(f"{n} nprobe {t['nprobe']} (recall@10 {t['recall']:.3f})"
+                                   for n, t in self.tuned_on.items()))
                 return nprobe
             if nprobe >= ceiling:
                 log.warning("IVF index over %d items: recall@10 %.3f at the ceiling of %d of %d cells, below the "
@@ -376,7 +450,8 @@ class IVFIndex:
                 return nprobe
             nprobe = min(ceiling, nprobe * 2)
 
-    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, qvec: np.ndarray, k: int, exclude: Collection[int] = (), kind: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The approximate top `k` rows (not in `exclude`) and their inner products, best first."""
         import faiss
 
@@ -386,7 +461,8 @@ class IVFIndex:
         q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32)[None, :])
         # a long candidate list (what-if re-ranking) visits enough cells to hold about twice its length
         nlist = int(self._index.nlist)
-        nprobe = min(nlist, max(self.nprobe, int(np.ceil(2 * want * nlist / max(self.n_items, 1)))))
+        width = self.nprobe_for.get(kind, self.nprobe) if kind is not None else self.nprobe
+        nprobe = min(nlist, max(width, int(np.ceil(2 * want * nlist / max(self.n_items, 1)))))
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)  # one small query: threads only add hand-offs (see single_thread_blas)
         try:
@@ -407,12 +483,15 @@ class IVFIndex:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path, config: IVFConfig | None = None, tuned_recall: float | None = None) -> "IVFIndex":
-        """A saved index with the nprobe given in `config` (the one chosen when it was built)."""
+    def load(cls, path: Path, config: IVFConfig | None = None, tuned_recall: float | None = None,
+             nprobe_for: dict[str, int] | None = None) -> "IVFIndex":
+        """A saved index with the nprobe given in `config` and per kind of query `nprobe_for` (those chosen
+        when it was built)."""
         import faiss
 
         self = cls(None, config, faiss_index=faiss.read_index(str(path)))
         self.tuned_recall = tuned_recall
+        self.nprobe_for = {str(name): int(n) for name, n in (nprobe_for or {}).items()}
         return self
 
 
@@ -442,18 +521,18 @@ def resolve_kind(kind: str, n_items: int) -> str:
     return kind
 
 
-def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None
-                ) -> VectorIndex:
+def build_index(vectors: np.ndarray, kind: str = "auto", config: HNSWConfig | IVFConfig | None = None,
+                queries: TuneQueries | None = None) -> VectorIndex:
     """An index over `vectors`: "exact", "hnsw" (hnswlib), "ivf" (FAISS IVF-Flat), or "auto" (exact below
     AUTO_EXACT_BELOW items, else AUTO_ANN). An approximate index tunes its search width (ef, nprobe) on
-    sample queries drawn from `vectors` themselves (example_queries), never on a caller's examples, which
-    an untrained model makes unlike real queries."""
+    `queries`, named sets of the queries its caller sends (the target reached on each), else on sample
+    queries drawn from `vectors` themselves (example_queries)."""
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
     if kind == "ivf":
-        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig())
-    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None)
+        return IVFIndex(vectors, config if isinstance(config, IVFConfig) else IVFConfig(), queries=queries)
+    return HNSWIndex(vectors, config if isinstance(config, HNSWConfig) else None, queries=queries)
 
 
 # -- saved beside the model ----------------------------------------------------------------------------
@@ -473,7 +552,8 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
     target.mkdir(parents=True, exist_ok=True)
     meta = {"kind": index.kind, "n_items": index.n_items, "fingerprint": fingerprint(vectors),
             "ef": getattr(index, "ef", None), "nprobe": getattr(index, "nprobe", None),
-            "tuned_recall": getattr(index, "tuned_recall", None)}
+            "tuned_recall": getattr(index, "tuned_recall", None), "tuned_on": getattr(index, "tuned_on", {}),
+            "nprobe_for": getattr(index, "nprobe_for", None)}
     index.save(target / "index.bin")
     tmp = target / "index.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
@@ -505,12 +585,13 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
         index: VectorIndex | None = None
         if meta["kind"] == "ivf":
             index = IVFIndex.load(target / "index.bin", IVFConfig(nprobe=int(meta["nprobe"])),
-                                  tuned_recall=meta.get("tuned_recall"))
+                                  tuned_recall=meta.get("tuned_recall"), nprobe_for=meta.get("nprobe_for"))
         elif meta["kind"] == "hnsw":
             index = HNSWIndex.load(target / "index.bin", vectors, int(meta["ef"]),
                                    tuned_recall=meta.get("tuned_recall"))
         if index is not None:
             index.settings = dict(meta.get("settings", {}))
+            index.tuned_on = dict(meta.get("tuned_on") or {})
         return index
     except (RuntimeError, OSError, KeyError, TypeError, ValueError) as e:
         log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
@@ -518,9 +599,11 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
 
 
 def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
-                 config: HNSWConfig | IVFConfig | None = None) -> VectorIndex:
+                 config: HNSWConfig | IVFConfig | None = None,
+                 queries: Callable[[], TuneQueries] | None = None) -> VectorIndex:
     """The index of `kind` over `vectors`: the one saved in `folder` when it matches, else built (and, when
-    approximate and `folder` is given, saved there so the next start loads it)."""
+    approximate and `folder` is given, saved there so the next start loads it). `queries` gives the named
+    sample query sets to tune a new index's search width on (called only when one is built)."""
     kind = resolve_kind(kind, len(vectors))
     if kind == "exact":
         return ExactIndex(vectors)
@@ -528,7 +611,7 @@ def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",
         saved = load_index(folder, vectors)
         if saved is not None and saved.kind == kind:
             return saved
-    index = build_index(vectors, kind, config)
+    index = build_index(vectors, kind, config, queries() if queries is not None else None)
     if folder is not None:
         save_index(index, folder, vectors)
     return index

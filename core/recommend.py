@@ -24,6 +24,7 @@ offset + history + Σ contributions = score.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -41,8 +42,8 @@ import scipy.sparse as sp
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError, QueryError
-from core.index import (ExactIndex, HNSWConfig, IVFConfig, VectorIndex, ensure_index, fast_top_k_rows,
-                        record_index_setting, resolve_kind, single_thread_blas, top_k_rows)
+from core.index import (ExactIndex, HNSWConfig, IVFConfig, SampleQueries, VectorIndex, ensure_index,
+                        fast_top_k_rows, record_index_setting, resolve_kind, single_thread_blas, top_k_rows)
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
@@ -67,6 +68,10 @@ WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # an approximate index they are scored exactly over every item (None), or over this many of the index's
 # candidates for the model-space part (benchmarks.scale measures that recall).
 TERM_CANDIDATES: int | None = 2000
+LISTENER_QUERIES = "listener"  # the index's sample set of known listeners' queries (searched with its own width)
+INDEX_SAMPLE = 200  # sample queries per kind (listener, liked) an approximate index tunes its search width on
+INDEX_SAMPLE_LIKED = 3  # liked items per "liked" sample query (one listener's training items)
+INDEX_SAMPLE_SEED = 0  # which listeners and items those samples are drawn from
 LINEARITY_SAMPLE = 512  # items the what-if formula is checked on when the service starts
 PARTS_CHUNK = 65_536  # items per block when single-modality parts of a large catalog are scored row-locally
 _THREADS_LOCK = threading.Lock()
@@ -224,6 +229,29 @@ def shapley_from_coalitions(values: dict[frozenset[str], np.ndarray], modalities
     return out
 
 
+def coalition_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every subset of `modalities`, by size then in the given order (∅ first, all of them last)."""
+    return [subset for size in range(len(modalities) + 1) for subset in itertools.combinations(modalities, size)]
+
+
+@functools.lru_cache(maxsize=16)
+def shapley_matrix(modalities: tuple[str, ...]) -> np.ndarray:
+    """(M, 2^M) the Shapley values as a linear map of v(S) over coalition_subsets(modalities):
+    φ = C @ v, the same sum as shapley_from_coalitions in one product."""
+    subsets = coalition_subsets(modalities)
+    position = {frozenset(s): j for j, s in enumerate(subsets)}
+    n = len(modalities)
+    out = np.zeros((n, len(subsets)))
+    for i, m in enumerate(modalities):
+        for s in subsets:
+            if m in s:
+                continue
+            weight = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
+            out[i, position[frozenset(s) | {m}]] += weight
+            out[i, position[frozenset(s)]] -= weight
+    return out
+
+
 # -- the service ---------------------------------------------------------------------------------------
 class RecommendService:
     """Turns queries into ranked items with one catalog's embeddings, fusion model and encoders.
@@ -279,7 +307,7 @@ class RecommendService:
             config = hnsw
             if resolve_kind(index, self.n_items) == "ivf":  # cells from the item vectors, not bias and prior
                 config = IVFConfig(cell_columns=self.dim, sample_tails=((0.0, self.prior_weight),))
-            self.index = ensure_index(index_dir, augmented, index, config)
+            self.index = ensure_index(index_dir, augmented, index, config, queries=self.index_sample_queries)
         else:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
@@ -298,6 +326,53 @@ class RecommendService:
             self._unit_items = np.divide(self.item_vectors, norms, out=np.zeros_like(self.item_vectors),
                                          where=norms > 0)
         return self._unit_items
+
+    def index_sample_queries(self) -> dict[str, SampleQueries]:
+        """Named sets of (n, dim + 2) queries as this service sends them to its index, with the rows it
+        excludes, to tune the index's search width on: "listener", known listeners' vectors with the learned
+        bias (1, 0), their training items excluded; "liked", three of one listener's training items as
+        liked items (excluded) with the popularity prior (0, prior weight); and "similar items", the same
+        with any catalog item and the two items its vector scores highest as the liked items (so clusters
+        no listener has heard are sampled too). Empty when the model has no listeners (the index then
+        tunes on its own vectors plus noise)."""
+        try:
+            n_users = len(self.user_ids)
+            train = self._train_matrix() if n_users else None
+        except Exception as e:  # noqa: BLE001 - no listeners to sample: the index falls back to its own vectors
+            log.info("no listeners to tune the index on (%s); it tunes on its own vectors", e)
+            return {}
+        if not n_users or train is None or train.nnz == 0:
+            return {}
+        rng = np.random.default_rng(INDEX_SAMPLE_SEED)
+        users = np.sort(rng.choice(n_users, size=min(INDEX_SAMPLE, n_users), replace=False))
+        with single_threaded():
+            listener = [np.asarray(self.model.user_vector(int(u)), np.float32) for u in users]
+            listened = [set(self.training_rows(int(u)).tolist()) for u in users]
+            liked, chosen_rows = [], []
+            for u in rng.permutation(np.flatnonzero(np.diff(train.indptr) > 0))[:INDEX_SAMPLE]:
+                rows = np.unique(train.indices[train.indptr[u]:train.indptr[u + 1]])
+                chosen = rng.choice(rows, size=min(INDEX_SAMPLE_LIKED, len(rows)), replace=False).tolist()
+                liked.append(np.asarray(self.model.query_vector(liked=chosen), np.float32))
+                chosen_rows.append(set(chosen))
+            similar, similar_rows = [], []
+            seeds = rng.choice(self.n_items, size=min(INDEX_SAMPLE, self.n_items), replace=False)
+            for start in range(0, len(seeds), 25):  # (25, I) float32 blocks: ~100 MB at a million items
+                block = seeds[start:start + 25]
+                scores = self.item_vectors[block] @ self.item_vectors.T  # (b, I)
+                scores[np.arange(len(block)), block] = -np.inf
+                for seed, row_scores in zip(block, scores):
+                    chosen = [int(seed)] + fast_top_k_rows(row_scores, INDEX_SAMPLE_LIKED - 1).tolist()
+                    similar.append(np.asarray(self.model.query_vector(liked=chosen), np.float32))
+                    similar_rows.append(set(chosen))
+        out = {}
+        prior = (0.0, self.prior_weight)
+        for name, vectors, exclude, tail in ((LISTENER_QUERIES, listener, listened, (1.0, 0.0)),
+                                             ("liked", liked, chosen_rows, prior),
+                                             ("similar items", similar, similar_rows, prior)):
+            if vectors:
+                tails = np.broadcast_to(np.asarray(tail, np.float32), (len(vectors), 2))
+                out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude)
+        return out
 
     def tune_whatif_candidates(self) -> int:
         """The smallest candidate count (WHATIF_MIN_CANDIDATES, doubling, up to WHATIF_MAX_SHARE of the
@@ -635,16 +710,21 @@ class RecommendService:
     def coalition_scores(self, vector: np.ndarray, rows: np.ndarray,
                          modality_weights: dict[str, float] | None = None) -> dict[frozenset[str], np.ndarray]:
         """v(S) for every subset S of the model's modalities, over the items `rows`."""
-        subsets = [subset for size in range(len(self.modalities) + 1)
-                   for subset in itertools.combinations(self.modalities, size)]
+        values = self.coalition_values(vector, rows, modality_weights)
+        return {frozenset(s): v for s, v in zip(coalition_subsets(self.modalities), values)}
+
+    def coalition_values(self, vector: np.ndarray, rows: np.ndarray,
+                         modality_weights: dict[str, float] | None = None) -> np.ndarray:
+        """(2^M, len(rows)) v(S) over the items `rows` for every subset S, in coalition_subsets order."""
+        subsets = coalition_subsets(self.modalities)
         hook = getattr(self.model, "subset_scores", None)
         if modality_weights is None and hook is not None and len(rows):  # one head pass for every subset
             with single_threaded():
                 values = hook(vector, np.asarray(rows, dtype=np.int64), subsets)
             if values is not None:
-                return {frozenset(s): v for s, v in zip(subsets, values)}
-        return {frozenset(subset): self.scores(vector, rows, keep=subset, modality_weights=modality_weights)
-                for subset in subsets}
+                return np.asarray(values, np.float64)
+        return np.stack([np.asarray(self.scores(vector, rows, keep=subset, modality_weights=modality_weights),
+                                    np.float64).reshape(len(rows)) for subset in subsets])
 
     def item_weights(self, rows: np.ndarray, modality_weights: dict[str, float] | None = None) -> np.ndarray:
         """(len(rows), M) modality weights: the gate's, or the what-if ones renormalised per item."""
@@ -765,15 +845,17 @@ class RecommendService:
             extra = None
         extra_at = (extra if callable(extra) else lambda at: extra if at is None else extra[at]) \
             if extra is not None else None
+        # a known listener's query (learned bias, no prior) is searched as wide as listener samples need
+        query_kind = LISTENER_QUERIES if (bias_coef, prior_coef) == (1.0, 0.0) else None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            rows, _ = self.index.search(query, k, exclude)
+            rows, _ = self.index.search(query, k, exclude, kind=query_kind)
             return rows, self.index.kind
         if modality_weights is not None and self.linear and extra is None and self.index.kind != "exact" \
                 and candidates:
             # a large catalog: the index's candidates for the query, re-ranked exactly under the weights
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, _ = self.index.search(query, max(candidates, k), exclude)
+            cands, _ = self.index.search(query, max(candidates, k), exclude, kind=query_kind)
             scores = self.scores(vector, rows=cands, modality_weights=modality_weights) + \
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
@@ -781,7 +863,7 @@ class RecommendService:
         if modality_weights is None and self.linear and self.index.kind != "exact" and TERM_CANDIDATES:
             # the index's candidates for the model-space part, re-ranked exactly with the other terms added
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude)
+            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude, kind=query_kind)
             total = cand_scores.astype(np.float64) + np.asarray(extra_at(cands), np.float64)
             return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
         if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them
@@ -850,36 +932,44 @@ class RecommendService:
         with single_threaded():
             rows, kind = self.top_rows(encoded.vector, k, excluded, modality_weights, bias_coef, prior_coef,
                                        extra=extra_at if lam or beside or history is not None else None)
-            coalitions = self.coalition_scores(encoded.vector, rows, modality_weights)
+            coalitions = self.coalition_values(encoded.vector, rows, modality_weights)  # (2^M, k)
             weights = self.item_weights(rows, modality_weights)
-        shapley = shapley_from_coalitions(coalitions, self.modalities)
+        shapley = shapley_matrix(tuple(self.modalities)) @ coalitions  # (M, k)
         shift = self.shift(bias_coef, prior_coef, rows) + sum((t.part(rows) for t in beside), np.zeros(len(rows)))
         if history is not None:
             shift = shift + history[rows]
         parts = {t.name: t.part(rows) for t in terms}  # each term is its own Shapley value: it is additive
         # (k, M): each modality's similarity part joins its Shapley value
         similar = self.similarity_parts(encoded, rows, modality_weights, similarity_weight)
-        full = coalitions[frozenset(self.modalities)] + shift + similar.sum(axis=1)
-        base = coalitions[frozenset()] + shift - sum(parts.values(), np.zeros(len(rows)))
+        full = coalitions[-1] + shift + similar.sum(axis=1)  # every modality present
+        base = coalitions[0] + shift - sum(parts.values(), np.zeros(len(rows)))  # none
         weighted = [m for m in self.modalities if modality_weights and modality_weights.get(m, 0.0) > 0]
         lacking = ~self.carries(modality_weights, rows) if modality_weights is not None else np.zeros(len(rows), bool)
         # re-sort by the exact scores (HNSW scores are close); what-if: items lacking the weighted ones last
         order = np.lexsort((rows, -full, lacking))
         prev_ranks = {r.item_id: r.rank for r in previous.items} if previous is not None else {}
+        # plain Python numbers per card, converted once per array (float(x[j]) per cell costs more than it adds)
+        modalities = self.modalities
+        offsets = (bias_coef * self.bias[rows].astype(np.float64)).tolist()
+        card_weights, card_similar = weights.tolist(), similar.tolist()
+        card_shares = (shapley.T + similar).tolist()  # (k, M)
+        card_full, card_base = full.tolist(), base.tolist()
+        card_terms = {name: np.asarray(v, np.float64).tolist() for name, v in parts.items()}
+        card_present = self.present[rows].tolist()
+        shown_similarity = [i for i, m in enumerate(modalities) if lam and m in encoded.modalities]
+        weighted_at = [(modalities.index(m), m) for m in weighted]
         items = []
-        for rank, j in enumerate(order, start=1):
-            row = int(rows[j])
-            item = self.catalog.items[row]
+        for rank, j in enumerate(order.tolist(), start=1):
+            item = self.catalog.items[int(rows[j])]
             items.append(Recommendation(
-                item_id=item.id, title=item.title, rank=rank, score=float(full[j]),
-                modality_weights={m: float(weights[j, i]) for i, m in enumerate(self.modalities)},
-                contributions={m: float(shapley[m][j] + similar[j, i]) for i, m in enumerate(self.modalities)},
-                previous_rank=prev_ranks.get(item.id), base=float(base[j]),
-                history=float(base[j]) - bias_coef * float(self.bias[row]), offset=bias_coef * float(self.bias[row]),
-                terms={name: float(v[j]) for name, v in parts.items()},
-                lacks=[m for m in weighted if not self.present[row, self.modalities.index(m)]],
-                similarity={m: float(similar[j, i]) for i, m in enumerate(self.modalities)
-                            if lam and m in encoded.modalities}))
+                item_id=item.id, title=item.title, rank=rank, score=card_full[j],
+                modality_weights=dict(zip(modalities, card_weights[j])),
+                contributions=dict(zip(modalities, card_shares[j])),
+                previous_rank=prev_ranks.get(item.id), base=card_base[j],
+                history=card_base[j] - offsets[j], offset=offsets[j],
+                terms={name: v[j] for name, v in card_terms.items()},
+                lacks=[m for i, m in weighted_at if not card_present[j][i]],
+                similarity={modalities[i]: card_similar[j][i] for i in shown_similarity}))
         notes = []
         if lacking.any():
             names = " or ".join(m for m in weighted)

@@ -233,3 +233,59 @@ def test_upload_terms_re_ranked_over_index_candidates_match_exact_scoring(world,
         want = exact.recommend(q, k=10)
         assert [r.item_id for r in got.items] == [r.item_id for r in want.items]
         np.testing.assert_allclose([r.score for r in got.items], [r.score for r in want.items], rtol=1e-4, atol=1e-4)
+
+
+def test_nprobe_is_tuned_on_the_services_listener_and_liked_queries(world, tmp_path, monkeypatch):
+    import json
+
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    seen = {}
+    tune = IVFIndex._tune
+
+    def spy(self, vectors, queries):
+        seen.update(queries)
+        return tune(self, vectors, queries)
+
+    monkeypatch.setattr(IVFIndex, "_tune", spy)
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert set(seen) == {"listener", "liked", "similar items"}
+    listeners = {tuple(np.round(model.user_vector(u), 5)) for u in range(len(data.user_ids))}
+    # listener samples are the model's listeners' vectors with the learned bias (1, 0) and no prior
+    listener, liked = seen["listener"], seen["liked"]
+    assert all(tuple(np.round(q[:-2], 5)) in listeners for q in listener.vectors)
+    np.testing.assert_array_equal(listener.vectors[:, -2:], [[1.0, 0.0]] * len(listener))
+    np.testing.assert_allclose(liked.vectors[:, -2:], [[0.0, service.prior_weight]] * len(liked))
+    # each sample excludes what the service excludes: the listener's training items, the liked items
+    train = data.train.tocsr()
+    for q, ex in listener.items():
+        user = next(u for u in range(len(data.user_ids)) if np.allclose(model.user_vector(u), q[:-2]))
+        assert set(ex) == set(train[user].indices.tolist())
+    assert all(len(ex) == 3 for _, ex in liked.items())
+    assert all(len(ex) == 3 for _, ex in seen["similar items"].items())
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert meta["tuned_on"]["listener"]["queries"] == len(data.user_ids)
+    assert meta["tuned_recall"] == min(s["recall"] for s in meta["tuned_on"].values())
+    reloaded = load_index(tmp_path, service.index_vectors())
+    assert reloaded.tuned_on == meta["tuned_on"] and reloaded.nprobe == service.index.nprobe
+    # each kind of query is searched with the width its own samples needed; others with the widest
+    assert reloaded.nprobe_for == service.index.nprobe_for == {n: t["nprobe"] for n, t in meta["tuned_on"].items()}
+    assert service.index.nprobe == max(service.index.nprobe_for.values())
+    # the recall recorded for the listener set is that of the listener queries the service sends
+    exact = ExactIndex(service.index_vectors())
+    hits = 0
+    for user in data.user_ids:
+        q = service.encode_query(recommend_module.Query(user_id=user))
+        query = np.concatenate([q.vector, [1.0, 0.0]]).astype(np.float32)
+        hits += len(np.intersect1d(service.index.search(query, 10, q.exclude_rows, kind="listener")[0],
+                                   exact.search(query, 10, q.exclude_rows)[0]))
+    assert hits / (10 * len(data.user_ids)) == pytest.approx(meta["tuned_on"]["listener"]["recall"])
+
+
+def test_without_listeners_nprobe_is_tuned_on_the_index_vectors(tmp_path):
+    import json
+
+    ensure_index(tmp_path, clustered(3000), "ivf", IVFConfig(build_threads=1), queries=lambda: {})
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert list(meta["tuned_on"]) == [index_module.ITEM_SAMPLE]

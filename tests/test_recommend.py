@@ -450,3 +450,14 @@ def test_a_what_if_weight_of_zero_removes_that_modality_from_items_like_the_uplo
     like_on = next(t for t in service.score_terms(encoded, modality_weights=on) if t.name == LIKE)
     plain = next(t for t in service.score_terms(encoded) if t.name == LIKE)
     np.testing.assert_allclose(like_on.part(), plain.part())
+
+
+def test_shapley_matrix_is_the_shapley_formula():
+    from core.recommend import coalition_subsets, shapley_matrix
+
+    modalities = ("a", "b", "c", "d")
+    rng = np.random.default_rng(4)
+    games = {frozenset(s): rng.standard_normal(3) for s in coalition_subsets(modalities)}
+    want = shapley_from_coalitions(games, modalities)
+    got = shapley_matrix(modalities) @ np.stack([games[frozenset(s)] for s in coalition_subsets(modalities)])
+    np.testing.assert_allclose(got, np.stack([want[m] for m in modalities]), atol=1e-12)

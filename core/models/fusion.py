@@ -544,6 +544,20 @@ class FusionRecommender:
             x = self._forward().projected[items_t]  # (n, M, D)
             keep = torch.tensor([[m in subset for m in self.modalities] for subset in subsets])  # (S, M)
             present = net.present[items_t][None, :, :] & keep[:, None, :]  # (S, n, M)
+            if net.config.strategy != "concat":
+                # fused content is Σ_m w_m x_m, w the masked softmax of per-modality logits that do not depend
+                # on the subset: one gate pass over the n·M projections and a (n, M) product serve every
+                # subset (the per-subset fuse below gives the same values, 8× the gate work at M = 3)
+                if net.config.strategy == "weighted":
+                    logits = net.modality_logits.expand(n, -1)  # (n, M)
+                else:
+                    logits = net.gate(x).squeeze(-1) + net.gate_bias  # (n, M)
+                w = masked_softmax(logits.expand(n_subsets, n, -1), present)  # (S, n, M)
+                content = (w * (x @ q)[None, :, :]).sum(dim=-1)  # (S, n)
+                offset = bias
+                if net.config.use_item_id:
+                    offset = offset + net.id_share(items_t) * (net.item_id(items_t) @ q)
+                return (content + offset[None, :]).numpy().astype(np.float64)
             # every subset in one fuse call: per-call overhead, not arithmetic, dominates k items
             fused, _ = net.fuse(x.repeat(n_subsets, 1, 1), present.reshape(n_subsets * n, -1))
             layer0 = net.item_layer0(fused, items_t.repeat(n_subsets))  # (S·n, D)

@@ -408,3 +408,18 @@ def test_lfm2k_preset_reaches_the_reference_on_test(shared_data: Path) -> None:
     recall = float(np.nanmean(recall_at_k(top, data.test[users])))
     ndcg = float(np.nanmean(ndcg_at_k(top, data.test[users])))
     assert recall >= 0.4255 and ndcg >= 0.2985, (recall, ndcg)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_subset_scores_equal_masked_scoring_for_every_subset(generated, strategy: str) -> None:
+    import itertools
+
+    data, _ = generated
+    model = FusionRecommender(FusionConfig(strategy=strategy, use_item_id=True, **{**FAST, "epochs": 2})).fit(data)
+    rows = np.array([0, 3, NO_IMAGE, NO_CONTENT, N_ITEMS - 1])
+    q = np.random.default_rng(5).standard_normal(model.config.dim).astype(np.float32)
+    subsets = [s for size in range(4) for s in itertools.combinations(model.modalities, size)]
+    values = model.subset_scores(q, rows, subsets)
+    for subset, got in zip(subsets, values):
+        want = model.score_vector(q, rows, modality_mask={m: m in subset for m in model.modalities})
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=str(subset))
