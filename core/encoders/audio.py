@@ -154,6 +154,7 @@ class AudioDescriptor:
     typical defaults when None) and L2-normalises.
     """
 
+    concurrent_batches = True  # batches may run on several threads at once (see core.encoders.pipeline)
     sample_rate: int = AUDIO_SAMPLE_RATE  # Hz; clips are resampled to it
     window_seconds: float = 5.0  # the central window of longer clips; shorter ones are centred in silence
     min_seconds: float = MIN_AUDIO_SECONDS  # shorter clips are refused as unreadable

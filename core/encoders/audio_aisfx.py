@@ -224,6 +224,7 @@ class AiSfxEncoder:
     backend = "aiSFX CNN (pretrained on sound effects)"
     dim = 512
     sample_rate = SAMPLE_RATE
+    concurrent_batches = True  # batches may run on several threads at once (see core.encoders.pipeline)
 
     def __init__(self, weights: Path | str | None = None, expected_sha256: str | None = CHECKPOINT_SHA256,
                  cache_dir: Path | str | None = None, precision: str = "auto", max_blocks: int = 8,

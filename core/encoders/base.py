@@ -13,7 +13,9 @@ class Encoder(Protocol):
 
     `id` names the weights exactly (e.g. "sentence-transformers/all-MiniLM-L6-v2@53aa5117",
     "timm/tf_efficientnet_lite0@57934424", "librosa-descriptor-v3"); it keys the embedding cache
-    and is recorded in every embedding set and run.
+    and is recorded in every embedding set and run. An encoder whose `encode` may be called from several
+    threads at once says so with a class attribute `concurrent_batches = True`; the catalog pipeline then
+    spreads its batches over the cores (without it, its batches run one after the other).
     """
 
     id: str

@@ -153,6 +153,7 @@ class ImageDescriptor:
     id = DESCRIPTOR_ID
     modality = "image"
     backend = "named image descriptor (numpy)"
+    concurrent_batches = True  # batches may run on several threads at once (see core.encoders.pipeline)
     note = "no weights: computed from the pixels"
     feature_names = FEATURE_NAMES
     feature_groups = FEATURE_GROUPS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class EfficientNetLite0Encoder:
     modality = "image"
     backend = "EfficientNet-Lite0 (timm)"
     dim = 1280
+    concurrent_batches = True  # batches may run on several threads at once (see core.encoders.pipeline)
 
     def __init__(self, weights: Path | str | None = None, device: str = "cpu", batch_size: int = 32,
                  expected_sha256: str | None = WEIGHTS_SHA256) -> None:
@@ -80,7 +82,9 @@ class EfficientNetLite0Encoder:
         config = resolve_data_config({}, model=model)  # bicubic 256 → centre 224, mean = std = 0.5
         self.data_config = config
         self._transform = create_transform(**config)
-        self._lock = threading.Lock()  # one forward pass at a time: torch already uses every core given
+        # one forward pass at a time when torch runs several threads (each pass already uses every core
+        # given); passes on one torch thread each (the catalog pipeline's batches) run side by side
+        self._lock = threading.Lock()
 
     def _tensor(self, batch: Sequence[Any]) -> Any:
         import torch
@@ -95,7 +99,7 @@ class EfficientNetLite0Encoder:
         outputs = []
         for start in range(0, len(batch), self.batch_size):
             x = self._tensor(batch[start:start + self.batch_size])  # (B, 3, 224, 224)
-            with self._lock, torch.inference_mode():
+            with (self._lock if torch.get_num_threads() > 1 else nullcontext()), torch.inference_mode():
                 feats = self._model.forward_head(self._model.forward_features(x), pre_logits=not head)
             outputs.append(feats.float().cpu().numpy())  # (B, 1280) pooled, or (B, 1000) logits
         return np.concatenate(outputs)

@@ -8,6 +8,7 @@ applied to the catalog and to every query, so both are standardised alike.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -142,8 +143,8 @@ def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: Embedd
         if progress is not None and forward_now[0]:
             progress(min(done, total), total, message)
 
-    def encode_modality(modality: str, warnings_m: list[str]) -> dict[str, np.ndarray]:
-        """Raw rows of every field of one modality (cache hits, then the engine's misses); row -> vector."""
+    def look_up(modality: str, warnings_m: list[str]) -> tuple[EncodeJob, dict[str, dict[int, np.ndarray]]]:
+        """One modality's cache misses (the job for an engine) and its cache hits: field -> row -> vector."""
         fields = by_modality[modality]
         rows = rows_of[modality]
         keys, sources, labels = _hash_inputs(catalog, modality, rows, warnings_m)
@@ -162,37 +163,62 @@ def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: Embedd
             report(len(rows) - len(missing[f]), f"{f}: {len(live) - len(missing[f])} of {len(rows)} from cache")
         job = EncodeJob(modality=modality, encoders={f: todo[f] for f in fields}, missing=missing, keys=keys,
                         sources=sources, labels=labels)
-        for f, vectors in (engine or encode_missing_local)(job, cache, warnings_m, report, batch_size).items():
-            raw[f].update(vectors)
-        return raw
+        return job, raw
 
     if progress is not None:
         progress(0, total, "hashing inputs")
     modalities = list(by_modality)
     per_warnings: dict[str, list[str]] = {m: [] for m in modalities}
-    if engine is None and len(modalities) > 1:
-        # The modalities run side by side, each on one torch thread: on two cores this keeps both busy
-        # without torch's own threads waiting on each other at every operation (which stalls them badly
-        # when the cores are shared with other work). Each encoder sees the same batches as in a sequential
-        # run; on the demo the vectors equal that run's (EfficientNet's to cosine 0.99999994: one thread
-        # instead of two sums in another order).
-        # Progress is passed on from this thread (a UI may only be drawn from the thread that called).
-        forward_now[0] = False
-        with one_torch_thread(), ThreadPoolExecutor(max_workers=len(modalities)) as pool:
-            futures = {m: pool.submit(encode_modality, m, per_warnings[m]) for m in modalities}
-            shown = -1
-            while not all(f.done() for f in futures.values()):
-                wait(list(futures.values()), timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_EXCEPTION)
-                with lock:
-                    now, message = done, latest[0]
-                if progress is not None and now != shown:
-                    progress(min(now, total), total, message)
-                    shown = now
-                if any(f.done() and f.exception() is not None for f in futures.values()):
-                    break
-            raws = {m: futures[m].result() for m in modalities}  # re-raises a modality's error
+    looked_up = {m: look_up(m, per_warnings[m]) for m in modalities}
+    raws = {m: looked_up[m][1] for m in modalities}
+    if engine is not None:
+        for m in modalities:
+            for f, vectors in engine(looked_up[m][0], cache, per_warnings[m], report, batch_size).items():
+                raws[m][f].update(vectors)
     else:
-        raws = {m: encode_modality(m, per_warnings[m]) for m in modalities}
+        # The batches of every modality share one pool of threads, one per core, each on one torch thread:
+        # on two cores this keeps both busy to the end (a modality that takes longest, such as images
+        # through a CNN, is split between them) without torch's own threads waiting on each other at every
+        # operation. A modality whose encoders cannot run batches at once (concurrent_batches) is one task,
+        # its batches in order. Every encoder sees the same batches as in a sequential run, so the vectors
+        # are the same. Progress is passed on from this thread (a UI may only be drawn from the thread
+        # that called).
+        tasks: dict[str, list[BatchTask]] = {}
+        for m in modalities:
+            batches = local_batches(looked_up[m][0], cache, report, batch_size)
+            if batches and not concurrent_batches(list(looked_up[m][0].encoders.values())):
+                batches = [lambda warnings, batches=batches: _in_order(batches, warnings)]
+            tasks[m] = batches
+        order = [(m, k) for k in range(max((len(t) for t in tasks.values()), default=0))
+                 for m in modalities if k < len(tasks[m])]  # round robin: the modalities advance together
+        task_warnings: dict[tuple[str, int], list[str]] = {key: [] for key in order}
+        workers = min(len(order), usable_cores())
+        if workers <= 1:  # on this thread, in order
+            results = {key: tasks[key[0]][key[1]](task_warnings[key]) for key in order}
+        else:
+            forward_now[0] = False
+            with one_torch_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {key: pool.submit(tasks[key[0]][key[1]], task_warnings[key]) for key in order}
+                shown = -1
+                while not all(f.done() for f in futures.values()):
+                    wait(list(futures.values()), timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_EXCEPTION)
+                    with lock:
+                        now, message = done, latest[0]
+                    if progress is not None and now != shown:
+                        progress(min(now, total), total, message)
+                        shown = now
+                    if any(f.done() and f.exception() is not None for f in futures.values()):
+                        for f in futures.values():
+                            f.cancel()  # the batches not started yet; the running ones finish
+                        break
+                failed = [f for f in futures.values() if f.done() and not f.cancelled() and f.exception()]
+                if failed:
+                    raise failed[0].exception()  # a batch's error, not the cancellation of the others
+                results = {key: futures[key].result() for key in order}
+        for key in order:  # in a fixed order, whatever finished first
+            for f, vectors in results[key].items():
+                raws[key[0]][f].update(vectors)
+            per_warnings[key[0]].extend(task_warnings[key])
     for modality in modalities:  # in a fixed order, whatever finished first
         warnings.extend(per_warnings[modality])
         raw = raws[modality]
@@ -233,11 +259,25 @@ def encode_missing_local(job: EncodeJob, cache: EmbeddingCache | None, warnings:
 
     Audio is decoded once per sample rate the encoders need."""
     raw: dict[str, dict[int, np.ndarray]] = {f: {} for f in job.encoders}
+    for batch in local_batches(job, cache, report, batch_size):
+        for f, vectors in batch(warnings).items():
+            raw[f].update(vectors)
+    return raw
+
+
+BatchTask = Callable[[list[str]], dict[str, dict[int, np.ndarray]]]  # warnings -> {field: {row: raw vector}}
+
+
+def local_batches(job: EncodeJob, cache: EmbeddingCache | None, report: Report, batch_size: int) -> list[BatchTask]:
+    """The local engine's batches of `job` as separate calls, in order: each decodes its rows' media once per
+    sample rate, encodes every field that misses them, caches what it computed and reports its progress."""
     fields = list(job.encoders)
     missing_sets = {f: set(rows_f) for f, rows_f in job.missing.items()}
-    todo_rows = sorted(set().union(*missing_sets.values()))
-    for start in range(0, len(todo_rows), batch_size):
+    todo_rows = sorted(set().union(*missing_sets.values())) if missing_sets else []
+
+    def batch(start: int, warnings: list[str]) -> dict[str, dict[int, np.ndarray]]:
         chunk = todo_rows[start:start + batch_size]
+        raw: dict[str, dict[int, np.ndarray]] = {f: {} for f in fields}
         loaded_at: dict[int, dict[int, Any]] = {}
         for f in fields:
             rate = _sample_rate(job.encoders[f])
@@ -258,7 +298,32 @@ def encode_missing_local(job: EncodeJob, cache: EmbeddingCache | None, warnings:
                 if cache is not None and ok:
                     cache.put_many(cache_id(enc), [job.keys[i] for i in ok], np.stack([vectors[i] for i in ok]))
             report(len(wanted), f"{f}: encoded {min(start + batch_size, len(todo_rows))}/{len(todo_rows)}")
+        return raw
+
+    return [lambda warnings, start=start: batch(start, warnings) for start in range(0, len(todo_rows), batch_size)]
+
+
+def _in_order(batches: list[BatchTask], warnings: list[str]) -> dict[str, dict[int, np.ndarray]]:
+    """The batches one after the other, as one task."""
+    raw: dict[str, dict[int, np.ndarray]] = {}
+    for batch in batches:
+        for f, vectors in batch(warnings).items():
+            raw.setdefault(f, {}).update(vectors)
     return raw
+
+
+def concurrent_batches(encoders: Sequence[Encoder]) -> bool:
+    """Whether batches of these encoders may run on several threads at once (each encoder says so with a
+    true `concurrent_batches`; e.g. a fast tokenizer may not be called from two threads at a time)."""
+    return all(getattr(enc, "concurrent_batches", False) for enc in encoders)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def cache_id(encoder: Encoder) -> str:

@@ -59,7 +59,12 @@ def _mask_excluded(scores: np.ndarray, exclude: sp.csr_matrix | None) -> np.ndar
 
 def topk_indices(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
     """(U, k) best item columns per user, best first; excluded entries never returned, ties broken by lower index."""
-    s = _mask_excluded(np.atleast_2d(scores), exclude)
+    return top_k_of_masked(_mask_excluded(np.atleast_2d(scores), exclude), k)
+
+
+def top_k_of_masked(s: np.ndarray, k: int) -> np.ndarray:
+    """topk_indices of (U, I) scores that are already clean (no NaN, no +inf) and carry -inf at excluded
+    entries, in any float dtype: callers that rank many score matrices of the same users mask once."""
     n_users, n_items = s.shape
     if k <= 0 or n_users == 0:
         return np.zeros((n_users, max(k, 0)), dtype=np.int64)

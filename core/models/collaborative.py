@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from core.evaluation.metrics import ndcg_at_k, recall_at_k, topk_indices
+from core.evaluation.metrics import ndcg_at_k, recall_at_k, top_k_of_masked
 from core.models.base import InteractionData
 
 MEMBERS = ("ease", "als", "itemknn")  # the collaborative models a fusion model may add, in this order
@@ -133,17 +133,28 @@ def _validation_users(data: InteractionData, seed: int) -> np.ndarray:
     return users
 
 
-def _metric(scores: np.ndarray, users: np.ndarray, data: InteractionData, metric: str) -> float:
-    """Mean validation Recall@K / NDCG@K of dense `scores` (rows = `users`), training items masked."""
-    from core.models.fusion import metric_k
+class _Judge:
+    """Mean validation Recall@K / NDCG@K of dense score rows of fixed `users`, training items masked: what
+    every call shares (the mask, the truth rows) is computed once, since the weight search ranks hundreds of
+    blends of the same users (the same figures as core.evaluation's topk_indices and metrics)."""
 
-    kind, k = metric_k(metric)
-    top = topk_indices(scores, k, data.train.tocsr()[users])
-    per_user = (recall_at_k if kind == "recall" else ndcg_at_k)(top, data.valid.tocsr()[users])
-    return float(np.nanmean(per_user))
+    def __init__(self, users: np.ndarray, data: InteractionData) -> None:
+        self.train_rows, self.train_cols = sp.csr_matrix(data.train.tocsr()[users]).nonzero()
+        self.truth = sp.csr_matrix(data.valid.tocsr()[users])
+        self.lowest, self.highest = np.finfo(np.float32).min, np.finfo(np.float32).max
+
+    def __call__(self, scores: np.ndarray, metric: str) -> float:
+        from core.models.fusion import metric_k
+
+        kind, k = metric_k(metric)
+        s = np.nan_to_num(np.asarray(scores, np.float32), copy=True, nan=self.lowest, posinf=self.highest,
+                          neginf=self.lowest)
+        s[self.train_rows, self.train_cols] = -np.inf
+        per_user = (recall_at_k if kind == "recall" else ndcg_at_k)(top_k_of_masked(s, k), self.truth)
+        return float(np.nanmean(per_user))
 
 
-def _member(name: str, data: InteractionData, users: np.ndarray, seed: int,
+def _member(name: str, data: InteractionData, users: np.ndarray, judge: _Judge, seed: int,
             log: Log) -> tuple[Any, dict[str, Any], list[float]]:
     """The member fitted at its best point of GRIDS on validation Recall@20 (over `users`), that point, and
     each point's validation figure."""
@@ -153,7 +164,7 @@ def _member(name: str, data: InteractionData, users: np.ndarray, seed: int,
     best, values = None, []
     for point in GRIDS[name]:
         model = build_model(name, **point, **fixed).fit(data)
-        value = _metric(np.asarray(model.score(users), np.float32), users, data, "recall@20")
+        value = judge(np.asarray(model.score(users), np.float32), "recall@20")
         values.append(value)
         if best is None or value > best[0]:
             best = (value, point, model)
@@ -162,54 +173,87 @@ def _member(name: str, data: InteractionData, users: np.ndarray, seed: int,
     return best[2], best[1], values
 
 
-def fit_collaborative(fusion_scores: ScoreFn, data: InteractionData, members: tuple[str, ...], metric: str,
-                      seed: int = 0, log: Log | None = None) -> CollaborativeTerm | None:
-    """The members fitted on data.train and weighted on data.valid to maximise `metric` of the fusion
-    scores plus the term; None when there is nothing to add (no members, no validation, too many items,
-    or every weight chosen as 0)."""
-    say = log or (lambda _m: None)
+@dataclass
+class MemberFits:
+    """The members fitted at their chosen settings, and their scores of the validation listeners."""
+
+    members: tuple[str, ...]
+    users: np.ndarray  # the validation listeners the weights are chosen on
+    judge: _Judge
+    fitted: dict[str, Any]  # member -> its fitted model
+    settings: dict[str, dict[str, Any]]  # member -> its chosen setting
+    grids: dict[str, dict[str, Any]]  # member -> the points tried and their validation figures
+    parts: dict[str, np.ndarray]  # member -> (B, I) float32 scores of `users`
+    seconds: float
+
+
+def applies(data: InteractionData, members: tuple[str, ...], log: Log | None = None) -> bool:
+    """Whether `data` gets a collaborative term of `members`: some members, validation interactions, and at
+    most MAX_ITEMS items (logged when the catalog is too large)."""
     if not members or data.valid.nnz == 0:
-        return None
+        return False
     if data.n_items > MAX_ITEMS:
-        say(f"collaborative term skipped: {data.n_items:,} items is above its limit of {MAX_ITEMS:,} "
-            "(EASE keeps a dense item × item matrix)")
-        return None
+        (log or (lambda _m: None))(f"collaborative term skipped: {data.n_items:,} items is above its limit of "
+                                   f"{MAX_ITEMS:,} (EASE keeps a dense item × item matrix)")
+        return False
+    return True
+
+
+def fit_members(data: InteractionData, members: tuple[str, ...], seed: int = 0,
+                log: Log | None = None) -> MemberFits:
+    """Each member fitted on data.train at its best point of GRIDS. They depend on the interactions alone,
+    not on the fusion network, so a fit runs them beside the network's training."""
+    say = log or (lambda _m: None)
     t0 = time.perf_counter()
     users = _validation_users(data, seed)
-    base = np.asarray(fusion_scores(users), np.float32)  # (B, I)
-    spread = float(np.std(base)) or 1.0
-    fitted, settings, grids, parts, scale = {}, {}, {}, {}, {}
+    judge = _Judge(users, data)
+    fitted, settings, grids, parts = {}, {}, {}, {}
     for name in members:
-        model, point, values = _member(name, data, users, seed, say)
+        model, point, values = _member(name, data, users, judge, seed, say)
         fitted[name], settings[name] = model, point
         grids[name] = {"points": GRIDS[name], "valid_recall@20": [round(v, 6) for v in values]}
         parts[name] = np.asarray(model.score(users), np.float32)
-        scale[name] = spread / (float(np.std(parts[name])) or 1.0)
-    alone = _metric(base, users, data, metric)
+    return MemberFits(members=members, users=users, judge=judge, fitted=fitted, settings=settings, grids=grids,
+                      parts=parts, seconds=time.perf_counter() - t0)
+
+
+def weigh_members(fusion_scores: ScoreFn, data: InteractionData, fits: MemberFits, metric: str,
+                  log: Log | None = None) -> CollaborativeTerm | None:
+    """The term of the fitted members with weights chosen on the fusion's validation `metric` over
+    WEIGHT_GRID (which includes 0); None when every weight is chosen as 0."""
+    say = log or (lambda _m: None)
+    t0 = time.perf_counter()
+    members, users, judge, parts = fits.members, fits.users, fits.judge, fits.parts
+    base = np.asarray(fusion_scores(users), np.float32)  # (B, I)
+    spread = float(np.std(base)) or 1.0
+    scale = {name: spread / (float(np.std(parts[name])) or 1.0) for name in members}
+    alone = judge(base, metric)
     best = (alone, tuple(0.0 for _ in members))
     for combo in itertools.product(WEIGHT_GRID, repeat=len(members)):
         if not any(combo):
             continue
         blended = base + sum(w * scale[m] * parts[m] for w, m in zip(combo, members))
-        value = _metric(blended, users, data, metric)
+        value = judge(blended, metric)
         if value > best[0] + 1e-9:
             best = (value, combo)
     chosen = {m: w * scale[m] for w, m in zip(best[1], members) if w > 0}
+    seconds = fits.seconds + time.perf_counter() - t0
     record = {"metric": f"valid {metric}", "fusion_alone": round(alone, 6), "blend": round(best[0], 6),
               "relative_weights": dict(zip(members, best[1])), "weight_grid": list(WEIGHT_GRID),
-              "members": grids, "users": int(users.size), "seconds": round(time.perf_counter() - t0, 2)}
+              "members": fits.grids, "users": int(users.size), "seconds": round(seconds, 2)}
     say(f"collaborative term: valid {metric} {alone:.4f} alone → {best[0]:.4f} with relative weights "
-        f"{dict(zip(members, best[1]))} ({record['seconds']:.1f} s)")
+        f"{dict(zip(members, best[1]))} ({seconds:.1f} s)")
     if not chosen:
         return None
+    fitted = fits.fitted
     ease = fitted["ease"].weights if "ease" in chosen else None
     als = fitted.get("als") if "als" in chosen else None
     train = sp.csr_matrix(data.train, dtype=np.float32)
     train.sum_duplicates()
     train.data[:] = 1.0
     knn = fitted["itemknn"].similarity.tocsr() if "itemknn" in chosen else None
-    return CollaborativeTerm(weights=chosen, settings={m: settings[m] for m in chosen}, train=train, ease=ease,
-                             knn=knn,
+    return CollaborativeTerm(weights=chosen, settings={m: fits.settings[m] for m in chosen}, train=train,
+                             ease=ease, knn=knn,
                              als_users=None if als is None else als._user_vectors,
                              als_items=None if als is None else als._item_vectors, record=record)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -27,7 +28,8 @@ from core.errors import MissingModalityError, ModelError, QueryError
 from core.models import graph
 from core.models.base import InteractionData, ProgressCallback
 from core.models.collaborative import FILE as COLLABORATIVE_FILE
-from core.models.collaborative import CollaborativeTerm, fit_collaborative, is_finite_weights, parse_members
+from core.models.collaborative import (CollaborativeTerm, applies, fit_members, is_finite_weights, parse_members,
+                                      weigh_members)
 
 STRATEGIES = ("concat", "weighted", "gated", "adversarial")
 USER_MODES = ("id", "aggregate", "both")
@@ -375,12 +377,18 @@ class FusionRecommender:
         self._build(emb, data.n_users, list(data.user_ids))
         train = sp.coo_matrix(data.train)
         self.net.attach_graph(train.row, train.col)
-        self.history, self.best_epoch = fit_fusion(self.net, data, self.config, progress)
+        members = parse_members(self.config.collaborative)
+        # the collaborative members depend on the interactions alone: they are fitted on a second thread
+        # while the network trains (on one torch thread), and weighted once it is trained
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="collaborative") as pool:
+            pending = (pool.submit(fit_members, data, members, self.config.seed, log.info)
+                       if applies(data, members, log.info) else None)
+            self.history, self.best_epoch = fit_fusion(self.net, data, self.config, progress)
+            fits = pending.result() if pending is not None else None
         self.data = data
         self._ready()
-        self.collaborative = fit_collaborative(self._fusion_scores, data, parse_members(self.config.collaborative),
-                                               self.config.valid_metric, seed=self.config.seed,
-                                               log=log.info)
+        self.collaborative = (None if fits is None else
+                              weigh_members(self._fusion_scores, data, fits, self.config.valid_metric, log=log.info))
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

@@ -270,3 +270,36 @@ def test_a_broken_or_foreign_demo_is_rebuilt(store) -> None:
     again = ensure_demo_catalog(store, config)
     assert again.media_path(next(i.image for i in again.items if i.image)).is_file()
     assert again.content_hash() == rebuilt.content_hash()
+
+
+def test_cover_layers_composite_as_the_whole_layer_would():
+    """_Canvas.add processes only a layer's drawn part; every pixel equals compositing the whole layer
+    (blurred at quarter resolution), for shapes in the middle, at the edges and corners, and any blur."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from core.catalog.demo_media import _Canvas
+
+    def whole(canvas: Image.Image, lay: Image.Image, blur: float) -> Image.Image:
+        size = lay.size[0]
+        if blur > 0:
+            small = lay.resize((size // 4, size // 4), Image.BILINEAR).filter(ImageFilter.GaussianBlur(blur / 4))
+            lay = small.resize((size, size), Image.BICUBIC)
+        return Image.alpha_composite(canvas, lay)
+
+    rng = np.random.default_rng(3)
+    for size in (512, 200, 130):  # 130 is off the quarter grid: the whole layer is used
+        base = rng.random((size, size, 3)).astype(np.float32)
+        for blur in (0.0, 0.025, 3.0, 12.0, 30.7, 61.0):
+            for cx, cy, r in ((0.5, 0.5, 0.05), (0.02, 0.97, 0.2), (0.99, 0.01, 0.4), (0.4, 0.6, 0.35)):
+                cv = _Canvas(base)
+                before = cv.img.copy()
+                lay, d = cv.layer()
+                s = size
+                d.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=(200, 30, 90, 170))
+                d.line([(0, s * cy), (s * cx, s * cy)], fill=(10, 250, 10, 255), width=3)
+                cv.add(lay, blur)
+                np.testing.assert_array_equal(np.asarray(cv.img), np.asarray(whole(before, lay, blur)))
+        cv = _Canvas(base)
+        before = np.asarray(cv.img).copy()
+        cv.add(cv.layer()[0], 10.0)  # nothing drawn: the canvas is unchanged
+        np.testing.assert_array_equal(np.asarray(cv.img), before)

@@ -161,3 +161,75 @@ def test_modalities_encode_side_by_side_as_one_at_a_time(catalog, encoders):
         np.testing.assert_array_equal(together.masks[f], part.masks[f])
     assert together.warnings == [w for part in parts for w in part.warnings]
     assert list(together.matrices) == ["tags", *encoders]
+
+
+class _OverlapText:
+    """A fake text encoder that records how many of its calls overlap in time, and which threads made them."""
+
+    id = "test/overlap@1"
+    dim = 4
+    modality = "text"
+
+    def __init__(self, concurrent: bool, fail_on: str | None = None) -> None:
+        import threading
+
+        self.concurrent_batches = concurrent
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+        self.threads: set[str] = set()
+        self.batches: list[list[str]] = []
+
+    def encode(self, batch):
+        import threading
+        import time
+
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.threads.add(threading.current_thread().name)
+            self.batches.append(list(batch))
+        try:
+            time.sleep(0.02)  # long enough for a second worker to start its batch meanwhile
+            if self.fail_on is not None and self.fail_on in batch:
+                raise KeyError(f"cannot encode {self.fail_on!r}")  # not one of the errors retried item by item
+            rows = [np.random.default_rng(list(t.encode())).standard_normal(self.dim) for t in batch]
+            return np.asarray(rows, np.float32)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _texts(n: int) -> Catalog:
+    return Catalog("texts", [Item(f"t{i}", f"T{i}", text=f"song number {i}") for i in range(n)])
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+def test_batches_spread_over_the_cores_only_when_the_encoder_allows(concurrent, monkeypatch):
+    """An encoder that says concurrent_batches has its batches encoded on several threads at once, with the
+    same batches and vectors as one after the other; any other encoder is never called twice at a time."""
+    from core.encoders import pipeline
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    catalog = _texts(40)
+    spread = _OverlapText(concurrent)
+    together = encode_catalog(catalog, {"text": spread}, None, batch_size=4)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 1)
+    alone = _OverlapText(concurrent)
+    sequential = encode_catalog(catalog, {"text": alone}, None, batch_size=4)
+    np.testing.assert_array_equal(together.matrices["text"], sequential.matrices["text"])
+    assert sorted(spread.batches) == sorted(alone.batches) and len(alone.batches) == 10
+    assert alone.most == 1
+    if concurrent:
+        assert spread.most == 2 and len(spread.threads) == 2
+    else:
+        assert spread.most == 1
+
+
+def test_a_failing_batch_raises_its_own_error(monkeypatch):
+    """When one batch of several fails, its error reaches the caller (not the cancellation of the others)."""
+    from core.encoders import pipeline
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    with pytest.raises(KeyError, match="song number 13"):
+        encode_catalog(_texts(40), {"text": _OverlapText(True, fail_on="song number 13")}, None, batch_size=4)

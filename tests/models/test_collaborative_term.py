@@ -98,3 +98,25 @@ def test_member_names_are_checked():
         FusionConfig(collaborative="ease+knn")
     with pytest.raises(ValueError, match="each once"):
         parse_members("ease+ease")
+
+
+def test_the_weight_search_metric_is_the_protocol_metric():
+    """The weight search ranks hundreds of blends with the mask and truth computed once; its figures equal
+    core.evaluation's (topk_indices with training items masked, then NDCG / recall), ties and NaN included."""
+    from core.evaluation.metrics import ndcg_at_k, recall_at_k, topk_indices
+
+    data, _ = noise_content()
+    users = collaborative._validation_users(data, 0)
+    judge = collaborative._Judge(users, data)
+    rng = np.random.default_rng(0)
+    for trial in range(4):
+        scores = rng.normal(size=(users.size, data.n_items)).astype(np.float32)
+        if trial > 1:
+            scores = np.round(scores, 1)  # many ties: lower index first in both
+        if trial == 3:
+            scores[0, :5] = np.nan
+        train, valid = data.train.tocsr()[users], data.valid.tocsr()[users]
+        top = topk_indices(scores, 20, train)
+        assert judge(scores, "ndcg@20") == pytest.approx(float(np.nanmean(ndcg_at_k(top, valid))), abs=1e-12)
+        top10 = topk_indices(scores, 10, train)
+        assert judge(scores, "recall@10") == pytest.approx(float(np.nanmean(recall_at_k(top10, valid))), abs=1e-12)
