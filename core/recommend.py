@@ -69,6 +69,8 @@ WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # candidates for the model-space part (benchmarks.scale measures that recall).
 TERM_CANDIDATES: int | None = 2000
 LISTENER_QUERIES = "listener"  # the index's sample set of known listeners' queries (searched with its own width)
+CONTENT_QUERIES = "content"  # the kind of the other queries (liked items, uploads: popularity prior, no bias),
+#   searched as wide as the index's "liked" and "similar items" samples need
 INDEX_SAMPLE = 200  # sample queries per kind (listener, liked) an approximate index tunes its search width on
 INDEX_SAMPLE_LIKED = 3  # liked items per "liked" sample query (one listener's training items)
 INDEX_SAMPLE_SEED = 0  # which listeners and items those samples are drawn from
@@ -366,12 +368,14 @@ class RecommendService:
                     similar_rows.append(set(chosen))
         out = {}
         prior = (0.0, self.prior_weight)
-        for name, vectors, exclude, tail in ((LISTENER_QUERIES, listener, listened, (1.0, 0.0)),
-                                             ("liked", liked, chosen_rows, prior),
-                                             ("similar items", similar, similar_rows, prior)):
+        for name, vectors, exclude, tail, kind in (
+                (LISTENER_QUERIES, listener, listened, (1.0, 0.0), LISTENER_QUERIES),
+                ("liked", liked, chosen_rows, prior, CONTENT_QUERIES),
+                ("similar items", similar, similar_rows, prior, CONTENT_QUERIES)):
             if vectors:
                 tails = np.broadcast_to(np.asarray(tail, np.float32), (len(vectors), 2))
-                out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude)
+                out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude,
+                                          kind)
         return out
 
     def tune_whatif_candidates(self) -> int:
@@ -845,8 +849,10 @@ class RecommendService:
             extra = None
         extra_at = (extra if callable(extra) else lambda at: extra if at is None else extra[at]) \
             if extra is not None else None
-        # a known listener's query (learned bias, no prior) is searched as wide as listener samples need
-        query_kind = LISTENER_QUERIES if (bias_coef, prior_coef) == (1.0, 0.0) else None
+        # a known listener's query (learned bias, no prior) is searched as wide as listener samples need, a
+        # content query (no bias) as wide as the liked and similar-items samples need
+        query_kind = LISTENER_QUERIES if (bias_coef, prior_coef) == (1.0, 0.0) else \
+            CONTENT_QUERIES if bias_coef == 0.0 else None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             rows, _ = self.index.search(query, k, exclude, kind=query_kind)
