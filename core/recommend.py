@@ -65,9 +65,13 @@ WHATIF_MIN_CANDIDATES = 500  # the first rung of the candidate ladder (doubling 
 WHATIF_SAMPLE = 16  # sample queries (the index's own item vectors plus noise) × weight sets used to choose it
 WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
-# an approximate index they are scored exactly over every item (None), or over this many of the index's
-# candidates for the model-space part (benchmarks.scale measures that recall).
-TERM_CANDIDATES: int | None = 2000
+# an approximate index they are re-ranked exactly, those terms added, over the index's top C candidates for
+# the model-space part. None: C is chosen when the index is built (tune_term_candidates) and saved with it;
+# an int overrides that choice (0: scored exactly over every item).
+TERM_CANDIDATES: int | None = None
+TERM_MIN_CANDIDATES = 250  # the first rung of the upload candidate ladder (doubling up to WHATIF_MAX_SHARE)
+TERM_SAMPLE = 32  # sample uploads the count is chosen on: catalog items' own field vectors plus noise
+TERM_SAMPLE_NOISE = 0.25  # that noise's norm per field vector (unit rows: cosine ≈ 0.97, a re-encoded copy)
 LISTENER_QUERIES = "listener"  # the index's sample set of known listeners' queries (searched with its own width)
 CONTENT_QUERIES = "content"  # the kind of the other queries (liked items, uploads: popularity prior, no bias),
 #   searched as wide as the index's "liked" and "similar items" samples need
@@ -314,11 +318,17 @@ class RecommendService:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
         self.whatif_candidates = 0  # 0: what-if queries are scored exactly over every item
+        self.term_candidates = 0  # 0: upload queries are scored exactly over every item
         if self.index.kind != "exact" and self.linear and self.weights_linear:
             saved = getattr(self.index, "settings", {}).get("whatif_candidates")
             self.whatif_candidates = int(saved) if saved is not None else self.tune_whatif_candidates()
             if saved is None and index_dir is not None and isinstance(index, str):
                 record_index_setting(index_dir, "whatif_candidates", self.whatif_candidates)
+        if self.index.kind != "exact" and self.linear and TERM_CANDIDATES is None:
+            saved = getattr(self.index, "settings", {}).get("term_candidates")
+            self.term_candidates = int(saved) if saved is not None else self.tune_term_candidates()
+            if saved is None and index_dir is not None and isinstance(index, str):
+                record_index_setting(index_dir, "term_candidates", self.term_candidates)
 
     @property
     def unit_item_vectors(self) -> np.ndarray:
@@ -410,6 +420,52 @@ class RecommendService:
             candidates *= 2
         log.warning("what-if re-ranking of up to %d index candidates reached recall@10 %.3f on sample queries, "
                     "below %.2f: what-if queries over these %d items are scored exactly over every item",
+                    candidates // 2, recall, WHATIF_TARGET_RECALL, self.n_items)
+        return 0
+
+    def upload_samples(self, n: int = TERM_SAMPLE, seed: int = 11) -> list[EncodedQuery]:
+        """Encoded sample uploads: n catalog items' own field vectors (those the item carries) plus Gaussian
+        noise of TERM_SAMPLE_NOISE × each vector's norm, encoded as an upload of them (encode_fields)."""
+        rng = np.random.default_rng(seed)
+        emb, out = self.embeddings, []
+        for row in rng.permutation(self.n_items)[:4 * n]:
+            fields = {}
+            for f in emb.fields:
+                if emb.masks[f][row] and emb.modality_of.get(f) in self.modalities:
+                    v = np.asarray(emb.matrices[f][row], np.float32)
+                    noise = rng.standard_normal(len(v)).astype(np.float32)
+                    fields[f] = v + TERM_SAMPLE_NOISE * np.linalg.norm(v) * noise / np.sqrt(len(v))
+            if fields:
+                out.append(self.encode_fields(fields, Query(text="sample upload")))
+            if len(out) == n:
+                break
+        return out
+
+    def tune_term_candidates(self) -> int:
+        """The smallest upload candidate count (TERM_MIN_CANDIDATES, doubling, up to WHATIF_MAX_SHARE of the
+        catalog) whose exact re-rank of the index's candidates, the upload terms added, gives recall@10 ≥
+        WHATIF_TARGET_RECALL against exact scoring of every item on sample uploads (upload_samples); 0
+        (upload queries scored exactly over every item, with a warning) when none up to the ceiling does."""
+        ceiling = int(WHATIF_MAX_SHARE * self.n_items)
+        if ceiling < TERM_MIN_CANDIDATES:
+            return 0
+        samples = self.upload_samples()
+        self.term_candidates = 0  # the truth: every item scored exactly
+        truth = [{r.item_id for r in self.recommend(q, k=10).items} for q in samples]
+        candidates, recall = TERM_MIN_CANDIDATES, 0.0
+        try:
+            while candidates <= ceiling:
+                self.term_candidates = candidates
+                recall = float(np.mean([len(t & {r.item_id for r in self.recommend(q, k=10).items}) / max(len(t), 1)
+                                        for q, t in zip(samples, truth)])) if samples else 1.0
+                if recall >= WHATIF_TARGET_RECALL:
+                    log.info("upload queries re-rank %d index candidates (sample recall@10 %.3f)", candidates, recall)
+                    return candidates
+                candidates *= 2
+        finally:
+            self.term_candidates = 0
+        log.warning("upload re-ranking of up to %d index candidates reached recall@10 %.3f on sample uploads, "
+                    "below %.2f: upload queries over these %d items are scored exactly over every item",
                     candidates // 2, recall, WHATIF_TARGET_RECALL, self.n_items)
         return 0
 
@@ -834,7 +890,7 @@ class RecommendService:
                  candidates: int | None = None) -> tuple[np.ndarray, str]:
         """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
         per-item parts such as the similarity to the upload, or a function giving them for some rows (None:
-        all); such queries are scored exactly, or re-ranked over TERM_CANDIDATES index candidates).
+        all); such queries are scored exactly, or re-ranked over the index's top term_candidates).
 
         What-if weights change the item vectors, so such queries are never ranked by the index: they are
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
@@ -866,10 +922,11 @@ class RecommendService:
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
             return cands[order], f"{self.index.kind}+exact re-rank"
-        if modality_weights is None and self.linear and self.index.kind != "exact" and TERM_CANDIDATES:
+        terms_over = self.term_candidates if TERM_CANDIDATES is None else TERM_CANDIDATES
+        if modality_weights is None and self.linear and self.index.kind != "exact" and terms_over:
             # the index's candidates for the model-space part, re-ranked exactly with the other terms added
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude, kind=query_kind)
+            cands, cand_scores = self.index.search(query, max(terms_over, k), exclude, kind=query_kind)
             total = cand_scores.astype(np.float64) + np.asarray(extra_at(cands), np.float64)
             return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
         if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them

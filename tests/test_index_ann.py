@@ -381,3 +381,33 @@ def test_tuned_head_sizes_and_nprobe_round_trip_through_index_json(tmp_path):
         for kind in ("content", "plain", None):
             assert loaded.search(q, 10, {1, 2}, kind=kind)[0].tolist() == \
                 built.search(q, 10, {1, 2}, kind=kind)[0].tolist()
+
+
+def test_the_upload_candidate_count_is_chosen_by_recall_and_saved_with_the_index(world, tmp_path, monkeypatch):
+    import json
+
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 50..400
+    monkeypatch.setattr(recommend_module, "TERM_MIN_CANDIDATES", 50)
+    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert meta["settings"]["term_candidates"] == first.term_candidates in (0, 50, 100, 200, 400)
+
+    def no_tuning(self):
+        raise AssertionError("the saved upload candidate count should have been reloaded")
+
+    monkeypatch.setattr(RecommendService, "tune_term_candidates", no_tuning)
+    second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert second.term_candidates == first.term_candidates
+    exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
+    hits = 0
+    rows = np.random.default_rng(4).choice(len(catalog.items), size=20, replace=False)
+    for row in rows:  # uploads not in the tuning sample: the chosen count holds its recall
+        fields = {f: emb.matrices[f][row] + 0.02 for f in emb.fields if emb.masks[f][row]}
+        got = second.recommend(second.encode_fields(fields), k=10)
+        assert got.index_kind == ("ivf+exact re-rank" if second.term_candidates else "exact")
+        want = exact.recommend(exact.encode_fields(fields), k=10)
+        hits += len({r.item_id for r in got.items} & {r.item_id for r in want.items})
+    assert hits / 200 >= 0.9
