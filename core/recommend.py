@@ -447,8 +447,8 @@ class RecommendService:
         WHATIF_TARGET_RECALL against exact scoring of every item on sample uploads (upload_samples); 0
         (upload queries scored exactly over every item, with a warning) when none up to the ceiling does."""
         ceiling = int(WHATIF_MAX_SHARE * self.n_items)
-        if ceiling < TERM_MIN_CANDIDATES:
-            return 0
+        if ceiling < TERM_MIN_CANDIDATES or not hasattr(self.model, "project_content"):
+            return 0  # a small catalog (every item is scored exactly), or a model that takes no uploads
         samples = self.upload_samples()
         self.term_candidates = 0  # the truth: every item scored exactly
         truth = [{r.item_id for r in self.recommend(q, k=10).items} for q in samples]
