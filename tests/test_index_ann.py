@@ -1,6 +1,7 @@
 """The FAISS IVF index saved beside a model: reloads to the same answers as a fresh build, is never rebuilt
 while the model's vectors are unchanged, and what-if queries through it re-rank exactly with items that lack
-the weighted modality kept behind those that carry it."""
+the weighted modality kept behind those that carry it; its head (the items of largest score bound, scanned
+exactly beside the visited cells) and the upload candidate count are tuned, saved and reloaded."""
 from __future__ import annotations
 
 
