@@ -136,10 +136,21 @@ def merge_top_k(rows: np.ndarray, scores: np.ndarray, k: int, exclude: Collectio
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The top `k` distinct rows (≥ 0, not in `exclude`) of candidate lists joined end to end, best first
     (ties: lower row); a row listed twice (in a visited cell and in the head) counts once."""
+    if len(rows) <= 512:  # a query's few dozen candidates: one small sort, then a walk (7× faster than below)
+        excluded = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
+        listed, picked, seen = rows.tolist(), [], set()
+        for j in np.lexsort((rows, -scores)).tolist():
+            row = listed[j]
+            if row >= 0 and row not in seen and row not in excluded:
+                seen.add(row)
+                picked.append(j)
+                if len(picked) == k:
+                    break
+        at = np.asarray(picked, dtype=np.int64)
+        return rows[at], scores[at]
     keep = rows >= 0
     if len(exclude):
-        keep &= not_excluded(rows, exclude) if len(rows) <= 256 else \
-            ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+        keep &= ~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
     rows, first = np.unique(rows[keep], return_index=True)  # by row: one sort, no pairwise lexsort
     scores = scores[keep][first]
     top = top_k_rows(scores, k)
@@ -412,8 +423,8 @@ class IVFIndex:
         self.head_for: dict[str, int] = {}  # sample set -> its head size (0: cells only)
         self.head_key: dict[str, dict[str, Any]] = {}  # sample set -> {"query_norm": |q̄|, "tail": t̄}
         self.kind_of: dict[str, str] = {}  # sample set -> the query kind it stands for
-        self._plans: dict[str | None, tuple[int, np.ndarray, np.ndarray]] = {}  # kind -> (nprobe, head rows,
-        #   (H, d) head vectors); None: queries of no tuned kind
+        self._plans: dict[str | None, tuple[int, np.ndarray, ExactIndex | None]] = {}  # kind -> (nprobe, head
+        #   rows, an exact index over their vectors); None: queries of no tuned kind
         if faiss_index is not None:  # a loaded index
             self._index = faiss_index
             self.n_items, self.dim = int(faiss_index.ntotal), int(faiss_index.d)
@@ -494,7 +505,9 @@ class IVFIndex:
             rows = np.unique(np.concatenate([heads.get(n, np.empty(0, np.int64)) for n in names] +
                                             [np.empty(0, np.int64)])).astype(np.int64)
             nprobe = max([self.nprobe_for[n] for n in names], default=self.nprobe)
-            self._plans[kind] = (nprobe, rows, np.ascontiguousarray(vectors[rows]))
+            # the head scored like an exact scan: stored transposed, one GEMV into a per-thread buffer (a
+            # 4,096 × 66 head measured 53 µs against 130 µs as a row-major product)
+            self._plans[kind] = (nprobe, rows, ExactIndex(vectors[rows]) if len(rows) else None)
 
     def _tune(self, vectors: np.ndarray, queries: dict[str, SampleQueries]) -> int:
         """For each set of sample queries, the cheapest (nprobe, head size) — nprobe 1, 2, 4, … up to
@@ -589,16 +602,14 @@ class IVFIndex:
         plan = self._plans.get(kind, self._plans.get(None))
         if plan is None:  # a loaded index without sample sets, or set through the config
             plan = (self.nprobe_for.get(kind, self.nprobe) if kind is not None else self.nprobe,
-                    np.empty(0, np.int64), np.empty((0, self.dim), np.float32))
-        width, head_rows, head_vectors = plan
+                    np.empty(0, np.int64), None)
+        width, head_rows, head = plan
         # a long candidate list (what-if re-ranking) visits enough cells to hold about twice its length
         nlist = int(self._index.nlist)
         nprobe = min(nlist, max(width, int(np.ceil(2 * want * nlist / max(self.n_items, 1)))))
         rows, scores = self._cell_search(qvec, want, nprobe)
-        if len(head_rows):
-            q = np.ascontiguousarray(np.asarray(qvec, dtype=np.float32).reshape(-1))
-            with single_thread_blas():
-                head_scores = head_vectors @ q
+        if head is not None:
+            head_scores = head.scores(qvec)  # this thread's buffer: the rows taken below are copied
             take = np.argpartition(-head_scores, want - 1)[:want] if len(head_rows) > want else \
                 np.arange(len(head_rows))
             rows = np.concatenate([rows, head_rows[take]])
