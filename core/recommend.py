@@ -72,6 +72,8 @@ TERM_CANDIDATES: int | None = None
 TERM_MIN_CANDIDATES = 250  # the first rung of the upload candidate ladder (doubling up to WHATIF_MAX_SHARE)
 TERM_SAMPLE = 32  # sample uploads the count is chosen on: catalog items' own field vectors plus noise
 TERM_SAMPLE_NOISE = 0.25  # that noise's norm per field vector (unit rows: cosine ≈ 0.97, a re-encoded copy)
+HISTORY_CANDIDATES = 2000  # a known listener's collaborative term (core.models.collaborative) is re-ranked the
+#   same way over at least this many candidates: the earlier fixed count, as that term is not in the samples
 LISTENER_QUERIES = "listener"  # the index's sample set of known listeners' queries (searched with its own width)
 CONTENT_QUERIES = "content"  # the kind of the other queries (liked items, uploads: popularity prior, no bias),
 #   searched as wide as the index's "liked" and "similar items" samples need
@@ -923,6 +925,8 @@ class RecommendService:
             order = self.whatif_order(cands, scores, modality_weights)[:k]
             return cands[order], f"{self.index.kind}+exact re-rank"
         terms_over = self.term_candidates if TERM_CANDIDATES is None else TERM_CANDIDATES
+        if query_kind == LISTENER_QUERIES and terms_over and TERM_CANDIDATES is None:
+            terms_over = max(terms_over, HISTORY_CANDIDATES)
         if modality_weights is None and self.linear and self.index.kind != "exact" and terms_over:
             # the index's candidates for the model-space part, re-ranked exactly with the other terms added
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
