@@ -65,10 +65,18 @@ WHATIF_MIN_CANDIDATES = 500  # the first rung of the candidate ladder (doubling 
 WHATIF_SAMPLE = 16  # sample queries (the index's own item vectors plus noise) × weight sets used to choose it
 WHATIF_SAMPLE_NOISE = 0.5  # that noise's norm relative to the item's
 # Upload queries add per-item terms the index does not hold (similarity to the upload, items like it). With
-# an approximate index they are scored exactly over every item (None), or over this many of the index's
-# candidates for the model-space part (benchmarks.scale measures that recall).
-TERM_CANDIDATES: int | None = 2000
+# an approximate index they are re-ranked exactly, those terms added, over the index's top C candidates for
+# the model-space part. None: C is chosen when the index is built (tune_term_candidates) and saved with it;
+# an int overrides that choice (0: scored exactly over every item).
+TERM_CANDIDATES: int | None = None
+TERM_MIN_CANDIDATES = 250  # the first rung of the upload candidate ladder (doubling up to WHATIF_MAX_SHARE)
+TERM_SAMPLE = 32  # sample uploads the count is chosen on: catalog items' own field vectors plus noise
+TERM_SAMPLE_NOISE = 0.25  # that noise's norm per field vector (unit rows: cosine ≈ 0.97, a re-encoded copy)
+HISTORY_CANDIDATES = 2000  # a known listener's collaborative term (core.models.collaborative) is re-ranked the
+#   same way over at least this many candidates: the earlier fixed count, as that term is not in the samples
 LISTENER_QUERIES = "listener"  # the index's sample set of known listeners' queries (searched with its own width)
+CONTENT_QUERIES = "content"  # the kind of the other queries (liked items, uploads: popularity prior, no bias),
+#   searched as wide as the index's "liked" and "similar items" samples need
 INDEX_SAMPLE = 200  # sample queries per kind (listener, liked) an approximate index tunes its search width on
 INDEX_SAMPLE_LIKED = 3  # liked items per "liked" sample query (one listener's training items)
 INDEX_SAMPLE_SEED = 0  # which listeners and items those samples are drawn from
@@ -312,11 +320,17 @@ class RecommendService:
             self.index = index
         self.exact_index = self.index if isinstance(self.index, ExactIndex) else ExactIndex(augmented)
         self.whatif_candidates = 0  # 0: what-if queries are scored exactly over every item
+        self.term_candidates = 0  # 0: upload queries are scored exactly over every item
         if self.index.kind != "exact" and self.linear and self.weights_linear:
             saved = getattr(self.index, "settings", {}).get("whatif_candidates")
             self.whatif_candidates = int(saved) if saved is not None else self.tune_whatif_candidates()
             if saved is None and index_dir is not None and isinstance(index, str):
                 record_index_setting(index_dir, "whatif_candidates", self.whatif_candidates)
+        if self.index.kind != "exact" and self.linear and TERM_CANDIDATES is None:
+            saved = getattr(self.index, "settings", {}).get("term_candidates")
+            self.term_candidates = int(saved) if saved is not None else self.tune_term_candidates()
+            if saved is None and index_dir is not None and isinstance(index, str):
+                record_index_setting(index_dir, "term_candidates", self.term_candidates)
 
     @property
     def unit_item_vectors(self) -> np.ndarray:
@@ -366,12 +380,14 @@ class RecommendService:
                     similar_rows.append(set(chosen))
         out = {}
         prior = (0.0, self.prior_weight)
-        for name, vectors, exclude, tail in ((LISTENER_QUERIES, listener, listened, (1.0, 0.0)),
-                                             ("liked", liked, chosen_rows, prior),
-                                             ("similar items", similar, similar_rows, prior)):
+        for name, vectors, exclude, tail, kind in (
+                (LISTENER_QUERIES, listener, listened, (1.0, 0.0), LISTENER_QUERIES),
+                ("liked", liked, chosen_rows, prior, CONTENT_QUERIES),
+                ("similar items", similar, similar_rows, prior, CONTENT_QUERIES)):
             if vectors:
                 tails = np.broadcast_to(np.asarray(tail, np.float32), (len(vectors), 2))
-                out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude)
+                out[name] = SampleQueries(np.hstack([np.stack(vectors), tails]).astype(np.float32), exclude,
+                                          kind)
         return out
 
     def tune_whatif_candidates(self) -> int:
@@ -406,6 +422,52 @@ class RecommendService:
             candidates *= 2
         log.warning("what-if re-ranking of up to %d index candidates reached recall@10 %.3f on sample queries, "
                     "below %.2f: what-if queries over these %d items are scored exactly over every item",
+                    candidates // 2, recall, WHATIF_TARGET_RECALL, self.n_items)
+        return 0
+
+    def upload_samples(self, n: int = TERM_SAMPLE, seed: int = 11) -> list[EncodedQuery]:
+        """Encoded sample uploads: n catalog items' own field vectors (those the item carries) plus Gaussian
+        noise of TERM_SAMPLE_NOISE × each vector's norm, encoded as an upload of them (encode_fields)."""
+        rng = np.random.default_rng(seed)
+        emb, out = self.embeddings, []
+        for row in rng.permutation(self.n_items)[:4 * n]:
+            fields = {}
+            for f in emb.fields:
+                if emb.masks[f][row] and emb.modality_of.get(f) in self.modalities:
+                    v = np.asarray(emb.matrices[f][row], np.float32)
+                    noise = rng.standard_normal(len(v)).astype(np.float32)
+                    fields[f] = v + TERM_SAMPLE_NOISE * np.linalg.norm(v) * noise / np.sqrt(len(v))
+            if fields:
+                out.append(self.encode_fields(fields, Query(text="sample upload")))
+            if len(out) == n:
+                break
+        return out
+
+    def tune_term_candidates(self) -> int:
+        """The smallest upload candidate count (TERM_MIN_CANDIDATES, doubling, up to WHATIF_MAX_SHARE of the
+        catalog) whose exact re-rank of the index's candidates, the upload terms added, gives recall@10 ≥
+        WHATIF_TARGET_RECALL against exact scoring of every item on sample uploads (upload_samples); 0
+        (upload queries scored exactly over every item, with a warning) when none up to the ceiling does."""
+        ceiling = int(WHATIF_MAX_SHARE * self.n_items)
+        if ceiling < TERM_MIN_CANDIDATES or not hasattr(self.model, "project_content"):
+            return 0  # a small catalog (every item is scored exactly), or a model that takes no uploads
+        samples = self.upload_samples()
+        self.term_candidates = 0  # the truth: every item scored exactly
+        truth = [{r.item_id for r in self.recommend(q, k=10).items} for q in samples]
+        candidates, recall = TERM_MIN_CANDIDATES, 0.0
+        try:
+            while candidates <= ceiling:
+                self.term_candidates = candidates
+                recall = float(np.mean([len(t & {r.item_id for r in self.recommend(q, k=10).items}) / max(len(t), 1)
+                                        for q, t in zip(samples, truth)])) if samples else 1.0
+                if recall >= WHATIF_TARGET_RECALL:
+                    log.info("upload queries re-rank %d index candidates (sample recall@10 %.3f)", candidates, recall)
+                    return candidates
+                candidates *= 2
+        finally:
+            self.term_candidates = 0
+        log.warning("upload re-ranking of up to %d index candidates reached recall@10 %.3f on sample uploads, "
+                    "below %.2f: upload queries over these %d items are scored exactly over every item",
                     candidates // 2, recall, WHATIF_TARGET_RECALL, self.n_items)
         return 0
 
@@ -830,7 +892,7 @@ class RecommendService:
                  candidates: int | None = None) -> tuple[np.ndarray, str]:
         """The top-k item rows (and which path ranked them) by q · v + a · bias + w · prior (+ `extra`, (I,)
         per-item parts such as the similarity to the upload, or a function giving them for some rows (None:
-        all); such queries are scored exactly, or re-ranked over TERM_CANDIDATES index candidates).
+        all); such queries are scored exactly, or re-ranked over the index's top term_candidates).
 
         What-if weights change the item vectors, so such queries are never ranked by the index: they are
         scored exactly, from the single-modality parts when the fusion is linear ("parts"), else by the
@@ -845,8 +907,10 @@ class RecommendService:
             extra = None
         extra_at = (extra if callable(extra) else lambda at: extra if at is None else extra[at]) \
             if extra is not None else None
-        # a known listener's query (learned bias, no prior) is searched as wide as listener samples need
-        query_kind = LISTENER_QUERIES if (bias_coef, prior_coef) == (1.0, 0.0) else None
+        # a known listener's query (learned bias, no prior) is searched as wide as listener samples need, a
+        # content query (no bias) as wide as the liked and similar-items samples need
+        query_kind = LISTENER_QUERIES if (bias_coef, prior_coef) == (1.0, 0.0) else \
+            CONTENT_QUERIES if bias_coef == 0.0 else None
         if modality_weights is None and self.linear and extra is None:
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
             rows, _ = self.index.search(query, k, exclude, kind=query_kind)
@@ -860,10 +924,13 @@ class RecommendService:
                 self.shift(bias_coef, prior_coef, cands)
             order = self.whatif_order(cands, scores, modality_weights)[:k]
             return cands[order], f"{self.index.kind}+exact re-rank"
-        if modality_weights is None and self.linear and self.index.kind != "exact" and TERM_CANDIDATES:
+        terms_over = self.term_candidates if TERM_CANDIDATES is None else TERM_CANDIDATES
+        if query_kind == LISTENER_QUERIES and terms_over and TERM_CANDIDATES is None:
+            terms_over = max(terms_over, HISTORY_CANDIDATES)
+        if modality_weights is None and self.linear and self.index.kind != "exact" and terms_over:
             # the index's candidates for the model-space part, re-ranked exactly with the other terms added
             query = np.concatenate([vector, [bias_coef, prior_coef]]).astype(np.float32)
-            cands, cand_scores = self.index.search(query, max(TERM_CANDIDATES, k), exclude, kind=query_kind)
+            cands, cand_scores = self.index.search(query, max(terms_over, k), exclude, kind=query_kind)
             total = cand_scores.astype(np.float64) + np.asarray(extra_at(cands), np.float64)
             return cands[top_k_rows(total, k)], f"{self.index.kind}+exact re-rank"
         if modality_weights is None and self.linear:  # the terms beside the index: one scan, then add them

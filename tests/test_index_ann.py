@@ -1,6 +1,7 @@
 """The FAISS IVF index saved beside a model: reloads to the same answers as a fresh build, is never rebuilt
 while the model's vectors are unchanged, and what-if queries through it re-rank exactly with items that lack
-the weighted modality kept behind those that carry it."""
+the weighted modality kept behind those that carry it; its head (the items of largest score bound, scanned
+exactly beside the visited cells) and the upload candidate count are tuned, saved and reloaded."""
 from __future__ import annotations
 
 
@@ -289,3 +290,125 @@ def test_without_listeners_nprobe_is_tuned_on_the_index_vectors(tmp_path):
     ensure_index(tmp_path, clustered(3000), "ivf", IVFConfig(build_threads=1), queries=lambda: {})
     meta = json.loads((tmp_path / "index" / "index.json").read_text())
     assert list(meta["tuned_on"]) == [index_module.ITEM_SAMPLE]
+
+
+# -- the head: items of the largest score bound, scanned exactly beside the visited cells ---------------
+def popular_world(n: int = 4000, dim: int = 16, clusters: int = 40, popular: int = 30, seed: int = 5):
+    """(vectors (n, dim + 1): clustered content then a prior column, popular rows, cluster per row): a few
+    popular items (prior 1, the others ≤ 0.1) spread over every cluster."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    cluster = rng.integers(clusters, size=n)
+    content = centres[cluster] + 0.3 * rng.standard_normal((n, dim))
+    prior = 0.1 * rng.random(n)
+    hits = rng.choice(n, size=popular, replace=False)
+    prior[hits] = 1.0
+    return np.hstack([content, prior[:, None]]).astype(np.float32), hits, cluster
+
+
+def liked_queries(vectors: np.ndarray, cluster: np.ndarray, n: int, weight: float, seed: int) -> np.ndarray:
+    """(n, dim + 1) content queries: the mean of three items of one cluster, with the prior weighted."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in rng.integers(cluster.max() + 1, size=n):
+        rows = rng.choice(np.flatnonzero(cluster == c), size=3)
+        out.append(np.concatenate([vectors[rows, :-1].mean(axis=0), [weight]]))
+    return np.asarray(out, np.float32)
+
+
+def test_a_liked_query_finds_a_popular_far_item_through_the_head():
+    from core.index import SampleQueries
+
+    vectors, popular, cluster = popular_world()
+    weight = 12.0  # the prior's weight: popular items of other clusters reach every query's top 10 (3.5 of 10)
+    samples = SampleQueries(liked_queries(vectors, cluster, 100, weight, seed=1), kind="content")
+    config = IVFConfig(build_threads=1, cell_columns=16, head_min=32)
+    index = IVFIndex(vectors, config, queries={"liked": samples})
+    assert index.head_for["liked"] > 0 and index.tuned_on["liked"]["recall"] >= config.target_recall
+    nprobe, head_rows, _ = index._plans["content"]
+    # the bound |q̄| |v| + w · prior ranks popular items high (large norms compete with them)
+    assert len(set(popular.tolist()) & set(head_rows.tolist())) >= len(popular) // 2
+    exact = ExactIndex(vectors)
+    far, found = 0, 0
+    for q in liked_queries(vectors, cluster, 60, weight, seed=2):  # new queries of the same kind
+        truth, _ = exact.search(q, 10)
+        cells, _ = index._cell_search(q, 10, nprobe)
+        missed = set(truth.tolist()) & set(popular.tolist()) - set(cells.tolist())  # popular, in no visited cell
+        rows, scores = index.search(q, 10, kind="content")
+        np.testing.assert_allclose(scores, vectors[rows] @ q, rtol=1e-4, atol=1e-4)
+        far, found = far + len(missed), found + len(missed & set(rows.tolist()))
+    assert far >= 20  # the visited cells alone miss popular items of other clusters ...
+    assert found >= 0.9 * far  # ... which the head brings back
+
+
+def test_the_search_equals_exact_when_the_head_holds_every_item(caplog):
+    vectors, _, cluster = popular_world(n=2000)
+    queries = liked_queries(vectors, cluster, 40, 3.0, seed=3)
+    # a target no pair reaches: both ceilings, and a head of every item
+    config = IVFConfig(build_threads=1, cell_columns=16, target_recall=1.01, max_probe_share=0.05,
+                       max_head_share=1.0)
+    with caplog.at_level("WARNING", logger="core.index"):
+        index = IVFIndex(vectors, config, queries={"liked": queries})
+    assert "ceilings" in caplog.text and index.head_for["liked"] == len(vectors)
+    exact = ExactIndex(vectors)
+    for q in queries:
+        for exclude in ((), {int(exact.search(q, 1)[0][0]), 5}):
+            rows, scores = index.search(q, 10, exclude, kind="liked")
+            want_rows, want_scores = exact.search(q, 10, exclude)
+            assert rows.tolist() == want_rows.tolist()
+            np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_tuned_head_sizes_and_nprobe_round_trip_through_index_json(tmp_path):
+    import json
+
+    from core.index import SampleQueries
+
+    vectors, _, cluster = popular_world()
+    config = IVFConfig(build_threads=1, cell_columns=16, head_min=32)
+    queries = {"liked": SampleQueries(liked_queries(vectors, cluster, 60, 12.0, seed=1), kind="content"),
+               "plain": liked_queries(vectors, cluster, 60, 0.0, seed=4)}
+    built = ensure_index(tmp_path, vectors, "ivf", config, queries=lambda: queries)
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert meta["head_for"] == built.head_for and meta["nprobe_for"] == built.nprobe_for
+    assert meta["kind_of"] == {"liked": "content", "plain": "plain"} and meta["cell_columns"] == 16
+    assert {n: t["head"] for n, t in meta["tuned_on"].items()} == built.head_for
+    loaded = load_index(tmp_path, vectors)
+    assert (loaded.head_for, loaded.nprobe_for, loaded.head_key) == (built.head_for, built.nprobe_for, built.head_key)
+    for kind in (None, "content", "plain"):  # the heads are found again from the vectors, row for row
+        assert loaded._plans[kind][0] == built._plans[kind][0]
+        assert loaded._plans[kind][1].tolist() == built._plans[kind][1].tolist()
+    for q in liked_queries(vectors, cluster, 20, 12.0, seed=9):
+        for kind in ("content", "plain", None):
+            assert loaded.search(q, 10, {1, 2}, kind=kind)[0].tolist() == \
+                built.search(q, 10, {1, 2}, kind=kind)[0].tolist()
+
+
+def test_the_upload_candidate_count_is_chosen_by_recall_and_saved_with_the_index(world, tmp_path, monkeypatch):
+    import json
+
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 50..400
+    monkeypatch.setattr(recommend_module, "TERM_MIN_CANDIDATES", 50)
+    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert meta["settings"]["term_candidates"] == first.term_candidates in (0, 50, 100, 200, 400)
+
+    def no_tuning(self):
+        raise AssertionError("the saved upload candidate count should have been reloaded")
+
+    monkeypatch.setattr(RecommendService, "tune_term_candidates", no_tuning)
+    second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert second.term_candidates == first.term_candidates
+    exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
+    hits = 0
+    rows = np.random.default_rng(4).choice(len(catalog.items), size=20, replace=False)
+    for row in rows:  # uploads not in the tuning sample: the chosen count holds its recall
+        fields = {f: emb.matrices[f][row] + 0.02 for f in emb.fields if emb.masks[f][row]}
+        got = second.recommend(second.encode_fields(fields), k=10)
+        assert got.index_kind == ("ivf+exact re-rank" if second.term_candidates else "exact")
+        want = exact.recommend(exact.encode_fields(fields), k=10)
+        hits += len({r.item_id for r in got.items} & {r.item_id for r in want.items})
+    assert hits / 200 >= 0.9
