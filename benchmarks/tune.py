@@ -51,30 +51,74 @@ def test_figures(model: Any, data: Any) -> dict[str, float]:
     return out
 
 
-def cpu_seconds() -> float:
-    """CPU seconds of this process and all its descendants, those already ended included once reaped (read
-    from /proc: utime + stime + cutime + cstime; NaN where there is no /proc)."""
+def process_cpu() -> dict[tuple[int, int], tuple[int, float]]:
+    """(pid, start tick) -> (parent pid, user + system CPU seconds) of every process, read from /proc."""
     import os
 
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
-        return float("nan")
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
-    for entry in proc.iterdir():
+    out = {}
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile
             continue
-        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
-    family, grew = {os.getpid()}, True
-    while grew:
-        more = {pid for pid, (ppid, _) in stats.items() if ppid in family} - family
-        family |= more
-        grew = bool(more)
-    return sum(stats[pid][1] for pid in family if pid in stats)
+        out[(int(entry.name), int(fields[19]))] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+class CpuMeter:
+    """CPU seconds of this process and every process it starts while measuring, Ray's workers and daemons
+    included: /proc is read every `every` seconds and each process counts with the last CPU time seen, so
+    processes that end (and are reaped by someone else) still count, less their last `every` seconds."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        import os
+        import threading
+
+        self.every = every
+        self.me = os.getpid()
+        self.seen: dict[tuple[int, int], float] = {}
+        self.base: dict[tuple[int, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.available = Path("/proc/self/stat").exists()
+
+    def _sample(self) -> None:
+        table = process_cpu()
+        family, grew = {self.me}, True
+        while grew:
+            more = {pid for (pid, _), (ppid, _) in table.items() if ppid in family} - family
+            family |= more
+            grew = bool(more)
+        for key, (_, cpu) in table.items():
+            if key[0] in family:
+                self.seen[key] = max(cpu, self.seen.get(key, 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        if self.available:
+            self._sample()
+            self.base = dict(self.seen)  # what ran before the measurement does not count
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.available:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+
+    @property
+    def seconds(self) -> float:
+        """CPU seconds used since the meter started (NaN without /proc)."""
+        if not self.available:
+            return float("nan")
+        return sum(cpu - self.base.get(key, 0.0) for key, cpu in self.seen.items())
 
 
 def search(engine: str, data: Any, config: Any, jobs: int, address: str | None, progress: Any) -> Any:
@@ -110,13 +154,14 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
     config = TuneConfig(trials=trials if trials is not None or budget is not None else 30, budget_minutes=budget,
                         seed=seed, n_jobs=jobs, **({"trial_epochs": trial_epochs} if trial_epochs else {}))
-    t0, cpu0, load0 = time.perf_counter(), cpu_seconds(), os.getloadavg()
+    t0, load0 = time.perf_counter(), os.getloadavg()
 
     def progress(done: int, total: int, message: str) -> None:
         print(f"  [{time.perf_counter() - t0:6.0f} s] {message}", flush=True)
 
-    result = search(engine, data, config, jobs, address, progress)
-    search_cpu, load1 = cpu_seconds() - cpu0, os.getloadavg()
+    with CpuMeter() as meter:
+        result = search(engine, data, config, jobs, address, progress)
+    search_cpu, load1 = meter.seconds, os.getloadavg()
     if engine == "ray":
         import ray
 

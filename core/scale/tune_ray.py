@@ -129,13 +129,13 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
     trainable = tune.with_resources(tune.with_parameters(_trial, data=data, objective=objective),
                                     {"cpu": config.cpus_per_trial})
     storage = config.storage_path or Path(tempfile.mkdtemp(prefix="prism-tune-"))
-    callbacks = [_ProgressCallback(progress, config.trials)] if progress is not None else []
+    reporter = _ProgressCallback(progress, config.trials, config.max_epochs)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=config.trials, time_budget_s=config.time_budget_s),
         run_config=tune.RunConfig(storage_path=str(Path(storage).resolve()), name=f"prism-{int(time.time())}",
-                                  verbose=0, callbacks=callbacks))
+                                  verbose=0, callbacks=[reporter]))
     start = time.perf_counter()
     grid = tuner.fit()
     seconds = time.perf_counter() - start
@@ -147,7 +147,8 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
         metrics = result.metrics or {}
         row = {"params": dict(result.config), "valid_metric": max(finite) if finite else None,
                "epochs": len(values), "status": "error" if result.error else
-               ("stopped" if len(values) < config.max_epochs and _was_stopped(result) else "completed"),
+               ("stopped" if len(values) < config.max_epochs and metrics.get("trial_id") in reporter.stopped
+                else "completed"),
                "seconds": metrics.get("time_total_s"), "cpu_seconds": metrics.get("cpu_seconds")}
         if result.error:
             row["error"] = error_line(result.error)
@@ -180,28 +181,30 @@ def error_line(error: BaseException | str) -> str:
     return text[:300]
 
 
-def _was_stopped(result: Any) -> bool:
-    """Whether the scheduler ended a trial early (it reported fewer epochs than its objective ran)."""
-    return not bool((result.metrics or {}).get("done", False))
-
-
 class _ProgressCallback:
-    """Ray Tune callback → progress(trials finished, trials, message): one line per finished or failed trial,
-    and between them at most one line every `every` seconds on the running trials' epochs."""
+    """Ray Tune callback: records the trials the scheduler stopped, and calls progress(trials finished, trials,
+    message) once per finished or failed trial and between them at most every `every` seconds."""
 
-    def __new__(cls, progress: Progress, total: int, every: float = 30.0):
+    def __new__(cls, progress: Progress | None, total: int, max_epochs: int, every: float = 30.0):
         from ray.tune import Callback
+
+        def say(done: int, message: str) -> None:
+            if progress is not None:
+                progress(done, total, message)
 
         class Reporter(Callback):
             def __init__(self) -> None:
                 self.finished = 0
                 self.best = -math.inf
                 self.last_line = time.monotonic()
+                self.stopped: set[str] = set()  # trial ids the scheduler ended early
 
             def _best_text(self) -> str:
                 return f"best {self.best:.4f}" if math.isfinite(self.best) else "no metric yet"
 
             def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+                if result.get("done"):  # only a stop decision marks a reported result done (Ray's controller)
+                    self.stopped.add(trial.trial_id)
                 value = result.get(BEST)
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self.best = max(self.best, float(value))
@@ -210,17 +213,19 @@ class _ProgressCallback:
                     self.last_line = now
                     running = sorted(f"{t.trial_id} epoch {(t.last_result or {}).get('epoch', 0)}"
                                      for t in trials if t.status == "RUNNING")
-                    progress(self.finished, total, f"{self.finished}/{total} trials done · running: "
-                                                   f"{', '.join(running) or '-'} · {self._best_text()}")
+                    say(self.finished, f"{self.finished}/{total} trials done · running: "
+                                       f"{', '.join(running) or '-'} · {self._best_text()}")
 
             def on_trial_complete(self, iteration, trials, trial, **info) -> None:
                 self.finished += 1
                 last = trial.last_result or {}
                 value = last.get(BEST)
                 shown = f"{value:.4f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
-                progress(self.finished, total, f"trial {trial.trial_id} ended after {last.get('epoch', 0)} epochs "
-                                               f"({last.get('time_total_s', 0):.0f} s): {METRIC} {shown} · "
-                                               f"{self.finished}/{total} trials · {self._best_text()}")
+                epochs = int(last.get("training_iteration", 0))
+                how = "stopped by the scheduler" if trial.trial_id in self.stopped and epochs < max_epochs else "ended"
+                say(self.finished, f"trial {trial.trial_id} {how} after {epochs} epochs "
+                                   f"({last.get('time_total_s', 0):.0f} s): {METRIC} {shown} · "
+                                   f"{self.finished}/{total} trials · {self._best_text()}")
 
             def on_trial_error(self, iteration, trials, trial, **info) -> None:
                 self.finished += 1
@@ -229,8 +234,8 @@ class _ProgressCallback:
                     why = error_line(Path(where).read_text()) if where else "no error file"
                 except OSError:
                     why = "its error file is unreadable"
-                progress(self.finished, total, f"trial {trial.trial_id} failed: {why} (traceback: {where}) · "
-                                               f"{self.finished}/{total} trials · {self._best_text()}")
+                say(self.finished, f"trial {trial.trial_id} failed: {why} (traceback: {where}) · "
+                                   f"{self.finished}/{total} trials · {self._best_text()}")
 
         return Reporter()
 
