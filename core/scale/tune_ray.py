@@ -211,8 +211,10 @@ class _ProgressCallback:
                 now = time.monotonic()
                 if now - self.last_line >= every:
                     self.last_line = now
-                    running = sorted(f"{t.trial_id} epoch {(t.last_result or {}).get('epoch', 0)}"
-                                     for t in trials if t.status == "RUNNING")
+                    epoch_of = {t.trial_id: (t.last_result or {}).get("epoch", 0) for t in trials
+                                if t.status == "RUNNING"}
+                    epoch_of[trial.trial_id] = result.get("epoch", 0)  # last_result is not yet this one
+                    running = [f"{t} epoch {e}" for t, e in sorted(epoch_of.items())]
                     say(self.finished, f"{self.finished}/{total} trials done · running: "
                                        f"{', '.join(running) or '-'} · {self._best_text()}")
 
@@ -224,7 +226,7 @@ class _ProgressCallback:
                 epochs = int(last.get("training_iteration", 0))
                 how = "stopped by the scheduler" if trial.trial_id in self.stopped and epochs < max_epochs else "ended"
                 say(self.finished, f"trial {trial.trial_id} {how} after {epochs} epochs "
-                                   f"({last.get('time_total_s', 0):.0f} s): {METRIC} {shown} · "
+                                   f"({last.get('time_total_s', 0):.0f} s): validation {shown} · "
                                    f"{self.finished}/{total} trials · {self._best_text()}")
 
             def on_trial_error(self, iteration, trials, trial, **info) -> None:

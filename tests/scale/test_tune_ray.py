@@ -184,3 +184,30 @@ def test_error_line_is_the_innermost_cause():
                       "ray.exceptions.RayTaskError(ValueError): ray::ImplicitFunc.train()\n"
                       "ValueError: the validation split is empty\n\n")
     assert error_line(traceback_text) == "ValueError: the validation split is empty"
+
+
+def curve_space(trial) -> dict:
+    return {"kind": trial.suggest_categorical("kind", ["good", "poor", "short"])}
+
+
+def curve_objective(params: dict, data: InteractionData, report=None) -> float:
+    """Known validation curves: 'good' climbs for 6 epochs, 'poor' stays low, 'short' ends itself at epoch 3."""
+    values = {"good": [e / 7 for e in range(1, 7)], "poor": [0.01 * e for e in range(1, 7)],
+              "short": [1.0, 1.0, 1.0]}[params["kind"]]
+    for epoch, value in enumerate(values, start=1):
+        report(epoch, value)
+    return max(values)
+
+
+@pytest.mark.slow  # a Ray session and three trial processes
+def test_a_trial_the_scheduler_stops_counts_as_stopped_and_one_that_ends_itself_does_not(ray_session, tmp_path):
+    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
+
+    config = RayTuneConfig(trials=3, max_epochs=6, grace_period=2, reduction_factor=2, concurrent=1,
+                           storage_path=tmp_path / "ray",
+                           starting_points=[{"kind": "good"}, {"kind": "poor"}, {"kind": "short"}])
+    result = tune_on_ray(None, config, space=curve_space, objective=curve_objective)
+    outcome = {h["params"]["kind"]: (h["status"], h["epochs"]) for h in result.history}
+    # 'poor' trails 'good' at ASHA's first rung (epoch 2) and is stopped there; 'short' returns by itself
+    assert outcome == {"good": ("completed", 6), "poor": ("stopped", 2), "short": ("completed", 3)}
+    assert result.best_params == {"kind": "short"} and result.best_metric == 1.0
