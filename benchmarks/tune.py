@@ -223,9 +223,12 @@ def summarise(paths: list[Path]) -> None:
     per engine the mean and the spread over seeds."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
     metric = reports[0]["search"]["metric"] if reports else "ndcg@20"
-    print(f"| engine | seed | trials (pruned) | epochs | CPU min | wall min | load | search best valid {metric} "
-          f"| refit valid {metric} |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    def minutes(value: Any) -> str:
+        return "–" if value is None else f"{value:.1f}"
+
+    print(f"| engine | seed | trials (pruned) | epochs | CPU min, all processes | CPU min in trials | wall min | load "
+          f"| search best valid {metric} | refit valid {metric} |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     by_engine: dict[str, list[tuple[float, float]]] = {}
     for r in sorted(reports, key=lambda r: (r["search"].get("engine", "local"), r["search"]["seed"])):
         s = r["search"]
@@ -235,7 +238,8 @@ def summarise(paths: list[Path]) -> None:
         by_engine.setdefault(s.get("engine", "local"), []).append((s["best_valid"], refit_value))
         load = s.get("load_average") or ["?", "?"]
         print(f"| {s.get('engine', 'local')} | {s['seed']} | {s['trials']} ({s['pruned']}) | {s.get('epochs', '?')} "
-              f"| {s.get('cpu_minutes', float('nan')):.1f} | {s['minutes']:.1f} | {load[0]}–{load[1]} "
+              f"| {minutes(s.get('cpu_minutes'))} | {minutes(s.get('trial_cpu_minutes'))} | {s['minutes']:.1f} "
+              f"| {load[0]}–{load[1]} "
               f"| {s['best_valid']:.4f} | {refit_value:.4f} |")
     for engine, values in by_engine.items():
         for i, what in enumerate(("search best", "refit")):
