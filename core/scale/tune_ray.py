@@ -6,6 +6,8 @@ one trial per worker CPU slot. The search space is `core.tuning.space.suggest(tr
 `core.tuning.objective.run_trial(params, data, report)` (see the tuning package); both can be replaced,
 e.g. by a test's stand-ins. A trial reports `valid_metric` after each epoch; the scheduler stops trials
 that trail, and the best configuration is the best validation value any trial reached.
+`tune_study_on_ray` runs the local search (core.tuning.study.TuneConfig: seed, sampler, starting points,
+trial epochs and patience) this way and returns its TuneResult.
 """
 from __future__ import annotations
 
