@@ -6,11 +6,14 @@ one trial per worker CPU slot. The search space is `core.tuning.space.suggest(tr
 `core.tuning.objective.run_trial(params, data, report)` (see the tuning package); both can be replaced,
 e.g. by a test's stand-ins. A trial reports `valid_metric` after each epoch; the scheduler stops trials
 that trail, and the best configuration is the best validation value any trial reached.
+`tune_study_on_ray` runs the local search (core.tuning.study.TuneConfig: seed, sampler, starting points,
+trial epochs and patience) this way and returns its TuneResult.
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +27,8 @@ from core.scale.ray_session import connect
 log = logging.getLogger(__name__)
 
 METRIC = "valid_metric"  # what trials report after each epoch (higher is better)
+BEST = "best_valid"  # the trial's best validation metric so far: what the searcher and the scheduler compare,
+#                      as the local study's objective returns its trial's best epoch
 Space = Callable[[Any], dict[str, Any]]  # define-by-run: optuna.Trial -> params
 Objective = Callable[..., float]  # (params, data, report) -> best validation metric
 Progress = Callable[[int, int, str], None]
@@ -44,6 +49,8 @@ class RayTuneConfig:
     time_budget_s: float | None = None  # stop starting trials after this long (None = no limit)
     address: str | None = None  # None = Ray on this machine; "auto" or "ray://HOST:PORT" = a cluster
     storage_path: Path | None = None  # where Ray Tune keeps trial results (None = a temporary folder)
+    sampler: Any = None  # an Optuna sampler (None = Optuna's TPE seeded with `seed`)
+    starting_points: list[dict[str, Any]] = field(default_factory=list)  # params tried first, in order
 
     def __post_init__(self) -> None:
         if self.scheduler not in ("asha", "median"):
@@ -58,7 +65,8 @@ class RayTuneResult:
 
     best_params: dict[str, Any]
     best_metric: float
-    history: list[dict[str, Any]] = field(default_factory=list)  # per trial: params, metric, epochs, status
+    history: list[dict[str, Any]] = field(default_factory=list)  # per trial: params, valid_metric, epochs,
+    #                                                                 status, seconds, cpu_seconds, error
     seconds: float = 0.0
     engine: str = "ray"
 
@@ -69,6 +77,7 @@ def _trial(params: dict[str, Any], data: Any = None, objective: Objective | None
 
     best = -math.inf
     reported = 0
+    cpu0 = time.process_time()  # the trial's own CPU time (the worker's start-up and imports excluded)
 
     def report(epoch: int, value: float) -> bool:
         nonlocal best, reported
@@ -76,12 +85,13 @@ def _trial(params: dict[str, Any], data: Any = None, objective: Objective | None
         if math.isfinite(value):
             best = max(best, value)
         reported += 1
-        tune.report({METRIC: value, "best_valid": best, "epoch": int(epoch)})
+        tune.report({METRIC: value, BEST: best, "epoch": int(epoch), "cpu_seconds": time.process_time() - cpu0})
         return False  # Ray stops a pruned trial itself: it never returns from report
 
     final = objective(dict(params), data, report)
     if reported == 0:  # an objective without epochs still gives the searcher its value
-        tune.report({METRIC: float(final), "best_valid": float(final), "epoch": 0})
+        tune.report({METRIC: float(final), BEST: float(final), "epoch": 0,
+                     "cpu_seconds": time.process_time() - cpu0})
 
 
 def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space | None = None,
@@ -96,31 +106,38 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
             raise EngineError("the tuning package (core.tuning) is missing; pass space= and objective=") from e
         space, objective = space or suggest, objective or run_trial
     ray = connect(config.address)
+    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # Ray Tune's own lines say what Optuna's would
+    # a failed trial is one line from the progress callback (cause and traceback file), not Ray's traceback
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     concurrent = config.concurrent or max(1, int(cpus // config.cpus_per_trial))
-    searcher = ConcurrencyLimiter(OptunaSearch(space=space, metric=METRIC, mode="max", seed=config.seed), max_concurrent=concurrent)
+    optuna_search = OptunaSearch(space=space, metric=BEST, mode="max",
+                                 points_to_evaluate=[dict(p) for p in config.starting_points] or None,
+                                 sampler=config.sampler, seed=None if config.sampler is not None else config.seed)
+    searcher = ConcurrencyLimiter(optuna_search, max_concurrent=concurrent)
     if config.scheduler == "asha":
-        scheduler = ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=config.max_epochs,
+        scheduler = ASHAScheduler(metric=BEST, mode="max", time_attr="training_iteration", max_t=config.max_epochs,
                                   grace_period=config.grace_period, reduction_factor=config.reduction_factor)
     else:
-        scheduler = MedianStoppingRule(metric=METRIC, mode="max", time_attr="training_iteration",
+        scheduler = MedianStoppingRule(metric=BEST, mode="max", time_attr="training_iteration",
                                        grace_period=config.grace_period,
                                        min_samples_required=2)
     trainable = tune.with_resources(tune.with_parameters(_trial, data=data, objective=objective),
                                     {"cpu": config.cpus_per_trial})
     storage = config.storage_path or Path(tempfile.mkdtemp(prefix="prism-tune-"))
-    callbacks = [_ProgressCallback(progress, config.trials)] if progress is not None else []
+    reporter = _ProgressCallback(progress, config.trials, config.max_epochs)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=config.trials, time_budget_s=config.time_budget_s),
         run_config=tune.RunConfig(storage_path=str(Path(storage).resolve()), name=f"prism-{int(time.time())}",
-                                  verbose=0, callbacks=callbacks))
+                                  verbose=0, callbacks=[reporter]))
     start = time.perf_counter()
     grid = tuner.fit()
     seconds = time.perf_counter() - start
@@ -129,47 +146,133 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
         frame = result.metrics_dataframe
         values = frame[METRIC].tolist() if frame is not None and METRIC in frame else []
         finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-        history.append({"params": dict(result.config), "valid_metric": max(finite) if finite else None,
-                        "epochs": len(values), "status": "error" if result.error else
-                        ("stopped" if len(values) < config.max_epochs and _was_stopped(result) else "completed")})
+        metrics = result.metrics or {}
+        row = {"params": dict(result.config), "valid_metric": max(finite) if finite else None,
+               "epochs": len(values), "status": "error" if result.error else
+               ("stopped" if len(values) < config.max_epochs and metrics.get("trial_id") in reporter.stopped
+                else "completed"),
+               "seconds": metrics.get("time_total_s"), "cpu_seconds": metrics.get("cpu_seconds")}
+        if result.error:
+            row["error"] = error_line(result.error)
+        history.append(row)
+    failed = [h for h in history if h["status"] == "error"]
+    if failed:
+        log.warning("%d of %d Ray Tune trials failed; first: %s", len(failed), len(history), failed[0]["error"])
     scored = [h for h in history if h["valid_metric"] is not None]
     if not scored:
-        errors = [str(r.error) for r in grid if r.error]
         raise EngineError(f"no Ray Tune trial reported a validation metric ({len(history)} trials"
-                          + (f"; first error: {errors[0][:300]}" if errors else "") + ")")
+                          + (f", {len(failed)} failed; first error: {failed[0]['error']}" if failed else "")
+                          + f"; the trials' logs are under {Path(storage).resolve()})")
     best = max(scored, key=lambda h: h["valid_metric"])
     return RayTuneResult(best_params=best["params"], best_metric=float(best["valid_metric"]), history=history,
                          seconds=seconds)
 
 
-def _was_stopped(result: Any) -> bool:
-    """Whether the scheduler ended a trial early (it reported fewer epochs than its objective ran)."""
-    return not bool((result.metrics or {}).get("done", False))
+def error_line(error: BaseException | str) -> str:
+    """The cause of a failed trial in one line: the innermost exception's type and message, not Ray's
+    wrapper or its traceback."""
+    cause = error
+    while isinstance(cause, BaseException) and (cause.__cause__ is not None or
+                                                getattr(cause, "cause", None) is not None):
+        cause = cause.__cause__ if cause.__cause__ is not None else cause.cause
+    if isinstance(cause, BaseException) and not type(cause).__name__.startswith(("RayTaskError", "TuneError")):
+        text = f"{type(cause).__name__}: {cause}"
+    else:  # Ray's wrapper: its text ends with the original exception's last traceback line
+        lines = [ln.strip() for ln in str(cause).strip().splitlines() if ln.strip()]
+        text = lines[-1] if lines else repr(cause)
+    return text[:300]
 
 
 class _ProgressCallback:
-    """Ray Tune callback → progress(trials finished, trials, message)."""
+    """Ray Tune callback: records the trials the scheduler stopped, and calls progress(trials finished, trials,
+    message) once per finished or failed trial and between them at most every `every` seconds."""
 
-    def __new__(cls, progress: Progress, total: int):
+    def __new__(cls, progress: Progress | None, total: int, max_epochs: int, every: float = 30.0):
         from ray.tune import Callback
+
+        def say(done: int, message: str) -> None:
+            if progress is not None:
+                progress(done, total, message)
 
         class Reporter(Callback):
             def __init__(self) -> None:
                 self.finished = 0
                 self.best = -math.inf
+                self.last_line = time.monotonic()
+                self.stopped: set[str] = set()  # trial ids the scheduler ended early
+
+            def _best_text(self) -> str:
+                return f"best {self.best:.4f}" if math.isfinite(self.best) else "no metric yet"
 
             def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-                value = result.get(METRIC)
+                if result.get("done"):  # only a stop decision marks a reported result done (Ray's controller)
+                    self.stopped.add(trial.trial_id)
+                value = result.get(BEST)
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self.best = max(self.best, float(value))
-                progress(self.finished, total, f"trial {trial.trial_id}: epoch {result.get('epoch')} "
-                                               f"{METRIC} {value:.4f} · best {self.best:.4f}")
+                now = time.monotonic()
+                if now - self.last_line >= every:
+                    self.last_line = now
+                    epoch_of = {t.trial_id: (t.last_result or {}).get("epoch", 0) for t in trials
+                                if t.status == "RUNNING"}
+                    epoch_of[trial.trial_id] = result.get("epoch", 0)  # last_result is not yet this one
+                    running = [f"{t} epoch {e}" for t, e in sorted(epoch_of.items())]
+                    say(self.finished, f"{self.finished}/{total} trials done · running: "
+                                       f"{', '.join(running) or '-'} · {self._best_text()}")
 
             def on_trial_complete(self, iteration, trials, trial, **info) -> None:
                 self.finished += 1
-                progress(self.finished, total, f"{self.finished}/{total} trials · best {self.best:.4f}")
+                last = trial.last_result or {}
+                value = last.get(BEST)
+                shown = f"{value:.4f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
+                epochs = int(last.get("training_iteration", 0))
+                how = "stopped by the scheduler" if trial.trial_id in self.stopped and epochs < max_epochs else "ended"
+                say(self.finished, f"trial {trial.trial_id} {how} after {epochs} epochs "
+                                   f"({last.get('time_total_s', 0):.0f} s): validation {shown} · "
+                                   f"{self.finished}/{total} trials · {self._best_text()}")
+
+            def on_trial_error(self, iteration, trials, trial, **info) -> None:
+                self.finished += 1
+                where = trial.error_file  # the traceback, written here before this call
+                try:
+                    why = error_line(Path(where).read_text()) if where else "no error file"
+                except OSError:
+                    why = "its error file is unreadable"
+                say(self.finished, f"trial {trial.trial_id} failed: {why} (traceback: {where}) · "
+                                   f"{self.finished}/{total} trials · {self._best_text()}")
 
         return Reporter()
+
+
+def tune_study_on_ray(data: Any, config: Any, *, address: str | None = None, concurrent: int | None = None,
+                      scheduler: str = "asha", storage_path: Path | None = None,
+                      progress: Progress | None = None) -> Any:
+    """The local search of core.tuning.study (its TuneConfig: seed, trials or budget, metric, trial epochs and
+    patience, starting points, TPE sampler) run on Ray Tune; returns the local search's TuneResult."""
+    from functools import partial
+
+    from core.tuning import objective, space
+    from core.tuning.study import TuneResult, best_trial, make_sampler
+
+    if data.valid.nnz == 0:  # every trial would fail on it: say so before starting workers
+        raise ValueError("the validation split is empty: tuning needs validation interactions (use a split "
+                         "with a valid share, e.g. --split random)")
+    base = objective.base_config(data, config.metric, config.seed)
+    trial = partial(objective.run_trial, base=base, max_epochs=config.trial_epochs, patience=config.trial_patience)
+    starting = [space.params_of(s) for s in space.STARTING_POINTS.values()] if config.starting_points else []
+    ray_config = RayTuneConfig(trials=config.trials or 10_000, seed=config.seed, max_epochs=config.trial_epochs,
+                               grace_period=min(config.warmup_epochs, config.trial_epochs), scheduler=scheduler,
+                               time_budget_s=None if config.budget_minutes is None else config.budget_minutes * 60,
+                               address=address, concurrent=concurrent, storage_path=storage_path,
+                               sampler=make_sampler(config), starting_points=starting)
+    found = tune_on_ray(data, ray_config, space=space.suggest, objective=trial, progress=progress)
+    states = {"completed": "complete", "stopped": "pruned", "error": "failed"}
+    history = [{"number": n, "state": states[h["status"]], "value": h["valid_metric"], "params": h["params"],
+                "epochs": h["epochs"], "seconds": h["seconds"], "cpu_seconds": h["cpu_seconds"],
+                **({"error": h["error"]} if "error" in h else {})} for n, h in enumerate(found.history)]
+    best = best_trial(history)  # the local search's rule: completed trials first
+    return TuneResult(config=space.apply(base, best["params"]), params=dict(best["params"]), value=best["value"],
+                      metric=config.metric, history=history, seconds=found.seconds)
 
 
 def fusion_config_of(result: RayTuneResult, base: Any) -> Any:

@@ -17,8 +17,9 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
     stop.add_argument("--budget", type=float, metavar="MINUTES", help="stop starting trials after this long")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial (default 0)")
     p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="trials at once (default 1; above 1 a search no longer repeats exactly from its seed)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="trials at once (default 1, with --engine ray the CPUs; above 1 a search no longer repeats "
+                        "exactly from its seed)")
     p.add_argument("--trial-epochs", type=int, default=None, metavar="N",
                    help="epoch cap of one trial (default 20; the final fit trains longer)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -50,7 +51,7 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
         trials = args.trials if args.trials is not None else (None if args.budget is not None else 30)
         config = TuneConfig(trials=trials, budget_minutes=args.budget, seed=args.seed,
                             metric=args.metric or METRIC, trial_epochs=args.trial_epochs or TRIAL_EPOCHS,
-                            n_jobs=args.jobs)
+                            n_jobs=args.jobs or 1)
 
         metric_k(config.metric)
     except ValueError as e:
@@ -67,7 +68,7 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
             print(f"  {message}", flush=True)  # a plain line per trial: shows in logs too
 
         if args.engine == "ray":
-            result = _tune_on_ray(data, config, args.address, progress)
+            result = _tune_on_ray(data, config, args.address, progress, concurrent=args.jobs)
         else:
             result = tune(data, config, progress=progress)
     save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
@@ -76,28 +77,19 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     print(f"best: validation {result.metric} {result.value:.4f} ({result.n_trials} trials, {result.n_pruned} "
           f"pruned, {minutes:.1f} min, {result.n_trials / max(minutes, 1e-9):.1f} trials/min)")
     print(f"  {_config_line(result.config)}")
+    failed = [h for h in result.history if h["state"] == "failed"]
+    if failed:
+        print(f"{len(failed)} of {result.n_trials} trials failed; the first: {failed[0].get('error', 'no message')}")
     print(f"stored as the tuned configuration of {catalog.name!r} ({tuned_path(store, catalog.name)}); "
           f"`python -m core train --catalog {catalog.name}` trains it")
     return 0
 
 
-def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any) -> Any:
+def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any, concurrent: int | None = None) -> Any:
     """The same search on Ray Tune (core.scale.tune_ray), returned as the local search's TuneResult."""
-    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
-    from core.tuning import objective, space
-    from core.tuning.study import TuneResult
+    from core.scale.tune_ray import tune_study_on_ray
 
-    ray_config = RayTuneConfig(trials=config.trials or 30, seed=config.seed, max_epochs=config.trial_epochs,
-                               time_budget_s=None if config.budget_minutes is None else config.budget_minutes * 60,
-                               address=address)
-    found = tune_on_ray(data, ray_config, progress=progress)
-    history = [{"number": n, "state": "complete" if h["status"] == "completed" else
-                ("pruned" if h["status"] == "stopped" else "fail"), "value": h["valid_metric"],
-                "params": h["params"], "epochs": h["epochs"], "seconds": None}
-               for n, h in enumerate(found.history)]
-    base = objective.base_config(data, config.metric, config.seed)
-    return TuneResult(config=space.apply(base, found.best_params), params=dict(found.best_params),
-                      value=found.best_metric, metric=config.metric, history=history, seconds=found.seconds)
+    return tune_study_on_ray(data, config, address=address, concurrent=concurrent, progress=progress)
 
 
 def register_cli() -> None:

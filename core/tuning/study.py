@@ -76,6 +76,14 @@ class TuneResult:
                 "pruned": self.n_pruned, "seconds": round(self.seconds, 1)}
 
 
+def make_sampler(config: TuneConfig) -> Any:
+    """The search's Optuna sampler: multivariate TPE seeded with config.seed (the Ray engine uses it too)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=max(config.startup_trials, 4),
+                                      multivariate=True)
+
+
 def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionConfig | None = None,
          progress: Progress | None = None) -> TuneResult:
     """Search the fusion space on data.valid; returns the best configuration found."""
@@ -85,8 +93,7 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
     base = base or objective.base_config(data, config.metric, config.seed)
     base = replace(base, valid_metric=config.metric, seed=config.seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=max(config.startup_trials, 4),
-                                         multivariate=True)
+    sampler = make_sampler(config)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
                                          n_warmup_steps=config.warmup_epochs)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -110,18 +117,20 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
             pruned = trial.should_prune()
             return pruned
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()  # trials may share the process: its thread
         row = {"number": trial.number, "params": params, "state": "failed", "value": None, "epochs": 0,
-               "seconds": 0.0, "curve": curve}
+               "seconds": 0.0, "cpu_seconds": 0.0, "curve": curve}
         rows[trial.number] = row
         try:
             value = objective.run_trial(params, data, report, base=base, max_epochs=config.trial_epochs,
                                         patience=config.trial_patience)
         except ValueError as e:  # diverged or an impossible combination: the search goes on
-            row.update(seconds=time.perf_counter() - start, error=str(e), epochs=len(curve))
+            row.update(seconds=time.perf_counter() - start, cpu_seconds=time.thread_time() - cpu_start,
+                       error=str(e), epochs=len(curve))
             raise
         row.update(value=value if math.isfinite(value) else None, epochs=len(curve),
-                   seconds=time.perf_counter() - start, state="pruned" if pruned else "complete")
+                   seconds=time.perf_counter() - start, cpu_seconds=time.thread_time() - cpu_start,
+                   state="pruned" if pruned else "complete")
         if pruned:
             raise optuna.TrialPruned(f"pruned at epoch {len(curve)}")
         return value
@@ -129,13 +138,15 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
     def after(study_: Any, trial: Any) -> None:
         row = rows[trial.number]
         history[:] = [rows[n] for n in sorted(rows)]
-        best = _best(history)
+        best = best_trial(history)
         done, total = (len(history), config.trials) if config.trials is not None else \
             (int(time.perf_counter() - t0), int(budget_s or 0))
         value = "-" if row["value"] is None else f"{row['value']:.4f}"
         message = (f"trial {row['number']} {row['state']} after {row['epochs']} epochs ({row['seconds']:.0f} s): "
                    f"{config.metric} {value} · best {best['value']:.4f}" if best else
                    f"trial {row['number']} {row['state']}")
+        if row.get("error"):
+            message += f" ({row['error'][:200]})"
         log.info(message)
         if progress is not None:
             progress(done, total, message)
@@ -143,7 +154,7 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
     study.optimize(run, n_trials=config.trials, timeout=budget_s, catch=(ValueError,), callbacks=[after],
                    n_jobs=config.n_jobs)
     history[:] = [rows[n] for n in sorted(rows)]
-    best = _best(history)
+    best = best_trial(history)
     if best is None:
         raise ValueError(f"no trial of the search finished with a {config.metric} on validation "
                          f"({len(history)} trial(s)); check the split and the embeddings")
@@ -152,7 +163,7 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
                       history=history, seconds=time.perf_counter() - t0)
 
 
-def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+def best_trial(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The trial with the highest validation value (pruned trials count with their value so far only when
     no trial completed)."""
     done = [h for h in history if h["state"] == "complete" and h["value"] is not None]

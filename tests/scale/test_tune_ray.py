@@ -113,3 +113,101 @@ def test_cli_tune_on_ray_stores_the_best_configuration(ray_session, tmp_path, ca
                                   if k in space.TUNED_FIELDS)
     assert main(["--data-dir", str(data_dir), "train", "--catalog", "tiny", "--set", "epochs=2"]) == 0
     assert "configuration: tuned on validation" in capsys.readouterr().out
+
+
+def failing_objective(params: dict, data: InteractionData, report=None) -> float:
+    """The stand-in objective, except that a 4-d model 'diverges'."""
+    if params["dim"] == 4:
+        raise ValueError(f"diverged: lr {params['lr']:.3g} gave a NaN loss")
+    return standin_objective(params, data, report)
+
+
+@pytest.mark.slow  # Ray trial processes each import torch
+def test_a_failed_trial_is_named_in_one_line_and_the_search_goes_on(ray_session, tmp_path):
+    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
+
+    messages = []
+    config = RayTuneConfig(trials=2, max_epochs=2, grace_period=2, seed=0, concurrent=1,
+                           storage_path=tmp_path / "ray", starting_points=[{"lr": 0.01, "dim": 4},
+                                                                           {"lr": 0.01, "dim": 8}])
+    result = tune_on_ray(tiny_data(), config, space=standin_space, objective=failing_objective,
+                         progress=lambda done, total, msg: messages.append(msg))
+    failed = [h for h in result.history if h["status"] == "error"]
+    assert len(failed) == 1 and failed[0]["params"] == {"lr": 0.01, "dim": 4}
+    assert failed[0]["error"] == "ValueError: diverged: lr 0.01 gave a NaN loss"
+    assert any("failed: ValueError: diverged: lr 0.01 gave a NaN loss" in m for m in messages)
+    assert result.best_params == {"lr": 0.01, "dim": 8} and result.best_metric > 0
+
+
+@pytest.mark.slow  # Ray trial processes each import torch
+def test_ray_runs_the_local_search_trial_for_trial(ray_session, tmp_path):
+    """The first trials of both engines are the search's starting points, trained with the search's seed and
+    epoch cap: the same validation figure on Ray as in the local study."""
+    import torch
+
+    from core.scale.tune_ray import tune_study_on_ray
+    from core.tuning.study import TuneConfig, tune
+
+    torch.set_num_threads(1)  # as the Ray trial workers
+    data = tiny_data()
+    config = TuneConfig(trials=2, seed=1, trial_epochs=2, trial_patience=2)
+    local = tune(data, config)
+    on_ray = tune_study_on_ray(data, config, concurrent=1, storage_path=tmp_path / "ray")
+    assert [h["params"] for h in on_ray.history] == [h["params"] for h in local.history]
+    assert [h["value"] for h in on_ray.history] == pytest.approx([h["value"] for h in local.history], rel=1e-6)
+    assert all(h["state"] == "complete" and h["epochs"] == 2 and h["cpu_seconds"] > 0 for h in on_ray.history)
+    assert on_ray.value == pytest.approx(local.value, rel=1e-6) and on_ray.config == local.config
+    assert on_ray.config.seed == 1
+
+
+def test_an_empty_validation_split_is_refused_before_ray_starts():
+    from core.scale.tune_ray import tune_study_on_ray
+    from core.tuning.study import TuneConfig
+
+    data = tiny_data()
+    data = replace(data, valid=sp.csr_matrix(data.valid.shape, dtype=np.float32))
+    with pytest.raises(ValueError, match="the validation split is empty"):
+        tune_study_on_ray(data, TuneConfig(trials=2))
+
+
+def test_error_line_is_the_innermost_cause():
+    from core.scale.tune_ray import error_line
+
+    try:
+        try:
+            raise ValueError("diverged at epoch 3")
+        except ValueError as e:
+            raise RuntimeError("trial failed") from e
+    except RuntimeError as outer:
+        assert error_line(outer) == "ValueError: diverged at epoch 3"
+    traceback_text = ('Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
+                      "ray.exceptions.RayTaskError(ValueError): ray::ImplicitFunc.train()\n"
+                      "ValueError: the validation split is empty\n\n")
+    assert error_line(traceback_text) == "ValueError: the validation split is empty"
+
+
+def curve_space(trial) -> dict:
+    return {"kind": trial.suggest_categorical("kind", ["good", "poor", "short"])}
+
+
+def curve_objective(params: dict, data: InteractionData, report=None) -> float:
+    """Known validation curves: 'good' climbs for 6 epochs, 'poor' stays low, 'short' ends itself at epoch 3."""
+    values = {"good": [e / 7 for e in range(1, 7)], "poor": [0.01 * e for e in range(1, 7)],
+              "short": [1.0, 1.0, 1.0]}[params["kind"]]
+    for epoch, value in enumerate(values, start=1):
+        report(epoch, value)
+    return max(values)
+
+
+@pytest.mark.slow  # a Ray session and three trial processes
+def test_a_trial_the_scheduler_stops_counts_as_stopped_and_one_that_ends_itself_does_not(ray_session, tmp_path):
+    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
+
+    config = RayTuneConfig(trials=3, max_epochs=6, grace_period=2, reduction_factor=2, concurrent=1,
+                           storage_path=tmp_path / "ray",
+                           starting_points=[{"kind": "good"}, {"kind": "poor"}, {"kind": "short"}])
+    result = tune_on_ray(None, config, space=curve_space, objective=curve_objective)
+    outcome = {h["params"]["kind"]: (h["status"], h["epochs"]) for h in result.history}
+    # 'poor' trails 'good' at ASHA's first rung (epoch 2) and is stopped there; 'short' returns by itself
+    assert outcome == {"good": ("completed", 6), "poor": ("stopped", 2), "short": ("completed", 3)}
+    assert result.best_params == {"kind": "short"} and result.best_metric == 1.0
