@@ -166,7 +166,9 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) ->
     if name == "fusion":
         config = FusionConfig(strategy="gated", dim=64, hidden=0, dropout=0.1, use_item_id=True, user_mode="id",
                               graph_layers=0, loss="bpr", negatives=1, lr=0.005, emb_reg=1e-4, align_weight=0.02,
-                              epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, seed=0)
+                              epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, seed=0,
+                              collaborative="none")  # ALS and ItemKNN have rows of their own (and above
+        #                               collaborative.MAX_ITEMS the fusion model skips that term anyway)
 
         def on_epoch(report) -> None:
             print(f"  fusion epoch {report.epoch}: loss {report.loss:.4f}, valid recall@20 "
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"unknown models {unknown}: choose among {', '.join(MODELS)}")
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
-    logging.getLogger("core.models.als").setLevel(logging.INFO)
+    for name in ("core.models.als", "core.models.train"):  # ALS sweeps and fusion steps, as plain lines
+        logging.getLogger(name).setLevel(logging.INFO)
     torch.set_num_threads(1)
     load_start = os.getloadavg()
 
