@@ -30,9 +30,7 @@ def bounded_batch(batch_users: int, n_items: int, max_entries: int | None = None
 def _clean_scores(scores: np.ndarray) -> np.ndarray:
     """float64 copy where NaN/±inf become the finite extremes, so only exclusion yields -inf."""
     lowest, highest = np.finfo(np.float64).min, np.finfo(np.float64).max
-    out = np.clip(np.asarray(scores, dtype=np.float64), lowest, highest)  # ±inf → the extremes; a copy
-    out[np.isnan(out)] = lowest  # (np.nan_to_num does the same in several slower passes)
-    return out
+    return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=lowest, posinf=highest, neginf=lowest)
 
 
 def _as_csr(matrix: sp.spmatrix | np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
