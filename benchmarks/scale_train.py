@@ -276,7 +276,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     eval_data = InteractionData(user_ids=data.user_ids, item_ids=data.item_ids, train=data.train,
                                 valid=data.valid, test=keep_rows(data.test, test_users), embeddings=data.embeddings,
                                 split_name=data.split_name)
-    rows = [run_model(name, args, data, fit_data, eval_data) for name in models]
+    rows = []
+    for name in models:  # each row printed when done, so a long run shows its results as it goes
+        rows.append(run_model(name, args, data, fit_data, eval_data))
+        print(f"row: {format_row(rows[-1])}  (load average {os.getloadavg()[0]:.2f})", flush=True)
     chance = random_recall(eval_data, 20)
     load_end = os.getloadavg()
 
