@@ -63,7 +63,13 @@ def sample_pairs(train: sp.csr_matrix, rng: np.random.Generator, negatives: int,
         keys = np.unique(pairs)
 
         def seen(probe: np.ndarray) -> np.ndarray:
-            return keys[np.minimum(np.searchsorted(keys, probe), keys.size - 1)] == probe
+            # probes searched in sorted order: numpy's binary search then walks the keys forwards, many
+            # times faster on millions of probes than random lookups
+            order = np.argsort(probe)
+            found = np.empty(probe.size, bool)
+            ordered = probe[order]
+            found[order] = keys[np.minimum(np.searchsorted(keys, ordered), keys.size - 1)] == ordered
+            return found
     order = rng.permutation(users.size)
     users, pos = users[order], pos[order]
     neg = rng.integers(0, n_items, size=(users.size, negatives))

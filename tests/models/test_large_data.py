@@ -121,3 +121,14 @@ def test_itemknn_built_in_item_blocks_equals_the_dense_computation():
     np.testing.assert_array_equal(blocked.similarity.toarray(), whole.similarity.toarray())
     users = np.arange(0, data.n_users, 7)
     np.testing.assert_allclose(blocked.score(users), (data.train.toarray()[users] > 0) @ dense, rtol=1e-5)
+
+
+def test_sampled_negatives_are_the_same_with_the_sorted_key_lookup(monkeypatch):
+    data = small_data(n_items=60, n_users=200, seed=6)
+    table = train.sample_pairs(data.train, np.random.default_rng(7), 3)
+    monkeypatch.setattr(train, "DENSE_MEMBERSHIP_MAX", 0)  # the path large sets take: sorted keys
+    keys = train.sample_pairs(data.train, np.random.default_rng(7), 3)
+    for a, b in zip(table, keys):
+        np.testing.assert_array_equal(a, b)
+    users, _, neg = keys
+    assert not (data.train.toarray()[users[:, None], neg] > 0).any()
