@@ -1,17 +1,28 @@
-"""Training and evaluating the fusion model on a large synthetic interaction set, sparse all the way.
+"""Training and evaluating the fusion model, ALS and ItemKNN (the sparse replacement for EASE) on a large
+synthetic interaction set, sparse all the way.
 
     nice -n 5 python -m benchmarks.scale_train [--users 1000000 --items 200000 --interactions 20000000]
+        [--models fusion,als,itemknn,ease] [--cache benchmarks/results/scale_train_data]
 
 Data: users each like one of `--clusters` item clusters; 70% of a user's interactions fall in that cluster
 and 30% on globally popular items (Zipf); item content = three clustered 32-d fields (text, image, audio),
-5% of items missing each. Split per user at random 8:1:1. Early stopping reads validation Recall@20 on a
-sample of `--valid-users` users; the test evaluation (full ranking over all items, train+valid items
-masked) runs on a sample of `--test-users` users: both samples are stated in the output. Reports peak
-memory (ru_maxrss), the time of each epoch and of the evaluation.
+5% of items missing each. Split per user at random 8:1:1. The fusion model's early stopping reads validation
+Recall@20 on a sample of `--valid-users` users; ALS and ItemKNN use their default settings (not tuned here).
+The test evaluation (full ranking over all items, the user's training items masked, validation items kept
+as candidates: the protocol's default "train" mask) runs on one sample of `--test-users` users, the same for
+every model. EASE runs only when its dense item–item matrix is allowed (core.models.ease.MAX_ITEMS); above
+that a row says why it is skipped. Per model: fit time, the time of each epoch / ALS sweep, evaluation time,
+recall@20 / ndcg@20, resident memory after the model and the process-wide peak (ru_maxrss, never reset, so
+a row's peak covers everything run before it). One table is printed; a JSON copy goes to `--json`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
+import json
+import logging
+import math
 import os
 import resource
 import sys
@@ -83,63 +94,217 @@ def keep_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    import dataclasses
+def rss_gib() -> float:
+    """The process's resident memory now (not the peak), GiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
 
+
+def cached_synthetic(args: argparse.Namespace):
+    """synthetic(...) read from / written to `args.cache` (a folder) when given: generation takes minutes."""
+    from core.embeddings import EmbeddingSet
+    from core.models.base import InteractionData
+
+    make = lambda: synthetic(args.users, args.items, args.interactions, args.clusters)  # noqa: E731
+    if not args.cache:
+        return make()
+    folder = Path(args.cache) / f"u{args.users}-i{args.items}-n{args.interactions}-c{args.clusters}"
+    if (folder / "done").exists():
+        t = time.perf_counter()
+        splits = {s: sp.load_npz(folder / f"{s}.npz").tocsr() for s in ("train", "valid", "test")}
+        arrays = np.load(folder / "content.npz")
+        fields = ("text", "image", "audio")
+        ids = [f"i{j}" for j in range(args.items)]
+        emb = EmbeddingSet(item_ids=ids, matrices={f: arrays[f] for f in fields},
+                           masks={f: arrays[f"{f}_mask"] for f in fields}, modality_of={f: f for f in fields},
+                           encoder_ids={f: f"synthetic/{f}-32" for f in fields})
+        data = InteractionData(user_ids=[f"u{u}" for u in range(args.users)], item_ids=ids, embeddings=emb,
+                               split_name="random-8:1:1", seed=0, **splits)
+        return data, time.perf_counter() - t
+    data, seconds = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "valid", "test"):
+        sp.save_npz(folder / f"{name}.npz", getattr(data, name), compressed=False)
+    emb = data.embeddings
+    np.savez(folder / "content.npz", **emb.matrices, **{f"{f}_mask": m for f, m in emb.masks.items()})
+    (folder / "done").write_text("ok\n")
+    return data, seconds
+
+
+def ease_skip_reason(n_items: int) -> str | None:
+    """Why EASE cannot run on `n_items` items (its dense item–item matrix), or None when it can."""
+    from core.models.ease import MAX_ITEMS
+
+    if n_items <= MAX_ITEMS:
+        return None
+    return (f"skipped: B is a dense {n_items:,}² matrix, {n_items**2 * 4 / 1e9:,.0f} GB float32 "
+            f"(the fit's float64 Gram matrix and its inverse: {2 * n_items**2 * 8 / 1e9:,.0f} GB); "
+            f"EASE is limited to {MAX_ITEMS:,} items, ItemKNN top-k replaces it")
+
+
+def random_recall(eval_data, k: int) -> float:
+    """Expected recall@k of a uniformly random ranking over the unmasked items, mean over the test users."""
+    users = np.flatnonzero(np.diff(eval_data.test.indptr) > 0)
+    n_test = np.diff(eval_data.test.indptr)[users].astype(np.float64)
+    candidates = eval_data.n_items - np.diff(eval_data.train.indptr)[users].astype(np.float64)
+    return float(np.mean(np.minimum(k, candidates) / candidates))  # recall = hits / |test items|
+
+
+def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) -> dict:
+    """Fit one model, evaluate it on the sampled test users and return its table row (plain data)."""
+    from core.evaluation.protocol import evaluate
+    from core.models.als import ALS
+    from core.models.ease import EASE
+    from core.models.fusion import FusionConfig, FusionRecommender
+    from core.models.itemknn import ItemKNN
+
+    row: dict = {"model": name}
+    if name == "ease":
+        reason = ease_skip_reason(data.n_items)
+        if reason:
+            return {**row, "skipped": reason, "rss_gib": rss_gib(), "peak_gib": peak_gib()}
+    if name == "fusion":
+        config = FusionConfig(strategy="gated", dim=64, hidden=0, dropout=0.1, use_item_id=True, user_mode="id",
+                              graph_layers=0, loss="bpr", negatives=1, lr=0.005, emb_reg=1e-4, align_weight=0.02,
+                              epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, seed=0,
+                              collaborative="none")  # ALS and ItemKNN have rows of their own (and above
+        #                               collaborative.MAX_ITEMS the fusion model skips that term anyway)
+
+        def on_epoch(report) -> None:
+            print(f"  fusion epoch {report.epoch}: loss {report.loss:.4f}, valid recall@20 "
+                  f"{report.valid_metric:.4f} ({args.valid_users:,} sampled users), {report.seconds:.0f} s; "
+                  f"peak {peak_gib():.2f} GiB", flush=True)
+
+        model, fit_on, progress = FusionRecommender(config), fit_data, on_epoch
+    elif name == "als":
+        model, fit_on, progress = ALS(iterations=args.als_iterations, factors=64), data, None
+    elif name == "itemknn":
+        model, fit_on, progress = ItemKNN(k=args.knn_k), data, None
+    elif name == "ease":
+        model, fit_on, progress = EASE(), data, None
+    else:
+        raise SystemExit(f"unknown model {name!r}: choose among {', '.join(MODELS)}")
+    print(f"{name}: fitting", flush=True)
+    t = time.perf_counter()
+    model.fit(fit_on, progress=progress)
+    row["fit_s"] = time.perf_counter() - t
+    if name == "fusion":
+        row["epoch_s"] = [h["seconds"] for h in model.history]  # train + validation of each epoch
+        row["per"] = "epoch (train + valid)"
+    elif name == "als":
+        row["epoch_s"] = list(model.iteration_seconds)
+        row["per"] = "ALS sweep"
+    elif name == "itemknn":
+        row["blocks"] = model.blocks
+        row["neighbours"] = int(model.similarity.nnz)
+        row["per"] = f"{model.blocks} item blocks"
+    row["rss_after_fit_gib"], row["peak_after_fit_gib"] = rss_gib(), peak_gib()
+    print(f"{name}: fitted in {row['fit_s']:.0f} s; peak {peak_gib():.2f} GiB; evaluating", flush=True)
+
+    def on_batch(done: int, total: int, message: str) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            print(f"  {name} evaluation: {message}", flush=True)
+
+    t = time.perf_counter()
+    result = evaluate(model, eval_data, ks=(10, 20), n_bootstrap=200, progress=on_batch)
+    row["eval_s"] = time.perf_counter() - t
+    row["eval_users"] = result.users_evaluated
+    row["recall@20"], row["ndcg@20"] = result.metrics["recall@20"], result.metrics["ndcg@20"]
+    row["rss_gib"], row["peak_gib"] = rss_gib(), peak_gib()
+    del model, result
+    gc.collect()
+    return row
+
+
+MODELS = ("fusion", "als", "itemknn", "ease")
+
+
+def format_row(r: dict) -> str:
+    """One line of the printed table."""
+    if "skipped" in r:
+        return f"{r['model']:<9} {r['skipped']}"
+    per = r.get("epoch_s")
+    if per:
+        mean = sum(per) / len(per)
+        per_text = f"{mean:.1f} × {len(per)}" if len(per) > 1 else f"{mean:.0f}"
+    else:
+        per_text = r.get("per", "")
+    return (f"{r['model']:<9} {r['fit_s']:>8.0f} {per_text:>18} {r['eval_s']:>8.0f} {r['eval_users']:>8,} "
+            f"{r['recall@20']:>10.4f} {r['ndcg@20']:>8.4f} {r['rss_gib']:>8.2f} {r['peak_gib']:>9.2f}")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
-    from core.evaluation.protocol import evaluate
     from core.models.base import InteractionData
-    from core.models.fusion import FusionConfig, FusionRecommender
 
-    parser = argparse.ArgumentParser(description="fusion training at scale, sparse")
+    parser = argparse.ArgumentParser(description="fusion, ALS and ItemKNN training at scale, sparse")
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--interactions", type=int, default=20_000_000)
     parser.add_argument("--clusters", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32_768)
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    parser.add_argument("--epochs", type=int, default=1, help="fusion epochs")
+    parser.add_argument("--batch-size", type=int, default=32_768, help="fusion batch size")
+    parser.add_argument("--als-iterations", type=int, default=15)
+    parser.add_argument("--knn-k", type=int, default=50, help="ItemKNN neighbours kept per item")
     parser.add_argument("--valid-users", type=int, default=10_000)
     parser.add_argument("--test-users", type=int, default=10_000)
+    parser.add_argument("--cache", default="", help="folder to keep the generated set in and reuse it from")
+    parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "scale_train.json"))
     args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}: choose among {', '.join(MODELS)}")
+    logging.basicConfig(level=logging.WARNING, format="  %(message)s")
+    for name in ("core.models.als", "core.models.train"):  # ALS sweeps and fusion steps, as plain lines
+        logging.getLogger(name).setLevel(logging.INFO)
     torch.set_num_threads(1)
+    load_start = os.getloadavg()
 
-    data, gen_s = synthetic(args.users, args.items, args.interactions, args.clusters)
+    data, gen_s = cached_synthetic(args)
     total = data.train.nnz + data.valid.nnz + data.test.nnz
     print(f"synthetic set: {data.n_users:,} users × {data.n_items:,} items, {total:,} interactions "
           f"(train {data.train.nnz:,}) in {gen_s:.0f} s; peak {peak_gib():.2f} GiB", flush=True)
     rng = np.random.default_rng(1)
-    valid_users = rng.choice(np.flatnonzero(np.diff(data.valid.indptr) > 0), size=args.valid_users, replace=False)
+    with_valid = np.flatnonzero(np.diff(data.valid.indptr) > 0)
+    valid_users = rng.choice(with_valid, size=min(args.valid_users, with_valid.size), replace=False)
     fit_data = dataclasses.replace(data, valid=keep_rows(data.valid, valid_users))
-    config = FusionConfig(strategy="gated", dim=64, hidden=0, dropout=0.1, use_item_id=True, user_mode="id",
-                          graph_layers=0, loss="bpr", negatives=1, lr=0.005, emb_reg=1e-4, align_weight=0.02,
-                          epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, seed=0)
-
-    def on_epoch(report) -> None:
-        print(f"epoch {report.epoch}: loss {report.loss:.4f}, valid recall@20 {report.valid_metric:.4f} "
-              f"({args.valid_users:,} sampled users), {report.seconds:.0f} s; peak {peak_gib():.2f} GiB", flush=True)
-
-    t = time.perf_counter()
-    model = FusionRecommender(config).fit(fit_data, progress=on_epoch)
-    fit_s = time.perf_counter() - t
-    test_users = rng.choice(np.flatnonzero(np.diff(data.test.indptr) > 0), size=args.test_users, replace=False)
+    with_test = np.flatnonzero(np.diff(data.test.indptr) > 0)
+    test_users = rng.choice(with_test, size=min(args.test_users, with_test.size), replace=False)
     eval_data = InteractionData(user_ids=data.user_ids, item_ids=data.item_ids, train=data.train,
                                 valid=data.valid, test=keep_rows(data.test, test_users), embeddings=data.embeddings,
                                 split_name=data.split_name)
-    t = time.perf_counter()
-    result = evaluate(model, eval_data, ks=(10, 20), n_bootstrap=200)
-    eval_s = time.perf_counter() - t
-    epoch_s = [h["seconds"] for h in model.history]
-    print(f"\n{'measure':<44} {'value':>14}")
-    rows = [("users × items × interactions", f"{data.n_users:,} × {data.n_items:,} × {total:,}"),
-            ("fit (incl. graph buffers, sampling), s", f"{fit_s:.0f}"),
-            ("epoch time (train + validation), s", ", ".join(f"{s:.0f}" for s in epoch_s)),
-            (f"evaluation on {result.users_evaluated:,} sampled test users, s", f"{eval_s:.0f}"),
-            ("  recall@20 / ndcg@20 (sampled users)",
-             f"{result.metrics['recall@20']:.4f} / {result.metrics['ndcg@20']:.4f}"),
-            ("peak memory (ru_maxrss), GiB", f"{peak_gib():.2f}")]
-    for name, value in rows:
-        print(f"{name:<44} {value:>14}")
+    rows = []
+    for name in models:  # each row printed when done, so a long run shows its results as it goes
+        rows.append(run_model(name, args, data, fit_data, eval_data))
+        print(f"row: {format_row(rows[-1])}  (load average {os.getloadavg()[0]:.2f})", flush=True)
+    chance = random_recall(eval_data, 20)
+    load_end = os.getloadavg()
+
+    print(f"\n{data.n_users:,} users × {data.n_items:,} items × {total:,} interactions (train {data.train.nnz:,}); "
+          f"split random 8:1:1 per user; test on {test_users.size:,} sampled users, full ranking, train items "
+          f"masked; generated in {gen_s:.0f} s")
+    print(f"{'model':<9} {'fit s':>8} {'per epoch/sweep s':>18} {'eval s':>8} {'users':>8} "
+          f"{'recall@20':>10} {'ndcg@20':>8} {'rss GiB':>8} {'peak GiB':>9}")
+    for r in rows:
+        print(format_row(r))
+    print(f"random ranking: recall@20 {chance:.5f} (expected, same users)")
+    print(f"peak GiB = ru_maxrss, the process-wide peak so far (it covers the generation and every model "
+          f"before the row); rss GiB = resident memory after that model's evaluation. Load average "
+          f"{load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end (shared machine).")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"args": vars(args), "n_users": data.n_users, "n_items": data.n_items, "interactions": int(total),
+              "train": int(data.train.nnz), "generate_s": gen_s, "test_users": int(test_users.size),
+              "protocol": {"split": "random-8:1:1 per user", "ranking": "full", "mask": "train",
+                           "test_users": "random sample (seed 1) of users with test items, same for every model",
+                           "peak": "ru_maxrss: process-wide peak, never reset"},
+              "random_recall@20": chance, "loadavg_start": load_start, "loadavg_end": load_end, "rows": rows}
+    out.write_text(json.dumps(report, indent=2, default=float))
+    print(f"written {out}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from scipy.stats import rankdata
 
 PAD = -1  # marks an empty slot in a top-K list
 MAX_BATCH_ENTRIES = 2**24  # users × items scored at once: 16.8M entries, 134 MB per float64 copy
+AUC_COMPARE_MAX_POSITIVES = 16  # users with more positives get AUC from a full sort of their row (fewer: comparisons)
 
 
 def bounded_batch(batch_users: int, n_items: int, max_entries: int | None = None) -> int:
@@ -250,17 +251,39 @@ def auc_per_user(scores: np.ndarray, truth: sp.csr_matrix, exclude: sp.csr_matri
     s = _mask_excluded(np.atleast_2d(scores), exclude)
     shape = s.shape
     t = _as_csr(truth, shape)
-    excluded = np.isneginf(s)
+    excluded = s == -np.inf  # (faster than np.isneginf)
     pos = t.toarray().astype(bool) & ~excluded
     n_ex = excluded.sum(axis=1)
     n_pos = pos.sum(axis=1).astype(np.float64)
     n_neg = shape[1] - n_ex - n_pos
-    # Excluded entries are -inf, below every cleaned score, so they occupy ranks 1..n_ex of each row and
-    # shifting by n_ex gives each positive's (tie-averaged) rank among the allowed items only.
-    ranks = rankdata(s, method="average", axis=1) - n_ex[:, None]
-    u_stat = (ranks * pos).sum(axis=1) - n_pos * (n_pos + 1) / 2
+    u_stat = np.zeros(shape[0])
+    many = n_pos > AUC_COMPARE_MAX_POSITIVES
+    if many.any():
+        # Excluded entries are -inf, below every cleaned score, so they occupy ranks 1..n_ex of each row and
+        # shifting by n_ex gives each positive's (tie-averaged) rank among the allowed items only.
+        ranks = rankdata(s[many], method="average", axis=1) - n_ex[many, None]
+        u_stat[many] = (ranks * pos[many]).sum(axis=1) - n_pos[many] * (n_pos[many] + 1) / 2
+    few = np.flatnonzero(~many & (n_pos > 0))
+    if few.size:
+        u_stat[few] = _u_by_comparison(s[few], pos[few])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((n_pos > 0) & (n_neg > 0), u_stat / (n_pos * n_neg), np.nan)
+
+
+def _u_by_comparison(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Mann–Whitney U per row (negatives scored below each positive, ties ½) by comparing each positive's
+    score with the row's negatives: a few passes per positive instead of sorting a catalog-long row."""
+    negatives = np.where(pos | (s == -np.inf), np.nan, s)  # NaN compares False: positives, excluded drop out
+    rows, cols = np.nonzero(pos)  # row-major: each row's positives are consecutive
+    starts = np.searchsorted(rows, np.arange(s.shape[0]))
+    slot = np.arange(rows.size) - starts[rows]
+    pos_scores = np.full((s.shape[0], int(slot.max()) + 1 if slot.size else 0), np.nan)
+    pos_scores[rows, slot] = s[rows, cols]
+    u = np.zeros(s.shape[0])
+    for j in range(pos_scores.shape[1]):
+        v = pos_scores[:, j:j + 1]  # (B, 1); NaN where the row has fewer positives
+        u += np.count_nonzero(negatives < v, axis=1) + 0.5 * np.count_nonzero(negatives == v, axis=1)
+    return u
 
 
 @dataclass
@@ -294,7 +317,7 @@ def confusion_counts(scores: np.ndarray, truth: sp.csr_matrix, threshold: float 
     true negatives on sparse data. `threshold` is one global value or one per user (shape (U,)).
     """
     s = _mask_excluded(np.atleast_2d(scores), exclude)
-    allowed = ~np.isneginf(s)
+    allowed = s != -np.inf
     rel = _as_csr(truth, s.shape).toarray().astype(bool) & allowed
     thr = np.asarray(threshold, dtype=np.float64)
     thr = thr[:, None] if thr.ndim == 1 else thr

@@ -2,6 +2,7 @@
 trained by the `implicit` library (CPU)."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 from core.models.base import InteractionData, ProgressCallback
 from core.models.implicit_common import (binary_user_items, factor_scores, factors_of, fit_quietly,
                                          usable_threads)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +39,7 @@ class ALS:
         self.config = replace(config or ALSConfig(), **overrides)
         self.history: list[dict] = []  # implicit trains without per-epoch reports
         self.train_seconds = 0.0
+        self.iteration_seconds: list[float] = []  # wall time of each ALS sweep, as implicit reports it
         self._user_vectors: np.ndarray | None = None
         self._item_vectors: np.ndarray | None = None
 
@@ -45,12 +49,19 @@ class ALS:
 
         c = self.config
         t0 = time.perf_counter()
+        self.iteration_seconds = []
         model = fit_quietly(lambda: AlternatingLeastSquares(
             factors=c.factors, regularization=c.regularization, alpha=c.alpha, iterations=c.iterations,
-            num_threads=usable_threads(c.threads), random_state=c.seed, use_gpu=False), binary_user_items(data))
+            num_threads=usable_threads(c.threads), random_state=c.seed, use_gpu=False), binary_user_items(data),
+            callback=lambda iteration, seconds, loss: self._sweep_done(iteration, seconds))
         self._user_vectors, self._item_vectors = factors_of(model)
         self.train_seconds = time.perf_counter() - t0
         return self
+
+    def _sweep_done(self, iteration: int, seconds: float) -> None:
+        """Record one ALS sweep's time and log it (ALS has no loss or validation to report as an epoch)."""
+        self.iteration_seconds.append(float(seconds))
+        log.info("ALS sweep %d/%d: %.1f s", iteration + 1, self.config.iterations, seconds)
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """(len(users), len(items) or n_items) dot products of user and item factors."""

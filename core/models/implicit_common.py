@@ -30,14 +30,16 @@ def binary_user_items(data: InteractionData) -> sp.csr_matrix:
     return x
 
 
-def fit_quietly(make: Callable[[], Any], user_items: sp.csr_matrix) -> Any:
+def fit_quietly(make: Callable[[], Any], user_items: sp.csr_matrix,
+                callback: Callable[[int, float, Any], None] | None = None) -> Any:
     """make() then .fit(user_items), without implicit's own progress bar and with BLAS kept to one thread
-    as implicit recommends (its OpenMP threads do the work); returns the fitted implicit model."""
+    as implicit recommends (its OpenMP threads do the work); returns the fitted implicit model.
+    `callback(iteration, seconds, loss)` is implicit's per-iteration hook."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, "blas"):
         model = make()
-        model.fit(user_items, show_progress=False)
+        model.fit(user_items, show_progress=False, callback=callback)
     return model
 
 

@@ -1,4 +1,8 @@
-"""ItemKNN: item–item cosine similarity on training co-occurrence; a user's score is their row times it."""
+"""ItemKNN: item–item cosine similarity on training co-occurrence; a user's score is their row times it.
+
+The similarity is built in blocks of items whose co-occurrence rows are bounded, and only each item's top k
+neighbours are kept, so it stays sparse (I × k entries) at any catalog size: the sparse replacement for EASE,
+whose item–item matrix is dense."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -6,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from core.models.base import InteractionData, ProgressCallback
 
@@ -16,6 +21,7 @@ class ItemKNNConfig:
 
     k: int = 50  # neighbours kept per item (the k most similar items of each item)
     shrink: float = 0.0  # added to the cosine denominator to damp rare co-occurrences; 0 was best on lfm2k valid
+    max_block_products: int = 1 << 24  # user-level co-occurrence products per item block (bounds its memory)
 
 
 class ItemKNN:
@@ -29,39 +35,33 @@ class ItemKNN:
         self.history: list[dict] = []
         self.similarity: sp.csr_matrix | None = None  # (I, I), row j = neighbours of item j
         self._train: sp.csr_matrix | None = None
+        self.blocks = 0  # item blocks the last fit built the similarity in
 
     def fit(self, data: InteractionData, progress: ProgressCallback | None = None) -> "ItemKNN":
-        """Build the pruned item–item similarity from the training matrix."""
-        r = sp.csr_matrix(data.train, dtype=np.float32)
+        """Build the pruned item–item similarity from the training matrix, one bounded block of items at a time."""
+        r = sp.csr_matrix(data.train, dtype=np.float32, copy=True)
+        r.sum_duplicates()
         r.data[:] = 1.0  # binary: repeated interactions do not weigh more
-        co = (r.T @ r).tocsr()  # (I, I) co-occurrence counts
-        norms = np.sqrt(co.diagonal()).astype(np.float32)  # sqrt of each item's count
-        co.setdiag(0.0)
-        co.eliminate_zeros()
-        co = co.tocoo()
-        sim = co.data / (norms[co.row] * norms[co.col] + self.config.shrink)
-        self.similarity = self._top_k_rows(sp.csr_matrix((sim.astype(np.float32), (co.row, co.col)),
-                                                         shape=co.shape), self.config.k)
+        rt = r.T.tocsr()  # (I, U): row j = the users of item j
+        norms = np.sqrt(np.diff(rt.indptr)).astype(np.float32)  # sqrt of each item's count
+        blocks = item_blocks(rt, r, self.config.max_block_products)
+        parts = []
+        for a, b in tqdm(blocks, desc="itemknn item blocks", disable=len(blocks) < 8, mininterval=10):
+            co = (rt[a:b] @ r).tocoo()  # (b - a, I) co-occurrence counts of the block's items
+            keep = co.col != co.row + a  # no self-similarity
+            rows, cols = co.row[keep], co.col[keep]
+            sim = co.data[keep] / (norms[rows + a] * norms[cols] + np.float32(self.config.shrink))
+            parts.append(top_k_entries(rows + a, cols, sim.astype(np.float32), self.config.k))
+            del co, keep, rows, cols, sim
+        n = data.n_items
+        if parts:
+            rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
+            self.similarity = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
+        else:
+            self.similarity = sp.csr_matrix((n, n), dtype=np.float32)
+        self.blocks = len(blocks)
         self._train = r
         return self
-
-    @staticmethod
-    def _top_k_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-        """Keep the k largest entries of each row (ties: lower column first)."""
-        rows, cols, vals = [], [], []
-        for j in range(m.shape[0]):
-            lo, hi = m.indptr[j], m.indptr[j + 1]
-            if hi == lo:
-                continue
-            c, v = m.indices[lo:hi], m.data[lo:hi]
-            keep = np.lexsort((c, -v))[:k]
-            rows.append(np.full(keep.size, j))
-            cols.append(c[keep])
-            vals.append(v[keep])
-        if not rows:
-            return sp.csr_matrix(m.shape, dtype=np.float32)
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=m.shape, dtype=np.float32)
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """(len(users), len(items) or n_items) summed similarities to each user's training items."""
@@ -72,3 +72,30 @@ class ItemKNN:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, **asdict(self.config)}
+
+
+def item_blocks(rt: sp.csr_matrix, r: sp.csr_matrix, max_products: int) -> list[tuple[int, int]]:
+    """Consecutive item ranges [a, b) whose co-occurrence rows cost at most `max_products` user-level products
+    each (a single item costing more gets a block of its own), so no block's sparse product outgrows memory."""
+    user_counts = np.diff(r.indptr).astype(np.float64)
+    cost = rt @ user_counts  # (I,): products item j's row of rᵀr takes = Σ over its users of their item counts
+    blocks, a, acc = [], 0, 0.0
+    for j, c in enumerate(cost):
+        if j > a and acc + c > max_products:
+            blocks.append((a, j))
+            a, acc = j, 0.0
+        acc += c
+    if a < rt.shape[0]:
+        blocks.append((a, rt.shape[0]))
+    return blocks
+
+
+def top_k_entries(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k largest entries of each row among (rows, cols, vals) triplets (ties: lower column first)."""
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if rows.size else np.empty(0, np.int64)
+    rank = np.arange(rows.size) - np.repeat(starts, np.diff(np.r_[starts, rows.size]))
+    keep = rank < k
+    return rows[keep], cols[keep], vals[keep]

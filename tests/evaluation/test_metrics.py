@@ -176,3 +176,21 @@ def test_auc_matches_scikit_learn_on_random_scores_with_ties_and_exclusions():
                 for u in range(20)]
     assert np.isfinite(expected).sum() > 10
     np.testing.assert_allclose(auc_per_user(s, truth, ex), expected)
+
+
+def test_auc_by_comparison_equals_the_rank_computation(monkeypatch) -> None:
+    import core.evaluation.metrics as metrics
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 6, size=(40, 30)).astype(np.float32)  # many ties
+    scores[3, 4] = np.nan
+    truth = sp.csr_matrix(rng.random((40, 30)) < rng.random((40, 1)) * 0.9)
+    ex = sp.csr_matrix(rng.random((40, 30)) < 0.2)
+    fast = auc_per_user(scores, truth, ex)
+    monkeypatch.setattr(metrics, "AUC_COMPARE_MAX_POSITIVES", -1)  # every row by the full sort
+    ranked = auc_per_user(scores, truth, ex)
+    monkeypatch.setattr(metrics, "AUC_COMPARE_MAX_POSITIVES", 5)  # a mix of both paths
+    mixed = auc_per_user(scores, truth, ex)
+    assert np.isfinite(ranked).sum() > 30
+    np.testing.assert_allclose(fast, ranked, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(mixed, ranked, rtol=1e-12, equal_nan=True)

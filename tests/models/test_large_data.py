@@ -14,6 +14,7 @@ from core.encoders.base import l2_normalise
 from core.evaluation.protocol import evaluate
 from core.models.base import InteractionData
 from core.models.fusion import FusionConfig, FusionRecommender
+from core.models.itemknn import ItemKNN
 
 
 def small_data(n_items: int = 90, n_users: int = 30, seed: int = 0) -> InteractionData:
@@ -92,3 +93,42 @@ def test_evaluation_batches_are_bounded_and_give_the_same_metrics(monkeypatch):
     assert max(model.shapes) <= 10 and sum(model.shapes) == bounded.users_evaluated
     for name in ("recall@10", "ndcg@10", "auc", "coverage@10", "binary_f1@5"):
         assert bounded.metrics[name] == pytest.approx(whole.metrics[name], rel=1e-12, nan_ok=True)
+
+
+def _dense_itemknn(train: np.ndarray, k: int, shrink: float) -> np.ndarray:
+    """The item–item similarity computed densely: shrunk cosine, zero diagonal, top k per row (ties: lower column)."""
+    r = (train > 0).astype(np.float32)
+    co = r.T @ r
+    norms = np.sqrt(np.diag(co)).astype(np.float32)
+    np.fill_diagonal(co, 0.0)
+    sim = np.where(co > 0, co / (norms[:, None] * norms[None, :] + np.float32(shrink)), 0.0).astype(np.float32)
+    out = np.zeros_like(sim)
+    for j in range(sim.shape[0]):
+        nz = np.flatnonzero(sim[j])
+        keep = nz[np.lexsort((nz, -sim[j, nz]))][:k]
+        out[j, keep] = sim[j, keep]
+    return out
+
+
+def test_itemknn_built_in_item_blocks_equals_the_dense_computation():
+    data = small_data(n_items=120, n_users=300, seed=4)
+    dense = _dense_itemknn(data.train.toarray(), k=7, shrink=0.5)
+    blocked = ItemKNN(k=7, shrink=0.5, max_block_products=300).fit(data)
+    whole = ItemKNN(k=7, shrink=0.5, max_block_products=1 << 40).fit(data)
+    assert blocked.blocks > 10 and whole.blocks == 1
+    assert blocked.similarity.nnz <= 7 * data.n_items
+    np.testing.assert_allclose(blocked.similarity.toarray(), dense, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(blocked.similarity.toarray(), whole.similarity.toarray())
+    users = np.arange(0, data.n_users, 7)
+    np.testing.assert_allclose(blocked.score(users), (data.train.toarray()[users] > 0) @ dense, rtol=1e-5)
+
+
+def test_sampled_negatives_are_the_same_with_the_sorted_key_lookup(monkeypatch):
+    data = small_data(n_items=60, n_users=200, seed=6)
+    table = train.sample_pairs(data.train, np.random.default_rng(7), 3)
+    monkeypatch.setattr(train, "DENSE_MEMBERSHIP_MAX", 0)  # the path large sets take: sorted keys
+    keys = train.sample_pairs(data.train, np.random.default_rng(7), 3)
+    for a, b in zip(table, keys):
+        np.testing.assert_array_equal(a, b)
+    users, _, neg = keys
+    assert not (data.train.toarray()[users[:, None], neg] > 0).any()
