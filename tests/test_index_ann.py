@@ -172,25 +172,35 @@ def test_saved_indexes_reload_with_their_search_width_and_equal_results(tmp_path
             assert loaded.search(q, 10, exclude={3})[0].tolist() == built.search(q, 10, exclude={3})[0].tolist()
 
 
-def test_the_what_if_candidate_count_is_chosen_once_and_saved_with_the_index(world, tmp_path, monkeypatch):
+def chosen_then_reloaded(world, tmp_path, monkeypatch, setting: str, tuner: str):
+    """Two services over one saved IVF index: the first chooses `setting` and saves it in index.json, the
+    second reloads it (calling `tuner` again fails the test)."""
     import json
 
     from core.recommend import RecommendService
 
     catalog, emb, model, data = world
-    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 100..750
-    monkeypatch.setattr(recommend_module, "WHATIF_MIN_CANDIDATES", 100)
     first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
     meta = json.loads((tmp_path / "index" / "index.json").read_text())
-    assert meta["settings"]["whatif_candidates"] == first.whatif_candidates
-    assert first.whatif_candidates in (0, 100, 200, 400)
+    assert meta["settings"][setting] == getattr(first, setting)
 
     def no_tuning(self):
-        raise AssertionError("the saved candidate count should have been reloaded")
+        raise AssertionError(f"the saved {setting} should have been reloaded")
 
-    monkeypatch.setattr(RecommendService, "tune_whatif_candidates", no_tuning)
+    monkeypatch.setattr(RecommendService, tuner, no_tuning)
     second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
-    assert second.whatif_candidates == first.whatif_candidates
+    assert getattr(second, setting) == getattr(first, setting)
+    return first, second
+
+
+def test_the_what_if_candidate_count_is_chosen_once_and_saved_with_the_index(world, tmp_path, monkeypatch):
+    from core.recommend import RecommendService
+
+    catalog, emb, model, data = world
+    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 100..750
+    monkeypatch.setattr(recommend_module, "WHATIF_MIN_CANDIDATES", 100)
+    first, second = chosen_then_reloaded(world, tmp_path, monkeypatch, "whatif_candidates", "tune_whatif_candidates")
+    assert first.whatif_candidates in (0, 100, 200, 400)
     exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
     weights = {"text": 0.0, "image": 1.0, "audio": 0.0}
     hits = 0
@@ -385,23 +395,13 @@ def test_tuned_head_sizes_and_nprobe_round_trip_through_index_json(tmp_path):
 
 
 def test_the_upload_candidate_count_is_chosen_by_recall_and_saved_with_the_index(world, tmp_path, monkeypatch):
-    import json
-
     from core.recommend import RecommendService
 
     catalog, emb, model, data = world
     monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 50..400
     monkeypatch.setattr(recommend_module, "TERM_MIN_CANDIDATES", 50)
-    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
-    meta = json.loads((tmp_path / "index" / "index.json").read_text())
-    assert meta["settings"]["term_candidates"] == first.term_candidates in (0, 50, 100, 200, 400)
-
-    def no_tuning(self):
-        raise AssertionError("the saved upload candidate count should have been reloaded")
-
-    monkeypatch.setattr(RecommendService, "tune_term_candidates", no_tuning)
-    second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
-    assert second.term_candidates == first.term_candidates
+    first, second = chosen_then_reloaded(world, tmp_path, monkeypatch, "term_candidates", "tune_term_candidates")
+    assert first.term_candidates in (0, 50, 100, 200, 400)
     exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
     hits = 0
     rows = np.random.default_rng(4).choice(len(catalog.items), size=20, replace=False)
