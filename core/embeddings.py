@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import MissingModalityError
+from core.atomic import atomic_path
+from core.errors import DamagedFileError, MissingModalityError
 
 
 @dataclass
@@ -82,24 +83,46 @@ class EmbeddingSet:
                   "encoder_ids": self.encoder_ids, "feature_names": self.feature_names,
                   "content_hash": self.content_hash, "warnings": self.warnings}
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        with atomic_path(path, "embeddings file") as tmp:  # never a half-written .npz, even on a full disk
+            np.savez(tmp, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "EmbeddingSet":
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(z["header"].tobytes().decode())
-            matrices, masks, stats = {}, {}, {}
-            for key in z.files:
-                parts = key.split("::")
-                if parts[0] == "m":
-                    matrices[parts[1]] = z[key]
-                elif parts[0] == "k":
-                    masks[parts[1]] = z[key]
-                elif parts[0] == "s":
-                    stats.setdefault(parts[1], {})[parts[2]] = z[key]
-        return cls(item_ids=header["item_ids"], matrices=matrices, masks=masks,
-                   modality_of=header["modality_of"], encoder_ids=header["encoder_ids"],
-                   feature_names=header["feature_names"], stats=stats,
-                   content_hash=header["content_hash"], warnings=header.get("warnings", []))
+    def load(cls, path: Path, fix: str = "encode the catalog again") -> "EmbeddingSet":
+        """The set saved at `path`; a damaged or inconsistent file raises StoreError naming it and `fix`."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(z["header"].tobytes().decode())
+                matrices, masks, stats = {}, {}, {}
+                for key in z.files:
+                    parts = key.split("::")
+                    if parts[0] == "m":
+                        matrices[parts[1]] = z[key]
+                    elif parts[0] == "k":
+                        masks[parts[1]] = z[key]
+                    elif parts[0] == "s":
+                        stats.setdefault(parts[1], {})[parts[2]] = z[key]
+            emb = cls(item_ids=[str(i) for i in header["item_ids"]], matrices=matrices, masks=masks,
+                      modality_of=dict(header["modality_of"]), encoder_ids=dict(header["encoder_ids"]),
+                      feature_names=dict(header["feature_names"]), stats=stats,
+                      content_hash=str(header["content_hash"]), warnings=list(header.get("warnings", [])))
+            emb._check_shapes()
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # zipfile, numpy and json raise many types for a damaged file
+            raise DamagedFileError(f"the embeddings file {path.name} of catalog {path.parent.name!r} is damaged "
+                             f"({type(e).__name__}: {str(e)[:200]}); {fix}") from e
+        return emb
+
+    def _check_shapes(self) -> None:
+        """ValueError unless every matrix is finite (N, D) over the N items, with an (N,) mask and a modality."""
+        n = len(self.item_ids)
+        if set(self.matrices) != set(self.masks) or set(self.matrices) != set(self.modality_of):
+            raise ValueError(f"fields disagree: matrices {sorted(self.matrices)}, masks {sorted(self.masks)}, "
+                             f"modalities {sorted(self.modality_of)}")
+        for f, m in self.matrices.items():
+            if m.ndim != 2 or m.shape[0] != n or m.dtype.kind != "f":
+                raise ValueError(f"field {f!r} is a {m.dtype} array of shape {m.shape}, expected ({n}, D) floats")
+            if self.masks[f].shape != (n,):
+                raise ValueError(f"the mask of field {f!r} has shape {self.masks[f].shape}, expected ({n},)")
+            if not all(np.isfinite(m[i:i + 65536]).all() for i in range(0, n, 65536)):  # bounded memory
+                raise ValueError(f"field {f!r} holds NaN or infinite values")

@@ -44,3 +44,8 @@ class ComparisonError(PrismError):
 
 class EngineError(PrismError):
     """A distributed engine (Ray) is not installed, cannot be reached, or a job on it failed."""
+
+
+class DamagedFileError(StoreError):
+    """A stored file (embeddings, model, index, run record, database) is damaged or does not match what it
+    claims; the message names the file and how to repair it. Only the catalog it belongs to is affected."""

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.atomic import atomic_path, write_text_atomic
+
 log = logging.getLogger(__name__)
 
 AUTO_EXACT_BELOW = 50_000  # "auto" uses exact search below this many items: a (N, d) product is fast enough
@@ -702,10 +704,9 @@ def save_index(index: VectorIndex, folder: Path, vectors: np.ndarray) -> None:
             "nprobe_for": getattr(index, "nprobe_for", None), "head_for": getattr(index, "head_for", None),
             "head_key": getattr(index, "head_key", None), "kind_of": getattr(index, "kind_of", None),
             "cell_columns": getattr(getattr(index, "config", None), "cell_columns", None)}
-    index.save(target / "index.bin")
-    tmp = target / "index.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(target / "index.json")  # written last: a half-saved index is never read
+    with atomic_path(target / "index.bin", "index file") as tmp:
+        index.save(tmp)
+    write_text_atomic(target / "index.json", json.dumps(meta, indent=1), "index description")  # written last
 
 
 def record_index_setting(folder: Path, name: str, value: Any) -> None:
@@ -714,9 +715,7 @@ def record_index_setting(folder: Path, name: str, value: Any) -> None:
     target = Path(folder) / INDEX_DIR
     meta = json.loads((target / "index.json").read_text())
     meta.setdefault("settings", {})[name] = value
-    tmp = target / "index.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(target / "index.json")
+    write_text_atomic(target / "index.json", json.dumps(meta, indent=1), "index description")
 
 
 def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
@@ -741,12 +740,34 @@ def load_index(folder: Path, vectors: np.ndarray) -> VectorIndex | None:
             index = HNSWIndex.load(target / "index.bin", vectors, int(meta["ef"]),
                                    tuned_recall=meta.get("tuned_recall"))
         if index is not None:
+            _check_loaded(index, vectors)
             index.settings = dict(meta.get("settings", {}))
             index.tuned_on = dict(meta.get("tuned_on") or {})
         return index
     except (RuntimeError, OSError, KeyError, TypeError, ValueError) as e:
         log.warning("the index saved in %s does not load (%s); it is rebuilt", target, e)
     return None
+
+
+def _check_loaded(index: VectorIndex, vectors: np.ndarray) -> None:
+    """ValueError unless a loaded index holds exactly the rows of `vectors` (an index file swapped for one
+    built on other vectors would return rows beyond the catalog): its count, its width, a probe search and,
+    for HNSW, a few stored vectors compared with the catalog's."""
+    n, d = np.shape(vectors)
+    stored = int(index._index.get_current_count()) if index.kind == "hnsw" else int(index._index.ntotal)
+    width = int(index._index.dim) if index.kind == "hnsw" else int(index._index.d)
+    if stored != n or width != d:
+        raise ValueError(f"the index file holds {stored:,} rows of {width} values, the catalog {n:,} of {d}")
+    if n == 0:
+        return
+    probe = np.linspace(0, n - 1, num=min(n, 8)).astype(np.int64)
+    if index.kind == "hnsw":
+        saved = np.asarray(index._index.get_items(probe.tolist()), np.float32)
+        if not np.allclose(saved, np.asarray(vectors, np.float32)[probe], atol=1e-4):
+            raise ValueError("the index file was built on other vectors than the catalog's")
+    rows, _ = index.search(np.asarray(vectors, np.float32)[probe[0]], min(n, 10))
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"the index file returns row {int(rows.max())}, beyond the catalog's {n:,} rows")
 
 
 def ensure_index(folder: Path | None, vectors: np.ndarray, kind: str = "auto",

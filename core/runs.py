@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.errors import DamagedFileError
 from core.store import Store
 
 # columns of runs_table beyond the identity ones, in display order (NaN where a run lacks one)
@@ -21,15 +22,55 @@ MAIN_METRICS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20",
 _METRIC_AT_K = re.compile(r"^(?P<metric>.+)@(?P<k>\d+)$")
 
 
-def _records(store: Store, catalog: str | None = None, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
-    """Stored run records, newest first, filtered by catalog or picked by id (in the order given)."""
+RECORD_BLOCKS = ("protocol", "metrics", "model", "dataset", "ci", "per_user", "encoders")  # dicts when present
+
+
+def parse_record(run_id: str, text: str) -> dict[str, Any]:
+    """The stored record `text` of run `run_id`; DamagedFileError (with the command that removes it) when it
+    is not a JSON object with an id and object-valued blocks."""
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        if not isinstance(record.get("id"), str):
+            raise ValueError("no run id")
+        bad = [k for k in RECORD_BLOCKS if record.get(k) is not None and not isinstance(record[k], dict)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} must be JSON objects")
+    except (TypeError, ValueError, RecursionError) as e:
+        raise DamagedFileError(f"the stored record of run {run_id!r} is damaged ({str(e)[:160]}); remove it with "
+                               f"`python -m core runs delete {run_id}` (or evaluate the model again)") from e
+    return record
+
+
+def damaged_runs(store: Store, catalog: str | None = None) -> list[tuple[str, str]]:
+    """(run id, message naming it and the fix) for every stored run record that cannot be read."""
+    damaged: list[tuple[str, str]] = []
+    _records(store, catalog, damaged=damaged)
+    return damaged
+
+
+def _records(store: Store, catalog: str | None = None, run_ids: list[str] | None = None,
+             damaged: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Stored run records, newest first, filtered by catalog or picked by id (in the order given). A damaged
+    record is left out (and appended to `damaged` as (id, message)): one bad run never hides the others."""
     with store.transaction() as con:
         if run_ids is not None:
             rows = {r[0]: r[1] for r in con.execute(
                 f"SELECT id, record FROM runs WHERE id IN ({','.join('?' * len(run_ids))})", list(run_ids))}
-            return [json.loads(rows[i]) for i in run_ids if i in rows]
-        q = "SELECT record FROM runs" + (" WHERE catalog = ?" if catalog else "") + " ORDER BY created_at DESC"
-        return [json.loads(r[0]) for r in con.execute(q, (catalog,) if catalog else ())]
+            found = [(i, rows[i]) for i in run_ids if i in rows]
+        else:
+            q = ("SELECT id, record FROM runs" + (" WHERE catalog = ?" if catalog else "")
+                 + " ORDER BY created_at DESC")
+            found = con.execute(q, (catalog,) if catalog else ()).fetchall()
+    records = []
+    for run_id, text in found:
+        try:
+            records.append(parse_record(run_id, text))
+        except DamagedFileError as e:
+            if damaged is not None:
+                damaged.append((run_id, str(e)))
+    return records
 
 
 def _num(value: Any) -> float:
@@ -390,7 +431,7 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
 def _add_runs(p: argparse.ArgumentParser) -> None:
     from core.cli import common_options
 
-    sub = p.add_subparsers(dest="runs_action", metavar="{list,show,compare}", required=True)
+    sub = p.add_subparsers(dest="runs_action", metavar="{list,show,compare,delete}", required=True)
     ls = sub.add_parser("list", help="stored runs, newest first", parents=[common_options()])
     ls.add_argument("--catalog", help="only this catalog's runs")
     show = sub.add_parser("show", help="one run's protocol and metrics", parents=[common_options()])
@@ -401,11 +442,19 @@ def _add_runs(p: argparse.ArgumentParser) -> None:
     compare.add_argument("a", help="run id A")
     compare.add_argument("b", help="run id B")
     compare.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    delete = sub.add_parser("delete", help="remove one stored run (e.g. a damaged one)", parents=[common_options()])
+    delete.add_argument("id", help="run id (see `runs list`)")
 
 
 def _run_runs(args: argparse.Namespace, store: Store) -> int:
+    if args.runs_action == "delete":
+        store.delete_run(args.id)
+        print(f"deleted run {args.id}")
+        return 0
     if args.runs_action == "list":
         table = runs_table(store, getattr(args, "catalog", None))
+        for _, message in damaged_runs(store, getattr(args, "catalog", None)):
+            print(f"warning: {message}", file=sys.stderr)
         if table.empty:
             print("no runs stored yet; run `python -m core evaluate --catalog demo`")
             return 0

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from core.catalog.model import Catalog, FeatureMatrix, Item, empty_interactions
-from core.errors import StoreError
+from core.atomic import TMP_MARK
+from core.errors import DamagedFileError, StoreError
 from core.paths import data_dir
 
 SCHEMA = """
@@ -59,17 +60,27 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY, created_at REAL NOT NULL, catalog TEXT NOT NULL, name TEXT NOT NULL,
     config TEXT NOT NULL, path TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS activations (
+    catalog TEXT NOT NULL, model_id TEXT NOT NULL, at REAL NOT NULL, source TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS media_journal (
     catalog TEXT PRIMARY KEY, staging TEXT NOT NULL, backup TEXT NOT NULL, created_at REAL NOT NULL);
 """
 STAGING_PREFIX = ".staging-"  # catalogs/.staging-<uuid>: a catalog folder being written
-OWNER_FILE = ".owner"  # inside a staging folder: the pid of the process writing it
+OWNER_FILE = ".owner"  # inside a staging or scratch folder: the pid of the process writing it
+SCRATCH = "tmp"  # <root>/tmp/<purpose>-<uuid>: an import's unpacked files, removed however the import ends
+PARTIAL_GLOBS = ("embeddings/*/*", "tuned/*", "tuned/history/*/*", "models/*/*", "models/*/index/*")  # where
+#   atomic writes (core.atomic) leave their temporary files when a process is killed mid-write
 
 
 def _is_disk_full(error: BaseException) -> bool:
     if isinstance(error, OSError):
         return error.errno in (errno.ENOSPC, errno.EDQUOT)
     return isinstance(error, sqlite3.OperationalError) and "full" in str(error).lower()
+
+
+def _is_damage(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
 def _pid_alive(pid: int) -> bool:
@@ -93,12 +104,33 @@ class Store:
             raise StoreError(f"the store folder {self.root} cannot be created ({e.strerror}); set PRISM_DATA_DIR "
                              "to a folder you can write") from e
         self.db_path = self.root / "prism.sqlite"
+        self._check_not_emptied()
         try:
             with self.transaction() as con:
                 con.executescript(SCHEMA)
+                problem = con.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as e:
             raise self._database_error(e, "opening the store") from e
+        if problem != "ok":  # a partly damaged file: refuse it before any page reads or any import writes
+            raise DamagedFileError(f"opening the store: the store database {self.db_path.name} is damaged "
+                                   f"({problem}); restore it from a backup, or move the store folder away to "
+                                   "start an empty store (the demo is rebuilt). Nothing was changed")
         self.recover()
+
+    def _check_not_emptied(self) -> None:
+        """Refuse a 0-byte database beside stored catalogs: it would read as an empty store and hide them."""
+        try:
+            empty = self.db_path.stat().st_size == 0
+        except OSError:
+            return  # no database yet: a new store
+        held = [p.name for p in (self.root / "catalogs").glob("*") if not p.name.startswith(".")] \
+            if (self.root / "catalogs").is_dir() else []
+        if empty and held:
+            raise DamagedFileError(
+                f"opening the store: the store database {self.db_path.name} is empty (0 bytes) while the store "
+                f"holds {len(held)} catalog folder(s) ({', '.join(sorted(held)[:5])}); restore the database from a "
+                "backup, or move the store folder away to start an empty store (the demo is rebuilt). Nothing "
+                "was changed")
 
     def _database_error(self, error: sqlite3.Error, doing: str) -> StoreError:
         """A StoreError that names the cause of a SQLite failure and the fix."""
@@ -109,9 +141,9 @@ class Store:
         if _is_disk_full(error):
             return StoreError(f"{doing}: the disk of the store ({self.root}) is full; free some space and try "
                               "again. Nothing was changed")
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return StoreError(f"{doing}: the store database {self.db_path} is damaged ({error}); restore it from a "
-                              "backup, or move it away to start an empty store (the demo is rebuilt)")
+        if _is_damage(error):
+            return DamagedFileError(f"{doing}: the store database {self.db_path} is damaged ({error}); restore it "
+                                    "from a backup, or move it away to start an empty store (the demo is rebuilt)")
         if "locked" in text or "busy" in text:
             return StoreError(f"{doing}: the store database is busy with another long write; try again shortly")
         return StoreError(f"{doing}: the store database failed ({type(error).__name__}: {error})")
@@ -129,7 +161,9 @@ class Store:
                 return  # a read-only store can still be read; nothing to repair from here
             raise self._database_error(e, "repairing the store") from e
         folder = self.root / "catalogs"
-        for path in folder.glob(f"{STAGING_PREFIX}*") if folder.is_dir() else ():
+        abandoned = list(folder.glob(f"{STAGING_PREFIX}*")) if folder.is_dir() else []
+        abandoned += list((self.root / SCRATCH).glob("*")) if (self.root / SCRATCH).is_dir() else []
+        for path in abandoned:
             try:
                 pid = int((path / OWNER_FILE).read_text().strip())
             except (OSError, ValueError):
@@ -137,6 +171,29 @@ class Store:
             if pid and _pid_alive(pid):
                 continue  # another process is writing it right now
             shutil.rmtree(path, ignore_errors=True)
+        for pattern in PARTIAL_GLOBS:  # half-written files of a killed write (the targets are whole)
+            for path in self.root.glob(pattern):
+                pid = path.name.partition(TMP_MARK)[2].partition("-")[0]
+                if TMP_MARK in path.name and not (pid.isdigit() and _pid_alive(int(pid))):
+                    path.unlink(missing_ok=True)
+
+    @contextmanager
+    def scratch_dir(self, purpose: str) -> Iterator[Path]:
+        """A fresh folder under <root>/tmp/ (the store's own disk) for an import's unpacked files. It is removed
+        when the block ends, however it ends; one left by a killed process is removed at the next start."""
+        folder = self.root / SCRATCH / f"{purpose}-{uuid.uuid4().hex}"
+        try:
+            folder.mkdir(parents=True)
+            (folder / OWNER_FILE).write_text(str(os.getpid()))
+        except OSError as e:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise StoreError(f"a temporary folder cannot be made in the store ({e.strerror}); "
+                             + ("free some space on its disk" if _is_disk_full(e) else "make the store writable")
+                             + ". Nothing was changed") from e
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _finish_swap(self, con: sqlite3.Connection, name: str, staging: Path, backup: Path) -> None:
         """Move a committed catalog's staged folder into place (idempotent) and drop its journal row."""
@@ -165,6 +222,11 @@ class Store:
         try:
             with con:
                 yield con
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as e:  # pandas wraps the sqlite3 error
+            cause = e if isinstance(e, sqlite3.DatabaseError) else e.__cause__
+            if isinstance(cause, sqlite3.DatabaseError) and _is_damage(cause):  # named, never a bare traceback
+                raise self._database_error(cause, "reading the store") from e
+            raise
         finally:
             con.close()
 
@@ -359,7 +421,9 @@ class Store:
             row = con.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run with id {run_id!r}; list them with `python -m core runs list`")
-        return json.loads(row[0])
+        from core.runs import parse_record
+
+        return parse_record(run_id, row[0])
 
     def list_runs(self, catalog: str | None = None) -> pd.DataFrame:
         with self.transaction() as con:
@@ -369,7 +433,8 @@ class Store:
 
     def delete_run(self, run_id: str) -> None:
         with self.transaction() as con:
-            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            if con.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+                raise StoreError(f"no run with id {run_id!r}; list them with `python -m core runs list`")
 
     def model_dir(self, model_id: str) -> Path:
         return self.root / "models" / model_id
@@ -382,6 +447,8 @@ class Store:
             con.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (model_id, time.time(), catalog, name, json.dumps(config, default=_json_default),
                          str(path), int(active)))
+            if active:
+                con.execute("INSERT INTO activations VALUES (?, ?, ?, ?)", (catalog, model_id, time.time(), "trained"))
 
     def list_models(self, catalog: str | None = None) -> pd.DataFrame:
         with self.transaction() as con:
@@ -389,11 +456,38 @@ class Store:
             return pd.read_sql_query(q + " ORDER BY created_at DESC", con,
                                      params=(catalog,) if catalog else ())
 
-    def set_active_model(self, catalog: str, model_id: str) -> None:
+    def set_active_model(self, catalog: str, model_id: str, source: str = "activated") -> None:
+        """Make `model_id` the catalog's active model; the change is kept in the activation history."""
         with self.transaction() as con:
-            if con.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is None:
-                raise StoreError(f"no saved model with id {model_id!r}")
+            if con.execute("SELECT 1 FROM models WHERE id = ? AND catalog = ?", (model_id, catalog)).fetchone() is None:
+                raise StoreError(f"no saved model with id {model_id!r} for catalog {catalog!r}; list them with "
+                                 f"`python -m core models list --catalog {catalog}`")
             con.execute("UPDATE models SET active = (id = ?) WHERE catalog = ?", (model_id, catalog))
+            con.execute("INSERT INTO activations VALUES (?, ?, ?, ?)", (catalog, model_id, time.time(), source))
+
+    def activation_history(self, catalog: str) -> pd.DataFrame:
+        """Every activation of the catalog's models, newest first: model_id, at, source ("trained",
+        "activated", "restored"), and whether the model is still stored and active now."""
+        with self.transaction() as con:
+            return pd.read_sql_query(
+                """SELECT a.model_id, a.at, a.source, m.id IS NOT NULL AS stored, COALESCE(m.active, 0) AS active
+                   FROM activations a LEFT JOIN models m ON m.id = a.model_id
+                   WHERE a.catalog = ? ORDER BY a.at DESC, a.rowid DESC""", con, params=(catalog,))
+
+    def restore_active_model(self, catalog: str, model_id: str = "previous") -> str:
+        """Make an earlier active model active again: `model_id`, or "previous" (the last one active before the
+        current one that is still stored). Returns the id now active."""
+        history = self.activation_history(catalog)
+        current = self.active_model(catalog)
+        if model_id == "previous":
+            earlier = [m for m, stored in zip(history["model_id"], history["stored"])
+                       if stored and m != (current or {}).get("id")]
+            if not earlier:
+                raise StoreError(f"catalog {catalog!r} has no earlier active model still stored; nothing to restore "
+                                 f"(saved models: `python -m core models list --catalog {catalog}`)")
+            model_id = earlier[0]
+        self.set_active_model(catalog, model_id, source="restored")
+        return model_id
 
     def active_model(self, catalog: str) -> dict[str, Any] | None:
         with self.transaction() as con:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
+from core.errors import DamagedFileError
 from core.encoders.base import Encoder
 from core.store import Store
 
@@ -29,12 +30,20 @@ def raw_media_encoders(catalog: Catalog, encoders: dict[str, Encoder]) -> dict[s
 
 
 def load_embeddings(store: Store, catalog: Catalog) -> EmbeddingSet | None:
-    """The stored embedding set of `catalog` if it was computed from this exact content, else None."""
+    """The stored embedding set of `catalog` if it was computed from this exact content, else None.
+
+    A damaged file, or one over other items than the catalog's, raises StoreError naming it and the fix."""
     path = store.embedding_path(catalog.name, EMBEDDING_KEY)
     if not path.exists():
         return None
-    emb = EmbeddingSet.load(path)
-    return emb if emb.content_hash == catalog.content_hash() else None
+    fix = f"encode the catalog again with `python -m core encode --catalog {catalog.name} --force`"
+    emb = EmbeddingSet.load(path, fix=fix)
+    if emb.content_hash != catalog.content_hash():
+        return None
+    if len(emb.item_ids) != len(catalog.items) or set(emb.item_ids) != set(catalog.item_ids):
+        raise DamagedFileError(f"the embeddings file {path.name} of catalog {catalog.name!r} covers "
+                         f"{len(emb.item_ids):,} items that are not the catalog's {len(catalog.items):,}; {fix}")
+    return emb
 
 
 def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encoder] | None = None,
@@ -72,6 +81,8 @@ def load_active_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet) 
         return None
     try:
         return FusionRecommender.load(store.model_dir(record["id"]), embeddings)
+    except DamagedFileError:
+        raise  # named with its fix; the operator chooses another model (`python -m core restore`)
     except Exception as e:  # a model saved for other embeddings: retrain rather than crash the app
         log.warning("active model %s does not load (%s); it will be retrained", record["id"], e)
         return None

@@ -22,7 +22,7 @@ import streamlit as st
 
 from core.catalog.model import Catalog
 from core.embeddings import EmbeddingSet
-from core.errors import PrismError
+from core.errors import DamagedFileError, PrismError
 from core.paths import data_dir
 from core.store import Store
 
@@ -132,10 +132,15 @@ def _load_workspace(root: str, name: str, stamp: str) -> Workspace:
         raise NotReady("the catalog named demo was not made by the demo generator; the demo is rebuilt")
     if name == DEMO_CATALOG and (catalog.media_root is None or not (catalog.media_root / "ground_truth.json").is_file()):
         raise NotReady("the demo catalog's media are gone; they are rebuilt")
-    embeddings = load_embeddings(st_store, catalog)
+    try:
+        embeddings = load_embeddings(st_store, catalog)
+        model = None if embeddings is None else load_active_model(st_store, catalog, embeddings)
+    except DamagedFileError:
+        if name != DEMO_CATALOG:
+            raise  # named with its fix on this catalog's pages; the other catalogs keep working
+        raise NotReady("a stored file of the demo is damaged; it is rebuilt") from None
     if embeddings is None:
         raise NotReady(f"catalog {name!r} has no embeddings for its current content")
-    model = load_active_model(st_store, catalog, embeddings)
     if model is None:
         raise NotReady(f"catalog {name!r} has no usable active model")
     record = st_store.active_model(name) or {"id": "", "config": {}}
@@ -162,23 +167,38 @@ def workspace(name: str | None = None) -> Workspace:
 
         st.error(f"**The store cannot be opened** — {md_escape(e)}", icon=":material/error:")
         st.stop()
-    name = name or active_catalog_name(st_store)
     try:
-        return _load_workspace(root, name, catalog_stamp(st_store, name))
-    except NotReady:
-        pass
-    with _BOOT_LOCK:  # another session may have finished it while we waited
+        name = name or active_catalog_name(st_store)
         try:
             return _load_workspace(root, name, catalog_stamp(st_store, name))
         except NotReady:
-            _bootstrap(st_store, name)
-    return _load_workspace(root, name, catalog_stamp(st_store, name))
+            pass
+        with _BOOT_LOCK:  # another session may have finished it while we waited
+            try:
+                return _load_workspace(root, name, catalog_stamp(st_store, name))
+            except NotReady:
+                _bootstrap(st_store, name)
+        return _load_workspace(root, name, catalog_stamp(st_store, name))
+    except DamagedFileError as e:  # a damaged stored file: named with its fix, on this catalog only
+        _refuse_catalog(name, e)
+
+
+def _refuse_catalog(name: str | None, error: PrismError) -> None:
+    """Say which stored file of catalog `name` is damaged and how to repair it; offer the demo; stop the page."""
+    from ui import state
+    from ui.components import md_escape
+
+    st.error(f"**Catalog {md_escape(name or '?')} cannot be opened** — {md_escape(error)}", icon=":material/error:")
+    if name != DEMO_CATALOG:
+        st.button(f"Back to the {DEMO_CATALOG} catalog", on_click=state.set_catalog, args=(DEMO_CATALOG,),
+                  type="primary", key="damaged_back")
+    st.stop()
 
 
 def _bootstrap(st_store: Store, name: str) -> None:
     """Build the catalog's missing pieces in the store, each step with a progress bar."""
     from core.encoders.factory import EncoderConfig, preload_encoder_libraries
-    from core.workspace import ensure_model, prepare_embeddings
+    from core.workspace import ensure_model, load_embeddings, prepare_embeddings, train_model
 
     with st.status("Preparing the studio — first start only, later starts take seconds…",
                    expanded=True) as status:
@@ -196,15 +216,24 @@ def _bootstrap(st_store: Store, name: str) -> None:
             st.write("**2 / 4** Loading the encoders")
             encs = encoders()
             st.write(f"**3 / 4** Encoding {len(catalog.items)} items (text, images, audio)")
-            embeddings = prepare_embeddings(st_store, catalog, encs, progress=_bar_callback())
+            damaged = False
+            try:
+                load_embeddings(st_store, catalog)
+            except DamagedFileError:  # only the demo reaches here with a damaged file: it is rebuilt
+                damaged = True
+            embeddings = prepare_embeddings(st_store, catalog, encs, progress=_bar_callback(), force=damaged)
             from core.evaluation.splits import build_interaction_data
             from core.tuning import quick_fusion_config
 
             config, source = quick_fusion_config(st_store, catalog,
                                                  build_interaction_data(catalog, embeddings, split="auto", seed=0))
             st.write(f"**4 / 4** Training the fusion model — configuration: {source}")
-            ensure_model(st_store, catalog, embeddings, config=config, progress=_epoch_callback(),
-                         config_source=source)
+            try:
+                ensure_model(st_store, catalog, embeddings, config=config, progress=_epoch_callback(),
+                             config_source=source)
+            except DamagedFileError:  # the demo's active model is damaged: a fresh one replaces it
+                train_model(st_store, catalog, embeddings, config=config, progress=_epoch_callback(),
+                            config_source=source)
         except Exception as e:  # the boundary of the first start: say what failed, offer a way back
             log.exception("preparing catalog %s failed", name)
             status.update(label=f"Catalog {name!r} could not be prepared", state="error", expanded=True)

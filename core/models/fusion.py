@@ -23,8 +23,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from core.atomic import atomic_path, write_text_atomic
 from core.embeddings import EmbeddingSet
-from core.errors import MissingModalityError, ModelError, QueryError
+from core.errors import DamagedFileError, MissingModalityError, ModelError, QueryError
 from core.models import graph
 from core.models.base import InteractionData, ProgressCallback
 from core.models.collaborative import FILE as COLLABORATIVE_FILE
@@ -38,6 +39,8 @@ MODALITY_ORDER = ("text", "image", "audio")
 FORMAT_VERSION = 1  # of config.json; bump when the saved layout changes
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+DAMAGED_FIX = ("activate another saved model (`python -m core models activate ID`, or `python -m core restore`) "
+               "or train a new one")
 log = logging.getLogger(__name__)
 _CACHE_SIZE = 64  # forward passes kept per (modality mask, weights) combination
 LOCAL_ROWS_SHARE = 8  # score items under a new mask row by row when they are under 1/8 of the catalog
@@ -672,7 +675,8 @@ class FusionRecommender:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
+        with atomic_path(folder / WEIGHTS_FILE, "model weights") as tmp:
+            save_file(state, str(tmp))
         header = {"format": FORMAT_VERSION, "name": self.name, "config": asdict(self.config),
                   "item_ids": self.item_ids, "user_ids": self.user_ids, "fields": self.fields,
                   "field_dims": self.field_dims, "encoder_ids": self.encoder_ids, "history": self.history,
@@ -681,11 +685,9 @@ class FusionRecommender:
         if self.collaborative is not None:
             from safetensors.numpy import save_file as save_arrays
 
-            save_arrays({k: np.ascontiguousarray(v) for k, v in self.collaborative.arrays().items()},
-                        str(folder / COLLABORATIVE_FILE))
-        tmp = folder / (CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(header, indent=1))
-        tmp.replace(folder / CONFIG_FILE)
+            with atomic_path(folder / COLLABORATIVE_FILE, "collaborative term") as tmp:
+                save_arrays({k: np.ascontiguousarray(v) for k, v in self.collaborative.arrays().items()}, str(tmp))
+        write_text_atomic(folder / CONFIG_FILE, json.dumps(header, indent=1), "model configuration")
 
     @classmethod
     def load(cls, folder: Path, embeddings: EmbeddingSet) -> "FusionRecommender":
@@ -705,8 +707,13 @@ class FusionRecommender:
         if header.get("format") != FORMAT_VERSION:
             raise ModelError(f"{folder / CONFIG_FILE} has format {header.get('format')!r}; this version "
                              f"reads format {FORMAT_VERSION}: retrain the model")
-        model = cls(FusionConfig.from_dict(header["config"]))
+        try:
+            model = cls(FusionConfig.from_dict(header["config"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DamagedFileError(f"{folder / CONFIG_FILE} holds no usable fusion configuration ({e}); the "
+                                   "folder is damaged: " + DAMAGED_FIX) from e
         model._check_embeddings(header, embeddings, folder)
+        model._check_weight_shapes(folder, embeddings, len(header["user_ids"]))
         model.history, model.best_epoch = list(header.get("history", [])), int(header.get("best_epoch", 0))
         model._build(embeddings, len(header["user_ids"]), list(header["user_ids"]))
         try:
@@ -714,8 +721,8 @@ class FusionRecommender:
             model.net.attach_graph(state["edge_users"].numpy(), state["edge_items"].numpy())
             model.net.load_state_dict(state, strict=True)
         except (KeyError, RuntimeError, OSError) as e:
-            raise ModelError(f"{folder / WEIGHTS_FILE} does not match {folder / CONFIG_FILE} "
-                             f"({type(e).__name__}: {e}); the folder is damaged, retrain the model") from e
+            raise DamagedFileError(f"{folder / WEIGHTS_FILE} does not match {folder / CONFIG_FILE} "
+                                   f"({type(e).__name__}: {e}); the folder is damaged: " + DAMAGED_FIX) from e
         model._ready()
         model.collaborative = cls._load_collaborative(header, folder, len(header["user_ids"]),
                                                       len(header["item_ids"]))
@@ -740,6 +747,33 @@ class FusionRecommender:
             raise ModelError(f"the collaborative term in {path} does not match {folder / CONFIG_FILE} "
                              f"({type(e).__name__}: {e}); the folder is damaged, retrain the model") from e
         return term
+
+    def _check_weight_shapes(self, folder: Path, emb: EmbeddingSet, n_users: int) -> None:
+        """Refuse, before anything is allocated, a weights file whose tensors do not have the shapes the
+        saved configuration gives (a config edited to dim 10⁶ would otherwise allocate gigabytes first)."""
+        from safetensors import safe_open
+
+        layout = content_layout(emb)
+        input_dims = {m: sum(int(emb.matrices[f].shape[1]) for f in fs) for m, fs in layout.items()}
+        with torch.device("meta"):  # shapes only: no memory is allocated
+            expected = {k: tuple(v.shape) for k, v in
+                        FusionNet(self.config, input_dims, n_users, len(emb.item_ids)).state_dict().items()}
+        path = folder / WEIGHTS_FILE
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except Exception as e:  # safetensors raises its own error types for a damaged header
+            raise DamagedFileError(f"{path} cannot be read ({type(e).__name__}: {e}); the folder is damaged: "
+                                   + DAMAGED_FIX) from e
+        graph = {"edge_users", "edge_items"}  # the training pairs: their length is data, not configuration
+        wrong = [k for k in expected if k not in graph and saved.get(k) != expected[k]]
+        wrong += [k for k in saved if k not in expected]
+        if wrong:
+            k = wrong[0]
+            raise DamagedFileError(
+                f"{folder / CONFIG_FILE} and {WEIGHTS_FILE} disagree: tensor {k!r} is {saved.get(k, 'absent')} "
+                f"in the weights, the configuration (dim {self.config.dim}) gives {expected.get(k, 'none')}; "
+                f"{len(wrong)} tensor(s) differ. The folder is damaged: " + DAMAGED_FIX)
 
     # -- internals -----------------------------------------------------------------------------------
     @staticmethod
