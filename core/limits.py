@@ -43,9 +43,10 @@ class Limits:
     """What one import or upload may cost; `Limits.from_env()` reads the PRISM_* variables."""
 
     max_upload_mb: float = 50.0  # PRISM_MAX_UPLOAD_MB: one uploaded file (keep ≤ server.maxUploadSize)
-    max_unpacked_mb: float = 2048.0  # PRISM_MAX_UNPACKED_MB: a zip's total unpacked size
-    max_zip_entries: int = 50_000  # PRISM_MAX_ZIP_ENTRIES: entries in one zip
-    max_zip_ratio: float = 200.0  # PRISM_MAX_ZIP_RATIO: unpacked ÷ packed size, per entry and in total
+    max_unpacked_mb: float = 512.0  # PRISM_MAX_UNPACKED_MB: a zip's total unpacked size (checked before unpacking)
+    max_zip_entries: int = 20_000  # PRISM_MAX_ZIP_ENTRIES: entries in one zip (10,000 items with a cover and a clip)
+    max_zip_ratio: float = 100.0  # PRISM_MAX_ZIP_RATIO: unpacked ÷ packed size, per entry and in total (media
+    #                               barely compress; a CSV compresses about 5-10×)
     max_image_pixels: int = 40_000_000  # PRISM_MAX_IMAGE_PIXELS: width × height of one image
     max_audio_seconds: float = 1800.0  # PRISM_MAX_AUDIO_SECONDS: duration of one clip (from its header)
     import_roots: tuple[Path, ...] = field(default=())  # PRISM_IMPORT_ROOTS: folders the app may import from

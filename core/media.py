@@ -27,6 +27,11 @@ MIN_AUDIO_SECONDS = 0.05  # shorter clips are refused; clips from here up are pa
 PAD_AUDIO_SECONDS = 0.5  # shorter clips are centred in silence to this length
 AUDIO_WINDOW_SECONDS = 30.0  # the central window decoded (encoders use a central window within it)
 SILENCE_RMS = 1e-4  # root mean square below which a clip is digital silence
+MAX_AUDIO_RATE = 192_000  # Hz: studio masters reach 192 kHz; a higher rate in a header is refused before decoding
+MAX_AUDIO_CHANNELS = 8  # 7.1 surround; more channels in a header are refused before decoding
+DECODE_BLOCK = 1 << 16  # frames decoded at once, each block downmixed to mono before the next is read
+# so one clip costs at most MAX_AUDIO_RATE × MAX_AUDIO_CHANNELS × AUDIO_WINDOW_SECONDS decoded samples (46 M), and
+# its memory is the mono window plus one block of channels, whatever the file's header claims
 
 MediaSource = str | Path | bytes
 
@@ -119,6 +124,11 @@ def load_audio(source: MediaSource, name: str | None = None, sr: int = AUDIO_SAM
         native_sr = int(f.samplerate)
         if native_sr <= 0:
             raise UnsupportedMediaError(f"{label}: the header gives no sample rate; re-export the clip")
+        if native_sr > MAX_AUDIO_RATE or not 1 <= f.channels <= MAX_AUDIO_CHANNELS:
+            raise UnsupportedMediaError(
+                f"{label}: the header gives {native_sr:,} Hz × {f.channels} channel(s), over the studio's "
+                f"{MAX_AUDIO_RATE:,} Hz × {MAX_AUDIO_CHANNELS} channels (decoding it would cost too much); "
+                "re-export it at 44.1 or 48 kHz, mono or stereo")
         frames = int(f.frames) if 0 < f.frames < 2 ** 62 else -1
         try:
             if frames < 0:  # length unknown from the header: count by reading in blocks, memory bounded
@@ -132,14 +142,18 @@ def load_audio(source: MediaSource, name: str | None = None, sr: int = AUDIO_SAM
             start = (frames - want) // 2
             if start:
                 f.seek(start)
-            y = f.read(want, dtype="float32", always_2d=True)
+            y = np.empty(want, np.float32)
+            got = 0
+            for block in f.blocks(blocksize=DECODE_BLOCK, frames=want, dtype="float32", always_2d=True):
+                y[got:got + len(block)] = block.mean(axis=1)  # downmixed block by block: memory stays bounded
+                got += len(block)
+            y = y[:got]
         except UnsupportedMediaError:
             raise
         except Exception as e:
             raise UnsupportedMediaError(
                 f"{label}: the audio data cannot be decoded ({type(e).__name__}: {e}); the file may be "
                 "truncated or damaged, re-export it") from e
-    y = y.mean(axis=1) if y.size else np.zeros(0, np.float32)
     if not np.isfinite(y).all():
         raise UnsupportedMediaError(f"{label}: the clip holds NaN or infinite samples (a damaged or "
                                     "mis-encoded file); re-export it as 16- or 24-bit audio")

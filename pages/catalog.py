@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -163,8 +162,8 @@ with tab_import:
                 if upload.size > lim.max_upload_bytes:
                     raise PrismError(f"the upload is {upload.size / 2**20:,.1f} MB, over the {lim.max_upload_mb:g} MB "
                                      "upload limit (PRISM_MAX_UPLOAD_MB); import it from the command line")
-                with tempfile.TemporaryDirectory(prefix="prism-upload-") as tmp:
-                    src = Path(tmp) / (Path(upload.name).name[-100:] or "catalog.zip")
+                with st_store.scratch_dir("upload") as tmp:  # removed however the import ends, swept after a kill
+                    src = tmp / (Path(upload.name).name[-100:] or "catalog.zip")
                     src.write_bytes(upload.getvalue())
                     report = import_manifest(src, st_store, name=name or None, overwrite=overwrite,
                                              progress=on_progress, strict=strict)

@@ -20,7 +20,6 @@ import re
 import shutil
 import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -72,7 +71,7 @@ def import_manifest(source: Path | str, store: Store, name: str | None = None, o
                                f"one of {', '.join(MANIFEST_NAMES)} and the media")
     name = catalog_name(name, source.stem if is_zip else source.resolve().name)
     check_target(store, name, overwrite)
-    with tempfile.TemporaryDirectory(prefix="prism-import-") as tmp:
+    with store.scratch_dir("import") as tmp:  # inside the store: removed on every exit, swept after a kill
         folder = source
         if is_zip:
             folder = Path(tmp) / "unpacked"
@@ -145,9 +144,8 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise CatalogError(
-                        f"{archive}: no space left on the disk of the temporary folder while unpacking entry "
-                        f"{info.filename!r}; free some space there (or point TMPDIR at a larger disk) and import "
-                        "again. Nothing was stored") from e
+                        f"{archive.name}: no space left on the store's disk while unpacking entry "
+                        f"{info.filename!r}; free some space there and import again. Nothing was stored") from e
                 raise CatalogError(f"{archive}: entry {info.filename!r} cannot be written while unpacking "
                                    f"({e.strerror or e}); nothing was stored") from e
             except (zipfile.BadZipFile, EOFError, zlib.error) as e:
