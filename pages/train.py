@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
+from core.sharing import browser_may_change
 from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config
-from core.tuning.store import data_fingerprint, load_tuned, save_tuned
+from core.tuning.store import TunedConfig, data_fingerprint, load_tuned, save_tuned
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.theme import page_header
@@ -24,6 +25,8 @@ catalog = ws.catalog
 st_store = loaders.store()
 ss = st.session_state
 data = loaders.interaction_data(ws)
+shared = browser_may_change(catalog.name)  # may this session change what every session sees on this catalog?
+candidates = ss.setdefault("tuned_candidates", {})  # catalog -> this session's own search result (TunedConfig)
 
 # -- the catalog's tuned configuration -------------------------------------------------------------------
 st.markdown("#### Tuned configuration")
@@ -32,13 +35,17 @@ try:
 except PrismError as e:
     components.show_error(e, "The stored tuned configuration cannot be read")
     tuned = None
+candidate = candidates.get(catalog.name)
+if candidate is not None and candidate.data_hash == data_fingerprint(data):
+    tuned = candidate  # this session's search: its starting point here, stored for no one else
 active_source = (ws.model_config or {}).get("config_source")
 if active_source:
     st.caption(f"Active model `{ws.model_id}`: {active_source}.")
 t_left, t_right = st.columns([2, 3], gap="large")
 with t_left:
     if tuned is not None:
-        st.success(describe(tuned).capitalize() + ". Training below starts from it.", icon=":material/tune:")
+        mine = " (this session's search, not stored)" if tuned is candidate else ""
+        st.success(describe(tuned).capitalize() + mine + ". Training below starts from it.", icon=":material/tune:")
     else:
         st.info(f"No tuned configuration for **{catalog.name}** yet: a search on the validation split picks "
                 f"one. Without it, Train first runs a short search (at most {SHORT_TUNE_MINUTES:g} min).",
@@ -64,8 +71,13 @@ def run_search(budget_minutes: float, max_trials: int):
         bar.progress(min(1.0, done / max(total, 1)), text=message)
 
     result = tune(data, TuneConfig(trials=int(max_trials), budget_minutes=float(budget_minutes)), progress=on_trial)
-    save_tuned(st_store, catalog.name, result.config, result.valid_metric(), result.history,
-               data_hash=data_fingerprint(data))
+    if shared.allowed:  # the previous tuned configuration stays in its history (core.tuning.history)
+        save_tuned(st_store, catalog.name, result.config, result.valid_metric(), result.history,
+                   data_hash=data_fingerprint(data))
+    else:  # kept for this session only: the catalog's stored configuration is what every other session uses
+        candidates[catalog.name] = TunedConfig(config=result.config, metric=result.valid_metric(),
+                                               history=result.history, created_at=time.time(),
+                                               data_hash=data_fingerprint(data), catalog=catalog.name)
     return result
 
 
@@ -77,7 +89,9 @@ if tune_now:
     else:
         ss["train_message"] = (f"Search done: {result.n_trials} trials ({result.n_pruned} pruned) in "
                                f"{result.seconds / 60:.1f} min, validation {result.metric} {result.value:.4f}; "
-                               "stored as this catalog's tuned configuration.")
+                               + ("stored as this catalog's tuned configuration (the previous one is kept in its "
+                                  "history)." if shared.allowed else "kept as this session's starting point, not "
+                                  f"stored: {shared.reason}."))
         st.rerun()
 
 preset = tuned.config if tuned is not None else quick_fusion_config(st_store, catalog, data)[0]
@@ -112,7 +126,9 @@ with left:
             l2 = m2.number_input("L2 (weight decay)", 0.0, 1.0, float(preset.l2), format="%.6f", key="tr_l2")
             patience = m1.number_input("Patience (epochs)", 1, 100, int(preset.patience), key="tr_patience")
             seed = m2.number_input("Seed", 0, 10_000, int(preset.seed), key="tr_seed")
-        activate = st.checkbox("Make it the active model when done", value=True, key="tr_activate")
+        activate = st.checkbox("Make it the active model when done", value=shared.allowed, key="tr_activate",
+                               disabled=not shared.allowed,
+                               help=None if shared.allowed else f"Stored as a candidate only: {shared.reason}.")
         start = st.form_submit_button("Train", type="primary", icon=":material/model_training:")
 
 with right:
@@ -160,13 +176,15 @@ if start:
     t0 = time.perf_counter()
     try:
         model_id, _ = train_model(st_store, catalog, ws.embeddings, config=config, progress=on_epoch,
-                                  activate=activate, config_source=source)
+                                  activate=bool(activate and shared.allowed), config_source=source)
     except PrismError as e:
         components.show_error(e, "Training failed; the saved models are unchanged")
     else:
         ss["train_log"] = history
+        activate = activate and shared.allowed
         ss["train_message"] = (f"Trained `{model_id}` in {time.perf_counter() - t0:.1f} s"
-                               + (" — it is now the active model." if activate else "."))
+                               + (" — it is now the active model." if activate else
+                                  " — stored as a candidate; the active model is unchanged."))
         st.rerun()
 
 if ss.get("train_message"):
@@ -197,7 +215,9 @@ else:
     a1, a2 = st.columns([3, 1], vertical_alignment="bottom")
     chosen = a1.selectbox("Model", ids, index=ids.index(ws.model_id) if ws.model_id in ids else 0,
                           key="tr_choose")
-    if a2.button("Make active", key="tr_make_active", disabled=chosen == ws.model_id):
+    if not shared.allowed:
+        st.caption(f"Choosing the active model is off here: {shared.reason}.")
+    if a2.button("Make active", key="tr_make_active", disabled=chosen == ws.model_id or not shared.allowed):
         try:
             st_store.set_active_model(catalog.name, chosen)
         except PrismError as e:
@@ -206,3 +226,45 @@ else:
             ss["train_message"] = f"`{chosen}` is now the active model."
             ss["explanations"] = {}
             st.rerun()
+
+# -- history: what was active and tuned before, and putting it back -----------------------------------------
+with st.expander("History: earlier active models and tuned configurations"):
+    from core.history_commands import catalog_history, restore
+    from core.tuning.history import describe_entry
+
+    try:
+        past = catalog_history(st_store, catalog.name)
+    except PrismError as e:
+        components.show_error(e, "The history cannot be read")
+        st.stop()
+    if not shared.allowed:
+        st.caption(f"Restoring is off here: {shared.reason}. From the command line: "
+                   f"`python -m core restore --catalog {catalog.name} --model ID|previous` or `--tuned ID|previous`.")
+    acts = pd.DataFrame(past["activations"])
+    if acts.empty:
+        st.info("No activation recorded yet.")
+    else:
+        acts["at"] = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) for t in acts["at"]]
+        st.dataframe(acts.assign(active=acts["active"].map({1: "★", 0: ""})), hide_index=True)
+    earlier_models = [m for m, stored in zip(acts.get("model_id", []), acts.get("stored", [])) if stored]
+    h1, h2 = st.columns([3, 1], vertical_alignment="bottom")
+    pick_model = h1.selectbox("Earlier active model", list(dict.fromkeys(earlier_models)), key="tr_hist_model")
+    tuned_rows = [{"id": e.id, "configuration": describe_entry(e), "current": "★" if e.current else ""}
+                  for e in past["tuned"]]
+    if tuned_rows:
+        st.dataframe(pd.DataFrame(tuned_rows), hide_index=True)
+    earlier_tuned = [e.id for e in past["tuned"] if not e.current and not e.problem]
+    t1, t2 = st.columns([3, 1], vertical_alignment="bottom")
+    pick_tuned = t1.selectbox("Earlier tuned configuration", earlier_tuned, key="tr_hist_tuned")
+    for column, label, key, kwargs in ((h2, "Restore model", "tr_restore_model", {"model": pick_model}),
+                                      (t2, "Restore configuration", "tr_restore_tuned", {"tuned": pick_tuned})):
+        chosen_value = next(iter(kwargs.values()))
+        if column.button(label, key=key, disabled=not shared.allowed or chosen_value is None):
+            try:
+                lines = restore(st_store, catalog.name, **kwargs)
+            except PrismError as e:
+                components.show_error(e, "Nothing was restored")
+            else:
+                ss["train_message"] = " ".join(lines) + "."
+                ss["explanations"] = {}
+                st.rerun()

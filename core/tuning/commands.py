@@ -48,10 +48,14 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     try:
         from core.models.fusion import metric_k
 
+        for option, value in (("--jobs", args.jobs), ("--trial-epochs", args.trial_epochs)):
+            if value is not None and value < 1:  # 0 once fell back to the default and overwrote the tuned one
+                raise ValueError(f"{option} {value}: give at least 1; nothing was searched or stored")
         trials = args.trials if args.trials is not None else (None if args.budget is not None else 30)
         config = TuneConfig(trials=trials, budget_minutes=args.budget, seed=args.seed,
-                            metric=args.metric or METRIC, trial_epochs=args.trial_epochs or TRIAL_EPOCHS,
-                            n_jobs=args.jobs or 1)
+                            metric=args.metric or METRIC,
+                            trial_epochs=TRIAL_EPOCHS if args.trial_epochs is None else args.trial_epochs,
+                            n_jobs=1 if args.jobs is None else args.jobs)
 
         metric_k(config.metric)
     except ValueError as e:

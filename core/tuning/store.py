@@ -2,13 +2,12 @@
 
 The file holds the configuration, its validation figure, the trial history and the fingerprint of the
 data the search ran on; it is written to a temporary file and moved into place, so a failed write
-leaves the previous tuned configuration as it was.
+leaves the previous tuned configuration as it was, and the one it replaces is kept in its history.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic import write_text_atomic
 from core.errors import ModelError, StoreError
 from core.models.base import InteractionData
 from core.models.fusion import FusionConfig
+from core.tuning.history import archive_current
 
 FORMAT_VERSION = 1
 FOLDER = "tuned"
@@ -59,7 +60,8 @@ def tuned_path(store: Any, catalog_name: str) -> Path:
 
 def save_tuned(store: Any, catalog_name: str, config: FusionConfig, valid_metric: dict[str, Any],
                history: list[dict[str, Any]], *, data_hash: str = "") -> TunedConfig:
-    """Store `config` as the catalog's tuned configuration (replacing the previous one atomically)."""
+    """Store `config` as the catalog's tuned configuration (replacing the previous one atomically; the one
+    replaced is kept in its history, see core.tuning.history)."""
     path = tuned_path(store, catalog_name)
     tuned = TunedConfig(config=config, metric=dict(valid_metric), history=list(history), created_at=time.time(),
                         data_hash=data_hash, catalog=catalog_name)
@@ -67,11 +69,9 @@ def save_tuned(store: Any, catalog_name: str, config: FusionConfig, valid_metric
                "data_hash": data_hash, "config": asdict(config), "metric": tuned.metric, "history": tuned.history}
     try:
         text = json.dumps(payload, indent=1, default=_plain)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError) as e:
+        archive_current(path)  # the configuration replaced stays restorable (core.tuning.history)
+        write_text_atomic(path, text, "tuned configuration")
+    except (OSError, TypeError, ValueError, StoreError) as e:
         raise StoreError(f"could not write the tuned configuration of {catalog_name!r} to {path}: {e}; the "
                          "previous one (if any) is unchanged") from e
     return tuned
