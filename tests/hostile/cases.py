@@ -682,3 +682,208 @@ def formulas(tmp: Path, store: Store) -> None:
     assert not any(str(v).startswith(("=", "@", "+", "-")) for v in back["title"])
     assert back["title"].iloc[4] == "ok" and back["n"].tolist() == [1, 2, 3, 4, 5]
     assert json.dumps(back["title"].tolist())  # plain text round trip
+
+
+# -- damaged stored files: refused by name with a fix, on that catalog only -----------------------------
+def trained_store(root: Path, names: tuple[str, ...] = ("shop",)) -> Store:
+    """A store under `root` whose catalogs (30 items with a precomputed text feature, 12 listeners) each have
+    their embeddings and an active fusion model trained for two epochs (about a second each)."""
+    from core.catalog.model import FeatureMatrix
+    from core.models.fusion import FusionConfig
+    from core.workspace import prepare_embeddings, train_model
+
+    rng = np.random.default_rng(0)
+    n, users = 30, 12
+    wanted = Store(root)
+    for name in names:
+        rows_ = [(f"u{u}", f"i{i}", None, None, ("train", "train", "train", "train", "valid", "test")[j])
+                 for u in range(users) for j, i in enumerate(rng.choice(n, 6, replace=False))]
+        inter = pd.DataFrame(rows_, columns=["user_id", "item_id", "rating", "timestamp", "split"]).astype(
+            {"user_id": "string", "item_id": "string", "rating": "float64", "timestamp": "float64",
+             "split": "string"})
+        feats = rng.normal(size=(n, 8)).astype(np.float32)
+        wanted.save_catalog(Catalog(name=name, items=[Item(id=f"i{k}", title=f"Item {k}") for k in range(n)],
+                                    interactions=inter,
+                                    features={"text": FeatureMatrix("text", feats, np.ones(n, bool), "test")}))
+        catalog = wanted.load_catalog(name)
+        embeddings = prepare_embeddings(wanted, catalog, encoders={})
+        train_model(wanted, catalog, embeddings, activate=True,
+                    config=FusionConfig(dim=8, hidden=0, epochs=2, patience=2, batch_size=64, collaborative="none"))
+    return wanted
+
+
+def open_workspace(store: Store, name: str):
+    """(catalog, embeddings, active model) as every page and command loads them."""
+    from core.workspace import load_active_model, load_embeddings
+
+    catalog = store.load_catalog(name)
+    embeddings = load_embeddings(store, catalog)
+    return catalog, embeddings, load_active_model(store, catalog, embeddings)
+
+
+@case("truncated-embeddings-file", "store", "error", "embeddings file default.npz", "damaged",
+      "encode --catalog shop --force")
+def truncated_embeddings(tmp: Path, store: Store) -> None:
+    other = trained_store(tmp / "s", ("shop", "other"))
+    path = other.embedding_path("shop", "default")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert open_workspace(other, "other")[2] is not None  # the rest of the studio keeps working
+    open_workspace(other, "shop")
+
+
+@case("model-config-dim-1e6-refused-before-allocating", "store", "error", "dim 1000000", "models activate")
+def model_dim_million(tmp: Path, store: Store) -> None:
+    from core.models.fusion import FusionRecommender
+
+    other = trained_store(tmp / "s")
+    config = Path(other.active_model("shop")["path"]) / "config.json"
+    header = json.loads(config.read_text())
+    header["config"]["dim"] = 1_000_000
+    config.write_text(json.dumps(header))
+    with mock.patch.object(FusionRecommender, "_build", side_effect=AssertionError("allocated before the check")):
+        open_workspace(other, "shop")
+
+
+@case("index-file-built-on-other-vectors-is-rebuilt", "store", "ok")
+def index_other_vectors(tmp: Path, store: Store) -> None:
+    from core.index import ensure_index, load_index
+
+    rng = np.random.default_rng(0)
+    ours, theirs = (rng.normal(size=(n, 16)).astype(np.float32) for n in (300, 500))
+    ensure_index(tmp / "ours", ours, "hnsw")
+    ensure_index(tmp / "theirs", theirs, "hnsw")
+    shutil.copyfile(tmp / "theirs" / "index" / "index.bin", tmp / "ours" / "index" / "index.bin")
+    assert load_index(tmp / "ours", ours) is None  # refused (logged), so it is rebuilt
+    rows, _ = ensure_index(tmp / "ours", ours, "hnsw").search(ours[0], 50)
+    assert rows.max() < len(ours) and rows[0] == 0
+    same_count = rng.normal(size=(300, 16)).astype(np.float32)  # other vectors, the same number of rows
+    ensure_index(tmp / "same", same_count, "hnsw")
+    shutil.copyfile(tmp / "same" / "index" / "index.bin", tmp / "ours" / "index" / "index.bin")
+    assert load_index(tmp / "ours", ours) is None
+
+
+@case("one-bad-run-record-hides-no-other", "store", "ok")
+def bad_run_record(tmp: Path, store: Store) -> None:
+    from core.cli import main
+    from core.errors import DamagedFileError
+    from core.runs import damaged_runs, runs_table
+
+    other = Store(tmp / "s")
+    good = other.save_run({"catalog": "shop", "name": "popularity", "metrics": {"recall@10": 0.5}, "created_at": 1.0})
+    bad = other.save_run({"catalog": "shop", "name": "broken", "metrics": {}})
+    with other.transaction() as con:
+        con.execute("UPDATE runs SET record = ? WHERE id = ?", ('{"id": "x", "metrics": [1, 2', bad))
+    assert runs_table(other, "shop")["id"].tolist() == [good]
+    assert [i for i, _ in damaged_runs(other)] == [bad] and f"runs delete {bad}" in damaged_runs(other)[0][1]
+    try:
+        other.load_run(bad)
+        raise AssertionError("a damaged run record was read")
+    except DamagedFileError as e:
+        assert bad in str(e)
+    assert main(["--data-dir", str(other.root), "runs", "list"]) == 0
+    assert main(["--data-dir", str(other.root), "runs", "delete", bad]) == 0
+    assert damaged_runs(other) == []
+
+
+def _store_with_rows(root: Path, n: int = 20_000) -> Store:
+    wanted = Store(root)
+    inter = pd.DataFrame({"user_id": [f"u{k % 500}" for k in range(n)], "item_id": [f"i{k % 40}" for k in range(n)]})
+    wanted.save_catalog(Catalog(name="big", items=[Item(id=f"i{k}", title=f"Item {k}", text="x") for k in range(40)],
+                                interactions=inter.astype("string").assign(rating=np.nan, timestamp=np.nan,
+                                                                           split=pd.NA)))
+    return wanted
+
+
+@case("partly-corrupted-database", "store", "error", "prism.sqlite is damaged", "backup", "Nothing was changed")
+def partly_corrupted(tmp: Path, store: Store) -> None:
+    other = _store_with_rows(tmp / "s")
+    data = bytearray(other.db_path.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096
+    data[middle:middle + 8192] = os.urandom(8192)  # two pages of the interactions table overwritten
+    other.db_path.write_bytes(bytes(data))
+    before = hashlib.sha256(other.db_path.read_bytes()).hexdigest()
+    try:
+        import_manifest(catalog_folder(tmp / "src"), Store(other.root), name="more")
+    finally:
+        assert hashlib.sha256(other.db_path.read_bytes()).hexdigest() == before  # nothing was written
+
+
+@case("zero-byte-database-beside-catalogs", "store", "error", "empty (0 bytes)", "big", "backup")
+def zero_byte_database(tmp: Path, store: Store) -> None:
+    other = _store_with_rows(tmp / "s")
+    other.db_path.write_bytes(b"")
+    Store(other.root)
+
+
+# -- resource limits: zips, killed imports, audio headers -------------------------------------------------
+def _declare_sizes(archive: Path, packed: int, unpacked: int) -> None:
+    """Rewrite every central-directory record of `archive` to claim these sizes (what a bomb's directory says)."""
+    data = bytearray(archive.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        data[at + 20:at + 28] = packed.to_bytes(4, "little") + unpacked.to_bytes(4, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    archive.write_bytes(bytes(data))
+
+
+@case("zip-unpacking-to-600-mib-refused-at-the-default-limit", "zip", "error", "512 MiB", "unpacked-size limit",
+      "PRISM_MAX_UNPACKED_MB")
+def zip_default_size(tmp: Path, store: Store) -> None:
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "big.zip")
+    _declare_sizes(archive, packed=8 * 2 ** 20, unpacked=60 * 2 ** 20)  # 13 entries × 60 MiB, ratio 7.5
+    with mock.patch("core.catalog.manifest.shutil.copyfileobj", side_effect=AssertionError("unpacked first")):
+        import_manifest(archive, store, name="big")
+
+
+_KILLED_UNZIP = """
+import os, sys
+from pathlib import Path
+from core.store import Store
+import core.catalog.manifest as manifest
+real = manifest.shutil.copyfileobj
+calls = []
+def copy_then_die(src, dst, *args):
+    real(src, dst, *args)
+    calls.append(1)
+    if len(calls) == 3:  # some entries unpacked into the store's scratch folder, then the process is killed
+        os._exit(9)
+manifest.shutil.copyfileobj = copy_then_die
+manifest.import_manifest(Path(sys.argv[2]), Store(sys.argv[1]), name="killed")
+"""
+
+
+@case("killed-zip-import-leaves-no-temp-files", "zip", "ok")
+def killed_unzip(tmp: Path, store: Store) -> None:
+    before = snapshot(store)
+    archive = zip_of(catalog_folder(tmp / "src"), tmp / "cat.zip")
+    code = subprocess.run([sys.executable, "-c", _KILLED_UNZIP, str(store.root), str(archive)], cwd=REPO,
+                          capture_output=True, timeout=120).returncode
+    assert code == 9, f"the import was not killed where planned (exit {code})"
+    left = [p for p in (store.root / "tmp").rglob("*") if p.is_file()]
+    assert left, "the kill left no scratch files to clean"
+    Store(store.root)  # the next start removes them
+    assert not [p for p in (store.root / "tmp").rglob("*") if p.is_file()]
+    assert snapshot(store) == before
+
+
+@case("flac-655-khz-8-channels-refused-from-its-header", "media", "error", "655,350 Hz × 8 channel",
+      "re-export it at 44.1 or 48 kHz")
+def flac_655khz(tmp: Path, store: Store) -> None:
+    from core.media import load_audio
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((655_350, 8), np.float32), 655_350, format="FLAC", subtype="PCM_16")
+    assert len(buf.getvalue()) < 400_000  # a small file whose header asks for 5 M samples a second
+    with mock.patch("soundfile.SoundFile.blocks", side_effect=AssertionError("decoded before the check")):
+        load_audio(buf.getvalue(), name="wide.flac")
+
+
+@case("tune-jobs-0-and-trial-epochs-0-store-nothing", "store", "ok")
+def tune_zero(tmp: Path, store: Store) -> None:
+    from core.cli import main
+    from core.tuning.store import tuned_path
+
+    other = trained_store(tmp / "s")
+    for option in (["--jobs", "0"], ["--trial-epochs", "0"]):
+        assert main(["--data-dir", str(other.root), "tune", "--catalog", "shop", "--trials", "2", *option]) == 2
+    assert not tuned_path(other, "shop").exists()
