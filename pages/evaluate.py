@@ -96,6 +96,8 @@ elif reference and reference["state"] == "failed":
                "*New evaluation*.", icon=":material/warning:")
 
 runs = loaders.runs_frame(ws.root, catalog.name, loaders.runs_stamp(st_store, catalog.name))
+for _, damaged in loaders.damaged_runs(ws.root, catalog.name, loaders.runs_stamp(st_store, catalog.name)):
+    st.warning(components.md_escape(damaged), icon=":material/warning:")  # left out of every list below
 tab_results, tab_new, tab_compare = st.tabs(["Results", "New evaluation", "Compare two runs"])
 
 # -- results -----------------------------------------------------------------------------------------

@@ -525,6 +525,14 @@ def runs_frame(root: str, name: str, stamp: str) -> pd.DataFrame:
     return runs_table(get_store(root), name)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def damaged_runs(root: str, name: str, stamp: str) -> list[tuple[str, str]]:
+    """(run id, message with its fix) for each stored run record of the catalog that cannot be read."""
+    from core.runs import damaged_runs as find
+
+    return find(get_store(root), name)
+
+
 # -- the training split (tuning and training read it) -------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _interaction_data(root: str, name: str, stamp: str, _ws: Workspace) -> Any:
