@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_path
+from core.errors import StoreError
+
 log = logging.getLogger(__name__)
 METHODS = ("PCA", "UMAP", "t-SNE")
 
@@ -50,8 +53,8 @@ def cached_projection(folder: Path | None, name: str, x: np.ndarray, method: str
             log.warning("map cache %s is unreadable; computing it again", path)
     xy = project_2d(x, method, seed)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, xy)
-    except OSError as e:  # a read-only store still gets its map, only not cached
+        with atomic_path(path, "map cache") as tmp:  # never a half-written .npy
+            np.save(tmp, xy)
+    except (OSError, StoreError) as e:  # a read-only or full store still gets its map, only not cached
         log.warning("could not cache the map in %s: %s", path, e)
     return xy

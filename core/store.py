@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS media_journal (
 STAGING_PREFIX = ".staging-"  # catalogs/.staging-<uuid>: a catalog folder being written
 OWNER_FILE = ".owner"  # inside a staging or scratch folder: the pid of the process writing it
 SCRATCH = "tmp"  # <root>/tmp/<purpose>-<uuid>: an import's unpacked files, removed however the import ends
-PARTIAL_GLOBS = ("embeddings/*/*", "tuned/*", "tuned/history/*/*", "models/*/*", "models/*/index/*")  # where
+PARTIAL_GLOBS = ("embeddings/*/*", "tuned/*", "tuned/history/*/*", "models/*/*", "models/*/index/*",
+                 "models/*/maps/*")  # where
 #   atomic writes (core.atomic) leave their temporary files when a process is killed mid-write
 
 

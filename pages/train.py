@@ -126,7 +126,8 @@ with left:
             l2 = m2.number_input("L2 (weight decay)", 0.0, 1.0, float(preset.l2), format="%.6f", key="tr_l2")
             patience = m1.number_input("Patience (epochs)", 1, 100, int(preset.patience), key="tr_patience")
             seed = m2.number_input("Seed", 0, 10_000, int(preset.seed), key="tr_seed")
-        activate = st.checkbox("Make it the active model when done", value=shared.allowed, key="tr_activate",
+        activate = st.checkbox("Make it the active model when done", value=shared.allowed,
+                               key="tr_activate" if shared.allowed else "tr_activate_locked",  # no stale value
                                disabled=not shared.allowed,
                                help=None if shared.allowed else f"Stored as a candidate only: {shared.reason}.")
         start = st.form_submit_button("Train", type="primary", icon=":material/model_training:")
@@ -158,8 +159,8 @@ if start:
     else:
         edited = {k: v for k, v in form.items() if getattr(preset, k) != v}
         config = dataclasses.replace(preset, **form)
-        source = describe(tuned) + ("; set by hand: " + ", ".join(f"{k}={v}" for k, v in edited.items())
-                                    if edited else "")
+        source = (describe(tuned) + (" in this session, not stored" if tuned is candidate else "")
+                  + ("; set by hand: " + ", ".join(f"{k}={v}" for k, v in edited.items()) if edited else ""))
     history: list[dict] = []
     bar = progress_slot.progress(0.0, text="preparing the split")
 
@@ -248,14 +249,17 @@ with st.expander("History: earlier active models and tuned configurations"):
         st.dataframe(acts.assign(active=acts["active"].map({1: "★", 0: ""})), hide_index=True)
     earlier_models = [m for m, stored in zip(acts.get("model_id", []), acts.get("stored", [])) if stored]
     h1, h2 = st.columns([3, 1], vertical_alignment="bottom")
-    pick_model = h1.selectbox("Earlier active model", list(dict.fromkeys(earlier_models)), key="tr_hist_model")
+    earlier_models = list(dict.fromkeys(earlier_models))
+    # keyed by their options: a new entry resets the pick to the newest, never leaving a stale empty choice
+    pick_model = h1.selectbox("Earlier active model", earlier_models, key=f"tr_hist_model:{'|'.join(earlier_models)}")
     tuned_rows = [{"id": e.id, "configuration": describe_entry(e), "current": "★" if e.current else ""}
                   for e in past["tuned"]]
     if tuned_rows:
         st.dataframe(pd.DataFrame(tuned_rows), hide_index=True)
     earlier_tuned = [e.id for e in past["tuned"] if not e.current and not e.problem]
     t1, t2 = st.columns([3, 1], vertical_alignment="bottom")
-    pick_tuned = t1.selectbox("Earlier tuned configuration", earlier_tuned, key="tr_hist_tuned")
+    pick_tuned = t1.selectbox("Earlier tuned configuration", earlier_tuned,
+                              key=f"tr_hist_tuned:{'|'.join(earlier_tuned)}")
     for column, label, key, kwargs in ((h2, "Restore model", "tr_restore_model", {"model": pick_model}),
                                       (t2, "Restore configuration", "tr_restore_tuned", {"tuned": pick_tuned})):
         chosen_value = next(iter(kwargs.values()))

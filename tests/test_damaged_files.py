@@ -16,8 +16,8 @@ from core.store import Store
 
 def small_set(n: int = 5) -> EmbeddingSet:
     rng = np.random.default_rng(0)
-    return EmbeddingSet(item_ids=[f"i{k}" for k in range(n)], matrices={"text": rng.normal(size=(n, 4)).astype(np.float32)},
-                        masks={"text": np.ones(n, bool)}, modality_of={"text": "text"}, encoder_ids={"text": "t"},
+    return EmbeddingSet(item_ids=[f"i{k}" for k in range(n)],
+                        matrices={"text": rng.normal(size=(n, 4)).astype(np.float32)}, masks={"text": np.ones(n, bool)}, modality_of={"text": "text"}, encoder_ids={"text": "t"},
                         content_hash="h")
 
 
@@ -73,3 +73,18 @@ def test_an_empty_database_file_without_catalogs_is_a_new_store(tmp_path: Path) 
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "prism.sqlite").write_bytes(b"")
     assert Store(tmp_path / "s").list_catalogs().empty
+
+
+def test_half_written_files_of_a_killed_write_are_swept_at_the_next_start(tmp_path: Path) -> None:
+    import os
+
+    store = Store(tmp_path / "s")
+    folder = store.root / "embeddings" / "shop"
+    folder.mkdir(parents=True)
+    dead = folder / f"default{TMP_MARK}{2 ** 22 + 12345}-ab12cd34.npz"  # above Linux's default pid_max
+    live = folder / f"default{TMP_MARK}{os.getpid()}-ab12cd34.npz"  # a write still in progress here
+    kept = folder / "default.npz"
+    for p in (dead, live, kept):
+        p.write_bytes(b"x")
+    Store(store.root)
+    assert not dead.exists() and live.exists() and kept.exists()

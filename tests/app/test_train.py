@@ -26,7 +26,7 @@ def test_training_from_the_browser_leaves_the_demo_as_others_see_it(app):
     assert any("Search done: 2 trials" in str(s.value) and "not stored" in str(s.value) for s in app.success)
     assert any("this session's search" in str(s.value) for s in app.success)
     assert app.get("plotly_chart"), "the chart of the search is on screen"
-    activate = app.checkbox(key="tr_activate")
+    activate = app.checkbox(key="tr_activate_locked")
     assert activate.disabled and not activate.value
     app.selectbox(key="tr_strategy").set_value("weighted")
     app.number_input(key="tr_epochs").set_value(2)
@@ -44,3 +44,43 @@ def test_training_from_the_browser_leaves_the_demo_as_others_see_it(app):
     for key in ("tr_make_active", "tr_restore_model", "tr_restore_tuned"):
         assert app.button(key=key).disabled, f"{key} is usable on the demo"
     assert any("command line" in str(c.value) for c in app.caption)
+
+
+def test_where_the_operator_allows_it_the_browser_activates_and_restores(app, monkeypatch):
+    from ui.loaders import data_root, store
+
+    from core.tuning.history import tuned_history
+    from core.tuning.store import tuned_path
+    from tests.hostile.cases import trained_store
+
+    monkeypatch.setenv("PRISM_ALLOW_BROWSER_ACTIVATION", "1")
+    if not store().has_catalog("shop"):
+        trained_store(data_root(), ("shop",))
+    first = store().active_model("shop")["id"]
+    try:
+        goto(app, "train")
+        app.session_state["catalog_name"] = "shop"
+        app.run()
+        assert not app.exception, [e.value for e in app.exception]
+        for trials in (2, 3):  # two searches: the second replaces the first, which stays in the history
+            app.number_input(key="tr_tune_trials").set_value(trials)
+            app.button(key="tr_tune").click().run()
+            assert not app.exception, [e.value for e in app.exception]
+        history = tuned_history(tuned_path(store(), "shop"))
+        assert [e.trials for e in history] == [3, 2] and history[0].current
+        assert app.checkbox(key="tr_activate").value
+        app.number_input(key="tr_epochs").set_value(2)
+        app.button[[b.label for b in app.button].index("Train")].click().run()
+        assert not app.exception, [e.value for e in app.exception]
+        trained = store().active_model("shop")["id"]
+        assert trained != first  # activated for every session, as the operator allowed
+        next(b for b in app.selectbox if b.label == "Earlier active model").set_value(first)
+        app.button(key="tr_restore_model").click().run()
+        assert not app.exception, [e.value for e in app.exception]
+        assert store().active_model("shop")["id"] == first
+        assert store().activation_history("shop")["source"].tolist()[:2] == ["restored", "trained"]
+        app.button(key="tr_restore_tuned").click().run()  # the earlier (2-trial) configuration back
+        assert [e.trials for e in tuned_history(tuned_path(store(), "shop")) if e.current] == [2]
+    finally:
+        app.session_state["catalog_name"] = "demo"
+        store().delete_catalog("shop")
