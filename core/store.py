@@ -358,8 +358,17 @@ class Store:
              "split": "string"})
         features = {}
         for field_name, modality, source in feats:
-            with np.load(self.catalog_dir(name) / "features" / f"{field_name}.npz") as z:
-                features[field_name] = FeatureMatrix(modality, z["values"], z["mask"], source)
+            path = self.catalog_dir(name) / "features" / f"{field_name}.npz"
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    values, mask = z["values"], z["mask"]
+                if values.ndim != 2 or len(values) != len(items) or mask.shape != (len(items),):
+                    raise ValueError(f"shapes {values.shape} and {mask.shape} for {len(items)} items")
+            except Exception as e:  # zipfile and numpy raise many types for a damaged file
+                raise DamagedFileError(f"the feature file {path.name} of catalog {name!r} is damaged "
+                                       f"({type(e).__name__}: {str(e)[:160]}); import the catalog again with "
+                                       "--overwrite") from e
+            features[field_name] = FeatureMatrix(modality, values, mask, source)
         media_root = self.catalog_dir(name) / "media" if has_media else (
             Path(meta["media_root"]) if meta.get("media_root") else None)
         return Catalog(name=name, items=items, interactions=interactions, features=features,

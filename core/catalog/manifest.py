@@ -77,7 +77,7 @@ def import_manifest(source: Path | str, store: Store, name: str | None = None, o
             folder = Path(tmp) / "unpacked"
             extract_zip(source, folder, max_unpacked_bytes)
         catalog, media_files, warnings, problems = read_manifest_catalog(
-            folder, name, progress=progress, label=source if is_zip else None, strict=strict)
+            folder, name, progress=progress, label=source.name if is_zip else None, strict=strict)
         catalog.metadata.update({"source": "manifest", "imported_from": str(source),
                                  "import_problems": [p.as_dict() for p in problems]})
         store.save_catalog(catalog, media_files=media_files, overwrite=overwrite)
@@ -97,16 +97,16 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None
     max_bytes = lim.max_unpacked_bytes if max_unpacked_bytes is None else max_unpacked_bytes
     declared = _declared_entries(archive)
     if declared > lim.max_zip_entries:  # refused before the central directory is parsed (that alone takes long)
-        raise CatalogError(f"{archive}: holds {declared:,} entries, over the limit of {lim.max_zip_entries:,} "
+        raise CatalogError(f"{archive.name}: holds {declared:,} entries, over the limit of {lim.max_zip_entries:,} "
                            "entries ($PRISM_MAX_ZIP_ENTRIES); split the catalog or import it from a folder")
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
-        raise CatalogError(f"{archive}: not a readable zip file ({e}); re-create the archive") from e
+        raise CatalogError(f"{archive.name}: not a readable zip file ({e}); re-create the archive") from e
     with zf:
         infos = [i for i in zf.infolist() if not _IGNORED_ENTRIES.search(i.filename)]
         if len(infos) > lim.max_zip_entries:
-            raise CatalogError(f"{archive}: holds {len(infos):,} entries, over the limit of "
+            raise CatalogError(f"{archive.name}: holds {len(infos):,} entries, over the limit of "
                                f"{lim.max_zip_entries:,} entries ($PRISM_MAX_ZIP_ENTRIES); split the catalog "
                                "or import it from a folder")
         total = packed = 0
@@ -116,17 +116,17 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None
             packed += info.compress_size
             if info.file_size > 1 << 20 and info.file_size > lim.max_zip_ratio * max(info.compress_size, 1):
                 raise CatalogError(
-                    f"{archive}: entry {info.filename!r} unpacks {info.file_size / max(info.compress_size, 1):,.0f} "
+                    f"{archive.name}: entry {info.filename!r} unpacks {info.file_size / max(info.compress_size, 1):,.0f} "
                     f"times its packed size, over the compression-ratio limit of {lim.max_zip_ratio:,.0f} "
                     "($PRISM_MAX_ZIP_RATIO; it may be a zip bomb); zip real media, or raise the limit")
         if total > max_bytes:
             raise CatalogError(
-                f"{archive}: unpacks to {total / 2**20:,.0f} MiB, over the unpacked-size limit of "
+                f"{archive.name}: unpacks to {total / 2**20:,.0f} MiB, over the unpacked-size limit of "
                 f"{max_bytes / 2**20:,.0f} MiB ($PRISM_MAX_UNPACKED_MB; it may be a zip bomb); import a smaller "
                 "catalog or from a folder")
         if total > 1 << 20 and total > lim.max_zip_ratio * max(packed, 1):
             raise CatalogError(
-                f"{archive}: unpacks to {total / max(packed, 1):,.0f} times its packed size, over the "
+                f"{archive.name}: unpacks to {total / max(packed, 1):,.0f} times its packed size, over the "
                 f"compression-ratio limit of {lim.max_zip_ratio:,.0f} ($PRISM_MAX_ZIP_RATIO; it may be a zip "
                 "bomb); zip real media, or raise the limit")
         _check_file_folder_clash(archive, infos)
@@ -146,10 +146,10 @@ def extract_zip(archive: Path, dest: Path, max_unpacked_bytes: int | None = None
                     raise CatalogError(
                         f"{archive.name}: no space left on the store's disk while unpacking entry "
                         f"{info.filename!r}; free some space there and import again. Nothing was stored") from e
-                raise CatalogError(f"{archive}: entry {info.filename!r} cannot be written while unpacking "
+                raise CatalogError(f"{archive.name}: entry {info.filename!r} cannot be written while unpacking "
                                    f"({e.strerror or e}); nothing was stored") from e
             except (zipfile.BadZipFile, EOFError, zlib.error) as e:
-                raise CatalogError(f"{archive}: entry {info.filename!r} cannot be unpacked ({e}); "
+                raise CatalogError(f"{archive.name}: entry {info.filename!r} cannot be unpacked ({e}); "
                                    "the archive is damaged, re-create it") from e
 
 
@@ -180,11 +180,11 @@ def _check_file_folder_clash(archive: Path, infos: list[zipfile.ZipInfo]) -> Non
         else:
             key = "/".join(parts)
             if key in files:
-                raise CatalogError(f"{archive}: holds {info.filename!r} twice; keep one copy of each file")
+                raise CatalogError(f"{archive.name}: holds {info.filename!r} twice; keep one copy of each file")
             files[key] = info.filename
     clash = sorted(set(files) & folders)
     if clash:
-        raise CatalogError(f"{archive}: {clash[0]!r} is both a file and a folder in the archive; rename one of "
+        raise CatalogError(f"{archive.name}: {clash[0]!r} is both a file and a folder in the archive; rename one of "
                            "them and zip again")
 
 
@@ -193,19 +193,19 @@ def _check_entry(archive: Path, info: zipfile.ZipInfo) -> None:
     path = _entry_path(name)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise CatalogError(f"{archive}: entry {name!r} is a symbolic link, which is refused; "
+        raise CatalogError(f"{archive.name}: entry {name!r} is a symbolic link, which is refused; "
                            "zip the real files instead")
     if path.is_absolute() or re.match(r"^[A-Za-z]:", name):
-        raise CatalogError(f"{archive}: entry {name!r} has an absolute path, which would escape the catalog "
+        raise CatalogError(f"{archive.name}: entry {name!r} has an absolute path, which would escape the catalog "
                            "folder; refused. Zip the catalog with relative paths")
     if ".." in path.parts:
-        raise CatalogError(f"{archive}: entry {name!r} contains '..', which would escape the catalog folder; "
+        raise CatalogError(f"{archive.name}: entry {name!r} contains '..', which would escape the catalog folder; "
                            "refused. Zip the catalog with plain relative paths")
     if info.flag_bits & 0x1:
-        raise CatalogError(f"{archive}: entry {name!r} is password-protected; zip it without a password")
+        raise CatalogError(f"{archive.name}: entry {name!r} is password-protected; zip it without a password")
     long = [p for p in path.parts if len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES]
     if long:
-        raise CatalogError(f"{archive}: entry {name[:80]!r}… has a name of {len(long[0].encode('utf-8', 'replace'))} "
+        raise CatalogError(f"{archive.name}: entry {name[:80]!r}… has a name of {len(long[0].encode('utf-8', 'replace'))} "
                            f"bytes, over the {MAX_NAME_BYTES}-byte limit of file systems; shorten it and zip again")
 
 
