@@ -887,3 +887,18 @@ def tune_zero(tmp: Path, store: Store) -> None:
     for option in (["--jobs", "0"], ["--trial-epochs", "0"]):
         assert main(["--data-dir", str(other.root), "tune", "--catalog", "shop", "--trials", "2", *option]) == 2
     assert not tuned_path(other, "shop").exists()
+
+
+@case("truncated-feature-file", "store", "error", "feature file text.npz of catalog 'shop' is damaged", "--overwrite")
+def truncated_features(tmp: Path, store: Store) -> None:
+    from core.catalog.model import FeatureMatrix
+
+    other = Store(tmp / "s")
+    for name in ("shop", "other"):
+        other.save_catalog(Catalog(name=name, items=[Item(id=f"i{k}", title="t") for k in range(3)],
+                                   features={"text": FeatureMatrix("text", np.ones((3, 2), np.float32),
+                                                                   np.ones(3, bool), "test")}))
+    path = other.catalog_dir("shop") / "features" / "text.npz"
+    path.write_bytes(path.read_bytes()[:50])
+    assert other.load_catalog("other").features["text"].values.shape == (3, 2)
+    other.load_catalog("shop")
