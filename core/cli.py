@@ -118,9 +118,13 @@ def _print_report(report: Any) -> None:
 
 # -- demo -----------------------------------------------------------------------------------------
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, help="random seed (default: $PRISM_DEMO_SEED or the built-in one)")
-    p.add_argument("--tracks", type=int, help="number of tracks")
-    p.add_argument("--listeners", type=int, help="number of simulated listeners")
+    from core.limits import option_type
+
+    p.add_argument("--seed", type=option_type("seed", "--seed"),
+                   help="random seed (default: $PRISM_DEMO_SEED or the built-in one)")
+    p.add_argument("--tracks", type=option_type("demo_tracks", "--tracks"), help="number of tracks")
+    p.add_argument("--listeners", type=option_type("demo_listeners", "--listeners"),
+                   help="number of simulated listeners")
     p.add_argument("--no-encode", action="store_true", help="build the catalog only, do not encode it")
 
 
@@ -226,7 +230,10 @@ def _add_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None,
                    help="with --engine ray: 'auto' (a running cluster) or ray://HOST:PORT (default: Ray on this "
                         "machine)")
-    p.add_argument("--batch-size", type=int, default=32, help="items per encoder batch (default 32)")
+    from core.limits import option_type
+
+    p.add_argument("--batch-size", type=option_type("encode_batch_size", "--batch-size"), default=32,
+                   help="items per encoder batch (default 32)")
 
 
 def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", address: str | None = None,
