@@ -267,3 +267,14 @@ def option_type(key: str, option: str):
 
     parse.__name__ = key
     return parse
+
+
+def check_upload_size(name: str, n_bytes: int, limit_mb: float | None = None) -> None:
+    """Refuse one uploaded file over the upload limit (PRISM_MAX_UPLOAD_MB, or `limit_mb` when lower) before
+    its bytes are decoded: the message says it is too large, by how much, and what the limit is."""
+    from core.errors import UnsupportedMediaError
+
+    limit = limits().max_upload_mb if limit_mb is None else min(limit_mb, limits().max_upload_mb)
+    if n_bytes > limit * 2 ** 20:
+        raise UnsupportedMediaError(f"{name}: {n_bytes / 2 ** 20:,.1f} MB is too large; one upload may be at most "
+                                    f"{limit:g} MB (PRISM_MAX_UPLOAD_MB). Use a smaller file")
