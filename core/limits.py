@@ -139,7 +139,7 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "trial_epochs": Bound(1, 10_000),
     "encode_batch_size": Bound(1, 4096, why="one batch of media is decoded at once"),
     "demo_tracks": Bound(2, 200_000),
-    "demo_listeners": Bound(1, 1_000_000),
+    "demo_listeners": Bound(1, 200_000),
     "explain": Bound(0, 50, why="each explained item costs a Shapley computation"),
     "report_k": Bound(1, 1000),
     "max_listeners": Bound(1, 1_000_000),

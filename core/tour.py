@@ -142,11 +142,16 @@ def _covers(value: Any) -> int | list[str]:
                        f"got {_shown(value)}") from None
 
 
+PROOF_METRICS = ("recall", "ndcg", "precision", "map", "hit_rate")  # kept per run at every K
+
+
 def _metric(value: Any) -> str:
     import re
 
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z_]+@([1-9][0-9]{0,2})", value):
-        raise _Problem(f"expected a metric at K such as ndcg@10 or recall@20, got {_shown(value)}")
+    match = re.fullmatch(r"([a-z_]+)@([1-9][0-9]{0,2})", value) if isinstance(value, str) else None
+    if match is None or match[1] not in PROOF_METRICS or int(match[2]) > 500:
+        raise _Problem(f"expected a metric at K such as ndcg@10 or recall@20 (one of {', '.join(PROOF_METRICS)}, "
+                       f"K from 1 to 500), got {_shown(value)}")
     return value
 
 

@@ -58,6 +58,8 @@ def test_billion_laughs_is_refused_fast_with_tiny_memory() -> None:
     ("{kind: query, title: Q, stages: abc}", "field stages: a query step needs a list of stages"),
     ("{kind: query, title: Q, k: 100000, stages: [{text: a}]}", "field k: expected a whole number from 1 to 100"),
     ("{kind: proof, title: P, metric: 5}", "field metric: expected a metric at K"),
+    ("{kind: proof, title: P, metric: evil@10}", "field metric: expected a metric at K"),
+    ("{kind: proof, title: P, metric: ndcg@100000}", "field metric: expected a metric at K"),
     ("{kind: proof, title: P, listeners: 1e9}", "field listeners: expected a whole number from 1 to 500"),
     ("{kind: proof, title: P, faithfulness: maybe}", "field faithfulness: expected true or false"),
     ("{kind: catalog, title: 2024-01-01}", "step 1 (catalog), field title: expected text, got date (put it in quotes)"),
