@@ -290,7 +290,7 @@ with tab_new:
                         saved.append(st_store.save_run(record))
                         st.write(f":material/check_circle: **{name}** (cold start) — saved as `{saved[-1]}`")
                 except (PrismError, ValueError) as e:
-                    st.write(f":material/warning: **{name}** failed: {e}")
+                    st.write(f":material/warning: **{name}** failed: {components.md_escape(e)}")
             overall.progress(1.0, text="done")
             status.update(label=f"Saved {len(saved)} run(s)", state="complete", expanded=False)
         ss["eval_message"] = f"Saved {len(saved)} run(s): {', '.join(saved)} — see *Results*."
@@ -329,7 +329,7 @@ with tab_compare:
         try:
             paired = _paired(ws.root, run_a, run_b)
         except PrismError as e:
-            st.info(f"No paired comparison: {e}")
+            st.info(f"No paired comparison: {components.md_escape(e)}")
         else:
             figure = charts.paired_difference_fig(paired, labels[run_a], labels[run_b])
             st.plotly_chart(figure, key="ev_paired_chart")

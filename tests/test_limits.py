@@ -148,3 +148,15 @@ def test_cli_refuses_out_of_range_values_before_work(capsys, data_dir: Path, arg
     assert "Traceback" not in err
     assert time.perf_counter() - t0 < 10  # before any catalog is built, encoded or trained
     assert _files(data_dir) == before
+
+
+def test_tune_config_refuses_out_of_range_values_in_core() -> None:
+    from core.tuning.study import TuneConfig
+
+    assert TuneConfig(trials=5, n_jobs=2, trial_epochs=3).n_jobs == 2
+    for kwargs, message in (({"n_jobs": 100_000}, "jobs takes a whole number from 1 to 256"),
+                            ({"trials": 10 ** 9}, "trials takes a whole number from 1 to 10,000"),
+                            ({"trials": None, "budget_minutes": 1e9}, "budget_minutes takes a number above 0"),
+                            ({"trial_epochs": 10 ** 7}, "trial_epochs takes a whole number")):
+        with pytest.raises(ValueError, match=message):
+            TuneConfig(**kwargs)
