@@ -64,8 +64,10 @@ def test_billion_laughs_is_refused_fast_with_tiny_memory() -> None:
     ("{kind: proof, title: P, faithfulness: maybe}", "field faithfulness: expected true or false"),
     ("{kind: catalog, title: 2024-01-01}", "step 1 (catalog), field title: expected text, got date (put it in quotes)"),
     ("{kind: catalog, title: C, narration: {a: b}}", "field narration: expected text, got dict"),
-    ("{kind: catalog, title: C, colour: red}", "step 1 (C): unknown field 'colour' (a catalog step takes title, narration, notes, covers, clip)"),
-    ("{kind: import, title: I, stages: [{text: a}]}", "unknown field 'stages' (an import step takes title, narration, notes)"),
+    ("{kind: catalog, title: C, colour: red}",
+     "step 1 (C): unknown field 'colour' (a catalog step takes title, narration, notes, covers, clip)"),
+    ("{kind: import, title: I, stages: [{text: a}]}",
+     "unknown field 'stages' (an import step takes title, narration, notes)"),
     ("{kind: dance, title: D}", "step 1 (D): unknown kind 'dance'"),
     ("7", "step 1: expected a mapping"),
 ])
