@@ -172,8 +172,10 @@ def md_escape(text: object) -> str:
 def html_text(text: object) -> str:
     """`text` for an HTML snippet drawn with unsafe_allow_html: tags escaped, and the characters markdown
     would still read (links, images, emphasis, a blank line ending the HTML block) turned into entities."""
-    escaped = html.escape(" ".join(str(text).split()))  # newlines become spaces: no blank line ends the block
-    return _HTML_MARKDOWN.sub(lambda m: f"&#{ord(m.group(0))};", escaped)
+    escaped = html.escape(" ".join(str(text).split()), quote=False)  # newlines become spaces: no blank line
+    out = _HTML_MARKDOWN.sub(lambda m: f"&#{ord(m.group(0))};", escaped)
+    # quotes last, so the '#' of their entities is not escaped again (it would show as "&#x27;")
+    return out.replace('"', "&quot;").replace("'", "&#39;")
 
 
 def _server_temp_paths() -> re.Pattern[str]:
