@@ -50,7 +50,7 @@ try:
         ss["tour_run"], ss["tour_run_key"], ss["tour_step"] = TourRun(tour, ctx), run_key, 0
 except PrismError as e:
     ss.pop("tour_run_key", None)
-    components.show_error(e, "This tour cannot run on this catalog")
+    components.show_error(e, "This tour cannot be used")
     st.stop()
 
 run: TourRun = ss["tour_run"]
