@@ -1,12 +1,13 @@
-"""Hostile-input ledger: every case of tests/hostile against the importers, media loaders and store.
+"""Hostile-input ledger: every case of tests/hostile against the importers, media loaders, store, command line
+(out-of-range options, read-only store, full disk), value bounds in core and tour files.
 
     python -m benchmarks.hostile            # the fast cases
     python -m benchmarks.hostile --all      # with the slow ones (a 400k-entry zip, an hour-long FLAC)
 
 Prints one line per case, then the ledger: inputs tried / clear errors / handled as intended / unclear
 errors / crashes / hangs / store changed / data lost. Targets: 0 crashes, 0 hangs, 0 unintended store
-changes, 0 data lost. The cases that need a running studio (HTML injection, server paths, overwrite from
-the browser) are in the browser test (`pytest -m browser`).
+changes, 0 data lost. The cases that need a running studio (HTML injection, markdown in titles and tour
+files, server paths, overwrite from the browser) are in the browser test (`pytest -m browser`).
 """
 from __future__ import annotations
 

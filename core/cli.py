@@ -10,8 +10,10 @@ that module in COMMAND_MODULES below (build_parser imports them), or register it
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
+import sqlite3
 import sys
 import time
 import traceback
@@ -119,9 +121,13 @@ def _print_report(report: Any) -> None:
 
 # -- demo -----------------------------------------------------------------------------------------
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, help="random seed (default: $PRISM_DEMO_SEED or the built-in one)")
-    p.add_argument("--tracks", type=int, help="number of tracks")
-    p.add_argument("--listeners", type=int, help="number of simulated listeners")
+    from core.limits import option_type
+
+    p.add_argument("--seed", type=option_type("seed", "--seed"),
+                   help="random seed (default: $PRISM_DEMO_SEED or the built-in one)")
+    p.add_argument("--tracks", type=option_type("demo_tracks", "--tracks"), help="number of tracks")
+    p.add_argument("--listeners", type=option_type("demo_listeners", "--listeners"),
+                   help="number of simulated listeners")
     p.add_argument("--no-encode", action="store_true", help="build the catalog only, do not encode it")
 
 
@@ -227,7 +233,10 @@ def _add_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None,
                    help="with --engine ray: 'auto' (a running cluster) or ray://HOST:PORT (default: Ray on this "
                         "machine)")
-    p.add_argument("--batch-size", type=int, default=32, help="items per encoder batch (default 32)")
+    from core.limits import option_type
+
+    p.add_argument("--batch-size", type=option_type("encode_batch_size", "--batch-size"), default=32,
+                   help="items per encoder batch (default 32)")
 
 
 def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", address: str | None = None,
@@ -354,6 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_message(error: OSError, command: str) -> str | None:
+    """What to tell the user about a file-system failure during `command`; None for an unexpected one."""
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{command}: the disk is full{where}; free some space (or set PRISM_DATA_DIR to a larger disk) and "
+                "run it again")
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{command}: cannot write{where}: the file system or folder is read-only; make the store writable, "
+                "or set PRISM_DATA_DIR (or --data-dir) to a writable folder")
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return f"{command}: {error.strerror or error}{where}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code."""
     parser = build_parser()
@@ -364,14 +387,23 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    store = None
     try:
         store = Store(getattr(args, "data_dir", None))
         return int(args.run(args, store) or 0)
     except PrismError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except sqlite3.Error as e:  # e.g. a read-only store: the store's own message names the cause and the fix
+        print(f"error: {store._database_error(e, args.command) if store is not None else e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        message = _os_error_message(e, args.command)
+        if message is None:
+            traceback.print_exc()
+            print(f"unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

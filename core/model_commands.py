@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
-from core.models.settings import _CASTS  # the same casts as `evaluate` and the benchmark's --set
 from core.store import Store
 
 
@@ -40,36 +39,35 @@ def load_training_data(store: Store, catalog_name: str, split: str, seed: int) -
     return catalog, embeddings, build_interaction_data(catalog, embeddings, split=split, seed=seed)
 
 
+def _split_option(p: argparse.ArgumentParser) -> None:
+    """--split, its name checked while parsing (before anything is loaded or encoded)."""
+    from core.evaluation.splits import SPLIT_METHODS
+
+    p.add_argument("--split", default="auto", choices=list(SPLIT_METHODS), help=" | ".join(SPLIT_METHODS))
+
+
 def _add_train(p: argparse.ArgumentParser) -> None:
+    from core.limits import option_type
+
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
-    p.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+    p.add_argument("--budget", type=option_type("budget_minutes", "--budget"), default=None, metavar="MINUTES",
                    help="without a stored tuned configuration: the short search's budget (default 3 min)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override one fusion setting, e.g. --set strategy=weighted --set epochs=30 "
                         "(repeatable; see FusionConfig)")
-    p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
-    p.add_argument("--seed", type=int, default=0, help="split seed")
+    _split_option(p)
+    p.add_argument("--seed", type=option_type("seed", "--seed"), default=0, help="split seed")
     p.add_argument("--no-activate", action="store_true", help="save the model without making it active")
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """{name: typed value} from NAME=VALUE strings; an unknown name or a bad value says what to write."""
-    from core.models.fusion import FusionConfig
+    from core.models.settings import FUSION, parse_set
 
-    types = {f.name: str(f.type) for f in fields(FusionConfig)}  # "int", "float", "str", "bool"
-    out: dict[str, Any] = {}
     for pair in pairs:
-        name, sep, value = pair.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or name not in types:
-            raise ValueError(f"--set {pair!r}: write NAME=VALUE with NAME one of {sorted(types)}")
-        kind = types[name]
-        try:
-            out[name] = _CASTS[kind](value)
-        except ValueError:
-            what = {"int": "a whole number", "float": "a number"}.get(kind, kind)
-            raise ValueError(f"--set {pair!r}: {name} takes {what}") from None
-    return out
+        if "." in pair.partition("=")[0]:
+            raise ValueError(f"--set {pair!r}: train sets fusion settings only; write NAME=VALUE")
+    return parse_set(pairs).get(FUSION, {})
 
 
 def _run_train(args: argparse.Namespace, store: Store) -> int:
@@ -82,8 +80,6 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
     try:
         overrides = _parse_overrides(args.set)
         replace(FusionConfig(), **overrides)  # refuses bad values before anything is loaded
-        if not budget > 0:
-            raise ValueError(f"--budget {args.budget}: give a positive number of minutes")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -145,8 +141,12 @@ def _run_models(args: argparse.Namespace, store: Store) -> int:
 
 
 def _add_explain_check(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-listeners", type=int, default=None, help="check a seeded sample of listeners")
-    p.add_argument("--k", type=int, default=10, help="recommendations explained per listener")
+    from core.limits import option_type
+
+    p.add_argument("--max-listeners", type=option_type("max_listeners", "--max-listeners"), default=None,
+                   help="check a seeded sample of listeners")
+    p.add_argument("--k", type=option_type("results_k", "--k"), default=10,
+                   help="recommendations explained per listener")
     p.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
     p.add_argument("--prior-weight", type=float, default=None,
                    help="popularity prior weight of the new-user (content) queries (default: core.prior's)")

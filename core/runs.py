@@ -165,6 +165,9 @@ def paired_comparison(store: Store, run_a: str, run_b: str, n_bootstrap: int = 1
 
     from core.errors import ComparisonError
     from core.evaluation.bootstrap import paired_difference_ci
+    from core.limits import check_option
+
+    n_bootstrap = int(check_option("bootstrap", n_bootstrap, "bootstrap resamples"))
 
     records = {r["id"]: r for r in _records(store, run_ids=[run_a, run_b])}
     for rid in (run_a, run_b):
@@ -274,14 +277,16 @@ def run_to_json(record: dict[str, Any]) -> str:
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     from core.evaluation.protocol import DEFAULT_MASK, MASKS
+    from core.limits import option_type
+    from core.model_commands import _split_option
 
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
     p.add_argument("--models", default="all", help="comma-separated registry names, or 'all' (default)")
     p.add_argument("--model-id", help="evaluate this saved fusion model as it was trained (see `models list`) "
                                       "instead of training --models")
-    p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
+    _split_option(p)
     p.add_argument("--ks", default="10,20", help="comma-separated K values (default 10,20)")
-    p.add_argument("--seed", type=int, default=0, help="split and bootstrap seed")
+    p.add_argument("--seed", type=option_type("seed", "--seed"), default=0, help="split and bootstrap seed")
     p.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2: each seeded model is trained once "
                                                 "per seed on the same split (default 0)")
     p.add_argument("--mask", choices=MASKS, default=DEFAULT_MASK,
@@ -294,7 +299,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
                                                "{\"factors\": 128}}; --set wins over it")
     p.add_argument("--no-grid", action="store_true", help="fit each baseline once at its defaults instead of "
                                                            "choosing its settings on validation")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--bootstrap", type=option_type("bootstrap", "--bootstrap"), default=1000,
+                   help="bootstrap resamples for the CIs (0 = none)")
 
 
 def _saved_model(store: Store, model_id: str, catalog_name: str | None) -> dict[str, Any]:
@@ -327,20 +333,16 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
+    from core.limits import parse_number_list
+
     try:
-        ks = tuple(sorted({int(k) for k in args.ks.split(",") if k.strip()}))
-    except ValueError:
-        ks = ()
-    if not ks or ks[0] < 1:
-        return fail(f"--ks {args.ks!r} must be whole numbers ≥ 1 separated by commas, e.g. 10,20")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        return fail(f"--seeds {args.seeds!r} must be distinct whole numbers separated by commas, e.g. 0,1,2")
-    try:
+        ks = parse_number_list(args.ks, "k", "--ks", "ks_count")
+        seeds = list(parse_number_list(args.seeds, "seed", "--seeds", "model_seeds", distinct=False))
         settings = merge_settings(load_config_file(args.config) if args.config else {}, parse_set(args.set))
+        names = None if args.models.strip() == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
+        if names == [] and not args.model_id:
+            raise ValueError(f"--models {args.models!r} names no model; give registry names separated by commas "
+                             "(`python -m core evaluate --help`), or 'all'")
     except ValueError as e:
         return fail(str(e))
     saved = _saved_model(store, args.model_id, None if args.catalog == "demo" and args.model_id
@@ -372,7 +374,7 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
                              note=f"saved model {args.model_id}")]
     else:
         available = list_models(embeddings)
-        names = available if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
+        names = available if names is None else names
         unknown = [m for m in names if m not in available]
         if unknown:
             return fail(f"model(s) {unknown} cannot run on {catalog.name!r}; available: {available}")
@@ -430,6 +432,7 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
 
 def _add_runs(p: argparse.ArgumentParser) -> None:
     from core.cli import common_options
+    from core.limits import option_type
 
     sub = p.add_subparsers(dest="runs_action", metavar="{list,show,compare,delete}", required=True)
     ls = sub.add_parser("list", help="stored runs, newest first", parents=[common_options()])
@@ -441,7 +444,8 @@ def _add_runs(p: argparse.ArgumentParser) -> None:
                              parents=[common_options()])
     compare.add_argument("a", help="run id A")
     compare.add_argument("b", help="run id B")
-    compare.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    compare.add_argument("--bootstrap", type=option_type("bootstrap", "--bootstrap"), default=1000,
+                         help="bootstrap resamples (default 1000)")
     delete = sub.add_parser("delete", help="remove one stored run (e.g. a damaged one)", parents=[common_options()])
     delete.add_argument("id", help="run id (see `runs list`)")
 

@@ -65,63 +65,282 @@ class Tour:
 
 
 # -- loading and checking ------------------------------------------------------------------------------
-def _parse(text: str, source: str) -> dict[str, Any]:
+# A tour file is read whole and checked against the schema below before anything runs: its size and nesting
+# are bounded, YAML aliases are refused (one alias-of-aliases line can expand to gigabytes), and every field
+# of every step is checked for its type and range; every problem is named with its step and field.
+MAX_TOUR_BYTES = 256 * 1024  # a tour is a page of text; the shipped one is 3 KB
+MAX_TOUR_DEPTH = 6  # tour → steps → step → stages → stage → value
+MAX_STEPS = 50
+MAX_STAGES = 10
+MAX_LISTED = 48  # covers named in a catalog step, ranks or ids in like/dislike
+MAX_RANK = 100  # a rank in the last query's results (its k is at most this)
+MAX_LISTENERS = 500  # listeners sampled by a proof step's faithfulness check
+MAX_PROBLEMS_SHOWN = 12
+
+
+class _Problem(Exception):
+    """One field of a tour that breaks the schema: what it should be."""
+
+
+def _text(limit: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Problem(f"expected text, got {_shown(value)} (put it in quotes)")
+        if len(value) > limit:
+            raise _Problem(f"{len(value):,} characters, at most {limit:,}")
+        return value
+    return check
+
+
+def _whole(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Problem(f"expected a whole number from {low} to {high}, got {_shown(value)}")
+        return value
+    return check
+
+
+def _item_id(value: Any) -> str:
+    """An item id: text, or a number read as the id it spells ("5")."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and not value):
+        raise _Problem(f"expected an item id, got {_shown(value)}")
+    text = str(value)
+    if len(text) > 200:
+        raise _Problem(f"an item id of {len(text):,} characters, at most 200")
+    return text
+
+
+def _rank_or_id(value: Any) -> int | str:
+    """A rank in the last query's results (1, 2, …) or an item id (text)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_RANK:
+            raise _Problem(f"a rank goes from 1 to {MAX_RANK}, got {value}")
+        return value
+    if isinstance(value, str) and value:
+        return _item_id(value)
+    raise _Problem(f"expected a rank (1 to {MAX_RANK}) or an item id, got {_shown(value)}")
+
+
+def _rank_or_id_list(value: Any) -> list[int | str]:
+    if not isinstance(value, list):
+        value = [value]
+    if len(value) > MAX_LISTED:
+        raise _Problem(f"{len(value)} entries, at most {MAX_LISTED}")
+    return [_rank_or_id(v) for v in value]
+
+
+def _covers(value: Any) -> int | list[str]:
+    """How many covers (the most played first) or which ones (item ids)."""
+    if isinstance(value, list):
+        if len(value) > MAX_LISTED:
+            raise _Problem(f"{len(value)} covers, at most {MAX_LISTED}")
+        return [_item_id(v) for v in value]
+    try:
+        return _whole(0, MAX_LISTED)(value)
+    except _Problem:
+        raise _Problem(f"expected a number of covers from 0 to {MAX_LISTED} or a list of item ids, "
+                       f"got {_shown(value)}") from None
+
+
+PROOF_METRICS = ("recall", "ndcg", "precision", "map", "hit_rate")  # kept per run at every K
+
+
+def _metric(value: Any) -> str:
+    import re
+
+    match = re.fullmatch(r"([a-z_]+)@([1-9][0-9]{0,2})", value) if isinstance(value, str) else None
+    if match is None or match[1] not in PROOF_METRICS or int(match[2]) > 500:
+        raise _Problem(f"expected a metric at K such as ndcg@10 or recall@20 (one of {', '.join(PROOF_METRICS)}, "
+                       f"K from 1 to 500), got {_shown(value)}")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Problem(f"expected true or false, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+TOUR_FIELDS: dict[str, Callable[[Any], Any]] = {"title": _text(200), "description": _text(4000)}
+STEP_FIELDS: dict[str, Callable[[Any], Any]] = {"title": _text(200), "narration": _text(4000),
+                                                "notes": _text(4000)}
+STAGE_FIELDS: dict[str, Callable[[Any], Any]] = {"label": _text(100), "text": _text(1000), "image": _item_id,
+                                                 "audio": _item_id}
+KIND_FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {  # each kind's own settings (Step.options)
+    "catalog": {"covers": _covers, "clip": _item_id},
+    "query": {"k": _whole(1, MAX_RANK)},  # and its stages
+    "explain": {"item": _rank_or_id},
+    "feedback": {"like": _rank_or_id_list, "dislike": _rank_or_id_list},
+    "proof": {"metric": _metric, "listeners": _whole(1, MAX_LISTENERS), "faithfulness": _flag},
+    "import": {},
+}
+
+
+def _tour_loader() -> type:
+    """A safe YAML loader that refuses aliases and bounds nesting while it composes (before any expansion)."""
+    import yaml
+
+    class TourLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise TourError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed "
+                                "in a tour; write the value out where it is used")
+            self.depth += 1
+            if self.depth > MAX_TOUR_DEPTH:
+                raise TourError(f"line {self.peek_event().start_mark.line + 1}: nested more than {MAX_TOUR_DEPTH} "
+                                "levels deep; a tour is a list of steps, each a mapping of fields")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return TourLoader
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (1 for a flat mapping), walked without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        node, level = todo.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level + 1)
+            todo += [(v, level + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def _parse(text: str, source: str) -> Any:
     if source.lower().endswith(".json"):
         try:
-            return json.loads(text)
+            raw = json.loads(text)
         except json.JSONDecodeError as e:
             raise TourError(f"tour {source}: not valid JSON ({e})") from e
+        except RecursionError:
+            raise TourError(f"tour {source}: nested more than {MAX_TOUR_DEPTH} levels deep") from None
+        if _depth(raw) > MAX_TOUR_DEPTH:
+            raise TourError(f"tour {source}: nested {_depth(raw)} levels deep, at most {MAX_TOUR_DEPTH}; a tour is "
+                            "a list of steps, each a mapping of fields")
+        return raw
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_tour_loader())  # noqa: S506 (a SafeLoader subclass)
+    except TourError as e:
+        raise TourError(f"tour {source}, {e}") from None
     except yaml.YAMLError as e:
         raise TourError(f"tour {source}: not valid YAML ({e})") from e
 
 
-def _label(i: int, raw: dict[str, Any]) -> str:
-    return f"step {i + 1} ({raw.get('title') or raw.get('kind') or 'untitled'})"
+def _label(i: int, raw: Any) -> str:
+    title = raw.get("title") if isinstance(raw, dict) else None
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    name = title if isinstance(title, str) and title else kind if isinstance(kind, str) and kind else "untitled"
+    return f"step {i + 1} ({name[:60]})"
 
 
-def parse_tour(text: str, source: str = "tour.yaml") -> Tour:
-    """A tour from YAML or JSON text (JSON when `source` ends in .json); TourError says what to fix."""
-    raw = _parse(text, source)
+def _check_fields(raw: dict[str, Any], spec: dict[str, Callable[[Any], Any]], where: str, what: str,
+                  problems: list[str], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of `raw` checked against `spec` (problems appended, named by `where`), unknown ones named."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in skip:
+            continue
+        if key not in spec:
+            known = ", ".join(spec) or "no settings of its own"
+            problems.append(f"{where}: unknown field {_shown(key)} ({what} takes {known})")
+            continue
+        try:
+            out[key] = spec[key](value)
+        except _Problem as e:
+            problems.append(f"{where}, field {key}: {e}")
+    return out
+
+
+def _as_bytes_checked(text: str | bytes, source: str) -> str:
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", errors="replace"))
+    if size > MAX_TOUR_BYTES:
+        raise TourError(f"tour {source}: {size / 1024:,.0f} KB, over the {MAX_TOUR_BYTES // 1024} KB limit of a "
+                        "tour file")
+    if isinstance(text, bytes):
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TourError(f"tour {source}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    return text
+
+
+def parse_tour(text: str | bytes, source: str = "tour.yaml") -> Tour:
+    """A tour from YAML or JSON text or bytes (JSON when `source` ends in .json), checked whole against the
+    schema (TOUR_FIELDS, STEP_FIELDS, KIND_FIELDS, STAGE_FIELDS); TourError lists every problem by step and
+    field."""
+    raw = _parse(_as_bytes_checked(text, source), source)
     if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
         raise TourError(f"tour {source}: expected a mapping with a non-empty list under 'steps'")
+    if len(raw["steps"]) > MAX_STEPS:
+        raise TourError(f"tour {source}: {len(raw['steps'])} steps, at most {MAX_STEPS}")
+    problems: list[str] = []
+    head = _check_fields(raw, TOUR_FIELDS, "the tour", "a tour", problems, skip=("steps",))
     steps = []
     for i, s in enumerate(raw["steps"]):
         if not isinstance(s, dict):
-            raise TourError(f"tour {source}, step {i + 1}: expected a mapping with at least 'kind' and 'title'")
+            problems.append(f"step {i + 1}: expected a mapping with at least 'kind' and 'title', got {_shown(s)}")
+            continue
+        where = _label(i, s)
         kind = s.get("kind")
         if kind not in KINDS:
-            raise TourError(f"tour {source}, {_label(i, s)}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+            problems.append(f"{where}: unknown kind {_shown(kind)}; use one of {', '.join(KINDS)}")
+            continue
+        article = "an" if kind[0] in "aeiou" else "a"
+        checked = _check_fields(s, {**STEP_FIELDS, **KIND_FIELDS[kind]}, where, f"{article} {kind} step", problems,
+                                skip=("kind", "stages") if kind == "query" else ("kind",))
+        common = {k: v for k, v in checked.items() if k in STEP_FIELDS}
+        options = {k: v for k, v in checked.items() if k in KIND_FIELDS[kind]}
         stages = []
-        for j, st in enumerate(s.get("stages") or []):
-            if not isinstance(st, dict) or not ({"text", "image", "audio"} & set(st)):
-                raise TourError(f"tour {source}, {_label(i, s)}, stage {j + 1}: give text, image or audio")
-            stages.append(Stage(label=str(st.get("label") or f"stage {j + 1}"), text=st.get("text"),
-                                image=_opt_str(st.get("image")), audio=_opt_str(st.get("audio"))))
-        if kind == "query" and not stages:
-            raise TourError(f"tour {source}, {_label(i, s)}: a query step needs 'stages'")
-        options = {k: v for k, v in s.items() if k not in ("kind", "title", "narration", "notes", "stages")}
-        steps.append(Step(kind=kind, title=str(s.get("title") or kind), narration=str(s.get("narration") or ""),
-                          notes=str(s.get("notes") or ""), options=options, stages=stages))
-    return Tour(title=str(raw.get("title") or "Tour"), description=str(raw.get("description") or ""),
-                steps=steps, source=source)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+        raw_stages = s.get("stages")
+        if kind == "query":
+            if not isinstance(raw_stages, list) or not raw_stages:
+                problems.append(f"{where}, field stages: a query step needs a list of stages (text, image or audio)")
+                raw_stages = []
+            elif len(raw_stages) > MAX_STAGES:
+                problems.append(f"{where}, field stages: {len(raw_stages)} stages, at most {MAX_STAGES}")
+                raw_stages = []
+            for j, st in enumerate(raw_stages):
+                at = f"{where}, stage {j + 1}"
+                if not isinstance(st, dict) or not ({"text", "image", "audio"} & set(st)):
+                    problems.append(f"{at}: give text, image or audio")
+                    continue
+                fields_ok = _check_fields(st, STAGE_FIELDS, at, "a stage", problems)
+                stages.append(Stage(label=fields_ok.get("label") or f"stage {j + 1}", text=fields_ok.get("text"),
+                                    image=fields_ok.get("image"), audio=fields_ok.get("audio")))
+        steps.append(Step(kind=kind, title=common.get("title") or kind, narration=common.get("narration", ""),
+                          notes=common.get("notes", ""), options=options, stages=stages))
+    if problems:
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        more = len(problems) - len(shown)
+        raise TourError(f"tour {source} does not fit the tour schema ({len(problems)} problem"
+                        f"{'s' if len(problems) > 1 else ''}): " + "; ".join(shown)
+                        + (f"; and {more} more" if more else ""))
+    return Tour(title=head.get("title") or "Tour", description=head.get("description", ""), steps=steps,
+                source=source)
 
 
 def load_tour(path: str | Path) -> Tour:
     """A tour from a .yaml, .yml or .json file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_TOUR_BYTES:
+            raise TourError(f"tour file {path.name}: over the {MAX_TOUR_BYTES // 1024} KB limit of a tour file")
+        data = path.read_bytes()
     except OSError as e:
-        raise TourError(f"tour file {path} cannot be read ({e})") from e
-    return parse_tour(text, path.name)
+        raise TourError(f"tour file {path.name} cannot be read ({e.strerror})") from e
+    return parse_tour(data, path.name)
 
 
 def available_tours(folder: Path = TOURS_DIR) -> dict[str, Path]:

@@ -211,7 +211,7 @@ with tab_import:
         if details:
             st.caption(components.md_escape(" · ".join(details)))
         for w in report.get("warnings") or []:
-            st.warning(components.md_escape(w), icon=":material/warning:")
+            st.warning(components.md_escape(components.without_server_paths(w)), icon=":material/warning:")
         components.media_problems(report.get("problems") or [], report["catalog"], key="imp_problems_new")
         target = report["catalog"]
         if target != catalog.name:

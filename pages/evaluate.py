@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
+from core.limits import OPTION_BOUNDS, OptionError, check_option, parse_number_list
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.theme import page_header
@@ -207,8 +208,10 @@ with tab_new:
         f1, f2, f3 = st.columns(3)
         split = f1.selectbox("Split", ["auto", "random", "leave-one-out", "temporal", "label"], key="ev_split",
                              help="auto = the catalog's own split labels when it has them, else random 8:1:1")
-        ks_text = f2.text_input("K values", "5, 10, 20", key="ev_ks")
-        seed = f3.number_input("Seed", 0, 10_000, 0, key="ev_seed")
+        ks_text = f2.text_input("K values", "5, 10, 20", key="ev_ks", max_chars=200,
+                                help=f"Whole numbers from 1 to {OPTION_BOUNDS['k'].high:,g} separated by commas, at "
+                                     f"most {OPTION_BOUNDS['ks_count'].high:,g} of them")
+        seed = f3.number_input("Seed", 0, int(OPTION_BOUNDS["seed"].high), 0, key="ev_seed")
         mask = st.radio("Masked at test", ["train", "train+valid"], horizontal=True, key="ev_mask",
                         format_func={"train": "training items only (MMRec/RecBole)",
                                      "train+valid": "training and validation items"}.get,
@@ -224,11 +227,10 @@ with tab_new:
         st.success(ss["eval_message"])
     if start:
         try:
-            ks_eval = tuple(sorted({int(x) for x in ks_text.replace(" ", "").split(",") if x}))
-            if not ks_eval or min(ks_eval) < 1:
-                raise ValueError
-        except ValueError:
-            st.error("K values must be whole numbers ≥ 1 separated by commas, e.g. `5, 10, 20`.")
+            ks_eval = parse_number_list(ks_text, "k", "K values", "ks_count")
+            seed = check_option("seed", seed, "Seed")
+        except OptionError as e:
+            components.show_error(e, "Nothing was started")
             st.stop()
         if not models:
             st.warning("Choose at least one model.")
@@ -290,7 +292,7 @@ with tab_new:
                         saved.append(st_store.save_run(record))
                         st.write(f":material/check_circle: **{name}** (cold start) — saved as `{saved[-1]}`")
                 except (PrismError, ValueError) as e:
-                    st.write(f":material/warning: **{name}** failed: {e}")
+                    st.write(f":material/warning: **{name}** failed: {components.md_escape(e)}")
             overall.progress(1.0, text="done")
             status.update(label=f"Saved {len(saved)} run(s)", state="complete", expanded=False)
         ss["eval_message"] = f"Saved {len(saved)} run(s): {', '.join(saved)} — see *Results*."
@@ -329,7 +331,7 @@ with tab_compare:
         try:
             paired = _paired(ws.root, run_a, run_b)
         except PrismError as e:
-            st.info(f"No paired comparison: {e}")
+            st.info(f"No paired comparison: {components.md_escape(e)}")
         else:
             figure = charts.paired_difference_fig(paired, labels[run_a], labels[run_b])
             st.plotly_chart(figure, key="ev_paired_chart")

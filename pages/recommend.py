@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import PrismError, QueryError
+from core.limits import check_upload_size, limits
 from core.media import load_audio, load_image
 from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
 from core.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
@@ -33,10 +34,20 @@ if ss.get("query_catalog") not in (None, catalog.name):  # results of another ca
 
 
 # -- uploads: validated on submit and kept in the session (uploader widgets empty when you come back) ------
+def _upload_limit_mb() -> float:
+    """The largest file one upload may be, in MB: the studio's limit or the server's, whichever is lower."""
+    return min(limits().max_upload_mb, float(st.get_option("server.maxUploadSize")))
+
+
 def _validated(files, kind: str) -> tuple[list[Upload], list[str]]:
     """The readable uploads of `kind`, and a message naming each refused file and what to fix."""
     kept, errors = [], []
     for f in files:
+        try:
+            check_upload_size(f.name, f.size, _upload_limit_mb())  # before its bytes are decoded
+        except PrismError as e:
+            errors.append(f"{f.name} was not added: {e}")
+            continue
         data = f.getvalue()
         try:
             (load_image if kind == "image" else load_audio)(data, name=f.name)
@@ -102,7 +113,9 @@ def _run(query: Query, previous=None) -> bool:
                                    previous=previous, prior_weight=_prior(), encoded_now=True,
                                    similarity_weight=_similarity()[0], like_weight=_similarity()[1])
     except QueryError as e:
-        _flash("warning", f"Nothing to recommend from yet — {e}")
+        hint = (f" A file over {_upload_limit_mb():g} MB is not uploaded at all: the uploader says so in red under "
+                "its drop zone." if query.is_empty() else "")
+        _flash("warning", f"Nothing to recommend from yet — {str(e).rstrip('.')}.{hint}")
         return False
     except PrismError as e:
         _flash("error", f"The query could not be run — {e}")
@@ -186,9 +199,9 @@ with st.form("query_form", enter_to_submit=False):
         st.selectbox("Or start from a known listener (optional)", users, key="q_user")
     with right:
         st.file_uploader("Images (PNG, JPEG, WebP)", type=IMAGE_TYPES, accept_multiple_files=True,
-                         key=_uploader_key("image"))
+                         key=_uploader_key("image"), help=f"Up to {_upload_limit_mb():g} MB per file")
         st.file_uploader("Audio clips (WAV, FLAC, OGG, MP3)", type=AUDIO_TYPES, accept_multiple_files=True,
-                         key=_uploader_key("audio"))
+                         key=_uploader_key("audio"), help=f"Up to {_upload_limit_mb():g} MB per file")
     buttons = st.container(horizontal=True)
     with buttons:
         st.form_submit_button("Recommend", type="primary", icon=":material/auto_awesome:", key="q_submit",

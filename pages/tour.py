@@ -1,9 +1,11 @@
 """Tour: a guided story over the live studio — steps from a tour file (assets/tours/), each run through the
-real services; Next / Back (or the arrow keys), a progress bar, hideable presenter notes, and a report at the end."""
+real services; Next / Back (or the arrow keys), a progress bar, hideable presenter notes, and a report at the end.
+
+Every string from a tour file or a catalog (titles, narration, notes, labels, messages) is drawn as plain text:
+md_escape where Streamlit reads markdown, html_text inside HTML snippets; nothing in data makes a browser fetch."""
 from __future__ import annotations
 
 import hashlib
-import html
 
 import streamlit as st
 
@@ -14,6 +16,7 @@ from core.tour import (CatalogOutcome, ExplainOutcome, FeedbackOutcome, ImportOu
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.reports import download_report
+from ui.components import html_text, md_escape
 from ui.theme import MODALITY_LABELS, modality_bar, modality_color, page_header, rank_change
 
 ensure_frame()
@@ -34,8 +37,8 @@ with upload_col.expander("Your own tour (YAML or JSON)"):
                            help="Steps with queries, item ids and narration; see assets/tours/demo.yaml")
 try:
     if own is not None:
-        text = own.getvalue().decode("utf-8", errors="replace")
-        tour, tour_key = parse_tour(text, own.name), hashlib.sha256(text.encode()).hexdigest()[:12]
+        data = own.getvalue()  # parse_tour bounds the size before decoding or parsing anything
+        tour, tour_key = parse_tour(data, own.name), hashlib.sha256(data).hexdigest()[:12]
     else:
         tour, tour_key = load_tour(shipped[choice]), choice
     run_key = (tour_key, catalog.name, ws.stamp)
@@ -47,7 +50,7 @@ try:
         ss["tour_run"], ss["tour_run_key"], ss["tour_step"] = TourRun(tour, ctx), run_key, 0
 except PrismError as e:
     ss.pop("tour_run_key", None)
-    components.show_error(e, "This tour cannot run on this catalog")
+    components.show_error(e, "This tour cannot be used")
     st.stop()
 
 run: TourRun = ss["tour_run"]
@@ -61,8 +64,8 @@ def _go(delta: int) -> None:
 
 
 # -- progress and navigation ---------------------------------------------------------------------------------
-st.progress((index + 1) / n, text=f"Step {index + 1} of {n} · {step.title}")
-trail = " › ".join(f"<b>{html.escape(s.title)}</b>" if i == index else html.escape(s.title)
+st.progress((index + 1) / n, text=f"Step {index + 1} of {n} · {md_escape(step.title)}")
+trail = " › ".join(f"<b>{html_text(s.title)}</b>" if i == index else html_text(s.title)
                    for i, s in enumerate(run.tour.steps))
 st.markdown(f'<div class="prism-card-meta">{trail}</div>', unsafe_allow_html=True)
 nav = st.container(horizontal=True, vertical_alignment="center")
@@ -72,11 +75,11 @@ nav.button("Next", icon=":material/arrow_forward:", key="tour_next", on_click=_g
            disabled=index == n - 1, shortcut="Right", help="Next step (→ key)")
 show_notes = nav.toggle("Presenter notes", value=True, key="tour_notes")
 
-st.subheader(f"{index + 1}. {step.title}")
+st.subheader(f"{index + 1}. {md_escape(step.title)}")
 if step.narration:
-    st.markdown(step.narration)
+    st.markdown(md_escape(step.narration))
 if show_notes and step.notes:
-    st.info(step.notes, icon=":material/record_voice_over:")
+    st.info(md_escape(step.notes), icon=":material/record_voice_over:")
 
 
 # -- drawing the outcomes -------------------------------------------------------------------------------------
@@ -90,8 +93,8 @@ def cards(result, had_previous: bool = False) -> None:
                 components.item_image(catalog, item)
                 badge = rank_change(rec.rank, rec.previous_rank, had_previous)
                 st.markdown(f'<div class="prism-card-title"><span class="prism-rankno">{rec.rank}</span>'
-                            f'{html.escape(item.title)}{badge}</div>'
-                            f'<div class="prism-card-meta">{html.escape(components.item_subtitle(item))}</div>'
+                            f'{html_text(item.title)}{badge}</div>'
+                            f'<div class="prism-card-meta">{html_text(components.item_subtitle(item))}</div>'
                             f'<span class="prism-score">score {rec.score:.3f}</span>'
                             f'{modality_bar(dict(rec.modality_weights))}', unsafe_allow_html=True)
 
@@ -111,17 +114,17 @@ def draw_catalog(out: CatalogOutcome) -> None:
             for col, item_id in zip(cols, out.covers[start:start + 6]):
                 with col:
                     components.item_image(catalog, catalog.item(item_id))
-                    st.caption(catalog.item(item_id).title)
+                    st.caption(md_escape(catalog.item(item_id).title))
     with side:
         if out.clip:
-            st.markdown(f"**Listen:** {html.escape(catalog.item(out.clip).title)}")
+            st.markdown(f"**Listen:** {md_escape(catalog.item(out.clip).title)}")
             components.item_audio(catalog, catalog.item(out.clip))
         st.markdown("**Encoders**")
         for field_name, enc_id in out.encoder_ids.items():
             modality = ws.embeddings.modality_of.get(field_name, "")
             st.markdown(f'<span class="prism-chip" style="background:{modality_color(modality)}">'
-                        f'{MODALITY_LABELS.get(modality, modality)}</span> <b>{html.escape(field_name)}</b> — '
-                        f'{html.escape(components.backend_label(enc_id))} <code>{html.escape(enc_id)}</code>',
+                        f'{MODALITY_LABELS.get(modality, modality)}</span> <b>{html_text(field_name)}</b> — '
+                        f'{html_text(components.backend_label(enc_id))} <code>{html_text(enc_id)}</code>',
                         unsafe_allow_html=True)
 
 
@@ -133,18 +136,19 @@ def draw_query(out: QueryOutcome) -> None:
         st.text_input("The sentence (editable)", key=key,
                       on_change=lambda: run.set_text(index, 0, ss[key]))
     labels = [s.label for s in out.stages]
-    chosen = st.segmented_control("Stage", labels, default=labels[-1], key=f"tour_stage_{index}") or labels[-1]
+    chosen = st.segmented_control("Stage", labels, default=labels[-1], key=f"tour_stage_{index}",
+                                  format_func=md_escape) or labels[-1]
     stage = out.stages[labels.index(chosen)]
     row = st.columns([1, 1, 4], gap="medium", vertical_alignment="center")
     if stage.query.images:
         row[0].image(stage.query.images[-1].data, caption=stage.query.images[-1].name, width=120)
     if stage.query.audio:
         row[1].audio(stage.query.audio[-1].data)
-        row[1].caption(stage.query.audio[-1].name)
+        row[1].caption(md_escape(stage.query.audio[-1].name))
     used = [MODALITY_LABELS.get(m, m) for m in stage.result.query_modalities]
     row[2].caption(f"Query modalities: {', '.join(used) or '—'} · {len(stage.result.items)} results")
     for note in out.notes:
-        st.info(note, icon=":material/info:")
+        st.info(md_escape(note), icon=":material/info:")
     cards(stage.result)
 
 
@@ -156,9 +160,9 @@ def draw_explain(out: ExplainOutcome) -> None:
         components.item_image(catalog, item)
         components.item_audio(catalog, item)
     with body:
-        st.markdown(f"**{html.escape(item.title)}** — {html.escape(components.item_subtitle(item))}")
+        st.markdown(f"**{md_escape(item.title)}** — {md_escape(components.item_subtitle(item))}")
         for sentence in out.sentences:
-            st.markdown(f"- {html.escape(sentence)}")
+            st.markdown(f"- {md_escape(sentence)}")
     left, right = st.columns([3, 2], gap="large")
     history = float(getattr(exp, "history", 0.0) or 0.0)
     left.plotly_chart(charts.shapley_waterfall(exp.base_value, dict(exp.modality_shapley), exp.score,
@@ -171,18 +175,18 @@ def draw_explain(out: ExplainOutcome) -> None:
     if tokens:
         st.markdown(f'<div style="font-size:1.05rem">{charts.token_html(tokens)}</div>', unsafe_allow_html=True)
     for note in exp.notes:
-        st.info(note, icon=":material/info:")
+        st.info(md_escape(note), icon=":material/info:")
 
 
 def draw_feedback(out: FeedbackOutcome) -> None:
-    st.markdown(html.escape(out.sentence))
+    st.markdown(md_escape(out.sentence))
     cards(out.result, had_previous=True)
 
 
 def draw_proof(out: ProofOutcome) -> None:
-    st.markdown(f"**Protocol.** {html.escape(out.protocol)}")
+    st.markdown(f"**Protocol.** {md_escape(out.protocol)}")
     for sentence in out.sentences:
-        st.markdown(f"- {html.escape(sentence)}")
+        st.markdown(f"- {md_escape(sentence)}")
     metric, _, k = out.metric.partition("@")
     long = runs_long(out.runs)
     left, right = st.columns(2, gap="large")
@@ -211,14 +215,14 @@ def draw_import(out: ImportOutcome) -> None:
 DRAW = {CatalogOutcome: draw_catalog, QueryOutcome: draw_query, ExplainOutcome: draw_explain,
         FeedbackOutcome: draw_feedback, ProofOutcome: draw_proof, ImportOutcome: draw_import}
 
-with st.spinner(f"Running step {index + 1}: {step.title}…"):
+with st.spinner(f"Running step {index + 1}: {md_escape(step.title)}…"):
     try:
         outcome = run.outcome(index)
     except PrismError as e:
-        components.show_error(e, f"Step {index + 1} ({step.title}) failed")
+        components.show_error(e, f"Step {index + 1} ({md_escape(step.title)}) failed")
         outcome = None
 if isinstance(outcome, StepSkipped):
-    st.info(f"Skipped on {catalog.name}: {outcome}", icon=":material/skip_next:")
+    st.info(f"Skipped on {md_escape(catalog.name)}: {md_escape(outcome)}", icon=":material/skip_next:")
 elif outcome is not None:
     DRAW[type(outcome)](outcome)
 

@@ -192,10 +192,11 @@ def test_train_saves_an_active_model_and_models_lists_it(capsys: pytest.CaptureF
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("train", "--catalog", "tiny", "--set", "strategy"), "write NAME=VALUE"),
-    (("train", "--catalog", "tiny", "--set", "colour=red"), "write NAME=VALUE"),
+    (("train", "--catalog", "tiny", "--set", "colour=red"), "has no setting 'colour'"),
+    (("train", "--catalog", "tiny", "--set", "als.factors=8"), "fusion settings only"),
     (("train", "--catalog", "tiny", "--set", "epochs=many"), "epochs takes a whole number"),
     (("train", "--catalog", "tiny", "--set", "strategy=magic"), "choose one of"),
-    (("train", "--catalog", "tiny", "--budget", "0"), "positive number of minutes"),
+    (("train", "--catalog", "tiny", "--budget", "0"), "argument --budget: takes a number above 0"),
     (("models", "activate", "no-such-model"), "no saved model 'no-such-model'"),
 ])
 def test_train_and_models_refuse_bad_settings(capsys: pytest.CaptureFixture[str], data_dir: Path,

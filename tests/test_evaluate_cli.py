@@ -75,7 +75,8 @@ def test_evaluate_a_saved_model_by_id(tiny: Path, capsys) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("--mask", "valid"), "invalid choice"),
-    (("--seeds", "0,x"), "--seeds '0,x' must be distinct whole numbers"),
+    (("--seeds", "0,x"), "--seeds takes a whole number from 0 to"),
+    (("--seeds", "1,1"), "--seeds '1,1' repeats a value"),
     (("--set", "colour=red"), "fusion has no setting 'colour'"),
     (("--set", "als.factors=many"), "factors takes a whole number"),
     (("--set", "nomodel.k=3"), "unknown model 'nomodel'"),

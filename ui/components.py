@@ -172,13 +172,27 @@ def md_escape(text: object) -> str:
 def html_text(text: object) -> str:
     """`text` for an HTML snippet drawn with unsafe_allow_html: tags escaped, and the characters markdown
     would still read (links, images, emphasis, a blank line ending the HTML block) turned into entities."""
-    escaped = html.escape(" ".join(str(text).split()))  # newlines become spaces: no blank line ends the block
-    return _HTML_MARKDOWN.sub(lambda m: f"&#{ord(m.group(0))};", escaped)
+    escaped = html.escape(" ".join(str(text).split()), quote=False)  # newlines become spaces: no blank line
+    out = _HTML_MARKDOWN.sub(lambda m: f"&#{ord(m.group(0))};", escaped)
+    # quotes last, so the '#' of their entities is not escaped again (it would show as "&#x27;")
+    return out.replace('"', "&quot;").replace("'", "&#39;")
+
+
+def _server_temp_paths() -> re.Pattern[str]:
+    import tempfile
+
+    return re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/prism-[A-Za-z0-9_.-]+/(?:unpacked/)?")
+
+
+def without_server_paths(text: object) -> str:
+    """`text` with the server's temporary upload and import folders cut from file paths ("/tmp/prism-upload-x/
+    mine.zip" → "mine.zip"): a visitor learns nothing of the server's layout from a message."""
+    return _server_temp_paths().sub("", str(text))
 
 
 def show_error(error: Exception, what: str) -> None:
     """A PrismError as an st.error saying what failed and what to fix; the session goes on."""
-    st.error(f"**{what}** — {md_escape(error)}", icon=":material/error:")
+    st.error(f"**{what}** — {md_escape(without_server_paths(error))}", icon=":material/error:")
 
 
 def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) -> None:

@@ -271,6 +271,9 @@ def feature_file(folder: Path, choice: str | None, candidates: tuple[str, ...], 
     if choice == AUTO:
         return next((folder / c for c in candidates if (folder / c).is_file()), None)
     path = folder / (choice if choice.endswith(".npy") else f"{choice}.npy")
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise CatalogError(f"the {modality} feature file {choice!r} reads outside the MMRec folder; give the name "
+                           f"of a .npy file in {folder.name}")
     if not path.is_file():
         present = sorted(p.name for p in folder.glob("*.npy"))
         raise CatalogError(f"{folder}: no {path.name} for the {modality} features; the folder has "
@@ -280,10 +283,17 @@ def feature_file(folder: Path, choice: str | None, candidates: tuple[str, ...], 
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)  # never unpickle: the file may not be trusted
+        values = np.load(path, allow_pickle=False)  # never unpickle: the file may not be trusted
     except Exception as e:
         raise CatalogError(f"{path}: not a readable numeric .npy matrix ({type(e).__name__}: {e}); "
                            "save it with numpy.save from a float array") from e
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "fiu":
+        raise CatalogError(f"{path}: holds {getattr(values, 'dtype', type(values).__name__)} values, not real "
+                           "numbers; save a float32 matrix with one row per item")
+    if values.ndim != 2 or values.shape[1] == 0:
+        raise CatalogError(f"{path}: has shape {values.shape}; a feature matrix has one row per item and at least "
+                           "one column")
+    return values
 
 
 def read_original_ids(folder: Path, inter_path: Path, inter: pd.DataFrame, item_index: np.ndarray,

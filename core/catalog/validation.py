@@ -116,9 +116,14 @@ def catalog_name(requested: str | None, fallback: str) -> str:
 
 def check_target(store: Store, name: str, overwrite: bool) -> None:
     """Refuse early (before any reading) a reserved name, or a taken one when overwriting was not asked for."""
-    if name in RESERVED_NAMES:
+    if name.lower() in RESERVED_NAMES:  # on a case-insensitive disk "DEMO" would share the demo's folder
         raise StoreError(f"the name {name!r} belongs to the built-in demo catalog, which imports never replace "
-                         "(rebuild it with `python -m core demo`); choose another name")
+                         "(names differing only in case are one name; rebuild it with `python -m core demo`); "
+                         "choose another name")
+    twin = next((n for n in store.list_catalogs()["name"] if n.lower() == name.lower() and n != name), None)
+    if twin is not None:
+        raise StoreError(f"the name {name!r} differs from the stored catalog {twin!r} only in case, and on a "
+                         "case-insensitive disk the two would share one folder; choose another name")
     if store.has_catalog(name) and not overwrite:
         raise StoreError(f"a catalog named {name!r} exists already; choose another name, or replace it with "
                          "--overwrite (the Overwrite box in the app, where the operator allows it)")

@@ -111,9 +111,14 @@ def evaluate_ranking(score_batch: ScoreBatch, users: np.ndarray, truth: sp.csr_m
 
     `score_batch(users[a:b])` must return (b - a, n_candidates) scores; `self_information` is per candidate.
     """
-    ks = sorted(set(int(k) for k in ks))
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks {ks} must be whole numbers ≥ 1")
+    from core.limits import OPTION_BOUNDS, OptionError, check_option
+
+    ks = sorted({int(check_option("k", int(k), "K")) for k in ks})  # bounded: K columns per user are kept below
+    if not ks:
+        raise OptionError("K values: give at least one, e.g. 10, 20")
+    if len(ks) > OPTION_BOUNDS["ks_count"].high:
+        raise OptionError(f"K values: {len(ks)} given, at most {OPTION_BOUNDS['ks_count'].high:,g} allowed")
+    n_bootstrap = int(check_option("bootstrap", n_bootstrap, "bootstrap resamples"))
     truth, mask = sp.csr_matrix(truth), sp.csr_matrix(mask)
     n_users, n_items = truth.shape
     batch_users = bounded_batch(batch_users, n_items)  # no catalog-sized (users, items) block on large catalogs

@@ -93,6 +93,11 @@ class FusionConfig:
                              f"{self.hidden})")
         metric_k(self.valid_metric)  # raises on a malformed name
         parse_members(self.collaborative)  # raises on an unknown member
+        from core.limits import check_setting
+
+        for f in fields(self):  # the declared ranges (core.limits): no setting may cost unbounded memory
+            if str(f.type) in ("int", "float"):
+                check_setting(f.name, getattr(self, f.name), f"FusionConfig.{f.name}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "FusionConfig":

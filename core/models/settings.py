@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any
 
 FUSION = "fusion"  # the key under which bare settings (fusion models) are collected
-_CASTS = {"int": int, "float": float, "str": str, "bool": lambda v: str(v).lower() in ("1", "true", "yes", "on")}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _bool(value: str) -> bool:
+    """true/yes/on/1 or false/no/off/0; anything else is refused (ValueError), not read as false."""
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{value!r} is not true or false")
+
+
+_CASTS = {"int": int, "float": float, "str": str, "bool": _bool}
 
 
 def setting_types(model: str) -> dict[str, str]:
@@ -32,7 +43,10 @@ def setting_types(model: str) -> dict[str, str]:
 
 
 def cast_setting(model: str, name: str, value: Any, source: str) -> Any:
-    """`value` as the declared type of `model`'s field `name`; `source` names the flag in messages."""
+    """`value` as the declared type of `model`'s field `name`, inside its declared range (core.limits);
+    `source` names the flag in messages."""
+    from core.limits import check_setting
+
     types = setting_types(model)
     if name not in types:
         raise ValueError(f"{source}: {model} has no setting {name!r}; choose one of {sorted(types)}")
@@ -41,18 +55,25 @@ def cast_setting(model: str, name: str, value: Any, source: str) -> Any:
         raise ValueError(f"{source}: {model}.{name} ({kind}) cannot be set from the command line")
     if not isinstance(value, str):  # typed already (JSON): check it fits
         if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return float(check_setting(name, float(value), f"{source}: {name}"))
         if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return check_setting(name, value, f"{source}: {name}")
         if kind == "bool" and isinstance(value, bool):
             return value
         if kind == "str" and isinstance(value, str):
             return value
         raise ValueError(f"{source}: {model}.{name} takes a {kind}, got {value!r}")
+    if kind in ("int", "float"):
+        number = check_setting(name, value, f"{source}: {name}")
+        try:
+            return _CASTS[kind](number)
+        except ValueError:
+            what = {"int": "a whole number", "float": "a number"}[kind]
+            raise ValueError(f"{source}: {name} takes {what}") from None
     try:
         return _CASTS[kind](value)
     except ValueError:
-        what = {"int": "a whole number", "float": "a number"}.get(kind, kind)
+        what = "true or false (also yes/no, on/off, 1/0)" if kind == "bool" else kind
         raise ValueError(f"{source}: {name} takes {what}") from None
 
 
@@ -74,14 +95,57 @@ def parse_set(pairs: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
-    """{model: {field: value}} from a JSON object of settings (see the module docstring)."""
+def _read_config_text(path: Path) -> str:
+    """The settings file's text: a regular file of at most MAX_CONFIG_BYTES, read no further than that."""
+    from core.limits import MAX_CONFIG_BYTES
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"--config {path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"--config {path}: is a folder; give a JSON file, e.g. settings.json")
+    if not path.is_file():
+        raise ValueError(f"--config {path}: not a regular file (a device or a pipe); give a JSON file")
     try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ValueError(f"--config {path}: no such file") from None
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ValueError(f"--config {path}: cannot be read ({e.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"--config {path}: over {MAX_CONFIG_BYTES // 1024:,} KB; a settings file is a few lines")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {path}: not UTF-8 text; write the settings as a JSON object") from None
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (1 for a flat object), walked without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        node, level = todo.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level + 1)
+            todo += [(v, level + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """{model: {field: value}} from a JSON object of settings (see the module docstring); the file's size and
+    nesting are bounded (core.limits)."""
+    from core.limits import MAX_CONFIG_DEPTH
+
+    text = _read_config_text(path)
+    try:
+        raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"--config {path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"--config {path}: nested too deeply; settings go at most {MAX_CONFIG_DEPTH} levels "
+                         "deep, e.g. {\"als\": {\"factors\": 128}}") from None
+    if _depth(raw) > MAX_CONFIG_DEPTH:
+        raise ValueError(f"--config {path}: nested {_depth(raw)} levels deep; settings go at most "
+                         f"{MAX_CONFIG_DEPTH} levels deep, e.g. {{\"als\": {{\"factors\": 128}}}}")
     if not isinstance(raw, dict):
         raise ValueError(f"--config {path}: write one JSON object of settings, e.g. {{\"dim\": 128}}")
     out: dict[str, dict[str, Any]] = {}

@@ -9,12 +9,16 @@ from core.store import Store
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
+    from core.limits import option_type
+
     p.add_argument("--catalog", required=True, help="stored catalog name")
     p.add_argument("--run", dest="run_id",
                    help="report this evaluation run only (default: the newest run of each model)")
     p.add_argument("--query", help="rank the catalog for this text and explain the top items")
-    p.add_argument("--explain", type=int, default=3, help="how many of the top items to explain (default 3)")
-    p.add_argument("--k", type=int, default=10, help="how many ranked items to list (default 10)")
+    p.add_argument("--explain", type=option_type("explain", "--explain"), default=3,
+                   help="how many of the top items to explain (default 3)")
+    p.add_argument("--k", type=option_type("report_k", "--k"), default=10,
+                   help="how many ranked items to list (default 10)")
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
 
 

@@ -181,8 +181,11 @@ def build_report(store: Store, catalog_name: str, query_text: str | None = None,
                  explain_top: int = 3, k: int = 10, encoders: dict[str, Any] | None = None) -> ReportData:
     """A report of a stored catalog: the active model's ranking of `query_text` with its top
     `explain_top` items explained, and the stored evaluation runs (or the one `run_id`)."""
+    from core.limits import check_option
     from core.workspace import load_active_model, load_embeddings
 
+    k = int(check_option("report_k", k, "k (ranked items listed)"))
+    explain_top = int(check_option("explain", explain_top, "the number of items explained"))
     catalog = store.load_catalog(catalog_name)
     embeddings = load_embeddings(store, catalog)
     model = load_active_model(store, catalog, embeddings) if embeddings is not None else None

@@ -11,16 +11,21 @@ from core.store import Store
 
 
 def _add_tune(p: argparse.ArgumentParser) -> None:
+    from core.limits import option_type
+    from core.model_commands import _split_option
+
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
     stop = p.add_mutually_exclusive_group()
-    stop.add_argument("--trials", type=int, help="number of trials (default 30)")
-    stop.add_argument("--budget", type=float, metavar="MINUTES", help="stop starting trials after this long")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial (default 0)")
-    p.add_argument("--split", default="auto", help="auto | label | random | leave-one-out | temporal")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
+    stop.add_argument("--trials", type=option_type("trials", "--trials"), help="number of trials (default 30)")
+    stop.add_argument("--budget", type=option_type("budget_minutes", "--budget"), metavar="MINUTES",
+                      help="stop starting trials after this long")
+    p.add_argument("--seed", type=option_type("seed", "--seed"), default=0,
+                   help="seeds the sampler and every trial (default 0)")
+    _split_option(p)
+    p.add_argument("--jobs", type=option_type("jobs", "--jobs"), default=None, metavar="N",
                    help="trials at once (default 1, with --engine ray the CPUs; above 1 a search no longer repeats "
                         "exactly from its seed)")
-    p.add_argument("--trial-epochs", type=int, default=None, metavar="N",
+    p.add_argument("--trial-epochs", type=option_type("trial_epochs", "--trial-epochs"), default=None, metavar="N",
                    help="epoch cap of one trial (default 20; the final fit trains longer)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default): Optuna in this process; ray: the same space and objective on Ray Tune "

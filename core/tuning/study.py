@@ -49,6 +49,12 @@ class TuneConfig:
             raise ValueError(f"trial_epochs={self.trial_epochs}; give at least 1")
         if self.budget_minutes is not None and not self.budget_minutes > 0:
             raise ValueError(f"budget_minutes={self.budget_minutes}; give a positive number of minutes")
+        from core.limits import check_option  # the declared upper ends (the CLI and the Train page read them too)
+
+        for key, value in (("trials", self.trials), ("budget_minutes", self.budget_minutes), ("jobs", self.n_jobs),
+                           ("trial_epochs", self.trial_epochs), ("seed", self.seed)):
+            if value is not None:
+                check_option(key, value, f"TuneConfig {key}")
 
 
 @dataclass

@@ -12,6 +12,8 @@ def test_html_text_leaves_no_tag_link_image_or_blank_line() -> None:
     assert "<" not in out and ">" not in out and "\n" not in out
     assert not any(c in out for c in "![]()*:")  # markdown would read none of it, even after the HTML block
     assert html.unescape(out) == " ".join(hostile.split())  # the browser shows exactly the text
+    quoted = """<img src='http://e/i.png'> say "hi" & #1"""
+    assert html.unescape(html_text(quoted)) == quoted and "'" not in html_text(quoted)  # shown once, not "&#x27;"
 
 
 def test_md_escape_disarms_links_images_html_and_icons() -> None:

@@ -58,4 +58,18 @@ def test_bad_k_values_are_refused(app):
     app.text_input(key="ev_ks").input("ten")
     app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
     assert not app.exception
-    assert any("whole numbers" in e.value for e in app.error)
+    assert any("whole number" in e.value for e in app.error)
+
+
+def test_a_k_of_a_million_is_refused_before_work(app):
+    from ui.loaders import store
+
+    goto(app, "evaluate")
+    before = len(store().list_runs("demo"))
+    app.multiselect(key="ev_models").set_value(["popularity"])
+    app.text_input(key="ev_ks").input("10, 1000000")
+    app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
+    assert not app.exception
+    message = " ".join(e.value for e in app.error)
+    assert "K values" in message and "1 to 500" in message and "1000000" in message
+    assert len(store().list_runs("demo")) == before  # nothing ran, nothing stored

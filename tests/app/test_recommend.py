@@ -227,3 +227,21 @@ def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
     for rec in second.items:  # the score holds the prior as its own term
         assert abs(rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) - rec.score) < 1e-4
     assert "popularity prior" in texts(app)
+
+
+def test_a_60_mb_image_is_refused_as_too_large(app):
+    goto(app, "recommend")
+    big = b"\x89PNG\r\n\x1a\n" + bytes(60 * 2 ** 20)
+    uploader(app, "image").set_value([("huge.png", big, "image/png"), ("cover.png", sample("cover.png"), "image/png")])
+    _submit(app)
+    errors = " ".join(e.value for e in app.error)
+    assert "huge.png" in errors and "60.0 MB is too large" in errors and "at most 50 MB" in errors
+    assert "query is empty" not in errors
+    assert [u.name for u in app.session_state["image_uploads"]] == ["cover.png"]
+
+
+def test_an_empty_query_names_the_upload_limit(app):
+    goto(app, "recommend")
+    _submit(app)
+    warning = " ".join(w.value for w in app.warning)
+    assert "the query is empty" in warning and "over 50 MB is not uploaded" in warning

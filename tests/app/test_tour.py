@@ -131,3 +131,62 @@ steps:
     assert not isinstance(run.outcome(0), StepSkipped) and not isinstance(run.outcome(2), StepSkipped)
     report = run.report()
     assert any("Skipped: No evaluation" in p for s in report.sections for p in s.paragraphs)
+
+
+def _upload(app, name: str, text: str):
+    goto(app, "tour")
+    app.file_uploader(key="tour_upload").set_value((name, text.encode(), "application/yaml"))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return " ".join(e.value for e in app.error).replace("\\", "")
+
+
+def test_hostile_tour_files_get_a_message_naming_step_and_field(app):
+    from tests.test_tour_schema import billion_laughs
+
+    message = _upload(app, "laughs.yaml", billion_laughs())
+    assert "YAML aliases" in message and not app.subheader
+    message = _upload(app, "types.yaml", "steps:\n  - {kind: catalog, title: Covers, covers: abc}\n"
+                                         "  - {kind: explain, title: Why, item: -100}\n")
+    assert "step 1 (Covers), field covers" in message and "step 2 (Why), field item" in message
+    assert not app.subheader
+
+
+MARKDOWN_BAIT = "![x](http://127.0.0.1:9/md.png)"
+
+
+def test_tour_strings_are_drawn_as_plain_text(app):
+    """Narration, notes, titles and stage labels holding markdown images or links reach the page escaped."""
+    tour = f"""
+title: "{MARKDOWN_BAIT}"
+steps:
+  - kind: catalog
+    title: "Covers {MARKDOWN_BAIT}"
+    narration: "See {MARKDOWN_BAIT} and [a link](http://127.0.0.1:9/l) <img src=http://127.0.0.1:9/i.png>"
+    notes: "Notes {MARKDOWN_BAIT}"
+  - kind: query
+    title: Q
+    stages:
+      - label: "{MARKDOWN_BAIT}"
+        text: calm piano
+"""
+    _upload(app, "bait.yaml", tour)
+    assert app.subheader and not app.error
+
+    def drawn() -> list[str]:
+        parts = [str(e.value) for kind in ("markdown", "caption", "info", "subheader") for e in getattr(app, kind)]
+        return parts + [str(app.get("progress")[0].proto.text)]
+
+    def unescaped(parts: list[str]) -> list[str]:
+        import re
+
+        return [p for p in parts if "![x](" in p or "](http" in p or re.search(r"(?<!\\)<img", p)]
+
+    parts = drawn()
+    assert any("See" in p for p in parts) and any("Notes" in p for p in parts)
+    assert unescaped(parts) == []
+    app.button(key="tour_next").click().run()
+    assert not app.exception
+    assert unescaped(drawn()) == []
+    labels = app.session_state["tour_run"].outcome(1).stages[0].label
+    assert labels == MARKDOWN_BAIT  # kept as written; only its drawing is escaped

@@ -1,7 +1,8 @@
 """Hostile catalog data in a running studio, in headless Chromium with two browser sessions: titles and
 artists holding HTML, scripts, styles, forms, outside images and markdown images execute nothing, inject
-nothing and fetch nothing on any page; folder paths on the server and overwriting from the browser are
-refused (the demo above all)."""
+nothing and fetch nothing on any page (the Tour included); hostile tour files (markdown images in every string,
+a billion-laughs alias bomb, wrong types) fetch nothing and raise nothing; folder paths on the server and
+overwriting from the browser are refused (the demo above all)."""
 from __future__ import annotations
 
 import os
@@ -178,6 +179,19 @@ def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -
         assert_clean(pg, "Explain", bait)
         shot(pg, "hostile-3-explain")
 
+        nav(pg, "Tour")  # the catalog step draws hostile titles as cover captions and the "Listen" line
+        pg.get_by_text("Step 1 of").first.wait_for()
+        idle(pg)
+        pg.get_by_text("Listen:").first.wait_for()
+        assert pg.get_by_test_id("stException").count() == 0, "Tour raised"
+        assert_clean(pg, "Tour, catalog step", bait)
+        pg.get_by_role("button", name="Next").click()
+        idle(pg)
+        pg.get_by_text("Step 2 of").first.wait_for()
+        idle(pg)
+        assert_clean(pg, "Tour, query step", bait)
+        shot(pg, "hostile-3b-tour")
+
         for label, ready in (("Evaluate", "Download a run"), ("Train", "Saved models")):
             nav(pg, label)
             pg.get_by_text(ready).first.wait_for()
@@ -234,3 +248,66 @@ def test_server_paths_and_overwrite_are_refused_from_the_browser(hostile_studio,
         ctx.close()
     assert store.load_catalog("demo").content_hash() == before
     assert store.list_catalogs()["name"].tolist() == ["demo"]
+
+
+def hostile_tours(bait: str) -> dict[str, str]:
+    """Tour files an attacker would upload: markdown images and links in every string, a billion-laughs
+    alias bomb, and wrong types; `bait` is the outside server's address."""
+    md = f"![tracker]({bait}/tour.png) [link]({bait}/l) <img src='{bait}/tour-img.png'>"
+    laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    laughs += [f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    return {
+        "bait.yaml": f"""title: "Tour {md}"
+steps:
+  - kind: catalog
+    title: "Covers {md}"
+    narration: "Narration {md}"
+    notes: "Notes {md}"
+  - kind: query
+    title: "Query {md}"
+    narration: "Stage labels {md}"
+    stages:
+      - label: "![stage]({bait}/stage.png)"
+        text: "calm ambient piano"
+""",
+        "laughs.yaml": "\n".join([*laughs, "steps:", "  - kind: catalog", "    title: *i"]) + "\n",
+        "types.yaml": "steps:\n  - {kind: catalog, title: Covers, covers: abc}\n  - {kind: explain, title: Why, "
+                      "item: -100}\n",
+    }
+
+
+def test_hostile_tour_files_fetch_nothing_and_break_nothing(hostile_studio, browser, bait, tmp_path) -> None:
+    studio, _ = hostile_studio
+    files = {}
+    for name, text in hostile_tours(bait).items():
+        files[name] = tmp_path / name
+        files[name].write_text(text)
+    outside: list[str] = []
+    ctx, pg = session(browser, studio, outside)
+    try:
+        pg.goto(f"{studio}/tour")
+        pg.get_by_text("Step 1 of").first.wait_for()
+        idle(pg)
+        pg.get_by_text("Your own tour (YAML or JSON)").click()
+        upload = pg.locator("[data-testid='stFileUploaderDropzoneInput']").last
+        upload.set_input_files(str(files["bait.yaml"]))
+        idle(pg)
+        pg.get_by_text("Narration").first.wait_for()
+        assert pg.get_by_test_id("stException").count() == 0
+        assert_clean(pg, "Tour, hostile tour file", bait)
+        pg.get_by_role("button", name="Next").click()
+        idle(pg)
+        pg.get_by_text("Stage labels").first.wait_for()
+        idle(pg)
+        assert_clean(pg, "Tour, hostile tour file, query step", bait)
+        shot(pg, "hostile-5-tour-file")
+        for name, fragment in (("laughs.yaml", "YAML aliases"), ("types.yaml", "field covers")):
+            upload.set_input_files(str(files[name]))
+            idle(pg)
+            pg.get_by_test_id("stAlertContentError").filter(has_text=fragment).first.wait_for()
+            assert pg.get_by_test_id("stException").count() == 0, name
+        shot(pg, "hostile-6-tour-refused")
+    finally:
+        ctx.close()
+    assert outside == [], f"the browser fetched outside the studio: {outside}"
+    assert Bait.hits == [], f"the bait server was reached: {Bait.hits}"

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -731,7 +732,7 @@ def truncated_embeddings(tmp: Path, store: Store) -> None:
     open_workspace(other, "shop")
 
 
-@case("model-config-dim-1e6-refused-before-allocating", "store", "error", "dim 1000000", "models activate")
+@case("model-config-dim-1e6-refused-before-allocating", "store", "error", "dim takes a whole number", "1000000", "models activate")
 def model_dim_million(tmp: Path, store: Store) -> None:
     from core.models.fusion import FusionRecommender
 
@@ -902,3 +903,279 @@ def truncated_features(tmp: Path, store: Store) -> None:
     path.write_bytes(path.read_bytes()[:50])
     assert other.load_catalog("other").features["text"].values.shape == (3, 2)
     other.load_catalog("shop")
+# -- values set on the command line or in the browser (core.limits) ------------------------------------
+def cli(store: Store, *argv: str) -> str:
+    """`python -m core --data-dir STORE ARGV…` in this process: its stdout on success; a refusal (exit 2) raised
+    as PrismError with its stderr; a traceback (exit 1) raised as a crash."""
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--data-dir", str(store.root), *argv])
+    if code == 2:
+        raise PrismError(err.getvalue().strip())
+    if code != 0:
+        raise RuntimeError(f"exit {code}: {err.getvalue()[-3000:]}")
+    return out.getvalue()
+
+
+def _cli_case(*argv: str) -> Callable[[Path, Store], None]:
+    def run(tmp: Path, store: Store) -> None:
+        cli(store, *[a.replace("{tmp}", str(tmp)) for a in argv])
+
+    return run
+
+
+for _name, _argv, _fragments in [
+    ("cli-evaluate-bootstrap-negative", ("evaluate", "--catalog", KEPT, "--bootstrap", "-5"),
+     ("--bootstrap", "from 0 to 100,000", "'-5'")),
+    ("cli-evaluate-bootstrap-1e8", ("evaluate", "--catalog", KEPT, "--bootstrap", "100000000"),
+     ("--bootstrap", "from 0 to 100,000")),
+    ("cli-evaluate-ks-1e8", ("evaluate", "--catalog", KEPT, "--ks", "10,100000000"), ("--ks", "from 1 to 500")),
+    ("cli-evaluate-empty-models", ("evaluate", "--catalog", KEPT, "--models", ""), ("--models", "names no model")),
+    ("cli-evaluate-split-evil", ("evaluate", "--catalog", KEPT, "--split", "evil"), ("--split", "'evil'")),
+    ("cli-train-split-evil", ("train", "--catalog", KEPT, "--split", "evil"), ("--split", "'evil'")),
+    ("cli-tune-split-evil", ("tune", "--catalog", KEPT, "--split", "evil"), ("--split", "'evil'")),
+    ("cli-train-set-use-item-id-maybe", ("train", "--catalog", KEPT, "--set", "use_item_id=maybe"),
+     ("use_item_id", "true or false")),
+    ("cli-evaluate-set-use-item-id-maybe", ("evaluate", "--catalog", KEPT, "--set", "use_item_id=maybe"),
+     ("use_item_id", "true or false")),
+    ("cli-train-set-dim-million", ("train", "--catalog", KEPT, "--set", "dim=1000000"), ("dim", "1 to 4,096")),
+    ("cli-evaluate-config-a-folder", ("evaluate", "--catalog", KEPT, "--config", "{tmp}"), ("--config", "folder")),
+    ("cli-evaluate-config-dev-zero", ("evaluate", "--catalog", KEPT, "--config", "/dev/zero"),
+     ("--config", "not a regular file")),
+    ("cli-tune-jobs-0", ("tune", "--catalog", KEPT, "--jobs", "0"), ("--jobs", "from 1 to 256")),
+    ("cli-tune-trial-epochs-0", ("tune", "--catalog", KEPT, "--trial-epochs", "0"), ("--trial-epochs", "from 1")),
+    ("cli-tune-trials-0", ("tune", "--catalog", KEPT, "--trials", "0"), ("--trials", "from 1")),
+    ("cli-report-explain-negative", ("report", "--catalog", KEPT, "--explain", "-3", "--out", "{tmp}/r.html"),
+     ("--explain", "from 0 to 50")),
+    ("cli-report-k-0-with-a-query", ("report", "--catalog", KEPT, "--k", "0", "--query", "piano", "--out",
+                                     "{tmp}/r.html"), ("--k", "from 1 to 1,000", "'0'")),
+    ("cli-runs-compare-bootstrap-1e8", ("runs", "compare", "a", "b", "--bootstrap", "100000000"),
+     ("--bootstrap", "from 0 to 100,000")),
+    ("cli-demo-tracks-1e8", ("demo", "--tracks", "100000000"), ("--tracks", "from 2 to 200,000")),
+    ("cli-encode-batch-size-0", ("encode", "--catalog", KEPT, "--batch-size", "0"), ("--batch-size", "from 1")),
+]:
+    case(_name, "cli", "error", *_fragments)(_cli_case(*_argv))
+
+
+@case("cli-evaluate-config-deep-json", "cli", "error", "--config", "nested too deeply")
+def config_deep_json(tmp: Path, store: Store) -> None:
+    (tmp / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    cli(store, "evaluate", "--catalog", KEPT, "--config", str(tmp / "deep.json"))
+
+
+@case("cli-evaluate-config-huge-file", "cli", "error", "--config", "over 1,024 KB")
+def config_huge(tmp: Path, store: Store) -> None:
+    (tmp / "huge.json").write_text(json.dumps({"dim": 64, "pad": "x" * (3 << 20)}))
+    cli(store, "evaluate", "--catalog", KEPT, "--config", str(tmp / "huge.json"))
+
+
+@case("core-evaluate-k-a-million-refused-in-core", "options", "error", "K", "1 to 500", "1000000")
+def core_k_million(tmp: Path, store: Store) -> None:
+    import scipy.sparse as sp
+
+    from core.evaluation.protocol import evaluate_ranking
+
+    truth = sp.csr_matrix(np.eye(3))
+    evaluate_ranking(lambda rows: np.zeros((len(rows), 3)), np.arange(3), truth, sp.csr_matrix((3, 3)),
+                     np.ones(3), ks=(10, 1_000_000))
+
+
+@case("core-bootstrap-1e8-refused-in-core", "options", "error", "bootstrap", "0 to 100,000")
+def core_bootstrap(tmp: Path, store: Store) -> None:
+    import scipy.sparse as sp
+
+    from core.evaluation.protocol import evaluate_ranking
+
+    truth = sp.csr_matrix(np.eye(3))
+    evaluate_ranking(lambda rows: np.zeros((len(rows), 3)), np.arange(3), truth, sp.csr_matrix((3, 3)),
+                     np.ones(3), ks=(1,), n_bootstrap=100_000_000)
+
+
+@case("core-fusion-config-dim-1e6-refused", "options", "error", "FusionConfig.dim", "1 to 4,096")
+def core_dim(tmp: Path, store: Store) -> None:
+    from core.models.fusion import FusionConfig
+
+    FusionConfig(dim=1_000_000)
+
+
+@case("recommend-60-mb-image-is-too-large", "options", "error", "huge.png", "60.0 MB is too large", "50 MB")
+def upload_60mb(tmp: Path, store: Store) -> None:
+    from core.limits import check_upload_size
+
+    check_upload_size("huge.png", 60 * 2 ** 20)
+
+
+# -- the command line on a broken store (read-only, full disk), with a catalog of its own --------------------
+def _side_store(tmp: Path) -> Store:
+    """A second store holding an MMRec catalog 'side' with precomputed features (no encoder is loaded)."""
+    rng = np.random.default_rng(0)
+    inter = "userID\titemID\tx_label\n" + "".join(f"{u}\t{(u * 3 + j) % 12}\t{[0, 0, 0, 1, 2][j]}\n"
+                                                  for u in range(10) for j in range(5))
+    folder = mmrec_folder(tmp / "side-src", inter, {"all-MiniLM-L6-v2.npy": rng.normal(size=(12, 6))})
+    side = Store(tmp / "side-store")
+    import_mmrec(folder, side, name="side")
+    return side
+
+
+def _read_only_connect(self):
+    return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+
+
+@case("cli-import-interactions-read-only-store", "cli", "error", "read-only", "Nothing was changed")
+def cli_read_only_interactions(tmp: Path, store: Store) -> None:
+    side = _side_store(tmp)
+    (tmp / "plays.csv").write_text("user_id,item_id\nu1,0\n")
+    with mock.patch.object(Store, "connect", _read_only_connect):
+        cli(side, "import", "interactions", str(tmp / "plays.csv"), "--catalog", "side")
+
+
+@case("cli-encode-read-only-store", "cli", "error", "read-only")
+def cli_read_only_encode(tmp: Path, store: Store) -> None:
+    side = _side_store(tmp)
+    with mock.patch.object(Store, "connect", _read_only_connect):
+        cli(side, "encode", "--catalog", "side")
+
+
+@case("cli-evaluate-read-only-store", "cli", "error", "read-only")
+def cli_read_only_evaluate(tmp: Path, store: Store) -> None:
+    side = _side_store(tmp)
+    with mock.patch.object(Store, "connect", _read_only_connect):
+        cli(side, "evaluate", "--catalog", "side", "--models", "popularity", "--bootstrap", "10")
+
+
+@case("cli-train-read-only-store", "cli", "error", "read-only")
+def cli_read_only_train(tmp: Path, store: Store) -> None:
+    side = _side_store(tmp)
+    with mock.patch.object(Store, "connect", _read_only_connect):
+        cli(side, "train", "--catalog", "side", "--set", "epochs=1", "--budget", "0.05")
+
+
+@case("cli-encode-disk-full", "cli", "error", "encode", "disk is full", "free some space")
+def cli_disk_full(tmp: Path, store: Store) -> None:
+    side = _side_store(tmp)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with mock.patch("core.embeddings.np.savez", full):
+        cli(side, "encode", "--catalog", "side", "--force")
+
+
+# -- names and MMRec files ------------------------------------------------------------------------------------
+@case("name-DEMO-in-capitals-is-reserved", "store", "error", "'DEMO'", "built-in demo", "choose another name")
+def reserved_demo_caps(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "src"), store, name="DEMO")
+
+
+@case("name-differing-only-in-case-refused", "store", "error", "'TINY'", "only in case")
+def case_twin(tmp: Path, store: Store) -> None:
+    import_manifest(catalog_folder(tmp / "src"), store, name=KEPT.upper())
+
+
+@case("mmrec-text-file-outside-the-folder", "mmrec", "error", "reads outside the MMRec folder")
+def mmrec_text_outside(tmp: Path, store: Store) -> None:
+    folder = mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n1\t1\n", {"vggish.npy": np.ones((2, 3))})
+    np.save(tmp / "outside.npy", np.ones((2, 3)))
+    import_mmrec(folder, store, text="../outside.npy")
+
+
+@case("mmrec-complex-npy", "mmrec", "error", "complex", "not real numbers")
+def mmrec_complex(tmp: Path, store: Store) -> None:
+    import_mmrec(mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n1\t1\n",
+                              {"vggish.npy": np.ones((2, 3)) * (1 + 2j)}), store)
+
+
+@case("mmrec-npy-of-n-by-0", "mmrec", "error", "(2, 0)", "at least one column")
+def mmrec_empty_columns(tmp: Path, store: Store) -> None:
+    import_mmrec(mmrec_folder(tmp / "m", "userID\titemID\n0\t0\n1\t1\n", {"vggish.npy": np.ones((2, 0))}), store)
+
+
+@case("upload-error-hides-server-temp-paths", "zip", "error", "fake.zip", "not a readable zip")
+def temp_paths(tmp: Path, store: Store) -> None:
+    import tempfile
+
+    from ui.components import without_server_paths
+
+    with tempfile.TemporaryDirectory(prefix="prism-upload-") as upload_dir:
+        src = Path(upload_dir) / "fake.zip"
+        src.write_bytes(b"PK\x03\x04 not a zip")
+        try:
+            import_manifest(src, store, name="fake")
+        except PrismError as e:
+            shown = without_server_paths(e)
+            assert upload_dir not in shown and tempfile.gettempdir() + "/prism-" not in shown, shown
+            raise PrismError(shown) from None
+
+
+# -- tour files -------------------------------------------------------------------------------------------
+def _tour_case(text: str, source: str = "hostile.yaml", check: bool = False) -> Callable[[Path, Store], None]:
+    def run(tmp: Path, store: Store) -> None:
+        from core.tour import check_tour, parse_tour
+
+        tour = parse_tour(text, source)
+        if check:  # the ids are well-formed: the catalog must hold them
+            check_tour(tour, store.load_catalog(KEPT))
+
+    return run
+
+
+def _laughs(levels: int = 8) -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(levels)]
+    return "\n".join([*lines, "steps:", "  - kind: catalog", f"    title: *{chr(97 + levels)}"]) + "\n"
+
+
+for _name, _text, _fragments, _check in [
+    ("tour-covers-abc", "steps:\n  - {kind: catalog, title: C, covers: abc}\n", ("step 1 (C), field covers",), False),
+    ("tour-covers-inf", "steps:\n  - {kind: catalog, title: C, covers: .inf}\n", ("step 1 (C), field covers",),
+     False),
+    ("tour-clip-5-not-an-item", "steps:\n  - {kind: catalog, title: C, clip: 5}\n", ("step 1 (C)", "'5'"), True),
+    ("tour-like-abc-not-an-item", "steps:\n  - {kind: feedback, title: F, like: abc}\n", ("step 1 (F)", "'abc'"),
+     True),
+    ("tour-item-minus-100", "steps:\n  - {kind: explain, title: E, item: -100}\n", ("step 1 (E), field item",),
+     False),
+    ("tour-stage-text-123", "steps:\n  - {kind: query, title: Q, stages: [{text: 123}]}\n",
+     ("step 1 (Q), stage 1, field text",), False),
+    ("tour-deep-yaml", "steps: " + "[" * 20_000 + "]" * 20_000 + "\n", ("nested more than",), False),
+    ("tour-unknown-field", "steps:\n  - {kind: proof, title: P, metrc: ndcg@10}\n",
+     ("step 1 (P): unknown field 'metrc'",), False),
+    ("tour-over-the-size-limit", "steps:\n  - {kind: import, title: I}\n#" + "x" * 300_000, ("256 KB",), False),
+]:
+    case(_name, "tour", "error", *_fragments)(_tour_case(_text, check=_check))
+
+case("tour-deep-json", "tour", "error", "nested more than")(
+    _tour_case('{"steps": ' + "[" * 100_000 + "]" * 100_000 + "}", "deep.json"))
+
+
+@case("tour-billion-laughs-refused-fast-in-little-memory", "tour", "error", "YAML aliases", "line 2")
+def tour_laughs(tmp: Path, store: Store) -> None:
+    import time
+    import tracemalloc
+
+    from core.tour import parse_tour
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        parse_tour(_laughs(), "laughs.yaml")
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert time.perf_counter() - t0 < 2 and peak < 10 * 2 ** 20, (time.perf_counter() - t0, peak)
+
+
+@case("tour-markdown-in-strings-is-drawn-as-text", "tour", "ok")
+def tour_markdown(tmp: Path, store: Store) -> None:
+    from core.tour import parse_tour
+    from ui.components import html_text, md_escape
+
+    bait = "![x](http://127.0.0.1:9/md.png) <img src=http://127.0.0.1:9/i.png>"
+    tour = parse_tour(f'steps:\n  - {{kind: import, title: "{bait}", narration: "{bait}", notes: "{bait}"}}\n')
+    step = tour.steps[0]
+    assert step.title == step.narration == step.notes == bait  # kept as written
+    for shown in (md_escape(step.title), md_escape(step.narration), md_escape(step.notes), html_text(step.title)):
+        assert "![" not in shown and "](" not in shown and not re.search(r"(?<!\\)<img", shown), shown

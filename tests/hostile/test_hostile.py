@@ -21,5 +21,6 @@ def test_hostile_case(case, tmp_path: Path) -> None:
 
 def test_the_suite_covers_every_target() -> None:
     targets = {c.target for c in CASES}
-    assert targets == {"zip", "store", "manifest", "media", "mmrec", "interactions", "export"}
+    assert targets == {"zip", "store", "manifest", "media", "mmrec", "interactions", "export", "cli", "options",
+                       "tour"}
     assert len({c.name for c in CASES}) == len(CASES)
