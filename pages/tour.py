@@ -8,6 +8,7 @@ import html
 import streamlit as st
 
 from core.errors import PrismError
+from core.narration import card_sentence, relative_scores
 from core.report.render import runs_long
 from core.tour import (CatalogOutcome, ExplainOutcome, FeedbackOutcome, ImportOutcome, ProofOutcome, QueryOutcome,
                        StepSkipped, TourContext, TourRun, available_tours, load_tour, parse_tour)
@@ -81,10 +82,12 @@ if show_notes and step.notes:
 
 # -- drawing the outcomes -------------------------------------------------------------------------------------
 def cards(result, had_previous: bool = False) -> None:
-    """Ranked items as compact cards: cover, rank (and its change), title, score, modality bar."""
+    """Ranked items as compact cards: cover, rank (and its change), title, score as a share of #1's (raw on
+    hover), modality bar and one sentence on what brought the item here."""
+    relative = relative_scores([r.score for r in result.items])
     for start in range(0, len(result.items), PER_ROW):
         cols = st.columns(PER_ROW, gap="small")
-        for col, rec in zip(cols, result.items[start:start + PER_ROW]):
+        for col, rec, share in zip(cols, result.items[start:start + PER_ROW], relative[start:start + PER_ROW]):
             item = catalog.item(rec.item_id)
             with col.container(border=True):
                 components.item_image(catalog, item)
@@ -92,8 +95,12 @@ def cards(result, had_previous: bool = False) -> None:
                 st.markdown(f'<div class="prism-card-title"><span class="prism-rankno">{rec.rank}</span>'
                             f'{html.escape(item.title)}{badge}</div>'
                             f'<div class="prism-card-meta">{html.escape(components.item_subtitle(item))}</div>'
-                            f'<span class="prism-score">score {rec.score:.3f}</span>'
-                            f'{modality_bar(dict(rec.modality_weights))}', unsafe_allow_html=True)
+                            + (f'<span class="prism-score" title="raw score {rec.score:.3f}">{share:.0f}% of #1'
+                               '</span>' if share is not None else
+                               f'<span class="prism-score">score {rec.score:.3f}</span>')
+                            + f'{modality_bar(dict(rec.modality_weights))}'
+                            f'<div class="prism-card-meta">{html.escape(card_sentence(rec))}</div>',
+                            unsafe_allow_html=True)
 
 
 def draw_catalog(out: CatalogOutcome) -> None:
