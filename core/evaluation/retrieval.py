@@ -15,9 +15,12 @@ The protocol (run by `python -m benchmarks.retrieval`):
   - raw kNN: cosine similarity between the query's raw encoder vectors and every other item's vectors of
     the same modality (among the items that carry it); per field, and for the modality's fields joined
     (each field L2-normalised, so the joined cosine is the mean of the fields' cosines).
-The popularity prior's weight and the weight λ of the similarity to the upload (core.similarity) are chosen
-together on one half of the held-out items (per category) and the figures are reported on the other half
-(see `split_halves`, `choose_weights`).
+  - self@1: the query item itself ranked first (the exact match a room expects on top); MRR@k: the mean
+    of 1 / the query item's own rank (0 when it is not in the top k).
+The popularity prior's weight, the weight λ of the similarity to the upload and the weight μ of "items like
+your upload" (core.similarity) are chosen together on one half of the held-out items (per category), by
+`criterion` ((precision@k + self@1 + MRR@k) / 3, averaged over query modalities), and the figures are
+reported on the other half (see `split_halves`, `choose_weights`).
 """
 from __future__ import annotations
 
@@ -87,13 +90,28 @@ def chance_precision(query_row: int, labels: Sequence[Any], candidates: np.ndarr
     return float(np.mean([labels[r] == want for r in np.flatnonzero(mask)]))
 
 
+def reciprocal_rank(ranking: np.ndarray, query_row: int, k: int) -> float:
+    """1 / the query item's own 1-based rank when it is among the first k rows of `ranking`, else 0."""
+    first = [int(r) for r in np.asarray(ranking)[:k]]
+    return 1.0 / (first.index(int(query_row)) + 1) if int(query_row) in first else 0.0
+
+
+def per_query(rankings: Sequence[np.ndarray], query_rows: Sequence[int], labels: Sequence[Any],
+              k: int) -> dict[str, list[float]]:
+    """Per query: precision@k, self@k, self@1 (the query item itself ranked first: the exact match) and the
+    reciprocal rank of the query item within the top k (whose mean is MRR@k)."""
+    pairs = list(zip(rankings, query_rows))
+    return {f"precision@{k}": [precision_at_k(r, q, labels, k) for r, q in pairs],
+            f"self@{k}": [self_at_k(r, q, k) for r, q in pairs],
+            "self@1": [self_at_k(r, q, 1) for r, q in pairs],
+            f"mrr@{k}": [reciprocal_rank(r, q, k) for r, q in pairs]}
+
+
 def summarise(rankings: Sequence[np.ndarray], query_rows: Sequence[int], labels: Sequence[Any],
               k: int) -> dict[str, float]:
-    """Mean precision@k and self@k over the queries (0 for both with no query)."""
-    if not len(query_rows):
-        return {f"precision@{k}": 0.0, f"self@{k}": 0.0}
-    return {f"precision@{k}": float(np.mean([precision_at_k(r, q, labels, k) for r, q in zip(rankings, query_rows)])),
-            f"self@{k}": float(np.mean([self_at_k(r, q, k) for r, q in zip(rankings, query_rows)]))}
+    """Mean precision@k, self@k, self@1 and MRR@k over the queries (0 for each with no query)."""
+    return {name: float(np.mean(v)) if len(v) else 0.0
+            for name, v in per_query(rankings, query_rows, labels, k).items()}
 
 
 # -- rankings -------------------------------------------------------------------------------------------
@@ -165,20 +183,24 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
         fusion = [fusion_ranking(service, e, k, prior_weight, similarity_weight=similarity_weight,
                                  like_weight=like_weight) for e in encoded]
         entry: dict[str, Any] = {
-            "queries": len(rows),
+            "queries": len(rows), "query_rows": rows,
             "chance": float(np.mean([chance_precision(r, labels, everyone) for r in rows])) if rows else 0.0,
             "chance_with_modality": float(np.mean([chance_precision(r, labels, carries) for r in rows]))
             if rows else 0.0,
             "fusion": summarise(fusion, rows, labels, k),
+            "per_query": {"fusion": per_query(fusion, rows, labels, k)},
         }
         fields = modality_fields(service, m)
         joined = np.hstack([emb.matrices[f] for f in fields])
-        entry["raw_knn"] = summarise([raw_knn_ranking(joined, carries, r, k) for r in rows], rows, labels, k)
+        joined_rankings = [raw_knn_ranking(joined, carries, r, k) for r in rows]
+        entry["raw_knn"] = summarise(joined_rankings, rows, labels, k)
         entry["raw_knn"]["fields"] = fields
-        if len(fields) > 1:
-            entry["raw_knn_fields"] = {
-                f: summarise([raw_knn_ranking(emb.matrices[f], emb.masks[f], r, k) for r in rows], rows, labels, k)
-                for f in fields}
+        entry["per_query"]["raw_knn"] = per_query(joined_rankings, rows, labels, k)
+        entry["raw_knn_fields"] = {}  # every single field, even when the modality has only one
+        for f in fields:
+            ranked = [raw_knn_ranking(emb.matrices[f], emb.masks[f], r, k) for r in rows]
+            entry["raw_knn_fields"][f] = summarise(ranked, rows, labels, k)
+            entry["per_query"][f"raw_knn:{f}"] = per_query(ranked, rows, labels, k)
         if restricted:
             entry["fusion_learned_bias"] = summarise(
                 [fusion_ranking(service, e, k, prior_weight, learned_bias=True) for e in encoded], rows, labels, k)
@@ -201,19 +223,31 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
     return out
 
 
+def criterion(metrics: dict[str, float], k: int = 10) -> float:
+    """The weights' selection criterion for one query modality: (precision@k + self@1 + MRR@k) / 3, the
+    genre precision of the other results beside whether the query item itself comes first and how near
+    the top it is."""
+    return (metrics[f"precision@{k}"] + metrics["self@1"] + metrics[f"mrr@{k}"]) / 3
+
+
+CRITERION = "mean over query modalities of (precision@{k} + self@1 + MRR@{k}) / 3"
+
+
 def selection_score(result: dict[str, dict[str, Any]], k: int = 10) -> float:
-    """The criterion the prior weight is chosen by: the mean over query modalities of the fusion model's
-    (precision@k + self@k) / 2."""
-    parts = [(r["fusion"][f"precision@{k}"] + r["fusion"][f"self@{k}"]) / 2 for r in result.values() if r["queries"]]
+    """The criterion the prior, similarity and like weights are chosen by: the mean over query modalities
+    of `criterion` of the fusion model's figures."""
+    parts = [criterion(r["fusion"], k) for r in result.values() if r["queries"]]
     return float(np.mean(parts)) if parts else 0.0
 
 
 def choose_weights(service: RecommendService, labels: Sequence[Any], valid_rows: np.ndarray,
                    prior_grid: Sequence[float], similarity_grid: Sequence[float], like_grid: Sequence[float],
-                   k: int = 10, progress: Progress | None = None
+                   k: int = 10, progress: Progress | None = None,
+                   details: dict[tuple[float, float, float], dict[str, dict[str, float]]] | None = None
                    ) -> tuple[tuple[float, float, float], dict[tuple[float, float, float], float]]:
     """((prior weight, similarity weight λ, like weight μ) best on the validation rows, criterion per
-    triple); ties go to the smaller μ, then the smaller λ, then the smaller prior weight.
+    triple); ties go to the smaller μ, then the smaller λ, then the smaller prior weight. `details`, when
+    given, receives each triple's figures per query modality (precision@k, self@k, self@1, MRR@k).
 
     Each query is encoded once and its score split into its parts (joint space, prior, similarity to the
     upload, items like the upload: score = joint + w · prior + λ · similarity + μ · like, as the service
@@ -243,5 +277,7 @@ def choose_weights(service: RecommendService, labels: Sequence[Any], valid_rows:
                     result[m] = {"queries": len(queries),
                                  "fusion": summarise(ranked, [q[0] for q in queries], labels, k)}
                 scores[(float(w), float(lam), float(mu))] = selection_score(result, k)
+                if details is not None:
+                    details[(float(w), float(lam), float(mu))] = {m: r["fusion"] for m, r in result.items()}
     best = max(sorted(scores), key=lambda p: (round(scores[p], 12), -p[2], -p[1], -p[0]))
     return best, scores

@@ -15,7 +15,8 @@ import pytest
 from core.catalog.model import Catalog, Item
 from core.embeddings import EmbeddingSet
 from core.evaluation.retrieval import (chance_precision, choose_weights, evaluate_retrieval, held_out_rows,
-                                       precision_at_k, raw_knn_ranking, selection_score, self_at_k, split_halves)
+                                       precision_at_k, raw_knn_ranking, reciprocal_rank, selection_score,
+                                       self_at_k, split_halves, summarise)
 from core.recommend import RecommendService
 
 MODS = ("text", "image", "audio")
@@ -110,6 +111,11 @@ def test_metrics_on_a_worked_example():
     # chance: among the 5 other items, 2 are "a"; among items 1..3 only, 2 of 3 others
     assert chance_precision(0, labels, np.ones(6, bool)) == pytest.approx(2 / 5)
     assert chance_precision(0, labels, np.array([1, 1, 1, 1, 0, 0], bool)) == pytest.approx(2 / 3)
+    # the exact match: item 0 is second, so self@1 is 0 and its reciprocal rank 1/2 (0 beyond the top k)
+    assert reciprocal_rank(ranking, 0, 5) == 0.5 and reciprocal_rank(ranking, 1, 4) == 0.0
+    assert reciprocal_rank(ranking, 2, 5) == 1.0
+    means = summarise([ranking, np.array([0, 2, 3])], [0, 0], labels, 2)
+    assert means == {"precision@2": pytest.approx(0.5), "self@2": 1.0, "self@1": 0.5, "mrr@2": 0.75}
 
 
 def test_raw_knn_ranks_by_cosine_among_items_that_carry_the_field():
@@ -142,12 +148,12 @@ def test_evaluate_retrieval_reproduces_hand_worked_figures():
     # of item 3 = (0, 1) scores the y-coordinates: item 3 first (0.667), then item 1 (a, 0.65): 1 and 0.
     text = result["text"]
     assert text["queries"] == 2
-    assert text["fusion"] == {"precision@1": 0.0, "self@1": 1.0}
+    assert text["fusion"] == {"precision@1": 0.0, "self@1": 1.0, "mrr@1": 1.0}
     assert text["chance"] == pytest.approx(2 / 5)
     # raw text kNN: item 0's nearest other is item 1 (a), item 3's is item 4 (b): precision 1, self 1
     assert text["raw_knn"]["precision@1"] == 1.0 and text["raw_knn"]["self@1"] == 1.0
     # with the learned bias (5 for every b item) both queries return b items first: 3 itself, then 4 or 5
-    assert text["fusion_learned_bias"] == {"precision@1": 0.5, "self@1": 0.5}
+    assert text["fusion_learned_bias"] == {"precision@1": 0.5, "self@1": 0.5, "mrr@1": 0.5}
     # restricted to text, the item vectors are the text vectors: 0's best other is 1, 3's is 4 → 1.0
     assert text["restricted"]["text"]["precision@1"] == 1.0 and text["restricted"]["text"]["self@1"] == 1.0
     # image queries: only items 0 and 3 carry an image; chance among image carriers: none of the other is alike
@@ -330,3 +336,24 @@ def test_choose_weights_matches_the_service_and_prefers_the_upload_similarity_he
         assert value == pytest.approx(selection_score(result, 1))
     # text queries: precision@1 goes from 0 to 1 with the text similarity (worked out above)
     assert scores[(0.0, 1.0, 0.0)] > scores[(0.0, 0.0, 0.0)] and best[1] == 1.0
+
+
+def test_fusion_is_compared_with_the_best_raw_field_chosen_on_validation():
+    from benchmarks.retrieval import fusion_versus_raw
+
+    def block(fusion, joined, fields):
+        return {"raw_knn": {"precision@2": float(np.mean(joined))},
+                "raw_knn_fields": {f: {"precision@2": float(np.mean(v))} for f, v in fields.items()},
+                "per_query": {"fusion": {"precision@2": fusion}, "raw_knn": {"precision@2": joined},
+                              **{f"raw_knn:{f}": {"precision@2": v} for f, v in fields.items()}}}
+
+    # on validation the single field "clap" (.75) beats the joined fields (.5) and "mfcc" (.25)
+    valid = block([0.5] * 4, [0.5] * 4, {"clap": [1, 1, 1, 0], "mfcc": [0, 0, 1, 0]})
+    # on test, fusion beats the joined fields on every query but not "clap", which it must be compared with
+    test = block([1.0, 0.5, 1.0, 0.5], [0.0] * 4, {"clap": [1.0, 0.5, 1.0, 0.5], "mfcc": [0.0] * 4})
+    v = fusion_versus_raw(test, valid, k=2)
+    assert v["best_raw"] == "clap" and v["valid_candidates"] == {"joined": 0.5, "clap": 0.75, "mfcc": 0.25}
+    assert v["difference"] == 0.0 and v["verdict"] == "no distinguishable difference"
+    ahead = fusion_versus_raw(block([1.0] * 4, [0.0] * 4, {"clap": [0.0] * 4}), valid | {"raw_knn_fields": {
+        "clap": {"precision@2": 0.75}}}, k=2)
+    assert ahead["best_raw"] == "clap" and ahead["lo"] > 0 and ahead["verdict"] == "fusion ahead"
