@@ -98,8 +98,8 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
     from core.evaluation.retrieval import choose_weights, evaluate_retrieval, held_out_rows, split_halves
     from core.evaluation.retrieval import CRITERION
     from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_GRID
-    from core.similarity import (DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_GRID, NEIGHBOURS,
-                                 SIMILARITY_GRID)
+    from core.similarity import (CLOSEST_GRID, DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT,
+                                 DEFAULT_SIMILARITY_WEIGHT, LIKE_GRID, NEIGHBOURS, SIMILARITY_GRID)
     from core.recommend import RecommendService
     from core.store import Store
 
@@ -117,19 +117,28 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
     model, data, source = train_without(train_catalog, embeddings, epochs, seed, overrides, store)
     service = RecommendService(train_catalog, embeddings, model, encoders={}, data=data)
     say("choosing the prior, similarity and like weights on the validation half")
-    details: dict[tuple[float, float, float], dict[str, dict[str, float]]] = {}
-    (chosen, lam, mu), criterion = choose_weights(service, labels, valid, PRIOR_GRID, SIMILARITY_GRID, LIKE_GRID,
-                                                  k, progress=lambda d, t, m: say(f"  {m}: {d}/{t}"),
-                                                  details=details)
-    say(f"chosen prior weight {chosen}, similarity weight {lam}, like weight {mu}; measuring the test half")
+    details: dict[tuple[float, float, float, float], dict[str, dict[str, float]]] = {}
+    (chosen, lam, mu, kappa), criterion = choose_weights(
+        service, labels, valid, PRIOR_GRID, SIMILARITY_GRID, LIKE_GRID, k,
+        progress=lambda d, t, m: say(f"  {m}: {d}/{t}"), details=details, closest_grid=CLOSEST_GRID)
+    say(f"chosen prior weight {chosen}, similarity weight {lam}, like weight {mu}, closest-match weight {kappa}; "
+        "measuring the test half")
     queries = evaluate_retrieval(service, labels, test, k, prior_weight=chosen, similarity_weight=lam,
-                                 like_weight=mu, progress=lambda d, t, m: say(f"  {m} queries done ({d}/{t})"))
+                                 like_weight=mu, closest_weight=kappa,
+                                 progress=lambda d, t, m: say(f"  {m} queries done ({d}/{t})"))
     on_valid = evaluate_retrieval(service, labels, valid, k, prior_weight=chosen, restricted=False,
-                                  similarity_weight=lam, like_weight=mu)
-    shipped = (DEFAULT_PRIOR_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, DEFAULT_LIKE_WEIGHT)
+                                  similarity_weight=lam, like_weight=mu, closest_weight=kappa)
+    shipped = (DEFAULT_PRIOR_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_CLOSEST_WEIGHT)
     at_defaults = evaluate_retrieval(service, labels, test, k, prior_weight=shipped[0], restricted=False,
-                                     similarity_weight=shipped[1], like_weight=shipped[2])
+                                     similarity_weight=shipped[1], like_weight=shipped[2],
+                                     closest_weight=shipped[3])
     versus = {m: fusion_versus_raw(queries[m], on_valid[m], k, seed) for m in queries if queries[m]["queries"]}
+    # the weights the earlier criterion ((precision@k + self@k) / 2, no closest-match term) chose, for comparison
+    earlier = [t for t in details if t[3] == 0.0]
+    before = max(sorted(earlier), key=lambda t: (round(float(np.mean(
+        [(v[f"precision@{k}"] + v[f"self@{k}"]) / 2 for v in details[t].values()])), 12), -t[2], -t[1], -t[0]))
+    at_before = evaluate_retrieval(service, labels, test, k, prior_weight=before[0], restricted=False,
+                                   similarity_weight=before[1], like_weight=before[2])
     return {
         "protocol": {
             "catalog": catalog.name, "items": len(catalog.items), "label": column,
@@ -145,7 +154,7 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
                                  f"by precision@{k}; paired bootstrap 95% CI over the test queries",
             "exact_match": "self@1: the query item itself ranked first; MRR: mean of 1 / its own rank within the "
                            f"top {k} (0 beyond)",
-            "weight_selection": "prior, similarity and like weights chosen together on the validation half of the "
+            "weight_selection": "prior, similarity, like and closest-match weights chosen together on the validation half of the "
                                 "held-out items (per category) by the " + CRITERION.format(k=k)
                                 + "; the smaller weights on ties; figures reported on the test half",
             "fusion_configuration": source,
@@ -159,13 +168,21 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
         "prior": {"grid": list(PRIOR_GRID), "chosen": chosen},
         "similarity": {"grid": list(SIMILARITY_GRID), "chosen": lam},
         "like": {"grid": list(LIKE_GRID), "chosen": mu},
-        "validation_criterion": {f"{w},{s},{m}": v for (w, s, m), v in criterion.items()},
-        "validation_figures": {f"{w},{s},{m}": v for (w, s, m), v in details.items()},
+        "closest": {"grid": list(CLOSEST_GRID), "chosen": kappa},
+        "at_grid_top": [name for name, v, grid in (("prior", chosen, PRIOR_GRID), ("similarity", lam, SIMILARITY_GRID),
+                                                   ("like", mu, LIKE_GRID), ("closest", kappa, CLOSEST_GRID))
+                        if v == max(grid) and v > 0],
+        "validation_criterion": {",".join(map(str, t)): v for t, v in criterion.items()},
+        "validation_figures": {",".join(map(str, t)): v for t, v in details.items()},
         "queries": queries,
         "validation": {m: {"fusion": r["fusion"], "raw_knn": r["raw_knn"], "raw_knn_fields": r["raw_knn_fields"]}
                        for m, r in on_valid.items()},
         "fusion_versus_raw": versus,
-        "at_core_defaults": {"weights": {"prior": shipped[0], "similarity": shipped[1], "like": shipped[2]},
+        "previous_criterion": {"criterion": f"mean over query modalities of (precision@{k} + self@{k}) / 2",
+                               "weights": {"prior": before[0], "similarity": before[1], "like": before[2]},
+                               "queries": {m: r["fusion"] for m, r in at_before.items()}},
+        "at_core_defaults": {"weights": {"prior": shipped[0], "similarity": shipped[1], "like": shipped[2],
+                                         "closest": shipped[3]},
                              "queries": {m: r["fusion"] for m, r in at_defaults.items()}},
     }
 
@@ -199,8 +216,10 @@ def format_table(result: dict[str, Any]) -> str:
              f"({prot['label']}, {prot['categories']} categories); chosen on the validation half by the "
              f"{prot['weight_selection'].split(' by the ')[-1].split(';')[0]}: popularity prior "
              f"{result['prior']['chosen']}, similarity to the upload {result['similarity']['chosen']}, items like "
-             f"your upload {result['like']['chosen']}",
+             f"your upload {result['like']['chosen']}, closest match {result.get('closest', {}).get('chosen', 0.0)}",
              f"fusion configuration: {prot.get('fusion_configuration', '?')}",
+             *([f"at the top of its grid (extend the grid and run again): {', '.join(result['at_grid_top'])}"]
+               if result.get("at_grid_top") else []),
              "",
              f"{'query':<7} {'ranker':<22} {'n':>4} {p:>13} {'self@1':>7} {'MRR@' + str(k):>7} {s:>8} {'chance':>7}"]
 
@@ -221,11 +240,18 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{m:<7} best raw: {v['best_raw']:<12} fusion {v['fusion']:.3f} vs {v['raw']:.3f}: "
                          f"{v['difference']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}] over {v['queries']} queries: "
                          f"{v['verdict']}")
+    earlier = result.get("previous_criterion")
+    if earlier:
+        w = earlier["weights"]
+        lines += ["", f"chosen by the earlier criterion, {earlier['criterion']} (prior {w['prior']}, similarity "
+                      f"{w['similarity']}, like {w['like']}), test half: {p} / self@1 / MRR@{k}"]
+        for m, v in earlier["queries"].items():
+            lines.append(f"{m:<7} {v[p]:.3f} / {v['self@1']:.3f} / {v[mrr]:.3f}")
     defaults = result.get("at_core_defaults")
     if defaults:
         w = defaults["weights"]
         lines += ["", f"at the weights core ships (prior {w['prior']}, similarity {w['similarity']}, like "
-                      f"{w['like']}), test half: {p} / self@1 / MRR@{k}"]
+                      f"{w['like']}, closest match {w.get('closest', 0.0)}), test half: {p} / self@1 / MRR@{k}"]
         for m, v in defaults["queries"].items():
             lines.append(f"{m:<7} {v[p]:.3f} / {v['self@1']:.3f} / {v[mrr]:.3f}")
     lines += ["", f"fusion, the joint space alone (no prior, no similarity terms) / with the learned item bias "
@@ -242,9 +268,9 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{m:<7} " + "   ".join(cells))
     crit = result["validation_criterion"]
     best = sorted(crit.items(), key=lambda kv: -kv[1])[:5]
-    lines += ["", "validation criterion, best five (prior, similarity, like): "
+    lines += ["", "validation criterion, best five (prior, similarity, like, closest match): "
               + ", ".join(f"({w}): {v:.3f}" for w, v in best)
-              + f"; all three 0: {crit.get('0.0,0.0,0.0', float('nan')):.3f}"]
+              + f"; all four 0: {crit.get('0.0,0.0,0.0,0.0', float('nan')):.3f}"]
     return "\n".join(lines)
 
 

@@ -69,7 +69,8 @@ class ScorePart:
     detail: str = ""  # e.g. "of which +8.000 is its similarity to your upload"
 
 
-TERM_WORDS = {"prior": "the popularity prior", "like_upload": "items like your upload"}
+TERM_WORDS = {"prior": "the popularity prior", "like_upload": "items like your upload",
+              "closest_match": "being the closest match to your upload"}
 HISTORY_WORDS = "listening history"
 OFFSET_WORDS = "its learned item bias"
 BASE_WORDS = "what is left with no modality"
@@ -227,9 +228,10 @@ def card_sentence(rec: Any) -> str:
     raising = [(p, v) for p, v in _shown(parts, float(rec.score)) if v > 0]
     if not raising:
         return "Nothing in particular raised it: every part of its score was small or negative."
-    named = raising[:2]
-    rest = [p for p, _ in raising[2:]]
-    said = _join([f"{p.label} ({_pct(shares[p.key])})" for p, _ in named])
+    # the two largest, and the closest match whenever it counts: it is why an item is first
+    named = [p for i, (p, _) in enumerate(raising) if i < 2 or p.key == "closest_match"]
+    rest = [p for p, _ in raising if p not in named]
+    said = _join([f"{p.label} ({_pct(shares[p.key])})" for p in named])
     return (f"Brought here by {said}" + (f"; {len(rest)} smaller part{'s' * (len(rest) != 1)} added the rest"
                                          if rest else "") + ".")
 

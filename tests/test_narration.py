@@ -96,6 +96,7 @@ def test_explain_and_card_sentences_add_up_for_several_queries(name):
     from tests.evaluation.test_retrieval import _toy_catalog
 
     service, _ = _toy_catalog()
+    service.closest_weight = 3.0  # the closest match to the upload is a part of its own
     query = service.encode_fields({f: np.array(v, np.float32) for f, v in QUERIES[name].items()})
     result = service.recommend(query, k=4, prior_weight=0.2, similarity_weight=2.0, like_weight=1.5)
     explainer = ExplainService(service)

@@ -69,7 +69,7 @@ class ToyContentModel:
 
 def toy_service(vectors: dict[str, list], labels: list[str], bias, popularity,
                 prior_weight: float = 0.0, similarity_weight: float = 0.0,
-                like_weight: float = 0.0) -> tuple[RecommendService, list[str]]:
+                like_weight: float = 0.0, closest_weight: float = 0.0) -> tuple[RecommendService, list[str]]:
     """A service over items whose modality vectors are `vectors[m][i]` (None = the item lacks m)."""
     n = len(labels)
     dim = len(next(v for vs in vectors.values() for v in vs if v is not None))
@@ -83,7 +83,8 @@ def toy_service(vectors: dict[str, list], labels: list[str], bias, popularity,
     catalog = Catalog(name="toy", items=[Item(id=i, title=i, metadata={"genre": g}) for i, g in zip(ids, labels)])
     model = ToyContentModel(emb, np.asarray(bias, float), np.asarray(popularity, float))
     return RecommendService(catalog, emb, model, encoders={}, prior_weight=prior_weight,
-                            similarity_weight=similarity_weight, like_weight=like_weight), labels
+                            similarity_weight=similarity_weight, like_weight=like_weight,
+                            closest_weight=closest_weight), labels
 
 
 # -- splits ---------------------------------------------------------------------------------------------
@@ -177,9 +178,9 @@ def test_weights_are_chosen_on_validation_and_reported():
     service, labels = _toy_catalog()
     # the cold items 0..2 must come back for their own queries: any prior weight favours b instead
     best, scores = choose_weights(service, labels, np.array([0, 1, 2]), (0.0, 0.5, 1.0), (0.0,), (0.0,), k=1)
-    assert best == (0.0, 0.0, 0.0) and scores[(0.0, 0.0, 0.0)] > scores[(1.0, 0.0, 0.0)]
+    assert best == (0.0, 0.0, 0.0, 0.0) and scores[(0.0, 0.0, 0.0, 0.0)] > scores[(1.0, 0.0, 0.0, 0.0)]
     at_zero = evaluate_retrieval(service, labels, np.array([0, 1, 2]), k=1, prior_weight=0.0, restricted=False)
-    assert scores[(0.0, 0.0, 0.0)] == pytest.approx(selection_score(at_zero, 1))
+    assert scores[(0.0, 0.0, 0.0, 0.0)] == pytest.approx(selection_score(at_zero, 1))
 
 
 # -- the popularity prior -------------------------------------------------------------------------------
@@ -329,13 +330,14 @@ def test_what_if_with_similarity_terms_keeps_carriers_first_and_weight_zero_remo
 def test_choose_weights_matches_the_service_and_prefers_the_upload_similarity_here():
     service, labels = _toy_catalog()
     rows = np.array([0, 3])
-    best, scores = choose_weights(service, labels, rows, (0.0,), (0.0, 1.0), (0.0, 0.5), k=1)
-    for (w, lam, mu), value in scores.items():
+    best, scores = choose_weights(service, labels, rows, (0.0,), (0.0, 1.0), (0.0, 0.5), k=1,
+                                  closest_grid=(0.0, 2.0))
+    for (w, lam, mu, kappa), value in scores.items():
         result = evaluate_retrieval(service, labels, rows, k=1, prior_weight=w, restricted=False,
-                                    similarity_weight=lam, like_weight=mu)
+                                    similarity_weight=lam, like_weight=mu, closest_weight=kappa)
         assert value == pytest.approx(selection_score(result, 1))
     # text queries: precision@1 goes from 0 to 1 with the text similarity (worked out above)
-    assert scores[(0.0, 1.0, 0.0)] > scores[(0.0, 0.0, 0.0)] and best[1] == 1.0
+    assert scores[(0.0, 1.0, 0.0, 0.0)] > scores[(0.0, 0.0, 0.0, 0.0)] and best[1] == 1.0
 
 
 def test_fusion_is_compared_with_the_best_raw_field_chosen_on_validation():
@@ -357,3 +359,54 @@ def test_fusion_is_compared_with_the_best_raw_field_chosen_on_validation():
     ahead = fusion_versus_raw(block([1.0] * 4, [0.0] * 4, {"clap": [0.0] * 4}), valid | {"raw_knn_fields": {
         "clap": {"precision@2": 0.75}}}, k=2)
     assert ahead["best_raw"] == "clap" and ahead["lo"] > 0 and ahead["verdict"] == "fusion ahead"
+
+
+# -- the best-matching item first: a hand-made six-track catalog with a hub ----------------------------------
+def _unit(v) -> list[float]:
+    v = np.asarray(v, float)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+SIX_LABELS = ["world", "dnb", "ambient", "piano", "techno", "folk"]
+SIX = {  # track 1 (drum and bass) is the hub: central in every modality and the most played
+    "text": [_unit([1, 0, 0.3]), _unit([1, 1, 1]), _unit([0, 1, 0.2]), _unit([0.2, 1, 0]), _unit([0.3, 0.1, 1]),
+             _unit([1, 0.3, 0])],
+    "image": [_unit([1, 0.1, 0]), _unit([0.9, 0.9, 0.9]), _unit([0, 1, 0.1]), _unit([0.1, 0.8, 0.3]),
+              _unit([0, 0.2, 1]), _unit([0.8, 0, 0.4])],
+    "audio": [_unit([0.2, 0, 1]), _unit([1, 1, 1]), _unit([1, 0.2, 0]), _unit([0.9, 0.4, 0]), _unit([0, 0.3, 1]),
+              _unit([0.4, 1, 0])],
+}
+SIX_PLAYS = [2, 60, 5, 8, 20, 3]
+
+
+def _six(prior: float, lam: float, mu: float, kappa: float) -> RecommendService:
+    return toy_service(SIX, SIX_LABELS, np.zeros(6), SIX_PLAYS, prior, lam, mu, kappa)[0]
+
+
+def test_each_tracks_own_text_cover_and_clip_ranks_it_first_at_the_shipped_weights():
+    from core.prior import DEFAULT_PRIOR_WEIGHT
+    from core.similarity import DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT
+
+    shipped = (DEFAULT_PRIOR_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_CLOSEST_WEIGHT)
+
+    def self_at_1(weights):
+        w, lam, mu, kappa = weights
+        result = evaluate_retrieval(_six(*weights), SIX_LABELS, np.arange(6), k=5, prior_weight=w,
+                                    restricted=False, similarity_weight=lam, like_weight=mu, closest_weight=kappa)
+        return {m: r["fusion"]["self@1"] for m, r in result.items()}
+
+    # before: "items like your upload" (μ 32 over λ 16) lifted the hub above the exact match
+    assert self_at_1((0.05, 16.0, 32.0, 0.0)) == {"text": 5 / 6, "image": 0.5, "audio": 0.5}
+    now = self_at_1(shipped)
+    assert now["text"] >= 0.9 and now["image"] >= 0.9 and now["audio"] >= 0.8, now
+    # through the service as a user would ask: a sentence near track 0's text (not its exact words) puts
+    # track 0 first, and the card names why
+    from core.narration import card_sentence
+
+    service = _six(*shipped)
+    query = service.encode_fields({"text": np.array([_unit([1, 0, 0.5])], np.float32)})
+    first = service.recommend(query, k=3).items[0]
+    assert first.item_id == "i0" and first.terms["closest_match"] == pytest.approx(shipped[3])
+    assert "the closest match to your upload" in card_sentence(first)
+    before = _six(0.05, 16.0, 32.0, 0.0).recommend(query, k=3).items
+    assert before[0].item_id == "i1"  # the hub, as the issue saw it
