@@ -186,7 +186,8 @@ with left:
                        f"(raw-encoder cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
                        + ", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {v:+.4f}" for m, v in similarity.items())
                        + "), present exactly when the item carries that modality; “items like your upload” "
-                       "(joint-space cosine to the items nearest the upload) is a player of its own, like the prior.")
+                       "(joint-space cosine to the items nearest the upload) and the “closest match to your upload” "
+                       "(the one item most similar to it) are players of their own, like the prior.")
     else:
         st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
                    f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}). This is a known "
