@@ -138,7 +138,7 @@ with head[1]:
               help=f"Raw score {exp.score:.3f} (the exact numbers are under “Raw numbers” below)")
     m2.metric("Score", f"{exp.score:.3f}",
               help="What the model ranks by: the sum of the parts below (the waterfall builds it up)")
-    m3.metric("Largest part", largest.label.removeprefix("its ").capitalize() if largest else "—",
+    m3.metric("Largest part", largest.label.removeprefix("its ").removeprefix("being ").capitalize() if largest else "—",
               f"{largest.value:+.3f}" if largest else None,
               help="The part of the score that moved it most, modality or not (listening history, the "
                    "popularity prior and items like your upload count too)")

@@ -172,6 +172,8 @@ def draw_explain(out: ExplainOutcome) -> None:
                                                terms=dict(exp.terms), term_labels=dict(exp.term_labels),
                                                history=history if abs(history) > 1e-9 else None),
                       key=f"tour_waterfall_{index}")
+    left.caption(":material/help: **What does this mean?** Each bar adds its part to the score, left to right; "
+                 "the last bar is the score. The sentences above name the same parts, largest first.")
     if not exp.feature_shap.empty:
         right.plotly_chart(charts.feature_shap_bar(exp.feature_shap, top=10), key=f"tour_features_{index}")
     tokens = charts.token_pairs(exp.token_shap)
