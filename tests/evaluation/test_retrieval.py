@@ -410,3 +410,29 @@ def test_each_tracks_own_text_cover_and_clip_ranks_it_first_at_the_shipped_weigh
     assert "the closest match to your upload" in card_sentence(first)
     before = _six(0.05, 16.0, 32.0, 0.0).recommend(query, k=3).items
     assert before[0].item_id == "i1"  # the hub, as the issue saw it
+
+
+def test_the_table_names_the_configuration_each_raw_field_and_the_best_raw_verdict():
+    from benchmarks.retrieval import format_table, fusion_versus_raw
+
+    service, labels = _toy_catalog()
+    rows = np.arange(6)
+    queries = evaluate_retrieval(service, labels, rows, k=2, similarity_weight=1.0, closest_weight=1.0)
+    result = {
+        "protocol": {"catalog": "toy", "test_items": 6, "label": "genre", "categories": 2, "k": 2,
+                     "weight_selection": "… by the mean over query modalities of (precision@2 + self@1 + MRR@2) "
+                                         "/ 3; the smaller weights on ties",
+                     "fusion_configuration": "untuned starting point (content only, linear heads)"},
+        "prior": {"chosen": 0.0}, "similarity": {"chosen": 1.0}, "like": {"chosen": 0.0},
+        "closest": {"chosen": 1.0}, "at_grid_top": ["similarity"], "queries": queries,
+        "fusion_versus_raw": {m: fusion_versus_raw(queries[m], queries[m], 2) for m in queries},
+        "validation_criterion": {"0.0,1.0,0.0,1.0": 0.9, "0.0,0.0,0.0,0.0": 0.5},
+    }
+    table = format_table(result)
+    assert "fusion configuration: untuned starting point (content only, linear heads)" in table
+    assert "at the top of its grid (extend the grid and run again): similarity" in table
+    assert "closest match 1.0" in table and "(precision@2 + self@1 + MRR@2) / 3" in table
+    for m in ("text", "image", "audio"):
+        assert f"raw kNN, {m}" in table  # each single field, even a modality's only one
+        assert f"{m:<7} best raw: " in table
+    assert "all four 0: 0.500" in table
