@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -58,50 +59,205 @@ def _join(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+@dataclass(frozen=True)
+class ScorePart:
+    """One additive part of a score as the studio says it: a key, words for it, its value and a detail."""
+
+    key: str  # "history", "offset", a modality ("text", "image", "audio") or a term ("prior", "like_upload")
+    label: str  # what the sentence calls it, e.g. "its cover", "items like your upload"
+    value: float
+    detail: str = ""  # e.g. "of which +8.000 is its similarity to your upload"
+
+
+TERM_WORDS = {"prior": "the popularity prior", "like_upload": "items like your upload",
+              "closest_match": "being the closest match to your upload"}
+HISTORY_WORDS = "listening history"
+OFFSET_WORDS = "its learned item bias"
+BASE_WORDS = "what is left with no modality"
+
+
+def rounded_parts(values: Sequence[float], total: float, decimals: int = 3) -> list[float]:
+    """`values` rounded to `decimals` so that the rounded values add up exactly to `total` rounded the same
+    way (largest remainder: the parts whose rounding lost or gained most take the difference, one unit
+    each). The exact values must add up to `total`."""
+    unit = 10.0 ** -decimals
+    target = round(round(float(total), decimals) / unit)
+    exact = [float(v) / unit for v in values]
+    floors = [math.floor(x) for x in exact]
+    missing = int(target - sum(floors))
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    if missing >= 0:
+        for i in order[:missing]:
+            floors[i] += 1
+    else:  # the parts add up to more than the total rounded: take units from the smallest remainders
+        for i in order[::-1][:-missing]:
+            floors[i] -= 1
+    return [round(f * unit, decimals) for f in floors]
+
+
+def score_parts(base_value: float, shapley: Mapping[str, float], terms: Mapping[str, float] | None = None,
+                history: float | None = None, offset: float | None = None,
+                similarity: Mapping[str, float] | None = None, term_words: Mapping[str, str] | None = None
+                ) -> list[ScorePart]:
+    """Every additive part of a score, largest (by size) first: the listening history and the item's own
+    offset (or, without them, the base value), each modality's Shapley value (its similarity to the upload
+    named inside it) and each named term. Their values add up to base_value + Σ shapley + Σ terms = score."""
+    words = {**TERM_WORDS, **dict(term_words or {})}
+    parts: list[ScorePart] = []
+    if history is None:
+        parts.append(ScorePart("base", BASE_WORDS, float(base_value)))
+    else:
+        off = float(base_value) - float(history) if offset is None else float(offset)
+        parts.append(ScorePart("history", HISTORY_WORDS, float(base_value) - off))
+        parts.append(ScorePart("offset", OFFSET_WORDS, off))
+    similarity = dict(similarity or {})
+    for m, v in shapley.items():
+        sim = float(similarity.get(m, 0.0))
+        detail = f"of which {sim:+.3f} is its similarity to your upload" if abs(sim) >= 0.0005 else ""
+        parts.append(ScorePart(m, f"its {LABELS.get(m, m)}", float(v), detail))
+    for t, v in (terms or {}).items():
+        parts.append(ScorePart(t, words.get(t, t), float(v)))
+    return sorted(parts, key=lambda p: -abs(p.value))
+
+
+def _shown(parts: Sequence[ScorePart], score: float) -> list[tuple[ScorePart, float]]:
+    """(part, value as printed) for the parts that print as non-zero; the printed values add up to the
+    printed score."""
+    shown = rounded_parts([p.value for p in parts], score)
+    return [(p, v) for p, v in zip(parts, shown) if v != 0]
+
+
+def _pct(share: float) -> str:
+    """A share as a whole percentage; "<1%" for a part too small to show as 1% but not nothing."""
+    return "<1%" if 0 < share < 0.005 else f"{share:.0%}"
+
+
+def _num(v: float) -> str:
+    return f"{v:+.3f}".replace("+-", "-")
+
+
+def score_sum_sentence(score: float, parts: Sequence[ScorePart]) -> str:
+    """"Score 59.908 = +25.643 (items like your upload) +14.487 (its cover, of which …) …": every part that
+    moved the score, largest first, printed so that the printed numbers add up to the printed score."""
+    shown = _shown(parts, score)
+    if not shown:
+        return f"Score {score:.3f}: nothing moved it."
+    return (f"Score {score:.3f} = " + " ".join(f"{_num(v)} ({p.label}{', ' + p.detail if p.detail else ''})"
+                                                for p, v in shown) + ".")
+
+
+def part_shares(parts: Sequence[ScorePart]) -> dict[str, float]:
+    """Each part's share of the summed sizes of all parts (0 everywhere when all are 0)."""
+    total = sum(abs(p.value) for p in parts)
+    return {p.key: (abs(p.value) / total if total > 0 else 0.0) for p in parts}
+
+
 def explanation_sentences(title: str, score: float, base_value: float, shapley: Mapping[str, float],
-                          features: pd.DataFrame | None = None, tokens: pd.DataFrame | None = None) -> list[str]:
-    """Two or three sentences saying why `title` scored `score`: which modality carried it (with its
-    share), the named features and words that raised it most, and what held it back."""
-    if not shapley:
-        return [f"“{title}” scored {score:.3f} from its id and bias alone: it carries no modality."]
-    shares = modality_shares(shapley)
-    order = sorted(shapley, key=lambda m: shapley[m], reverse=True)
-    top = order[0]
-    details: list[str] = []
-    if top == "text":
-        words = _top_words(tokens)
-        details.append(f"the words {_join(words)}" if words else "")
+                          features: pd.DataFrame | None = None, tokens: pd.DataFrame | None = None,
+                          terms: Mapping[str, float] | None = None, history: float | None = None,
+                          offset: float | None = None, similarity: Mapping[str, float] | None = None,
+                          term_words: Mapping[str, str] | None = None) -> list[str]:
+    """Sentences saying why `title` scored `score`, led by the largest part: what carried it (every part
+    that moved it, with its share of them all: modalities, listening history, the item's offset, the prior,
+    items like the upload), the named features and words behind its largest modality, what held it back,
+    and the sum, printed so that it adds up to the printed score."""
+    parts = score_parts(base_value, shapley, terms, history, offset, similarity, term_words)
+    shown = _shown(parts, score)
+    if not shown:
+        return [f"“{title}” scored {score:.3f}: no part of the score moved it."]
+    shares = part_shares(parts)
+    raising = [(p, v) for p, v in shown if v > 0]
+    lowering = [(p, v) for p, v in shown if v < 0]
+    if not raising:
+        lead = f"Nothing raised “{title}”: its score {score:.3f} is what is left after every part lowered it."
     else:
-        details += _top_features(features, top)
-    detail = f": {_join(details)}" if any(details) else ""
-    if shapley[top] <= 0:
-        lead = (f"No modality raised “{title}”: its score {score:.3f} comes from its id and bias "
-                f"({base_value:+.3f}), and every modality lowered it.")
-        return [lead]
-    if shares[top] >= DOMINANT_SHARE:
-        lead = (f"“{title}” is here mostly for its {LABELS.get(top, top)} ({shares[top]:.0%} of what the "
-                f"modalities added){detail}.")
-    elif max(shares.values()) <= EVEN_SHARE:
-        lead = (f"“{title}” is here for several reasons at once: "
-                + _join([f"its {LABELS.get(m, m)} ({shares[m]:.0%})" for m in order]) + f"; the largest, its "
-                f"{LABELS.get(top, top)}, brings{detail or ' most'}.")
-    else:
-        second = order[1] if len(order) > 1 else None
-        lead = (f"“{title}” is here chiefly for its {LABELS.get(top, top)} ({shares[top]:.0%}){detail}"
-                + (f", helped by its {LABELS.get(second, second)} ({shares[second]:.0%})."
-                   if second and shapley[second] > 0 else "."))
+        top, top_v = raising[0]
+        if shares[top.key] >= DOMINANT_SHARE:
+            lead = (f"“{title}” is here mostly for {top.label} ({_num(top_v)}, {_pct(shares[top.key])} of all "
+                    "that moved its score).")
+        elif len(raising) > 1 and shares[top.key] <= EVEN_SHARE:
+            lead = (f"“{title}” is here for several reasons, largest first: "
+                    + _join([f"{p.label} ({_num(v)}, {_pct(shares[p.key])})" for p, v in raising]) + ".")
+        else:
+            second = raising[1] if len(raising) > 1 else None
+            lead = (f"“{title}” is here chiefly for {top.label} ({_num(top_v)}, {_pct(shares[top.key])})"
+                    + (f", helped by {second[0].label} ({_num(second[1])}, {_pct(shares[second[0].key])})."
+                       if second else "."))
     sentences = [lead]
-    if "text" != top and "text" in shapley and shapley["text"] > 0:
-        words = _top_words(tokens)
-        if words:
-            sentences.append(f"Its text adds {shapley['text']:+.3f}, most through {_join(words)}.")
-    against = [m for m in order if shapley[m] < 0]
-    if against:
-        sentences.append("Held back by its " + _join([f"{LABELS.get(m, m)} ({shapley[m]:+.3f})" for m in against])
-                         + ".")
-    sentences.append(f"Score {score:.3f} = {base_value:.3f} without any modality "
-                     + " ".join(f"{shapley[m]:+.3f} ({LABELS.get(m, m)})" for m in order) + ".")
+    modal = [p for p, v in raising if p.key in shapley]
+    if modal:
+        m = modal[0].key
+        details = [f"the words {_join(_top_words(tokens))}"] if m == "text" and _top_words(tokens) \
+            else _top_features(features, m) if m != "text" else []
+        if details:
+            sentences.append(f"Within {LABELS.get(m, m) if m != 'text' else 'its text'}, {_join(details)} "
+                             "raised it most.")
+        if m != "text" and "text" in shapley and shapley["text"] > 0 and _top_words(tokens):
+            sentences.append(f"Its text adds {shapley['text']:+.3f}, most through {_join(_top_words(tokens))}.")
+    if lowering:
+        sentences.append("Held back by " + _join([f"{p.label} ({_num(v)})" for p, v in lowering]) + ".")
+    sentences.append(score_sum_sentence(score, parts))
     return sentences
+
+
+def sentences_for(title: str, explanation: Any, features: bool = True) -> list[str]:
+    """explanation_sentences for a core.explain.Explanation: every part it holds, named."""
+    history = getattr(explanation, "history", None)
+    return explanation_sentences(
+        title, float(explanation.score), float(explanation.base_value),
+        {m: float(v) for m, v in dict(explanation.modality_shapley).items()},
+        explanation.feature_shap if features else None, explanation.token_shap if features else None,
+        terms={t: float(v) for t, v in dict(getattr(explanation, "terms", None) or {}).items()},
+        history=None if history is None else float(history),
+        offset=float(getattr(explanation, "offset", 0.0) or 0.0),
+        similarity=dict(getattr(explanation, "similarity", None) or {}))
+
+
+def card_parts(rec: Any) -> list[ScorePart]:
+    """score_parts of a core.recommend.Recommendation (score = offset + history + Σ contributions + Σ terms)."""
+    return score_parts(float(rec.base), {m: float(v) for m, v in dict(rec.contributions).items()},
+                       {t: float(v) for t, v in dict(rec.terms or {}).items()}, history=float(rec.history),
+                       offset=float(rec.offset), similarity=dict(rec.similarity or {}))
+
+
+def card_sentence(rec: Any) -> str:
+    """One plain sentence for a result card: what brought the item here, the largest parts first, with
+    their shares of all that moved its score."""
+    parts = card_parts(rec)
+    shares = part_shares(parts)
+    raising = [(p, v) for p, v in _shown(parts, float(rec.score)) if v > 0]
+    if not raising:
+        return "Nothing in particular raised it: every part of its score was small or negative."
+    # the two largest, and the closest match whenever it counts: it is why an item is first
+    named = [p for i, (p, _) in enumerate(raising) if i < 2 or p.key == "closest_match"]
+    rest = [p for p, _ in raising if p not in named]
+    said = _join([f"{p.label} ({_pct(shares[p.key])})" for p in named])
+    return (f"Brought here by {said}" + (f"; {len(rest)} smaller part{'s' * (len(rest) != 1)} added the rest"
+                                         if rest else "") + ".")
+
+
+def score_table(recs: Sequence[Any]) -> pd.DataFrame:
+    """The raw numbers behind result cards: rank, item, title, score, share of #1 and every part of the
+    score (history, offset, modalities, terms, and each modality's similarity to the upload)."""
+    rows = []
+    for rec, share in zip(recs, relative_scores([float(r.score) for r in recs])):
+        row = {"rank": rec.rank, "item": rec.item_id, "title": rec.title, "score": float(rec.score),
+               "% of #1": share}
+        for part in card_parts(rec):
+            row[part.label.removeprefix("its ")] = part.value
+        for m, v in dict(rec.similarity or {}).items():
+            row[f"{LABELS.get(m, m)} similarity"] = float(v)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def relative_scores(scores: Sequence[float]) -> list[float | None]:
+    """Each score as a share of the first (top) result's score, on a 0–100 scale a room can read; None
+    for all when the top score is not positive (no share of it means anything then)."""
+    if not scores or float(scores[0]) <= 0:
+        return [None] * len(scores)
+    top = float(scores[0])
+    return [max(0.0, float(s)) / top * 100 for s in scores]
 
 
 def feedback_sentence(moves: Sequence[tuple[str, int | None, int]], liked: Sequence[str],

@@ -47,9 +47,9 @@ from core.index import (ExactIndex, HNSWConfig, IVFConfig, SampleQueries, Vector
 from core.media import load_audio, load_image
 from core.prior import (DEFAULT_PRIOR_WEIGHT, LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL, ScoreTerm,
                         check_prior_weight, popularity_counts, popularity_prior)
-from core.similarity import (DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE, LIKE_LABEL,
-                             check_like_weight, check_similarity_weight, like_upload, unit_rows,
-                             upload_similarity)
+from core.similarity import (CLOSEST, CLOSEST_LABEL, DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT,
+                             DEFAULT_SIMILARITY_WEIGHT, LIKE, LIKE_LABEL, check_closest_weight, check_like_weight,
+                             check_similarity_weight, closest_match, like_upload, unit_rows, upload_similarity)
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class RecommendService:
                  index: str | VectorIndex = "auto", data: Any = None, hnsw: HNSWConfig | None = None,
                  index_dir: Path | None = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
                  similarity_weight: float = DEFAULT_SIMILARITY_WEIGHT,
-                 like_weight: float = DEFAULT_LIKE_WEIGHT) -> None:
+                 like_weight: float = DEFAULT_LIKE_WEIGHT, closest_weight: float = DEFAULT_CLOSEST_WEIGHT) -> None:
         if list(embeddings.item_ids) != catalog.item_ids:
             raise CatalogError(f"the embedding set does not match catalog {catalog.name!r} item for item; "
                              "re-encode the catalog (Catalog page or `python -m core encode`)")
@@ -304,6 +304,7 @@ class RecommendService:
         self.prior_weight = check_prior_weight(prior_weight)
         self.similarity_weight = check_similarity_weight(similarity_weight)
         self.like_weight = check_like_weight(like_weight)
+        self.closest_weight = check_closest_weight(closest_weight)
         self.linear = self._check_linear()
         self._parts_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
         self._unit_fields: dict[str, np.ndarray] | None = None  # unit-row field matrices, on first upload
@@ -812,11 +813,14 @@ class RecommendService:
 
     def score_terms(self, encoded: EncodedQuery, prior_weight: float | None = None,
                     like_weight: float | None = None,
-                    modality_weights: dict[str, float] | None = None) -> list[ScoreTerm]:
+                    modality_weights: dict[str, float] | None = None,
+                    closest_weight: float | None = None) -> list[ScoreTerm]:
         """The named additive terms of this query's scores: the popularity prior for a content query (and
-        "items like your upload" for an upload query), none for a known listener (whose learned bias stays in
-        the base). Under what-if weights the items like the upload are found through the weighted modalities
-        only, so a modality at weight 0 adds nothing through this term either."""
+        "items like your upload" and the "closest match to your upload" for an upload query), none for a
+        known listener (whose learned bias stays in the base). Under what-if weights the items like the
+        upload and the closest match are found through the weighted modalities only, so a modality at weight
+        0 adds nothing through these terms either. `closest_weight` overrides the service's κ (0 leaves the
+        term out)."""
         if encoded.known_listener:
             return []
         _, w = self.offset_coefficients(encoded, prior_weight)
@@ -824,10 +828,15 @@ class RecommendService:
         if encoded.like is not None:
             mu = self.like_weight if like_weight is None else check_like_weight(like_weight)
             like = encoded.like
+            similarity = encoded.similarity
             if modality_weights is not None and encoded.similarity is not None:
                 omega = np.array([max(float(modality_weights.get(m, 0.0)), 0.0) for m in self.modalities])
-                like = like_upload(encoded.similarity * omega[None, :], self.unit_item_vectors, unit_items=True)
+                similarity = encoded.similarity * omega[None, :]
+                like = like_upload(similarity, self.unit_item_vectors, unit_items=True)
             terms.append(ScoreTerm(LIKE, LIKE_LABEL, mu, like))
+            kappa = self.closest_weight if closest_weight is None else check_closest_weight(closest_weight)
+            if kappa > 0 and similarity is not None:
+                terms.append(ScoreTerm(CLOSEST, CLOSEST_LABEL, kappa, closest_match(similarity)))
         return terms
 
     @staticmethod

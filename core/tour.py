@@ -559,14 +559,13 @@ class TourRun:
         return str(ref)
 
     def _run_explain(self, index: int, step: Step) -> ExplainOutcome:
-        from core.narration import explanation_sentences
+        from core.narration import sentences_for
 
         last = self._last_query(index).last
         item_id = self._pick(step.options.get("item", 1), last.result)
         exp = self.ctx.explain_service().explain(last.encoded, item_id)
         title = self.ctx.catalog.item(item_id).title
-        return ExplainOutcome(explanation=exp, stage=last, sentences=explanation_sentences(
-            title, exp.score, exp.base_value, dict(exp.modality_shapley), exp.feature_shap, exp.token_shap))
+        return ExplainOutcome(explanation=exp, stage=last, sentences=sentences_for(title, exp))
 
     def _run_feedback(self, index: int, step: Step) -> FeedbackOutcome:
         from core.narration import feedback_sentence

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
+from core.narration import relative_scores, score_parts, sentences_for
 from core.recommend import Query
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
@@ -61,11 +62,13 @@ if mode == "A listener":
         except PrismError as e:
             components.show_error(e, "Could not rank items for this listener")
             st.stop()
-    item_options = [r.item_id for r in ss["explanations"][recs_key].items]
+    ranked = ss["explanations"][recs_key].items
     subject = user_id
 else:
-    item_options = [r.item_id for r in ss["result"].items]
+    ranked = ss["result"].items
     subject = ss["encoded"]
+item_options = [r.item_id for r in ranked]
+relative = dict(zip(item_options, relative_scores([r.score for r in ranked])))
 
 wanted_item = target.get("item_id")
 item_id = pick[2].selectbox("Recommended item", item_options,
@@ -123,18 +126,32 @@ with head[1]:
     if item.text:
         st.markdown(f"> {components.md_escape(item.text)}")
     top = max(shapley, key=lambda m: shapley[m]) if shapley else None
+    pieces = score_parts(exp.base_value, shapley, terms, history=float(getattr(exp, "history", 0.0) or 0.0),
+                        offset=float(getattr(exp, "offset", 0.0) or 0.0),
+                        similarity=dict(getattr(exp, "similarity", {}) or {}))
+    largest = pieces[0] if pieces else None  # every part of the score, modality or not, by size
+    rank = item_options.index(item_id) + 1
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Score", f"{exp.score:.3f}")
-    m2.metric("Base value (no modality, no prior)" if terms else "Base value (no modality)", f"{exp.base_value:.3f}",
-              help="A known listener's base holds the model's learned item bias" if not terms else
-              "What is left with every modality masked and the prior taken out (the item's id embedding, if any)")
-    m3.metric("Strongest modality", MODALITY_LABELS.get(top, "—"),
-              f"{shapley.get(top, 0):+.3f}" if top else None)
+    share = relative.get(item_id)
+    m1.metric("Rank", f"#{rank} of {len(item_options)}",
+              f"{share:.0f}% of #1's score" if share is not None else None, delta_color="off",
+              help=f"Raw score {exp.score:.3f} (the exact numbers are under “Raw numbers” below)")
+    m2.metric("Score", f"{exp.score:.3f}",
+              help="What the model ranks by: the sum of the parts below (the waterfall builds it up)")
+    m3.metric("Largest part", largest.label.removeprefix("its ").removeprefix("being ").capitalize() if largest else "—",
+              f"{largest.value:+.3f}" if largest else None,
+              help="The part of the score that moved it most, modality or not (listening history, the "
+                   "popularity prior and items like your upload count too)")
     deletion = getattr(exp, "deletion", None)
     if deletion is not None:
         m4.metric(f"Rank without {MODALITY_LABELS.get(deletion.modality, deletion.modality).lower()}",
                   f"#{deletion.rank_after}", f"{deletion.rank_before - deletion.rank_after:+d} places",
                   delta_color="normal")
+
+# -- in plain words: every part of the score named, largest first, adding up to the score ---------------------
+st.markdown("#### In plain words")
+for sentence in sentences_for(item.title, exp, features=False):
+    st.markdown(f"- {components.md_escape(sentence)}")
 
 # -- modality level -----------------------------------------------------------------------------------
 st.markdown("#### Modalities")
@@ -145,6 +162,8 @@ with left:
     st.plotly_chart(charts.shapley_waterfall(exp.base_value, shapley, exp.score, terms=terms,
                                              term_labels=term_labels, base_label=base_label,
                                              history=history if has_history else None), key="ex_waterfall")
+    st.caption(":material/help: **What does this mean?** Read it left to right: each bar adds its part to the "
+               "score, and the last bar is the score itself. The tallest bar is what brought this item here.")
     total = sum(shapley.values()) + sum(terms.values())
     if has_history:
         st.caption(f"Listening history ({history:+.4f}) is what the ids and the interaction graph give this item "
@@ -167,7 +186,8 @@ with left:
                        f"(raw-encoder cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
                        + ", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {v:+.4f}" for m, v in similarity.items())
                        + "), present exactly when the item carries that modality; “items like your upload” "
-                       "(joint-space cosine to the items nearest the upload) is a player of its own, like the prior.")
+                       "(joint-space cosine to the items nearest the upload) and the “closest match to your upload” "
+                       "(the one item most similar to it) are players of their own, like the prior.")
     else:
         st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
                    f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}). This is a known "
@@ -183,6 +203,9 @@ with right:
                                                if m in shapley or m in weights}
     st.plotly_chart(charts.modality_shares_bar(series, "Modality shares: model, explanation, truth"),
                     key="ex_shares")
+    st.caption(":material/help: **What does this mean?** How much each modality counts for this item: as the "
+               "model weighs it (gate weights) and as the explanation measures it (share of the Shapley values)."
+               " When the rows agree, the model's own weighting and its effect on this score tell the same story.")
     if listener:
         dom = listener.get("dominant_modality")
         if dom:
@@ -213,6 +236,9 @@ if isinstance(features, pd.DataFrame) and not features.empty:
     f_left, f_right = st.columns([3, 2], gap="large")
     f_left.plotly_chart(charts.feature_shap_bar(features), key="ex_features")
     f_right.plotly_chart(charts.group_shap_bar(features), key="ex_groups")
+    st.caption(":material/help: **What does this mean?** Which measurable qualities of the cover and the sound "
+               "pushed the score up (bars to the right) or down (to the left), left chart one by one, right chart "
+               "by family.")
     st.caption("SHAP over named descriptor features (colours, light, edges, texture; timbre, pitch, rhythm…): "
                "a feature set replaced by the catalog mean. Bar colour = modality.")
 
@@ -221,8 +247,8 @@ tokens = charts.token_pairs(getattr(word_exp, "token_shap", None))
 if tokens:
     st.markdown("#### Words")
     st.markdown(f'<div style="font-size:1.05rem">{charts.token_html(tokens)}</div>', unsafe_allow_html=True)
-    st.caption("Green words raised the score, red ones lowered it (SHAP over words of the item's text, "
-               "re-encoded with the text encoder).")
+    st.caption(":material/help: **What does this mean?** Green words raised the score, red ones lowered it "
+               "(SHAP over words of the item's text, re-encoded with the text encoder).")
 
 parts = [e for e in (exp, feature_exp, word_exp) if e is not None]
 for note in dict.fromkeys(n for e in parts for n in (getattr(e, "notes", None) or [])):
@@ -239,6 +265,8 @@ with st.expander("Raw numbers"):
                  hide_index=True)
     if isinstance(features, pd.DataFrame):
         st.dataframe(features, hide_index=True)
+    st.dataframe(pd.DataFrame({"part": [p.label for p in pieces], "value": [p.value for p in pieces],
+                               "detail": [p.detail for p in pieces]}), hide_index=True)
     st.markdown(html.escape(f"base value {exp.base_value:.6f}, score {exp.score:.6f}"))
 
 # -- a report of this explanation (and, for a query, its ranking and the items explained so far) ----------

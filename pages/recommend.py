@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import PrismError, QueryError
 from core.limits import check_upload_size, limits
 from core.media import load_audio, load_image
+from core.narration import relative_scores, score_table
 from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
 from core.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
 from core.recommend import Query, Upload, apply_feedback
@@ -320,11 +321,22 @@ for note in getattr(result, "notes", []) or []:
     st.info(components.md_escape(note), icon=":material/info:")
 
 had_previous = bool(ss.get("had_rerank"))
+relative = relative_scores([r.score for r in result.items])
+if relative and relative[0] is not None:
+    st.caption(":material/help: **What does this mean?** Cards are in rank order; “% of #1” is each score as a "
+               "share of the first result's, and the sentence under each card names what brought it here, largest "
+               "part first. The exact scores and every part of them are under “Raw numbers” below the cards.")
 for start in range(0, len(result.items), PER_ROW):
     cols = st.columns(PER_ROW, gap="small")
-    for col, rec in zip(cols, result.items[start:start + PER_ROW]):
+    for col, rec, share in zip(cols, result.items[start:start + PER_ROW], relative[start:start + PER_ROW]):
         with col:
-            components.result_card(catalog, rec, had_previous, _on_feedback, _on_why)
+            components.result_card(catalog, rec, had_previous, _on_feedback, _on_why, relative=share)
+
+with st.expander("Raw numbers"):
+    st.dataframe(score_table(result.items), hide_index=True)
+    st.caption("score = listening history + item offset + each modality (its similarity to your upload "
+               "included) + each named term; “… similarity” columns are the part of that modality's value that "
+               "is the raw-encoder cosine to your upload × its weight.")
 
 # -- a report of this query: ranking, the items explained so far, the stored runs ------------------------
 from ui.reports import download_report, query_report  # noqa: E402

@@ -10,6 +10,7 @@ import hashlib
 import streamlit as st
 
 from core.errors import PrismError
+from core.narration import card_sentence, relative_scores
 from core.report.render import runs_long
 from core.tour import (CatalogOutcome, ExplainOutcome, FeedbackOutcome, ImportOutcome, ProofOutcome, QueryOutcome,
                        StepSkipped, TourContext, TourRun, available_tours, load_tour, parse_tour)
@@ -84,10 +85,12 @@ if show_notes and step.notes:
 
 # -- drawing the outcomes -------------------------------------------------------------------------------------
 def cards(result, had_previous: bool = False) -> None:
-    """Ranked items as compact cards: cover, rank (and its change), title, score, modality bar."""
+    """Ranked items as compact cards: cover, rank (and its change), title, score as a share of #1's (raw on
+    hover), modality bar and one sentence on what brought the item here."""
+    relative = relative_scores([r.score for r in result.items])
     for start in range(0, len(result.items), PER_ROW):
         cols = st.columns(PER_ROW, gap="small")
-        for col, rec in zip(cols, result.items[start:start + PER_ROW]):
+        for col, rec, share in zip(cols, result.items[start:start + PER_ROW], relative[start:start + PER_ROW]):
             item = catalog.item(rec.item_id)
             with col.container(border=True):
                 components.item_image(catalog, item)
@@ -95,8 +98,12 @@ def cards(result, had_previous: bool = False) -> None:
                 st.markdown(f'<div class="prism-card-title"><span class="prism-rankno">{rec.rank}</span>'
                             f'{html_text(item.title)}{badge}</div>'
                             f'<div class="prism-card-meta">{html_text(components.item_subtitle(item))}</div>'
-                            f'<span class="prism-score">score {rec.score:.3f}</span>'
-                            f'{modality_bar(dict(rec.modality_weights))}', unsafe_allow_html=True)
+                            + (f'<span class="prism-score" title="raw score {rec.score:.3f}">{share:.0f}% of #1'
+                               '</span>' if share is not None else
+                               f'<span class="prism-score">score {rec.score:.3f}</span>')
+                            + f'{modality_bar(dict(rec.modality_weights))}'
+                            f'<div class="prism-card-meta">{html_text(card_sentence(rec))}</div>',
+                            unsafe_allow_html=True)
 
 
 def draw_catalog(out: CatalogOutcome) -> None:
@@ -169,6 +176,8 @@ def draw_explain(out: ExplainOutcome) -> None:
                                                terms=dict(exp.terms), term_labels=dict(exp.term_labels),
                                                history=history if abs(history) > 1e-9 else None),
                       key=f"tour_waterfall_{index}")
+    left.caption(":material/help: **What does this mean?** Each bar adds its part to the score, left to right; "
+                 "the last bar is the score. The sentences above name the same parts, largest first.")
     if not exp.feature_shap.empty:
         right.plotly_chart(charts.feature_shap_bar(exp.feature_shap, top=10), key=f"tour_features_{index}")
     tokens = charts.token_pairs(exp.token_shap)

@@ -236,9 +236,14 @@ def test_shapley_values_plus_the_prior_sum_to_the_score_of_a_content_query(expla
     # the prior is a player of its own: its Shapley value is exactly its term, weight × prior_i
     assert exp.terms["prior"] == pytest.approx(0.5 * service.prior[row], abs=1e-6)
     assert exp.term_labels["prior"] == "popularity prior × 0.50"
-    # an upload query also has "items like your upload" as a player, and the text similarity in text's value
-    assert set(exp.terms) == {"prior", "like_upload"} and set(exp.similarity) == {"text"}
+    # an upload query also has "items like your upload" and the closest match as players, and the text
+    # similarity in text's value
+    assert set(exp.terms) == {"prior", "like_upload", "closest_match"} and set(exp.similarity) == {"text"}
     assert exp.terms["like_upload"] == pytest.approx(rec.terms["like_upload"], abs=1e-6)
+    assert exp.terms["closest_match"] == pytest.approx(rec.terms["closest_match"], abs=1e-6)
+    # the closest match is the item whose text is nearest the query's: exactly one item gets it
+    nearest = int(np.argmax(query.similarity.sum(axis=1)))
+    assert rec.terms["closest_match"] == pytest.approx(service.closest_weight * (row == nearest))
     total = sum(exp.modality_shapley.values()) + sum(exp.terms.values())
     assert total == pytest.approx(exp.score - exp.base_value, abs=1e-5)
     assert exp.score == pytest.approx(rec.score, abs=1e-5) and exp.base_value == pytest.approx(rec.base, abs=1e-5)

@@ -446,6 +446,12 @@ def test_a_what_if_weight_of_zero_removes_that_modality_from_items_like_the_uplo
     assert not np.any(like_off.part())
     result = service.recommend(encoded, k=5, modality_weights=off)
     assert all(r.terms.get(LIKE, 0.0) == 0.0 for r in result.items)
+    # nor is any item the closest match through a modality at weight 0
+    from core.similarity import CLOSEST
+
+    assert all(r.terms.get(CLOSEST, 0.0) == 0.0 for r in result.items)
+    closest_on = next(t for t in service.score_terms(encoded, modality_weights={"text": 1.0}) if t.name == CLOSEST)
+    assert closest_on.values.sum() == 1.0 and closest_on.values[3] == 1.0  # item 3's own text: itself
     on = {m: float(m == "text") for m in service.modalities}
     like_on = next(t for t in service.score_terms(encoded, modality_weights=on) if t.name == LIKE)
     plain = next(t for t in service.score_terms(encoded) if t.name == LIKE)

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
+from core.narration import card_sentence
 from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
 from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
 from ui import state
@@ -95,8 +96,10 @@ def item_subtitle(item: Item) -> str:
 
 
 def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Callable[[str, bool], None],
-                on_why: Callable[[str], None]) -> None:
-    """One recommendation: cover, rank (and its change), title, audio, score, modality-weight bar, actions."""
+                on_why: Callable[[str], None], relative: float | None = None) -> None:
+    """One recommendation: cover, rank (and its change), title, audio, its score as a share of the top
+    result's (`relative`, 0-100; the raw score when None), one plain sentence on what brought it here, the
+    modality-weight bar and the actions. The raw parts of the score are in the page's "Raw numbers"."""
     item = catalog.item(rec.item_id)
     with st.container(border=True):
         item_image(catalog, item)
@@ -110,9 +113,11 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
         shares = " ".join(f'<span style="color:{modality_color(m)}" title="{MODALITY_LABELS[m]}">'
                           f'{m[0].upper()} {weights[m]:.0%}</span>' for m in ("text", "image", "audio")
                           if m in weights)
-        st.markdown(f'<span class="prism-score">score {rec.score:.3f}</span>'
-                    f'<span class="prism-card-meta" style="float:right">{shares}</span>'
-                    f'{modality_bar(weights)}{score_terms_line(rec)}', unsafe_allow_html=True)
+        scale = (f'<span class="prism-score" title="raw score {rec.score:.3f}">{relative:.0f}% of #1</span>'
+                 if relative is not None else f'<span class="prism-score">score {rec.score:.3f}</span>')
+        st.markdown(f'{scale}<span class="prism-card-meta" style="float:right">{shares}</span>'
+                    f'{modality_bar(weights)}<div class="prism-card-meta">{html_text(card_sentence(rec))}</div>'
+                    f'{score_terms_line(rec, raw=False)}', unsafe_allow_html=True)
         row = st.container(horizontal=True, gap="small", wrap=False)
         row.button("", icon=":material/thumb_up:", key=f"like_{rec.item_id}", help="More like this", on_click=on_feedback,
                    args=(rec.item_id, True))
@@ -123,12 +128,13 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
             on_why(rec.item_id)
 
 
-def score_terms_line(rec: Any) -> str:
+def score_terms_line(rec: Any, raw: bool = True) -> str:
     """HTML: the card's named score terms (the popularity prior, or that the learned bias applies) and the
-    what-if modalities the item lacks ("no audio")."""
+    what-if modalities the item lacks ("no audio"); `raw=False` leaves the terms' raw numbers out (the card
+    says them in its sentence, the page's "Raw numbers" holds them)."""
     terms = dict(getattr(rec, "terms", {}) or {})
     parts = []
-    if PRIOR in terms:
+    if raw and PRIOR in terms:  # (raw=False: the card's sentence names the terms; the what-if tags stay)
         parts.append(f'<span title="weight × log-plays prior; 0 for items nobody played">'
                      f'{PRIOR_LABEL} {terms[PRIOR]:+.3f}</span>')
         similarity = dict(getattr(rec, "similarity", {}) or {})
@@ -140,7 +146,7 @@ def score_terms_line(rec: Any) -> str:
         if LIKE in terms:
             parts.append(f'<span title="joint-space cosine to the items nearest your upload × its weight">'
                          f'{LIKE_LABEL} {terms[LIKE]:+.3f}</span>')
-    else:
+    elif raw:
         parts.append(f'<span title="a known listener: the model\'s learned bias stays in the score">'
                      f'{LEARNED_BIAS_LABEL}</span>')
     parts += [f'<span class="prism-missing-tag">no {html.escape(MODALITY_LABELS.get(m, m).lower())}</span>'

@@ -15,9 +15,12 @@ The protocol (run by `python -m benchmarks.retrieval`):
   - raw kNN: cosine similarity between the query's raw encoder vectors and every other item's vectors of
     the same modality (among the items that carry it); per field, and for the modality's fields joined
     (each field L2-normalised, so the joined cosine is the mean of the fields' cosines).
-The popularity prior's weight and the weight λ of the similarity to the upload (core.similarity) are chosen
-together on one half of the held-out items (per category) and the figures are reported on the other half
-(see `split_halves`, `choose_weights`).
+  - self@1: the query item itself ranked first (the exact match a room expects on top); MRR@k: the mean
+    of 1 / the query item's own rank (0 when it is not in the top k).
+The popularity prior's weight, the weight λ of the similarity to the upload and the weight μ of "items like
+your upload" (core.similarity) are chosen together on one half of the held-out items (per category), by
+`criterion` ((precision@k + self@1 + MRR@k) / 3, averaged over query modalities), and the figures are
+reported on the other half (see `split_halves`, `choose_weights`).
 """
 from __future__ import annotations
 
@@ -87,13 +90,28 @@ def chance_precision(query_row: int, labels: Sequence[Any], candidates: np.ndarr
     return float(np.mean([labels[r] == want for r in np.flatnonzero(mask)]))
 
 
+def reciprocal_rank(ranking: np.ndarray, query_row: int, k: int) -> float:
+    """1 / the query item's own 1-based rank when it is among the first k rows of `ranking`, else 0."""
+    first = [int(r) for r in np.asarray(ranking)[:k]]
+    return 1.0 / (first.index(int(query_row)) + 1) if int(query_row) in first else 0.0
+
+
+def per_query(rankings: Sequence[np.ndarray], query_rows: Sequence[int], labels: Sequence[Any],
+              k: int) -> dict[str, list[float]]:
+    """Per query: precision@k, self@k, self@1 (the query item itself ranked first: the exact match) and the
+    reciprocal rank of the query item within the top k (whose mean is MRR@k)."""
+    pairs = list(zip(rankings, query_rows))
+    return {f"precision@{k}": [precision_at_k(r, q, labels, k) for r, q in pairs],
+            f"self@{k}": [self_at_k(r, q, k) for r, q in pairs],
+            "self@1": [self_at_k(r, q, 1) for r, q in pairs],
+            f"mrr@{k}": [reciprocal_rank(r, q, k) for r, q in pairs]}
+
+
 def summarise(rankings: Sequence[np.ndarray], query_rows: Sequence[int], labels: Sequence[Any],
               k: int) -> dict[str, float]:
-    """Mean precision@k and self@k over the queries (0 for both with no query)."""
-    if not len(query_rows):
-        return {f"precision@{k}": 0.0, f"self@{k}": 0.0}
-    return {f"precision@{k}": float(np.mean([precision_at_k(r, q, labels, k) for r, q in zip(rankings, query_rows)])),
-            f"self@{k}": float(np.mean([self_at_k(r, q, k) for r, q in zip(rankings, query_rows)]))}
+    """Mean precision@k, self@k, self@1 and MRR@k over the queries (0 for each with no query)."""
+    return {name: float(np.mean(v)) if len(v) else 0.0
+            for name, v in per_query(rankings, query_rows, labels, k).items()}
 
 
 # -- rankings -------------------------------------------------------------------------------------------
@@ -124,7 +142,8 @@ def item_query(service: RecommendService, row: int, modality: str) -> EncodedQue
 
 def fusion_ranking(service: RecommendService, encoded: EncodedQuery, k: int, prior_weight: float,
                    restrict: str | None = None, learned_bias: bool = False,
-                   similarity_weight: float = 0.0, like_weight: float = 0.0) -> np.ndarray:
+                   similarity_weight: float = 0.0, like_weight: float = 0.0,
+                   closest_weight: float = 0.0) -> np.ndarray:
     """The service's top k + 1 rows for the encoded query (nothing excluded), optionally restricted to one
     modality with the single-modality what-if; `learned_bias` scores with the model's learned item bias
     instead of the prior and without the similarity to the upload (how content queries were ranked before,
@@ -133,8 +152,9 @@ def fusion_ranking(service: RecommendService, encoded: EncodedQuery, k: int, pri
     a, w = (1.0, 0.0) if learned_bias else service.offset_coefficients(encoded, prior_weight)
     lam = 0.0 if learned_bias else similarity_weight
     extra = service.similarity_parts(encoded, None, weights, lam).sum(axis=1)
-    if not learned_bias and like_weight:  # as the service does: under a what-if, found through weighted modalities
-        other = service.term_extra(service.score_terms(encoded, prior_weight, like_weight, weights))
+    if not learned_bias and (like_weight or closest_weight):  # as the service does (what-if: weighted modalities)
+        other = service.term_extra(service.score_terms(encoded, prior_weight, like_weight, weights,
+                                                       closest_weight=closest_weight))
         if other is not None:
             extra = extra + other
     rows, _ = service.top_rows(encoded.vector, k + 1, (), weights, a, w, extra=extra)
@@ -148,7 +168,7 @@ def _carriers(service: RecommendService, modality: str) -> np.ndarray:
 def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_rows: np.ndarray, k: int = 10,
                        prior_weight: float = 0.0, restricted: bool = True,
                        progress: Progress | None = None, similarity_weight: float = 0.0,
-                       like_weight: float = 0.0) -> dict[str, dict[str, Any]]:
+                       like_weight: float = 0.0, closest_weight: float = 0.0) -> dict[str, dict[str, Any]]:
     """Per query modality: chance, the fusion model's precision@k and self@k (prior at `prior_weight`,
     similarity to the upload at `similarity_weight`, "items like your upload" at `like_weight`), the same restricted to each modality (single-modality
     what-if), raw-encoder cosine kNN (joined and per field), and (with `restricted`) the fusion model scored
@@ -163,22 +183,26 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
         rows = [int(r) for r in query_rows if carries[r] and labels[r] is not None]
         encoded = [item_query(service, r, m) for r in rows]
         fusion = [fusion_ranking(service, e, k, prior_weight, similarity_weight=similarity_weight,
-                                 like_weight=like_weight) for e in encoded]
+                                 like_weight=like_weight, closest_weight=closest_weight) for e in encoded]
         entry: dict[str, Any] = {
-            "queries": len(rows),
+            "queries": len(rows), "query_rows": rows,
             "chance": float(np.mean([chance_precision(r, labels, everyone) for r in rows])) if rows else 0.0,
             "chance_with_modality": float(np.mean([chance_precision(r, labels, carries) for r in rows]))
             if rows else 0.0,
             "fusion": summarise(fusion, rows, labels, k),
+            "per_query": {"fusion": per_query(fusion, rows, labels, k)},
         }
         fields = modality_fields(service, m)
         joined = np.hstack([emb.matrices[f] for f in fields])
-        entry["raw_knn"] = summarise([raw_knn_ranking(joined, carries, r, k) for r in rows], rows, labels, k)
+        joined_rankings = [raw_knn_ranking(joined, carries, r, k) for r in rows]
+        entry["raw_knn"] = summarise(joined_rankings, rows, labels, k)
         entry["raw_knn"]["fields"] = fields
-        if len(fields) > 1:
-            entry["raw_knn_fields"] = {
-                f: summarise([raw_knn_ranking(emb.matrices[f], emb.masks[f], r, k) for r in rows], rows, labels, k)
-                for f in fields}
+        entry["per_query"]["raw_knn"] = per_query(joined_rankings, rows, labels, k)
+        entry["raw_knn_fields"] = {}  # every single field, even when the modality has only one
+        for f in fields:
+            ranked = [raw_knn_ranking(emb.matrices[f], emb.masks[f], r, k) for r in rows]
+            entry["raw_knn_fields"][f] = summarise(ranked, rows, labels, k)
+            entry["per_query"][f"raw_knn:{f}"] = per_query(ranked, rows, labels, k)
         if restricted:
             entry["fusion_learned_bias"] = summarise(
                 [fusion_ranking(service, e, k, prior_weight, learned_bias=True) for e in encoded], rows, labels, k)
@@ -187,7 +211,8 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
             entry["restricted"] = {}
             for r_mod in mods:
                 ranked = [fusion_ranking(service, e, k, prior_weight, restrict=r_mod,
-                                         similarity_weight=similarity_weight, like_weight=like_weight)
+                                         similarity_weight=similarity_weight, like_weight=like_weight,
+                                         closest_weight=closest_weight)
                           for e in encoded]
                 carriers = _carriers(service, r_mod)
                 entry["restricted"][r_mod] = {
@@ -201,26 +226,44 @@ def evaluate_retrieval(service: RecommendService, labels: Sequence[Any], query_r
     return out
 
 
+def criterion(metrics: dict[str, float], k: int = 10) -> float:
+    """The weights' selection criterion for one query modality: (precision@k + self@1 + MRR@k) / 3, the
+    genre precision of the other results beside whether the query item itself comes first and how near
+    the top it is."""
+    return (metrics[f"precision@{k}"] + metrics["self@1"] + metrics[f"mrr@{k}"]) / 3
+
+
+CRITERION = "mean over query modalities of (precision@{k} + self@1 + MRR@{k}) / 3"
+
+
 def selection_score(result: dict[str, dict[str, Any]], k: int = 10) -> float:
-    """The criterion the prior weight is chosen by: the mean over query modalities of the fusion model's
-    (precision@k + self@k) / 2."""
-    parts = [(r["fusion"][f"precision@{k}"] + r["fusion"][f"self@{k}"]) / 2 for r in result.values() if r["queries"]]
+    """The criterion the prior, similarity and like weights are chosen by: the mean over query modalities
+    of `criterion` of the fusion model's figures."""
+    parts = [criterion(r["fusion"], k) for r in result.values() if r["queries"]]
     return float(np.mean(parts)) if parts else 0.0
+
+
+Weights = tuple[float, float, float, float]  # (prior w, similarity λ, like μ, closest match κ)
 
 
 def choose_weights(service: RecommendService, labels: Sequence[Any], valid_rows: np.ndarray,
                    prior_grid: Sequence[float], similarity_grid: Sequence[float], like_grid: Sequence[float],
-                   k: int = 10, progress: Progress | None = None
-                   ) -> tuple[tuple[float, float, float], dict[tuple[float, float, float], float]]:
-    """((prior weight, similarity weight λ, like weight μ) best on the validation rows, criterion per
-    triple); ties go to the smaller μ, then the smaller λ, then the smaller prior weight.
+                   k: int = 10, progress: Progress | None = None,
+                   details: dict[Weights, dict[str, dict[str, float]]] | None = None,
+                   closest_grid: Sequence[float] = (0.0,)) -> tuple[Weights, dict[Weights, float]]:
+    """((prior weight, similarity weight λ, like weight μ, closest-match weight κ) best on the validation
+    rows, criterion per combination); ties go to the smaller κ, then μ, then λ, then prior weight.
+    `details`, when given, receives each combination's figures per query modality (precision@k, self@k,
+    self@1, MRR@k).
 
     Each query is encoded once and its score split into its parts (joint space, prior, similarity to the
-    upload, items like the upload: score = joint + w · prior + λ · similarity + μ · like, as the service
-    ranks); every triple of the grid then ranks from those parts.
+    upload, items like the upload, closest match: score = joint + w · prior + λ · similarity + μ · like +
+    κ · closest, as the service ranks); every combination of the grid then ranks from those parts.
     """
+    from core.similarity import closest_match
+
     mods = [m for m in MODALITIES if m in service.modalities]
-    parts: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    parts: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
     for n_mod, m in enumerate(mods):
         carries = _carriers(service, m)
         rows = [int(r) for r in valid_rows if carries[r] and labels[r] is not None]
@@ -229,19 +272,26 @@ def choose_weights(service: RecommendService, labels: Sequence[Any], valid_rows:
             e = item_query(service, r, m)
             joint = service.scores(e.vector) + service.shift(0.0, 0.0)
             like = np.zeros(service.n_items) if e.like is None else e.like
-            parts[m].append((r, joint, service.similarity_parts(e, similarity_weight=1.0).sum(axis=1), like))
+            closest = np.zeros(service.n_items) if e.similarity is None else closest_match(e.similarity)
+            parts[m].append((r, joint, service.similarity_parts(e, similarity_weight=1.0).sum(axis=1), like,
+                             closest))
         if progress is not None:
             progress(n_mod + 1, len(mods), f"{m} queries encoded")
-    scores: dict[tuple[float, float, float], float] = {}
+    scores: dict[Weights, float] = {}
     for w in prior_grid:
         for lam in similarity_grid:
             for mu in like_grid:
-                result = {}
-                for m, queries in parts.items():
-                    ranked = [top_k_rows(joint + float(w) * service.prior + float(lam) * sim + float(mu) * like, k + 1)
-                              for _, joint, sim, like in queries]
-                    result[m] = {"queries": len(queries),
-                                 "fusion": summarise(ranked, [q[0] for q in queries], labels, k)}
-                scores[(float(w), float(lam), float(mu))] = selection_score(result, k)
-    best = max(sorted(scores), key=lambda p: (round(scores[p], 12), -p[2], -p[1], -p[0]))
+                for kappa in closest_grid:
+                    result = {}
+                    for m, queries in parts.items():
+                        ranked = [top_k_rows(joint + float(w) * service.prior + float(lam) * sim + float(mu) * like
+                                             + float(kappa) * closest, k + 1)
+                                  for _, joint, sim, like, closest in queries]
+                        result[m] = {"queries": len(queries),
+                                     "fusion": summarise(ranked, [q[0] for q in queries], labels, k)}
+                    key = (float(w), float(lam), float(mu), float(kappa))
+                    scores[key] = selection_score(result, k)
+                    if details is not None:
+                        details[key] = {m: r["fusion"] for m, r in result.items()}
+    best = max(sorted(scores), key=lambda p: (round(scores[p], 12), -p[3], -p[2], -p[1], -p[0]))
     return best, scores

@@ -107,18 +107,14 @@ def query_from(query: Any) -> ReportQuery:
 
 def explained_from(catalog: Catalog, explanation: Any) -> ExplainedItem:
     """A core.explain.Explanation as report data, with its plain sentences."""
-    from core.narration import explanation_sentences
+    from core.narration import sentences_for
 
     shapley = {m: float(v) for m, v in explanation.modality_shapley.items()}
     terms = {t: float(v) for t, v in (getattr(explanation, "terms", None) or {}).items()}
     labels = dict(getattr(explanation, "term_labels", None) or {})
     history = float(getattr(explanation, "history", 0.0) or 0.0)
     title = catalog.item(explanation.item_id).title
-    sentences = explanation_sentences(title, explanation.score, explanation.base_value, shapley,
-                                      explanation.feature_shap, explanation.token_shap)
-    if terms:
-        sentences.append("Beside the modalities: " + "; ".join(f"{labels.get(t, t)} {v:+.3f}" for t, v in terms.items())
-                         + ".")
+    sentences = sentences_for(title, explanation)  # every part named, adding up to the score
     return ExplainedItem(item_id=explanation.item_id, score=float(explanation.score),
                          base_value=float(explanation.base_value), shapley=shapley,
                          features=explanation.feature_shap, tokens=explanation.token_shap, sentences=sentences,

@@ -7,6 +7,15 @@ import json
 import pytest
 
 from tests.app.conftest import goto, plotly_values, texts
+from tests.test_narration import read_sum
+
+
+def read_sum_on_page(at):
+    """The "Score X = …" sentence as the page shows it (markdown escapes removed), read like read_sum."""
+    from tests.test_narration import read_sum
+
+    shown = [str(m.value)[2:].replace("\\", "") for m in at.markdown if str(m.value).startswith("- Score ")]
+    return read_sum(shown)
 
 
 def _figures(at) -> list[dict]:
@@ -69,10 +78,24 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     assert app.radio(key="ex_mode").value == "Your query"
     trace = _waterfall(_figures(app))["data"][0]
     x, y = plotly_values(trace["x"]), plotly_values(trace["y"])
-    # the named terms' bars come after the modalities: the prior, then "items like your upload"
-    assert x[0] == "base (no modality, no prior)" and x[-3] == "popularity prior × 0.50"
-    assert x[-2].startswith("items like your upload × ")
-    assert y[-3] == pytest.approx(top.terms["prior"], abs=1e-6)
-    assert y[-2] == pytest.approx(top.terms["like_upload"], abs=1e-6)
+    # the named terms' bars come after the modalities: the prior, "items like your upload", the closest match
+    assert x[0] == "base (no modality, no prior)" and x[-4] == "popularity prior × 0.50"
+    assert x[-3].startswith("items like your upload × ") and x[-2].startswith("closest match to your upload × ")
+    assert y[-4] == pytest.approx(top.terms["prior"], abs=1e-6)
+    assert y[-3] == pytest.approx(top.terms["like_upload"], abs=1e-6)
+    assert y[-2] == pytest.approx(top.terms["closest_match"], abs=1e-6)
     assert y[0] + sum(y[1:-1]) == pytest.approx(y[-1], abs=1e-4) and y[-1] == pytest.approx(top.score, abs=1e-4)
     assert "popularity prior as players" in texts(app)
+    # the page's sentences in plain words add up to the score shown and name every part, largest first
+    from core.narration import score_parts, sentences_for
+    from tests.test_narration import check_adds_up
+
+    exp = next(v for k, v in app.session_state["explanations"].items()
+               if isinstance(k, tuple) and k[:2] == ("explanation", "modalities"))
+    said = sentences_for(app.session_state["result"].items[0].title, exp, features=False)
+    check_adds_up(said, exp.score, score_parts(exp.base_value, exp.modality_shapley, exp.terms, exp.history,
+                                               exp.offset, exp.similarity))
+    assert read_sum_on_page(app) == read_sum(said)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Rank"] == f"#1 of {len(app.session_state['result'].items)}"
+    assert "What does this mean?" in texts(app)

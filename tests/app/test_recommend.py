@@ -227,6 +227,14 @@ def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
     for rec in second.items:  # the score holds the prior as its own term
         assert abs(rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) - rec.score) < 1e-4
     assert "popularity prior" in texts(app)
+    # a scale a room can read: each card's score as a share of #1's, and one sentence naming what brought it
+    from core.narration import card_sentence, relative_scores
+    from ui.components import html_text
+
+    page = texts(app)
+    for rec, share in zip(second.items, relative_scores([r.score for r in second.items])):
+        assert f"{share:.0f}% of #1" in page and html_text(card_sentence(rec)) in page
+    assert "Raw numbers" in [e.label for e in app.expander]
 
 
 def test_a_60_mb_image_is_refused_as_too_large(app):

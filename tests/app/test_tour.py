@@ -35,6 +35,14 @@ def test_every_demo_tour_step_renders(app):
     assert sum(shapley.values()) + sum(terms.values()) == pytest.approx(
         explain.explanation.score - explain.explanation.base_value, abs=1e-4)
     assert any(f"{abs(v):.3f}" in " ".join(explain.sentences) for v in shapley.values())
+    # the sentence read aloud adds up to the score and names every part, largest first (issue: it left out
+    # "items like your upload" and the prior)
+    from core.narration import score_parts
+    from tests.test_narration import check_adds_up
+
+    e = explain.explanation
+    check_adds_up(explain.sentences, e.score, score_parts(e.base_value, e.modality_shapley, e.terms, e.history,
+                                                          e.offset, e.similarity))
     feedback = next(o for o in run.outcomes.values() if isinstance(o, FeedbackOutcome))
     assert feedback.liked == [r.item_id for r in query.last.result.items[:2]]
     assert not {r.item_id for r in feedback.result.items} & set(feedback.liked + feedback.disliked)
@@ -70,6 +78,20 @@ def test_edited_sentence_reruns_the_query(app):
     after = app.session_state["tour_run"].outcome(1).stages[0]
     assert after.query.text == "energetic techno with a driving beat"
     assert [r.item_id for r in after.result.items] != [r.item_id for r in before.items]
+    # the explain step's sentences add up for the new query too, and for other sentences typed in
+    from core.narration import score_parts
+    from core.tour import ExplainOutcome
+    from tests.test_narration import check_adds_up
+
+    run = app.session_state["tour_run"]
+    step = next(i for i, s in enumerate(run.tour.steps) if s.kind == "explain")
+    for text in ("energetic techno with a driving beat", "a sad song about the sea", "lo-fi beats to study to"):
+        run.set_text(1, 0, text)
+        out = run.outcome(step)
+        assert isinstance(out, ExplainOutcome) and out.stage.query.text == text
+        e = out.explanation
+        check_adds_up(out.sentences, e.score, score_parts(e.base_value, e.modality_shapley, e.terms, e.history,
+                                                          e.offset, e.similarity))
 
 
 UNKNOWN_ITEM_TOUR = """

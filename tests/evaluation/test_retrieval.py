@@ -15,7 +15,8 @@ import pytest
 from core.catalog.model import Catalog, Item
 from core.embeddings import EmbeddingSet
 from core.evaluation.retrieval import (chance_precision, choose_weights, evaluate_retrieval, held_out_rows,
-                                       precision_at_k, raw_knn_ranking, selection_score, self_at_k, split_halves)
+                                       precision_at_k, raw_knn_ranking, reciprocal_rank, selection_score,
+                                       self_at_k, split_halves, summarise)
 from core.recommend import RecommendService
 
 MODS = ("text", "image", "audio")
@@ -68,7 +69,7 @@ class ToyContentModel:
 
 def toy_service(vectors: dict[str, list], labels: list[str], bias, popularity,
                 prior_weight: float = 0.0, similarity_weight: float = 0.0,
-                like_weight: float = 0.0) -> tuple[RecommendService, list[str]]:
+                like_weight: float = 0.0, closest_weight: float = 0.0) -> tuple[RecommendService, list[str]]:
     """A service over items whose modality vectors are `vectors[m][i]` (None = the item lacks m)."""
     n = len(labels)
     dim = len(next(v for vs in vectors.values() for v in vs if v is not None))
@@ -82,7 +83,8 @@ def toy_service(vectors: dict[str, list], labels: list[str], bias, popularity,
     catalog = Catalog(name="toy", items=[Item(id=i, title=i, metadata={"genre": g}) for i, g in zip(ids, labels)])
     model = ToyContentModel(emb, np.asarray(bias, float), np.asarray(popularity, float))
     return RecommendService(catalog, emb, model, encoders={}, prior_weight=prior_weight,
-                            similarity_weight=similarity_weight, like_weight=like_weight), labels
+                            similarity_weight=similarity_weight, like_weight=like_weight,
+                            closest_weight=closest_weight), labels
 
 
 # -- splits ---------------------------------------------------------------------------------------------
@@ -110,6 +112,11 @@ def test_metrics_on_a_worked_example():
     # chance: among the 5 other items, 2 are "a"; among items 1..3 only, 2 of 3 others
     assert chance_precision(0, labels, np.ones(6, bool)) == pytest.approx(2 / 5)
     assert chance_precision(0, labels, np.array([1, 1, 1, 1, 0, 0], bool)) == pytest.approx(2 / 3)
+    # the exact match: item 0 is second, so self@1 is 0 and its reciprocal rank 1/2 (0 beyond the top k)
+    assert reciprocal_rank(ranking, 0, 5) == 0.5 and reciprocal_rank(ranking, 1, 4) == 0.0
+    assert reciprocal_rank(ranking, 2, 5) == 1.0
+    means = summarise([ranking, np.array([0, 2, 3])], [0, 0], labels, 2)
+    assert means == {"precision@2": pytest.approx(0.5), "self@2": 1.0, "self@1": 0.5, "mrr@2": 0.75}
 
 
 def test_raw_knn_ranks_by_cosine_among_items_that_carry_the_field():
@@ -142,12 +149,12 @@ def test_evaluate_retrieval_reproduces_hand_worked_figures():
     # of item 3 = (0, 1) scores the y-coordinates: item 3 first (0.667), then item 1 (a, 0.65): 1 and 0.
     text = result["text"]
     assert text["queries"] == 2
-    assert text["fusion"] == {"precision@1": 0.0, "self@1": 1.0}
+    assert text["fusion"] == {"precision@1": 0.0, "self@1": 1.0, "mrr@1": 1.0}
     assert text["chance"] == pytest.approx(2 / 5)
     # raw text kNN: item 0's nearest other is item 1 (a), item 3's is item 4 (b): precision 1, self 1
     assert text["raw_knn"]["precision@1"] == 1.0 and text["raw_knn"]["self@1"] == 1.0
     # with the learned bias (5 for every b item) both queries return b items first: 3 itself, then 4 or 5
-    assert text["fusion_learned_bias"] == {"precision@1": 0.5, "self@1": 0.5}
+    assert text["fusion_learned_bias"] == {"precision@1": 0.5, "self@1": 0.5, "mrr@1": 0.5}
     # restricted to text, the item vectors are the text vectors: 0's best other is 1, 3's is 4 → 1.0
     assert text["restricted"]["text"]["precision@1"] == 1.0 and text["restricted"]["text"]["self@1"] == 1.0
     # image queries: only items 0 and 3 carry an image; chance among image carriers: none of the other is alike
@@ -171,9 +178,9 @@ def test_weights_are_chosen_on_validation_and_reported():
     service, labels = _toy_catalog()
     # the cold items 0..2 must come back for their own queries: any prior weight favours b instead
     best, scores = choose_weights(service, labels, np.array([0, 1, 2]), (0.0, 0.5, 1.0), (0.0,), (0.0,), k=1)
-    assert best == (0.0, 0.0, 0.0) and scores[(0.0, 0.0, 0.0)] > scores[(1.0, 0.0, 0.0)]
+    assert best == (0.0, 0.0, 0.0, 0.0) and scores[(0.0, 0.0, 0.0, 0.0)] > scores[(1.0, 0.0, 0.0, 0.0)]
     at_zero = evaluate_retrieval(service, labels, np.array([0, 1, 2]), k=1, prior_weight=0.0, restricted=False)
-    assert scores[(0.0, 0.0, 0.0)] == pytest.approx(selection_score(at_zero, 1))
+    assert scores[(0.0, 0.0, 0.0, 0.0)] == pytest.approx(selection_score(at_zero, 1))
 
 
 # -- the popularity prior -------------------------------------------------------------------------------
@@ -323,10 +330,109 @@ def test_what_if_with_similarity_terms_keeps_carriers_first_and_weight_zero_remo
 def test_choose_weights_matches_the_service_and_prefers_the_upload_similarity_here():
     service, labels = _toy_catalog()
     rows = np.array([0, 3])
-    best, scores = choose_weights(service, labels, rows, (0.0,), (0.0, 1.0), (0.0, 0.5), k=1)
-    for (w, lam, mu), value in scores.items():
+    best, scores = choose_weights(service, labels, rows, (0.0,), (0.0, 1.0), (0.0, 0.5), k=1,
+                                  closest_grid=(0.0, 2.0))
+    for (w, lam, mu, kappa), value in scores.items():
         result = evaluate_retrieval(service, labels, rows, k=1, prior_weight=w, restricted=False,
-                                    similarity_weight=lam, like_weight=mu)
+                                    similarity_weight=lam, like_weight=mu, closest_weight=kappa)
         assert value == pytest.approx(selection_score(result, 1))
     # text queries: precision@1 goes from 0 to 1 with the text similarity (worked out above)
-    assert scores[(0.0, 1.0, 0.0)] > scores[(0.0, 0.0, 0.0)] and best[1] == 1.0
+    assert scores[(0.0, 1.0, 0.0, 0.0)] > scores[(0.0, 0.0, 0.0, 0.0)] and best[1] == 1.0
+
+
+def test_fusion_is_compared_with_the_best_raw_field_chosen_on_validation():
+    from benchmarks.retrieval import fusion_versus_raw
+
+    def block(fusion, joined, fields):
+        return {"raw_knn": {"precision@2": float(np.mean(joined))},
+                "raw_knn_fields": {f: {"precision@2": float(np.mean(v))} for f, v in fields.items()},
+                "per_query": {"fusion": {"precision@2": fusion}, "raw_knn": {"precision@2": joined},
+                              **{f"raw_knn:{f}": {"precision@2": v} for f, v in fields.items()}}}
+
+    # on validation the single field "clap" (.75) beats the joined fields (.5) and "mfcc" (.25)
+    valid = block([0.5] * 4, [0.5] * 4, {"clap": [1, 1, 1, 0], "mfcc": [0, 0, 1, 0]})
+    # on test, fusion beats the joined fields on every query but not "clap", which it must be compared with
+    test = block([1.0, 0.5, 1.0, 0.5], [0.0] * 4, {"clap": [1.0, 0.5, 1.0, 0.5], "mfcc": [0.0] * 4})
+    v = fusion_versus_raw(test, valid, k=2)
+    assert v["best_raw"] == "clap" and v["valid_candidates"] == {"joined": 0.5, "clap": 0.75, "mfcc": 0.25}
+    assert v["difference"] == 0.0 and v["verdict"] == "no distinguishable difference"
+    ahead = fusion_versus_raw(block([1.0] * 4, [0.0] * 4, {"clap": [0.0] * 4}), valid | {"raw_knn_fields": {
+        "clap": {"precision@2": 0.75}}}, k=2)
+    assert ahead["best_raw"] == "clap" and ahead["lo"] > 0 and ahead["verdict"] == "fusion ahead"
+
+
+# -- the best-matching item first: a hand-made six-track catalog with a hub ----------------------------------
+def _unit(v) -> list[float]:
+    v = np.asarray(v, float)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+SIX_LABELS = ["world", "dnb", "ambient", "piano", "techno", "folk"]
+SIX = {  # track 1 (drum and bass) is the hub: central in every modality and the most played
+    "text": [_unit([1, 0, 0.3]), _unit([1, 1, 1]), _unit([0, 1, 0.2]), _unit([0.2, 1, 0]), _unit([0.3, 0.1, 1]),
+             _unit([1, 0.3, 0])],
+    "image": [_unit([1, 0.1, 0]), _unit([0.9, 0.9, 0.9]), _unit([0, 1, 0.1]), _unit([0.1, 0.8, 0.3]),
+              _unit([0, 0.2, 1]), _unit([0.8, 0, 0.4])],
+    "audio": [_unit([0.2, 0, 1]), _unit([1, 1, 1]), _unit([1, 0.2, 0]), _unit([0.9, 0.4, 0]), _unit([0, 0.3, 1]),
+              _unit([0.4, 1, 0])],
+}
+SIX_PLAYS = [2, 60, 5, 8, 20, 3]
+
+
+def _six(prior: float, lam: float, mu: float, kappa: float) -> RecommendService:
+    return toy_service(SIX, SIX_LABELS, np.zeros(6), SIX_PLAYS, prior, lam, mu, kappa)[0]
+
+
+def test_each_tracks_own_text_cover_and_clip_ranks_it_first_at_the_shipped_weights():
+    from core.prior import DEFAULT_PRIOR_WEIGHT
+    from core.similarity import DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT
+
+    shipped = (DEFAULT_PRIOR_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_CLOSEST_WEIGHT)
+
+    def self_at_1(weights):
+        w, lam, mu, kappa = weights
+        result = evaluate_retrieval(_six(*weights), SIX_LABELS, np.arange(6), k=5, prior_weight=w,
+                                    restricted=False, similarity_weight=lam, like_weight=mu, closest_weight=kappa)
+        return {m: r["fusion"]["self@1"] for m, r in result.items()}
+
+    # before: "items like your upload" (μ 32 over λ 16) lifted the hub above the exact match
+    assert self_at_1((0.05, 16.0, 32.0, 0.0)) == {"text": 5 / 6, "image": 0.5, "audio": 0.5}
+    now = self_at_1(shipped)
+    assert now["text"] >= 0.9 and now["image"] >= 0.9 and now["audio"] >= 0.8, now
+    # through the service as a user would ask: a sentence near track 0's text (not its exact words) puts
+    # track 0 first, and the card names why
+    from core.narration import card_sentence
+
+    service = _six(*shipped)
+    query = service.encode_fields({"text": np.array([_unit([1, 0, 0.5])], np.float32)})
+    first = service.recommend(query, k=3).items[0]
+    assert first.item_id == "i0" and first.terms["closest_match"] == pytest.approx(shipped[3])
+    assert "the closest match to your upload" in card_sentence(first)
+    before = _six(0.05, 16.0, 32.0, 0.0).recommend(query, k=3).items
+    assert before[0].item_id == "i1"  # the hub, as the issue saw it
+
+
+def test_the_table_names_the_configuration_each_raw_field_and_the_best_raw_verdict():
+    from benchmarks.retrieval import format_table, fusion_versus_raw
+
+    service, labels = _toy_catalog()
+    rows = np.arange(6)
+    queries = evaluate_retrieval(service, labels, rows, k=2, similarity_weight=1.0, closest_weight=1.0)
+    result = {
+        "protocol": {"catalog": "toy", "test_items": 6, "label": "genre", "categories": 2, "k": 2,
+                     "weight_selection": "… by the mean over query modalities of (precision@2 + self@1 + MRR@2) "
+                                         "/ 3; the smaller weights on ties",
+                     "fusion_configuration": "untuned starting point (content only, linear heads)"},
+        "prior": {"chosen": 0.0}, "similarity": {"chosen": 1.0}, "like": {"chosen": 0.0},
+        "closest": {"chosen": 1.0}, "at_grid_top": ["similarity"], "queries": queries,
+        "fusion_versus_raw": {m: fusion_versus_raw(queries[m], queries[m], 2) for m in queries},
+        "validation_criterion": {"0.0,1.0,0.0,1.0": 0.9, "0.0,0.0,0.0,0.0": 0.5},
+    }
+    table = format_table(result)
+    assert "fusion configuration: untuned starting point (content only, linear heads)" in table
+    assert "at the top of its grid (extend the grid and run again): similarity" in table
+    assert "closest match 1.0" in table and "(precision@2 + self@1 + MRR@2) / 3" in table
+    for m in ("text", "image", "audio"):
+        assert f"raw kNN, {m}" in table  # each single field, even a modality's only one
+        assert f"{m:<7} best raw: " in table
+    assert "all four 0: 0.500" in table
