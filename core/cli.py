@@ -209,8 +209,11 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     r.add_argument("--text-tsv", metavar="FILE:COLUMN",
                    help="the raw text of each item: a TSV keyed by its first column (default: <name>_text.tsv)")
     r.add_argument("--titles", metavar="FILE:COLUMN",
-                   help="item titles: a TSV keyed by its first column (default: the song mapping or "
-                        "i_id_mapping.tsv when they hold names)")
+                   help="item titles: a TSV keyed by its first column, or by its itemID column when that names "
+                        "more items (default: the song mapping or i_id_mapping.tsv when they hold names)")
+    r.add_argument("--metadata", metavar="FILE[:COL,COL]",
+                   help="item metadata such as genre: a TSV (or .csv) keyed like --titles whose columns (all, or "
+                        "the ones named) are kept on each item, e.g. for `benchmarks.retrieval --label genre`")
     r.add_argument("--ids-only", action="store_true",
                    help="import the interactions without any feature matrix (items are the ids that appear)")
     r.add_argument("--overwrite", action="store_true", help="replace a stored catalog of that name")
@@ -241,7 +244,7 @@ def _run_import(args: argparse.Namespace, store: Store) -> int:
             report = import_mmrec(args.folder, store, name=args.name, text=_none(args.text),
                                   audio=_none(args.audio), image=_none(args.image), overwrite=args.overwrite,
                                   original_ids=args.original_ids, progress=bar, ids_only=args.ids_only,
-                                  text_tsv=args.text_tsv, titles=args.titles)
+                                  text_tsv=args.text_tsv, titles=args.titles, metadata=args.metadata)
     else:
         from core.catalog.interactions import import_interactions
 

@@ -64,6 +64,17 @@ def test_import_mmrec_options(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert "audio <- precomputed:whisper.npy" in out and "text <-" not in out
 
 
+def test_import_mmrec_with_metadata(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
+    folder = make_mmrec(tmp_path / "tiny")
+    (folder / "genres.tsv").write_text("artistID\tgenre\n80\trock\n66\tpop\n59\trock\n7\tjazz\n")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "mmrec", str(folder), "--metadata",
+                         "genres.tsv:genre")
+    assert code == 0, err
+    assert "item metadata genre read for 4 of 4 items" in out
+    assert [it.metadata["genre"] for it in Store(data_dir).load_catalog("tiny").items] == ["rock", "pop", "rock",
+                                                                                           "jazz"]
+
+
 def test_bad_input_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                            data_dir: Path) -> None:
     folder = make_catalog_folder(tmp_path / "songs")
