@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
@@ -195,3 +196,31 @@ def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) 
     st.dataframe(neutralise_frame(frame), hide_index=True, height=min(36 * (len(frame) + 1), 300), key=f"{key}_table")
     st.download_button("Download the import report (CSV)", safe_csv(frame), file_name=f"{catalog_name}-import-report.csv",
                        mime="text/csv", key=f"{key}_csv", icon=":material/download:")
+
+
+CATEGORY_COLUMNS = ("genre", "category", "mood")  # what a map is coloured by first, when the catalog has it
+
+
+def categorical_columns(frame: pd.DataFrame, max_values: int = 30) -> list[str]:
+    """The `meta.*` columns that hold a few distinct text values (2 to `max_values`): what a table can be
+    filtered and a map coloured by. Text columns are `object` or pandas' `str`/`string` dtype alike."""
+    out = []
+    for c in frame.columns:
+        if not c.startswith("meta."):
+            continue
+        column = frame[c]
+        if not (pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column)
+                or isinstance(column.dtype, pd.CategoricalDtype)):
+            continue
+        values = column.dropna()
+        if not values.map(lambda v: isinstance(v, str)).all():
+            continue  # lists or mixed values: not a category
+        if 1 < values.nunique() <= max_values:
+            out.append(c)
+    return out
+
+
+def default_map_colour(categorical: list[str]) -> str | None:
+    """The category a map is coloured by when the page opens (a genre, when the catalog has one), or None."""
+    names = [c.removeprefix("meta.") for c in categorical]
+    return next((n for n in CATEGORY_COLUMNS if n in names), names[0] if names else None)

@@ -448,6 +448,14 @@ def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws
     return pd.DataFrame({"item_id": np.asarray(ids)[keep], "x": xy[:, 0], "y": xy[:, 1]})
 
 
+def map_is_cached(root: str, method: str, space: str, _ws: Workspace) -> bool:
+    """Whether the active model's `method` map of `space` was computed before (on disk beside the model)."""
+    from core.projection import has_cached_projection
+
+    folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
+    return has_cached_projection(folder, space, method)
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def ground_truth(media_root: str) -> dict[str, Any] | None:
     """The demo generator's ground truth beside the media, or None for other catalogs."""
