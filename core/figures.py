@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -162,15 +163,37 @@ def token_html(tokens: Sequence[tuple[str, float]]) -> str:
     return " ".join(spans)
 
 
-RUN_PALETTE = ("#6D28D9", "#0EA5E9", "#F97316", "#14B8A6", "#E11D48", "#84CC16", "#A855F7", "#64748B",
-               "#EAB308", "#0F766E")
+# Runs and categories (genres on the map) are drawn in hues no modality uses (text blue, image amber, audio
+# green): violets, reds, pinks, browns and greys, so a bar never reads as a modality.
+RUN_PALETTE = ("#6D28D9", "#64748B", "#E11D48", "#9D174D", "#7C2D12", "#C026D3", "#DB2777", "#1E293B", "#A855F7",
+               "#B91C1C", "#A8A29E", "#57534E", "#F472B6", "#4C1D95")
+CATEGORY_PALETTE = ("#6D28D9", "#E11D48", "#7C2D12", "#DB2777", "#475569", "#A855F7", "#1E293B", "#B91C1C",
+                    "#C026D3", "#A8A29E", "#9D174D", "#F472B6")
+# each model keeps its colour on every page and in the report, whichever runs are shown beside it
+MODEL_ORDER = ("fusion", "popularity", "itemknn", "bprmf", "ease", "als", "implicit-bpr", "lightgcn", "vbpr",
+               "late-fusion", "text-only", "image-only", "audio-only")
+
+
+def _model_key(label: str, kind: str = "") -> str:
+    """The model a run label names: "fusion-gated · 12-07 10:30" -> "fusion"; "ease" -> "ease"."""
+    name = str(label).split(" · ")[0].strip()
+    return "fusion" if kind == "fusion" or name.startswith("fusion") else name
 
 
 def run_colors(labels: Sequence[str], kinds: Sequence[str] | None = None) -> dict[str, str]:
-    """One colour per run label, fusion runs first (violet), so every chart of a page agrees."""
+    """One colour per run label, the same for a model wherever it is drawn (fusion violet, popularity slate,
+    ...); a second run of a model already drawn takes the next colour nobody uses."""
     kinds = list(kinds) if kinds is not None else ["" for _ in labels]
-    order = sorted(range(len(labels)), key=lambda i: (kinds[i] != "fusion", i))
-    return {labels[i]: RUN_PALETTE[n % len(RUN_PALETTE)] for n, i in enumerate(order)}
+    order = sorted(range(len(labels)), key=lambda i: (_model_key(labels[i], kinds[i]) != "fusion", i))
+    out: dict[str, str] = {}
+    for i in order:
+        key = _model_key(labels[i], kinds[i])
+        slot = MODEL_ORDER.index(key) if key in MODEL_ORDER else zlib.crc32(key.encode()) % len(RUN_PALETTE)
+        colour = RUN_PALETTE[slot % len(RUN_PALETTE)]
+        if colour in out.values():
+            colour = next((c for c in RUN_PALETTE if c not in out.values()), colour)
+        out[labels[i]] = colour
+    return out
 
 
 def _colors_for(labels, colors: Mapping[str, str] | None) -> dict[str, str]:

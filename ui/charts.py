@@ -11,7 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 # the figures the HTML report shares live in core.figures; imported here so pages keep calling ui.charts
-from core.figures import (MODALITY_ORDER, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
+from core.figures import (CATEGORY_PALETTE, MODALITY_ORDER, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
                           feature_shap_bar, metric_at_k_lines, metric_bars_ci, modality_shares_bar,
                           paired_difference_fig, run_colors, shapley_waterfall, token_html, token_pairs,
                           BASE_COLOR, HISTORY_COLOR, TERM_COLOR, TOTAL_COLOR)
@@ -72,7 +72,8 @@ def embedding_scatter(frame: pd.DataFrame, color: str, title: str) -> go.Figure:
     fig = px.scatter(plot, x="x", y="y", color="_colour", hover_name="title",
                      hover_data={"x": False, "y": False, "_colour": False, "item_id": True},
                      color_discrete_map=color_map,
-                     color_continuous_scale="Viridis" if numeric else None,
+                     color_discrete_sequence=None if is_modality else list(CATEGORY_PALETTE),
+                     color_continuous_scale="Purp" if numeric else None,
                      labels={"_colour": color})
     fig.update_traces(marker=dict(size=8, opacity=0.85, line=dict(width=0.5, color="white")))
     fig.update_layout(title=title, legend_title_text=color)

@@ -110,3 +110,57 @@ def test_paired_differences_mark_intervals_clear_of_zero():
     assert list(trace.error_x.array) == pytest.approx([0.02, 0.02, 0.02])
     assert list(trace.error_x.arrayminus) == pytest.approx([0.02, 0.02, 0.02])
     assert "fusion − itemknn" in fig.layout.title.text
+
+
+def _hue_and_chroma(colour: str) -> tuple[float, float]:
+    import colorsys
+
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hsv(r, g, b)[0] * 360, max(r, g, b) - min(r, g, b)
+
+
+def test_run_and_category_colours_stay_clear_of_the_modality_hues():
+    from core.figures import CATEGORY_PALETTE, RUN_PALETTE
+
+    modality_hues = [_hue_and_chroma(c)[0] for c in MODALITY_COLORS.values()]
+    for colour in {*RUN_PALETTE, *CATEGORY_PALETTE}:
+        hue, chroma = _hue_and_chroma(colour)
+        distance = min(min(abs(hue - m), 360 - abs(hue - m)) for m in modality_hues)
+        assert chroma < 0.2 or distance >= 20, (colour, hue, distance)  # a grey, or a hue no modality has
+    assert not {c.upper() for c in (*RUN_PALETTE, *CATEGORY_PALETTE)} & {c.upper() for c in MODALITY_COLORS.values()}
+
+
+def test_a_model_keeps_its_colour_whatever_runs_are_beside_it():
+    """The Tour (no colours given), Evaluate (labels and kinds) and the report colour a model alike."""
+    import pandas as pd
+
+    from core.figures import run_colors
+
+    alone = run_colors(["popularity", "fusion-gated"])
+    other = run_colors(["bprmf", "itemknn", "popularity", "fusion-gated"], ["", "", "", "fusion"])
+    assert alone["popularity"] == other["popularity"] and alone["fusion-gated"] == other["fusion-gated"]
+    assert len(set(other.values())) == 4
+    twice = run_colors(["popularity · 12-07 10:00", "popularity · 12-07 11:00"])
+    assert len(set(twice.values())) == 2 and alone["popularity"] in twice.values()
+
+    def bar_colours(labels, colors=None):
+        long = pd.DataFrame({"label": labels, "metric": "recall", "k": 20, "value": [0.3, 0.2, 0.1][:len(labels)],
+                             "lo": 0.0, "hi": 0.4})
+        bars = charts.metric_bars_ci(long, "recall", 20, colors).data[0]
+        return dict(zip(bars.x, bars.marker.color))
+
+    tour = bar_colours(["fusion-gated", "popularity"])
+    evaluate = bar_colours(["ease", "fusion-gated", "popularity"],
+                           run_colors(["ease", "fusion-gated", "popularity"], ["", "fusion", ""]))
+    assert tour["fusion-gated"] == evaluate["fusion-gated"] and tour["popularity"] == evaluate["popularity"]
+
+
+def test_map_categories_use_the_category_palette():
+    import pandas as pd
+
+    from core.figures import CATEGORY_PALETTE
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 0, 1], "title": list("abcd"), "item_id": list("abcd"),
+                          "genre": ["jazz", "folk", "jazz", "techno"]})
+    fig = charts.embedding_scatter(frame, "genre", "map")
+    assert {t.marker.color for t in fig.data} <= set(CATEGORY_PALETTE) and len(fig.data) == 3
