@@ -60,6 +60,10 @@ def _go(delta: int) -> None:
     ss["tour_step"] = min(max(int(ss.get("tour_step", 0)) + delta, 0), n - 1)
 
 
+def _flip_notes() -> None:
+    ss["tour_notes"] = not ss.get("tour_notes", False)
+
+
 # -- progress and navigation ---------------------------------------------------------------------------------
 st.progress((index + 1) / n, text=f"Step {index + 1} of {n} · {step.title}")
 trail = " › ".join(f"<b>{html.escape(s.title)}</b>" if i == index else html.escape(s.title)
@@ -70,7 +74,12 @@ nav.button("Back", icon=":material/arrow_back:", key="tour_back", on_click=_go, 
            shortcut="Left", help="Previous step (← key)")
 nav.button("Next", icon=":material/arrow_forward:", key="tour_next", on_click=_go, args=(1,), type="primary",
            disabled=index == n - 1, shortcut="Right", help="Next step (→ key)")
-show_notes = nav.toggle("Presenter notes", value=True, key="tour_notes")
+# Notes start hidden: the screen the room sees shows the story, not the presenter's cues. A button, not a
+# switch: a focused switch is an input, and Streamlit ignores ← / → while an input has the focus
+show_notes = bool(ss.setdefault("tour_notes", False))
+nav.button("Hide presenter notes" if show_notes else "Presenter notes", key="tour_notes_button",
+           icon=":material/speaker_notes_off:" if show_notes else ":material/speaker_notes:", type="tertiary",
+           on_click=_flip_notes, shortcut="N", help="Show or hide the presenter's notes (N key); off by default")
 
 st.subheader(f"{index + 1}. {step.title}")
 if step.narration:
