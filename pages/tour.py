@@ -74,6 +74,7 @@ nav.button("Back", icon=":material/arrow_back:", key="tour_back", on_click=_go, 
            shortcut="Left", help="Previous step (← key)")
 nav.button("Next", icon=":material/arrow_forward:", key="tour_next", on_click=_go, args=(1,), type="primary",
            disabled=index == n - 1, shortcut="Right", help="Next step (→ key)")
+components.tour_arrow_keys()  # also in a new tab's first seconds, and whatever button was clicked last
 # Notes start hidden: the screen the room sees shows the story, not the presenter's cues. A button, not a
 # switch: a focused switch is an input, and Streamlit ignores ← / → while an input has the focus
 show_notes = bool(ss.setdefault("tour_notes", False))

@@ -224,3 +224,10 @@ def default_map_colour(categorical: list[str]) -> str | None:
     """The category a map is coloured by when the page opens (a genre, when the catalog has one), or None."""
     names = [c.removeprefix("meta.") for c in categorical]
     return next((n for n in CATEGORY_COLUMNS if n in names), names[0] if names else None)
+
+
+def tour_arrow_keys() -> None:
+    """Let ← / → press the Tour's Back and Next buttons (keys tour_back, tour_next) from the page's first
+    moment, whatever has the focus outside text fields (assets/arrow_keys.js)."""
+    script = (Path(__file__).resolve().parents[1] / "assets" / "arrow_keys.js").read_text(encoding="utf-8")
+    st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)

@@ -222,3 +222,33 @@ def test_home_alias_and_tour_by_keyboard_and_offline_report(studio_page, studio,
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "10-tour-report.png"))
     context.close()
+
+
+def test_tour_keys_work_in_a_fresh_tab_and_after_the_notes_button(studio_page, studio):
+    """A new tab: → pressed as soon as the first step shows still advances (the buttons' code may still be
+    loading); presenter notes are off until asked for; after clicking the notes button (focus on it), ← and →
+    still move between steps."""
+    notes_start = "Point at the modality counts"  # step 1's notes in assets/tours/demo.yaml
+    pg = studio_page.context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    try:
+        pg.goto(f"{studio}/tour")
+        step_heading(pg, 0).wait_for()
+        pg.keyboard.press("ArrowRight")  # no click first, no waiting for the run to end
+        step_heading(pg, 1).wait_for()
+        idle(pg)
+        pg.keyboard.press("ArrowLeft")
+        step_heading(pg, 0).wait_for()
+        idle(pg)
+        assert pg.get_by_text(notes_start).count() == 0  # off on the room's screen
+        pg.get_by_role("button", name="Presenter notes").click()
+        pg.get_by_text(notes_start).wait_for()
+        idle(pg)
+        shot(pg, "9-tour-notes-shown")
+        pg.keyboard.press("ArrowRight")  # the notes button has the focus now
+        step_heading(pg, 1).wait_for()
+        idle(pg)
+        pg.keyboard.press("ArrowLeft")
+        step_heading(pg, 0).wait_for()
+    finally:
+        pg.close()
