@@ -111,7 +111,7 @@ with tab_results:
             kept = [r for r in ss.get("ev_runs", latest) if r in labels and r not in fresh]
             ss["ev_runs"] = fresh + kept
         chosen = st.multiselect("Runs", runs["id"].tolist(), default=latest, format_func=labels.get,
-                                key="ev_runs")
+                                key="ev_runs", select_all=False)
         if not chosen:
             st.info("Pick at least one run.")
         else:

@@ -180,8 +180,9 @@ with st.form("query_form", enter_to_submit=False):
     with left:
         st.text_area("Describe what you want to hear", key="q_text", height=90,
                      placeholder="e.g. dreamy synth pads for a late-night drive")
+        # no "Select N matches" entry: it is the first of the list, so Enter after a typed word took every match
         st.multiselect("Tracks you like", options=list(titles), format_func=lambda i: f"{titles[i]} ({i})",
-                       key="q_liked", placeholder="Pick one or more tracks from the catalog")
+                       key="q_liked", placeholder="Pick one or more tracks from the catalog", select_all=False)
         users = ["—", *loaders.users_frame(ws.root, catalog.name, ws.stamp, ws)["user_id"].tolist()]
         st.selectbox("Or start from a known listener (optional)", users, key="q_user")
     with right:

@@ -227,3 +227,11 @@ def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
     for rec in second.items:  # the score holds the prior as its own term
         assert abs(rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) - rec.score) < 1e-4
     assert "popularity prior" in texts(app)
+
+
+def test_tracks_you_like_offers_no_select_all_entry(app):
+    """The "Select N matches" entry is the first of the list when a word is typed, so Enter picked every match;
+    the list leaves it out (Streamlit's default shows it for up to 1000 options)."""
+    goto(app, "recommend")
+    liked = app.multiselect(key="q_liked")
+    assert len(liked.options) == 60 and liked.proto.select_all == 0

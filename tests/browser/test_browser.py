@@ -252,3 +252,24 @@ def test_tour_keys_work_in_a_fresh_tab_and_after_the_notes_button(studio_page, s
         step_heading(pg, 0).wait_for()
     finally:
         pg.close()
+
+
+def test_enter_in_tracks_you_like_picks_one_track(studio_page, studio):
+    """Typing a word in "Tracks you like" and pressing Enter adds one track, not every match."""
+    pg = studio_page.context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    try:
+        pg.goto(f"{studio}/recommend")
+        box = pg.get_by_test_id("stMultiSelect").filter(has_text="Tracks you like")
+        box.wait_for()
+        idle(pg)
+        box.locator("input").click()
+        box.locator("input").type("e")
+        pg.wait_for_timeout(500)
+        pg.keyboard.press("Enter")
+        pg.wait_for_timeout(500)
+        chips = box.locator('[data-baseweb="tag"]')
+        assert chips.count() == 1, [chips.nth(i).inner_text() for i in range(chips.count())]
+        shot(pg, "3b-recommend-liked-enter")
+    finally:
+        pg.close()
