@@ -22,12 +22,26 @@ def modality_color(modality: str) -> str:
     return MODALITY_COLORS.get(modality, NEUTRAL)
 
 
+# The legend stands right of the plot, top-aligned: above the plot it ran into the title, and inside the plot
+# it covered bars and axes. Plotly widens the right margin to fit it.
+LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", title=None)
+
+
+def legend_below(fig: go.Figure, rows: int = 1) -> go.Figure:
+    """The legend at the foot of the figure, under the axis title, with room kept for `rows` rows: for a chart
+    whose right edge carries a second axis."""
+    fig.update_layout(legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0.5,
+                                  xanchor="center", title=None),
+                      margin=dict(b=56 + 22 * rows))
+    return fig
+
+
 def style_figure(fig: go.Figure, height: int = 320, legend: bool = True) -> go.Figure:
-    """Shared plotly layout: compact margins, light grid, the studio font."""
+    """Shared plotly layout: compact margins, light grid, the studio font, the legend right of the plot."""
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=legend,
+        height=height, margin=dict(l=10, r=10, t=48, b=10), showlegend=legend,
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=None),
+        legend=LEGEND_RIGHT,
         font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),
     )
     fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
@@ -120,8 +134,7 @@ def modality_shares_bar(series: Mapping[str, Mapping[str, float]], title: str) -
                              textposition="inside", insidetextanchor="middle"))
     fig.update_layout(barmode="stack", title=title)
     fig = style_figure(fig, height=140 + 48 * max(1, len(series)))
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5,
-                                  traceorder="normal"))
+    fig.update_layout(legend=dict(traceorder="normal"))
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(autorange="reversed")
     return fig

@@ -164,3 +164,39 @@ def test_map_categories_use_the_category_palette():
                           "genre": ["jazz", "folk", "jazz", "techno"]})
     fig = charts.embedding_scatter(frame, "genre", "map")
     assert {t.marker.color for t in fig.data} <= set(CATEGORY_PALETTE) and len(fig.data) == 3
+
+
+def _legend_clear_of_title_and_axes(fig) -> bool:
+    """The legend stands right of the plot (x ≥ 1, left-anchored) or at the figure's foot in container
+    coordinates: never above the plot where the title is, never over the plot and its axes."""
+    legend = fig.layout.legend
+    right = legend.x is not None and legend.x >= 1 and legend.xanchor == "left"
+    foot = legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+    return right or foot
+
+
+def test_legends_stay_clear_of_titles_and_axes():
+    import pandas as pd
+
+    long = pd.DataFrame({"label": ["fusion-gated", "popularity"] * 2, "metric": "recall", "k": [10, 10, 20, 20],
+                         "value": [0.3, 0.2, 0.4, 0.3], "lo": [0.2, 0.1, 0.3, 0.2], "hi": [0.4, 0.3, 0.5, 0.4]})
+    curves = pd.DataFrame({"label": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "loss": [1.0, 0.5, 1.2, 0.7],
+                           "valid_metric": [0.1, 0.2, 0.1, 0.15]})
+    scatter = pd.DataFrame({"x": [0.0, 1, 2], "y": [0.0, 1, 0], "title": list("abc"), "item_id": list("abc"),
+                            "genre": ["jazz", "folk", "jazz"]})
+    figures = {
+        "metric lines": charts.metric_at_k_lines(long, "recall"),
+        "modality shares": charts.modality_shares_bar({"gate weights (model)": {"text": 0.5, "image": 0.3,
+                                                                                "audio": 0.2}}, "shares"),
+        "training curves": charts.training_curves_fig(curves),
+        "map": charts.embedding_scatter(scatter, "genre", "map"),
+        "search": charts.tuning_search_fig([{"number": 0, "value": 0.1, "state": "complete"},
+                                            {"number": 1, "value": 0.05, "state": "pruned"}]),
+    }
+    for name, fig in figures.items():
+        assert fig.layout.showlegend is not False, name
+        assert _legend_clear_of_title_and_axes(fig), (name, fig.layout.legend)
+    assert figures["map"].layout.legend.title.text == "genre"
+    # the training chart's right edge is its validation axis: the legend goes to the foot, with room kept
+    curves_fig = figures["training curves"]
+    assert curves_fig.layout.legend.yref == "container" and curves_fig.layout.margin.b >= 70
