@@ -108,7 +108,8 @@ if exp is None:
 shapley = {m: float(v) for m, v in dict(exp.modality_shapley).items()}
 weights = {m: float(v) for m, v in dict(exp.modality_weights).items()}
 terms = {t: float(v) for t, v in dict(getattr(exp, "terms", {}) or {}).items()}
-term_labels = dict(getattr(exp, "term_labels", {}) or {})
+noun = "your query" if user_id else components.query_noun(ss.get("query"))  # "your text", "your image"...
+term_labels = {t: components.name_query(label, noun) for t, label in dict(getattr(exp, "term_labels", {}) or {}).items()}
 base_label = "base (no modality, no prior)" if terms else "base (no modality; learned bias)"
 
 # -- the item and the headline numbers --------------------------------------------------------------
@@ -125,9 +126,10 @@ with head[1]:
     top = max(shapley, key=lambda m: shapley[m]) if shapley else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Score", f"{exp.score:.3f}")
-    m2.metric("Base value (no modality, no prior)" if terms else "Base value (no modality)", f"{exp.base_value:.3f}",
-              help="A known listener's base holds the model's learned item bias" if not terms else
-              "What is left with every modality masked and the prior taken out (the item's id embedding, if any)")
+    m2.metric("Base value", f"{exp.base_value:.3f}",  # a short label: the long one was cut off in its column
+              help="The score with no modality: a known listener's base holds the model's learned item bias"
+              if not terms else "The score with every modality masked and the prior taken out (the item's id "
+              "embedding, if any)")
     m3.metric("Strongest modality", MODALITY_LABELS.get(top, "—"),
               f"{shapley.get(top, 0):+.3f}" if top else None)
     deletion = getattr(exp, "deletion", None)
@@ -162,12 +164,14 @@ with left:
                    f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = prior; hatched bars lower "
                    "the score.")
         similarity = dict(getattr(exp, "similarity", {}) or {})
+        name_like = components.name_query("items like your upload", noun)
         if similarity:
-            st.caption(f"An upload query: each uploaded modality's value includes its similarity to your upload "
-                       f"(raw-encoder cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
+            st.caption(f"Each modality of {noun} includes how close the item is to it as that modality's encoder "
+                       f"reads them (cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
                        + ", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {v:+.4f}" for m, v in similarity.items())
-                       + "), present exactly when the item carries that modality; “items like your upload” "
-                       "(joint-space cosine to the items nearest the upload) is a player of its own, like the prior.")
+                       + f"), present exactly when the item carries that modality; “{name_like}” "
+                       f"(how close the item is, in the model's joint space, to the items nearest {noun}) is a "
+                       "player of its own, like the prior.")
     else:
         st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
                    f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}). This is a known "

@@ -222,15 +222,15 @@ prior_weight = opt_prior.slider(
          "is not a known listener; 0 ranks uploads and liked tracks by content alone. The default was chosen "
          "on the retrieval benchmark. A known listener keeps the model's learned item bias instead.")
 similarity_weight = opt_prior.slider(
-    "Similarity to your upload", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
-    help="Weight of the raw-encoder cosine between your upload and each item, per uploaded modality (0 for items "
-         "lacking it; counted in that modality's share). Uploads only; the default was chosen on the retrieval "
-         "benchmark.")
+    "Similarity to the query", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
+    help="How much it counts that an item is close to your text, image or clip as each encoder reads them "
+         "(per query modality; 0 for items lacking it; counted in that modality's share). Content queries only; "
+         "the default was chosen on the retrieval benchmark.")
 like_weight = opt_prior.slider(
-    "Items like your upload", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
-    help="Weight of the model's joint-space cosine between each item and the items nearest your upload. Uploads "
-         "only; the default was chosen on the retrieval benchmark.")
-whatif = opt_toggle.toggle("What-if weights", key="opt_whatif",
+    "Items like the query", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
+    help="How much it counts that an item is close, in the model's joint space, to the items nearest your text, "
+         "image or clip. Content queries only; the default was chosen on the retrieval benchmark.")
+whatif = opt_toggle.toggle("What-if weights", key="opt_whatif", wrap=True,
                            help="Override each item's learned modality weights and re-rank at once (no re-encoding)")
 weights = None
 if whatif:
@@ -312,7 +312,8 @@ for start in range(0, len(result.items), PER_ROW):
     cols = st.columns(PER_ROW, gap="small")
     for col, rec in zip(cols, result.items[start:start + PER_ROW]):
         with col:
-            components.result_card(catalog, rec, had_previous, _on_feedback, _on_why)
+            components.result_card(catalog, rec, had_previous, _on_feedback, _on_why,
+                                   noun=components.query_noun(query))
 
 # -- a report of this query: ranking, the items explained so far, the stored runs ------------------------
 from ui.reports import download_report, query_report  # noqa: E402

@@ -171,8 +171,11 @@ def draw_explain(out: ExplainOutcome) -> None:
             st.markdown(f"- {html.escape(sentence)}")
     left, right = st.columns([3, 2], gap="large")
     history = float(getattr(exp, "history", 0.0) or 0.0)
+    asked = [o for i, o in sorted(run.outcomes.items()) if i < index and isinstance(o, QueryOutcome)]
+    noun = components.query_noun(asked[-1].last.query) if asked else "your query"  # "your text, image and clip"
+    labels = {t: components.name_query(label, noun) for t, label in dict(exp.term_labels).items()}
     left.plotly_chart(charts.shapley_waterfall(exp.base_value, dict(exp.modality_shapley), exp.score,
-                                               terms=dict(exp.terms), term_labels=dict(exp.term_labels),
+                                               terms=dict(exp.terms), term_labels=labels,
                                                history=history if abs(history) > 1e-9 else None),
                       key=f"tour_waterfall_{index}")
     if not exp.feature_shap.empty:

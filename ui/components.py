@@ -95,8 +95,33 @@ def item_subtitle(item: Item) -> str:
     return " · ".join(str(p) for p in parts)
 
 
+def query_noun(query: Any) -> str:
+    """What a query is, in the words a card uses for it: "your text", "your image", "your clip", "your text
+    and image", "your liked tracks"; "your query" when it cannot tell."""
+    if query is None:
+        return "your query"
+    parts = []
+    if (getattr(query, "text", "") or "").strip():
+        parts.append("text")
+    images, clips = len(getattr(query, "images", []) or []), len(getattr(query, "audio", []) or [])
+    if images:
+        parts.append("images" if images > 1 else "image")
+    if clips:
+        parts.append("clips" if clips > 1 else "clip")
+    if getattr(query, "liked", None):
+        parts.append("liked tracks")
+    if not parts:
+        return "your query"
+    return "your " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+
+
+def name_query(label: str, noun: str) -> str:
+    """A term's label with the query named by what it is ("items like your upload" -> "items like your text")."""
+    return str(label).replace("your upload", noun).replace("the upload", noun.replace("your ", "the ", 1))
+
+
 def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Callable[[str, bool], None],
-                on_why: Callable[[str], None]) -> None:
+                on_why: Callable[[str], None], noun: str = "your query") -> None:
     """One recommendation: cover, rank (and its change), title, audio, score, modality-weight bar, actions."""
     item = catalog.item(rec.item_id)
     with st.container(border=True):
@@ -113,7 +138,7 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
                           if m in weights)
         st.markdown(f'<span class="prism-score">score {rec.score:.3f}</span>'
                     f'<span class="prism-card-meta" style="float:right">{shares}</span>'
-                    f'{modality_bar(weights)}{score_terms_line(rec)}', unsafe_allow_html=True)
+                    f'{modality_bar(weights)}{score_terms_line(rec, noun)}', unsafe_allow_html=True)
         row = st.container(horizontal=True, gap="small", wrap=False)
         row.button("", icon=":material/thumb_up:", key=f"like_{rec.item_id}", help="More like this", on_click=on_feedback,
                    args=(rec.item_id, True))
@@ -124,9 +149,9 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
             on_why(rec.item_id)
 
 
-def score_terms_line(rec: Any) -> str:
+def score_terms_line(rec: Any, noun: str = "your query") -> str:
     """HTML: the card's named score terms (the popularity prior, or that the learned bias applies) and the
-    what-if modalities the item lacks ("no audio")."""
+    what-if modalities the item lacks ("no audio"); the query is named by `noun` ("your text", ...)."""
     terms = dict(getattr(rec, "terms", {}) or {})
     parts = []
     if PRIOR in terms:
@@ -136,11 +161,13 @@ def score_terms_line(rec: Any) -> str:
         if similarity:
             cells = " ".join(f'<span style="color:{modality_color(m)}">{m[0].upper()} {v:+.3f}</span>'
                              for m, v in similarity.items())
-            parts.append(f'<span title="raw-encoder cosine to your upload × its weight, counted in that '
-                         f'modality\'s contribution">{SIMILARITY_LABEL} {cells}</span>')
+            parts.append(f'<span title="how close the item is to {html.escape(noun)} as each encoder reads '
+                         f'them (cosine × its weight), counted in that modality\'s contribution">'
+                         f'{html.escape(name_query(SIMILARITY_LABEL, noun))} {cells}</span>')
         if LIKE in terms:
-            parts.append(f'<span title="joint-space cosine to the items nearest your upload × its weight">'
-                         f'{LIKE_LABEL} {terms[LIKE]:+.3f}</span>')
+            parts.append(f'<span title="how close the item is, in the model\'s joint space, to the items nearest '
+                         f'{html.escape(noun)} (cosine × its weight)">'
+                         f'{html.escape(name_query(LIKE_LABEL, noun))} {terms[LIKE]:+.3f}</span>')
     else:
         parts.append(f'<span title="a known listener: the model\'s learned bias stays in the score">'
                      f'{LEARNED_BIAS_LABEL}</span>')

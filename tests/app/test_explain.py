@@ -69,9 +69,11 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     assert app.radio(key="ex_mode").value == "Your query"
     trace = _waterfall(_figures(app))["data"][0]
     x, y = plotly_values(trace["x"]), plotly_values(trace["y"])
-    # the named terms' bars come after the modalities: the prior, then "items like your upload"
+    # the named terms' bars come after the modalities: the prior, then "items like your text" (a text query is
+    # named by what it is, not called an upload)
     assert x[0] == "base (no modality, no prior)" and x[-3] == "popularity prior × 0.50"
-    assert x[-2].startswith("items like your upload × ")
+    assert x[-2].startswith("items like your text × ")
+    assert "your upload" not in texts(app) and "your upload" not in " ".join(map(str, x))
     assert y[-3] == pytest.approx(top.terms["prior"], abs=1e-6)
     assert y[-2] == pytest.approx(top.terms["like_upload"], abs=1e-6)
     assert y[0] + sum(y[1:-1]) == pytest.approx(y[-1], abs=1e-4) and y[-1] == pytest.approx(top.score, abs=1e-4)
