@@ -39,7 +39,7 @@ def legend_below(fig: go.Figure, rows: int = 1) -> go.Figure:
 def style_figure(fig: go.Figure, height: int = 320, legend: bool = True) -> go.Figure:
     """Shared plotly layout: compact margins, light grid, the studio font, the legend right of the plot."""
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=48, b=10), showlegend=legend,
+        height=height, margin=dict(l=10, r=10, t=64, b=10), showlegend=legend,
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
         legend=LEGEND_RIGHT,
         font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),
@@ -193,6 +193,24 @@ def _model_key(label: str, kind: str = "") -> str:
     return "fusion" if kind == "fusion" or name.startswith("fusion") else name
 
 
+# what each ranking metric means, in the words a room understands (the charts' subtitles)
+METRIC_MEANING = {
+    "recall": "share of each listener's held-out tracks found in the top K",
+    "ndcg": "held-out tracks found in the top K, those ranked higher counting more",
+    "precision": "share of the top K that are held-out tracks",
+    "hit": "share of listeners with at least one held-out track in the top K",
+    "hitrate": "share of listeners with at least one held-out track in the top K",
+    "map": "precision averaged over the ranks where held-out tracks appear",
+    "mrr": "1 / the rank of the first held-out track, averaged over listeners",
+    "coverage": "share of the catalog that appears in someone's top K",
+}
+
+
+def metric_subtitle(metric: str) -> str:
+    """The plain meaning of a metric (e.g. recall: share of held-out tracks found), or '' when unknown."""
+    return METRIC_MEANING.get(str(metric).lower(), "")
+
+
 def run_colors(labels: Sequence[str], kinds: Sequence[str] | None = None) -> dict[str, str]:
     """One colour per run label, the same for a model wherever it is drawn (fusion violet, popularity slate,
     ...); a second run of a model already drawn takes the next colour nobody uses."""
@@ -228,7 +246,7 @@ def metric_at_k_lines(frame: pd.DataFrame, metric: str, colors: Mapping[str, str
         fig.add_trace(go.Scatter(x=part["k"], y=part["value"], mode="lines+markers", name=label,
                                  line=dict(color=color, width=2.5),
                                  hovertemplate=f"{label}<br>{metric}@%{{x}} = %{{y:.4f}}<extra></extra>"))
-    fig.update_layout(title=f"{metric}@K")
+    fig.update_layout(title=dict(text=f"{metric}@K", subtitle=dict(text=metric_subtitle(metric))))
     fig = style_figure(fig, height=360)
     fig.update_xaxes(title="K", tickmode="array", tickvals=sorted(f["k"].unique()))
     fig.update_yaxes(title=metric)
@@ -249,7 +267,9 @@ def metric_bars_ci(frame: pd.DataFrame, metric: str, k: int, colors: Mapping[str
                            insidetextanchor="start", textfont=dict(color="white"),
                            hovertemplate="%{x}<br>%{y:.4f}<extra></extra>"))
     fig.update_layout(uniformtext=dict(minsize=10, mode="show"))
-    fig.update_layout(title=f"{metric}@{k} with 95% CI")
+    meaning = metric_subtitle(metric)
+    fig.update_layout(title=dict(text=f"{metric}@{k} with 95% CI", subtitle=dict(
+        text=(meaning.replace("top K", f"top {k}") + "; the line is the 95% interval") if meaning else "")))
     fig = style_figure(fig, height=360, legend=False)
     fig.update_yaxes(title=f"{metric}@{k}", rangemode="tozero")
     return fig
@@ -267,7 +287,8 @@ def paired_difference_fig(frame: pd.DataFrame, label_a: str, label_b: str) -> go
                      thickness=1.5, width=5),
         hovertemplate="%{y}: %{x:+.4f}<extra></extra>"))
     fig.add_vline(x=0, line_width=1, line_dash="dot", line_color="#64748b")
-    fig.update_layout(title=f"{label_b} − {label_a}, paired 95% CI")
+    fig.update_layout(title=dict(text=f"{label_b} − {label_a}, paired 95% CI", subtitle=dict(
+        text="right of zero: B is better for the same listeners; an interval clear of zero is a real difference")))
     fig = style_figure(fig, height=max(220, 36 * len(f) + 110), legend=False)
     fig.update_xaxes(title="difference (B − A)")
     return fig

@@ -204,9 +204,26 @@ def html_text(text: object) -> str:
     return _HTML_MARKDOWN.sub(lambda m: f"&#{ord(m.group(0))};", escaped)
 
 
+_COMMAND = re.compile(r"\s*\(?(?:run |with |see |list them with |e\.g\. )?`(python -m [^`]+)`\)?")
+
+
+def plain_error(error: Exception | str) -> tuple[str, list[str]]:
+    """(the message in plain words, the command-line commands it named): a page says what went wrong and what
+    to fix without a Python class name, and shows the commands apart, for whoever runs the server."""
+    text = str(error).strip()
+    commands = [m.group(1) for m in _COMMAND.finditer(text)]
+    plain = _COMMAND.sub("", text).replace("()", "").strip().rstrip(";:,")
+    plain = re.sub(r"\s+([;,.])", r"\1", plain)
+    return plain or text, commands
+
+
 def show_error(error: Exception, what: str) -> None:
-    """A PrismError as an st.error saying what failed and what to fix; the session goes on."""
-    st.error(f"**{what}** — {md_escape(error)}", icon=":material/error:")
+    """An error as an st.error saying what failed and what to fix, in plain words; command-line commands the
+    message names go in a caption under it (for the operator). The session goes on."""
+    plain, commands = plain_error(error)
+    st.error(f"**{what}** — {md_escape(plain)}", icon=":material/error:")
+    if commands:
+        st.caption("From the command line: " + " · ".join(f"`{c}`" for c in commands))
 
 
 def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) -> None:

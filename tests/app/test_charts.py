@@ -200,3 +200,16 @@ def test_legends_stay_clear_of_titles_and_axes():
     # the training chart's right edge is its validation axis: the legend goes to the foot, with room kept
     curves_fig = figures["training curves"]
     assert curves_fig.layout.legend.yref == "container" and curves_fig.layout.margin.b >= 70
+
+
+def test_metric_charts_say_what_the_metric_means():
+    import pandas as pd
+
+    long = pd.DataFrame({"label": ["a", "b"], "metric": "recall", "k": 20, "value": [0.3, 0.2], "lo": 0.1,
+                         "hi": 0.4})
+    bars = charts.metric_bars_ci(long, "recall", 20)
+    assert bars.layout.title.text == "recall@20 with 95% CI"
+    assert "held-out tracks found in the top 20" in bars.layout.title.subtitle.text
+    assert "ranked higher counting more" in charts.metric_at_k_lines(long.assign(metric="ndcg"),
+                                                                     "ndcg").layout.title.subtitle.text
+    assert charts.metric_bars_ci(long.assign(metric="auc"), "auc", 20).layout.title.subtitle.text in ("", None)

@@ -28,3 +28,16 @@ def test_labels_and_card_line_name_the_query():
     line = score_terms_line(rec, "your text")
     assert "items like your text +2.500" in line and "similarity to your text" in line
     assert "upload" not in line
+
+
+@pytest.mark.parametrize(("message", "plain", "commands"), [
+    ("catalog 'six' has no interactions; import them (`python -m core import interactions`)",
+     "catalog 'six' has no interactions; import them", ["python -m core import interactions"]),
+    ("no run with id 'x'; list them with `python -m core runs list`", "no run with id 'x'",
+     ["python -m core runs list"]),
+    ("the zip holds no manifest.csv; add one", "the zip holds no manifest.csv; add one", []),
+])
+def test_plain_error_keeps_the_fix_and_sets_commands_apart(message, plain, commands):
+    from ui.components import plain_error
+
+    assert plain_error(ValueError(message)) == (plain, commands)
