@@ -268,7 +268,7 @@ def test_enter_in_tracks_you_like_picks_one_track(studio_page, studio):
         pg.wait_for_timeout(500)
         pg.keyboard.press("Enter")
         pg.wait_for_timeout(500)
-        chips = box.locator('[data-baseweb="tag"]')
+        chips = box.locator("[data-tag]")  # the chips of the chosen tracks
         assert chips.count() == 1, [chips.nth(i).inner_text() for i in range(chips.count())]
         shot(pg, "3b-recommend-liked-enter")
     finally:
