@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.catalog.validation import split_line
 from core.errors import PrismError
 from core.store import Store
 
@@ -93,14 +94,6 @@ class TqdmProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def split_line(splits: dict[str, int]) -> str:
-    """The splits of a catalog's interactions in one line: "no split" when none is labelled."""
-    labelled = {k: v for k, v in splits.items() if k != "none" and v}
-    if not labelled:
-        return "no split (evaluation and training draw a seeded split of each listener's interactions)"
-    return ", ".join(f"{k} {v:,}" for k, v in splits.items() if v or k != "none")
 
 
 def _print_report(report: Any) -> None:

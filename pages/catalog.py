@@ -209,8 +209,10 @@ with tab_import:
         r3.metric("Interactions", f"{report['interactions']:,}")
         details = ["items per modality: " + (", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {n:,}" for m, n in
                                                         report.get("modalities", {}).items() if n) or "none")]
-        if report.get("splits"):
-            details.append("splits: " + ", ".join(f"{k} {v:,}" for k, v in report["splits"].items()))
+        if report.get("interactions"):
+            from core.catalog.validation import split_line
+
+            details.append("splits: " + split_line(report.get("splits") or {}))
         if report.get("features"):
             details.append("precomputed features: " + ", ".join(f"{k} ({v})" for k, v in report["features"].items()))
         if details:

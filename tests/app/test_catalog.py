@@ -200,3 +200,17 @@ def test_folder_imports_only_under_the_allowed_roots(app, tmp_path, monkeypatch)
     app.text_input(key="imp_name").input("rooted")
     app.button[[b.label for b in app.button].index("Import")].click().run()
     assert any("Imported" in s.value for s in app.success), [e.value for e in app.error]
+
+
+def test_import_of_unsplit_interactions_says_no_split(app):
+    goto(app, "catalog")
+    manifest = b"id,title,text,image,audio\nb1,First,soft piano,,\nb2,Second,loud drums,,\n"
+    inter = b"user_id,item_id\nu1,b1\nu1,b2\nu2,b1\n"
+    app.file_uploader(key="imp_zip").set_value(("nosplit.zip", _zip({"manifest.csv": manifest,
+                                                                     "interactions.csv": inter}),
+                                                "application/zip"))
+    app.text_input(key="imp_name").input("nosplit")
+    app.button[[b.label for b in app.button].index("Import")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    captions = " ".join(c.value for c in app.caption).replace("\\", "")  # markdown escapes
+    assert "splits: no split" in captions and "train 0" not in captions and "none 3" not in captions
