@@ -44,8 +44,9 @@ def style_figure(fig: go.Figure, height: int = 320, legend: bool = True) -> go.F
         legend=LEGEND_RIGHT,
         font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),
     )
-    fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
-    fig.update_yaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
+    # automargin: the axis titles and tick labels get room of their own instead of being cut at the edge
+    fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA", automargin=True)
+    fig.update_yaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA", automargin=True)
     return fig
 
 
