@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.catalog.validation import split_line
 from core.errors import PrismError
 from core.store import Store
 
@@ -106,7 +107,7 @@ def _print_report(report: Any) -> None:
         print(f"imported catalog {report.catalog!r} from {report.source}")
     print(f"  items {report.items:,} · users {report.users:,} · interactions {report.interactions:,}")
     if report.interactions:
-        print("  splits: " + ", ".join(f"{k} {v:,}" for k, v in report.splits.items()))
+        print("  splits: " + split_line(report.splits))
     print("  modalities: " + (", ".join(f"{m} {n:,}" for m, n in report.modalities.items() if n) or "none"))
     for field_name, source in report.features.items():
         print(f"  features: {field_name} <- {source}")
@@ -128,7 +129,8 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracks", type=option_type("demo_tracks", "--tracks"), help="number of tracks")
     p.add_argument("--listeners", type=option_type("demo_listeners", "--listeners"),
                    help="number of simulated listeners")
-    p.add_argument("--no-encode", action="store_true", help="build the catalog only, do not encode it")
+    p.add_argument("--no-encode", action="store_true", help="build the catalog only, do not encode or train")
+    p.add_argument("--no-train", action="store_true", help="build and encode, but do not train the fusion model")
 
 
 def _run_demo(args: argparse.Namespace, store: Store) -> int:
@@ -150,8 +152,32 @@ def _run_demo(args: argparse.Namespace, store: Store) -> int:
     print(f"demo catalog {catalog.name!r}: {len(catalog.items):,} tracks, {len(catalog.users):,} listeners, "
           f"{len(catalog.interactions):,} interactions (seed {config.seed}, {time.perf_counter() - t0:.1f} s)")
     if not args.no_encode:
-        _encode(store, catalog, force=False)
+        embeddings = _encode(store, catalog, force=False)
+        if not args.no_train:
+            _train_demo(store, catalog, embeddings)
     return 0
+
+
+def _train_demo(store: Store, catalog: Any, embeddings: Any) -> None:
+    """The demo's active fusion model, trained as the studio's first start trains it (kept when one exists)."""
+    from core.workspace import ensure_model, load_active_model
+
+    if load_active_model(store, catalog, embeddings) is not None:
+        print(f"model: the active model of {catalog.name!r} is kept")
+        return
+    t0 = time.perf_counter()
+    with TqdmProgress(f"training the fusion model of {catalog.name}") as bar:
+        def progress(report: Any) -> None:
+            valid = "" if report.valid_metric is None else f" · {report.metric_name} {report.valid_metric:.4f}"
+            bar(report.epoch, report.epochs, f"loss {report.loss:.4f}{valid}")
+
+        model = ensure_model(store, catalog, embeddings, progress=progress)
+    record = store.active_model(catalog.name)
+    epochs = len(getattr(model, "history", None) or [])
+    best = getattr(model, "best_epoch", None)
+    print(f"model {record['id'] if record else '?'}: trained and active ({epochs} epochs"
+          + (f", best epoch {best}" if best is not None else "") + f", {time.perf_counter() - t0:.1f} s); "
+          f"`python -m core report --catalog {catalog.name} --out report.html` now works")
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -183,8 +209,11 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     r.add_argument("--text-tsv", metavar="FILE:COLUMN",
                    help="the raw text of each item: a TSV keyed by its first column (default: <name>_text.tsv)")
     r.add_argument("--titles", metavar="FILE:COLUMN",
-                   help="item titles: a TSV keyed by its first column (default: the song mapping or "
-                        "i_id_mapping.tsv when they hold names)")
+                   help="item titles: a TSV keyed by its first column, or by its itemID column when that names "
+                        "more items (default: the song mapping or i_id_mapping.tsv when they hold names)")
+    r.add_argument("--metadata", metavar="FILE[:COL,COL]",
+                   help="item metadata such as genre: a TSV (or .csv) keyed like --titles whose columns (all, or "
+                        "the ones named) are kept on each item, e.g. for `benchmarks.retrieval --label genre`")
     r.add_argument("--ids-only", action="store_true",
                    help="import the interactions without any feature matrix (items are the ids that appear)")
     r.add_argument("--overwrite", action="store_true", help="replace a stored catalog of that name")
@@ -215,7 +244,7 @@ def _run_import(args: argparse.Namespace, store: Store) -> int:
             report = import_mmrec(args.folder, store, name=args.name, text=_none(args.text),
                                   audio=_none(args.audio), image=_none(args.image), overwrite=args.overwrite,
                                   original_ids=args.original_ids, progress=bar, ids_only=args.ids_only,
-                                  text_tsv=args.text_tsv, titles=args.titles)
+                                  text_tsv=args.text_tsv, titles=args.titles, metadata=args.metadata)
     else:
         from core.catalog.interactions import import_interactions
 
@@ -240,7 +269,7 @@ def _add_encode(p: argparse.ArgumentParser) -> None:
 
 
 def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", address: str | None = None,
-            batch_size: int = 32) -> None:
+            batch_size: int = 32) -> Any:
     from core.scale.progress import RateProgress
     from core.workspace import prepare_embeddings
 
@@ -252,10 +281,13 @@ def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", addr
 
         runner = RayEncodeEngine(address=address)
     t0 = time.perf_counter()
-    with TqdmProgress(f"encoding {catalog.name}") as bar:
+    # one count over every (item, field) to encode; the message names the field and its own count of items.
+    # The bar writes the plain line when stderr is a log, so the rate wrapper does not echo it a second time
+    with TqdmProgress(f"encoding {catalog.name} (items × fields)") as bar:
         extra = {**({"engine": runner} if runner is not None else {}),
                  **({"batch_size": batch_size} if batch_size != 32 else {})}
-        emb = prepare_embeddings(store, catalog, encoders=None, progress=RateProgress(bar), force=force, **extra)
+        emb = prepare_embeddings(store, catalog, encoders=None, progress=RateProgress(bar, what="encodings", echo=False),
+                                 force=force, **extra)
     print(f"embeddings for {catalog.name!r} ({time.perf_counter() - t0:.1f} s):")
     if runner is not None and runner.stats:
         print(f"  on Ray: {runner.stats['rows']:,} inputs encoded by {runner.stats['workers']} worker(s) "
@@ -264,6 +296,7 @@ def _encode(store: Store, catalog: Any, force: bool, engine: str = "local", addr
         matrix = emb.matrices[field_name]
         print(f"  {field_name:<12} {emb.modality_of[field_name]:<6} {matrix.shape[1]:>5}-d  "
               f"{int(emb.masks[field_name].sum()):,}/{len(emb.item_ids):,} items  {emb.encoder_ids[field_name]}")
+    return emb
 
 
 def _run_encode(args: argparse.Namespace, store: Store) -> int:
@@ -300,7 +333,11 @@ def catalog_summary(store: Store, name: str) -> dict[str, Any]:
                             "current": r.content_hash == content_hash} for r in sets.itertuples()],
         "runs": len(store.list_runs(name)),
         "models": [{"id": r.id, "name": r.name, "active": bool(r.active)} for r in models.itertuples()],
+        "masked_media": list(catalog.metadata.get("import_problems") or []),
     }
+
+
+MASKED_LISTED = 20  # masked media cells listed by `info` (all of them with --json)
 
 
 def _run_info(args: argparse.Namespace, store: Store) -> int:
@@ -315,8 +352,8 @@ def _run_info(args: argparse.Namespace, store: Store) -> int:
     for s in summaries:
         print(f"\ncatalog {s['name']} ({s['source']})")
         print(f"  items {s['items']:,} · users {s['users']:,} · interactions {s['interactions']:,}")
-        if s["splits"]:
-            print("  splits: " + ", ".join(f"{k} {v:,}" for k, v in s["splits"].items()))
+        if s["interactions"]:
+            print("  splits: " + split_line(s["splits"]))
         print("  modalities: " + (", ".join(f"{m} {n:,}" for m, n in s["modalities"].items()) or "none"))
         for field_name, source in s["features"].items():
             print(f"  features: {field_name} <- {source}")
@@ -326,13 +363,27 @@ def _run_info(args: argparse.Namespace, store: Store) -> int:
             state = "current" if e["current"] else "stale: the catalog changed since"
             ids = ", ".join(f"{f}={i}" for f, i in e["encoder_ids"].items())
             print(f"  embeddings [{e['key']}] ({state}): {ids}")
+        masked = s["masked_media"]
+        if masked:
+            print(f"  masked media cells ({len(masked):,}; those items were imported without that modality):")
+            for p in masked[:MASKED_LISTED]:
+                print(f"    {p.get('file', '?')} {p.get('row', '?')}, column {p.get('column', '?')}, "
+                      f"{p.get('reference', '?')}: {p.get('reason', '?')}")
+            if len(masked) > MASKED_LISTED:
+                print(f"    … and {len(masked) - MASKED_LISTED:,} more (`info --catalog {s['name']} --json` lists "
+                      "them all)")
         print(f"  runs: {s['runs']}")
+        if not s["models"]:
+            print(f"  model: none trained (run `python -m core train --catalog {s['name']}`; the studio trains one "
+                  "when the catalog is first opened)")
+        elif not any(m["active"] for m in s["models"]):
+            print("  model: none active (run `python -m core models activate ID`)")
         for m in s["models"]:
             print(f"  model {m['id']} ({m['name']}){' [active]' if m['active'] else ''}")
     return 0
 
 
-register_command("demo", "build (or reuse) the demo catalog and encode it", _add_demo, _run_demo)
+register_command("demo", "build (or reuse) the demo catalog, encode it and train its model", _add_demo, _run_demo)
 register_command("import", "import a catalog (manifest or MMRec) or interactions", _add_import, _run_import)
 register_command("encode", "compute (or reuse) a catalog's embeddings", _add_encode, _run_encode)
 register_command("info", "show stored catalogs, embeddings, runs and models", _add_info, _run_info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -21,16 +22,31 @@ def modality_color(modality: str) -> str:
     return MODALITY_COLORS.get(modality, NEUTRAL)
 
 
+# The legend stands right of the plot, top-aligned: above the plot it ran into the title, and inside the plot
+# it covered bars and axes. Plotly widens the right margin to fit it.
+LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", title=None)
+
+
+def legend_below(fig: go.Figure, rows: int = 1) -> go.Figure:
+    """The legend at the foot of the figure, under the axis title, with room kept for `rows` rows: for a chart
+    whose right edge carries a second axis."""
+    fig.update_layout(legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0.5,
+                                  xanchor="center", title=None),
+                      margin=dict(b=56 + 22 * rows))
+    return fig
+
+
 def style_figure(fig: go.Figure, height: int = 320, legend: bool = True) -> go.Figure:
-    """Shared plotly layout: compact margins, light grid, the studio font."""
+    """Shared plotly layout: compact margins, light grid, the studio font, the legend right of the plot."""
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=legend,
+        height=height, margin=dict(l=10, r=10, t=64, b=10), showlegend=legend,
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=None),
+        legend=LEGEND_RIGHT,
         font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),
     )
-    fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
-    fig.update_yaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA")
+    # automargin: the axis titles and tick labels get room of their own instead of being cut at the edge
+    fig.update_xaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA", automargin=True)
+    fig.update_yaxes(gridcolor="#ECE9F5", zerolinecolor="#D9D4EA", automargin=True)
     return fig
 
 
@@ -119,8 +135,7 @@ def modality_shares_bar(series: Mapping[str, Mapping[str, float]], title: str) -
                              textposition="inside", insidetextanchor="middle"))
     fig.update_layout(barmode="stack", title=title)
     fig = style_figure(fig, height=140 + 48 * max(1, len(series)))
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5,
-                                  traceorder="normal"))
+    fig.update_layout(legend=dict(traceorder="normal"))
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -162,15 +177,55 @@ def token_html(tokens: Sequence[tuple[str, float]]) -> str:
     return " ".join(spans)
 
 
-RUN_PALETTE = ("#6D28D9", "#0EA5E9", "#F97316", "#14B8A6", "#E11D48", "#84CC16", "#A855F7", "#64748B",
-               "#EAB308", "#0F766E")
+# Runs and categories (genres on the map) are drawn in hues no modality uses (text blue, image amber, audio
+# green): violets, reds, pinks, browns and greys, so a bar never reads as a modality.
+RUN_PALETTE = ("#6D28D9", "#64748B", "#E11D48", "#9D174D", "#7C2D12", "#C026D3", "#DB2777", "#1E293B", "#A855F7",
+               "#B91C1C", "#A8A29E", "#57534E", "#F472B6", "#4C1D95")
+CATEGORY_PALETTE = ("#6D28D9", "#E11D48", "#7C2D12", "#DB2777", "#475569", "#A855F7", "#1E293B", "#B91C1C",
+                    "#C026D3", "#A8A29E", "#9D174D", "#F472B6")
+# each model keeps its colour on every page and in the report, whichever runs are shown beside it
+MODEL_ORDER = ("fusion", "popularity", "itemknn", "bprmf", "ease", "als", "implicit-bpr", "lightgcn", "vbpr",
+               "late-fusion", "text-only", "image-only", "audio-only")
+
+
+def _model_key(label: str, kind: str = "") -> str:
+    """The model a run label names: "fusion-gated · 12-07 10:30" -> "fusion"; "ease" -> "ease"."""
+    name = str(label).split(" · ")[0].strip()
+    return "fusion" if kind == "fusion" or name.startswith("fusion") else name
+
+
+# what each ranking metric means, in the words a room understands (the charts' subtitles)
+METRIC_MEANING = {
+    "recall": "share of each listener's held-out tracks found in the top K",
+    "ndcg": "held-out tracks found in the top K, those ranked higher counting more",
+    "precision": "share of the top K that are held-out tracks",
+    "hit": "share of listeners with at least one held-out track in the top K",
+    "hitrate": "share of listeners with at least one held-out track in the top K",
+    "map": "precision averaged over the ranks where held-out tracks appear",
+    "mrr": "1 / the rank of the first held-out track, averaged over listeners",
+    "coverage": "share of the catalog that appears in someone's top K",
+}
+
+
+def metric_subtitle(metric: str) -> str:
+    """The plain meaning of a metric (e.g. recall: share of held-out tracks found), or '' when unknown."""
+    return METRIC_MEANING.get(str(metric).lower(), "")
 
 
 def run_colors(labels: Sequence[str], kinds: Sequence[str] | None = None) -> dict[str, str]:
-    """One colour per run label, fusion runs first (violet), so every chart of a page agrees."""
+    """One colour per run label, the same for a model wherever it is drawn (fusion violet, popularity slate,
+    ...); a second run of a model already drawn takes the next colour nobody uses."""
     kinds = list(kinds) if kinds is not None else ["" for _ in labels]
-    order = sorted(range(len(labels)), key=lambda i: (kinds[i] != "fusion", i))
-    return {labels[i]: RUN_PALETTE[n % len(RUN_PALETTE)] for n, i in enumerate(order)}
+    order = sorted(range(len(labels)), key=lambda i: (_model_key(labels[i], kinds[i]) != "fusion", i))
+    out: dict[str, str] = {}
+    for i in order:
+        key = _model_key(labels[i], kinds[i])
+        slot = MODEL_ORDER.index(key) if key in MODEL_ORDER else zlib.crc32(key.encode()) % len(RUN_PALETTE)
+        colour = RUN_PALETTE[slot % len(RUN_PALETTE)]
+        if colour in out.values():
+            colour = next((c for c in RUN_PALETTE if c not in out.values()), colour)
+        out[labels[i]] = colour
+    return out
 
 
 def _colors_for(labels, colors: Mapping[str, str] | None) -> dict[str, str]:
@@ -192,7 +247,7 @@ def metric_at_k_lines(frame: pd.DataFrame, metric: str, colors: Mapping[str, str
         fig.add_trace(go.Scatter(x=part["k"], y=part["value"], mode="lines+markers", name=label,
                                  line=dict(color=color, width=2.5),
                                  hovertemplate=f"{label}<br>{metric}@%{{x}} = %{{y:.4f}}<extra></extra>"))
-    fig.update_layout(title=f"{metric}@K")
+    fig.update_layout(title=dict(text=f"{metric}@K", subtitle=dict(text=metric_subtitle(metric))))
     fig = style_figure(fig, height=360)
     fig.update_xaxes(title="K", tickmode="array", tickvals=sorted(f["k"].unique()))
     fig.update_yaxes(title=metric)
@@ -213,7 +268,9 @@ def metric_bars_ci(frame: pd.DataFrame, metric: str, k: int, colors: Mapping[str
                            insidetextanchor="start", textfont=dict(color="white"),
                            hovertemplate="%{x}<br>%{y:.4f}<extra></extra>"))
     fig.update_layout(uniformtext=dict(minsize=10, mode="show"))
-    fig.update_layout(title=f"{metric}@{k} with 95% CI")
+    meaning = metric_subtitle(metric)
+    fig.update_layout(title=dict(text=f"{metric}@{k} with 95% CI", subtitle=dict(
+        text=(meaning.replace("top K", f"top {k}") + "; the line is the 95% interval") if meaning else "")))
     fig = style_figure(fig, height=360, legend=False)
     fig.update_yaxes(title=f"{metric}@{k}", rangemode="tozero")
     return fig
@@ -231,7 +288,8 @@ def paired_difference_fig(frame: pd.DataFrame, label_a: str, label_b: str) -> go
                      thickness=1.5, width=5),
         hovertemplate="%{y}: %{x:+.4f}<extra></extra>"))
     fig.add_vline(x=0, line_width=1, line_dash="dot", line_color="#64748b")
-    fig.update_layout(title=f"{label_b} − {label_a}, paired 95% CI")
+    fig.update_layout(title=dict(text=f"{label_b} − {label_a}, paired 95% CI", subtitle=dict(
+        text="right of zero: B is better for the same listeners; an interval clear of zero is a real difference")))
     fig = style_figure(fig, height=max(220, 36 * len(f) + 110), legend=False)
     fig.update_xaxes(title="difference (B − A)")
     return fig

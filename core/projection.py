@@ -58,3 +58,12 @@ def cached_projection(folder: Path | None, name: str, x: np.ndarray, method: str
     except (OSError, StoreError) as e:  # a read-only or full store still gets its map, only not cached
         log.warning("could not cache the map in %s: %s", path, e)
     return xy
+
+
+def has_cached_projection(folder: Path | None, name: str, method: str, seed: int = 0) -> bool:
+    """Whether `folder`/maps holds a `method` map of `name` (for any vectors): a page may then open on it
+    without waiting for a slow projection such as UMAP."""
+    if folder is None:
+        return False
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{name}-{method}")
+    return any((Path(folder) / "maps").glob(f"{safe}-{seed}-*.npy"))

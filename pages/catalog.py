@@ -28,7 +28,7 @@ ss = st.session_state
 frame = loaders.items_frame(ws.root, catalog.name, ws.stamp, ws)
 gates = loaders.gate_frame(ws.root, catalog.name, ws.stamp, ws)
 meta_cols = [c for c in frame.columns if c.startswith("meta.")]
-categorical = [c for c in meta_cols if frame[c].dtype == object and 1 < frame[c].nunique() <= 30]
+categorical = components.categorical_columns(frame)
 
 tab_browse, tab_map, tab_import = st.tabs(["Browse", "Embedding map", "Import"])
 
@@ -96,12 +96,16 @@ with tab_map:
     spaces = ["joint", *ws.embeddings.modalities]
     space = m1.selectbox("Space", spaces, key="map_space",
                          format_func=lambda s: "joint (fusion model)" if s == "joint" else f"{s} encoder")
-    method = m2.radio("Projection", ["PCA", "UMAP", "t-SNE"], horizontal=True, key="map_method",
+    methods = ["PCA", "UMAP", "t-SNE"]
+    if "map_method" not in ss:  # UMAP (neighbourhoods kept) when it was computed before, else the quick PCA
+        ss["map_method"] = "UMAP" if loaders.map_is_cached(ws.root, "UMAP", space, ws) else "PCA"
+    method = m2.radio("Projection", methods, horizontal=True, key="map_method",
                       help="UMAP keeps neighbourhoods (genres separate); PCA keeps the largest directions of "
                            "variance. Computed once per model.")
-    colour_options = ["dominant modality", *[c.removeprefix("meta.") for c in meta_cols], "interactions"]
+    colour_options = [*[c.removeprefix("meta.") for c in meta_cols], "dominant modality", "interactions"]
+    default_colour = components.default_map_colour(categorical) or "dominant modality"
     colour = m3.selectbox("Colour by", colour_options, key="map_colour",
-                          index=0)  # the modality that dominates each item
+                          index=colour_options.index(default_colour))  # a genre when there is one
     with st.spinner(f"Projecting {len(frame)} items with {method}…"):
         coords = loaders.embedding_map(ws.root, catalog.name, ws.stamp, method, space, ws)
     info = frame.set_index("id")
@@ -204,8 +208,10 @@ with tab_import:
         r3.metric("Interactions", f"{report['interactions']:,}")
         details = ["items per modality: " + (", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {n:,}" for m, n in
                                                         report.get("modalities", {}).items() if n) or "none")]
-        if report.get("splits"):
-            details.append("splits: " + ", ".join(f"{k} {v:,}" for k, v in report["splits"].items()))
+        if report.get("interactions"):
+            from core.catalog.validation import split_line
+
+            details.append("splits: " + split_line(report.get("splits") or {}))
         if report.get("features"):
             details.append("precomputed features: " + ", ".join(f"{k} ({v})" for k, v in report["features"].items()))
         if details:

@@ -1,4 +1,4 @@
-"""Evaluate: stored runs drawn with their protocol beside every chart; start a new run; compare two runs;
+"""Evaluate: stored runs drawn under one protocol card per section; start a new run; compare two runs;
 download a run as CSV or JSON."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ui.theme import page_header
 ensure_frame()
 
 page_header("Evaluate", "Ranking quality of every stored run — metric@K with 95% bootstrap intervals, training "
-            "curves, ablations — each chart beside the protocol that produced it.")
+            "curves, ablations — under the protocol that produced them.")
 ws = loaders.workspace()
 catalog = ws.catalog
 st_store = loaders.store()
@@ -109,8 +109,12 @@ with tab_results:
     else:
         labels = labels_for(runs)
         latest = runs.drop_duplicates("name")["id"].tolist()[:8]  # runs_table is newest first
+        fresh = [r for r in ss.pop("ev_new_runs", []) if r in labels]
+        if fresh:  # runs just saved in *New evaluation* join the chosen ones (the widget keeps its own state)
+            kept = [r for r in ss.get("ev_runs", latest) if r in labels and r not in fresh]
+            ss["ev_runs"] = fresh + kept
         chosen = st.multiselect("Runs", runs["id"].tolist(), default=latest, format_func=labels.get,
-                                key="ev_runs")
+                                key="ev_runs", select_all=False)
         if not chosen:
             st.info("Pick at least one run.")
         else:
@@ -130,33 +134,24 @@ with tab_results:
                                   key="ev_metric")
             k = c2.selectbox("K", ks, index=ks.index(20) if 20 in ks else len(ks) - 1, key="ev_k")
 
-            chart, side = st.columns([5, 2], gap="medium")
-            chart.plotly_chart(charts.metric_at_k_lines(long, metric, colors), key="ev_lines")
-            with side:
-                components.protocol_card(card)
-            chart, side = st.columns([5, 2], gap="medium")
-            chart.plotly_chart(charts.metric_bars_ci(long, metric, k, colors), key="ev_bars")
-            with side:
-                components.protocol_card(card)
+            # one protocol card for every chart of this section (the cold-start runs have their own below)
+            components.protocol_card(card, title="Protocol of the charts below")
+            left, right = st.columns(2, gap="medium")
+            left.plotly_chart(charts.metric_at_k_lines(long, metric, colors), key="ev_lines")
+            right.plotly_chart(charts.metric_bars_ci(long, metric, k, colors), key="ev_bars")
 
             curves = _curves(ws.root, tuple(chosen))
             if not curves.empty:
                 curves = curves.assign(label=curves["run_id"].map(labels))
-                chart, side = st.columns([5, 2], gap="medium")
-                chart.plotly_chart(charts.training_curves_fig(curves, colors), key="ev_curves")
-                with side:
-                    components.protocol_card(card)
+                st.plotly_chart(charts.training_curves_fig(curves, colors), key="ev_curves")
 
             # modality ablation: the fusion model against models that see one modality only
             at_k = long[(long["k"] == k) & (long["metric"] == metric)]
             if {"fusion", "single-modality"} <= set(at_k["kind"].dropna()):
                 ablation = at_k[at_k["kind"].isin(["fusion", "single-modality"])]
-                chart, side = st.columns([5, 2], gap="medium")
                 fig = charts.metric_bars_ci(ablation, metric, k, colors)
                 fig.update_layout(title=f"Modality ablation: fusion vs one modality ({metric}@{k})")
-                chart.plotly_chart(fig, key="ev_ablation")
-                with side:
-                    components.protocol_card(card)
+                st.plotly_chart(fig, key="ev_ablation")
 
             cold_ids = [r["id"] for r in records if "cold" in str(r.get("protocol", {}).get("split", "")).lower()
                         or "cold" in str(r.get("protocol", {}).get("name", "")).lower()]
@@ -295,7 +290,9 @@ with tab_new:
                     st.write(f":material/warning: **{name}** failed: {components.md_escape(e)}")
             overall.progress(1.0, text="done")
             status.update(label=f"Saved {len(saved)} run(s)", state="complete", expanded=False)
-        ss["eval_message"] = f"Saved {len(saved)} run(s): {', '.join(saved)} — see *Results*."
+        ss["eval_message"] = (f"Saved {len(saved)} run(s): {', '.join(saved)} — shown in *Results* beside the "
+                              "runs chosen there.")
+        ss["ev_new_runs"] = saved
         st.rerun()
 
 # -- compare two runs ------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ if exp is None:
 shapley = {m: float(v) for m, v in dict(exp.modality_shapley).items()}
 weights = {m: float(v) for m, v in dict(exp.modality_weights).items()}
 terms = {t: float(v) for t, v in dict(getattr(exp, "terms", {}) or {}).items()}
-term_labels = dict(getattr(exp, "term_labels", {}) or {})
+noun = "your query" if user_id else components.query_noun(ss.get("query"))  # "your text", "your image"...
+term_labels = {t: components.name_query(label, noun) for t, label in dict(getattr(exp, "term_labels", {}) or {}).items()}
 base_label = "base (no modality, no prior)" if terms else "base (no modality; learned bias)"
 
 # -- the item and the headline numbers --------------------------------------------------------------
@@ -151,7 +152,7 @@ with head[1]:
 # -- in plain words: every part of the score named, largest first, adding up to the score ---------------------
 st.markdown("#### In plain words")
 for sentence in sentences_for(item.title, exp, features=False):
-    st.markdown(f"- {components.md_escape(sentence)}")
+    st.markdown(f"- {components.md_escape(components.name_query(sentence, noun))}")
 
 # -- modality level -----------------------------------------------------------------------------------
 st.markdown("#### Modalities")
@@ -181,13 +182,15 @@ with left:
                    f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = prior; hatched bars lower "
                    "the score.")
         similarity = dict(getattr(exp, "similarity", {}) or {})
+        name_like = components.name_query("items like your upload", noun)
         if similarity:
-            st.caption(f"An upload query: each uploaded modality's value includes its similarity to your upload "
-                       f"(raw-encoder cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
+            st.caption(f"Each modality of {noun} includes how close the item is to it as that modality's encoder "
+                       f"reads them (cosine × {getattr(exp, 'similarity_weight', 0) or 0:.2f}: "
                        + ", ".join(f"{MODALITY_LABELS.get(m, m).lower()} {v:+.4f}" for m, v in similarity.items())
-                       + "), present exactly when the item carries that modality; “items like your upload” "
-                       "(joint-space cosine to the items nearest the upload) and the “closest match to your upload” "
-                       "(the one item most similar to it) are players of their own, like the prior.")
+                       + f"), present exactly when the item carries that modality; “{name_like}” "
+                       f"(how close the item is, in the model's joint space, to the items nearest {noun}) and the "
+                       f"“{components.name_query('closest match to your upload', noun)}” (the one item most similar "
+                       "to it) are players of their own, like the prior.")
     else:
         st.caption(f"Exact Shapley values over the {len(shapley)} modalities (all {2 ** len(shapley)} coalitions): "
                    f"they add up to {total:+.4f} = score − base ({exp.score - exp.base_value:+.4f}). This is a known "

@@ -194,8 +194,9 @@ with st.form("query_form", enter_to_submit=False):
     with left:
         st.text_area("Describe what you want to hear", key="q_text", height=90,
                      placeholder="e.g. dreamy synth pads for a late-night drive")
+        # no "Select N matches" entry: it is the first of the list, so Enter after a typed word took every match
         st.multiselect("Tracks you like", options=list(titles), format_func=lambda i: f"{titles[i]} ({i})",
-                       key="q_liked", placeholder="Pick one or more tracks from the catalog")
+                       key="q_liked", placeholder="Pick one or more tracks from the catalog", select_all=False)
         users = ["—", *loaders.users_frame(ws.root, catalog.name, ws.stamp, ws)["user_id"].tolist()]
         st.selectbox("Or start from a known listener (optional)", users, key="q_user")
     with right:
@@ -235,15 +236,15 @@ prior_weight = opt_prior.slider(
          "is not a known listener; 0 ranks uploads and liked tracks by content alone. The default was chosen "
          "on the retrieval benchmark. A known listener keeps the model's learned item bias instead.")
 similarity_weight = opt_prior.slider(
-    "Similarity to your upload", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
-    help="Weight of the raw-encoder cosine between your upload and each item, per uploaded modality (0 for items "
-         "lacking it; counted in that modality's share). Uploads only; the default was chosen on the retrieval "
-         "benchmark.")
+    "Similarity to the query", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
+    help="How much it counts that an item is close to your text, image or clip as each encoder reads them "
+         "(per query modality; 0 for items lacking it; counted in that modality's share). Content queries only; "
+         "the default was chosen on the retrieval benchmark.")
 like_weight = opt_prior.slider(
-    "Items like your upload", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
-    help="Weight of the model's joint-space cosine between each item and the items nearest your upload. Uploads "
-         "only; the default was chosen on the retrieval benchmark.")
-whatif = opt_toggle.toggle("What-if weights", key="opt_whatif",
+    "Items like the query", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
+    help="How much it counts that an item is close, in the model's joint space, to the items nearest your text, "
+         "image or clip. Content queries only; the default was chosen on the retrieval benchmark.")
+whatif = opt_toggle.toggle("What-if weights", key="opt_whatif", wrap=True,
                            help="Override each item's learned modality weights and re-rank at once (no re-encoding)")
 weights = None
 if whatif:
@@ -330,13 +331,14 @@ for start in range(0, len(result.items), PER_ROW):
     cols = st.columns(PER_ROW, gap="small")
     for col, rec, share in zip(cols, result.items[start:start + PER_ROW], relative[start:start + PER_ROW]):
         with col:
-            components.result_card(catalog, rec, had_previous, _on_feedback, _on_why, relative=share)
+            components.result_card(catalog, rec, had_previous, _on_feedback, _on_why, relative=share,
+                                   noun=components.query_noun(query))
 
 with st.expander("Raw numbers"):
     st.dataframe(score_table(result.items), hide_index=True)
     st.caption("score = listening history + item offset + each modality (its similarity to your upload "
                "included) + each named term; “… similarity” columns are the part of that modality's value that "
-               "is the raw-encoder cosine to your upload × its weight.")
+               "is how close the item is to your query as that modality's encoder reads them (cosine × its weight).")
 
 # -- a report of this query: ranking, the items explained so far, the stored runs ------------------------
 from ui.reports import download_report, query_report  # noqa: E402

@@ -64,6 +64,10 @@ def _go(delta: int) -> None:
     ss["tour_step"] = min(max(int(ss.get("tour_step", 0)) + delta, 0), n - 1)
 
 
+def _flip_notes() -> None:
+    ss["tour_notes"] = not ss.get("tour_notes", False)
+
+
 # -- progress and navigation ---------------------------------------------------------------------------------
 st.progress((index + 1) / n, text=f"Step {index + 1} of {n} · {md_escape(step.title)}")
 trail = " › ".join(f"<b>{html_text(s.title)}</b>" if i == index else html_text(s.title)
@@ -74,7 +78,13 @@ nav.button("Back", icon=":material/arrow_back:", key="tour_back", on_click=_go, 
            shortcut="Left", help="Previous step (← key)")
 nav.button("Next", icon=":material/arrow_forward:", key="tour_next", on_click=_go, args=(1,), type="primary",
            disabled=index == n - 1, shortcut="Right", help="Next step (→ key)")
-show_notes = nav.toggle("Presenter notes", value=True, key="tour_notes")
+components.tour_arrow_keys()  # also in a new tab's first seconds, and whatever button was clicked last
+# Notes start hidden: the screen the room sees shows the story, not the presenter's cues. A button, not a
+# switch: a focused switch is an input, and Streamlit ignores ← / → while an input has the focus
+show_notes = bool(ss.setdefault("tour_notes", False))
+nav.button("Hide presenter notes" if show_notes else "Presenter notes", key="tour_notes_button",
+           icon=":material/speaker_notes_off:" if show_notes else ":material/speaker_notes:", type="tertiary",
+           on_click=_flip_notes, shortcut="N", help="Show or hide the presenter's notes (N key); off by default")
 
 st.subheader(f"{index + 1}. {md_escape(step.title)}")
 if step.narration:
@@ -172,8 +182,11 @@ def draw_explain(out: ExplainOutcome) -> None:
             st.markdown(f"- {md_escape(sentence)}")
     left, right = st.columns([3, 2], gap="large")
     history = float(getattr(exp, "history", 0.0) or 0.0)
+    asked = [o for i, o in sorted(run.outcomes.items()) if i < index and isinstance(o, QueryOutcome)]
+    noun = components.query_noun(asked[-1].last.query) if asked else "your query"  # "your text, image and clip"
+    labels = {t: components.name_query(label, noun) for t, label in dict(exp.term_labels).items()}
     left.plotly_chart(charts.shapley_waterfall(exp.base_value, dict(exp.modality_shapley), exp.score,
-                                               terms=dict(exp.terms), term_labels=dict(exp.term_labels),
+                                               terms=dict(exp.terms), term_labels=labels,
                                                history=history if abs(history) > 1e-9 else None),
                       key=f"tour_waterfall_{index}")
     left.caption(":material/help: **What does this mean?** Each bar adds its part to the score, left to right; "

@@ -64,6 +64,17 @@ def test_import_mmrec_options(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert "audio <- precomputed:whisper.npy" in out and "text <-" not in out
 
 
+def test_import_mmrec_with_metadata(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
+    folder = make_mmrec(tmp_path / "tiny")
+    (folder / "genres.tsv").write_text("artistID\tgenre\n80\trock\n66\tpop\n59\trock\n7\tjazz\n")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "mmrec", str(folder), "--metadata",
+                         "genres.tsv:genre")
+    assert code == 0, err
+    assert "item metadata genre read for 4 of 4 items" in out
+    assert [it.metadata["genre"] for it in Store(data_dir).load_catalog("tiny").items] == ["rock", "pop", "rock",
+                                                                                           "jazz"]
+
+
 def test_bad_input_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                            data_dir: Path) -> None:
     folder = make_catalog_folder(tmp_path / "songs")
@@ -86,6 +97,26 @@ def test_unusable_media_cells_are_masked_and_listed(capsys: pytest.CaptureFixtur
     catalog = Store(data_dir).load_catalog("songs")
     assert catalog.items[1].image is None and catalog.items[0].image == "covers/t0.png"
     assert catalog.metadata["import_problems"][0]["row"] == "row 3"
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "info", "--catalog", "songs")
+    assert code == 0
+    assert "masked media cells (1;" in out and "manifest.csv row 3, column image, covers/t1.png:" in out
+    assert "model: none trained (run `python -m core train --catalog songs`" in out
+
+
+def test_a_catalog_without_a_split_says_no_split(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                  data_dir: Path) -> None:
+    folder = make_mmrec(tmp_path / "tiny", extras=False)
+    inter = folder / "tiny.inter"
+    inter.write_text("\n".join(",".join(line.split("\t")[:3]).replace(",", "\t")
+                               for line in inter.read_text().splitlines()) + "\n")  # no x_label column
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "import", "mmrec", str(folder))
+    assert code == 0, err
+    assert "splits: no split" in out and "train 0" not in out and "none 7" not in out
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "info")
+    assert "splits: no split" in out and "train 0" not in out
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "split")),
+                       "--name", "split")
+    assert "splits: train 4, valid 1, test 2" in out
 
 
 def test_import_interactions(capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path) -> None:
@@ -149,7 +180,8 @@ def test_encode_reports_the_fields(capsys: pytest.CaptureFixture[str], tmp_path:
 
     def fake_prepare(store, catalog, encoders=None, progress=None, force=False):
         seen.update(catalog=catalog.name, force=force)
-        progress(1, 1, "done")
+        progress(0, 8, "text: 0/4 items encoded")
+        progress(8, 8, "text: 4/4 items encoded")
         n = len(catalog.items)
         return EmbeddingSet(item_ids=catalog.item_ids, matrices={"text": np.ones((n, 6), np.float32)},
                             masks={"text": np.ones(n, bool)}, modality_of={"text": "text"},
@@ -157,9 +189,11 @@ def test_encode_reports_the_fields(capsys: pytest.CaptureFixture[str], tmp_path:
 
     monkeypatch.setattr(core.workspace, "prepare_embeddings", fake_prepare)
     capsys.readouterr()
-    code, out, _ = run(capsys, "--data-dir", str(data_dir), "encode", "--catalog", "tiny", "--force")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "encode", "--catalog", "tiny", "--force")
     assert code == 0 and seen == {"catalog": "tiny", "force": True}
     assert "text" in out and "6-d" in out and "4/4 items" in out
+    lines = [line for line in err.splitlines() if "8/8" in line]  # stderr is a log here, not a terminal
+    assert len(lines) == 1 and "text: 4/4 items encoded" in lines[0], err
 
 
 def test_demo_builds_the_catalog(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
@@ -204,3 +238,18 @@ def test_train_and_models_refuse_bad_settings(capsys: pytest.CaptureFixture[str]
     code, _, err = run(capsys, "--data-dir", str(data_dir), *argv)
     assert code == 2 and message in err
     assert Store(data_dir).list_models().empty  # nothing was saved
+
+
+@pytest.mark.slow
+def test_demo_builds_encodes_and_trains_so_a_report_follows(capsys: pytest.CaptureFixture[str],
+                                                            data_dir: Path) -> None:
+    """`demo` leaves an active model behind: `report --catalog demo` works right after it."""
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "demo", "--tracks", "6", "--listeners", "4")
+    assert code == 0, err
+    assert "trained and active" in out
+    active = Store(data_dir).active_model("demo")
+    assert active is not None and "demo" in active["id"]
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "report", "--catalog", "demo", "--explain", "1",
+                         "--out", str(data_dir / "report.html"))
+    assert code == 0, err
+    assert "6 ranked items, 1 explained" in out and (data_dir / "report.html").stat().st_size > 0

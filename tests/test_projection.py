@@ -41,3 +41,13 @@ def test_map_is_cached_per_vectors(tmp_path, monkeypatch):
         cached_projection(tmp_path, "joint", x + 1, "PCA")
     with pytest.raises(ValueError, match="unknown projection"):
         project_2d(x, "MDS")
+
+
+def test_has_cached_projection_sees_a_map_once_it_is_computed(tmp_path):
+    from core.projection import cached_projection, has_cached_projection
+
+    x = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
+    assert not has_cached_projection(tmp_path, "joint", "PCA") and not has_cached_projection(None, "joint", "PCA")
+    cached_projection(tmp_path, "joint", x, "PCA")
+    assert has_cached_projection(tmp_path, "joint", "PCA")
+    assert not has_cached_projection(tmp_path, "joint", "UMAP") and not has_cached_projection(tmp_path, "text", "PCA")

@@ -11,7 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 # the figures the HTML report shares live in core.figures; imported here so pages keep calling ui.charts
-from core.figures import (MODALITY_ORDER, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
+from core.figures import (CATEGORY_PALETTE, MODALITY_ORDER, legend_below, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
                           feature_shap_bar, metric_at_k_lines, metric_bars_ci, modality_shares_bar,
                           paired_difference_fig, run_colors, shapley_waterfall, token_html, token_pairs,
                           BASE_COLOR, HISTORY_COLOR, TERM_COLOR, TOTAL_COLOR)
@@ -49,7 +49,8 @@ def training_curves_fig(frame: pd.DataFrame, colors: Mapping[str, str] | None = 
                                      yaxis="y2"))
     fig.update_layout(title="Training loss and validation metric",
                       yaxis2=dict(overlaying="y", side="right", title="validation metric", showgrid=False))
-    fig = style_figure(fig, height=340)
+    fig = style_figure(fig, height=340 + 22 * max(0, len(fig.data) // 4))
+    legend_below(fig, rows=max(1, -(-len(fig.data) // 4)))  # the right edge holds the validation axis
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="loss", selector=dict(overlaying=None))
     return fig
@@ -72,11 +73,13 @@ def embedding_scatter(frame: pd.DataFrame, color: str, title: str) -> go.Figure:
     fig = px.scatter(plot, x="x", y="y", color="_colour", hover_name="title",
                      hover_data={"x": False, "y": False, "_colour": False, "item_id": True},
                      color_discrete_map=color_map,
-                     color_continuous_scale="Viridis" if numeric else None,
+                     color_discrete_sequence=None if is_modality else list(CATEGORY_PALETTE),
+                     color_continuous_scale="Purp" if numeric else None,
                      labels={"_colour": color})
     fig.update_traces(marker=dict(size=8, opacity=0.85, line=dict(width=0.5, color="white")))
-    fig.update_layout(title=title, legend_title_text=color)
+    fig.update_layout(title=title)
     fig = style_figure(fig, height=560)
+    fig.update_layout(legend_title_text=color)
     fig.update_xaxes(showticklabels=False, title=None)
     fig.update_yaxes(showticklabels=False, title=None)
     return fig

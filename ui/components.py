@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
@@ -95,11 +96,37 @@ def item_subtitle(item: Item) -> str:
     return " · ".join(str(p) for p in parts)
 
 
+def query_noun(query: Any) -> str:
+    """What a query is, in the words a card uses for it: "your text", "your image", "your clip", "your text
+    and image", "your liked tracks"; "your query" when it cannot tell."""
+    if query is None:
+        return "your query"
+    parts = []
+    if (getattr(query, "text", "") or "").strip():
+        parts.append("text")
+    images, clips = len(getattr(query, "images", []) or []), len(getattr(query, "audio", []) or [])
+    if images:
+        parts.append("images" if images > 1 else "image")
+    if clips:
+        parts.append("clips" if clips > 1 else "clip")
+    if getattr(query, "liked", None):
+        parts.append("liked tracks")
+    if not parts:
+        return "your query"
+    return "your " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+
+
+def name_query(label: str, noun: str) -> str:
+    """A term's label with the query named by what it is ("items like your upload" -> "items like your text")."""
+    return str(label).replace("your upload", noun).replace("the upload", noun.replace("your ", "the ", 1))
+
+
 def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Callable[[str, bool], None],
-                on_why: Callable[[str], None], relative: float | None = None) -> None:
+                on_why: Callable[[str], None], relative: float | None = None, noun: str = "your query") -> None:
     """One recommendation: cover, rank (and its change), title, audio, its score as a share of the top
     result's (`relative`, 0-100; the raw score when None), one plain sentence on what brought it here, the
-    modality-weight bar and the actions. The raw parts of the score are in the page's "Raw numbers"."""
+    modality-weight bar and the actions; the query is named by `noun` ("your text", ...). The raw parts of
+    the score are in the page's "Raw numbers"."""
     item = catalog.item(rec.item_id)
     with st.container(border=True):
         item_image(catalog, item)
@@ -115,9 +142,10 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
                           if m in weights)
         scale = (f'<span class="prism-score" title="raw score {rec.score:.3f}">{relative:.0f}% of #1</span>'
                  if relative is not None else f'<span class="prism-score">score {rec.score:.3f}</span>')
+        sentence = name_query(card_sentence(rec), noun)
         st.markdown(f'{scale}<span class="prism-card-meta" style="float:right">{shares}</span>'
-                    f'{modality_bar(weights)}<div class="prism-card-meta">{html_text(card_sentence(rec))}</div>'
-                    f'{score_terms_line(rec, raw=False)}', unsafe_allow_html=True)
+                    f'{modality_bar(weights)}<div class="prism-card-meta">{html_text(sentence)}</div>'
+                    f'{score_terms_line(rec, noun, raw=False)}', unsafe_allow_html=True)
         row = st.container(horizontal=True, gap="small", wrap=False)
         row.button("", icon=":material/thumb_up:", key=f"like_{rec.item_id}", help="More like this", on_click=on_feedback,
                    args=(rec.item_id, True))
@@ -128,10 +156,11 @@ def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Cal
             on_why(rec.item_id)
 
 
-def score_terms_line(rec: Any, raw: bool = True) -> str:
+def score_terms_line(rec: Any, noun: str = "your query", raw: bool = True) -> str:
     """HTML: the card's named score terms (the popularity prior, or that the learned bias applies) and the
-    what-if modalities the item lacks ("no audio"); `raw=False` leaves the terms' raw numbers out (the card
-    says them in its sentence, the page's "Raw numbers" holds them)."""
+    what-if modalities the item lacks ("no audio"); the query is named by `noun` ("your text", ...);
+    `raw=False` leaves the terms' raw numbers out (the card says them in its sentence, the page's "Raw
+    numbers" holds them)."""
     terms = dict(getattr(rec, "terms", {}) or {})
     parts = []
     if raw and PRIOR in terms:  # (raw=False: the card's sentence names the terms; the what-if tags stay)
@@ -141,11 +170,13 @@ def score_terms_line(rec: Any, raw: bool = True) -> str:
         if similarity:
             cells = " ".join(f'<span style="color:{modality_color(m)}">{m[0].upper()} {v:+.3f}</span>'
                              for m, v in similarity.items())
-            parts.append(f'<span title="raw-encoder cosine to your upload × its weight, counted in that '
-                         f'modality\'s contribution">{SIMILARITY_LABEL} {cells}</span>')
+            parts.append(f'<span title="how close the item is to {html.escape(noun)} as each encoder reads '
+                         f'them (cosine × its weight), counted in that modality\'s contribution">'
+                         f'{html.escape(name_query(SIMILARITY_LABEL, noun))} {cells}</span>')
         if LIKE in terms:
-            parts.append(f'<span title="joint-space cosine to the items nearest your upload × its weight">'
-                         f'{LIKE_LABEL} {terms[LIKE]:+.3f}</span>')
+            parts.append(f'<span title="how close the item is, in the model\'s joint space, to the items nearest '
+                         f'{html.escape(noun)} (cosine × its weight)">'
+                         f'{html.escape(name_query(LIKE_LABEL, noun))} {terms[LIKE]:+.3f}</span>')
     elif raw:
         parts.append(f'<span title="a known listener: the model\'s learned bias stays in the score">'
                      f'{LEARNED_BIAS_LABEL}</span>')
@@ -196,9 +227,27 @@ def without_server_paths(text: object) -> str:
     return _server_temp_paths().sub("", str(text))
 
 
+_COMMAND = re.compile(r"\s*\(?(?:run |with |see |list them with |e\.g\. )?`(python -m [^`]+)`\)?")
+
+
+def plain_error(error: Exception | str) -> tuple[str, list[str]]:
+    """(the message in plain words, the command-line commands it named): a page says what went wrong and what
+    to fix without a Python class name, and shows the commands apart, for whoever runs the server."""
+    text = str(error).strip()
+    commands = [m.group(1) for m in _COMMAND.finditer(text)]
+    plain = _COMMAND.sub("", text).replace("()", "").strip().rstrip(";:,")
+    plain = re.sub(r"\s+([;,.])", r"\1", plain)
+    return plain or text, commands
+
+
 def show_error(error: Exception, what: str) -> None:
-    """A PrismError as an st.error saying what failed and what to fix; the session goes on."""
-    st.error(f"**{what}** — {md_escape(without_server_paths(error))}", icon=":material/error:")
+    """An error as an st.error saying what failed and what to fix, in plain words (the server's temporary
+    folders cut from paths); command-line commands the message names go in a caption under it (for the
+    operator). The session goes on."""
+    plain, commands = plain_error(without_server_paths(error))
+    st.error(f"**{what}** — {md_escape(plain)}", icon=":material/error:")
+    if commands:
+        st.caption("From the command line: " + " · ".join(f"`{c}`" for c in commands))
 
 
 def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) -> None:
@@ -215,3 +264,38 @@ def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) 
     st.dataframe(neutralise_frame(frame), hide_index=True, height=min(36 * (len(frame) + 1), 300), key=f"{key}_table")
     st.download_button("Download the import report (CSV)", safe_csv(frame), file_name=f"{catalog_name}-import-report.csv",
                        mime="text/csv", key=f"{key}_csv", icon=":material/download:")
+
+
+CATEGORY_COLUMNS = ("genre", "category", "mood")  # what a map is coloured by first, when the catalog has it
+
+
+def categorical_columns(frame: pd.DataFrame, max_values: int = 30) -> list[str]:
+    """The `meta.*` columns that hold a few distinct text values (2 to `max_values`): what a table can be
+    filtered and a map coloured by. Text columns are `object` or pandas' `str`/`string` dtype alike."""
+    out = []
+    for c in frame.columns:
+        if not c.startswith("meta."):
+            continue
+        column = frame[c]
+        if not (pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column)
+                or isinstance(column.dtype, pd.CategoricalDtype)):
+            continue
+        values = column.dropna()
+        if not values.map(lambda v: isinstance(v, str)).all():
+            continue  # lists or mixed values: not a category
+        if 1 < values.nunique() <= max_values:
+            out.append(c)
+    return out
+
+
+def default_map_colour(categorical: list[str]) -> str | None:
+    """The category a map is coloured by when the page opens (a genre, when the catalog has one), or None."""
+    names = [c.removeprefix("meta.") for c in categorical]
+    return next((n for n in CATEGORY_COLUMNS if n in names), names[0] if names else None)
+
+
+def tour_arrow_keys() -> None:
+    """Let ← / → press the Tour's Back and Next buttons (keys tour_back, tour_next) from the page's first
+    moment, whatever has the focus outside text fields (assets/arrow_keys.js)."""
+    script = (Path(__file__).resolve().parents[1] / "assets" / "arrow_keys.js").read_text(encoding="utf-8")
+    st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)

@@ -237,7 +237,9 @@ def _bootstrap(st_store: Store, name: str) -> None:
         except Exception as e:  # the boundary of the first start: say what failed, offer a way back
             log.exception("preparing catalog %s failed", name)
             status.update(label=f"Catalog {name!r} could not be prepared", state="error", expanded=True)
-            st.error(f"**{type(e).__name__}**: {e}", icon=":material/error:")
+            from ui.components import show_error
+
+            show_error(e, f"Catalog {name!r} could not be prepared")  # plain words, no Python class name
             fallback = DEMO_CATALOG if name != DEMO_CATALOG else None
             if fallback:
                 from ui import state
@@ -395,7 +397,7 @@ def _evaluate_reference(ws: Workspace, key: tuple[str, str]) -> None:
         job["state"] = "done"
     except Exception as e:  # shown on the Evaluate page; the studio goes on
         log.exception("background evaluation of %s failed", ws.catalog.name)
-        job.update(state="failed", error=f"{type(e).__name__}: {e}")
+        job.update(state="failed", error=str(e) if isinstance(e, PrismError) else f"an unexpected error: {e}")
 
 
 _WARMED: set[str] = set()  # explain services whose shap kernels are compiled (once per process)
@@ -475,6 +477,14 @@ def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws
     folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
     xy = cached_projection(folder, space, x, method)
     return pd.DataFrame({"item_id": np.asarray(ids)[keep], "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def map_is_cached(root: str, method: str, space: str, _ws: Workspace) -> bool:
+    """Whether the active model's `method` map of `space` was computed before (on disk beside the model)."""
+    from core.projection import has_cached_projection
+
+    folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
+    return has_cached_projection(folder, space, method)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

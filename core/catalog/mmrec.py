@@ -7,6 +7,8 @@ Optional files beside them (the layout of Last.fm-2K in the multimodal extension
     <name>_song*_mapping.tsv       original id -> artist name and song titles (for display)
     i_id_mapping.tsv               MMRec's item map (`<original id>\\titemID`, maybe a title column)
 
+A metadata file (`metadata=`, e.g. genres) adds columns to every item's metadata, keyed like the titles.
+
 The item count is the row count of the feature matrices (which must agree); an itemID beyond it is refused,
 so a tiny `.inter` naming item 2,000,000,000 costs nothing. Without feature files the import is refused
 unless `ids_only`, which keeps the items that appear, remapped to a compact range.
@@ -36,19 +38,21 @@ SONGS_KEPT = 3  # song titles kept per item as metadata
 def import_mmrec(folder: Path | str, store: Store, name: str | None = None, text: str | None = AUTO,
                  audio: str | None = AUTO, image: str | None = None, overwrite: bool = False, *,
                  original_ids: bool = False, progress: Progress | None = None, ids_only: bool = False,
-                 text_tsv: str | None = None, titles: str | None = None) -> ImportReport:
+                 text_tsv: str | None = None, titles: str | None = None,
+                 metadata: str | None = None) -> ImportReport:
     """Validate the MMRec folder and store it as a catalog with precomputed text/audio/image features.
 
     `text`, `audio`, `image`: a .npy file name in the folder ("whisper" and "whisper.npy" both work),
     "auto" to use the usual file when present, or None to leave that modality out. `original_ids` names
     users and items by the ids in `<name>_og_ids.inter` instead of the 0-based MMRec ids. `text_tsv` and
     `titles` ("FILE:COLUMN") name the TSV column holding each item's raw text or title (first column = id).
-    `ids_only` imports interactions without any feature file.
+    `ids_only` imports interactions without any feature file. `metadata` ("FILE[:COL,COL]") names a TSV (or
+    .csv) whose columns (all but the id, or the ones named) become item metadata, e.g. a genre per item.
     """
     catalog, warnings, source = read_mmrec(folder, name, text=text, audio=audio, image=image,
                                            original_ids=original_ids, progress=progress,
                                            store=store, overwrite=overwrite, ids_only=ids_only,
-                                           text_tsv=text_tsv, titles=titles)
+                                           text_tsv=text_tsv, titles=titles, metadata=metadata)
     if progress:
         progress(4, 5, f"storing {catalog.name}")
     store.save_catalog(catalog, overwrite=overwrite)
@@ -61,7 +65,7 @@ def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None 
                audio: str | None = AUTO, image: str | None = None, original_ids: bool = False,
                progress: Progress | None = None, store: Store | None = None,
                overwrite: bool = False, ids_only: bool = False, text_tsv: str | None = None,
-               titles: str | None = None) -> tuple[Catalog, list[str], Path]:
+               titles: str | None = None, metadata: str | None = None) -> tuple[Catalog, list[str], Path]:
     """Read and fully validate an MMRec folder: (catalog, warnings, interactions file). Writes nothing."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -133,9 +137,6 @@ def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None 
 
     step("matching titles and text")
     og = read_original_ids(folder, inter_path, inter, item_index, warnings)
-    texts, title_of, songs = read_item_descriptions(folder, inter_path.stem, og is not None, warnings,
-                                                    text_tsv=text_tsv, titles=titles)
-    mapped_titles = read_id_mapping_titles(folder, warnings)
     user_ids = inter["user_id"]
     item_names = [str(v) for v in mmrec_ids]
     if og is not None:
@@ -152,10 +153,16 @@ def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None 
         if original_ids:
             raise CatalogError(f"{folder}: original ids were asked for but {inter_path.stem}_og_ids.inter is "
                                "absent; add it or import with the MMRec ids")
+    # the id each item is known by in the text, title and metadata files: original id (with _og_ids), else MMRec id
+    keys = {str(k) for k in lookup if k is not None}
+    texts, title_of, songs = read_item_descriptions(folder, inter_path.stem, og is not None, warnings,
+                                                    text_tsv=text_tsv, titles=titles, keys=keys)
+    mapped_titles = read_id_mapping_titles(folder, warnings)
+    extra = read_item_metadata(folder, metadata, keys, warnings) if metadata else {}
     items = []
     for i in range(n_items):
         key = None if lookup[i] is None else str(lookup[i])
-        meta: dict[str, object] = {"mmrec_id": mmrec_ids[i]}
+        meta: dict[str, object] = {**extra.get(key, {}), "mmrec_id": mmrec_ids[i]}
         if og is not None and key is not None:
             meta["original_id"] = key
         if key in songs:
@@ -331,15 +338,50 @@ def _file_column(spec: str, folder: Path, what: str) -> tuple[Path, str | None]:
 
 
 def _read_tsv(path: Path) -> pd.DataFrame:
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
     try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=3 if sep == "\t" else 0)
     except Exception as e:
         raise CatalogError(f"{path}: cannot be read as tab-separated text ({type(e).__name__}: {e})") from e
     return frame.rename(columns=lambda c: str(c).strip())
 
 
-def _keyed_column(path: Path, column: str | None, what: str, preferred: tuple[str, ...]) -> dict[str, str]:
-    """{first-column id: value of `column`}; refuses to guess among several candidate columns."""
+ID_COLUMNS = ("itemID", "item_id", "itemid")  # a mapping's column of MMRec item ids
+
+
+def _key_column(frame: pd.DataFrame, path: Path, what: str, keys: set[str] | None, exclude: set[str],
+                warnings: list[str] | None) -> str:
+    """The column that names the items: the first column, or an itemID column when that matches more of
+    `keys` (the ids the items are known by); warns when some items find no row, and when the ids look 1-based."""
+    first = frame.columns[0]
+    candidates = [first] + [c for c in ID_COLUMNS if c in frame.columns and c != first and c not in exclude]
+    if not keys:
+        return first
+    matches = {c: len(set(frame[c].str.strip()) & keys) for c in candidates}
+    column = max(candidates, key=lambda c: matches[c])  # ties keep the first column
+    if warnings is None:
+        return column
+    if column != first:
+        warnings.append(f"{path.name}: {what} keyed by its {column!r} column (the MMRec item id), which matches "
+                        f"{matches[column]:,} of the {len(keys):,} items; its first column {first!r} matches "
+                        f"{matches[first]:,}")
+    if matches[column] < len(keys):
+        note = ""
+        numbers = pd.to_numeric(frame[column], errors="coerce").dropna()
+        if len(numbers) and (numbers % 1 == 0).all():
+            shifted = len({str(int(v) - 1) for v in numbers} & keys)
+            if shifted > matches[column]:
+                note = (f"; its ids look 1-based (one less would match {shifted:,}): key the file by the 0-based "
+                        f"MMRec item id, or add an itemID column")
+        warnings.append(f"{path.name}: {matches[column]:,} of the {len(keys):,} items have a row (keyed by column "
+                        f"{column!r}); the others get none{note}")
+    return column
+
+
+def _keyed_column(path: Path, column: str | None, what: str, preferred: tuple[str, ...],
+                  keys: set[str] | None = None, warnings: list[str] | None = None) -> dict[str, str]:
+    """{item id: value of `column`}, the id from the first column or the mapping's itemID column (whichever
+    names more of `keys`); refuses to guess among several candidate value columns."""
     frame = _read_tsv(path)
     if frame.shape[1] < 2:
         raise CatalogError(f"{path}: needs two columns, <id> and <{what}>; found "
@@ -356,8 +398,46 @@ def _keyed_column(path: Path, column: str | None, what: str, preferred: tuple[st
                                f"FILE:COLUMN (e.g. {path.name}:{frame.columns[-1]})")
     if column not in frame.columns:
         raise CatalogError(f"{path}: no column {column!r}; the file has {listing(frame.columns, 10)}")
-    keys, values = frame.iloc[:, 0].str.strip(), frame[column].str.strip()
-    return {k: v for k, v in zip(keys, values) if v}
+    key_col = _key_column(frame, path, f"{what}s", keys, {column}, warnings)
+    ids, values = frame[key_col].str.strip(), frame[column].str.strip()
+    return {k: v for k, v in zip(ids, values) if v}
+
+
+RESERVED_METADATA = ("mmrec_id", "original_id", "songs")  # set by the import itself
+
+
+def read_item_metadata(folder: Path, spec: str, keys: set[str], warnings: list[str]) -> dict[str, dict[str, str]]:
+    """{item id: {column: value}} from a metadata file "FILE[:COL,COL]" (TSV, or CSV by its suffix), keyed like
+    the titles; empty cells are left out."""
+    path, named = _file_column(spec, folder, "metadata")
+    frame = _read_tsv(path)
+    if frame.shape[1] < 2:
+        raise CatalogError(f"{path}: needs an id column and at least one metadata column (e.g. genre); found "
+                           f"{listing(frame.columns, 10)}")
+    columns = [c.strip() for c in named.split(",") if c.strip()] if named else None
+    if columns:
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise CatalogError(f"{path}: no column {listing(map(repr, unknown))}; the file has "
+                               f"{listing(frame.columns, 10)}")
+    key_col = _key_column(frame, path, "metadata", keys, set(columns or ()), warnings)
+    if columns is None:
+        columns = [c for c in frame.columns if c != key_col and c != frame.columns[0] and c not in ID_COLUMNS]
+    clash = [c for c in columns if c in RESERVED_METADATA]
+    if clash:
+        raise CatalogError(f"{path}: column {listing(map(repr, clash))} is set by the import itself; rename it "
+                           "or name the columns to keep with FILE:COL,COL")
+    if not columns:
+        raise CatalogError(f"{path}: only id columns ({listing(frame.columns, 10)}); add a metadata column such "
+                           "as genre")
+    out: dict[str, dict[str, str]] = {}
+    for key, row in zip(frame[key_col].str.strip(), frame[columns].itertuples(index=False)):
+        values = {c: str(v).strip() for c, v in zip(columns, row) if str(v).strip()}
+        if key and values:
+            out.setdefault(key, {}).update(values)
+    warnings.append(f"{path.name}: item metadata {', '.join(columns)} read for {len(set(out) & keys):,} of "
+                    f"{len(keys):,} items")
+    return out
 
 
 def read_id_mapping_titles(folder: Path, warnings: list[str]) -> dict[int, str]:
@@ -378,9 +458,10 @@ def read_id_mapping_titles(folder: Path, warnings: list[str]) -> dict[int, str]:
 
 
 def read_item_descriptions(folder: Path, stem: str, keyed_by_original: bool, warnings: list[str], *,
-                           text_tsv: str | None = None, titles: str | None = None
+                           text_tsv: str | None = None, titles: str | None = None, keys: set[str] | None = None
                            ) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
-    """(id -> text, id -> title, id -> song titles) from the optional text, titles and song-mapping files."""
+    """(id -> text, id -> title, id -> song titles) from the optional text, titles and song-mapping files;
+    `keys` (the ids the items are known by) picks the id column of a titles file and checks it."""
     texts: dict[str, str] = {}
     title_of: dict[str, str] = {}
     songs: dict[str, list[str]] = {}
@@ -396,7 +477,7 @@ def read_item_descriptions(folder: Path, stem: str, keyed_by_original: bool, war
                             "original ids)")
     if titles:
         title_path, title_col = _file_column(titles, folder, "titles")
-        title_of = _keyed_column(title_path, title_col, "title", ("title", "name", "name_artist"))
+        title_of = _keyed_column(title_path, title_col, "title", ("title", "name", "name_artist"), keys, warnings)
     song_path = next(iter(sorted(folder.glob(f"{stem}_song*mapping.tsv"))), None)
     if song_path is not None:
         frame = _read_tsv(song_path)

@@ -72,6 +72,14 @@ def report_for(catalog: Catalog, source: Path | str, warnings: Sequence[str] = (
         problems=[p.as_dict() for p in problems])
 
 
+def split_line(splits: dict[str, int]) -> str:
+    """The splits of a catalog's interactions in one line: "no split" when none is labelled."""
+    labelled = {k: v for k, v in splits.items() if k != "none" and v}
+    if not labelled:
+        return "no split (evaluation and training draw a seeded split of each listener's interactions)"
+    return ", ".join(f"{k} {v:,}" for k, v in splits.items() if v or k != "none")
+
+
 # -- small message helpers --------------------------------------------------------------------------
 def listing(values: Iterable[Any], limit: int = MAX_LISTED) -> str:
     """'a, b, c and 4 more': names the first few of many values."""

@@ -274,6 +274,10 @@ def local_batches(job: EncodeJob, cache: EmbeddingCache | None, report: Report, 
     fields = list(job.encoders)
     missing_sets = {f: set(rows_f) for f, rows_f in job.missing.items()}
     todo_rows = sorted(set().union(*missing_sets.values())) if missing_sets else []
+    # items encoded so far per field: batches may finish out of order on several threads, so the message
+    # counts what is done rather than naming the last row of its own batch
+    encoded = {f: 0 for f in fields}
+    count_lock = threading.Lock()
 
     def batch(start: int, warnings: list[str]) -> dict[str, dict[int, np.ndarray]]:
         chunk = todo_rows[start:start + batch_size]
@@ -297,7 +301,10 @@ def local_batches(job: EncodeJob, cache: EmbeddingCache | None, report: Report, 
                 raw[f].update((i, vectors[i]) for i in ok)
                 if cache is not None and ok:
                     cache.put_many(cache_id(enc), [job.keys[i] for i in ok], np.stack([vectors[i] for i in ok]))
-            report(len(wanted), f"{f}: encoded {min(start + batch_size, len(todo_rows))}/{len(todo_rows)}")
+            with count_lock:
+                encoded[f] += len(wanted)
+                message = f"{f}: {encoded[f]:,}/{len(missing_sets[f]):,} items encoded"
+            report(len(wanted), message)
         return raw
 
     return [lambda warnings, start=start: batch(start, warnings) for start in range(0, len(todo_rows), batch_size)]

@@ -22,6 +22,51 @@ def test_browse_search_and_map(app):
     assert not app.exception
 
 
+def test_filter_by_offers_the_text_columns_and_filters(app):
+    """pandas 3 reads text as `str` dtype: the genre column is still offered, and filtering by it works."""
+    goto(app, "catalog")
+    options = app.selectbox(key="cat_attr").options
+    assert "genre" in options and "mood" in options
+    app.selectbox(key="cat_attr").set_value("genre").run()
+    app.multiselect(key="cat_values").set_value(["jazz"]).run()
+    import os
+
+    from core.store import Store
+
+    catalog = Store(os.environ["PRISM_DATA_DIR"]).load_catalog("demo")
+    jazz = sum(it.metadata.get("genre") == "jazz" for it in catalog.items)
+    assert 0 < jazz < 60 and f"**{jazz}** of 60 items" in " ".join(m.value for m in app.markdown)
+
+
+@pytest.mark.parametrize("dtype", [object, "string", "str"])
+def test_categorical_columns_take_text_of_any_dtype_but_not_lists_or_numbers(dtype):
+    import pandas as pd
+
+    from ui.components import categorical_columns, default_map_colour
+
+    frame = pd.DataFrame({"meta.genre": pd.Series(["jazz", "folk", "jazz", None], dtype=dtype),
+                          "meta.mood": pd.Series(["calm", "calm", "dark", "calm"], dtype=dtype),
+                          "meta.one": pd.Series(["x"] * 4, dtype=dtype),  # one value: nothing to filter
+                          "meta.year": [1990, 1991, 1992, 1993],
+                          "meta.songs": [["a"], ["b"], ["c"], ["d"]],
+                          "title": ["A", "B", "C", "D"]})
+    assert categorical_columns(frame) == ["meta.genre", "meta.mood"]
+    assert categorical_columns(frame, max_values=1) == []
+    assert default_map_colour(["meta.mood", "meta.genre"]) == "genre"
+    assert default_map_colour(["meta.mood"]) == "mood" and default_map_colour([]) is None
+
+
+def test_map_opens_coloured_by_genre_on_pca_when_no_umap_is_cached(app):
+    goto(app, "catalog")
+    assert app.selectbox(key="map_colour").value == "genre"
+    assert app.radio(key="map_method").value == "PCA"
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    scatter = next(c for c in charts if c["data"][0]["type"] in ("scatter", "scattergl"))
+    from core.catalog.demo import GENRES
+
+    assert {t["name"] for t in scatter["data"]} <= set(GENRES) and len(scatter["data"]) > 2
+
+
 @pytest.mark.slow  # umap-learn compiles its numba kernels on first use (tens of seconds)
 def test_umap_map_is_computed_once_per_model_and_coloured_by_dominant_modality(app, app_env):
     from pathlib import Path
@@ -30,8 +75,8 @@ def test_umap_map_is_computed_once_per_model_and_coloured_by_dominant_modality(a
 
     goto(app, "catalog")
     app.radio(key="map_method").set_value("UMAP").run()
+    app.selectbox(key="map_colour").set_value("dominant modality").run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.selectbox(key="map_colour").value == "dominant modality"
     charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
     scatter = next(c for c in charts if c["data"][0]["type"] in ("scatter", "scattergl"))
     assert {t["name"] for t in scatter["data"]} <= {"Text", "Image", "Audio"}
@@ -155,3 +200,17 @@ def test_folder_imports_only_under_the_allowed_roots(app, tmp_path, monkeypatch)
     app.text_input(key="imp_name").input("rooted")
     app.button[[b.label for b in app.button].index("Import")].click().run()
     assert any("Imported" in s.value for s in app.success), [e.value for e in app.error]
+
+
+def test_import_of_unsplit_interactions_says_no_split(app):
+    goto(app, "catalog")
+    manifest = b"id,title,text,image,audio\nb1,First,soft piano,,\nb2,Second,loud drums,,\n"
+    inter = b"user_id,item_id\nu1,b1\nu1,b2\nu2,b1\n"
+    app.file_uploader(key="imp_zip").set_value(("nosplit.zip", _zip({"manifest.csv": manifest,
+                                                                     "interactions.csv": inter}),
+                                                "application/zip"))
+    app.text_input(key="imp_name").input("nosplit")
+    app.button[[b.label for b in app.button].index("Import")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    captions = " ".join(c.value for c in app.caption).replace("\\", "")  # markdown escapes
+    assert "splits: no split" in captions and "train 0" not in captions and "none 3" not in captions

@@ -110,3 +110,106 @@ def test_paired_differences_mark_intervals_clear_of_zero():
     assert list(trace.error_x.array) == pytest.approx([0.02, 0.02, 0.02])
     assert list(trace.error_x.arrayminus) == pytest.approx([0.02, 0.02, 0.02])
     assert "fusion − itemknn" in fig.layout.title.text
+
+
+def _hue_and_chroma(colour: str) -> tuple[float, float]:
+    import colorsys
+
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hsv(r, g, b)[0] * 360, max(r, g, b) - min(r, g, b)
+
+
+def test_run_and_category_colours_stay_clear_of_the_modality_hues():
+    from core.figures import CATEGORY_PALETTE, RUN_PALETTE
+
+    modality_hues = [_hue_and_chroma(c)[0] for c in MODALITY_COLORS.values()]
+    for colour in {*RUN_PALETTE, *CATEGORY_PALETTE}:
+        hue, chroma = _hue_and_chroma(colour)
+        distance = min(min(abs(hue - m), 360 - abs(hue - m)) for m in modality_hues)
+        assert chroma < 0.2 or distance >= 20, (colour, hue, distance)  # a grey, or a hue no modality has
+    assert not {c.upper() for c in (*RUN_PALETTE, *CATEGORY_PALETTE)} & {c.upper() for c in MODALITY_COLORS.values()}
+
+
+def test_a_model_keeps_its_colour_whatever_runs_are_beside_it():
+    """The Tour (no colours given), Evaluate (labels and kinds) and the report colour a model alike."""
+    import pandas as pd
+
+    from core.figures import run_colors
+
+    alone = run_colors(["popularity", "fusion-gated"])
+    other = run_colors(["bprmf", "itemknn", "popularity", "fusion-gated"], ["", "", "", "fusion"])
+    assert alone["popularity"] == other["popularity"] and alone["fusion-gated"] == other["fusion-gated"]
+    assert len(set(other.values())) == 4
+    twice = run_colors(["popularity · 12-07 10:00", "popularity · 12-07 11:00"])
+    assert len(set(twice.values())) == 2 and alone["popularity"] in twice.values()
+
+    def bar_colours(labels, colors=None):
+        long = pd.DataFrame({"label": labels, "metric": "recall", "k": 20, "value": [0.3, 0.2, 0.1][:len(labels)],
+                             "lo": 0.0, "hi": 0.4})
+        bars = charts.metric_bars_ci(long, "recall", 20, colors).data[0]
+        return dict(zip(bars.x, bars.marker.color))
+
+    tour = bar_colours(["fusion-gated", "popularity"])
+    evaluate = bar_colours(["ease", "fusion-gated", "popularity"],
+                           run_colors(["ease", "fusion-gated", "popularity"], ["", "fusion", ""]))
+    assert tour["fusion-gated"] == evaluate["fusion-gated"] and tour["popularity"] == evaluate["popularity"]
+
+
+def test_map_categories_use_the_category_palette():
+    import pandas as pd
+
+    from core.figures import CATEGORY_PALETTE
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 0, 1], "title": list("abcd"), "item_id": list("abcd"),
+                          "genre": ["jazz", "folk", "jazz", "techno"]})
+    fig = charts.embedding_scatter(frame, "genre", "map")
+    assert {t.marker.color for t in fig.data} <= set(CATEGORY_PALETTE) and len(fig.data) == 3
+
+
+def _legend_clear_of_title_and_axes(fig) -> bool:
+    """The legend stands right of the plot (x ≥ 1, left-anchored) or at the figure's foot in container
+    coordinates: never above the plot where the title is, never over the plot and its axes."""
+    legend = fig.layout.legend
+    right = legend.x is not None and legend.x >= 1 and legend.xanchor == "left"
+    foot = legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+    return right or foot
+
+
+def test_legends_stay_clear_of_titles_and_axes():
+    import pandas as pd
+
+    long = pd.DataFrame({"label": ["fusion-gated", "popularity"] * 2, "metric": "recall", "k": [10, 10, 20, 20],
+                         "value": [0.3, 0.2, 0.4, 0.3], "lo": [0.2, 0.1, 0.3, 0.2], "hi": [0.4, 0.3, 0.5, 0.4]})
+    curves = pd.DataFrame({"label": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "loss": [1.0, 0.5, 1.2, 0.7],
+                           "valid_metric": [0.1, 0.2, 0.1, 0.15]})
+    scatter = pd.DataFrame({"x": [0.0, 1, 2], "y": [0.0, 1, 0], "title": list("abc"), "item_id": list("abc"),
+                            "genre": ["jazz", "folk", "jazz"]})
+    figures = {
+        "metric lines": charts.metric_at_k_lines(long, "recall"),
+        "modality shares": charts.modality_shares_bar({"gate weights (model)": {"text": 0.5, "image": 0.3,
+                                                                                "audio": 0.2}}, "shares"),
+        "training curves": charts.training_curves_fig(curves),
+        "map": charts.embedding_scatter(scatter, "genre", "map"),
+        "search": charts.tuning_search_fig([{"number": 0, "value": 0.1, "state": "complete"},
+                                            {"number": 1, "value": 0.05, "state": "pruned"}]),
+    }
+    for name, fig in figures.items():
+        assert fig.layout.showlegend is not False, name
+        assert _legend_clear_of_title_and_axes(fig), (name, fig.layout.legend)
+    assert figures["map"].layout.legend.title.text == "genre"
+    # the training chart's right edge is its validation axis: the legend goes to the foot, with room kept
+    curves_fig = figures["training curves"]
+    assert curves_fig.layout.legend.yref == "container" and curves_fig.layout.margin.b >= 70
+
+
+def test_metric_charts_say_what_the_metric_means():
+    import pandas as pd
+
+    long = pd.DataFrame({"label": ["a", "b"], "metric": "recall", "k": 20, "value": [0.3, 0.2], "lo": 0.1,
+                         "hi": 0.4})
+    bars = charts.metric_bars_ci(long, "recall", 20)
+    assert bars.layout.title.text == "recall@20 with 95% CI"
+    assert "held-out tracks found in the top 20" in bars.layout.title.subtitle.text
+    assert "ranked higher counting more" in charts.metric_at_k_lines(long.assign(metric="ndcg"),
+                                                                     "ndcg").layout.title.subtitle.text
+    assert charts.metric_bars_ci(long.assign(metric="auc"), "auc", 20).layout.title.subtitle.text in ("", None)

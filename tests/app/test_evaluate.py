@@ -1,4 +1,5 @@
-"""Evaluate: stored runs are drawn with their protocol beside every chart, can be compared and downloaded."""
+"""Evaluate: stored runs are drawn under their protocol (one card per section), can be compared and downloaded;
+runs started here join the Results at once."""
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ def test_evaluate_draws_stored_runs(app):
     bars = next(c for c in charts if "95% CI" in str(c["layout"]["title"]["text"]))
     assert bars["data"][0]["error_y"]["visible"] is True
     cards = [m.value for m in app.markdown if "prism-protocol" in m.value]
-    assert len(cards) >= len(charts)  # a protocol card beside every chart
-    assert "split" in cards[0].lower()
+    results = [c for c in cards if "Protocol of the charts below" in c]
+    assert len(results) == 1  # once for the section, not beside each chart
+    assert "split" in results[0].lower()
     assert [b.proto.label for b in app.get("download_button")] == ["CSV", "JSON", "Download report"]
 
 
@@ -40,6 +42,8 @@ def test_new_evaluation_runs_and_is_stored(app):
 
     goto(app, "evaluate")
     before = len(store().list_runs("demo"))
+    shown = app.multiselect(key="ev_runs").value
+    app.multiselect(key="ev_runs").set_value(shown[:1]).run()  # the widget now keeps its own choice
     app.multiselect(key="ev_models").set_value(["popularity"])
     app.text_input(key="ev_ks").input("10, 20")
     app.radio(key="ev_mask").set_value("train+valid")
@@ -50,6 +54,12 @@ def test_new_evaluation_runs_and_is_stored(app):
     record = store().load_run(runs["id"].iloc[0])  # newest first
     assert record["protocol"]["mask"] == "train+valid" and record["protocol"]["masked"] == ["train", "valid"]
     assert "Saved 1 run" in app.session_state["eval_message"]
+    # the new run is in Results in this session: chosen, and drawn in the charts
+    new_id = runs["id"].iloc[0]
+    assert app.multiselect(key="ev_runs").value == [new_id, *shown[:1]]
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    bars = next(c for c in charts if "95% CI" in str(c["layout"]["title"]["text"]))
+    assert len(bars["data"][0]["x"]) == 2
 
 
 def test_bad_k_values_are_refused(app):

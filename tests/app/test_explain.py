@@ -78,9 +78,11 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     assert app.radio(key="ex_mode").value == "Your query"
     trace = _waterfall(_figures(app))["data"][0]
     x, y = plotly_values(trace["x"]), plotly_values(trace["y"])
-    # the named terms' bars come after the modalities: the prior, "items like your upload", the closest match
+    # the named terms' bars come after the modalities: the prior, "items like your text", the closest match (a
+    # text query is named by what it is, not called an upload)
     assert x[0] == "base (no modality, no prior)" and x[-4] == "popularity prior × 0.50"
-    assert x[-3].startswith("items like your upload × ") and x[-2].startswith("closest match to your upload × ")
+    assert x[-3].startswith("items like your text × ") and x[-2].startswith("closest match to your text × ")
+    assert "your upload" not in texts(app) and "your upload" not in " ".join(map(str, x))
     assert y[-4] == pytest.approx(top.terms["prior"], abs=1e-6)
     assert y[-3] == pytest.approx(top.terms["like_upload"], abs=1e-6)
     assert y[-2] == pytest.approx(top.terms["closest_match"], abs=1e-6)
@@ -89,13 +91,14 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     # the page's sentences in plain words add up to the score shown and name every part, largest first
     from core.narration import score_parts, sentences_for
     from tests.test_narration import check_adds_up
+    from ui.components import name_query
 
     exp = next(v for k, v in app.session_state["explanations"].items()
                if isinstance(k, tuple) and k[:2] == ("explanation", "modalities"))
     said = sentences_for(app.session_state["result"].items[0].title, exp, features=False)
     check_adds_up(said, exp.score, score_parts(exp.base_value, exp.modality_shapley, exp.terms, exp.history,
                                                exp.offset, exp.similarity))
-    assert read_sum_on_page(app) == read_sum(said)
+    assert read_sum_on_page(app) == read_sum([name_query(s, "your text") for s in said])  # the query named
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Rank"] == f"#1 of {len(app.session_state['result'].items)}"
     assert "What does this mean?" in texts(app)

@@ -229,11 +229,11 @@ def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
     assert "popularity prior" in texts(app)
     # a scale a room can read: each card's score as a share of #1's, and one sentence naming what brought it
     from core.narration import card_sentence, relative_scores
-    from ui.components import html_text
+    from ui.components import html_text, name_query, query_noun
 
     page = texts(app)
     for rec, share in zip(second.items, relative_scores([r.score for r in second.items])):
-        assert f"{share:.0f}% of #1" in page and html_text(card_sentence(rec)) in page
+        assert f"{share:.0f}% of #1" in page and html_text(name_query(card_sentence(rec), query_noun(app.session_state['query']))) in page
     assert "Raw numbers" in [e.label for e in app.expander]
 
 
@@ -253,3 +253,11 @@ def test_an_empty_query_names_the_upload_limit(app):
     _submit(app)
     warning = " ".join(w.value for w in app.warning)
     assert "the query is empty" in warning and "over 50 MB is not uploaded" in warning
+
+
+def test_tracks_you_like_offers_no_select_all_entry(app):
+    """The "Select N matches" entry is the first of the list when a word is typed, so Enter picked every match;
+    the list leaves it out (Streamlit's default shows it for up to 1000 options)."""
+    goto(app, "recommend")
+    liked = app.multiselect(key="q_liked")
+    assert len(liked.options) == 60 and liked.proto.select_all == 0

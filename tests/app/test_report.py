@@ -134,3 +134,17 @@ def test_query_report_merges_the_explained_parts(app):
     top = app.session_state["result"].items[0].item_id
     assert list(merged) == [top]
     assert not merged[top].feature_shap.empty and merged[top].modality_shapley
+
+
+def test_report_without_a_query_ranks_the_tours_sample_sentence(app_env, capsys, tmp_path):
+    import yaml
+
+    from core.paths import REPO_ROOT
+
+    tour = yaml.safe_load((REPO_ROOT / "assets/tours/demo.yaml").read_text(encoding="utf-8"))
+    sentence = next(s["text"] for step in tour["steps"] for s in step.get("stages", []) if s.get("text"))
+    out = tmp_path / "sample.html"
+    assert main(["report", "--catalog", "demo", "--explain", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"the tour's sample sentence {sentence!r}" in printed and "1 explained" in printed
+    assert html_escaped(sentence) in out.read_text(encoding="utf-8")

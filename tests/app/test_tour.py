@@ -60,13 +60,24 @@ def test_every_demo_tour_step_renders(app):
     assert len(text.encode("utf-8")) < 10_000_000
     assert f"waterfall:{explain.explanation.item_id}" in text
     assert html.escape(feedback.sentence.split(":")[0]) in text
-    # Back returns, presenter notes hide
+    # Back returns; presenter notes are hidden until asked for, and hide again
     notes = load_tour(TOURS_DIR / "demo.yaml").steps[-2].notes
     app.button(key="tour_back").click().run()
     assert app.subheader[0].value == f"{len(STEP_TITLES) - 1}. {STEP_TITLES[-2]}"
-    assert notes.split(":")[0] in texts(app)
-    app.toggle(key="tour_notes").set_value(False).run()
     assert notes.split(":")[0] not in texts(app)
+    app.button(key="tour_notes_button").click().run()
+    assert notes.split(":")[0] in texts(app)
+    assert app.subheader[0].value == f"{len(STEP_TITLES) - 1}. {STEP_TITLES[-2]}"  # the step stays
+    app.button(key="tour_notes_button").click().run()
+    assert notes.split(":")[0] not in texts(app)
+
+
+def test_presenter_notes_are_off_when_the_tour_opens(app):
+    goto(app, "tour")
+    notes = load_tour(TOURS_DIR / "demo.yaml").steps[0].notes
+    assert notes.split(":")[0].split(".")[0] not in texts(app)
+    assert app.button(key="tour_notes_button").label == "Presenter notes"
+    assert not app.get("toggle")  # no switch: a focused input would swallow the arrow keys
 
 
 def test_edited_sentence_reruns_the_query(app):
@@ -204,6 +215,7 @@ steps:
 
         return [p for p in parts if "![x](" in p or "](http" in p or re.search(r"(?<!\\)<img", p)]
 
+    app.button(key="tour_notes_button").click().run()  # notes are off by default on the room's screen
     parts = drawn()
     assert any("See" in p for p in parts) and any("Notes" in p for p in parts)
     assert unescaped(parts) == []

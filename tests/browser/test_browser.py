@@ -3,6 +3,7 @@ upload — with a screenshot of every page in test-artifacts/."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,97 @@ def test_home_alias_and_tour_by_keyboard_and_offline_report(studio_page, studio,
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "10-tour-report.png"))
     context.close()
+
+
+def test_tour_keys_work_in_a_fresh_tab_and_after_the_notes_button(studio_page, studio):
+    """A new tab: → pressed as soon as the first step shows still advances (the buttons' code may still be
+    loading); presenter notes are off until asked for; after clicking the notes button (focus on it), ← and →
+    still move between steps."""
+    notes_start = "Point at the modality counts"  # step 1's notes in assets/tours/demo.yaml
+    pg = studio_page.context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    try:
+        pg.goto(f"{studio}/tour")
+        step_heading(pg, 0).wait_for()
+        pg.keyboard.press("ArrowRight")  # no click first, no waiting for the run to end
+        step_heading(pg, 1).wait_for()
+        idle(pg)
+        pg.keyboard.press("ArrowLeft")
+        step_heading(pg, 0).wait_for()
+        idle(pg)
+        assert pg.get_by_text(notes_start).count() == 0  # off on the room's screen
+        pg.get_by_role("button", name="Presenter notes").click()
+        pg.get_by_text(notes_start).wait_for()
+        idle(pg)
+        shot(pg, "9-tour-notes-shown")
+        pg.keyboard.press("ArrowRight")  # the notes button has the focus now
+        step_heading(pg, 1).wait_for()
+        idle(pg)
+        pg.keyboard.press("ArrowLeft")
+        step_heading(pg, 0).wait_for()
+    finally:
+        pg.close()
+
+
+def test_enter_in_tracks_you_like_picks_one_track(studio_page, studio):
+    """Typing a word in "Tracks you like" and pressing Enter adds one track, not every match."""
+    pg = studio_page.context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    try:
+        pg.goto(f"{studio}/recommend")
+        box = pg.get_by_test_id("stMultiSelect").filter(has_text="Tracks you like")
+        box.wait_for()
+        idle(pg)
+        box.locator("input").click()
+        box.locator("input").type("e")
+        pg.wait_for_timeout(500)
+        pg.keyboard.press("Enter")
+        pg.wait_for_timeout(500)
+        chips = box.locator("[data-tag]")  # the chips of the chosen tracks
+        assert chips.count() == 1, [chips.nth(i).inner_text() for i in range(chips.count())]
+        shot(pg, "3b-recommend-liked-enter")
+    finally:
+        pg.close()
+
+
+def test_filter_by_genre_and_a_new_run_shows_in_results(studio_page, studio):
+    """The Catalog's "Filter by" offers the genre (a pandas `str` column) and filters by it; a run started in
+    Evaluate's *New evaluation* is drawn in *Results* in the same session."""
+    pg = studio_page.context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    try:
+        pg.goto(f"{studio}/catalog")
+        pg.get_by_text("Filter by").wait_for()
+        idle(pg)
+        pg.get_by_test_id("stSelectbox").filter(has_text="Filter by").click()
+        pg.get_by_role("option", name="genre", exact=True).click()
+        idle(pg)
+        pg.get_by_test_id("stMultiSelect").filter(has_text="Values").click()
+        pg.get_by_role("option", name="jazz", exact=True).click()
+        pg.keyboard.press("Escape")
+        idle(pg)
+        pg.get_by_text(re.compile(r"\d+ of 60 items")).wait_for()
+        assert pg.get_by_text("60 of 60 items").count() == 0
+        shot(pg, "6b-catalog-filter-genre")
+
+        pg.goto(f"{studio}/evaluate")
+        pg.get_by_text("Protocol of the charts below").wait_for()
+        idle(pg)
+        before = pg.get_by_test_id("stMultiSelect").filter(has_text="Runs").locator("[data-tag]").count()
+        pg.get_by_role("tab", name="New evaluation").click()
+        models = pg.get_by_test_id("stMultiSelect").filter(has_text="Models")
+        models.get_by_role("button", name="Clear all").click()
+        models.locator("input").click()
+        models.locator("input").type("popularity")
+        pg.get_by_role("option", name="popularity", exact=True).click()
+        pg.keyboard.press("Escape")
+        pg.get_by_role("button", name="Start evaluation").click()
+        pg.get_by_text("Saved 1 run(s)").first.wait_for()
+        idle(pg)
+        pg.get_by_role("tab", name="Results").click()
+        idle(pg)
+        after = pg.get_by_test_id("stMultiSelect").filter(has_text="Runs").locator("[data-tag]").count()
+        assert after == before + 1
+        shot(pg, "7b-evaluate-new-run-in-results")
+    finally:
+        pg.close()

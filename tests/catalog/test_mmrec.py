@@ -109,6 +109,55 @@ def test_titles_from_the_mmrec_item_mapping(tmp_path: Path, store: Store) -> Non
     assert any("i_id_mapping.tsv" in w for w in report.warnings)
 
 
+def test_titles_file_keyed_by_the_mappings_item_id_not_its_1_based_source_id(tmp_path: Path, store: Store) -> None:
+    """--titles i_id_mapping.tsv:title on a mapping whose first column is a 1-based source id: keyed by its
+    itemID column (as the automatic reading is), so no title lands on the neighbouring item."""
+    folder = make_mmrec(tmp_path / "tiny", extras=False)
+    (folder / "i_id_mapping.tsv").write_text("source\titemID\ttitle\n1\t0\tHeat\n2\t1\tUp\n3\t2\tDown\n"
+                                             "4\t3\tLeft\n")
+    report = import_mmrec(folder, store, titles="i_id_mapping.tsv:title")
+    assert [it.title for it in store.load_catalog("tiny").items] == ["Heat", "Up", "Down", "Left"]
+    assert any("keyed by its 'itemID' column" in w for w in report.warnings), report.warnings
+
+
+def test_titles_file_with_1_based_ids_is_named_in_a_warning(tmp_path: Path, store: Store) -> None:
+    folder = make_mmrec(tmp_path / "tiny", extras=False)
+    (folder / "names.tsv").write_text("id\ttitle\n1\tHeat\n2\tUp\n3\tDown\n4\tLeft\n")
+    report = import_mmrec(folder, store, titles="names.tsv:title")
+    assert [it.title for it in store.load_catalog("tiny").items] == ["Item 0", "Heat", "Up", "Down"]
+    warning = next(w for w in report.warnings if w.startswith("names.tsv"))
+    assert "3 of the 4 items have a row" in warning and "look 1-based (one less would match 4)" in warning
+
+
+def test_item_metadata_from_a_file_makes_genre_labels(tmp_path: Path, store: Store) -> None:
+    """--metadata brings a genre per item (keyed by original id through _og_ids), enough for the retrieval
+    benchmark's --label."""
+    from benchmarks.retrieval import item_labels
+
+    folder = make_mmrec(tmp_path / "tiny")
+    (folder / "genres.tsv").write_text("artistID\tgenre\tcountry\n80\trock\tUK\n66\tpop\t\n59\trock\tUS\n"
+                                       "12345\tjazz\tFR\n")
+    report = import_mmrec(folder, store, metadata="genres.tsv")
+    items = store.load_catalog("tiny").items
+    assert [it.metadata.get("genre") for it in items] == ["rock", "pop", "rock", None]
+    assert [it.metadata.get("country") for it in items] == ["UK", None, "US", None]
+    assert items[0].metadata["original_id"] == "80" and items[0].metadata["songs"]
+    assert any("metadata genre, country read for 3 of 4 items" in w for w in report.warnings), report.warnings
+    assert any("3 of the 4 items have a row" in w for w in report.warnings)
+    labels, column = item_labels(store.load_catalog("tiny"), "genre")
+    assert column == "genre" and labels == ["rock", "pop", "rock", None]
+    import_mmrec(folder, store, name="only", metadata="genres.tsv:genre")
+    assert "country" not in store.load_catalog("only").items[0].metadata
+
+
+def test_item_metadata_refuses_unknown_and_reserved_columns(tmp_path: Path, busy_store: Store) -> None:
+    folder = make_mmrec(tmp_path / "tiny")
+    (folder / "genres.tsv").write_text("artistID\tgenre\tsongs\n80\trock\tx\n")
+    refused(busy_store, folder, "genres.tsv", "no column 'style'", "genre", metadata="genres.tsv:style")
+    refused(busy_store, folder, "'songs'", "set by the import itself", metadata="genres.tsv")
+    refused(busy_store, folder, "metadata file does not exist", metadata="nowhere.tsv")
+
+
 def test_all_zero_feature_rows_are_masked(tmp_path: Path, store: Store) -> None:
     folder = make_mmrec(tmp_path / "tiny", extras=False)
     audio = np.load(folder / "vggish.npy")

@@ -233,3 +233,30 @@ def test_a_failing_batch_raises_its_own_error(monkeypatch):
     monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
     with pytest.raises(KeyError, match="song number 13"):
         encode_catalog(_texts(40), {"text": _OverlapText(True, fail_on="song number 13")}, None, batch_size=4)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_progress_messages_count_what_is_done(cores, monkeypatch):
+    """The running count is over (item, field) pairs; each message names its field and that field's own count
+    of encoded items, which never runs ahead of the running count and ends at the field's item count."""
+    import re
+
+    from core.encoders import pipeline
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: cores)
+    other = _OverlapText(True)
+    other.id = "test/overlap-other@1"
+    calls: list[tuple[int, int, str]] = []
+    encode_catalog(_texts(40), {"text": _OverlapText(True), "text_b": other}, None, batch_size=4,
+                   progress=lambda done, total, msg: calls.append((done, total, msg)))
+    assert {total for _, total, _ in calls} == {80}  # 40 items × 2 fields
+    last: dict[str, int] = {}
+    for done, _, msg in calls:
+        found = re.fullmatch(r"(text|text_b): (\d+)/(\d+) items encoded", msg)
+        if not found:
+            continue
+        field, count, of = found.group(1), int(found.group(2)), int(found.group(3))
+        assert of == 40 and count <= done and count >= last.get(field, 0), (done, msg)
+        last[field] = count
+    assert last and max(last.values()) == 40
+    assert calls[-1][0] == 80
