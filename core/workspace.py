@@ -122,7 +122,11 @@ def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, confi
     """The catalog's active fusion model; when there is none, trains, saves and activates one from the
     catalog's stored tuned configuration, else from the fast untuned starting point (no search: a first
     start stays quick), and records which (core.tuning.quick_fusion_config)."""
+    if not has_interactions(catalog):  # nothing to train on: the catalog is served by its content alone
+        return ensure_content_only_model(store, catalog, embeddings)
     model = load_active_model(store, catalog, embeddings)
+    if model is not None and is_content_only(store.active_model(catalog.name)):
+        model = None  # interactions arrived since: a model is trained on them
     if model is None:
         source = config_source or "given settings"
         if config is None:
@@ -133,6 +137,40 @@ def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, confi
                                                  build_interaction_data(catalog, embeddings, split="auto", seed=0))
         _, model = train_model(store, catalog, embeddings, config=config, progress=progress, config_source=source)
     return model
+
+
+def has_interactions(catalog: Catalog) -> bool:
+    """Whether the catalog has any interactions to train and evaluate on."""
+    return len(catalog.interactions) > 0
+
+
+def ensure_content_only_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet) -> FusionRecommender:
+    """The active content-only model of a catalog without interactions (core.models.content_only); made,
+    saved and activated when the catalog has none that loads."""
+    import time
+    import uuid
+
+    from core.models.content_only import CONTENT_ONLY_SOURCE, content_only_model
+
+    if is_content_only(store.active_model(catalog.name)):
+        model = load_active_model(store, catalog, embeddings)
+        if model is not None:
+            return model
+    model = content_only_model(embeddings)
+    model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    folder = store.model_dir(model_id)
+    model.save(folder)
+    store.record_model(model_id, catalog.name, model.name,
+                       {**model.get_config(), "split": None, "seed": 0, "encoders": embeddings.encoder_ids,
+                        "config_source": CONTENT_ONLY_SOURCE}, folder, active=True)
+    return model
+
+
+def is_content_only(record: dict | None) -> bool:
+    """Whether a stored model record is a content-only model."""
+    from core.models.content_only import is_content_only as check
+
+    return check(record)
 
 
 REFERENCE_BASELINES = ("popularity", "itemknn", "bprmf")  # what the active model is compared with first
