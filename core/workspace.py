@@ -173,6 +173,36 @@ def is_content_only(record: dict | None) -> bool:
     return check(record)
 
 
+PROTECTED_CATALOGS = ("demo",)  # the studio's own catalog: rebuilt, never removed from the browser
+
+
+def remove_catalog(store: Store, name: str) -> None:
+    """Remove a stored catalog with everything made from it (embeddings, models, runs, tuned settings);
+    the other catalogs are untouched. CatalogError for the demo or a name that is not stored."""
+    import shutil
+
+    from core.errors import CatalogError
+
+    if name in PROTECTED_CATALOGS:
+        raise CatalogError(f"catalog {name!r} is the studio's demo and cannot be removed; remove another one")
+    if not store.has_catalog(name):
+        raise CatalogError(f"no stored catalog is named {name!r}; nothing was removed")
+    models = store.list_models(name)
+    with store.transaction() as con:  # the rows first, in one transaction: a failure leaves all of them
+        for table in ("models", "runs", "embedding_sets"):
+            con.execute(f"DELETE FROM {table} WHERE catalog = ?", (name,))
+    store.delete_catalog(name)
+    for model_id in models["id"]:
+        shutil.rmtree(store.model_dir(model_id), ignore_errors=True)
+    shutil.rmtree(store.embedding_path(name, EMBEDDING_KEY).parent, ignore_errors=True)
+    try:
+        from core.tuning.store import tuned_path
+
+        tuned_path(store, name).unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a name that cannot name a tuned file has none to remove
+        pass
+
+
 REFERENCE_BASELINES = ("popularity", "itemknn", "bprmf")  # what the active model is compared with first
 REFERENCE_KS = (5, 10, 20)
 

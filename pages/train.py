@@ -21,6 +21,8 @@ page_header("Train", "Search fusion settings on the validation split, configure 
             "epoch by epoch, and choose which saved model serves the studio.")
 ws = loaders.workspace()
 catalog = ws.catalog
+if len(catalog.interactions) == 0:  # a content-only catalog: say what is missing, offer the upload
+    components.interactions_missing(ws, "Training")
 st_store = loaders.store()
 ss = st.session_state
 data = loaders.interaction_data(ws)

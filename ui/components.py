@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
+from core.errors import PrismError
 from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
 from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
 from ui import state
@@ -39,6 +40,9 @@ def sidebar(ws, catalog_names: list[str]) -> None:
     with st.sidebar:
         current = ws.catalog.name
         options = catalog_names if current in catalog_names else [current, *catalog_names]
+        message = st.session_state.pop("catalog_message", None)  # e.g. a catalog removed by a button
+        if message:
+            st.info(message, icon=":material/info:")
         st.session_state["sidebar_catalog"] = current  # follows switches made elsewhere (e.g. after an import)
         st.selectbox("Active catalog", options, key="sidebar_catalog",
                      on_change=lambda: state.set_catalog(st.session_state["sidebar_catalog"]),
@@ -195,3 +199,46 @@ def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) 
     st.dataframe(neutralise_frame(frame), hide_index=True, height=min(36 * (len(frame) + 1), 300), key=f"{key}_table")
     st.download_button("Download the import report (CSV)", safe_csv(frame), file_name=f"{catalog_name}-import-report.csv",
                        mime="text/csv", key=f"{key}_csv", icon=":material/download:")
+
+
+def interactions_missing(ws, what: str) -> None:
+    """On a catalog without interactions: say what `what` (e.g. "Evaluating") needs, offer an upload of an
+    interactions CSV, and stop the page. Importing it stores the interactions and trains a model."""
+    import tempfile
+
+    from core.limits import limits
+
+    name = ws.catalog.name
+    st.warning(f"**{md_escape(name)} has no interactions yet**: it recommends by content alone (Recommend, "
+               f"Explain and Catalog work). {what} needs listening data: add a CSV with columns `user_id, item_id` "
+               "(optional `rating, timestamp, split`), one row per interaction, whose item ids are this "
+               "catalog's. A model is then trained on it.", icon=":material/group_off:")
+    lim = limits()
+    with st.form(f"interactions_form_{name}"):
+        upload = st.file_uploader(f"Interactions CSV (up to {lim.max_upload_mb:g} MB)", type=["csv", "tsv"],
+                                  key=f"interactions_upload_{name}")
+        go = st.form_submit_button("Add these interactions", type="primary", icon=":material/upload:")
+    if go:
+        from core.catalog.interactions import import_interactions
+
+        try:
+            if upload is None:
+                raise PrismError("no file was received: choose an interactions CSV first")
+            if upload.size > lim.max_upload_bytes:
+                raise PrismError(f"the upload is {upload.size / 2**20:,.1f} MB, over the {lim.max_upload_mb:g} MB "
+                                 "upload limit (PRISM_MAX_UPLOAD_MB); import it with `python -m core import "
+                                 "interactions`")
+            with tempfile.TemporaryDirectory(prefix="prism-interactions-") as tmp:
+                suffix = ".tsv" if upload.name.lower().endswith(".tsv") else ".csv"
+                path = Path(tmp) / f"interactions{suffix}"
+                path.write_bytes(upload.getvalue())
+                from ui.loaders import store
+
+                report = import_interactions(path, store(), name)
+        except PrismError as e:
+            show_error(e, "The interactions were not added (nothing was changed)")
+        else:
+            st.session_state["catalog_message"] = (f"Added {report.interactions:,} interactions from "
+                                                   f"{report.users:,} users to {name}; a model is trained on them.")
+            st.rerun()
+    st.stop()
