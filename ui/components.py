@@ -42,7 +42,7 @@ def sidebar(ws, catalog_names: list[str]) -> None:
         options = catalog_names if current in catalog_names else [current, *catalog_names]
         message = st.session_state.pop("catalog_message", None)  # e.g. a catalog removed by a button
         if message:
-            st.info(message, icon=":material/info:")
+            st.info(md_escape(message), icon=":material/info:")  # it names a catalog: a string from data
         st.session_state["sidebar_catalog"] = current  # follows switches made elsewhere (e.g. after an import)
         st.selectbox("Active catalog", options, key="sidebar_catalog",
                      on_change=lambda: state.set_catalog(st.session_state["sidebar_catalog"]),
