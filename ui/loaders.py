@@ -346,10 +346,13 @@ def warm_up_in_background(ws: Workspace) -> None:
         ctx = get_script_run_ctx()
     except ImportError:  # pragma: no cover - older streamlit
         add_script_run_ctx = None
-    thread = threading.Thread(target=_warm_up, args=(ws, key), daemon=True, name="prism-warm-up")
-    if ctx is not None and add_script_run_ctx is not None:
-        add_script_run_ctx(thread, ctx)
-    thread.start()
+    # shap's kernels compile while the encoders load: neither needs the other, and the first "Why?" needs both
+    threads = [threading.Thread(target=_warm_up, args=(ws, key), daemon=True, name="prism-warm-up"),
+               threading.Thread(target=_compile_shap, daemon=True, name="prism-warm-up-shap")]
+    for thread in threads:
+        if ctx is not None and add_script_run_ctx is not None:
+            add_script_run_ctx(thread, ctx)
+        thread.start()
 
 
 # background evaluations of the demo (one per data folder and catalog): key -> status dict
@@ -410,13 +413,24 @@ _WARMED: set[str] = set()  # explain services whose shap kernels are compiled (o
 def _warm_up(ws: Workspace, key: str) -> None:
     try:
         service = _recommend_service(ws.root, ws.catalog.name, ws.stamp, key, ws, get_encoders(key))
+        _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
         _encode_samples(service)
-        explainer = _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
-        if "shap" not in _WARMED and hasattr(explainer, "warm_up"):
-            _WARMED.add("shap")
-            explainer.warm_up()
     except Exception:  # a warm-up only saves time; the page that needs these reports any real error
         log.debug("warm-up failed", exc_info=True)
+
+
+def _compile_shap() -> None:
+    """Compile shap's numba kernels once per process (core.explain.ExplainService.warm_up)."""
+    with _REFERENCE_LOCK:  # any lock: two sessions starting at once compile once
+        if "shap" in _WARMED:
+            return
+        _WARMED.add("shap")
+    try:
+        from core.explain import ExplainService
+
+        ExplainService.warm_up()
+    except Exception:  # a warm-up only saves time
+        log.debug("shap warm-up failed", exc_info=True)
 
 
 def _encode_samples(service: RecommendService) -> None:
