@@ -346,13 +346,10 @@ def warm_up_in_background(ws: Workspace) -> None:
         ctx = get_script_run_ctx()
     except ImportError:  # pragma: no cover - older streamlit
         add_script_run_ctx = None
-    # shap's kernels compile while the encoders load: neither needs the other, and the first "Why?" needs both
-    threads = [threading.Thread(target=_warm_up, args=(ws, key), daemon=True, name="prism-warm-up"),
-               threading.Thread(target=_compile_shap, daemon=True, name="prism-warm-up-shap")]
-    for thread in threads:
-        if ctx is not None and add_script_run_ctx is not None:
-            add_script_run_ctx(thread, ctx)
-        thread.start()
+    thread = threading.Thread(target=_warm_up, args=(ws, key), daemon=True, name="prism-warm-up")
+    if ctx is not None and add_script_run_ctx is not None:
+        add_script_run_ctx(thread, ctx)
+    thread.start()
 
 
 # background evaluations of the demo (one per data folder and catalog): key -> status dict
@@ -412,8 +409,11 @@ _WARMED: set[str] = set()  # explain services whose shap kernels are compiled (o
 
 def _warm_up(ws: Workspace, key: str) -> None:
     try:
+        # in the order a visitor needs them: a text query, then its "Why?", then uploads. One thread: on a
+        # loaded 2-core machine a second one (shap beside the encoders) delayed the first query 3-4×
         service = _recommend_service(ws.root, ws.catalog.name, ws.stamp, key, ws, get_encoders(key))
         _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
+        _compile_shap()
         _encode_samples(service)
     except Exception:  # a warm-up only saves time; the page that needs these reports any real error
         log.debug("warm-up failed", exc_info=True)
