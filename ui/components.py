@@ -64,6 +64,8 @@ def sidebar(ws, catalog_names: list[str]) -> None:
         cfg = ws.model_config or {}
         details = " · ".join(str(x) for x in (cfg.get("strategy"), f"dim {cfg['dim']}" if "dim" in cfg else None,
                                                cfg.get("loss")) if x)
+        if cfg.get("name") == "content-only":  # core.models.content_only: no strategy or loss was trained
+            details = "content only: no interactions, nothing trained"
         st.markdown(f'<div class="prism-sidebar-small"><code>{html.escape(ws.model_id or "—")}</code>'
                     f'<br>{html.escape(details)}</div>', unsafe_allow_html=True)
 

@@ -44,6 +44,8 @@ def test_a_catalog_without_interactions_recommends_explains_and_takes_an_upload(
 
     _open(app, "recommend")  # the first visit prepares it: encoded, and a content-only model (no training)
     assert store().active_model(NAME)["name"] == "content-only"
+    sidebar = " ".join(str(m.value) for m in app.sidebar.markdown)
+    assert "content only: no interactions, nothing trained" in sidebar and "bpr" not in sidebar
     app.text_area(key="q_text").input(TEXTS[2])
     app.button(key="q_submit").click().run()
     assert not app.exception, [e.value for e in app.exception]
