@@ -51,6 +51,8 @@ def test_a_catalog_without_interactions_recommends_explains_and_takes_an_upload(
     assert not app.exception, [e.value for e in app.exception]
     result = app.session_state["result"]
     assert result.items[0].item_id == "t2", "the item whose text is the query comes first"
+    for page in ("explain", "tour"):  # without a chosen item, and the tour: no exception on either
+        goto(app, page)
     app.session_state["explain_target"] = {"item_id": "t2", "mode": "query", "catalog": NAME}
     goto(app, "explain")
     assert app.get("plotly_chart"), "Explain draws its charts on a content-only catalog"
