@@ -43,7 +43,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}  # name -> command, in registration order
 # their import registers more commands
 COMMAND_MODULES: list[str] = ["core.runs", "core.model_commands", "core.report.cli", "core.tuning.commands",
-                             "core.history_commands"]
+                             "core.history_commands", "core.warm"]
 
 
 def register_command(name: str, help: str, add_arguments: AddArguments, run: RunCommand) -> Command:

@@ -371,7 +371,8 @@ class ExplainService:
                            similarity_weight=lam if encoded.similarity is not None
                            and not encoded.known_listener else None)
 
-    def warm_up(self) -> None:
+    @staticmethod
+    def warm_up() -> None:
         """Run the Partition explainer once on a toy game: shap compiles its numba kernels on first use
         (7 s on an idle machine, 25 s on a busy one), which would otherwise land on the first feature
         explanation a user asks for. Call it from a background thread at start-up."""

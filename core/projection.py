@@ -67,3 +67,25 @@ def has_cached_projection(folder: Path | None, name: str, method: str, seed: int
         return False
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{name}-{method}")
     return any((Path(folder) / "maps").glob(f"{safe}-{seed}-*.npy"))
+
+
+def map_inputs(catalog, embeddings, model, space: str) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, vectors) a map of `space` draws: "joint" = the model's item vectors, else the raw fields of
+    that modality over the items that have it, in catalog order."""
+    ids = catalog.item_ids
+    if space == "joint":
+        return np.asarray(ids), np.asarray(model.item_vectors(), dtype=np.float32)
+    fields = embeddings.fields_of(space)
+    x = np.concatenate([embeddings.matrices[f] for f in fields], axis=1)
+    keep = embeddings.modality_mask(space)
+    # the embedding set may order items differently from the catalog
+    order = [embeddings.item_ids.index(i) for i in ids] if embeddings.item_ids != ids else None
+    if order is not None:
+        x, keep = x[order], keep[order]
+    return np.asarray(ids)[keep], x[keep]
+
+
+def item_map(folder: Path | None, catalog, embeddings, model, space: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, (n, 2) coordinates) of the map of `space` by `method`, cached in `folder`/maps."""
+    ids, x = map_inputs(catalog, embeddings, model, space)
+    return ids, cached_projection(folder, space, x, method)

@@ -494,7 +494,9 @@ class RecommendService:
     def user_ids(self) -> list[str]:
         """The listeners the model was trained on, in its row order."""
         ids = getattr(self.model, "user_ids", None)
-        return list(ids) if ids else list(self.data.user_ids)
+        if ids or getattr(getattr(self.model, "net", None), "n_users", None) == 0:  # 0: a content-only model
+            return list(ids or [])
+        return list(self.data.user_ids)
 
     @property
     def data(self) -> Any:
@@ -516,7 +518,7 @@ class RecommendService:
             net = getattr(self.model, "net", None)
             if data is not None:
                 self._train = sp.csr_matrix(data.train)
-            elif net is not None and hasattr(net, "edge_users") and len(net.edge_users):
+            elif net is not None and hasattr(net, "edge_users") and (len(net.edge_users) or net.n_users == 0):
                 users, items = net.edge_users.numpy(), net.edge_items.numpy()
                 self._train = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)),
                                             shape=(len(self.user_ids), self.n_items))

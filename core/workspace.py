@@ -133,7 +133,11 @@ def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, confi
     """The catalog's active fusion model; when there is none, trains, saves and activates one from the
     catalog's stored tuned configuration, else from the fast untuned starting point (no search: a first
     start stays quick), and records which (core.tuning.quick_fusion_config)."""
+    if not has_interactions(catalog):  # nothing to train on: the catalog is served by its content alone
+        return ensure_content_only_model(store, catalog, embeddings)
     model = load_active_model(store, catalog, embeddings)
+    if model is not None and is_content_only(store.active_model(catalog.name)):
+        model = None  # interactions arrived since: a model is trained on them
     if model is None:
         source = config_source or "given settings"
         if config is None:
@@ -144,6 +148,70 @@ def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, confi
                                                  build_interaction_data(catalog, embeddings, split="auto", seed=0))
         _, model = train_model(store, catalog, embeddings, config=config, progress=progress, config_source=source)
     return model
+
+
+def has_interactions(catalog: Catalog) -> bool:
+    """Whether the catalog has any interactions to train and evaluate on."""
+    return len(catalog.interactions) > 0
+
+
+def ensure_content_only_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet) -> FusionRecommender:
+    """The active content-only model of a catalog without interactions (core.models.content_only); made,
+    saved and activated when the catalog has none that loads."""
+    import time
+    import uuid
+
+    from core.models.content_only import CONTENT_ONLY_SOURCE, content_only_model
+
+    if is_content_only(store.active_model(catalog.name)):
+        model = load_active_model(store, catalog, embeddings)
+        if model is not None:
+            return model
+    model = content_only_model(embeddings)
+    model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    folder = store.model_dir(model_id)
+    model.save(folder)
+    store.record_model(model_id, catalog.name, model.name,
+                       {**model.get_config(), "split": None, "seed": 0, "encoders": embeddings.encoder_ids,
+                        "config_source": CONTENT_ONLY_SOURCE}, folder, active=True)
+    return model
+
+
+def is_content_only(record: dict | None) -> bool:
+    """Whether a stored model record is a content-only model."""
+    from core.models.content_only import is_content_only as check
+
+    return check(record)
+
+
+PROTECTED_CATALOGS = ("demo",)  # the studio's own catalog: rebuilt, never removed from the browser
+
+
+def remove_catalog(store: Store, name: str) -> None:
+    """Remove a stored catalog with everything made from it (embeddings, models, runs, tuned settings);
+    the other catalogs are untouched. CatalogError for the demo or a name that is not stored."""
+    import shutil
+
+    from core.errors import CatalogError
+
+    if name in PROTECTED_CATALOGS:
+        raise CatalogError(f"catalog {name!r} is the studio's demo and cannot be removed; remove another one")
+    if not store.has_catalog(name):
+        raise CatalogError(f"no stored catalog is named {name!r}; nothing was removed")
+    models = store.list_models(name)
+    with store.transaction() as con:  # the rows first, in one transaction: a failure leaves all of them
+        for table in ("models", "runs", "embedding_sets"):
+            con.execute(f"DELETE FROM {table} WHERE catalog = ?", (name,))
+    store.delete_catalog(name)
+    for model_id in models["id"]:
+        shutil.rmtree(store.model_dir(model_id), ignore_errors=True)
+    shutil.rmtree(store.embedding_path(name, EMBEDDING_KEY).parent, ignore_errors=True)
+    try:
+        from core.tuning.store import tuned_path
+
+        tuned_path(store, name).unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a name that cannot name a tuned file has none to remove
+        pass
 
 
 REFERENCE_BASELINES = ("popularity", "itemknn", "bprmf")  # what the active model is compared with first

@@ -222,7 +222,8 @@ with tab_import:
         target = report["catalog"]
         if target != catalog.name:
             st.button(f"Switch to {target}", key="imp_switch", on_click=state.set_catalog, args=(target,),
-                      help="Encodes it and trains a model the first time (with progress)")
+                      help="Encodes it and trains a model the first time (with progress); without "
+                           "interactions it opens as a content-only catalog")
     stored_problems = catalog.metadata.get("import_problems") or []
     if stored_problems and (not report or report["catalog"] != catalog.name):
         st.markdown(f"#### Import report of {components.md_escape(catalog.name)}")
@@ -238,3 +239,8 @@ with tab_import:
         st.markdown("#### Stored catalogs")
         st.dataframe(stored.assign(created=pd.to_datetime(stored["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M"))
                      .drop(columns=["created_at"]), hide_index=True)
+    if catalog.name != loaders.DEMO_CATALOG:
+        with st.expander(f"Remove the catalog {components.md_escape(catalog.name)}"):
+            st.caption("Removes it with its embeddings, models, runs and tuned settings; the other catalogs are "
+                       "untouched, and the studio switches back to the demo (which cannot be removed).")
+            loaders.offer_removal(loaders.store(), catalog.name, loaders.DEMO_CATALOG)

@@ -22,6 +22,8 @@ page_header("Train", "Search fusion settings on the validation split, configure 
             "epoch by epoch, and choose which saved model serves the studio.")
 ws = loaders.workspace()
 catalog = ws.catalog
+if len(catalog.interactions) == 0:  # a content-only catalog: say what is missing, offer the upload
+    components.interactions_missing(ws, "Training")
 st_store = loaders.store()
 ss = st.session_state
 data = loaders.interaction_data(ws)
@@ -47,9 +49,9 @@ with t_left:
         mine = " (this session's search, not stored)" if tuned is candidate else ""
         st.success(describe(tuned).capitalize() + mine + ". Training below starts from it.", icon=":material/tune:")
     else:
-        st.info(f"No tuned configuration for **{catalog.name}** yet: a search on the validation split picks "
-                f"one. Without it, Train first runs a short search (at most {SHORT_TUNE_MINUTES:g} min).",
-                icon=":material/tune:")
+        st.info(f"No tuned configuration for **{catalog.name}** yet: **Search on validation** picks one. "
+                "Until then Train below trains the untuned starting point, with the settings shown in its form; "
+                "no search runs unless you press that button.", icon=":material/tune:")
     budget = st.number_input("Search budget (minutes)", 0.5, 60.0, float(SHORT_TUNE_MINUTES), step=0.5,
                              key="tr_tune_budget")
     trials = st.number_input("At most this many trials", 2, 500, 30, key="tr_tune_trials")
@@ -94,16 +96,18 @@ if tune_now:
                                   f"stored: {shared.reason}."))
         st.rerun()
 
-preset = tuned.config if tuned is not None else quick_fusion_config(st_store, catalog, data)[0]
+preset, preset_source = (tuned.config, describe(tuned)) if tuned is not None else \
+    quick_fusion_config(st_store, catalog, data)
 STRATEGIES = ["gated", "weighted", "concat", "adversarial"]
 
 st.markdown("#### Train")
 left, right = st.columns([2, 3], gap="large")
 with left:
     with st.form("train_form"):
-        st.markdown("Starting point: **the tuned configuration**." if tuned is not None else
-                    "No tuned configuration yet: **Train** first runs a short search and trains the best "
-                    "configuration it finds (these fields apply once one is stored).")
+        st.markdown("Starting point: **the tuned configuration**; Train trains the settings below as they "
+                    "stand." if tuned is not None else
+                    "Starting point: **the untuned starting point** (no search has run for this catalog); Train "
+                    "trains the settings below as they stand.")
         strategy = st.selectbox("Fusion strategy", STRATEGIES,
                                 index=STRATEGIES.index(preset.strategy) if preset.strategy in STRATEGIES else 0,
                                 help="gated: each item gets its own modality weights · weighted: one global "
@@ -146,21 +150,11 @@ if start:
     form = dict(strategy=strategy, dim=int(dim), loss=loss, epochs=int(epochs), lr=float(lr),
                 graph_layers=int(graph_layers), align_weight=float(align), dropout=float(dropout), l2=float(l2),
                 patience=int(patience), seed=int(seed))
-    if tuned is None:  # no tuned configuration: a short search first, and its best configuration is trained
-        try:
-            result = run_search(SHORT_TUNE_MINUTES, 20)
-        except (PrismError, ValueError) as e:
-            components.show_error(e, "The short search failed; nothing was trained")
-            st.stop()
-        config = result.config
-        source = (f"short search of {result.n_trials} trials within {SHORT_TUNE_MINUTES:g} min "
-                  f"(validation {result.metric} {result.value:.4f}; no tuned configuration was stored)")
-        st.info(f"Ran a {source}; training its best configuration.", icon=":material/tune:")
-    else:
-        edited = {k: v for k, v in form.items() if getattr(preset, k) != v}
-        config = dataclasses.replace(preset, **form)
-        source = (describe(tuned) + (" in this session, not stored" if tuned is candidate else "")
-                  + ("; set by hand: " + ", ".join(f"{k}={v}" for k, v in edited.items()) if edited else ""))
+    # the form is what trains: a search runs only from its own button above
+    edited = {k: v for k, v in form.items() if getattr(preset, k) != v}
+    config = dataclasses.replace(preset, **form)
+    source = (preset_source + (" in this session, not stored" if tuned is not None and tuned is candidate else "")
+              + ("; set by hand: " + ", ".join(f"{k}={v}" for k, v in edited.items()) if edited else ""))
     history: list[dict] = []
     bar = progress_slot.progress(0.0, text="preparing the split")
 
@@ -176,16 +170,19 @@ if start:
 
     t0 = time.perf_counter()
     try:
-        model_id, _ = train_model(st_store, catalog, ws.embeddings, config=config, progress=on_epoch,
-                                  activate=bool(activate and shared.allowed), config_source=source)
+        model_id, model = train_model(st_store, catalog, ws.embeddings, config=config, progress=on_epoch,
+                                      activate=bool(activate and shared.allowed), config_source=source)
     except PrismError as e:
         components.show_error(e, "Training failed; the saved models are unchanged")
     else:
         ss["train_log"] = history
+        from core.models.train import describe_epochs
+
         activate = activate and shared.allowed
-        ss["train_message"] = (f"Trained `{model_id}` in {time.perf_counter() - t0:.1f} s"
-                               + (" — it is now the active model." if activate else
-                                  " — stored as a candidate; the active model is unchanged."))
+        ss["train_message"] = (f"Trained `{model_id}` in {time.perf_counter() - t0:.1f} s: "
+                               + describe_epochs(model.history, model.best_epoch, config.epochs, config.patience)
+                               + (". It is now the active model." if activate else
+                                  ". It is stored as a candidate; the active model is unchanged."))
         st.rerun()
 
 if ss.get("train_message"):

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.catalog.model import Catalog, Item
+from core.errors import PrismError
 from core.narration import card_sentence
 from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
 from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
@@ -41,6 +42,9 @@ def sidebar(ws, catalog_names: list[str]) -> None:
     with st.sidebar:
         current = ws.catalog.name
         options = catalog_names if current in catalog_names else [current, *catalog_names]
+        message = st.session_state.pop("catalog_message", None)  # e.g. a catalog removed by a button
+        if message:
+            st.info(md_escape(message), icon=":material/info:")  # it names a catalog: a string from data
         st.session_state["sidebar_catalog"] = current  # follows switches made elsewhere (e.g. after an import)
         st.selectbox("Active catalog", options, key="sidebar_catalog",
                      on_change=lambda: state.set_catalog(st.session_state["sidebar_catalog"]),
@@ -62,6 +66,8 @@ def sidebar(ws, catalog_names: list[str]) -> None:
         cfg = ws.model_config or {}
         details = " · ".join(str(x) for x in (cfg.get("strategy"), f"dim {cfg['dim']}" if "dim" in cfg else None,
                                                cfg.get("loss")) if x)
+        if cfg.get("name") == "content-only":  # core.models.content_only: no strategy or loss was trained
+            details = "content only: no interactions, nothing trained"
         st.markdown(f'<div class="prism-sidebar-small"><code>{html.escape(ws.model_id or "—")}</code>'
                     f'<br>{html.escape(details)}</div>', unsafe_allow_html=True)
 
@@ -299,3 +305,46 @@ def tour_arrow_keys() -> None:
     moment, whatever has the focus outside text fields (assets/arrow_keys.js)."""
     script = (Path(__file__).resolve().parents[1] / "assets" / "arrow_keys.js").read_text(encoding="utf-8")
     st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
+
+
+def interactions_missing(ws, what: str) -> None:
+    """On a catalog without interactions: say what `what` (e.g. "Evaluating") needs, offer an upload of an
+    interactions CSV, and stop the page. Importing it stores the interactions and trains a model."""
+    import tempfile
+
+    from core.limits import limits
+
+    name = ws.catalog.name
+    st.warning(f"**{md_escape(name)} has no interactions yet**: it recommends by content alone (Recommend, "
+               f"Explain and Catalog work). {what} needs listening data: add a CSV with columns `user_id, item_id` "
+               "(optional `rating, timestamp, split`), one row per interaction, whose item ids are this "
+               "catalog's. A model is then trained on it.", icon=":material/group_off:")
+    lim = limits()
+    with st.form(f"interactions_form_{name}"):
+        upload = st.file_uploader(f"Interactions CSV (up to {lim.max_upload_mb:g} MB)", type=["csv", "tsv"],
+                                  key=f"interactions_upload_{name}")
+        go = st.form_submit_button("Add these interactions", type="primary", icon=":material/upload:")
+    if go:
+        from core.catalog.interactions import import_interactions
+
+        try:
+            if upload is None:
+                raise PrismError("no file was received: choose an interactions CSV first")
+            if upload.size > lim.max_upload_bytes:
+                raise PrismError(f"the upload is {upload.size / 2**20:,.1f} MB, over the {lim.max_upload_mb:g} MB "
+                                 "upload limit (PRISM_MAX_UPLOAD_MB); import it with `python -m core import "
+                                 "interactions`")
+            with tempfile.TemporaryDirectory(prefix="prism-interactions-") as tmp:
+                suffix = ".tsv" if upload.name.lower().endswith(".tsv") else ".csv"
+                path = Path(tmp) / f"interactions{suffix}"
+                path.write_bytes(upload.getvalue())
+                from ui.loaders import store
+
+                report = import_interactions(path, store(), name)
+        except PrismError as e:
+            show_error(e, "The interactions were not added (nothing was changed)")
+        else:
+            st.session_state["catalog_message"] = (f"Added {report.interactions:,} interactions from "
+                                                   f"{report.users:,} users to {name}; a model is trained on them.")
+            st.rerun()
+    st.stop()

@@ -116,7 +116,7 @@ def catalog_stamp(st_store: Store, name: str) -> str:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_workspace(root: str, name: str, stamp: str) -> Workspace:
     """Load the catalog, its embeddings and active model from the store; NotReady when one is missing."""
-    from core.workspace import load_active_model, load_embeddings
+    from core.workspace import has_interactions, is_content_only, load_active_model, load_embeddings
 
     t0 = time.perf_counter()
     st_store = get_store(root)
@@ -144,6 +144,8 @@ def _load_workspace(root: str, name: str, stamp: str) -> Workspace:
     if model is None:
         raise NotReady(f"catalog {name!r} has no usable active model")
     record = st_store.active_model(name) or {"id": "", "config": {}}
+    if is_content_only(record) and has_interactions(catalog):
+        raise NotReady(f"catalog {name!r} has interactions now; a model is trained on them")
     return Workspace(root=root, catalog=catalog, embeddings=embeddings, model=model, model_id=record["id"],
                      model_config=record["config"], stamp=stamp, loaded_s=time.perf_counter() - t0)
 
@@ -222,6 +224,13 @@ def _bootstrap(st_store: Store, name: str) -> None:
             except DamagedFileError:  # only the demo reaches here with a damaged file: it is rebuilt
                 damaged = True
             embeddings = prepare_embeddings(st_store, catalog, encs, progress=_bar_callback(), force=damaged)
+            from core.workspace import ensure_content_only_model, has_interactions
+
+            if not has_interactions(catalog):
+                st.write("**4 / 4** No interactions: recommending by content alone (nothing to train)")
+                ensure_content_only_model(st_store, catalog, embeddings)
+                status.update(label="Studio ready (content only)", state="complete", expanded=False)
+                return
             from core.evaluation.splits import build_interaction_data
             from core.tuning import quick_fusion_config
 
@@ -246,8 +255,34 @@ def _bootstrap(st_store: Store, name: str) -> None:
 
                 st.button(f"Back to the {fallback} catalog", on_click=state.set_catalog, args=(fallback,),
                           type="primary", key="boot_back")
+                offer_removal(st_store, name, fallback)
             st.stop()
         status.update(label="Studio ready", state="complete", expanded=False)
+
+
+def offer_removal(st_store: Store, name: str, fallback: str) -> None:
+    """A confirmed button that removes the catalog `name` (never the demo) and switches to `fallback`."""
+    from ui.components import md_escape
+
+    shown = md_escape(name)  # a name from data: no markdown of its own in the labels
+    sure = st.checkbox(f"Yes, remove catalog {shown} with its embeddings, models and runs",
+                       key=f"remove_confirm_{name}")
+    st.button(f"Remove catalog {shown}", on_click=remove_catalog_and_switch, args=(st_store, name, fallback),
+              disabled=not sure, key=f"remove_catalog_{name}", icon=":material/delete:")
+
+
+def remove_catalog_and_switch(st_store: Store, name: str, fallback: str) -> None:
+    """Remove a stored catalog (core.workspace.remove_catalog) and switch this session to `fallback`."""
+    from core.workspace import remove_catalog
+    from ui import state
+
+    try:
+        remove_catalog(st_store, name)
+    except PrismError as e:
+        st.session_state["catalog_message"] = f"Catalog {name!r} was not removed: {e}"
+        return
+    state.set_catalog(fallback)
+    st.session_state["catalog_message"] = f"Removed catalog {name!r}."
 
 
 def _bar_callback():
@@ -405,25 +440,35 @@ _WARMED: set[str] = set()  # explain services whose shap kernels are compiled (o
 
 def _warm_up(ws: Workspace, key: str) -> None:
     try:
+        # in the order a visitor needs them: a text query, then its "Why?", then uploads. One thread: on a
+        # loaded 2-core machine a second one (shap beside the encoders) delayed the first query 3-4×
         service = _recommend_service(ws.root, ws.catalog.name, ws.stamp, key, ws, get_encoders(key))
+        _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
+        _compile_shap()
         _encode_samples(service)
-        explainer = _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
-        if "shap" not in _WARMED and hasattr(explainer, "warm_up"):
-            _WARMED.add("shap")
-            explainer.warm_up()
     except Exception:  # a warm-up only saves time; the page that needs these reports any real error
         log.debug("warm-up failed", exc_info=True)
 
 
+def _compile_shap() -> None:
+    """Compile shap's numba kernels once per process (core.explain.ExplainService.warm_up)."""
+    with _REFERENCE_LOCK:  # any lock: two sessions starting at once compile once
+        if "shap" in _WARMED:
+            return
+        _WARMED.add("shap")
+    try:
+        from core.explain import ExplainService
+
+        ExplainService.warm_up()
+    except Exception:  # a warm-up only saves time
+        log.debug("shap warm-up failed", exc_info=True)
+
+
 def _encode_samples(service: RecommendService) -> None:
     """Encode the sample cover and clip once: first calls compile kernels (librosa's numba, torch's)."""
-    from core.paths import REPO_ROOT
-    from core.recommend import Query, Upload
+    from core.warm import encode_samples
 
-    samples = REPO_ROOT / "assets" / "samples"
-    query = Query(text="warm up", images=[Upload("cover.png", (samples / "cover.png").read_bytes())],
-                  audio=[Upload("clip.flac", (samples / "clip.flac").read_bytes())])
-    service.encode_query(query)
+    encode_samples(service)
 
 
 # -- derived tables (st.cache_data) ----------------------------------------------------------------
@@ -459,24 +504,11 @@ def gate_frame(root: str, name: str, stamp: str, _ws: Workspace) -> pd.DataFrame
 def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws: Workspace) -> pd.DataFrame:
     """2-D coordinates of every item: PCA, UMAP or t-SNE of the joint model vectors or of one modality's
     fields; computed once per model (cached on disk beside it)."""
-    from core.projection import cached_projection
+    from core.projection import item_map
 
-    ids = _ws.catalog.item_ids
-    if space == "joint":
-        x = np.asarray(_ws.model.item_vectors(), dtype=np.float32)
-        keep = np.ones(len(ids), dtype=bool)
-    else:
-        fields = _ws.embeddings.fields_of(space)
-        x = np.concatenate([_ws.embeddings.matrices[f] for f in fields], axis=1)
-        keep = _ws.embeddings.modality_mask(space)
-        # the embedding set may order items differently from the catalog
-        order = [_ws.embeddings.item_ids.index(i) for i in ids] if _ws.embeddings.item_ids != ids else None
-        if order is not None:
-            x, keep = x[order], keep[order]
-    x = x[keep]
     folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
-    xy = cached_projection(folder, space, x, method)
-    return pd.DataFrame({"item_id": np.asarray(ids)[keep], "x": xy[:, 0], "y": xy[:, 1]})
+    ids, xy = item_map(folder, _ws.catalog, _ws.embeddings, _ws.model, space, method)
+    return pd.DataFrame({"item_id": ids, "x": xy[:, 0], "y": xy[:, 1]})
 
 
 def map_is_cached(root: str, method: str, space: str, _ws: Workspace) -> bool:

@@ -324,3 +324,16 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
         net.load_state_dict(best_state)
         return history, best_epoch
     return history, len(history)
+
+
+def describe_epochs(history: list[dict], best_epoch: int, epochs: int, patience: int) -> str:
+    """One sentence saying how many of the `epochs` asked for ran, and why training stopped where it did."""
+    ran = len(history)
+    has_valid = any(h.get("valid_metric") is not None for h in history)
+    if ran >= epochs:
+        kept = f"; the weights of epoch {best_epoch} (best on validation) are kept" if has_valid else ""
+        return f"{ran} of {epochs} epochs ran{kept}"
+    if has_valid and ran - best_epoch >= patience:
+        return (f"{ran} of {epochs} epochs ran: early stopping after {patience} epoch{'s' * (patience != 1)} "
+                f"without a better validation metric; the weights of epoch {best_epoch} are kept")
+    return f"{ran} of {epochs} epochs ran: stopped when asked"

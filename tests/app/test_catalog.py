@@ -125,20 +125,22 @@ def test_good_import_reports_counts(app):
     assert any("Imported" in s.value for s in app.success)
 
 
-def test_switching_to_an_untrainable_catalog_offers_a_way_back(app):
+def test_switching_to_a_catalog_without_interactions_opens_it_content_only(app):
     from ui.loaders import store
 
     if "mini" not in store().list_catalogs()["name"].tolist():
         test_good_import_reports_counts(app)
+    assert len(store().load_catalog("mini").interactions) == 0
     goto(app, "catalog")
     app.session_state["catalog_name"] = "mini"  # as the sidebar picker would set it
     app.run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.error, "a catalog without interactions cannot train a model: say so"
-    app.button(key="boot_back").click().run()
+    assert not app.error, [e.value for e in app.error]
+    assert store().active_model("mini")["name"] == "content-only", "served by its content, nothing trained"
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == "mini"
+    app.session_state["catalog_name"] = "demo"
+    app.run()
     assert not app.exception
-    assert app.session_state["catalog_name"] == "demo"
-    assert app.sidebar.selectbox(key="sidebar_catalog").value == "demo"
 
 
 def _import(app, archive: bytes, file_name: str, name: str = ""):

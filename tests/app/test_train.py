@@ -3,7 +3,41 @@ has not allowed it) they change nothing other sessions see: the search stays in 
 as a candidate, and the active model and tuned configuration stay as they were."""
 from __future__ import annotations
 
+import json
+
 from tests.app.conftest import goto
+
+
+def test_train_without_a_tuned_configuration_trains_the_form_and_searches_nothing(app, tmp_path):
+    """No tuned configuration stored: Train trains the form's settings (the epochs asked, at most) and runs
+    no search; the message says how many epochs ran and why it stopped there."""
+    from ui.loaders import store
+
+    from core.tuning.store import load_tuned, tuned_path
+
+    path = tuned_path(store(), "demo")
+    kept = tmp_path / "tuned.json"
+    if path.exists():  # another test stored one: set it aside for this test
+        path.replace(kept)
+    try:
+        goto(app, "train")
+        before = store().active_model("demo")["id"]
+        assert "no search runs unless you press that button" in " ".join(str(i.value) for i in app.info)
+        app.number_input(key="tr_epochs").set_value(3)
+        app.button[[b.label for b in app.button].index("Train")].click().run()
+        assert not app.exception, [e.value for e in app.exception]
+        assert load_tuned(store(), "demo") is None, "Train ran a search nobody asked for"
+        new = json.loads(store().list_models("demo").iloc[0]["config"])  # stored as a candidate on the demo
+        assert new["epochs"] == 3 and new["config_source"].startswith("untuned starting point")
+        assert store().active_model("demo")["id"] == before
+        ran = len(app.session_state["train_log"])
+        assert 1 <= ran <= 3
+        message = " ".join(str(s.value) for s in app.success)
+        assert f"{ran} of 3 epochs ran" in message
+        assert "no tuned configuration was stored" not in message
+    finally:
+        if kept.exists():
+            kept.replace(path)
 
 
 def test_training_from_the_browser_leaves_the_demo_as_others_see_it(app):

@@ -317,3 +317,55 @@ def test_filter_by_genre_and_a_new_run_shows_in_results(studio_page, studio):
         shot(pg, "7b-evaluate-new-run-in-results")
     finally:
         pg.close()
+OWN_TEXTS = ["slow ambient piano for a rainy evening", "fast drum and bass with heavy sub bass",
+             "indian percussion with tabla and sitar", "acoustic folk guitar and a soft voice"]
+
+
+def test_own_catalog_without_interactions_is_usable_and_removable(studio_page, studio, tmp_path):
+    """A zip without interactions.csv imported in the browser opens as a content-only catalog: a text query
+    ranks, Evaluate says what is missing and offers the upload, and the catalog can be removed again."""
+    from tests.catalog.test_manifest import make_catalog_folder, manifest_rows, zip_folder
+
+    rows = manifest_rows(len(OWN_TEXTS))
+    for row, text in zip(rows, OWN_TEXTS):
+        row["text"], row["title"] = text, f"Own {row['id']}"
+    folder = make_catalog_folder(tmp_path / "own", n=len(OWN_TEXTS), interactions=False, rows=rows)
+    archive = zip_folder(folder, tmp_path / "own.zip")
+    pg = studio_page
+    pg.goto(studio)
+    idle(pg)
+    nav(pg, "Catalog")
+    pg.get_by_role("tab", name="Import").click()
+    pg.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(archive))
+    pg.get_by_text("own.zip").first.wait_for()
+    pg.get_by_label("Catalog name (optional; default from the file or folder name)").fill("own-plain")
+    pg.get_by_role("button", name="Import", exact=True).click()
+    idle(pg)
+    pg.get_by_role("button", name="Switch to own-plain").click()
+    idle(pg)
+    pg.get_by_text("Active catalog").first.wait_for()
+    assert pg.get_by_test_id("stException").count() == 0, "opening a catalog without interactions raised"
+    assert pg.get_by_text("has no interactions; import").count() == 0  # the old dead end
+
+    nav(pg, "Recommend")
+    pg.get_by_label("Describe what you want to hear").fill(OWN_TEXTS[2])
+    pg.get_by_role("button", name="Recommend", exact=True).click()
+    pg.get_by_text("ms in all").wait_for()
+    idle(pg)
+    why_buttons(pg).nth(len(OWN_TEXTS) - 1).wait_for()  # a card for every item
+    shot(pg, "11-own-catalog-recommend")
+
+    nav(pg, "Evaluate")
+    pg.get_by_text("has no interactions yet").first.wait_for()
+    assert pg.get_by_role("button", name="Add these interactions").count() == 1
+    shot(pg, "12-own-catalog-evaluate")
+
+    nav(pg, "Catalog")
+    pg.get_by_role("tab", name="Import").click()
+    pg.get_by_text("Remove the catalog own-plain").click()
+    pg.get_by_text("Yes, remove catalog own-plain").click()
+    idle(pg)
+    pg.get_by_role("button", name="Remove catalog own-plain").click()
+    idle(pg)
+    pg.get_by_text("Removed catalog 'own-plain'").first.wait_for()
+    assert pg.get_by_test_id("stException").count() == 0

@@ -130,6 +130,24 @@ def test_keeps_the_best_epoch_and_reports_its_metric(generated) -> None:
     assert validation_metric(model.net, data, "recall@20") == pytest.approx(max(values))
 
 
+def test_epoch_sentence_matches_what_ran(generated) -> None:
+    """The Train page's sentence: the epochs asked and run, and early stopping named when it ended the run."""
+    from core.models.train import describe_epochs
+
+    data, _ = generated
+    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 4})).fit(data)
+    assert describe_epochs(model.history, model.best_epoch, 4, FAST["patience"]).startswith("4 of 4 epochs ran")
+    # patience 1 with a learning rate that overshoots: the validation metric stops improving early
+    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 60, "patience": 1, "lr": 0.5})).fit(data)
+    ran = len(model.history)
+    assert ran < 60 and ran == model.best_epoch + 1
+    assert describe_epochs(model.history, model.best_epoch, 60, 1) == (
+        f"{ran} of 60 epochs ran: early stopping after 1 epoch without a better validation metric; the weights "
+        f"of epoch {model.best_epoch} are kept")
+    history = [{"epoch": 1, "valid_metric": 0.1}, {"epoch": 2, "valid_metric": 0.2}]
+    assert describe_epochs(history, 2, 10, 5) == "2 of 10 epochs ran: stopped when asked"
+
+
 def test_same_seed_same_model_other_seed_other_model(generated) -> None:
     data, _ = generated
     cfg = FusionConfig(**{**FAST, "epochs": 3})
