@@ -190,13 +190,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
+    from core.limits import option_type
     from core.workspace import load_active_model, load_embeddings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-listeners", type=int, default=None, help="check a seeded sample of listeners")
-    parser.add_argument("--k", type=int, default=10, help="recommendations explained per listener")
+    parser.add_argument("--max-listeners", type=option_type("max_listeners", "--max-listeners"), default=None,
+                        help="check a seeded sample of listeners")
+    parser.add_argument("--k", type=option_type("report_k", "--k"), default=10,
+                        help="recommendations explained per listener")
     parser.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
-    parser.add_argument("--prior-weight", type=float, default=DEFAULT_PRIOR_WEIGHT,
+    parser.add_argument("--prior-weight", type=option_type("prior_weight", "--prior-weight"),
+                        default=DEFAULT_PRIOR_WEIGHT,
                         help="popularity prior weight of the new-user (content) queries")
     args = parser.parse_args(argv)
     store = Store()

@@ -145,6 +145,7 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "report_k": Bound(1, 1000),
     "max_listeners": Bound(1, 1_000_000),
     "results_k": Bound(1, 1000),
+    "prior_weight": Bound(0, 100, integer=False, why="the popularity prior's weight in a content query's score"),
 }
 
 # Model settings (--set, --config, the Train form) by field name, whichever model has the field.

@@ -160,3 +160,19 @@ def test_tune_config_refuses_out_of_range_values_in_core() -> None:
                             ({"trial_epochs": 10 ** 7}, "trial_epochs takes a whole number")):
         with pytest.raises(ValueError, match=message):
             TuneConfig(**kwargs)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prior-weight", "nan"], "--prior-weight"),
+    (["--prior-weight", "1e308"], "--prior-weight"),
+    (["--k", "0"], "--k"),
+    (["--max-listeners", "-1"], "--max-listeners"),
+])
+def test_explain_check_refuses_out_of_range_values_before_work(capsys, argv: list[str], message: str) -> None:
+    from core.explain_check import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "takes" in err
