@@ -64,6 +64,8 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or name not in types:
             raise ValueError(f"--set {pair!r}: write NAME=VALUE with NAME one of {sorted(types)}")
         kind = types[name]
+        if kind not in _CASTS:  # e.g. collaborative_settings: stored tuned settings, not a command-line value
+            raise ValueError(f"--set {pair!r}: {name} cannot be set from the command line")
         try:
             out[name] = _CASTS[kind](value)
         except ValueError:

@@ -66,17 +66,17 @@ class BaselineSpace:
 
 # one space per baseline with settings; popularity and the content-only models have none
 SPACES: dict[str, BaselineSpace] = {
-    "ease": BaselineSpace({"reg": Range(1.0, 1e5, floor=1e-6)}, budget_seconds=30, max_trials=60),
+    "ease": BaselineSpace({"reg": Range(1.0, 1e5, floor=1e-6)}, budget_seconds=20, max_trials=60),
     "als": BaselineSpace({"factors": Range(16, 512, integer=True, floor=1),
                           "regularization": Range(1e-3, 1e3, floor=1e-9),
                           "alpha": Range(0.1, 100.0, floor=1e-6),
                           "iterations": Range(5, 40, integer=True, floor=1)},
-                         budget_seconds=90, max_trials=200),
+                         budget_seconds=150, max_trials=200),
     "implicit-bpr": BaselineSpace({"factors": Range(16, 512, integer=True, floor=1),
                                    "learning_rate": Range(1e-4, 1e-1, floor=1e-9),
                                    "regularization": Range(1e-5, 1.0, floor=1e-12),
                                    "iterations": Range(20, 400, integer=True, floor=1)},
-                                  budget_seconds=60, max_trials=120),
+                                  budget_seconds=45, max_trials=120),
     "itemknn": BaselineSpace({"k": Range(5, 1000, integer=True, floor=1, ceiling="items"),
                               "shrink": Range(0.0, 100.0, log=False, floor=0.0),
                               "similarity": Choice(("cosine", "jaccard", "conditional"))},
@@ -90,13 +90,13 @@ SPACES: dict[str, BaselineSpace] = {
     "bprmf": BaselineSpace({"dim": Range(32, 256, integer=True, floor=1),
                             "reg": Range(1e-6, 1e-1, floor=1e-12),
                             "lr": Range(1e-4, 3e-2, floor=1e-7)},
-                           budget_seconds=90, max_trials=40, epochs=True, patience=15,
+                           budget_seconds=80, max_trials=40, epochs=True, patience=15,
                            trial_settings={"epochs": 60, "patience": 5}),
     "vbpr": BaselineSpace({"dim": Range(32, 256, integer=True, floor=1),
                            "content_dim": Range(16, 256, integer=True, floor=1),
                            "reg": Range(1e-7, 1e-2, floor=1e-12),
                            "lr": Range(1e-4, 3e-2, floor=1e-7)},
-                          budget_seconds=90, max_trials=40, epochs=True,
+                          budget_seconds=80, max_trials=40, epochs=True, patience=15,
                           trial_settings={"epochs": 60, "patience": 5}),
 }
 
@@ -243,9 +243,11 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
             best_seen = max(best_seen, value)
             row["epochs"] = epoch
             trial.report(float(value), epoch)
-            if trial.should_prune():
-                row.update(state="pruned", value=best_seen if math.isfinite(best_seen) else None)
-                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+            over = time.perf_counter() - t0 > budget and _best(history) is not None  # the budget binds epoch models too
+            if over or trial.should_prune():
+                row.update(state="pruned", value=best_seen if math.isfinite(best_seen) else None,
+                           **({"stopped": "time budget"} if over else {}))
+                raise optuna.TrialPruned(f"{'stopped by the time budget' if over else 'pruned'} at epoch {epoch}")
             return False
 
         try:
@@ -354,12 +356,23 @@ def search_model(name: str, data: Any, *, fixed: dict[str, Any] | None = None,
     fixed = dict(fixed or {})
     say = log or (lambda _m: None)
     result = search(space, model_objective(name, data, fixed, build), budget_seconds=budget_seconds,
-                    max_trials=max_trials, seed=seed, n_items=data.n_items, fixed=tuple(fixed), log=lambda m: say(
-                        f"{name}: {m}"))
+                    max_trials=max_trials, seed=seed, n_items=data.n_items, fixed=tuple(fixed),
+                    starts=[default_point(name)], log=lambda m: say(f"{name}: {m}"))
     edge = f"; still at an edge: {result.at_edge}" if result.at_edge else ""
     say(f"{name}: {result.n_trials} trials in {result.seconds:.0f} s, {len(result.extensions)} range "
         f"extension(s); best valid {METRIC} {result.value:.4f} at {_point(result.params)}{edge}")
     return result
+
+
+def default_point(name: str) -> dict[str, Any]:
+    """The model's default settings of its searched params: the first trial of every search (as the fusion
+    model's search starts from its hand-chosen configurations), so a search never ends below the defaults."""
+    from dataclasses import asdict
+
+    from core.models.registry import build_model
+
+    defaults = asdict(build_model(name).config)
+    return {k: defaults[k] for k in SPACES[name].params if k in defaults}
 
 
 def _point(params: dict[str, Any]) -> str:
