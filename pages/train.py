@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config
+from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config, with_member_settings
 from core.tuning.store import data_fingerprint, load_tuned, save_tuned
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
@@ -80,7 +80,8 @@ if tune_now:
                                "stored as this catalog's tuned configuration.")
         st.rerun()
 
-preset = tuned.config if tuned is not None else quick_fusion_config(st_store, catalog, data)[0]
+preset = (with_member_settings(st_store, catalog.name, tuned.config, data) if tuned is not None
+          else quick_fusion_config(st_store, catalog, data)[0])
 STRATEGIES = ["gated", "weighted", "concat", "adversarial"]
 
 st.markdown("#### Train")
@@ -135,10 +136,10 @@ if start:
         except (PrismError, ValueError) as e:
             components.show_error(e, "The short search failed; nothing was trained")
             st.stop()
-        config = result.config
-        source = (f"short search of {result.n_trials} trials within {SHORT_TUNE_MINUTES:g} min "
-                  f"(validation {result.metric} {result.value:.4f}; no tuned configuration was stored)")
-        st.info(f"Ran a {source}; training its best configuration.", icon=":material/tune:")
+        config = with_member_settings(st_store, catalog.name, result.config, data)
+        source = (f"no tuned configuration existed; a short tune stored one: {result.n_trials} trials within "
+                  f"{SHORT_TUNE_MINUTES:g} min (validation {result.metric} {result.value:.4f})")
+        st.info(f"{source[0].upper()}{source[1:]}; training its best configuration.", icon=":material/tune:")
     else:
         edited = {k: v for k, v in form.items() if getattr(preset, k) != v}
         config = dataclasses.replace(preset, **form)

@@ -59,3 +59,25 @@ def test_bad_k_values_are_refused(app):
     app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
     assert not app.exception
     assert any("whole numbers" in e.value for e in app.error)
+
+
+def test_new_evaluation_gives_the_verdict_against_the_strongest_tuned_baseline(app):
+    from ui.loaders import store
+
+    from core.tuning.baseline_store import load_baseline
+
+    goto(app, "evaluate")
+    active = next(o for o in app.multiselect(key="ev_models").options if o.startswith("active fusion model"))
+    app.multiselect(key="ev_models").set_value([active, "popularity", "ease"])
+    app.text_input(key="ev_ks").input("10, 20")
+    app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    tuned = load_baseline(store(), "demo", "ease")  # EASE was searched on validation and its setting stored
+    assert tuned is not None and tuned.record["trials"] >= 1
+    newest = store().load_run(store().list_runs("demo")["id"].iloc[0])
+    card = app.session_state["eval_verdict"]
+    assert "Holm-corrected" in card["verdict"] and "over 2 baseline(s)" in card["verdict"]
+    strongest = card["strongest baseline"].split(":")[0]
+    assert strongest in ("popularity", "ease") and f"the strongest baseline, {strongest}" in card["verdict"]
+    assert any(w in card["verdict"] for w in ("leads", "ties", "trails")) and newest["name"]
+    assert any("Verdict against the strongest baseline" in m.value for m in app.markdown)
