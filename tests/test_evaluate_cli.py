@@ -60,6 +60,11 @@ def test_evaluate_with_mask_seeds_set_and_config(tiny: Path, tmp_path: Path, cap
     assert all("recall@20" in r["valid"] for r in runs)
     # the validation figure is printed beside the test figures, with the spread over seeds
     assert "valid recall@20" in out and "±" in out and "paired bootstrap 95% CI" in out
+    # the verdict: fusion-gated against the strongest of the two baselines on validation, Holm-corrected
+    strongest = max(("popularity", "als"), key=lambda n: sum(r["valid"]["recall@20"] for r in by_name[n])
+                    / len(by_name[n]))
+    assert f"the strongest baseline, {strongest} (chosen on valid recall@20)" in out
+    assert "Holm-corrected over 2 baseline(s)" in out
 
 
 def test_evaluate_a_saved_model_by_id(tiny: Path, capsys) -> None:
