@@ -122,3 +122,22 @@ def test_collaborative_weights_grow_past_the_grid_top() -> None:
     assert best[1] == (WEIGHT_GRID[-1],)
     grown, extended = _grow_top_weights(blend, best, 1)
     assert 2.0 / 1.5 <= grown[1][0] <= 2.0 * 1.5 and extended == {0: grown[1][0]}
+
+
+def test_stored_settings_round_trip_and_a_damaged_file_is_named(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from core.errors import StoreError
+    from core.tuning.baseline_store import baseline_path, load_baseline, save_baseline
+
+    store = SimpleNamespace(root=tmp_path)
+    save_baseline(store, "cat", "als", {"factors": 63, "regularization": 40.6}, {"value": 0.42}, data_hash="h1")
+    assert load_baseline(store, "cat", "als", data_hash="h1").settings == {"factors": 63, "regularization": 40.6}
+    assert load_baseline(store, "cat", "als", data_hash="other") is None  # tuned on other data: not reused
+    assert load_baseline(store, "cat", "ease") is None
+    path = baseline_path(store, "cat", "als")
+    path.write_text("{not json")
+    with pytest.raises(StoreError, match="als.json is not a readable tuned setting.*delete it"):
+        load_baseline(store, "cat", "als")
+    with pytest.raises(StoreError, match="cannot name"):
+        baseline_path(store, "cat", "../x")
