@@ -1,5 +1,6 @@
 """Quality benchmark: every fusion variant and every baseline, each baseline's settings chosen on the
-validation split from a small grid and every trained model stopped early on validation, then evaluated on
+validation split by a search of its declared space (core.tuning.baselines) and every trained model stopped
+early on validation, then evaluated on
 the test split under one protocol (full ranking, 95% bootstrap CIs over users). Prints a table, writes JSON,
 and stores each run (one per model seed) in the store.
 
@@ -19,9 +20,10 @@ over seeds. The JSON keeps every seed's figures.
 
 `--catalog lfm2k` reads the Last.fm-2K MMRec folder under core.paths.shared_data_dir() in memory; `demo`
 builds (or reuses) the demo catalog and its embeddings; any other name is a stored catalog. Selection: each
-baseline with a grid (core.models.registry.GRIDS) keeps the point with the best validation Recall@20 on the
-first seed; among the fusion variants the one with the best mean validation Recall@20 is `selected_fusion`,
-and `comparisons` holds its per-user paired difference to every other model with a bootstrap 95% CI. The
+baseline with a declared space keeps the catalog's stored tuned settings, or (none stored) searches its space on
+validation Recall@20 with the first seed and stores the result; among the fusion variants the one with the best mean validation Recall@20 is `selected_fusion`,
+`comparisons` holds its per-user paired difference to every other model with a bootstrap 95% CI, and
+`verdict` pairs it against the strongest baseline on validation with the CIs Holm-corrected over the baselines. The
 fusion models start from ONE base configuration, `fusion_base_config` below; `--set`/`--config` override it
 (bare names) or a baseline's settings (`MODEL.NAME`).
 """
@@ -82,20 +84,24 @@ def fusion_base_config(store: Any, catalog: Any, embeddings: Any, data: Any,
                        budget_minutes=budget_minutes)
 
 
-def verdict(results: dict[str, Any], selected: str | None) -> dict[str, Any] | None:
-    """Whether the selected fusion model is at least the best baseline, on validation and on test: the best
-    baseline is the one with the best validation figure (chosen on validation, like everything else)."""
-    baselines = {n: r for n, r in results.items()
-                 if r["kind"] == "baseline" and r.get(f"valid_{SELECT_ON}") is not None}
+def verdict(results: dict[str, Any], selected: str | None, per_user: dict[str, dict[str, list]],
+            n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any] | None:
+    """The selected fusion model against the strongest baseline (best validation figure, after each baseline's
+    search), per metric of COMPARED, the paired CIs Holm-corrected over every baseline (core.evaluation.verdict)."""
+    from core.evaluation.verdict import verdict as holm_verdict
+
+    baselines = [n for n, r in results.items() if r["kind"] == "baseline" and r.get(f"valid_{SELECT_ON}") is not None]
     if selected is None or not baselines:
         return None
-    best = max(baselines, key=lambda n: baselines[n][f"valid_{SELECT_ON}"])
-    fusion, other = results[selected], baselines[best]
-    out: dict[str, Any] = {"fusion": selected, "best_baseline": best, "chosen_by": f"valid {SELECT_ON}"}
-    for key in (f"valid_{SELECT_ON}", "recall@20", "ndcg@20"):
-        if fusion.get(key) is not None and other.get(key) is not None:
-            out[key] = {"fusion": fusion[key], "baseline": other[key], "at_least": bool(fusion[key] >= other[key])}
-    return out
+    valid = {n: r.get(f"valid_{SELECT_ON}") for n, r in results.items()}
+    by_metric = {m: holm_verdict(selected, per_user, valid, baselines, m, chosen_by=f"valid {SELECT_ON}",
+                                 n_bootstrap=n_bootstrap, seed=seed) for m in COMPARED}
+    by_metric = {m: v for m, v in by_metric.items() if v is not None}
+    if not by_metric:
+        return None
+    first = next(iter(by_metric.values()))
+    return {"fusion": selected, "best_baseline": first["strongest"], "chosen_by": first["chosen_by"],
+            "method": first["method"], "by_metric": by_metric}
 
 
 def model_plan(base: Any, embeddings: Any, wanted: list[str] | None, epochs: int | None,
@@ -193,7 +199,8 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
         _log(f"model {n + 1}/{len(plan)}: {planned.name}")
         outcome = run_model(planned, data, catalog, embeddings, seeds=seeds, mask=mask, ks=ks,
                             n_bootstrap=n_bootstrap, bootstrap_seed=seed, use_grid=use_grid,
-                            store=store if save_runs else None, log=_log, epoch_progress=_epoch_progress)
+                            store=store if save_runs else None, log=_log, epoch_progress=_epoch_progress,
+                            tuning_store=store)
         protocol = {k: v for k, v in outcome.records[0]["protocol"].items()
                     if k not in ("users_skipped", "model_seed")}
         per_user[planned.name] = outcome.per_user
@@ -244,12 +251,14 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
     report = {
         "protocol": {**protocol, "catalog": catalog.name, "data_hash": catalog.content_hash()[:16],
                      "encoders": dict(embeddings.encoder_ids), "model_seeds": seeds, "split_seed": data.seed,
-                     "selection": f"baseline grids and early stopping on valid {SELECT_ON} (grid searched on "
-                     f"model seed {seeds[0]}, its point kept for the other seeds); fusion variant chosen by mean "
-                     f"valid {SELECT_ON}", "fusion_base_config": note, "settings": settings or {},
+                     "selection": f"each baseline's declared space searched on valid {SELECT_ON} (ranges "
+                     "extended past any edge its best point reached; the catalog's stored tuned settings reused "
+                     f"when they exist), early stopping on valid {SELECT_ON}, searched on model seed {seeds[0]} "
+                     f"and kept for the other seeds; fusion variant chosen by mean valid {SELECT_ON}; verdict "
+                     "against the strongest baseline on validation, paired CIs Holm-corrected over the baselines", "fusion_base_config": note, "settings": settings or {},
                      "epochs_cap": epochs, "created_at": time.strftime("%Y-%m-%d %H:%M:%S")},
         "selected_fusion": selected,
-        "verdict": verdict(results, selected),
+        "verdict": verdict(results, selected, per_user, n_bootstrap, seed),
         "models": results,
         "comparisons": {"model": selected, "method": "paired bootstrap over test users of each user's value "
                         "averaged over the model seeds: the selected fusion model minus each other model, the "
@@ -284,8 +293,12 @@ def format_table(report: dict[str, Any]) -> str:
             text = "—" if value is None else f"{value:.4f}" + (f" ±{sd:.4f}" if several and sd is not None else "")
             cells.append(f"{text:>{width}}")
         valid = r.get(f"valid_{SELECT_ON}")
-        chosen = (r.get("selection") or {}).get("chosen") or {}
-        chosen_text = ", ".join(f"{k}={v}" for k, v in chosen.items()) or "—"
+        selection = r.get("selection") or {}
+        chosen = selection.get("chosen") or {}
+        chosen_text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in chosen.items()) \
+            or "—"
+        if selection.get("at_edge"):
+            chosen_text += f" (at the edge of its searched range: {', '.join(selection['at_edge'])})"
         lines.append(f"{name + star:<24}{r['kind']:<16}" + "".join(cells) + f"{ci_text:>19}"
                      f"{(f'{valid:.4f}' if valid is not None else '—'):>11}{r.get('fit_time_s', 0):>8.1f}  "
                      f"{chosen_text}")
@@ -305,13 +318,10 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"  vs {other:<20}" + "   ".join(parts))
     v = report.get("verdict")
     if v:
-        lines.append(f"\n{v['fusion']} against the best baseline on {v['chosen_by']} ({v['best_baseline']}):")
-        for key, label in ((f"valid_{SELECT_ON}", f"valid {SELECT_ON}"), ("recall@20", "test recall@20"),
-                           ("ndcg@20", "test ndcg@20")):
-            if key in v:
-                c = v[key]
-                lines.append(f"  {label:<16} {c['fusion']:.4f} vs {c['baseline']:.4f}: "
-                             + ("at least the best baseline" if c["at_least"] else "BELOW the best baseline"))
+        from core.evaluation.verdict import sentence
+
+        lines.append(f"\nverdict ({v['method']}):")
+        lines.extend(f"  {sentence(by)}" for by in v["by_metric"].values())
     p = report["protocol"]
     lines.append(f"\nprotocol: split {p.get('split')} (split seed {p.get('split_seed')}), target {p.get('target')}, "
                  f"ranking {p.get('ranking')}, mask {p.get('mask')} (masked {'+'.join(p.get('masked', []))}), "
@@ -352,12 +362,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="a fusion setting (dim=128) or a baseline's (als.factors=128); repeatable")
     parser.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"dim\": 128, \"als\": "
                                                     "{\"factors\": 128}}; --set wins over it")
-    parser.add_argument("--no-grid", action="store_true", help="fit each baseline once at its defaults")
+    parser.add_argument("--no-grid", action="store_true", help="fit each baseline once at its defaults (no search)")
     parser.add_argument("--epochs", type=int, help="cap every model's epochs (quick runs)")
     parser.add_argument("--no-store", action="store_true", help="do not save the runs in the store")
     parser.add_argument("--budget", type=float, metavar="MINUTES",
                         help="minutes of the fusion model's short tune when the catalog has no tuned configuration "
-                        "(default 3; `python -m core tune` stores a longer one); baselines search their grids")
+                        "(default 3; `python -m core tune` stores a longer one); baselines search their spaces")
     args = parser.parse_args(argv)
     ks = tuple(sorted({int(k) for k in args.ks.split(",") if k.strip()}))
     out = args.out or REPO / "benchmarks" / "results" / f"quality-{args.catalog}.json"

@@ -65,8 +65,11 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     from core.models.settings import FUSION, parse_set
 
     for pair in pairs:
-        if "." in pair.partition("=")[0]:
+        name = pair.partition("=")[0].strip().replace("-", "_")
+        if "." in name:
             raise ValueError(f"--set {pair!r}: train sets fusion settings only; write NAME=VALUE")
+        if name == "collaborative_settings":  # the members' stored tuned settings, not a command-line value
+            raise ValueError(f"--set {pair!r}: {name} cannot be set from the command line")
     return parse_set(pairs).get(FUSION, {})
 
 

@@ -427,7 +427,25 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
             c = paired_over_users(best.per_user, o.per_user, metric, args.bootstrap, seed=args.seed)
             print(f"  vs {o.name:<18} {c['difference']:+.4f} [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}] "
                   f"({c['users']} users)")
+        _print_verdict(outcomes, metric, args.bootstrap, args.seed)
     return 1 if failed and failed == len(plan) else 0
+
+
+def _print_verdict(outcomes: list[Any], metric: str, n_bootstrap: int, seed: int) -> None:
+    """The fusion model best on validation against the strongest baseline on validation, Holm-corrected over
+    the baselines evaluated (core.evaluation.verdict); nothing without both kinds."""
+    from core.evaluation.verdict import sentence, verdict
+
+    valid = {o.name: o.summary.get("valid_recall@20", {}).get("mean") for o in outcomes}
+    fusion = [o.name for o in outcomes if o.kind == "fusion" and valid[o.name] is not None]
+    baselines = [o.name for o in outcomes if o.kind == "baseline"]
+    if not fusion or not baselines:
+        return
+    lead = max(fusion, key=lambda n: valid[n])
+    v = verdict(lead, {o.name: o.per_user for o in outcomes}, valid, baselines, metric, n_bootstrap=n_bootstrap,
+                seed=seed)
+    if v is not None:
+        print(f"\nverdict: {sentence(v)}; {v['method']}")
 
 
 def _add_runs(p: argparse.ArgumentParser) -> None:

@@ -222,6 +222,8 @@ with tab_new:
         start = st.form_submit_button("Start evaluation", type="primary", icon=":material/play_arrow:")
     if ss.get("eval_message"):
         st.success(ss["eval_message"])
+    if ss.get("eval_verdict"):
+        components.protocol_card(ss["eval_verdict"], title="Verdict against the strongest baseline")
     if start:
         try:
             ks_eval = parse_number_list(ks_text, "k", "K values", "ks_count")
@@ -260,6 +262,12 @@ with tab_new:
                     components.show_error(e, "Tuning")
                     st.stop()
                 st.write(f":material/tune: Fusion configuration: {source}")
+            from core.evaluation.protocol import evaluate as evaluate_on
+            from core.sharing import browser_may_change
+            from core.tuning.baseline_store import resolve_baseline
+            from core.tuning.baselines import SPACES
+
+            judged: dict[str, dict] = {}  # name -> kind, validation Recall@20 and per-user test values (the verdict)
             for i, name in enumerate(models):
                 overall.progress(i / len(models), text=f"{name} ({i + 1}/{len(models)})")
                 epoch_bar = st.progress(0.0, text=f"{name}: training")
@@ -267,7 +275,14 @@ with tab_new:
                     if name == ACTIVE:
                         model = ws.model  # trained already: evaluate as it is
                     else:
-                        model = build_model(name, base=base)
+                        tuned: dict = {}
+                        if name in SPACES:  # the catalog's tuned settings, searched when none are stored
+                            epoch_bar.progress(0.0, text=f"{name}: its tuned settings (a search when none are stored)")
+                            shared = browser_may_change(catalog.name)  # a search is stored only where allowed
+                            tuned, _, note = resolve_baseline(st_store, catalog.name, name, data, seed=int(seed),
+                                                              persist=shared.allowed, not_stored_why=shared.reason)
+                            st.write(f":material/tune: **{name}**: {components.md_escape(note)}")
+                        model = build_model(name, base=base, **tuned)
 
                         def _epoch(report, bar=epoch_bar, label=name):
                             bar.progress(min(1.0, report.epoch / max(report.epochs, 1)),
@@ -278,6 +293,11 @@ with tab_new:
                     epoch_bar.progress(1.0, text=f"{name}: ranking all items for every test user")
                     record = run_evaluation(model, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
                                             mask=mask)
+                    if data.valid.nnz and record.get("per_user"):
+                        judged[name] = {"kind": "fusion" if name == ACTIVE or name.startswith("fusion-")
+                                        else getattr(model, "kind", "baseline"), "per_user": record["per_user"],
+                                        "valid": evaluate_on(model, data, ks=(20,), target="valid",
+                                                             n_bootstrap=0).metrics.get("recall@20")}
                     run_id = st_store.save_run(record)
                     saved.append(run_id)
                     st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")
@@ -295,6 +315,9 @@ with tab_new:
         ss["eval_message"] = (f"Saved {len(saved)} run(s): {', '.join(saved)} — shown in *Results* beside the "
                               "runs chosen there.")
         ss["ev_new_runs"] = saved
+        from core.evaluation.verdict import verdict_card
+
+        ss["eval_verdict"] = verdict_card(judged, f"ndcg@{max(ks_eval)}", seed=int(seed))
         st.rerun()
 
 # -- compare two runs ------------------------------------------------------------------------------------

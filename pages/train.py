@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import PrismError
 from core.sharing import browser_may_change
-from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config
+from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config, with_member_settings
 from core.tuning.store import TunedConfig, data_fingerprint, load_tuned, save_tuned
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
@@ -98,6 +98,7 @@ if tune_now:
 
 preset, preset_source = (tuned.config, describe(tuned)) if tuned is not None else \
     quick_fusion_config(st_store, catalog, data)
+preset = with_member_settings(st_store, catalog.name, preset, data)  # the members at their tuned settings
 STRATEGIES = ["gated", "weighted", "concat", "adversarial"]
 
 st.markdown("#### Train")

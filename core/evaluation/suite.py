@@ -1,8 +1,9 @@
 """Train and evaluate several models under one protocol, once per model seed, with settings chosen on
 validation; shared by `python -m core evaluate` and `python -m benchmarks.quality`.
 
-For each model: its grid (core.models.registry.GRIDS) is searched on the validation split with the first
-seed, the chosen point is kept for the other seeds, and each seed's fit is evaluated on the test split
+For each model: its declared space (core.tuning.baselines) is searched on the validation split with the
+first seed, or the catalog's stored tuned settings are reused (core.tuning.baseline_store, searched and
+stored when none exist), the chosen point is kept for the other seeds, and each seed's fit is evaluated on the test split
 under the masking rule (one stored run per seed). Models without a seed (popularity, ItemKNN, EASE) are
 deterministic and run once. The summary holds each metric's mean and spread over seeds, the validation
 Recall@20 beside the test figures, and each user's values averaged over seeds for paired comparisons.
@@ -71,6 +72,7 @@ def registry_plan(names: list[str], base: Any, settings: dict[str, dict[str, Any
     `settings` as core.models.settings parses them."""
     from core.models.registry import FUSION, GRIDS, build_model
     from core.models.settings import settings_for
+    from core.tuning.baselines import SPACES
 
     plan = []
     for name in names:
@@ -84,7 +86,8 @@ def registry_plan(names: list[str], base: Any, settings: dict[str, dict[str, Any
         else:
             kind = "single-modality" if name.endswith("-only") else "baseline"
             plan.append(PlannedModel(name, kind, lambda n=name, **kw: build_model(n, **kw),
-                                     registry=name if name in GRIDS else None, settings=own))
+                                     registry=name if name in GRIDS or name in SPACES else None,
+                                     settings=own))
     return plan
 
 
@@ -98,14 +101,23 @@ def _seed_field(model: Recommender) -> bool:
 def run_model(planned: PlannedModel, data: InteractionData, catalog: Any, embeddings: Any, *,
               seeds: list[int], mask: str = DEFAULT_MASK, ks: tuple[int, ...] = (10, 20),
               n_bootstrap: int = 1000, bootstrap_seed: int = 0, use_grid: bool = True, store: Any = None,
-              log: Log | None = None, epoch_progress: EpochProgress | None = None) -> ModelOutcome:
-    """Select on validation, fit per seed, evaluate on test under `mask`, store each run; see the module doc."""
+              log: Log | None = None, epoch_progress: EpochProgress | None = None,
+              tuning_store: Any = None) -> ModelOutcome:
+    """Select on validation, fit per seed, evaluate on test under `mask`, store each run; see the module doc.
+
+    Tuned baseline settings are read from (and a new search's stored in) `tuning_store`, default `store`."""
+    from core.tuning.baselines import SPACES
+
     say = log or (lambda _msg: None)
+    tuning_store = store if tuning_store is None else tuning_store
     seeds = list(seeds) or [0]
     probe = planned.fitted or planned.build(**planned.settings)
     seeded = planned.fitted is None and planned.seeded and _seed_field(probe)
     run_seeds = seeds if seeded else seeds[:1]
     selection: Selection | None = None
+    chosen: dict[str, Any] = {}  # the settings selected on validation with the first seed
+    searched = use_grid and planned.registry in SPACES and planned.fitted is None and data.valid.nnz > 0
+    selection_record: dict[str, Any] = {}
     per_seed: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     for n, s in enumerate(run_seeds):
@@ -115,17 +127,30 @@ def run_model(planned: PlannedModel, data: InteractionData, catalog: Any, embedd
         t0 = time.perf_counter()
         if planned.fitted is not None:
             model, fit_s = planned.fitted, None
+        elif n == 0 and searched:
+            from core.tuning.baseline_store import resolve_baseline
+
+            settings, record, note = resolve_baseline(
+                tuning_store, getattr(catalog, "name", str(catalog)), planned.registry, data,
+                fixed=planned.settings, build=planned.build, seed=s, log=say)
+            chosen = {k: v for k, v in settings.items() if k not in planned.settings}
+            selection_record = {**record, "chosen": chosen, "overrides": dict(planned.settings), "note": note}
+            say(f"{planned.name}: {note}")
+            t0 = time.perf_counter()
+            model = planned.build(**{**chosen, **planned.settings, **seed_setting})
+            model.fit(data, progress=progress)
+            fit_s = time.perf_counter() - t0
         elif n == 0:
             fixed = {**planned.settings, **seed_setting}
             selection = select_on_validation(planned.registry or planned.name, data, fixed, build=planned.build,
                                              use_grid=use_grid and planned.registry is not None,
                                              progress=progress, log=say)
             model = selection.model
+            chosen, selection_record = dict(selection.chosen), selection.record()
             chosen_at = selection.grid.index(selection.chosen) if selection.chosen in selection.grid else 0
             fit_s = selection.seconds[chosen_at] if selection.seconds else time.perf_counter() - t0
         else:
-            assert selection is not None
-            model = planned.build(**{**selection.chosen, **planned.settings, **seed_setting})
+            model = planned.build(**{**chosen, **planned.settings, **seed_setting})
             model.fit(data, progress=progress)
             fit_s = time.perf_counter() - t0
         record = run_evaluation(model, data, catalog, embeddings, ks=ks, n_bootstrap=n_bootstrap,
@@ -136,8 +161,8 @@ def run_model(planned: PlannedModel, data: InteractionData, catalog: Any, embedd
         record["protocol"]["model_seed"] = s if seeded else None
         record["fit_time_s"] = fit_s
         record["valid"] = {VALID_METRIC: valid.metrics.get(VALID_METRIC)}
-        if selection is not None:
-            record["selection"] = selection.record()
+        if selection_record:
+            record["selection"] = selection_record
         if planned.note:
             record["model"]["base_config"] = planned.note
         run_id = store.save_run(record) if store is not None else None
@@ -156,4 +181,4 @@ def run_model(planned: PlannedModel, data: InteractionData, catalog: Any, embedd
     summary["fit_time_s"] = aggregate_metrics([{"t": p["fit_time_s"]} for p in per_seed], ["t"]).get("t", {})
     per_user = mean_over_seeds([r["per_user"] for r in records if r.get("per_user")])
     return ModelOutcome(planned.name, planned.kind, [p["seed"] for p in per_seed], per_seed, summary, per_user,
-                        selection.record() if selection is not None else {}, records)
+                        selection_record, records)

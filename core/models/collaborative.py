@@ -2,9 +2,10 @@
 
 Content fusion adds to the strongest collaborative signal instead of competing with it. After the fusion
 network is trained, EASE (closed form), ALS (the `implicit` library) and ItemKNN are fitted on the same training
-interactions, each with its own setting chosen on validation Recall@20 from a small grid, and added to a
-known listener's fusion score with weights chosen on the fusion's validation metric over a grid that
-includes 0 (so on validation the blend is never worse than the fusion alone):
+interactions, each at the catalog's tuned settings (core.tuning.baseline_store; a short search of its declared
+space when none are stored), and added to a known listener's fusion score with weights chosen on the fusion's
+validation metric over a grid that includes 0 (so on validation the blend is never worse than the fusion
+alone) and whose top grows while validation improves:
 
     score(u, i) = <user_u, item_i> + bias_i + Σ_m w_m · s_m(u, i)
 
@@ -34,16 +35,15 @@ from core.models.base import InteractionData
 MEMBERS = ("ease", "als", "itemknn")  # the collaborative models a fusion model may add, in this order
 MAX_ITEMS = 8_000  # EASE's (I, I) float32 matrix is saved with the model: 256 MB at this size
 SELECTION_USERS = 2_048  # validation listeners the blend weights are chosen on (a seeded sample above it)
-# relative weights searched per member (× the spread ratio); 0 leaves a member out
+# relative weights searched per member (× the spread ratio); 0 leaves a member out. The grid's top is not a
+# bound: a member chosen at it is tried at WEIGHT_GROWTH times more, again and again while validation improves
 WEIGHT_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-# each member's own settings, chosen on validation Recall@20 (smaller than the baselines' grids in
-# core.models.registry, since every fusion fit searches them)
-GRIDS: dict[str, list[dict[str, Any]]] = {
-    "ease": [{"reg": r} for r in (50.0, 100.0, 250.0, 500.0, 1000.0)],
-    "als": [{"factors": f, "regularization": r, "alpha": a}
-            for f in (32, 64) for r in (0.01, 0.1) for a in (1.0, 10.0)],
-    "itemknn": [{"k": k} for k in (50, 100, 200, 400)],
-}
+WEIGHT_GROWTH = 1.5
+MAX_WEIGHT_STEPS = 40  # at most this many growth steps a member (1.5^40: far past any useful weight)
+# each member's own settings: the catalog's tuned settings (core.tuning.baseline_store, passed in as
+# FusionConfig.collaborative_settings), else a short search of its declared space (core.tuning.baselines)
+MEMBER_SEARCH_SECONDS = 20.0
+MEMBER_SEARCH_TRIALS = 10
 FILE = "collaborative.safetensors"  # the members' arrays, beside the fusion weights
 Log = Callable[[str], None]
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # user rows (B,) -> (B, I) scores
@@ -154,23 +154,24 @@ class _Judge:
         return float(np.nanmean(per_user))
 
 
-def _member(name: str, data: InteractionData, users: np.ndarray, judge: _Judge, seed: int,
-            log: Log) -> tuple[Any, dict[str, Any], list[float]]:
-    """The member fitted at its best point of GRIDS on validation Recall@20 (over `users`), that point, and
-    each point's validation figure."""
+def _member(name: str, data: InteractionData, users: np.ndarray, judge: _Judge, seed: int, log: Log,
+            tuned: dict[str, Any] | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The member fitted at its tuned settings (or, without them, the best point of a short search of its
+    space on validation Recall@20), those settings, and how they were chosen."""
     from core.models.registry import build_model
+    from core.tuning.baselines import search_model
 
     fixed = {"seed": seed} if name == "als" else {}
-    best, values = None, []
-    for point in GRIDS[name]:
-        model = build_model(name, **point, **fixed).fit(data)
-        value = judge(np.asarray(model.score(users), np.float32), "recall@20")
-        values.append(value)
-        if best is None or value > best[0]:
-            best = (value, point, model)
-    assert best is not None
-    log(f"collaborative {name}: {best[1]} chosen on valid recall@20 {best[0]:.4f} over {len(values)} points")
-    return best[2], best[1], values
+    if tuned:
+        point, how = dict(tuned), {"source": "tuned settings of the catalog"}
+    else:
+        result = search_model(name, data, budget_seconds=MEMBER_SEARCH_SECONDS, max_trials=MEMBER_SEARCH_TRIALS,
+                              seed=seed)
+        point, how = dict(result.params), {"source": "short search", **result.record()}
+    model = build_model(name, **point, **fixed).fit(data)
+    value = judge(np.asarray(model.score(users), np.float32), "recall@20")
+    log(f"collaborative {name}: {point} ({how['source']}), valid recall@20 {value:.4f}")
+    return model, point, {**how, "valid_recall@20": round(value, 6)}
 
 
 @dataclass
@@ -182,7 +183,7 @@ class MemberFits:
     judge: _Judge
     fitted: dict[str, Any]  # member -> its fitted model
     settings: dict[str, dict[str, Any]]  # member -> its chosen setting
-    grids: dict[str, dict[str, Any]]  # member -> the points tried and their validation figures
+    grids: dict[str, dict[str, Any]]  # member -> how its settings were chosen, and its validation figure
     parts: dict[str, np.ndarray]  # member -> (B, I) float32 scores of `users`
     seconds: float
 
@@ -200,18 +201,19 @@ def applies(data: InteractionData, members: tuple[str, ...], log: Log | None = N
 
 
 def fit_members(data: InteractionData, members: tuple[str, ...], seed: int = 0,
-                log: Log | None = None) -> MemberFits:
-    """Each member fitted on data.train at its best point of GRIDS. They depend on the interactions alone,
-    not on the fusion network, so a fit runs them beside the network's training."""
+                log: Log | None = None, tuned: dict[str, dict[str, Any]] | None = None) -> MemberFits:
+    """Each member fitted on data.train at its tuned settings (`tuned`, member -> settings), else at the best
+    point of a short search. They depend on the interactions alone, not on the fusion network, so a fit runs
+    them beside the network's training."""
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
     users = _validation_users(data, seed)
     judge = _Judge(users, data)
     fitted, settings, grids, parts = {}, {}, {}, {}
     for name in members:
-        model, point, values = _member(name, data, users, judge, seed, say)
+        model, point, how = _member(name, data, users, judge, seed, say, (tuned or {}).get(name))
         fitted[name], settings[name] = model, point
-        grids[name] = {"points": GRIDS[name], "valid_recall@20": [round(v, 6) for v in values]}
+        grids[name] = how
         parts[name] = np.asarray(model.score(users), np.float32)
     return MemberFits(members=members, users=users, judge=judge, fitted=fitted, settings=settings, grids=grids,
                       parts=parts, seconds=time.perf_counter() - t0)
@@ -229,17 +231,21 @@ def weigh_members(fusion_scores: ScoreFn, data: InteractionData, fits: MemberFit
     scale = {name: spread / (float(np.std(parts[name])) or 1.0) for name in members}
     alone = judge(base, metric)
     best = (alone, tuple(0.0 for _ in members))
+    def blend(combo: tuple[float, ...]) -> float:
+        return judge(base + sum(w * scale[m] * parts[m] for w, m in zip(combo, members)), metric)
+
     for combo in itertools.product(WEIGHT_GRID, repeat=len(members)):
         if not any(combo):
             continue
-        blended = base + sum(w * scale[m] * parts[m] for w, m in zip(combo, members))
-        value = judge(blended, metric)
+        value = blend(combo)
         if value > best[0] + 1e-9:
             best = (value, combo)
+    best, extended = _grow_top_weights(blend, best, len(members))
     chosen = {m: w * scale[m] for w, m in zip(best[1], members) if w > 0}
     seconds = fits.seconds + time.perf_counter() - t0
     record = {"metric": f"valid {metric}", "fusion_alone": round(alone, 6), "blend": round(best[0], 6),
               "relative_weights": dict(zip(members, best[1])), "weight_grid": list(WEIGHT_GRID),
+              "weights_grown_past_grid": {members[i]: w for i, w in extended.items()},
               "members": fits.grids, "users": int(users.size), "seconds": round(seconds, 2)}
     say(f"collaborative term: valid {metric} {alone:.4f} alone → {best[0]:.4f} with relative weights "
         f"{dict(zip(members, best[1]))} ({seconds:.1f} s)")
@@ -256,6 +262,25 @@ def weigh_members(fusion_scores: ScoreFn, data: InteractionData, fits: MemberFit
                              ease=ease, knn=knn,
                              als_users=None if als is None else als._user_vectors,
                              als_items=None if als is None else als._item_vectors, record=record)
+
+
+def _grow_top_weights(blend: Callable[[tuple[float, ...]], float], best: tuple[float, tuple[float, ...]],
+                      n: int) -> tuple[tuple[float, tuple[float, ...]], dict[int, float]]:
+    """`best` after growing every weight chosen at the grid's top by WEIGHT_GROWTH while validation improves
+    (the others held), so the grid's top never bounds the blend; returns it and the grown weights by index."""
+    top = WEIGHT_GRID[-1]
+    extended: dict[int, float] = {}
+    for i in range(n):
+        if best[1][i] < top:
+            continue
+        for _ in range(MAX_WEIGHT_STEPS):
+            trial = tuple(w * WEIGHT_GROWTH if j == i else w for j, w in enumerate(best[1]))
+            value = blend(trial)
+            if not value > best[0] + 1e-9:
+                break
+            best = (value, trial)
+            extended[i] = trial[i]
+    return best, extended
 
 
 def is_finite_weights(weights: dict[str, float]) -> bool:

@@ -14,7 +14,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class FusionConfig:
     seed: int = 0  # seeds torch and numpy (weights, dropout, negative sampling)
     collaborative: str = "ease+als+itemknn"  # known listeners' scores add these models fitted on the training
     #                                  interactions, weighted on validation (core.models.collaborative; "none" = off)
+    collaborative_settings: dict = field(default_factory=dict)  # member -> its tuned settings (the catalog's,
+    #                                  core.tuning.baseline_store); a member without them is searched when fitted
 
     def __post_init__(self) -> None:
         checks = {"strategy": (self.strategy, STRATEGIES), "user_mode": (self.user_mode, USER_MODES),
@@ -389,7 +391,8 @@ class FusionRecommender:
         # the collaborative members depend on the interactions alone: they are fitted on a second thread
         # while the network trains (on one torch thread), and weighted once it is trained
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="collaborative") as pool:
-            pending = (pool.submit(fit_members, data, members, self.config.seed, log.info)
+            pending = (pool.submit(fit_members, data, members, self.config.seed, log.info,
+                                       self.config.collaborative_settings)
                        if applies(data, members, log.info) else None)
             self.history, self.best_epoch = fit_fusion(self.net, data, self.config, progress)
             fits = pending.result() if pending is not None else None

@@ -20,8 +20,12 @@ class ItemKNNConfig:
     """Neighbourhood size and similarity shrinkage."""
 
     k: int = 50  # neighbours kept per item (the k most similar items of each item)
-    shrink: float = 0.0  # added to the cosine denominator to damp rare co-occurrences; 0 was best on lfm2k valid
+    shrink: float = 0.0  # added to the similarity's denominator to damp rare co-occurrences
+    similarity: str = "cosine"  # "cosine" |a∩b|/√(|a||b|) · "jaccard" |a∩b|/|a∪b| · "conditional" |a∩b|/|a|
     max_block_products: int = 1 << 24  # user-level co-occurrence products per item block (bounds its memory)
+
+
+SIMILARITIES = ("cosine", "jaccard", "conditional")
 
 
 class ItemKNN:
@@ -32,6 +36,10 @@ class ItemKNN:
 
     def __init__(self, config: ItemKNNConfig | None = None, **overrides: Any) -> None:
         self.config = replace(config or ItemKNNConfig(), **overrides)
+        if self.config.similarity not in SIMILARITIES:
+            raise ValueError(f"ItemKNN similarity={self.config.similarity!r}; choose one of {list(SIMILARITIES)}")
+        if self.config.k < 1 or self.config.shrink < 0:
+            raise ValueError(f"ItemKNN needs k ≥ 1 and shrink ≥ 0 (got k={self.config.k}, shrink={self.config.shrink})")
         self.history: list[dict] = []
         self.similarity: sp.csr_matrix | None = None  # (I, I), row j = neighbours of item j
         self._train: sp.csr_matrix | None = None
@@ -43,14 +51,16 @@ class ItemKNN:
         r.sum_duplicates()
         r.data[:] = 1.0  # binary: repeated interactions do not weigh more
         rt = r.T.tocsr()  # (I, U): row j = the users of item j
-        norms = np.sqrt(np.diff(rt.indptr)).astype(np.float32)  # sqrt of each item's count
+        counts = np.diff(rt.indptr).astype(np.float32)  # each item's number of users
+        norms = np.sqrt(np.diff(rt.indptr)).astype(np.float32)  # sqrt of each item's count (cosine)
         blocks = item_blocks(rt, r, self.config.max_block_products)
         parts = []
         for a, b in tqdm(blocks, desc="itemknn item blocks", disable=len(blocks) < 8, mininterval=10):
             co = (rt[a:b] @ r).tocoo()  # (b - a, I) co-occurrence counts of the block's items
             keep = co.col != co.row + a  # no self-similarity
             rows, cols = co.row[keep], co.col[keep]
-            sim = co.data[keep] / (norms[rows + a] * norms[cols] + np.float32(self.config.shrink))
+            sim = co.data[keep] / (self._denominator(counts, norms, rows + a, cols, co.data[keep])
+                                   + np.float32(self.config.shrink))
             parts.append(top_k_entries(rows + a, cols, sim.astype(np.float32), self.config.k))
             del co, keep, rows, cols, sim
         n = data.n_items
@@ -62,6 +72,16 @@ class ItemKNN:
         self.blocks = len(blocks)
         self._train = r
         return self
+
+    def _denominator(self, counts: np.ndarray, norms: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     together: np.ndarray) -> np.ndarray:
+        """The similarity's denominator for item pairs (rows, cols) that share `together` users."""
+        kind = self.config.similarity
+        if kind == "jaccard":
+            return counts[rows] + counts[cols] - together
+        if kind == "conditional":  # sim(j, i) = P(i | j): the share of j's users who also have i
+            return counts[rows]
+        return norms[rows] * norms[cols]
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """(len(users), len(items) or n_items) summed similarities to each user's training items."""

@@ -38,16 +38,38 @@ def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: Inter
     fingerprint = data_fingerprint(data)
     tuned = load_tuned(store, name, data_hash=fingerprint)
     if tuned is not None:
-        return tuned.config, describe(tuned)
+        return with_member_settings(store, name, tuned.config, data), describe(tuned)
     if data.valid.nnz == 0:  # nothing to select on: say so rather than pretend
         return starting_config(data, "content"), ("untuned starting point (content only): the split has no "
                                                   "validation interactions to tune on")
     result = tune(data, TuneConfig(trials=SHORT_TUNE_TRIALS, budget_minutes=budget_minutes), progress=progress)
     save_tuned(store, name, result.config, result.valid_metric(), result.history, data_hash=fingerprint)
-    return result.config, (f"short tune of {result.n_trials} trials in {result.seconds / 60:.1f} min (budget "
-                           f"{budget_minutes:g} min; validation {result.metric} {result.value:.4f}; no tuned "
-                           "configuration was stored; "
-                           f"`python -m core tune --catalog {name}` searches longer)")
+    return with_member_settings(store, name, result.config, data), (
+        f"no tuned configuration existed; a short tune stored one: {result.n_trials} trials in "
+        f"{result.seconds / 60:.1f} min (budget {budget_minutes:g} min; validation {result.metric} "
+        f"{result.value:.4f}; `python -m core tune --catalog {name}` searches longer)")
+
+
+def with_member_settings(store: Any, catalog_name: str, config: FusionConfig, data: InteractionData) -> FusionConfig:
+    """`config` with the catalog's tuned settings of its collaborative members (core.tuning.baseline_store) for
+    this data, where stored; members without them are searched when the model is fitted."""
+    from dataclasses import replace
+
+    from core.errors import StoreError
+    from core.models.collaborative import parse_members
+    from core.tuning.baseline_store import load_baseline
+    from core.tuning.store import data_fingerprint
+
+    fingerprint = data_fingerprint(data)
+    settings = dict(config.collaborative_settings)
+    for member in parse_members(config.collaborative):
+        try:
+            tuned = load_baseline(store, catalog_name, member, data_hash=fingerprint)
+        except StoreError:  # unreadable: the member is searched when the model is fitted, as if none were stored
+            tuned = None
+        if tuned is not None:
+            settings[member] = tuned.settings
+    return replace(config, collaborative_settings=settings) if settings != config.collaborative_settings else config
 
 
 def starting_config(data: InteractionData, name: str = "content") -> FusionConfig:
@@ -67,7 +89,7 @@ def quick_fusion_config(store: Any, catalog: Any, data: InteractionData) -> tupl
     name = getattr(catalog, "name", str(catalog))
     tuned = load_tuned(store, name, data_hash=data_fingerprint(data))
     if tuned is not None:
-        return tuned.config, describe(tuned)
+        return with_member_settings(store, name, tuned.config, data), describe(tuned)
     return starting_config(data, "content"), (
         "untuned starting point (content only, linear heads): no tuned configuration is stored for this "
         f"catalog yet; the Train page or `python -m core tune --catalog {name}` runs the search")

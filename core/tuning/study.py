@@ -90,6 +90,18 @@ def make_sampler(config: TuneConfig) -> Any:
                                       multivariate=True)
 
 
+def create_study(config: TuneConfig) -> Any:
+    """The one study every search runs in (the fusion model's and each baseline's, core.tuning.baselines):
+    maximising, the seeded TPE sampler of `make_sampler`, median pruning after `startup_trials` trials and
+    `warmup_epochs` epochs."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
+                                         n_warmup_steps=config.warmup_epochs)
+    return optuna.create_study(direction="maximize", sampler=make_sampler(config), pruner=pruner)
+
+
 def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionConfig | None = None,
          progress: Progress | None = None) -> TuneResult:
     """Search the fusion space on data.valid; returns the best configuration found."""
@@ -98,11 +110,7 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
     config = config or TuneConfig()
     base = base or objective.base_config(data, config.metric, config.seed)
     base = replace(base, valid_metric=config.metric, seed=config.seed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = make_sampler(config)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
-                                         n_warmup_steps=config.warmup_epochs)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    study = create_study(config)
     if config.starting_points:
         for start in space.STARTING_POINTS.values():
             study.enqueue_trial(space.params_of(start), skip_if_exists=True)

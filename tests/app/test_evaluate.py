@@ -83,3 +83,26 @@ def test_a_k_of_a_million_is_refused_before_work(app):
     message = " ".join(e.value for e in app.error)
     assert "K values" in message and "1 to 500" in message and "1000000" in message
     assert len(store().list_runs("demo")) == before  # nothing ran, nothing stored
+
+
+def test_new_evaluation_gives_the_verdict_against_the_strongest_tuned_baseline(app):
+    from ui.loaders import store
+
+    from core.tuning.baseline_store import load_baseline
+
+    goto(app, "evaluate")
+    active = next(o for o in app.multiselect(key="ev_models").options if o.startswith("active fusion model"))
+    app.multiselect(key="ev_models").set_value([active, "popularity", "ease"])
+    app.text_input(key="ev_ks").input("10, 20")
+    app.button[[b.label for b in app.button].index("Start evaluation")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    stored_before = load_baseline(store(), "demo", "ease")
+    newest = store().load_run(store().list_runs("demo")["id"].iloc[0])
+    card = app.session_state["eval_verdict"]
+    assert "Holm-corrected" in card["verdict"] and "over 2 baseline(s)" in card["verdict"]
+    strongest = card["strongest baseline"].split(":")[0]
+    assert strongest in ("popularity", "ease") and f"the strongest baseline, {strongest}" in card["verdict"]
+    assert any(w in card["verdict"] for w in ("leads", "ties", "trails")) and newest["name"]
+    assert any("Verdict against the strongest baseline" in m.value for m in app.markdown)
+    if stored_before is None:  # EASE was searched on validation for this run; on the demo, stored for no one
+        assert load_baseline(store(), "demo", "ease") is None

@@ -318,15 +318,18 @@ def test_scores_are_linear_in_the_query(gated) -> None:
     q = np.random.default_rng(1).standard_normal(16).astype(np.float32)
     bias = gated.score_vector(np.zeros(16, np.float32))
     np.testing.assert_allclose(gated.score_vector(q), gated.item_vectors() @ q + bias, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(gated.score(np.array([4]))[0], gated.score_vector(gated.user_vector(4)),
-                               rtol=1e-5, atol=1e-5)
+    # a known listener's score is the query's plus the collaborative term (when validation chose one)
+    term = gated.history_scores(4)
+    np.testing.assert_allclose(gated.score(np.array([4]))[0], gated.score_vector(gated.user_vector(4))
+                               + (0.0 if term is None else term), rtol=1e-5, atol=1e-5)
 
 
 # -- persistence --------------------------------------------------------------------------------------
 def test_save_load_round_trip_gives_identical_scores(generated, gated, tmp_path: Path) -> None:
     data, _ = generated
     gated.save(tmp_path / "m")
-    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.safetensors", "config.json"}
+    term = {"collaborative.safetensors"} if gated.collaborative is not None else set()  # when validation chose one
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.safetensors", "config.json"} | term
     loaded = FusionRecommender.load(tmp_path / "m", data.embeddings)
     users = np.arange(N_USERS)
     np.testing.assert_array_equal(loaded.score(users), gated.score(users))

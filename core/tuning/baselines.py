@@ -1,0 +1,379 @@
+"""The declared search space of every baseline with settings, and the one search that runs them all.
+
+A space is a set of numeric ranges (log-uniform where a setting spans decades) and choices. `search` runs
+them in core.tuning.study's study (seeded multivariate TPE, median pruning on the per-epoch validation
+figure for the models that train in epochs), the study the fusion model's search runs in, within a time
+budget and a trial cap: a model that fits in a fraction of a second gets many trials. When the best point
+lies within EDGE_SHARE of a range's edge (in log space for a log range), that range is extended beyond the
+edge and the search goes on in a new study that starts from the best points so far; every extension is
+recorded. No range has a fixed top: a range stops only at a bound the setting itself has (a count is at
+least 1, a neighbourhood holds at most the catalog's other items).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+EDGE_SHARE = 0.05  # a best point this close to an edge (share of the range, log space for log ranges) extends it
+GROWTH = (2.0, 10.0)  # a log range grows beyond its edge by its own half-span in ratio, within these factors
+METRIC = "recall@20"  # the validation figure every baseline is selected on (as the grids before it)
+MAX_ROUNDS = 8  # searches of one model: the first and at most MAX_ROUNDS - 1 extensions
+CHECK_EVERY = 25  # trials between two checks of the best point against the edges
+MIN_GAIN = 1e-4  # a best that improves by less does not count as better (the patience rule)
+
+Report = Callable[[int, float], bool]  # (epoch, validation figure) -> True when the trial should stop
+Objective = Callable[[dict[str, Any], "Report | None"], float]  # (params, report) -> validation figure
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric setting searched between `low` and `high` (the initial range; a search may extend it)."""
+
+    low: float
+    high: float
+    log: bool = True  # log-uniform (settings that span decades)
+    integer: bool = False
+    floor: float | None = None  # the smallest value the setting can take: extension never passes it
+    ceiling: str | None = None  # "items": at most the catalog's items − 1; None: extends without end
+
+    def __post_init__(self) -> None:
+        if not self.high > self.low or (self.log and self.low <= 0):
+            raise ValueError(f"range [{self.low}, {self.high}] is empty or (log) not positive")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A categorical setting."""
+
+    options: tuple
+
+
+@dataclass(frozen=True)
+class BaselineSpace:
+    """One model's declared space and how long its search runs by default."""
+
+    params: dict[str, Range | Choice]
+    budget_seconds: float  # default time budget of a search (trials stop starting after it)
+    max_trials: int = 200  # and at most this many trials
+    epochs: bool = False  # the model trains in epochs: a trial reports each epoch and may be pruned
+    trial_settings: dict[str, Any] = field(default_factory=dict)  # fixed in trials only (an epoch cap)
+    patience: int = 40  # trials in a row without a better best (by MIN_GAIN) end a search before its budget
+
+
+# one space per baseline with settings; popularity and the content-only models have none
+SPACES: dict[str, BaselineSpace] = {
+    "ease": BaselineSpace({"reg": Range(1.0, 1e5, floor=1e-6)}, budget_seconds=20, max_trials=60),
+    "als": BaselineSpace({"factors": Range(16, 512, integer=True, floor=1),
+                          "regularization": Range(1e-3, 1e3, floor=1e-9),
+                          "alpha": Range(0.1, 100.0, floor=1e-6),
+                          "iterations": Range(5, 40, integer=True, floor=1)},
+                         budget_seconds=150, max_trials=200),
+    "implicit-bpr": BaselineSpace({"factors": Range(16, 512, integer=True, floor=1),
+                                   "learning_rate": Range(1e-4, 1e-1, floor=1e-9),
+                                   "regularization": Range(1e-5, 1.0, floor=1e-12),
+                                   "iterations": Range(20, 400, integer=True, floor=1)},
+                                  budget_seconds=45, max_trials=120),
+    "itemknn": BaselineSpace({"k": Range(5, 1000, integer=True, floor=1, ceiling="items"),
+                              "shrink": Range(0.0, 100.0, log=False, floor=0.0),
+                              "similarity": Choice(("cosine", "jaccard", "conditional"))},
+                             budget_seconds=45, max_trials=120),
+    "lightgcn": BaselineSpace({"layers": Range(1, 4, log=False, integer=True, floor=0),
+                               "dim": Range(32, 256, integer=True, floor=1),
+                               "reg": Range(1e-6, 1e-1, floor=1e-12),
+                               "lr": Range(1e-4, 3e-2, floor=1e-7)},
+                              budget_seconds=120, max_trials=40, epochs=True, patience=15,
+                              trial_settings={"epochs": 60, "patience": 5}),
+    "bprmf": BaselineSpace({"dim": Range(32, 256, integer=True, floor=1),
+                            "reg": Range(1e-6, 1e-1, floor=1e-12),
+                            "lr": Range(1e-4, 3e-2, floor=1e-7)},
+                           budget_seconds=80, max_trials=40, epochs=True, patience=15,
+                           trial_settings={"epochs": 60, "patience": 5}),
+    "vbpr": BaselineSpace({"dim": Range(32, 256, integer=True, floor=1),
+                           "content_dim": Range(16, 256, integer=True, floor=1),
+                           "reg": Range(1e-7, 1e-2, floor=1e-12),
+                           "lr": Range(1e-4, 3e-2, floor=1e-7)},
+                          budget_seconds=80, max_trials=40, epochs=True, patience=15,
+                          trial_settings={"epochs": 60, "patience": 5}),
+}
+
+
+@dataclass
+class SearchResult:
+    """What one model's search found, and how."""
+
+    params: dict[str, Any]  # the best trial's settings
+    value: float  # its validation figure
+    metric: str
+    ranges: dict[str, list]  # the final range of each numeric setting, [low, high]
+    extensions: list[dict[str, Any]]  # {"round", "param", "from", "to", "best"} per extension
+    at_edge: list[str]  # settings whose best value still lies at an edge the budget did not let it pass
+    history: list[dict[str, Any]]  # per trial: round, params, value, state, seconds
+    seconds: float = 0.0
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.history)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-safe summary stored beside the settings and in run records."""
+        return {"metric": f"valid {self.metric}", "value": round(self.value, 6), "chosen": self.params,
+                "trials": self.n_trials, "pruned": sum(h["state"] == "pruned" for h in self.history),
+                "rounds": 1 + len(self.extensions_rounds()), "ranges": self.ranges,
+                "extensions": self.extensions, "at_edge": self.at_edge, "seconds": round(self.seconds, 1)}
+
+    def extensions_rounds(self) -> list[int]:
+        return sorted({e["round"] for e in self.extensions})
+
+
+def space_for(name: str) -> BaselineSpace | None:
+    """The declared space of registry model `name` (None when it has no settings to search)."""
+    return SPACES.get(name)
+
+
+def near_edge(value: float, r: Range, low: float, high: float) -> str | None:
+    """"low" / "high" when `value` lies within EDGE_SHARE of that edge of [low, high], else None."""
+    if r.log:
+        lo, hi, x = math.log(low), math.log(high), math.log(max(value, low))
+    else:
+        lo, hi, x = low, high, value
+    share = (x - lo) / (hi - lo) if hi > lo else 0.5
+    if share >= 1 - EDGE_SHARE:
+        return "high"
+    if share <= EDGE_SHARE:
+        return "low"
+    return None
+
+
+def extend(r: Range, low: float, high: float, side: str, n_items: int | None = None) -> tuple[float, float] | None:
+    """[low, high] grown beyond `side` (None when that side is at a bound the setting itself has)."""
+    if r.log:
+        factor = min(max(math.sqrt(high / low), GROWTH[0]), GROWTH[1])
+        new_low, new_high = (low / factor, high) if side == "low" else (low, high * factor)
+    else:
+        step = max((high - low) / 2, 1.0 if r.integer else 0.0)
+        new_low, new_high = (low - step, high) if side == "low" else (low, high + step)
+    if r.floor is not None:
+        new_low = max(new_low, r.floor)
+    if r.ceiling == "items" and n_items is not None:
+        new_high = min(new_high, max(n_items - 1, 1))
+    if r.integer:
+        new_low, new_high = math.floor(new_low), math.ceil(new_high)
+    if (new_low, new_high) == (low, high):
+        return None
+    return new_low, new_high
+
+
+def _suggest(trial: Any, name: str, spec: Range | Choice, bounds: tuple[float, float] | None) -> Any:
+    if isinstance(spec, Choice):
+        return trial.suggest_categorical(name, list(spec.options))
+    low, high = bounds  # type: ignore[misc]
+    if spec.integer:
+        return trial.suggest_int(name, int(low), int(high), log=spec.log and low >= 1)
+    return trial.suggest_float(name, float(low), float(high), log=spec.log)
+
+
+def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float | None = None,
+           max_trials: int | None = None, seed: int = 0, n_items: int | None = None,
+           fixed: tuple[str, ...] = (), starts: list[dict[str, Any]] | None = None, metric: str = METRIC,
+           log: Log | None = None) -> SearchResult:
+    """Maximise `objective` over `space` (the settings in `fixed` are left out), extending a range whenever the
+    best point sits at its edge; stops at `budget_seconds` or `max_trials` (the space's defaults when None)."""
+    import optuna
+
+    from core.tuning.study import TuneConfig, create_study
+
+    say = log or (lambda _m: None)
+    budget = float(space.budget_seconds if budget_seconds is None else budget_seconds)
+    cap = int(space.max_trials if max_trials is None else max_trials)
+    if budget <= 0 or cap < 1:
+        raise ValueError(f"a search needs a positive budget and at least one trial (got {budget} s, {cap})")
+    specs = {k: v for k, v in space.params.items() if k not in fixed}
+    bounds: dict[str, tuple[float, float]] = {}
+    for k, v in specs.items():
+        if isinstance(v, Range):
+            high = v.high
+            if v.ceiling == "items" and n_items is not None:
+                high = min(high, max(n_items - 1, v.low + 1))
+            bounds[k] = (v.low, high)
+    history: list[dict[str, Any]] = []
+    extensions: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    round_no = 0
+    since = [0]  # trials before the current round
+
+    def new_study() -> Any:
+        study = create_study(TuneConfig(trials=cap, seed=seed + round_no, startup_trials=3, warmup_epochs=3))
+        done = sorted((h for h in history if h["value"] is not None and h["state"] == "complete"),
+                      key=lambda h: -h["value"])
+        seeds_of_round = [h["params"] for h in done[:3]] if done else list(starts or [])
+        for params in seeds_of_round:
+            inside = {k: v for k, v in params.items() if k in specs and _fits(specs[k], bounds.get(k), v)}
+            if inside:
+                study.enqueue_trial(inside, skip_if_exists=True)
+        return study
+
+    def stale() -> bool:
+        """Whether the last `space.patience` trials left the best where it was (the search has settled)."""
+        if len(history) - since[0] <= space.patience:  # a new round (an extended range) gets its own patience
+            return False
+        best_before = max((h["value"] for h in history[:-space.patience]
+                           if h["state"] == "complete" and h["value"] is not None), default=-math.inf)
+        best_now = max((h["value"] for h in history if h["state"] == "complete" and h["value"] is not None),
+                       default=-math.inf)
+        return best_now < best_before + MIN_GAIN
+
+    def settled(study_: Any, _trial: Any) -> None:
+        if stale():
+            study_.stop()
+
+    def run(trial: Any) -> float:
+        params = {k: _suggest(trial, k, v, bounds.get(k)) for k, v in specs.items()}
+        row = {"round": round_no, "number": len(history), "params": params, "value": None, "state": "failed",
+               "seconds": 0.0, "epochs": 0}
+        history.append(row)
+        start = time.perf_counter()
+        best_seen = -math.inf
+
+        def report(epoch: int, value: float) -> bool:
+            nonlocal best_seen
+            best_seen = max(best_seen, value)
+            row["epochs"] = epoch
+            trial.report(float(value), epoch)
+            over = time.perf_counter() - t0 > budget and _best(history) is not None  # the budget binds epoch models too
+            if over or trial.should_prune():
+                row.update(state="pruned", value=best_seen if math.isfinite(best_seen) else None,
+                           **({"stopped": "time budget"} if over else {}))
+                raise optuna.TrialPruned(f"{'stopped by the time budget' if over else 'pruned'} at epoch {epoch}")
+            return False
+
+        try:
+            value = float(objective(params, report if space.epochs else None))
+        except optuna.TrialPruned:
+            row["seconds"] = time.perf_counter() - start
+            raise
+        except (ValueError, ArithmeticError) as e:  # a diverged fit or an impossible setting: the search goes on
+            row.update(seconds=time.perf_counter() - start, error=str(e)[:200])
+            raise ValueError(str(e)) from e
+        row.update(value=value if math.isfinite(value) else None, state="complete",
+                   seconds=time.perf_counter() - start)
+        return value if math.isfinite(value) else -math.inf
+
+    study = new_study()
+    while True:
+        left_s, left_n = budget - (time.perf_counter() - t0), cap - len(history)
+        if left_s <= 0 or left_n <= 0:
+            break
+        # at most CHECK_EVERY trials (and half the time left) per pass: the edges are checked after each, so an
+        # extension still has trials and time to search
+        chunk = min(left_n, CHECK_EVERY)
+        study.optimize(run, n_trials=chunk, timeout=max(left_s / 2 if left_n > 8 else left_s, 1e-3),
+                       catch=(ValueError,), callbacks=[settled])
+        best = _best(history)
+        if best is None:
+            continue
+        moved = []
+        for k, spec in specs.items():
+            if not isinstance(spec, Range):
+                continue
+            side = near_edge(float(best["params"][k]), spec, *bounds[k])
+            grown = extend(spec, *bounds[k], side, n_items) if side else None
+            if grown is not None:
+                extensions.append({"round": round_no + 1, "param": k, "from": list(bounds[k]), "to": list(grown),
+                                   "best": best["params"][k]})
+                say(f"{k}: best {best['params'][k]:.4g} at the {side} edge of [{bounds[k][0]:.4g}, "
+                    f"{bounds[k][1]:.4g}]; range extended to [{grown[0]:.4g}, {grown[1]:.4g}]")
+                bounds[k] = grown
+                moved.append(k)
+        if moved and round_no + 1 < MAX_ROUNDS:
+            round_no += 1
+            study = new_study()
+            since[0] = len(history)
+        elif stale():
+            break
+    best = _best(history)
+    if best is None:
+        errors = [h.get("error") for h in history if h.get("error")]
+        raise ValueError(f"no trial of the search finished with a validation {metric} ({len(history)} trials"
+                         + (f"; the first error: {errors[0]}" if errors else "") + ")")
+    at_edge = [k for k, spec in specs.items() if isinstance(spec, Range)
+               and near_edge(float(best["params"][k]), spec, *bounds[k])
+               and extend(spec, *bounds[k], near_edge(float(best["params"][k]), spec, *bounds[k]) or "high",
+                          n_items) is not None]
+    return SearchResult(params=dict(best["params"]), value=float(best["value"]), metric=metric,
+                        ranges={k: [v[0], v[1]] for k, v in bounds.items()}, extensions=extensions,
+                        at_edge=at_edge, history=history, seconds=time.perf_counter() - t0)
+
+
+def _fits(spec: Range | Choice, bounds: tuple[float, float] | None, value: Any) -> bool:
+    if isinstance(spec, Choice):
+        return value in spec.options
+    return bounds is not None and bounds[0] <= float(value) <= bounds[1]
+
+
+def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    done = [h for h in history if h["state"] == "complete" and h["value"] is not None]
+    return max(done, key=lambda h: h["value"]) if done else None
+
+
+def model_objective(name: str, data: Any, fixed: dict[str, Any] | None = None,
+                    build: Callable[..., Any] | None = None) -> Objective:
+    """The objective of registry model `name`: fit on data.train with a trial's settings (plus `fixed` and the
+    space's trial settings), return validation Recall@20; epoch models report each epoch's figure."""
+    from core.models.early_stopping import validation_recall
+    from core.models.registry import build_model
+
+    space = SPACES[name]
+    make = build or (lambda **kw: build_model(name, **kw))
+    fixed = dict(fixed or {})
+
+    def objective(params: dict[str, Any], report: Report | None) -> float:
+        model = make(**{**space.trial_settings, **params, **fixed})
+
+        def progress(r: Any) -> None:
+            if report is not None and r.valid_metric is not None and math.isfinite(r.valid_metric):
+                report(r.epoch, float(r.valid_metric))
+
+        model.fit(data, progress=progress)
+        return validation_recall(lambda rows: model.score(rows), data, 20)
+
+    return objective
+
+
+def search_model(name: str, data: Any, *, fixed: dict[str, Any] | None = None,
+                 build: Callable[..., Any] | None = None, budget_seconds: float | None = None,
+                 max_trials: int | None = None, seed: int = 0, log: Log | None = None) -> SearchResult:
+    """Search registry model `name`'s space on `data`'s validation split (settings in `fixed` stay fixed)."""
+    space = SPACES.get(name)
+    if space is None:
+        raise ValueError(f"{name!r} has no declared search space; spaces exist for {sorted(SPACES)}")
+    if data.valid.nnz == 0:
+        raise ValueError("the validation split is empty: a search needs validation interactions (use a split "
+                         "with a valid share, e.g. --split random)")
+    fixed = dict(fixed or {})
+    say = log or (lambda _m: None)
+    result = search(space, model_objective(name, data, fixed, build), budget_seconds=budget_seconds,
+                    max_trials=max_trials, seed=seed, n_items=data.n_items, fixed=tuple(fixed),
+                    starts=[default_point(name)], log=lambda m: say(f"{name}: {m}"))
+    edge = f"; still at an edge: {result.at_edge}" if result.at_edge else ""
+    say(f"{name}: {result.n_trials} trials in {result.seconds:.0f} s, {len(result.extensions)} range "
+        f"extension(s); best valid {METRIC} {result.value:.4f} at {_point(result.params)}{edge}")
+    return result
+
+
+def default_point(name: str) -> dict[str, Any]:
+    """The model's default settings of its searched params: the first trial of every search (as the fusion
+    model's search starts from its hand-chosen configurations), so a search never ends below the defaults."""
+    from dataclasses import asdict
+
+    from core.models.registry import build_model
+
+    defaults = asdict(build_model(name).config)
+    return {k: defaults[k] for k in SPACES[name].params if k in defaults}
+
+
+def _point(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,143 @@
+"""The baselines' declared search spaces: a search finds an optimum outside its initial range by extending
+it, no space has a fixed top, Holm's correction and the verdict against hand-computed answers, tuned settings
+stored and reused."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from core.evaluation.holm import holm_adjust, holm_alphas
+from core.evaluation.verdict import sentence, verdict
+from core.models.collaborative import WEIGHT_GRID, _grow_top_weights
+from core.models.registry import build_model
+from core.tuning.baselines import SPACES, BaselineSpace, Choice, Range, extend, near_edge, search
+
+
+def test_search_extends_a_log_range_to_an_optimum_far_above_it() -> None:
+    # known answer: the objective peaks at 5,000, fifty times the initial top of 100
+    space = BaselineSpace({"reg": Range(1.0, 100.0, floor=1e-6)}, budget_seconds=60, max_trials=150, patience=30)
+    result = search(space, lambda p, _r: -(math.log10(p["reg"]) - math.log10(5000.0)) ** 2, seed=0)
+    assert abs(math.log10(result.params["reg"] / 5000.0)) < 0.05  # within 12% of the optimum
+    assert result.ranges["reg"][1] >= 5000.0 and result.extensions  # found by extending, and recorded
+    assert all(e["param"] == "reg" and e["to"][1] > e["from"][1] for e in result.extensions)
+    assert result.at_edge == []
+
+
+def test_search_extends_integer_and_low_edges() -> None:
+    # an integer setting peaking at 9 (initial range 1..4) and a log setting peaking at 1e-5 (initial 1e-2..1)
+    space = BaselineSpace({"layers": Range(1, 4, log=False, integer=True, floor=0),
+                           "lr": Range(1e-2, 1.0, floor=1e-12), "kind": Choice(("a", "b"))},
+                          budget_seconds=60, max_trials=160, patience=25)
+
+    def objective(p: dict, _report) -> float:
+        return -abs(p["layers"] - 9) - abs(math.log10(p["lr"]) + 5) - (p["kind"] != "b")
+
+    result = search(space, objective, seed=1)
+    assert result.params["layers"] == 9 and result.params["kind"] == "b"
+    assert abs(math.log10(result.params["lr"]) + 5) < 0.3
+    assert result.ranges["layers"][1] >= 9 and result.ranges["lr"][0] <= 1e-5
+
+
+def test_a_range_stops_only_at_a_bound_of_the_setting_itself() -> None:
+    r = Range(5, 1000, integer=True, floor=1, ceiling="items")
+    assert near_edge(990, r, 5, 1000) == "high" and near_edge(100, r, 5, 1000) is None
+    assert near_edge(5, r, 5, 1000) == "low"
+    assert extend(r, 5, 1000, "high", n_items=600) == (5, 599)  # a neighbourhood holds the other items at most
+    assert extend(r, 5, 599, "high", n_items=600) is None
+    assert extend(r, 1, 100, "low") is None  # the floor
+    shrink = Range(0.0, 100.0, log=False, floor=0.0)
+    assert extend(shrink, 0.0, 100.0, "high") == (0.0, 150.0) and extend(shrink, 0.0, 100.0, "low") is None
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_no_baseline_space_has_a_fixed_top(name: str) -> None:
+    space = SPACES[name]
+    fields = {f.name for f in dataclasses.fields(build_model(name).config)}
+    assert set(space.params) <= fields  # every searched setting is one the model has
+    for key, spec in space.params.items():
+        if isinstance(spec, Choice):
+            continue
+        assert spec.ceiling in (None, "items"), f"{name}.{key} has a fixed top"
+        low, high = spec.low, spec.high
+        for _ in range(5):  # a best point at the top always moves the top up (far past the initial one)
+            grown = extend(spec, low, high, "high", n_items=10**12)  # the items bound is the data's
+            assert grown is not None and grown[1] > high, f"{name}.{key} stops at {high}"
+            low, high = grown
+        assert high >= 2 * spec.high
+
+
+def test_every_baseline_with_settings_has_a_space() -> None:
+    assert {"ease", "als", "implicit-bpr", "itemknn", "lightgcn", "bprmf", "vbpr"} <= set(SPACES)
+    als = SPACES["als"].params
+    assert als["regularization"].low <= 1e-3 and als["regularization"].high >= 1e3  # the issue's floor
+    assert SPACES["ease"].params["reg"].high / SPACES["ease"].params["reg"].low >= 1e4  # several decades
+    assert isinstance(SPACES["itemknn"].params["similarity"], Choice)
+    assert all(SPACES[m].epochs for m in ("lightgcn", "bprmf", "vbpr"))  # pruned on their epochs
+
+
+def test_holm_against_a_hand_computed_example() -> None:
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted .005 .01 .03 .04 times 4 3 2 1 = .02 .03 .06 .04, made non-decreasing: .02 .03 .06 .06
+    assert np.allclose(holm_adjust(p), [0.03, 0.06, 0.06, 0.02])
+    # .005 ≤ .05/4 and .01 ≤ .05/3 are rejected; .03 > .05/2 stops: it and .04 get level .05/2
+    assert np.allclose(holm_alphas(p), [0.05 / 3, 0.025, 0.025, 0.0125])
+    assert np.allclose(holm_adjust([0.2]), [0.2]) and np.allclose(holm_alphas([0.2]), [0.05])
+    with pytest.raises(ValueError, match="p-values"):
+        holm_adjust([0.5, 1.5])
+
+
+def _block(values: np.ndarray) -> dict[str, list]:
+    return {"users": list(range(len(values))), "ndcg@20": values.tolist()}
+
+
+def test_verdict_names_the_strongest_on_validation_and_says_tie_or_lead() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 400)
+    per_user = {"fusion": _block(base + 0.05), "als": _block(base), "pop": _block(base - 0.3),
+                "ease": _block(base + 0.05 + rng.normal(0, 0.01, 400))}
+    # ALS is the strongest on validation: fusion leads it by .05 on every user
+    v = verdict("fusion", per_user, {"fusion": 0.5, "als": 0.45, "pop": 0.1, "ease": 0.40}, ["als", "pop", "ease"],
+                "ndcg@20", n_bootstrap=500)
+    assert v["strongest"] == "als" and v["outcome"] == "leads" and v["family"] == 3
+    assert v["difference"] == pytest.approx(0.05) and v["ci"][0] > 0
+    # EASE strongest: the same users' values up to noise, so a tie, printed as one
+    v = verdict("fusion", per_user, {"fusion": 0.5, "als": 0.45, "pop": 0.1, "ease": 0.46}, ["als", "pop", "ease"],
+                "ndcg@20", n_bootstrap=500)
+    assert v["strongest"] == "ease" and v["outcome"] == "ties" and v["ci"][0] <= 0 <= v["ci"][1]
+    assert "ties the strongest baseline, ease" in sentence(v) and "Holm-corrected" in sentence(v)
+    # the corrected interval is wider than the plain 95% one of the same resamples
+    plain = verdict("fusion", per_user, {"fusion": 0.5, "ease": 0.46}, ["ease"], "ndcg@20", n_bootstrap=500)
+    assert plain["ci"][1] - plain["ci"][0] <= v["ci"][1] - v["ci"][0]
+
+
+def test_collaborative_weights_grow_past_the_grid_top() -> None:
+    # the validation figure of a one-member blend peaks at a relative weight of 2.0, far above the grid's top
+    def blend(combo: tuple[float, ...]) -> float:
+        return -abs(math.log(combo[0] / 2.0)) if combo[0] > 0 else -10.0
+
+    best = max(((blend((w,)), (w,)) for w in WEIGHT_GRID if w), key=lambda b: b[0])
+    assert best[1] == (WEIGHT_GRID[-1],)
+    grown, extended = _grow_top_weights(blend, best, 1)
+    assert 2.0 / 1.5 <= grown[1][0] <= 2.0 * 1.5 and extended == {0: grown[1][0]}
+
+
+def test_stored_settings_round_trip_and_a_damaged_file_is_named(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from core.errors import StoreError
+    from core.tuning.baseline_store import baseline_path, load_baseline, save_baseline
+
+    store = SimpleNamespace(root=tmp_path)
+    save_baseline(store, "cat", "als", {"factors": 63, "regularization": 40.6}, {"value": 0.42}, data_hash="h1")
+    assert load_baseline(store, "cat", "als", data_hash="h1").settings == {"factors": 63, "regularization": 40.6}
+    assert load_baseline(store, "cat", "als", data_hash="other") is None  # tuned on other data: not reused
+    assert load_baseline(store, "cat", "ease") is None
+    path = baseline_path(store, "cat", "als")
+    path.write_text("{not json")
+    with pytest.raises(StoreError, match="als.json is not a readable tuned setting.*delete it"):
+        load_baseline(store, "cat", "als")
+    with pytest.raises(StoreError, match="cannot name"):
+        baseline_path(store, "cat", "../x")
