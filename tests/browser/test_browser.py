@@ -235,7 +235,10 @@ def test_tour_keys_work_in_a_fresh_tab_and_after_the_notes_button(studio_page, s
     try:
         pg.goto(f"{studio}/tour")
         step_heading(pg, 0).wait_for()
-        pg.keyboard.press("ArrowRight")  # no click first, no waiting for the run to end
+        # the key script is drawn before the step's heading; once it is in the page, a key is kept until the
+        # buttons exist. No click first, no waiting for the run to end
+        pg.wait_for_function("window.__prismArrowKeys === true")
+        pg.keyboard.press("ArrowRight")
         step_heading(pg, 1).wait_for()
         idle(pg)
         pg.keyboard.press("ArrowLeft")
