@@ -192,8 +192,9 @@ def explanation_sentences(title: str, score: float, base_value: float, shapley: 
         if details:
             sentences.append(f"Within {LABELS.get(m, m) if m != 'text' else 'its text'}, {_join(details)} "
                              "raised it most.")
-        if m != "text" and "text" in shapley and shapley["text"] > 0 and _top_words(tokens):
-            sentences.append(f"Its text adds {shapley['text']:+.3f}, most through {_join(_top_words(tokens))}.")
+        text_shown = next((v for p, v in shown if p.key == "text"), 0.0)  # as the sum sentence prints it
+        if m != "text" and text_shown > 0 and _top_words(tokens):
+            sentences.append(f"Its text adds {_num(text_shown)}, most through {_join(_top_words(tokens))}.")
     if lowering:
         sentences.append("Held back by " + _join([f"{p.label} ({_num(v)})" for p, v in lowering]) + ".")
     sentences.append(score_sum_sentence(score, parts))
@@ -222,18 +223,23 @@ def card_parts(rec: Any) -> list[ScorePart]:
 
 def card_sentence(rec: Any) -> str:
     """One plain sentence for a result card: what brought the item here, the largest parts first, with
-    their shares of all that moved its score."""
+    their shares of all that moved its score, and every part that held it back."""
     parts = card_parts(rec)
     shares = part_shares(parts)
-    raising = [(p, v) for p, v in _shown(parts, float(rec.score)) if v > 0]
+    shown = _shown(parts, float(rec.score))
+    raising = [(p, v) for p, v in shown if v > 0]
+    lowering = [p for p, v in shown if v < 0]
+    held = (f"; held back by {_join([f'{p.label} ({_pct(shares[p.key])})' for p in lowering])}"
+            if lowering else "")
     if not raising:
-        return "Nothing in particular raised it: every part of its score was small or negative."
+        return ("Nothing in particular raised it: every part of its score was small or negative"
+                + held + ".")
     # the two largest, and the closest match whenever it counts: it is why an item is first
     named = [p for i, (p, _) in enumerate(raising) if i < 2 or p.key == "closest_match"]
     rest = [p for p, _ in raising if p not in named]
     said = _join([f"{p.label} ({_pct(shares[p.key])})" for p in named])
     return (f"Brought here by {said}" + (f"; {len(rest)} smaller part{'s' * (len(rest) != 1)} added the rest"
-                                         if rest else "") + ".")
+                                         if rest else "") + held + ".")
 
 
 def score_table(recs: Sequence[Any]) -> pd.DataFrame:
