@@ -9,6 +9,25 @@ import pytest
 
 from tests.app.conftest import goto, plotly_values, sample
 
+IMPORTED = ("mini", "masked", "masked2")  # the catalogs the import tests store beside the shared demo
+
+
+@pytest.fixture
+def imports_removed():
+    """Removes the catalogs an import test stored, before and after it, so no test depends on which import
+    test ran first (a second import under a taken name is refused)."""
+    from core.workspace import remove_catalog
+    from ui.loaders import store
+
+    def clean() -> None:
+        for name in IMPORTED:
+            if store().has_catalog(name):
+                remove_catalog(store(), name)
+
+    clean()
+    yield
+    clean()
+
 
 def test_browse_search_and_map(app):
     goto(app, "catalog")
@@ -108,7 +127,7 @@ def test_bad_import_shows_error_and_changes_nothing(app):
     assert store().list_catalogs()["name"].tolist() == before
 
 
-def test_good_import_reports_counts(app):
+def test_good_import_reports_counts(app, imports_removed):
     from ui.loaders import store
 
     goto(app, "catalog")
@@ -125,11 +144,10 @@ def test_good_import_reports_counts(app):
     assert any("Imported" in s.value for s in app.success)
 
 
-def test_switching_to_a_catalog_without_interactions_opens_it_content_only(app):
+def test_switching_to_a_catalog_without_interactions_opens_it_content_only(app, imports_removed):
     from ui.loaders import store
 
-    if "mini" not in store().list_catalogs()["name"].tolist():
-        test_good_import_reports_counts(app)
+    test_good_import_reports_counts(app, None)  # "mini", without interactions, imported in this test
     assert len(store().load_catalog("mini").interactions) == 0
     goto(app, "catalog")
     app.session_state["catalog_name"] = "mini"  # as the sidebar picker would set it
@@ -151,7 +169,7 @@ def _import(app, archive: bytes, file_name: str, name: str = ""):
     return " ".join(e.value for e in app.error)
 
 
-def test_unusable_media_are_masked_and_reported_with_a_csv(app):
+def test_unusable_media_are_masked_and_reported_with_a_csv(app, imports_removed):
     from ui.loaders import store
 
     goto(app, "catalog")
