@@ -59,8 +59,8 @@ def sidebar(ws, catalog_names: list[str]) -> None:
         for field_name, enc_id in ws.embeddings.encoder_ids.items():
             modality = ws.embeddings.modality_of.get(field_name, "")
             lines.append(f'<span class="prism-dot" style="background:{modality_color(modality)}"></span> '
-                         f'<b>{html.escape(field_name)}</b> — '
-                         f'{html.escape(backend_label(enc_id))}<br><code>{html.escape(enc_id)}</code>')
+                         f'<b>{html_text(field_name)}</b> — '
+                         f'{html_text(backend_label(enc_id))}<br><code>{html_text(enc_id)}</code>')
         st.markdown(f'<div class="prism-sidebar-small">{"<br>".join(lines)}</div>', unsafe_allow_html=True)
         st.markdown("**Active model**")
         cfg = ws.model_config or {}
