@@ -95,7 +95,8 @@ reference = loaders.reference_eval_status(ws)
 if reference and reference["state"] == "running":
     _reference_progress()
 elif reference and reference["state"] == "failed":
-    st.warning(f"The background evaluation of the demo failed ({reference['error']}); start one in "
+    failure = components.md_escape(components.without_server_paths(reference["error"]))  # it may name files
+    st.warning(f"The background evaluation of the demo failed ({failure}); start one in "
                "*New evaluation*.", icon=":material/warning:")
 
 runs = loaders.runs_frame(ws.root, catalog.name, loaders.runs_stamp(st_store, catalog.name))

@@ -106,3 +106,21 @@ def test_new_evaluation_gives_the_verdict_against_the_strongest_tuned_baseline(a
     assert any("Verdict against the strongest baseline" in m.value for m in app.markdown)
     if stored_before is None:  # EASE was searched on validation for this run; on the demo, stored for no one
         assert load_baseline(store(), "demo", "ease") is None
+
+
+def test_a_failed_background_evaluation_is_reported_as_text(app, app_env):
+    """The failure's message may hold names from data: shown escaped, without the server's paths."""
+    import html
+
+    from ui import loaders
+
+    key = (app_env["PRISM_DATA_DIR"], "demo")
+    loaders._REFERENCE_JOBS[key] = {"state": "failed", "done": 0, "total": 3, "current": "itemknn",
+                                    "error": "clip [x](javascript:alert(1)) **bold** cannot be read"}
+    try:
+        goto(app, "evaluate")
+        warning = next(w.value for w in app.warning if "background evaluation of the demo failed" in w.value)
+        assert "](" not in warning and "**bold**" not in warning
+        assert "[x](javascript:alert(1)) **bold**" in html.unescape(warning.replace("\\", ""))
+    finally:
+        loaders._REFERENCE_JOBS.pop(key, None)
