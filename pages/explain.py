@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.narration import relative_scores, score_parts, sentences_for
+from core.narration import relative_scores, rounded_parts, score_parts, sentences_for
 from core.recommend import Query
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
@@ -139,8 +139,11 @@ with head[1]:
               help=f"Raw score {exp.score:.3f} (the exact numbers are under “Raw numbers” below)")
     m2.metric("Score", f"{exp.score:.3f}",
               help="What the model ranks by: the sum of the parts below (the waterfall builds it up)")
-    m3.metric("Largest part", largest.label.removeprefix("its ").removeprefix("being ").capitalize() if largest else "—",
-              f"{largest.value:+.3f}" if largest else None,
+    largest_name = components.name_query(largest.label, noun).removeprefix("its ").removeprefix("being ") \
+        if largest else "—"
+    largest_shown = rounded_parts([p.value for p in pieces], exp.score)[0] if largest else 0.0  # as the sum prints it
+    m3.metric("Largest part", largest_name[:1].upper() + largest_name[1:],
+              f"{largest_shown:+.3f}" if largest else None,
               help="The part of the score that moved it most, modality or not (listening history, the "
                    "popularity prior and items like your upload count too)")
     deletion = getattr(exp, "deletion", None)

@@ -102,3 +102,26 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Rank"] == f"#1 of {len(app.session_state['result'].items)}"
     assert "What does this mean?" in texts(app)
+    # the headline's largest part is the sum sentence's first, named and printed as the sentence says it
+    _, named = read_sum_on_page(app)
+    largest = next(m for m in app.metric if m.label == "Largest part")
+    assert largest.value.lower() == named[0][1].removeprefix("its ").removeprefix("being ").lower()
+    assert largest.delta == f"{named[0][0] / 1000:+.3f}" and "upload" not in largest.value
+
+
+def test_the_largest_part_headline_names_the_query_by_what_it_is(app):
+    """With "items like the query" at its top weight, that term is the largest part: the headline calls it
+    what the sentences and the chart call it ("items like your text"), never "your upload"."""
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("calm piano about the rain")
+    app.button(key="q_submit").click().run()
+    like = app.slider(key="opt_like")
+    like.set_value(like.max).run()
+    app.slider(key="opt_similarity").set_value(0.0).run()
+    top = app.session_state["result"].items[0]
+    app.session_state["explain_target"] = {"item_id": top.item_id, "mode": "query", "catalog": "demo"}
+    goto(app, "explain")
+    _, named = read_sum_on_page(app)
+    assert named[0][1] == "items like your text", named  # the largest part, first in the sum sentence
+    largest = next(m for m in app.metric if m.label == "Largest part")
+    assert largest.value == "Items like your text" and largest.delta == f"{named[0][0] / 1000:+.3f}"
