@@ -177,13 +177,14 @@ with left:
                    f"the item offset ({exp.offset:+.4f}) up; history + modalities + terms = score − item offset "
                    f"({exp.score - exp.offset:+.4f}).")
     if terms:
-        st.caption(f"Exact Shapley values with the {len(shapley)} modalities and the popularity prior as players "
-                   f"(all {2 ** (len(shapley) + len(terms))} coalitions). The prior adds the same amount whatever "
-                   "else is present, so its Shapley value is exactly its term, weight × prior "
+        named = "the popularity prior" if list(terms) == ["prior"] else f"{len(terms)} named terms"
+        st.caption(f"Exact Shapley values with the {len(shapley)} modalities and {named} as players "
+                   f"(all {2 ** (len(shapley) + len(terms))} coalitions). A named term adds the same amount whatever "
+                   "else is present, so its Shapley value is exactly the term, its weight × its value "
                    f"({', '.join(f'{term_labels.get(t, t)}: {v:+.4f}' for t, v in terms.items())}), and the "
                    f"modality values are what they would be without it. All together: {total:+.4f} = score − base "
-                   f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = prior; hatched bars lower "
-                   "the score.")
+                   f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = named terms; hatched bars "
+                   "lower the score.")
         similarity = dict(getattr(exp, "similarity", {}) or {})
         name_like = components.name_query("items like your upload", noun)
         if similarity:

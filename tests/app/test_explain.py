@@ -87,7 +87,8 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     assert y[-3] == pytest.approx(top.terms["like_upload"], abs=1e-6)
     assert y[-2] == pytest.approx(top.terms["closest_match"], abs=1e-6)
     assert y[0] + sum(y[1:-1]) == pytest.approx(y[-1], abs=1e-4) and y[-1] == pytest.approx(top.score, abs=1e-4)
-    assert "popularity prior as players" in texts(app)
+    assert "modalities and 3 named terms as players" in texts(app)  # the prior, items like it, the closest match
+    assert "weight × prior" not in texts(app)  # only the prior is a prior
     # the page's sentences in plain words add up to the score shown and name every part, largest first
     from core.narration import score_parts, sentences_for
     from tests.test_narration import check_adds_up
