@@ -159,7 +159,7 @@ def draw_query(out: QueryOutcome) -> None:
     stage = out.stages[labels.index(chosen)]
     row = st.columns([1, 1, 4], gap="medium", vertical_alignment="center")
     if stage.query.images:
-        row[0].image(stage.query.images[-1].data, caption=stage.query.images[-1].name, width=120)
+        row[0].image(stage.query.images[-1].data, caption=md_escape(stage.query.images[-1].name), width=120)
     if stage.query.audio:
         row[1].audio(stage.query.audio[-1].data)
         row[1].caption(md_escape(stage.query.audio[-1].name))
