@@ -12,14 +12,8 @@ import pandas as pd
 
 LABELS = {"text": "text", "image": "cover", "audio": "audio"}
 _TEMPO_BAND = re.compile(r"^tempo ≈ (\d+) BPM$")
-DOMINANT_SHARE = 0.6  # one modality with at least this share of |Shapley| "mostly" explains the score
-EVEN_SHARE = 0.45  # no modality above this share: the reasons are spread
-
-
-def modality_shares(shapley: Mapping[str, float]) -> dict[str, float]:
-    """Each modality's share of the summed absolute Shapley values (0 everywhere when all are 0)."""
-    total = sum(abs(float(v)) for v in shapley.values())
-    return {m: (abs(float(v)) / total if total > 0 else 0.0) for m, v in shapley.items()}
+DOMINANT_SHARE = 0.6  # one part with at least this share of all that moved the score "mostly" explains it
+EVEN_SHARE = 0.45  # no part above this share: the reasons are spread
 
 
 def feature_phrase(feature: str, value: float) -> str:
