@@ -239,6 +239,7 @@ with tab_new:
         from core.evaluation.protocol import run_evaluation
         from core.evaluation.splits import build_interaction_data
         from core.models.registry import build_model
+        from core.sharing import browser_may_change
 
         saved = []
         with st.status(f"Evaluating {len(models)} model(s) on {catalog.name}…", expanded=True) as status:
@@ -254,17 +255,18 @@ with tab_new:
                 from core.tuning import resolve_fusion_config
 
                 tune_bar = st.progress(0.0, text="fusion configuration: the catalog's tuned one")
+                shared = browser_may_change(catalog.name)  # a short tune is stored only where allowed
                 try:
                     base, source = resolve_fusion_config(
                         st_store, catalog, ws.embeddings, data,
-                        progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m))
+                        progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m),
+                        persist=shared.allowed, not_stored_why=shared.reason)
                 except (PrismError, ValueError) as e:
                     status.update(label="No fusion configuration could be chosen", state="error")
                     components.show_error(e, "Tuning")
                     st.stop()
                 st.write(f":material/tune: Fusion configuration: {source}")
             from core.evaluation.protocol import evaluate as evaluate_on
-            from core.sharing import browser_may_change
             from core.tuning.baseline_store import resolve_baseline
             from core.tuning.baselines import SPACES
 
