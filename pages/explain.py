@@ -145,7 +145,7 @@ with head[1]:
     m3.metric("Largest part", largest_name[:1].upper() + largest_name[1:],
               f"{largest_shown:+.3f}" if largest else None,
               help="The part of the score that moved it most, modality or not (listening history, the "
-                   "popularity prior and items like your upload count too)")
+                   f"popularity prior and {components.name_query('items like your upload', noun)} count too)")
     deletion = getattr(exp, "deletion", None)
     if deletion is not None:
         m4.metric(f"Rank without {MODALITY_LABELS.get(deletion.modality, deletion.modality).lower()}",
