@@ -53,6 +53,31 @@ def _join(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def query_noun(query: Any) -> str:
+    """What a query is, in the words a card uses for it: "your text", "your image", "your clip", "your text
+    and image", "your liked tracks"; "your query" when it cannot tell."""
+    if query is None:
+        return "your query"
+    parts = []
+    if (getattr(query, "text", "") or "").strip():
+        parts.append("text")
+    images, clips = len(getattr(query, "images", []) or []), len(getattr(query, "audio", []) or [])
+    if images:
+        parts.append("images" if images > 1 else "image")
+    if clips:
+        parts.append("clips" if clips > 1 else "clip")
+    if getattr(query, "liked", None):
+        parts.append("liked tracks")
+    if not parts:
+        return "your query"
+    return "your " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+
+
+def name_query(label: str, noun: str) -> str:
+    """A term's label with the query named by what it is ("items like your upload" -> "items like your text")."""
+    return str(label).replace("your upload", noun).replace("the upload", noun.replace("your ", "the ", 1))
+
+
 @dataclass(frozen=True)
 class ScorePart:
     """One additive part of a score as the studio says it: a key, words for it, its value and a detail."""

@@ -618,6 +618,7 @@ class TourRun:
     # -- the report of the tour ----------------------------------------------------------------------
     def report(self) -> Any:
         """ReportData of every step run so far: narration, the last ranking, the explained items, the runs."""
+        from core.narration import query_noun
         from core.report.data import (ReportData, ReportSection, explained_from, items_from_result,
                                       query_from)
 
@@ -635,7 +636,8 @@ class TourRun:
                 data.query, data.items = query_from(out.last.query), items_from_result(out.last.result)
                 paragraphs += out.notes
             elif isinstance(out, ExplainOutcome):
-                data.explained.append(explained_from(ctx.catalog, out.explanation))
+                noun = query_noun(out.stage.query)  # "your text, image and clip", as the page names it
+                data.explained.append(explained_from(ctx.catalog, out.explanation, noun))
             elif isinstance(out, FeedbackOutcome):
                 paragraphs.append(out.sentence)
                 data.query, data.items = query_from(out.query), items_from_result(out.result)

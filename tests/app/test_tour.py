@@ -62,6 +62,7 @@ def test_every_demo_tour_step_renders(app):
     text = render_report(report, run.ctx.catalog)
     assert len(text.encode("utf-8")) < 10_000_000
     assert f"waterfall:{explain.explanation.item_id}" in text
+    assert "your upload" not in text  # the query named as the tour's page names it
     assert html.escape(feedback.sentence.split(":")[0]) in text
     # Back returns; presenter notes are hidden until asked for, and hide again
     notes = load_tour(TOURS_DIR / "demo.yaml").steps[-2].notes
