@@ -6,7 +6,6 @@ import html
 import zlib
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 

@@ -186,6 +186,18 @@ MAX_CONFIG_BYTES = 1 << 20  # a --config settings file (JSON)
 MAX_CONFIG_DEPTH = 2  # {"als": {"factors": 128}} is as deep as settings go
 
 
+def nesting_depth(value: object) -> int:
+    """Nesting depth of parsed JSON or YAML (1 for a flat object or list, 0 for a scalar), walked without
+    recursion, so a deeply nested file cannot exhaust the stack."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        node, level = todo.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level + 1)
+            todo += [(v, level + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
 def check_bounded(value: object, bound: Bound, option: str) -> int | float:
     """`value` (a number, or text holding one) as an int or float inside `bound`; OptionError naming `option`
     and the allowed range otherwise. Booleans, NaN and infinities are refused."""

@@ -12,14 +12,8 @@ import pandas as pd
 
 LABELS = {"text": "text", "image": "cover", "audio": "audio"}
 _TEMPO_BAND = re.compile(r"^tempo ≈ (\d+) BPM$")
-DOMINANT_SHARE = 0.6  # one modality with at least this share of |Shapley| "mostly" explains the score
-EVEN_SHARE = 0.45  # no modality above this share: the reasons are spread
-
-
-def modality_shares(shapley: Mapping[str, float]) -> dict[str, float]:
-    """Each modality's share of the summed absolute Shapley values (0 everywhere when all are 0)."""
-    total = sum(abs(float(v)) for v in shapley.values())
-    return {m: (abs(float(v)) / total if total > 0 else 0.0) for m, v in shapley.items()}
+DOMINANT_SHARE = 0.6  # one part with at least this share of all that moved the score "mostly" explains it
+EVEN_SHARE = 0.45  # no part above this share: the reasons are spread
 
 
 def feature_phrase(feature: str, value: float) -> str:
@@ -57,6 +51,31 @@ def _join(parts: Sequence[str]) -> str:
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def query_noun(query: Any) -> str:
+    """What a query is, in the words a card uses for it: "your text", "your image", "your clip", "your text
+    and image", "your liked tracks"; "your query" when it cannot tell."""
+    if query is None:
+        return "your query"
+    parts = []
+    if (getattr(query, "text", "") or "").strip():
+        parts.append("text")
+    images, clips = len(getattr(query, "images", []) or []), len(getattr(query, "audio", []) or [])
+    if images:
+        parts.append("images" if images > 1 else "image")
+    if clips:
+        parts.append("clips" if clips > 1 else "clip")
+    if getattr(query, "liked", None):
+        parts.append("liked tracks")
+    if not parts:
+        return "your query"
+    return "your " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+
+
+def name_query(label: str, noun: str) -> str:
+    """A term's label with the query named by what it is ("items like your upload" -> "items like your text")."""
+    return str(label).replace("your upload", noun).replace("the upload", noun.replace("your ", "the ", 1))
 
 
 @dataclass(frozen=True)
@@ -192,8 +211,9 @@ def explanation_sentences(title: str, score: float, base_value: float, shapley: 
         if details:
             sentences.append(f"Within {LABELS.get(m, m) if m != 'text' else 'its text'}, {_join(details)} "
                              "raised it most.")
-        if m != "text" and "text" in shapley and shapley["text"] > 0 and _top_words(tokens):
-            sentences.append(f"Its text adds {shapley['text']:+.3f}, most through {_join(_top_words(tokens))}.")
+        text_shown = next((v for p, v in shown if p.key == "text"), 0.0)  # as the sum sentence prints it
+        if m != "text" and text_shown > 0 and _top_words(tokens):
+            sentences.append(f"Its text adds {_num(text_shown)}, most through {_join(_top_words(tokens))}.")
     if lowering:
         sentences.append("Held back by " + _join([f"{p.label} ({_num(v)})" for p, v in lowering]) + ".")
     sentences.append(score_sum_sentence(score, parts))
@@ -222,18 +242,23 @@ def card_parts(rec: Any) -> list[ScorePart]:
 
 def card_sentence(rec: Any) -> str:
     """One plain sentence for a result card: what brought the item here, the largest parts first, with
-    their shares of all that moved its score."""
+    their shares of all that moved its score, and every part that held it back."""
     parts = card_parts(rec)
     shares = part_shares(parts)
-    raising = [(p, v) for p, v in _shown(parts, float(rec.score)) if v > 0]
+    shown = _shown(parts, float(rec.score))
+    raising = [(p, v) for p, v in shown if v > 0]
+    lowering = [p for p, v in shown if v < 0]
+    held = (f"; held back by {_join([f'{p.label} ({_pct(shares[p.key])})' for p in lowering])}"
+            if lowering else "")
     if not raising:
-        return "Nothing in particular raised it: every part of its score was small or negative."
+        return ("Nothing in particular raised it: every part of its score was small or negative"
+                + held + ".")
     # the two largest, and the closest match whenever it counts: it is why an item is first
     named = [p for i, (p, _) in enumerate(raising) if i < 2 or p.key == "closest_match"]
     rest = [p for p, _ in raising if p not in named]
     said = _join([f"{p.label} ({_pct(shares[p.key])})" for p in named])
     return (f"Brought here by {said}" + (f"; {len(rest)} smaller part{'s' * (len(rest) != 1)} added the rest"
-                                         if rest else "") + ".")
+                                         if rest else "") + held + ".")
 
 
 def score_table(recs: Sequence[Any]) -> pd.DataFrame:

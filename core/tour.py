@@ -18,6 +18,7 @@ from typing import Any
 
 from core.catalog.model import Catalog
 from core.errors import PrismError
+from core.limits import nesting_depth
 from core.paths import REPO_ROOT
 
 TOURS_DIR = REPO_ROOT / "assets" / "tours"
@@ -205,17 +206,6 @@ def _tour_loader() -> type:
     return TourLoader
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON (1 for a flat mapping), walked without recursion."""
-    deepest, todo = 0, [(value, 0)]
-    while todo:
-        node, level = todo.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, level + 1)
-            todo += [(v, level + 1) for v in (node.values() if isinstance(node, dict) else node)]
-    return deepest
-
-
 def _parse(text: str, source: str) -> Any:
     if source.lower().endswith(".json"):
         try:
@@ -224,9 +214,9 @@ def _parse(text: str, source: str) -> Any:
             raise TourError(f"tour {source}: not valid JSON ({e})") from e
         except RecursionError:
             raise TourError(f"tour {source}: nested more than {MAX_TOUR_DEPTH} levels deep") from None
-        if _depth(raw) > MAX_TOUR_DEPTH:
-            raise TourError(f"tour {source}: nested {_depth(raw)} levels deep, at most {MAX_TOUR_DEPTH}; a tour is "
-                            "a list of steps, each a mapping of fields")
+        if nesting_depth(raw) > MAX_TOUR_DEPTH:
+            raise TourError(f"tour {source}: nested {nesting_depth(raw)} levels deep, at most {MAX_TOUR_DEPTH}; a "
+                            "tour is a list of steps, each a mapping of fields")
         return raw
     import yaml
 
@@ -628,6 +618,7 @@ class TourRun:
     # -- the report of the tour ----------------------------------------------------------------------
     def report(self) -> Any:
         """ReportData of every step run so far: narration, the last ranking, the explained items, the runs."""
+        from core.narration import query_noun
         from core.report.data import (ReportData, ReportSection, explained_from, items_from_result,
                                       query_from)
 
@@ -645,7 +636,8 @@ class TourRun:
                 data.query, data.items = query_from(out.last.query), items_from_result(out.last.result)
                 paragraphs += out.notes
             elif isinstance(out, ExplainOutcome):
-                data.explained.append(explained_from(ctx.catalog, out.explanation))
+                noun = query_noun(out.stage.query)  # "your text, image and clip", as the page names it
+                data.explained.append(explained_from(ctx.catalog, out.explanation, noun))
             elif isinstance(out, FeedbackOutcome):
                 paragraphs.append(out.sentence)
                 data.query, data.items = query_from(out.query), items_from_result(out.result)

@@ -95,7 +95,8 @@ reference = loaders.reference_eval_status(ws)
 if reference and reference["state"] == "running":
     _reference_progress()
 elif reference and reference["state"] == "failed":
-    st.warning(f"The background evaluation of the demo failed ({reference['error']}); start one in "
+    failure = components.md_escape(components.without_server_paths(reference["error"]))  # it may name files
+    st.warning(f"The background evaluation of the demo failed ({failure}); start one in "
                "*New evaluation*.", icon=":material/warning:")
 
 runs = loaders.runs_frame(ws.root, catalog.name, loaders.runs_stamp(st_store, catalog.name))
@@ -238,6 +239,7 @@ with tab_new:
         from core.evaluation.protocol import run_evaluation
         from core.evaluation.splits import build_interaction_data
         from core.models.registry import build_model
+        from core.sharing import browser_may_change
 
         saved = []
         with st.status(f"Evaluating {len(models)} model(s) on {catalog.name}…", expanded=True) as status:
@@ -253,17 +255,18 @@ with tab_new:
                 from core.tuning import resolve_fusion_config
 
                 tune_bar = st.progress(0.0, text="fusion configuration: the catalog's tuned one")
+                shared = browser_may_change(catalog.name)  # a short tune is stored only where allowed
                 try:
                     base, source = resolve_fusion_config(
                         st_store, catalog, ws.embeddings, data,
-                        progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m))
+                        progress=lambda d, t, m: tune_bar.progress(min(1.0, d / max(t, 1)), text=m),
+                        persist=shared.allowed, not_stored_why=shared.reason)
                 except (PrismError, ValueError) as e:
                     status.update(label="No fusion configuration could be chosen", state="error")
                     components.show_error(e, "Tuning")
                     st.stop()
                 st.write(f":material/tune: Fusion configuration: {source}")
             from core.evaluation.protocol import evaluate as evaluate_on
-            from core.sharing import browser_may_change
             from core.tuning.baseline_store import resolve_baseline
             from core.tuning.baselines import SPACES
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.narration import relative_scores, score_parts, sentences_for
+from core.narration import relative_scores, rounded_parts, score_parts, sentences_for
 from core.recommend import Query
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
@@ -139,10 +139,13 @@ with head[1]:
               help=f"Raw score {exp.score:.3f} (the exact numbers are under “Raw numbers” below)")
     m2.metric("Score", f"{exp.score:.3f}",
               help="What the model ranks by: the sum of the parts below (the waterfall builds it up)")
-    m3.metric("Largest part", largest.label.removeprefix("its ").removeprefix("being ").capitalize() if largest else "—",
-              f"{largest.value:+.3f}" if largest else None,
+    largest_name = components.name_query(largest.label, noun).removeprefix("its ").removeprefix("being ") \
+        if largest else "—"
+    largest_shown = rounded_parts([p.value for p in pieces], exp.score)[0] if largest else 0.0  # as the sum prints it
+    m3.metric("Largest part", largest_name[:1].upper() + largest_name[1:],
+              f"{largest_shown:+.3f}" if largest else None,
               help="The part of the score that moved it most, modality or not (listening history, the "
-                   "popularity prior and items like your upload count too)")
+                   f"popularity prior and {components.name_query('items like your upload', noun)} count too)")
     deletion = getattr(exp, "deletion", None)
     if deletion is not None:
         m4.metric(f"Rank without {MODALITY_LABELS.get(deletion.modality, deletion.modality).lower()}",
@@ -174,13 +177,14 @@ with left:
                    f"the item offset ({exp.offset:+.4f}) up; history + modalities + terms = score − item offset "
                    f"({exp.score - exp.offset:+.4f}).")
     if terms:
-        st.caption(f"Exact Shapley values with the {len(shapley)} modalities and the popularity prior as players "
-                   f"(all {2 ** (len(shapley) + len(terms))} coalitions). The prior adds the same amount whatever "
-                   "else is present, so its Shapley value is exactly its term, weight × prior "
+        named = "the popularity prior" if list(terms) == ["prior"] else f"{len(terms)} named terms"
+        st.caption(f"Exact Shapley values with the {len(shapley)} modalities and {named} as players "
+                   f"(all {2 ** (len(shapley) + len(terms))} coalitions). A named term adds the same amount whatever "
+                   "else is present, so its Shapley value is exactly the term, its weight × its value "
                    f"({', '.join(f'{term_labels.get(t, t)}: {v:+.4f}' for t, v in terms.items())}), and the "
                    f"modality values are what they would be without it. All together: {total:+.4f} = score − base "
-                   f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = prior; hatched bars lower "
-                   "the score.")
+                   f"({exp.score - exp.base_value:+.4f}). Bar colour = modality, grey = named terms; hatched bars "
+                   "lower the score.")
         similarity = dict(getattr(exp, "similarity", {}) or {})
         name_like = components.name_query("items like your upload", noun)
         if similarity:

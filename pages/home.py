@@ -1,8 +1,6 @@
 """Home: what Prism does, the active catalog and encoders, a one-click demo query, where to go next."""
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
 from ui import components, loaders
@@ -53,10 +51,11 @@ with right:
     rows = []
     for field_name, enc_id in ws.embeddings.encoder_ids.items():
         modality = ws.embeddings.modality_of.get(field_name, "")
+        field, backend = components.html_text(field_name), components.html_text(components.backend_label(enc_id))
         rows.append(f'<div style="margin-bottom:.45rem"><span class="prism-chip" '
                     f'style="background:{modality_color(modality)}">{MODALITY_LABELS.get(modality, modality)}'
-                    f'</span><b>{html.escape(field_name)}</b> — {html.escape(components.backend_label(enc_id))}'
-                    f'<br><code style="font-size:.78rem">{html.escape(enc_id)}</code></div>')
+                    f'</span><b>{field}</b> — {backend}'
+                    f'<br><code style="font-size:.78rem">{components.html_text(enc_id)}</code></div>')
     st.markdown("".join(rows), unsafe_allow_html=True)
     if any("aisfx" in enc_id.lower() for enc_id in ws.embeddings.encoder_ids.values()):
         st.caption("Audio embeddings: aiSFX (Ma & Lerch, ISMIR 2022), weights © 2022 A. B. Ma and A. Lerch, "

@@ -335,10 +335,12 @@ for start in range(0, len(result.items), PER_ROW):
                                    noun=components.query_noun(query))
 
 with st.expander("Raw numbers"):
-    st.dataframe(score_table(result.items), hide_index=True)
-    st.caption("score = listening history + item offset + each modality (its similarity to your upload "
+    noun = components.query_noun(query)  # named as on the cards: "your text", "your image and clip"…
+    raw = score_table(result.items)
+    st.dataframe(raw.rename(columns=lambda c: components.name_query(c, noun)), hide_index=True)
+    st.caption(f"score = listening history + item offset + each modality (its similarity to {noun} "
                "included) + each named term; “… similarity” columns are the part of that modality's value that "
-               "is how close the item is to your query as that modality's encoder reads them (cosine × its weight).")
+               f"is how close the item is to {noun} as that modality's encoder reads them (cosine × its weight).")
 
 # -- a report of this query: ranking, the items explained so far, the stored runs ------------------------
 from ui.reports import download_report, query_report  # noqa: E402

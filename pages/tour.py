@@ -94,9 +94,9 @@ if show_notes and step.notes:
 
 
 # -- drawing the outcomes -------------------------------------------------------------------------------------
-def cards(result, had_previous: bool = False) -> None:
+def cards(result, had_previous: bool = False, noun: str = "your query") -> None:
     """Ranked items as compact cards: cover, rank (and its change), title, score as a share of #1's (raw on
-    hover), modality bar and one sentence on what brought the item here."""
+    hover), modality bar and one sentence on what brought the item here, the query named by `noun`."""
     relative = relative_scores([r.score for r in result.items])
     for start in range(0, len(result.items), PER_ROW):
         cols = st.columns(PER_ROW, gap="small")
@@ -105,6 +105,7 @@ def cards(result, had_previous: bool = False) -> None:
             with col.container(border=True):
                 components.item_image(catalog, item)
                 badge = rank_change(rec.rank, rec.previous_rank, had_previous)
+                sentence = components.name_query(card_sentence(rec), noun)
                 st.markdown(f'<div class="prism-card-title"><span class="prism-rankno">{rec.rank}</span>'
                             f'{html_text(item.title)}{badge}</div>'
                             f'<div class="prism-card-meta">{html_text(components.item_subtitle(item))}</div>'
@@ -112,7 +113,7 @@ def cards(result, had_previous: bool = False) -> None:
                                '</span>' if share is not None else
                                f'<span class="prism-score">score {rec.score:.3f}</span>')
                             + f'{modality_bar(dict(rec.modality_weights))}'
-                            f'<div class="prism-card-meta">{html_text(card_sentence(rec))}</div>',
+                            f'<div class="prism-card-meta">{html_text(sentence)}</div>',
                             unsafe_allow_html=True)
 
 
@@ -158,7 +159,7 @@ def draw_query(out: QueryOutcome) -> None:
     stage = out.stages[labels.index(chosen)]
     row = st.columns([1, 1, 4], gap="medium", vertical_alignment="center")
     if stage.query.images:
-        row[0].image(stage.query.images[-1].data, caption=stage.query.images[-1].name, width=120)
+        row[0].image(stage.query.images[-1].data, caption=md_escape(stage.query.images[-1].name), width=120)
     if stage.query.audio:
         row[1].audio(stage.query.audio[-1].data)
         row[1].caption(md_escape(stage.query.audio[-1].name))
@@ -166,7 +167,7 @@ def draw_query(out: QueryOutcome) -> None:
     row[2].caption(f"Query modalities: {', '.join(used) or '—'} · {len(stage.result.items)} results")
     for note in out.notes:
         st.info(md_escape(note), icon=":material/info:")
-    cards(stage.result)
+    cards(stage.result, noun=components.query_noun(stage.query))
 
 
 def draw_explain(out: ExplainOutcome) -> None:
@@ -176,14 +177,14 @@ def draw_explain(out: ExplainOutcome) -> None:
     with head:
         components.item_image(catalog, item)
         components.item_audio(catalog, item)
-    with body:
-        st.markdown(f"**{md_escape(item.title)}** — {md_escape(components.item_subtitle(item))}")
-        for sentence in out.sentences:
-            st.markdown(f"- {md_escape(sentence)}")
-    left, right = st.columns([3, 2], gap="large")
-    history = float(getattr(exp, "history", 0.0) or 0.0)
     asked = [o for i, o in sorted(run.outcomes.items()) if i < index and isinstance(o, QueryOutcome)]
     noun = components.query_noun(asked[-1].last.query) if asked else "your query"  # "your text, image and clip"
+    with body:
+        st.markdown(f"**{md_escape(item.title)}** — {md_escape(components.item_subtitle(item))}")
+        for sentence in out.sentences:  # the query named as the chart below names it
+            st.markdown(f"- {md_escape(components.name_query(sentence, noun))}")
+    left, right = st.columns([3, 2], gap="large")
+    history = float(getattr(exp, "history", 0.0) or 0.0)
     labels = {t: components.name_query(label, noun) for t, label in dict(exp.term_labels).items()}
     left.plotly_chart(charts.shapley_waterfall(exp.base_value, dict(exp.modality_shapley), exp.score,
                                                terms=dict(exp.terms), term_labels=labels,
@@ -202,7 +203,7 @@ def draw_explain(out: ExplainOutcome) -> None:
 
 def draw_feedback(out: FeedbackOutcome) -> None:
     st.markdown(md_escape(out.sentence))
-    cards(out.result, had_previous=True)
+    cards(out.result, had_previous=True, noun=components.query_noun(out.query))
 
 
 def draw_proof(out: ProofOutcome) -> None:

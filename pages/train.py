@@ -28,6 +28,9 @@ st_store = loaders.store()
 ss = st.session_state
 data = loaders.interaction_data(ws)
 shared = browser_may_change(catalog.name)  # may this session change what every session sees on this catalog?
+if ss.get("train_message_catalog") != catalog.name:  # "now the active model" was said of another catalog
+    ss.pop("train_message", None)
+    ss["train_message_catalog"] = catalog.name
 candidates = ss.setdefault("tuned_candidates", {})  # catalog -> this session's own search result (TunedConfig)
 
 # -- the catalog's tuned configuration -------------------------------------------------------------------

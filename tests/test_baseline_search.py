@@ -141,3 +141,26 @@ def test_stored_settings_round_trip_and_a_damaged_file_is_named(tmp_path) -> Non
         load_baseline(store, "cat", "als")
     with pytest.raises(StoreError, match="cannot name"):
         baseline_path(store, "cat", "../x")
+
+
+def test_a_failed_write_keeps_the_stored_settings_and_leaves_no_partial_file(tmp_path, monkeypatch) -> None:
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    from core.errors import StoreError
+    from core.tuning.baseline_store import baseline_path, load_baseline, save_baseline
+
+    store = SimpleNamespace(root=tmp_path)
+    save_baseline(store, "cat", "als", {"factors": 63}, {"value": 0.42}, data_hash="h1")
+    folder = baseline_path(store, "cat", "als").parent
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(StoreError, match="disk is full.*previous ones \\(if any\\) are unchanged"):
+        save_baseline(store, "cat", "als", {"factors": 128}, {"value": 0.5}, data_hash="h1")
+    monkeypatch.undo()
+    assert load_baseline(store, "cat", "als").settings == {"factors": 63}
+    assert [p.name for p in folder.iterdir()] == ["als.json"]  # no temporary file left beside it

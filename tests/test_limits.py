@@ -176,3 +176,17 @@ def test_explain_check_refuses_out_of_range_values_before_work(capsys, argv: lis
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "takes" in err
+
+
+def test_nesting_depth_counts_levels_without_recursion() -> None:
+    from core.limits import nesting_depth
+
+    assert nesting_depth(7) == 0 and nesting_depth({}) == 1 and nesting_depth([1, 2]) == 1
+    assert nesting_depth({"als": {"factors": 128}}) == 2
+    assert nesting_depth([{"a": [1]}, 3]) == 3  # the deepest branch counts
+    deep: list = []
+    node = deep
+    for _ in range(50_000):  # far past Python's recursion limit
+        node.append([])
+        node = node[0]
+    assert nesting_depth(deep) == 50_001

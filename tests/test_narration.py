@@ -122,3 +122,29 @@ def test_explain_and_card_sentences_add_up_for_several_queries(name):
     parts_only = table.drop(columns=["rank", "item", "title", "score", "% of #1"]
                             + [c for c in table if c.endswith(" similarity")])
     assert parts_only.fillna(0).sum(axis=1).to_numpy() == pytest.approx(table["score"].to_numpy(), abs=1e-6)
+
+
+def test_the_text_sentence_prints_the_text_part_as_the_sum_prints_it():
+    import pandas as pd
+
+    # the largest remainder gives the text part the missing thousandth: +0.124, not +0.1234 rounded (+0.123)
+    shapley = {"image": 1.0, "text": 0.1234, "audio": 0.1234}
+    tokens = pd.DataFrame({"token": ["rain", "piano"], "shap": [0.08, 0.04]})
+    sentences = explanation_sentences("Song", sum(shapley.values()), 0.0, shapley, tokens=tokens)
+    assert "+0.124 (its text)" in sentences[-1]
+    assert "Its text adds +0.124, most through “rain” and “piano”." in sentences
+
+
+def test_a_card_names_every_part_that_held_the_item_back():
+    from types import SimpleNamespace
+
+    rec = SimpleNamespace(base=0.5, history=0.3, offset=0.2, score=0.5 + 0.6 + 0.25 - 0.15 - 0.05,
+                          contributions={"text": 0.6, "image": 0.25, "audio": -0.15},
+                          terms={"prior": -0.05}, similarity={})
+    # parts by size: text .6, history .3, offset .2, cover .25 … of 1.55 in all
+    assert card_sentence(rec) == ("Brought here by its text (39%) and listening history (19%); 2 smaller parts "
+                                  "added the rest; held back by its audio (10%) and the popularity prior (3%).")
+    alone = SimpleNamespace(base=0.0, history=0.0, offset=0.0, score=-0.4, contributions={"text": -0.4},
+                            terms={}, similarity={})
+    assert card_sentence(alone) == ("Nothing in particular raised it: every part of its score was small or "
+                                    "negative; held back by its text (100%).")

@@ -129,3 +129,18 @@ def test_cli_tune_refuses_bad_settings(capsys: pytest.CaptureFixture[str], tmp_p
     assert "argument --trials: takes a whole number from 1" in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path), "tune", "--catalog", "x", "--metric", "mrr"]) == 2
     assert "recall@K" in capsys.readouterr().err
+
+
+def test_a_short_tune_not_to_be_stored_leaves_the_store_as_it_was(store: Store, generated) -> None:
+    """Evaluate in a browser that may not change what others see (the demo) runs the short tune for this
+    evaluation only: nothing stored, and the source says so and why."""
+    class Named:
+        name = "gen-unstored"
+
+    config, source = resolve_fusion_config(store, Named(), None, generated, budget_minutes=0.02,
+                                           persist=False, not_stored_why="the demo changes only from the CLI")
+    assert load_tuned(store, "gen-unstored") is None and not tuned_path(store, "gen-unstored").exists()
+    assert "a short tune chose one (not stored: the demo changes only from the CLI)" in source
+    assert isinstance(config, FusionConfig)
+    _, stored_source = resolve_fusion_config(store, Named(), None, generated, budget_minutes=0.02)
+    assert "a short tune stored one" in stored_source and load_tuned(store, "gen-unstored") is not None

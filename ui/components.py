@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.catalog.model import Catalog, Item
 from core.errors import PrismError
-from core.narration import card_sentence
+from core.narration import card_sentence, name_query, query_noun  # noqa: F401 (pages call them here)
 from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
 from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
 from ui import state
@@ -59,8 +59,8 @@ def sidebar(ws, catalog_names: list[str]) -> None:
         for field_name, enc_id in ws.embeddings.encoder_ids.items():
             modality = ws.embeddings.modality_of.get(field_name, "")
             lines.append(f'<span class="prism-dot" style="background:{modality_color(modality)}"></span> '
-                         f'<b>{html.escape(field_name)}</b> — '
-                         f'{html.escape(backend_label(enc_id))}<br><code>{html.escape(enc_id)}</code>')
+                         f'<b>{html_text(field_name)}</b> — '
+                         f'{html_text(backend_label(enc_id))}<br><code>{html_text(enc_id)}</code>')
         st.markdown(f'<div class="prism-sidebar-small">{"<br>".join(lines)}</div>', unsafe_allow_html=True)
         st.markdown("**Active model**")
         cfg = ws.model_config or {}
@@ -100,31 +100,6 @@ def item_subtitle(item: Item) -> str:
     meta = item.metadata or {}
     parts = [meta.get(k) for k in ("artist", "genre", "mood") if meta.get(k)]
     return " · ".join(str(p) for p in parts)
-
-
-def query_noun(query: Any) -> str:
-    """What a query is, in the words a card uses for it: "your text", "your image", "your clip", "your text
-    and image", "your liked tracks"; "your query" when it cannot tell."""
-    if query is None:
-        return "your query"
-    parts = []
-    if (getattr(query, "text", "") or "").strip():
-        parts.append("text")
-    images, clips = len(getattr(query, "images", []) or []), len(getattr(query, "audio", []) or [])
-    if images:
-        parts.append("images" if images > 1 else "image")
-    if clips:
-        parts.append("clips" if clips > 1 else "clip")
-    if getattr(query, "liked", None):
-        parts.append("liked tracks")
-    if not parts:
-        return "your query"
-    return "your " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
-
-
-def name_query(label: str, noun: str) -> str:
-    """A term's label with the query named by what it is ("items like your upload" -> "items like your text")."""
-    return str(label).replace("your upload", noun).replace("the upload", noun.replace("your ", "the ", 1))
 
 
 def result_card(catalog: Catalog, rec: Any, had_previous: bool, on_feedback: Callable[[str, bool], None],

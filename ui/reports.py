@@ -51,6 +51,7 @@ def merged_explanations(explanations: dict, subject: object) -> dict[str, object
 def query_report(ws, query, result, explanations: dict, subject: object, what: str) -> ReportData:
     """A report of one query (or listener): its ranking, the items explained so far, the catalog's runs."""
     from core.report import ReportQuery, explained_from, items_from_result, latest_runs, paired_against_fusion
+    from core.narration import query_noun
     from core.report.data import query_from
     from ui.loaders import get_store
 
@@ -60,6 +61,6 @@ def query_report(ws, query, result, explanations: dict, subject: object, what: s
                       title=f"Prism {what} · {ws.catalog.name}",
                       query=query_from(query) if query is not None else ReportQuery(),
                       items=items_from_result(result) if result is not None else [],
-                      explained=[explained_from(ws.catalog, e) for e in
+                      explained=[explained_from(ws.catalog, e, query_noun(query)) for e in
                                  merged_explanations(explanations, subject).values()],
                       runs=runs, paired=paired_against_fusion(store, runs))

@@ -119,21 +119,10 @@ def _read_config_text(path: Path) -> str:
         raise ValueError(f"--config {path}: not UTF-8 text; write the settings as a JSON object") from None
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON (1 for a flat object), walked without recursion."""
-    deepest, todo = 0, [(value, 0)]
-    while todo:
-        node, level = todo.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, level + 1)
-            todo += [(v, level + 1) for v in (node.values() if isinstance(node, dict) else node)]
-    return deepest
-
-
 def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
     """{model: {field: value}} from a JSON object of settings (see the module docstring); the file's size and
     nesting are bounded (core.limits)."""
-    from core.limits import MAX_CONFIG_DEPTH
+    from core.limits import MAX_CONFIG_DEPTH, nesting_depth
 
     text = _read_config_text(path)
     try:
@@ -143,8 +132,8 @@ def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
     except RecursionError:
         raise ValueError(f"--config {path}: nested too deeply; settings go at most {MAX_CONFIG_DEPTH} levels "
                          "deep, e.g. {\"als\": {\"factors\": 128}}") from None
-    if _depth(raw) > MAX_CONFIG_DEPTH:
-        raise ValueError(f"--config {path}: nested {_depth(raw)} levels deep; settings go at most "
+    if nesting_depth(raw) > MAX_CONFIG_DEPTH:
+        raise ValueError(f"--config {path}: nested {nesting_depth(raw)} levels deep; settings go at most "
                          f"{MAX_CONFIG_DEPTH} levels deep, e.g. {{\"als\": {{\"factors\": 128}}}}")
     if not isinstance(raw, dict):
         raise ValueError(f"--config {path}: write one JSON object of settings, e.g. {{\"dim\": 128}}")

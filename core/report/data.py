@@ -105,16 +105,18 @@ def query_from(query: Any) -> ReportQuery:
                        disliked=list(query.disliked), user_id=query.user_id)
 
 
-def explained_from(catalog: Catalog, explanation: Any) -> ExplainedItem:
-    """A core.explain.Explanation as report data, with its plain sentences."""
-    from core.narration import sentences_for
+def explained_from(catalog: Catalog, explanation: Any, noun: str = "your upload") -> ExplainedItem:
+    """A core.explain.Explanation as report data, with its plain sentences; the query is named by `noun`
+    ("your text", ... from core.narration.query_noun), as the studio's pages name it."""
+    from core.narration import name_query, sentences_for
 
     shapley = {m: float(v) for m, v in explanation.modality_shapley.items()}
     terms = {t: float(v) for t, v in (getattr(explanation, "terms", None) or {}).items()}
-    labels = dict(getattr(explanation, "term_labels", None) or {})
+    labels = {t: name_query(label, noun)
+              for t, label in dict(getattr(explanation, "term_labels", None) or {}).items()}
     history = float(getattr(explanation, "history", 0.0) or 0.0)
     title = catalog.item(explanation.item_id).title
-    sentences = sentences_for(title, explanation)  # every part named, adding up to the score
+    sentences = [name_query(s, noun) for s in sentences_for(title, explanation)]  # every part, adding up
     return ExplainedItem(item_id=explanation.item_id, score=float(explanation.score),
                          base_value=float(explanation.base_value), shapley=shapley,
                          features=explanation.feature_shap, tokens=explanation.token_shap, sentences=sentences,
@@ -206,7 +208,7 @@ def build_report(store: Store, catalog_name: str, query_text: str | None = None,
         data.query = query_from(encoded.query)
         data.items = items_from_result(result)
         explainer = ExplainService(service)
-        data.explained = [explained_from(catalog, explainer.explain(encoded, r.item_id))
+        data.explained = [explained_from(catalog, explainer.explain(encoded, r.item_id), "your text")
                           for r in result.items[:explain_top]]
     data.runs = latest_runs(store, catalog.name, run_id)
     if run_id is None:

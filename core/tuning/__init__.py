@@ -28,9 +28,11 @@ def describe(tuned: Any) -> str:
 
 def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: InteractionData, *,
                           budget_minutes: float = SHORT_TUNE_MINUTES,
-                          progress: Progress | None = None) -> tuple[FusionConfig, str]:
+                          progress: Progress | None = None, persist: bool = True,
+                          not_stored_why: str = "") -> tuple[FusionConfig, str]:
     """The catalog's tuned configuration, or (when none is stored for this data) the result of a short
-    tune within `budget_minutes`, stored; the string says which."""
+    tune within `budget_minutes`, stored unless `persist` is False (a browser session that may not change
+    what others see, core.sharing, says why in `not_stored_why`); the string says which."""
     from core.tuning.store import data_fingerprint, load_tuned, save_tuned
     from core.tuning.study import TuneConfig, tune
 
@@ -43,9 +45,11 @@ def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: Inter
         return starting_config(data, "content"), ("untuned starting point (content only): the split has no "
                                                   "validation interactions to tune on")
     result = tune(data, TuneConfig(trials=SHORT_TUNE_TRIALS, budget_minutes=budget_minutes), progress=progress)
-    save_tuned(store, name, result.config, result.valid_metric(), result.history, data_hash=fingerprint)
+    if persist:
+        save_tuned(store, name, result.config, result.valid_metric(), result.history, data_hash=fingerprint)
+    outcome = "stored one" if persist else f"chose one (not stored: {not_stored_why or 'not asked to store it'})"
     return with_member_settings(store, name, result.config, data), (
-        f"no tuned configuration existed; a short tune stored one: {result.n_trials} trials in "
+        f"no tuned configuration existed; a short tune {outcome}: {result.n_trials} trials in "
         f"{result.seconds / 60:.1f} min (budget {budget_minutes:g} min; validation {result.metric} "
         f"{result.value:.4f}; `python -m core tune --catalog {name}` searches longer)")
 

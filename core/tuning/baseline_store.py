@@ -10,12 +10,12 @@ stored for next time.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_text_atomic
 from core.errors import StoreError
 from core.tuning.store import FOLDER, data_fingerprint, tuned_path
 
@@ -50,12 +50,8 @@ def save_baseline(store: Any, catalog_name: str, model: str, settings: dict[str,
     payload = {"format": FORMAT_VERSION, "catalog": catalog_name, "model": model, "created_at": tuned.created_at,
                "data_hash": data_hash, "settings": tuned.settings, "record": tuned.record}
     try:
-        text = json.dumps(payload, indent=1, default=_plain)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError) as e:
+        write_text_atomic(path, json.dumps(payload, indent=1, default=_plain), "tuned baseline setting")
+    except (OSError, TypeError, ValueError, StoreError) as e:
         raise StoreError(f"could not write the tuned settings of {model} on {catalog_name!r} to {path}: {e}; the "
                          "previous ones (if any) are unchanged") from e
     return tuned

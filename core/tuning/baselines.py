@@ -129,11 +129,6 @@ class SearchResult:
         return sorted({e["round"] for e in self.extensions})
 
 
-def space_for(name: str) -> BaselineSpace | None:
-    """The declared space of registry model `name` (None when it has no settings to search)."""
-    return SPACES.get(name)
-
-
 def near_edge(value: float, r: Range, low: float, high: float) -> str | None:
     """"low" / "high" when `value` lies within EDGE_SHARE of that edge of [low, high], else None."""
     if r.log:

@@ -9,6 +9,25 @@ import pytest
 
 from tests.app.conftest import goto, plotly_values, sample
 
+IMPORTED = ("mini", "masked", "masked2")  # the catalogs the import tests store beside the shared demo
+
+
+@pytest.fixture
+def imports_removed():
+    """Removes the catalogs an import test stored, before and after it, so no test depends on which import
+    test ran first (a second import under a taken name is refused)."""
+    from core.workspace import remove_catalog
+    from ui.loaders import store
+
+    def clean() -> None:
+        for name in IMPORTED:
+            if store().has_catalog(name):
+                remove_catalog(store(), name)
+
+    clean()
+    yield
+    clean()
+
 
 def test_browse_search_and_map(app):
     goto(app, "catalog")
@@ -73,17 +92,23 @@ def test_umap_map_is_computed_once_per_model_and_coloured_by_dominant_modality(a
 
     from core.store import Store
 
-    goto(app, "catalog")
-    app.radio(key="map_method").set_value("UMAP").run()
-    app.selectbox(key="map_colour").set_value("dominant modality").run()
-    assert not app.exception, [e.value for e in app.exception]
-    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
-    scatter = next(c for c in charts if c["data"][0]["type"] in ("scatter", "scattergl"))
-    assert {t["name"] for t in scatter["data"]} <= {"Text", "Image", "Audio"}
-    assert sum(len(plotly_values(t["x"])) for t in scatter["data"]) == 60
     model_id = Store(app_env["PRISM_DATA_DIR"]).active_model("demo")["id"]
-    cached = list((Path(app_env["PRISM_DATA_DIR"]) / "models" / model_id / "maps").glob("joint-UMAP-*.npy"))
-    assert len(cached) == 1  # beside the model it was made from, read back on the next visit
+    maps = Path(app_env["PRISM_DATA_DIR"]) / "models" / model_id / "maps"
+    before = set(maps.glob("*.npy")) if maps.is_dir() else set()
+    try:
+        goto(app, "catalog")
+        app.radio(key="map_method").set_value("UMAP").run()
+        app.selectbox(key="map_colour").set_value("dominant modality").run()
+        assert not app.exception, [e.value for e in app.exception]
+        charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+        scatter = next(c for c in charts if c["data"][0]["type"] in ("scatter", "scattergl"))
+        assert {t["name"] for t in scatter["data"]} <= {"Text", "Image", "Audio"}
+        assert sum(len(plotly_values(t["x"])) for t in scatter["data"]) == 60
+        cached = list(maps.glob("joint-UMAP-*.npy"))
+        assert len(cached) == 1  # beside the model it was made from, read back on the next visit
+    finally:  # the shared demo again without a UMAP map: the map opens on PCA for the other tests
+        for path in set(maps.glob("*.npy")) - before:
+            path.unlink()
 
 
 def _zip(files: dict[str, bytes]) -> bytes:
@@ -108,7 +133,7 @@ def test_bad_import_shows_error_and_changes_nothing(app):
     assert store().list_catalogs()["name"].tolist() == before
 
 
-def test_good_import_reports_counts(app):
+def test_good_import_reports_counts(app, imports_removed):
     from ui.loaders import store
 
     goto(app, "catalog")
@@ -125,11 +150,10 @@ def test_good_import_reports_counts(app):
     assert any("Imported" in s.value for s in app.success)
 
 
-def test_switching_to_a_catalog_without_interactions_opens_it_content_only(app):
+def test_switching_to_a_catalog_without_interactions_opens_it_content_only(app, imports_removed):
     from ui.loaders import store
 
-    if "mini" not in store().list_catalogs()["name"].tolist():
-        test_good_import_reports_counts(app)
+    test_good_import_reports_counts(app, None)  # "mini", without interactions, imported in this test
     assert len(store().load_catalog("mini").interactions) == 0
     goto(app, "catalog")
     app.session_state["catalog_name"] = "mini"  # as the sidebar picker would set it
@@ -151,7 +175,7 @@ def _import(app, archive: bytes, file_name: str, name: str = ""):
     return " ".join(e.value for e in app.error)
 
 
-def test_unusable_media_are_masked_and_reported_with_a_csv(app):
+def test_unusable_media_are_masked_and_reported_with_a_csv(app, imports_removed):
     from ui.loaders import store
 
     goto(app, "catalog")

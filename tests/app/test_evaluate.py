@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.app.conftest import goto
+
+
+@pytest.fixture
+def runs_removed(app_env):
+    """Deletes the runs a test stores on the shared demo, so the tests that draw the stored runs see the same
+    runs whichever ran first."""
+    from ui.loaders import store
+
+    before = set(store().list_runs("demo")["id"])
+    yield
+    for run_id in set(store().list_runs("demo")["id"]) - before:
+        store().delete_run(run_id)
 
 
 def test_evaluate_draws_stored_runs(app):
@@ -37,7 +51,7 @@ def test_compare_two_runs(app):
     assert (table["95% CI low"] <= table["B − A"] + 1e-12).all()
 
 
-def test_new_evaluation_runs_and_is_stored(app):
+def test_new_evaluation_runs_and_is_stored(app, runs_removed):
     from ui.loaders import store
 
     goto(app, "evaluate")
@@ -85,7 +99,7 @@ def test_a_k_of_a_million_is_refused_before_work(app):
     assert len(store().list_runs("demo")) == before  # nothing ran, nothing stored
 
 
-def test_new_evaluation_gives_the_verdict_against_the_strongest_tuned_baseline(app):
+def test_new_evaluation_gives_the_verdict_against_the_strongest_tuned_baseline(app, runs_removed):
     from ui.loaders import store
 
     from core.tuning.baseline_store import load_baseline
@@ -106,3 +120,21 @@ def test_new_evaluation_gives_the_verdict_against_the_strongest_tuned_baseline(a
     assert any("Verdict against the strongest baseline" in m.value for m in app.markdown)
     if stored_before is None:  # EASE was searched on validation for this run; on the demo, stored for no one
         assert load_baseline(store(), "demo", "ease") is None
+
+
+def test_a_failed_background_evaluation_is_reported_as_text(app, app_env):
+    """The failure's message may hold names from data: shown escaped, without the server's paths."""
+    import html
+
+    from ui import loaders
+
+    key = (app_env["PRISM_DATA_DIR"], "demo")
+    loaders._REFERENCE_JOBS[key] = {"state": "failed", "done": 0, "total": 3, "current": "itemknn",
+                                    "error": "clip [x](javascript:alert(1)) **bold** cannot be read"}
+    try:
+        goto(app, "evaluate")
+        warning = next(w.value for w in app.warning if "background evaluation of the demo failed" in w.value)
+        assert "](" not in warning and "**bold**" not in warning
+        assert "[x](javascript:alert(1)) **bold**" in html.unescape(warning.replace("\\", ""))
+    finally:
+        loaders._REFERENCE_JOBS.pop(key, None)

@@ -87,7 +87,8 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     assert y[-3] == pytest.approx(top.terms["like_upload"], abs=1e-6)
     assert y[-2] == pytest.approx(top.terms["closest_match"], abs=1e-6)
     assert y[0] + sum(y[1:-1]) == pytest.approx(y[-1], abs=1e-4) and y[-1] == pytest.approx(top.score, abs=1e-4)
-    assert "popularity prior as players" in texts(app)
+    assert "modalities and 3 named terms as players" in texts(app)  # the prior, items like it, the closest match
+    assert "weight × prior" not in texts(app)  # only the prior is a prior
     # the page's sentences in plain words add up to the score shown and name every part, largest first
     from core.narration import score_parts, sentences_for
     from tests.test_narration import check_adds_up
@@ -102,3 +103,26 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Rank"] == f"#1 of {len(app.session_state['result'].items)}"
     assert "What does this mean?" in texts(app)
+    # the headline's largest part is the sum sentence's first, named and printed as the sentence says it
+    _, named = read_sum_on_page(app)
+    largest = next(m for m in app.metric if m.label == "Largest part")
+    assert largest.value.lower() == named[0][1].removeprefix("its ").removeprefix("being ").lower()
+    assert largest.delta == f"{named[0][0] / 1000:+.3f}" and "upload" not in largest.value
+
+
+def test_the_largest_part_headline_names_the_query_by_what_it_is(app):
+    """With "items like the query" at its top weight, that term is the largest part: the headline calls it
+    what the sentences and the chart call it ("items like your text"), never "your upload"."""
+    goto(app, "recommend")
+    app.text_area(key="q_text").input("calm piano about the rain")
+    app.button(key="q_submit").click().run()
+    like = app.slider(key="opt_like")
+    like.set_value(like.max).run()
+    app.slider(key="opt_similarity").set_value(0.0).run()
+    top = app.session_state["result"].items[0]
+    app.session_state["explain_target"] = {"item_id": top.item_id, "mode": "query", "catalog": "demo"}
+    goto(app, "explain")
+    _, named = read_sum_on_page(app)
+    assert named[0][1] == "items like your text", named  # the largest part, first in the sum sentence
+    largest = next(m for m in app.metric if m.label == "Largest part")
+    assert largest.value == "Items like your text" and largest.delta == f"{named[0][0] / 1000:+.3f}"

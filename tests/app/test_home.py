@@ -1,6 +1,8 @@
 """Home: loads, shows the active catalog and encoders, and the one-click demo query lands on results."""
 from __future__ import annotations
 
+import html
+
 from tests.app.conftest import texts
 
 
@@ -8,7 +10,7 @@ def test_home_shows_catalog_and_encoders(app):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Items"] == "60"
     assert metrics["Users"] == "40"
-    page = texts(app)
+    page = html.unescape(texts(app))  # as the browser shows it (ids are drawn as HTML text)
     assert "Catalog · demo" in page
     # every encoder is named by the exact weights id its embeddings were computed with
     from core.workspace import load_embeddings

@@ -34,6 +34,10 @@ def test_text_query_gives_ranked_distinct_results(app):
     assert [r.rank for r in result.items] == list(range(1, 11))
     assert "text" in result.query_modalities
     assert "ms in all" in texts(app)
+    # the raw numbers name the query as the cards do: a text query is no upload
+    columns = [c for df in app.dataframe for c in df.value.columns]
+    assert "items like your text" in columns and not any("upload" in c for c in columns), columns
+    assert "upload" not in " ".join(c.value for c in app.caption if "score =" in c.value)
 
 
 def test_image_and_audio_uploads_give_results(app):

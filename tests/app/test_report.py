@@ -71,6 +71,7 @@ def test_report_holds_query_ranking_waterfall_encoders_and_model(cli_report):
     assert sum(y[:-1]) == pytest.approx(y[-1], abs=1e-6)  # base + Shapley values = score
     assert any(n.startswith("features:") for n in figs) and "modality-shares" in figs
     assert "calm ambient piano" in text
+    assert "items like your text" in text and "your upload" not in text  # named as the studio names it
     assert store.active_model("demo")["id"] in text
     for encoder_id in store.load_run(store.list_runs("demo")["id"].iloc[0])["encoders"].values():
         assert encoder_id in text

@@ -20,6 +20,9 @@ def test_every_demo_tour_step_renders(app):
         assert not app.error, [e.value for e in app.error]
         outcome = run.outcome(i)
         assert not isinstance(outcome, StepSkipped), f"step {i + 1} was skipped on the demo: {outcome}"
+        if isinstance(outcome, (QueryOutcome, ExplainOutcome, FeedbackOutcome)):  # named as on Recommend/Explain
+            shown = texts(app)
+            assert "your upload" not in shown and "the upload" not in shown, f"step {i + 1} says 'upload'"
         if i < len(STEP_TITLES) - 1:
             app.button(key="tour_next").click().run()
             assert not app.exception, [e.value for e in app.exception]
@@ -59,6 +62,7 @@ def test_every_demo_tour_step_renders(app):
     text = render_report(report, run.ctx.catalog)
     assert len(text.encode("utf-8")) < 10_000_000
     assert f"waterfall:{explain.explanation.item_id}" in text
+    assert "your upload" not in text  # the query named as the tour's page names it
     assert html.escape(feedback.sentence.split(":")[0]) in text
     # Back returns; presenter notes are hidden until asked for, and hide again
     notes = load_tour(TOURS_DIR / "demo.yaml").steps[-2].notes

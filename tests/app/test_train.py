@@ -118,3 +118,18 @@ def test_where_the_operator_allows_it_the_browser_activates_and_restores(app, mo
     finally:
         app.session_state["catalog_name"] = "demo"
         store().delete_catalog("shop")
+
+
+def test_a_message_about_another_catalog_is_not_shown_on_this_one(app):
+    """Train's last message ("… is now the active model") names what happened on the catalog it was said on:
+    after a switch to another catalog it is gone, and it stays while the catalog does."""
+    goto(app, "train")
+    said = "`m-shop` is now the active model."
+    app.session_state["train_message"] = said
+    app.run()
+    assert said in [s.value for s in app.success]  # same catalog: still shown
+    app.session_state["train_message_catalog"] = "shop"  # as if it was said before a switch from "shop"
+    app.session_state["train_message"] = said
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert said not in [s.value for s in app.success]
