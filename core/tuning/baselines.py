@@ -100,7 +100,7 @@ SPACES: dict[str, BaselineSpace] = {
                            "content_dim": Range(16, 256, integer=True, floor=1),
                            "reg": Range(1e-7, 1e-2, floor=1e-12),
                            "lr": Range(1e-4, 3e-2, floor=1e-7)},
-                          budget_seconds=100, max_trials=200, epochs=True, pruner="halving", first_rung=2,
+                          budget_seconds=90, max_trials=200, epochs=True, pruner="halving", first_rung=2,
                           trial_settings={"epochs": 60, "patience": 5}),
 }
 
