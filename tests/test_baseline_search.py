@@ -164,3 +164,15 @@ def test_a_pruned_epoch_model_search_runs_many_cheap_trials() -> None:
     assert result.value == max(h["value"] for h in complete)
     assert result.history[0]["params"] == default_point("bprmf")  # the defaults are the first trial
     assert result.record()["pruned"] == len(pruned)
+
+
+def test_the_study_names_its_pruners() -> None:
+    import optuna
+
+    from core.tuning.study import TuneConfig, create_study
+
+    assert isinstance(create_study(TuneConfig()).pruner, optuna.pruners.MedianPruner)  # the fusion search's
+    halving = create_study(TuneConfig(pruner="halving", warmup_epochs=2)).pruner
+    assert isinstance(halving, optuna.pruners.SuccessiveHalvingPruner)
+    with pytest.raises(ValueError, match="pruner='hyper'; choose one of"):
+        TuneConfig(pruner="hyper")
