@@ -164,3 +164,36 @@ def test_a_failed_write_keeps_the_stored_settings_and_leaves_no_partial_file(tmp
     monkeypatch.undo()
     assert load_baseline(store, "cat", "als").settings == {"factors": 63}
     assert [p.name for p in folder.iterdir()] == ["als.json"]  # no temporary file left beside it
+def test_a_pruned_epoch_model_search_runs_many_cheap_trials() -> None:
+    # BPR-MF on a tiny generated catalog under successive halving: several trials, some stopped at an early
+    # rung after a few epochs, the completed ones trained on to the cap or early stopping
+    from core.tuning.baselines import default_point, search_model
+    from tests.models.test_baselines import make_data
+
+    data = make_data(with_embeddings=False)
+    space = dataclasses.replace(SPACES["bprmf"], budget_seconds=60, max_trials=14, patience=14,
+                                trial_settings={"epochs": 18, "patience": 18, "batch_size": 256})
+    assert space.pruner == "halving" and space.first_rung == 2
+    result = search_model("bprmf", data, space=space, seed=0)
+    states = [h["state"] for h in result.history]
+    assert len(states) == 14  # the cap, not the time budget, ended it
+    pruned = [h for h in result.history if h["state"] == "pruned"]
+    complete = [h for h in result.history if h["state"] == "complete"]
+    assert len(pruned) >= 3 and complete
+    assert all(h["epochs"] < 18 for h in pruned)  # a pruned trial stopped before the epoch cap
+    assert sum(h["epochs"] for h in pruned) / len(pruned) < 10  # and most of them at an early rung
+    assert result.value == max(h["value"] for h in complete)
+    assert result.history[0]["params"] == default_point("bprmf")  # the defaults are the first trial
+    assert result.record()["pruned"] == len(pruned)
+
+
+def test_the_study_names_its_pruners() -> None:
+    import optuna
+
+    from core.tuning.study import TuneConfig, create_study
+
+    assert isinstance(create_study(TuneConfig()).pruner, optuna.pruners.MedianPruner)  # the fusion search's
+    halving = create_study(TuneConfig(pruner="halving", warmup_epochs=2)).pruner
+    assert isinstance(halving, optuna.pruners.SuccessiveHalvingPruner)
+    with pytest.raises(ValueError, match="pruner='hyper'; choose one of"):
+        TuneConfig(pruner="hyper")

@@ -57,8 +57,15 @@ class _VBPR(nn.Module):
     def bpr_scores(self, u: torch.Tensor, i: torch.Tensor,
                    j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         gu, tu = self.gamma_u(u), self.theta_u(u)  # (B, D), (B, C)
-        gi, ci, bi = self._items(i)
-        gj, cj, bj = self._items(j)
+        if 2 * u.numel() >= self.features.shape[0]:
+            # a batch's 2B items outnumber the catalog: project every item's content once and pick rows
+            # (the same scores and gradients, fewer multiplications by the wide feature matrix)
+            _, content, bias = self._items(None)
+            gi, ci, bi = self.gamma_i(i), content[i], self.beta_i(i).squeeze(-1) + bias[i]
+            gj, cj, bj = self.gamma_i(j), content[j], self.beta_i(j).squeeze(-1) + bias[j]
+        else:
+            gi, ci, bi = self._items(i)
+            gj, cj, bj = self._items(j)
         pos = (gu * gi).sum(-1) + (tu * ci).sum(-1) + bi
         neg = (gu * gj).sum(-1) + (tu * cj).sum(-1) + bj
         reg = self.reg * (gu.pow(2).sum() + tu.pow(2).sum() + gi.pow(2).sum() + gj.pow(2).sum()

@@ -1,8 +1,8 @@
 """The declared search space of every baseline with settings, and the one search that runs them all.
 
 A space is a set of numeric ranges (log-uniform where a setting spans decades) and choices. `search` runs
-them in core.tuning.study's study (seeded multivariate TPE, median pruning on the per-epoch validation
-figure for the models that train in epochs), the study the fusion model's search runs in, within a time
+them in core.tuning.study's study (seeded multivariate TPE; for the models that train in epochs, successive
+halving on the per-epoch validation figure, so a poor point stops after a couple of epochs), the study the fusion model's search runs in, within a time
 budget and a trial cap: a model that fits in a fraction of a second gets many trials. When the best point
 lies within EDGE_SHARE of a range's edge (in log space for a log range), that range is extended beyond the
 edge and the search goes on in a new study that starts from the best points so far; every extension is
@@ -62,6 +62,9 @@ class BaselineSpace:
     epochs: bool = False  # the model trains in epochs: a trial reports each epoch and may be pruned
     trial_settings: dict[str, Any] = field(default_factory=dict)  # fixed in trials only (an epoch cap)
     patience: int = 40  # trials in a row without a better best (by MIN_GAIN) end a search before its budget
+    pruner: str = "median"  # core.tuning.study's pruner for the trials of an epoch model ("halving": successive
+    #                         halving, so a poor point costs `first_rung` epochs and many points fit a budget)
+    first_rung: int = 3  # epochs before a trial may be pruned (successive halving: its first rung)
 
 
 # one space per baseline with settings; popularity and the content-only models have none
@@ -76,7 +79,8 @@ SPACES: dict[str, BaselineSpace] = {
                                    "learning_rate": Range(1e-4, 1e-1, floor=1e-9),
                                    "regularization": Range(1e-5, 1.0, floor=1e-12),
                                    "iterations": Range(20, 400, integer=True, floor=1)},
-                                  budget_seconds=45, max_trials=120),
+                                  budget_seconds=45, max_trials=120,
+                                  trial_settings={"threads": 1}),  # one thread: faster here, and reproducible
     "itemknn": BaselineSpace({"k": Range(5, 1000, integer=True, floor=1, ceiling="items"),
                               "shrink": Range(0.0, 100.0, log=False, floor=0.0),
                               "similarity": Choice(("cosine", "jaccard", "conditional"))},
@@ -85,18 +89,18 @@ SPACES: dict[str, BaselineSpace] = {
                                "dim": Range(32, 256, integer=True, floor=1),
                                "reg": Range(1e-6, 1e-1, floor=1e-12),
                                "lr": Range(1e-4, 3e-2, floor=1e-7)},
-                              budget_seconds=120, max_trials=40, epochs=True, patience=15,
+                              budget_seconds=150, max_trials=200, epochs=True, pruner="halving", first_rung=2,
                               trial_settings={"epochs": 60, "patience": 5}),
     "bprmf": BaselineSpace({"dim": Range(32, 256, integer=True, floor=1),
                             "reg": Range(1e-6, 1e-1, floor=1e-12),
                             "lr": Range(1e-4, 3e-2, floor=1e-7)},
-                           budget_seconds=80, max_trials=40, epochs=True, patience=15,
+                           budget_seconds=75, max_trials=200, epochs=True, pruner="halving", first_rung=2,
                            trial_settings={"epochs": 60, "patience": 5}),
     "vbpr": BaselineSpace({"dim": Range(32, 256, integer=True, floor=1),
                            "content_dim": Range(16, 256, integer=True, floor=1),
                            "reg": Range(1e-7, 1e-2, floor=1e-12),
                            "lr": Range(1e-4, 3e-2, floor=1e-7)},
-                          budget_seconds=80, max_trials=40, epochs=True, patience=15,
+                          budget_seconds=90, max_trials=200, epochs=True, pruner="halving", first_rung=2,
                           trial_settings={"epochs": 60, "patience": 5}),
 }
 
@@ -201,7 +205,8 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
     since = [0]  # trials before the current round
 
     def new_study() -> Any:
-        study = create_study(TuneConfig(trials=cap, seed=seed + round_no, startup_trials=3, warmup_epochs=3))
+        study = create_study(TuneConfig(trials=cap, seed=seed + round_no, startup_trials=3,
+                                        warmup_epochs=space.first_rung, pruner=space.pruner))
         done = sorted((h for h in history if h["value"] is not None and h["state"] == "complete"),
                       key=lambda h: -h["value"])
         seeds_of_round = [h["params"] for h in done[:3]] if done else list(starts or [])
@@ -315,13 +320,13 @@ def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def model_objective(name: str, data: Any, fixed: dict[str, Any] | None = None,
-                    build: Callable[..., Any] | None = None) -> Objective:
+                    build: Callable[..., Any] | None = None, space: BaselineSpace | None = None) -> Objective:
     """The objective of registry model `name`: fit on data.train with a trial's settings (plus `fixed` and the
     space's trial settings), return validation Recall@20; epoch models report each epoch's figure."""
     from core.models.early_stopping import validation_recall
     from core.models.registry import build_model
 
-    space = SPACES[name]
+    space = space or SPACES[name]
     make = build or (lambda **kw: build_model(name, **kw))
     fixed = dict(fixed or {})
 
@@ -340,9 +345,11 @@ def model_objective(name: str, data: Any, fixed: dict[str, Any] | None = None,
 
 def search_model(name: str, data: Any, *, fixed: dict[str, Any] | None = None,
                  build: Callable[..., Any] | None = None, budget_seconds: float | None = None,
-                 max_trials: int | None = None, seed: int = 0, log: Log | None = None) -> SearchResult:
-    """Search registry model `name`'s space on `data`'s validation split (settings in `fixed` stay fixed)."""
-    space = SPACES.get(name)
+                 max_trials: int | None = None, seed: int = 0, log: Log | None = None,
+                 space: BaselineSpace | None = None) -> SearchResult:
+    """Search registry model `name`'s space (or `space`, e.g. a longer reference search's) on `data`'s
+    validation split (settings in `fixed` stay fixed)."""
+    space = space or SPACES.get(name)
     if space is None:
         raise ValueError(f"{name!r} has no declared search space; spaces exist for {sorted(SPACES)}")
     if data.valid.nnz == 0:
@@ -350,7 +357,7 @@ def search_model(name: str, data: Any, *, fixed: dict[str, Any] | None = None,
                          "with a valid share, e.g. --split random)")
     fixed = dict(fixed or {})
     say = log or (lambda _m: None)
-    result = search(space, model_objective(name, data, fixed, build), budget_seconds=budget_seconds,
+    result = search(space, model_objective(name, data, fixed, build, space), budget_seconds=budget_seconds,
                     max_trials=max_trials, seed=seed, n_items=data.n_items, fixed=tuple(fixed),
                     starts=[default_point(name)], log=lambda m: say(f"{name}: {m}"))
     edge = f"; still at an edge: {result.at_edge}" if result.at_edge else ""

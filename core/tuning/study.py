@@ -20,6 +20,8 @@ from core.tuning import objective, space
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, message): trials, or seconds with a budget only
+PRUNERS = ("median", "halving")
+HALVING_FACTOR = 3  # successive halving keeps the best 1/HALVING_FACTOR of the trials at each rung
 
 
 @dataclass
@@ -35,6 +37,9 @@ class TuneConfig:
     startup_trials: int = 3  # trials completed before the pruner may prune
     warmup_epochs: int = 3  # epochs of a trial before it may be pruned
     starting_points: bool = True  # enqueue space.STARTING_POINTS as the first trials
+    pruner: str = "median"  # "median": a trial below the median of earlier trials at the same epoch stops;
+    #                         "halving": asynchronous successive halving, rungs at warmup_epochs × 3^k epochs,
+    #                         where a trial goes on only among the best third of the trials that reached its rung
     n_jobs: int = 1  # trials run at once (threads; torch ops release the GIL). Above 1 the order in which
     #                  trials finish varies, so a search is only reproducible from its seed with n_jobs = 1
 
@@ -45,6 +50,8 @@ class TuneConfig:
             raise ValueError(f"trials={self.trials}; give at least 1")
         if self.n_jobs < 1:
             raise ValueError(f"n_jobs={self.n_jobs}; give at least 1")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"pruner={self.pruner!r}; choose one of {PRUNERS}")
         if self.trial_epochs < 1:
             raise ValueError(f"trial_epochs={self.trial_epochs}; give at least 1")
         if self.budget_minutes is not None and not self.budget_minutes > 0:
@@ -92,13 +99,18 @@ def make_sampler(config: TuneConfig) -> Any:
 
 def create_study(config: TuneConfig) -> Any:
     """The one study every search runs in (the fusion model's and each baseline's, core.tuning.baselines):
-    maximising, the seeded TPE sampler of `make_sampler`, median pruning after `startup_trials` trials and
-    `warmup_epochs` epochs."""
+    maximising, the seeded TPE sampler of `make_sampler`, and either median pruning after `startup_trials`
+    trials and `warmup_epochs` epochs, or successive halving (multi-fidelity: a trial's first rung is at
+    `warmup_epochs` epochs, so a poor point costs a few epochs and a good one trains on)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
-                                         n_warmup_steps=config.warmup_epochs)
+    if config.pruner == "halving":
+        pruner: Any = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(config.warmup_epochs, 1),
+                                                             reduction_factor=HALVING_FACTOR)
+    else:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
+                                             n_warmup_steps=config.warmup_epochs)
     return optuna.create_study(direction="maximize", sampler=make_sampler(config), pruner=pruner)
 
 

@@ -303,3 +303,29 @@ def test_list_models_follows_the_modalities() -> None:
     names = list_models(text_only)
     assert "text-only" in names and "image-only" not in names and "late-fusion" not in names
     assert list_models(None) == ["popularity", "itemknn", "bprmf", "ease", "als", "implicit-bpr", "lightgcn"]
+
+
+def test_vbpr_scores_a_large_batch_as_item_by_item() -> None:
+    # a batch whose items outnumber the catalog projects every item's content once: the same scores and
+    # gradients as projecting each picked item
+    import torch
+
+    from core.models.vbpr import _VBPR
+
+    torch.manual_seed(0)
+    module = _VBPR(6, np.random.default_rng(0).normal(size=(5, 7)).astype(np.float32), 4, 3, 0.1)
+    torch.nn.init.normal_(module.content_bias.weight)
+    u, i, j = torch.tensor([0, 1, 2, 5]), torch.tensor([0, 4, 4, 2]), torch.tensor([3, 1, 0, 0])
+    assert 2 * u.numel() >= 5
+    pos, neg, reg = module.bpr_scores(u, i, j)
+    (pos.sum() - 2 * neg.sum() + reg).backward()
+    grad = module.project.weight.grad.clone()
+    module.zero_grad()
+    gi, ci, bi = module._items(i)
+    gj, cj, bj = module._items(j)
+    gu, tu = module.gamma_u(u), module.theta_u(u)
+    pos2, neg2 = (gu * gi).sum(-1) + (tu * ci).sum(-1) + bi, (gu * gj).sum(-1) + (tu * cj).sum(-1) + bj
+    torch.testing.assert_close(pos, pos2)
+    torch.testing.assert_close(neg, neg2)
+    (pos2.sum() - 2 * neg2.sum() + reg.detach()).backward()
+    torch.testing.assert_close(grad, module.project.weight.grad)
