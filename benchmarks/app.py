@@ -38,8 +38,8 @@ def prepare(env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     code = ("from core.catalog.demo import DemoConfig, ensure_demo_catalog\n"
             "from core.encoders.factory import EncoderConfig, build_encoders\n"
-            "from core.store import Store\n"
-            "from core.workspace import ensure_model, prepare_embeddings\n"
+            "from core.store.database import Store\n"
+            "from core.workspace.prepare import ensure_model, prepare_embeddings\n"
             "s = Store(); c = ensure_demo_catalog(s, DemoConfig.from_env())\n"
             "e = prepare_embeddings(s, c, build_encoders(EncoderConfig.from_env()))\n"
             "ensure_model(s, c, e)\n")

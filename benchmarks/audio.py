@@ -52,7 +52,7 @@ def mfcc_baseline(files: list[Path]) -> np.ndarray:
     """(N, 40) MFCC(20) mean and std of each clip at 22,050 Hz."""
     import librosa
 
-    from core.media import load_audio
+    from core.catalog.media import load_audio
 
     rows = []
     for f in files:
@@ -74,7 +74,7 @@ def main() -> None:
     from core.encoders.audio_aisfx import AiSfxEncoder
     from core.encoders.pipeline import fit_stats
     from core.encoders.base import l2_normalise
-    from core.paths import shared_data_dir
+    from core.store.paths import shared_data_dir
     from benchmarks.encoders import five_second_clips
 
     start = time.perf_counter()

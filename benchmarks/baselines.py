@@ -33,9 +33,9 @@ def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | Non
     import torch
 
     from benchmarks.quality import load_catalog
-    from core.evaluation.splits import build_interaction_data
+    from core.data.splits import build_interaction_data
     from core.models.registry import list_models
-    from core.store import Store
+    from core.store.database import Store
     from core.tuning.baseline_store import save_baseline
     from core.tuning.baselines import SPACES, search_model
     from core.tuning.store import data_fingerprint

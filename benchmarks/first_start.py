@@ -47,10 +47,10 @@ def main() -> None:
     try:
         from core.catalog.demo import DemoConfig, ensure_demo_catalog
         from core.encoders.factory import EncoderConfig, build_encoders, preload_encoder_libraries
-        from core.evaluation.splits import build_interaction_data
-        from core.store import Store
+        from core.data.splits import build_interaction_data
+        from core.store.database import Store
         from core.tuning import quick_fusion_config
-        from core.workspace import ensure_model, prepare_embeddings
+        from core.workspace.prepare import ensure_model, prepare_embeddings
 
         store = Store(root)
         config = EncoderConfig.from_env()

@@ -18,7 +18,7 @@ retrains every seeded model once per model seed on that same split (deterministi
 each metric's mean, std and min–max over seeds, and computes the paired CIs on each user's values averaged
 over seeds. The JSON keeps every seed's figures.
 
-`--catalog lfm2k` reads the Last.fm-2K MMRec folder under core.paths.shared_data_dir() in memory; `demo`
+`--catalog lfm2k` reads the Last.fm-2K MMRec folder under core.store.paths.shared_data_dir() in memory; `demo`
 builds (or reuses) the demo catalog and its embeddings; any other name is a stored catalog. Selection: each
 baseline with a declared space keeps the catalog's stored tuned settings, or (none stored) searches its space on
 validation Recall@20 with the first seed and stores the result; among the fusion variants the one with the best mean validation Recall@20 is `selected_fusion`,
@@ -53,11 +53,11 @@ COMPARED = ("recall@20", "ndcg@10", "ndcg@20")  # metrics of the paired comparis
 def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
     """(catalog, embedding set) for 'demo', 'lfm2k' (read in memory from the shared data) or a stored name."""
     from core.encoders.pipeline import encode_catalog
-    from core.workspace import prepare_embeddings
+    from core.workspace.prepare import prepare_embeddings
 
     if name == "lfm2k":
         from core.catalog.mmrec import read_mmrec
-        from core.paths import shared_data_dir
+        from core.store.paths import shared_data_dir
 
         folder = shared_data_dir() / "lfm2k"
         if not folder.is_dir():
@@ -150,7 +150,7 @@ def _log(message: str) -> None:
 
 def _epoch_progress(label: str) -> Any:
     """An epoch callback for one fit: a tqdm bar on a terminal, a plain line every 10 s in a log."""
-    from core.cli import TqdmProgress
+    from core.cli.main import TqdmProgress
 
     bar = TqdmProgress(f"{label}: epochs")
 
@@ -176,9 +176,9 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
     from core.evaluation.bootstrap import bootstrap_ci
     from core.evaluation.protocol import DEFAULT_MASK, check_mask
     from core.evaluation.seeds import paired_over_users
-    from core.evaluation.splits import build_interaction_data
+    from core.data.splits import build_interaction_data
     from core.evaluation.suite import VALID_METRIC, run_model
-    from core.store import Store
+    from core.store.database import Store
 
     mask = check_mask(mask or DEFAULT_MASK)
     seeds = list(seeds) if seeds else [0]

@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def synthetic_catalog(n_items: int, n_users: int, seed: int = 0):
     """(catalog, embeddings, interaction data) of the demo's shape; tastes follow feature clusters."""
     from core.catalog.model import Catalog, Item
-    from core.embeddings import EmbeddingSet
+    from core.encoders.embeddings import EmbeddingSet
     from core.encoders import audio, image_descriptor
     from core.encoders.base import l2_normalise
     from core.models.base import InteractionData
@@ -70,7 +70,7 @@ def synthetic_catalog(n_items: int, n_users: int, seed: int = 0):
 
 def upload_queries(service, n: int, seed: int = 1) -> list:
     """`n` encoded upload queries (text + image + audio), built from catalog-like field vectors."""
-    from core.recommend import EncodedQuery, Query
+    from core.serving.service import EncodedQuery, Query
 
     rng = np.random.default_rng(seed)
     emb = service.embeddings
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from tqdm import tqdm
 
-    from core.index import measure_recall
+    from core.serving.index import measure_recall
     from core.models.fusion import PRESETS, FusionRecommender
-    from core.recommend import RecommendService
+    from core.serving.service import RecommendService
 
     parser = argparse.ArgumentParser(description="recommend latency, exact vs HNSW")
     parser.add_argument("--items", type=int, default=10_000)

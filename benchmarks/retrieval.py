@@ -10,8 +10,8 @@ preset is trained with their interactions removed, so they stay in the catalog a
 content alone. Each held-out item is a query of each modality it carries (its own stored vectors, through
 the recommend service); its results are all catalog items. The held-out items are split in two halves per
 category: the popularity prior's weight, the weight λ of the similarity to the upload and the weight μ of
-"items like your upload" (core.similarity) are chosen together on the validation half (grids
-core.prior.PRIOR_GRID × core.similarity.SIMILARITY_GRID × LIKE_GRID, criterion: mean over query modalities
+"items like your upload" (core.serving.similarity) are chosen together on the validation half (grids
+core.serving.prior.PRIOR_GRID × core.serving.similarity.SIMILARITY_GRID × LIKE_GRID, criterion: mean over query modalities
 of (precision@10 + self@1 + MRR@10) / 3, where self@1 is the query item itself ranked first and MRR@10 the
 mean of 1 / its own rank) and every figure printed is measured on the other (test) half at them. Beside
 the raw encoders' kNN over a modality's fields joined, every single field is reported; the fusion-versus-raw
@@ -71,9 +71,9 @@ def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int,
     The configuration is the one the studio's first model takes (core.tuning.quick_fusion_config): the
     catalog's tuned configuration when one is stored for these interactions, else the "content" starting
     point of the search; never one looked up by the catalog's name."""
-    from core.evaluation.splits import build_interaction_data
+    from core.data.splits import build_interaction_data
     from core.models.fusion import FusionRecommender
-    from core.store import Store
+    from core.store.database import Store
     from core.tuning import quick_fusion_config
 
     data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
@@ -97,11 +97,11 @@ def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: i
     from benchmarks.quality import load_catalog
     from core.evaluation.retrieval import choose_weights, evaluate_retrieval, held_out_rows, split_halves
     from core.evaluation.retrieval import CRITERION
-    from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_GRID
-    from core.similarity import (CLOSEST_GRID, DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT,
+    from core.serving.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_GRID
+    from core.serving.similarity import (CLOSEST_GRID, DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT,
                                  DEFAULT_SIMILARITY_WEIGHT, LIKE_GRID, NEIGHBOURS, SIMILARITY_GRID)
-    from core.recommend import RecommendService
-    from core.store import Store
+    from core.serving.service import RecommendService
+    from core.store.database import Store
 
     start = time.perf_counter()
     store = store or Store()

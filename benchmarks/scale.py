@@ -96,7 +96,7 @@ def bench_index(n: int, dim: int, clusters: int, n_queries: int, threads: int) -
     import faiss
     import hnswlib
 
-    from core.index import ExactIndex, single_thread_blas
+    from core.serving.index import ExactIndex, single_thread_blas
 
     rows: list[dict[str, Any]] = []
     vectors, centres = clustered_vectors(n, dim, clusters)
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds (queries use one)")
     parser.add_argument("--part", choices=("index", "service", "all"), default="all")
     parser.add_argument("--index", choices=("auto", "ivf", "hnsw"), default="auto",
-                        help="the service part's approximate index (auto: core.index.AUTO_ANN)")
+                        help="the service part's approximate index (auto: core.serving.index.AUTO_ANN)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.items.split(",") if s.strip()]
     if args.part in ("index", "all"):

@@ -40,7 +40,7 @@ def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, se
     import torch
 
     from core.catalog.model import Catalog, Item
-    from core.embeddings import EmbeddingSet
+    from core.encoders.embeddings import EmbeddingSet
     from core.encoders.base import l2_normalise
     from core.models.fusion import PRESETS, FusionRecommender
 
@@ -89,7 +89,7 @@ def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, se
 def make_queries(service: Any, taste: np.ndarray, cluster: np.ndarray, n: int, seed: int = 1) -> dict[str, list]:
     """Encoded queries of each kind (see the module docstring), n of each."""
     from benchmarks.recommend import upload_queries
-    from core.recommend import Query
+    from core.serving.service import Query
 
     rng = np.random.default_rng(seed)
     emb = service.embeddings
@@ -164,9 +164,9 @@ def bench_service(n: int, dim: int, clusters: int, n_queries: int, log=print, ki
 def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalog: Any, emb: Any, model: Any,
                    taste: np.ndarray, cluster: np.ndarray, folder: str) -> dict[str, Any]:
     """bench_service over a built world, with its index saved in `folder`."""
-    import core.recommend as recommend_module
+    import core.serving.service as recommend_module
     from benchmarks.recommend import percentiles
-    from core.recommend import RecommendService
+    from core.serving.service import RecommendService
 
     t = time.perf_counter()
     service = RecommendService(catalog, emb, model, encoders={}, index=kind, index_dir=folder)

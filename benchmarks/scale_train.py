@@ -44,7 +44,7 @@ def peak_gib() -> float:
 
 def synthetic(n_users: int, n_items: int, n_inter: int, clusters: int, seed: int = 0):
     """(InteractionData, seconds) of the synthetic set described in the module docstring."""
-    from core.embeddings import EmbeddingSet
+    from core.encoders.embeddings import EmbeddingSet
     from core.encoders.base import l2_normalise
     from core.models.base import InteractionData
 
@@ -102,7 +102,7 @@ def rss_gib() -> float:
 
 def cached_synthetic(args: argparse.Namespace):
     """synthetic(...) read from / written to `args.cache` (a folder) when given: generation takes minutes."""
-    from core.embeddings import EmbeddingSet
+    from core.encoders.embeddings import EmbeddingSet
     from core.models.base import InteractionData
 
     make = lambda: synthetic(args.users, args.items, args.interactions, args.clusters)  # noqa: E731

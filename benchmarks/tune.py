@@ -38,7 +38,7 @@ def test_figures(model: Any, data: Any) -> dict[str, float]:
     """Recall@K and NDCG@K on test under both masking rules."""
     import numpy as np
 
-    from core.evaluation.metrics import item_self_information
+    from core.data.metrics import item_self_information
     from core.evaluation.protocol import evaluate_ranking
 
     truth = data.test.tocsr()
@@ -142,9 +142,9 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     import torch
 
     from benchmarks.quality import load_catalog
-    from core.evaluation.splits import build_interaction_data
+    from core.data.splits import build_interaction_data
     from core.models.fusion import FusionRecommender
-    from core.store import Store
+    from core.store.database import Store
     from core.tuning.store import data_fingerprint, save_tuned
     from core.tuning.study import TuneConfig
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.export import neutralise_frame
+from core.store.export import neutralise_frame
 from core.limits import check_import_root, limits
 from ui import charts, components, loaders, state
 from ui.navigation import ensure_frame

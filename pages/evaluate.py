@@ -33,28 +33,28 @@ def _record(root: str, run_id: str) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _metrics(root: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
-    from core.runs import metrics_long
+    from core.evaluation.runs import metrics_long
 
     return metrics_long(loaders.get_store(root), list(run_ids))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _paired(root: str, run_a: str, run_b: str) -> pd.DataFrame:
-    from core.runs import paired_comparison
+    from core.evaluation.runs import paired_comparison
 
     return paired_comparison(loaders.get_store(root), run_a, run_b)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _curves(root: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
-    from core.runs import training_curves
+    from core.evaluation.runs import training_curves
 
     return training_curves(loaders.get_store(root), list(run_ids))
 
 
 def combined_card(records: list[dict]) -> dict[str, str]:
     """One protocol card for several runs: shared values once, differing ones listed per run."""
-    from core.runs import protocol_card
+    from core.evaluation.runs import protocol_card
 
     cards = [protocol_card(r) for r in records]
     out: dict[str, str] = {}
@@ -172,7 +172,7 @@ with tab_results:
             d1, d2 = st.columns([2, 2], vertical_alignment="bottom")
             pick = d1.selectbox("Run", chosen, format_func=labels.get, key="ev_download_run")
             d3 = d2.container(horizontal=True)
-            from core.runs import run_to_csv, run_to_json
+            from core.evaluation.runs import run_to_csv, run_to_json
 
             record = _record(ws.root, pick)
             d3.download_button("CSV", run_to_csv(record), file_name=f"{pick}.csv", mime="text/csv",
@@ -237,9 +237,9 @@ with tab_new:
             st.stop()
         from core.evaluation.cold_start import run_cold_start
         from core.evaluation.protocol import run_evaluation
-        from core.evaluation.splits import build_interaction_data
+        from core.data.splits import build_interaction_data
         from core.models.registry import build_model
-        from core.sharing import browser_may_change
+        from core.store.sharing import browser_may_change
 
         saved = []
         with st.status(f"Evaluating {len(models)} model(s) on {catalog.name}…", expanded=True) as status:
@@ -338,7 +338,7 @@ with tab_compare:
         wide = table.pivot_table(index="metric_k", columns="run_id", values="value", aggfunc="first")
         for col, rid in ((a_col, run_a), (b_col, run_b)):
             with col:
-                from core.runs import protocol_card
+                from core.evaluation.runs import protocol_card
 
                 components.protocol_card(protocol_card(_record(ws.root, rid)), title=labels[rid])
                 part = table[table["run_id"] == rid][["metric_k", "value", "lo", "hi"]]

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.narration import relative_scores, rounded_parts, score_parts, sentences_for
-from core.recommend import Query
+from core.explain.narration import relative_scores, rounded_parts, score_parts, sentences_for
+from core.serving.service import Query
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.theme import MODALITY_LABELS, modality_color, page_header

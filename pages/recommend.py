@@ -6,11 +6,11 @@ import streamlit as st
 
 from core.errors import PrismError, QueryError
 from core.limits import check_upload_size, limits
-from core.media import load_audio, load_image
-from core.narration import relative_scores, score_table
-from core.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
-from core.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
-from core.recommend import Query, Upload, apply_feedback
+from core.catalog.media import load_audio, load_image
+from core.explain.narration import relative_scores, score_table
+from core.serving.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
+from core.serving.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
+from core.serving.service import Query, Upload, apply_feedback
 from ui import components, loaders, state
 from ui.navigation import ensure_frame
 from ui.theme import MODALITY_ICONS, MODALITY_LABELS, modality_color, page_header
@@ -18,7 +18,7 @@ from ui.theme import MODALITY_ICONS, MODALITY_LABELS, modality_color, page_heade
 ensure_frame()
 
 # Extensions steer the browser's file picker; the MIME types beside them make Streamlit leave the check to
-# core.media, so a file of the wrong type gets a message saying what to upload instead of an exception.
+# core.catalog.media, so a file of the wrong type gets a message saying what to upload instead of an exception.
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", "image/png", "image/jpeg", "image/webp"]
 AUDIO_TYPES = [".wav", ".flac", ".ogg", ".mp3", "audio/wav", "audio/flac", "audio/ogg", "audio/mpeg"]
 PER_ROW = 5

@@ -10,9 +10,9 @@ import hashlib
 import streamlit as st
 
 from core.errors import PrismError
-from core.narration import card_sentence, relative_scores
+from core.explain.narration import card_sentence, relative_scores
 from core.report.render import runs_long
-from core.tour import (CatalogOutcome, ExplainOutcome, FeedbackOutcome, ImportOutcome, ProofOutcome, QueryOutcome,
+from core.tour.steps import (CatalogOutcome, ExplainOutcome, FeedbackOutcome, ImportOutcome, ProofOutcome, QueryOutcome,
                        StepSkipped, TourContext, TourRun, available_tours, load_tour, parse_tour)
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.sharing import browser_may_change
+from core.store.sharing import browser_may_change
 from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config, with_member_settings
 from core.tuning.store import TunedConfig, data_fingerprint, load_tuned, save_tuned
 from ui import charts, components, loaders
@@ -170,7 +170,7 @@ if start:
                      text=f"epoch {report.epoch}/{report.epochs} · loss {report.loss:.4f}{metric}")
         chart_slot.plotly_chart(charts.live_loss_fig(history))
 
-    from core.workspace import train_model
+    from core.workspace.prepare import train_model
 
     t0 = time.perf_counter()
     try:
@@ -231,7 +231,7 @@ else:
 
 # -- history: what was active and tuned before, and putting it back -----------------------------------------
 with st.expander("History: earlier active models and tuned configurations"):
-    from core.history_commands import catalog_history, restore
+    from core.cli.history import catalog_history, restore
     from core.tuning.history import describe_entry
 
     try:

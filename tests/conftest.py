@@ -10,8 +10,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from core.paths import shared_data_dir  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.store.paths import shared_data_dir  # noqa: E402
+from core.store.database import Store  # noqa: E402
 
 
 @pytest.fixture

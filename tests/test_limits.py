@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 from core.limits import (OPTION_BOUNDS, SETTING_BOUNDS, Bound, OptionError, check_bounded, check_option,
                          parse_number_list)
 from core.models.settings import load_config_file, parse_set
-from core.store import Store
+from core.store.database import Store
 
 
 @pytest.mark.parametrize("value, bound, expected", [
@@ -169,7 +169,7 @@ def test_tune_config_refuses_out_of_range_values_in_core() -> None:
     (["--max-listeners", "-1"], "--max-listeners"),
 ])
 def test_explain_check_refuses_out_of_range_values_before_work(capsys, argv: list[str], message: str) -> None:
-    from core.explain_check import main
+    from core.explain.check import main
 
     with pytest.raises(SystemExit) as exit_:
         main(argv)

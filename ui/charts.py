@@ -1,5 +1,5 @@
 """Plotly figures of the studio, built from plain data (dicts, DataFrames). No streamlit here, so they test alone;
-the ones the HTML report draws too are in core.figures."""
+the ones the HTML report draws too are in core.report.figures."""
 from __future__ import annotations
 
 import html
@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-# the figures the HTML report shares live in core.figures; imported here so pages keep calling ui.charts
-from core.figures import (CATEGORY_PALETTE, MODALITY_ORDER, legend_below, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
+# the figures the HTML report shares live in core.report.figures; imported here so pages keep calling ui.charts
+from core.report.figures import (CATEGORY_PALETTE, MODALITY_ORDER, legend_below, RUN_PALETTE, _alpha, _colors_for, _ordered,  # noqa: F401
                           feature_shap_bar, metric_at_k_lines, metric_bars_ci, modality_shares_bar,
                           paired_difference_fig, run_colors, shapley_waterfall, token_html, token_pairs,
                           BASE_COLOR, HISTORY_COLOR, TERM_COLOR, TOTAL_COLOR)

@@ -12,9 +12,9 @@ import streamlit as st
 
 from core.catalog.model import Catalog, Item
 from core.errors import PrismError
-from core.narration import card_sentence, name_query, query_noun  # noqa: F401 (pages call them here)
-from core.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
-from core.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
+from core.explain.narration import card_sentence, name_query, query_noun  # noqa: F401 (pages call them here)
+from core.serving.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
+from core.serving.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
 from ui import state
 from ui.theme import MODALITY_LABELS, modality_bar, modality_color, rank_change
 
@@ -237,7 +237,7 @@ def media_problems(problems: list[dict[str, str]], catalog_name: str, key: str) 
         return
     import pandas as pd
 
-    from core.export import neutralise_frame, safe_csv
+    from core.store.export import neutralise_frame, safe_csv
 
     frame = pd.DataFrame(problems, columns=["file", "row", "column", "reference", "reason"])
     st.warning(f"{len(frame):,} media cell(s) could not be used; those items were imported without that "

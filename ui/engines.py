@@ -20,7 +20,7 @@ def ray_encode_panel(ws: loaders.Workspace) -> None:
         return
     from core.scale.progress import RateProgress
     from core.scale.ray_encode import RayEncodeEngine
-    from core.workspace import prepare_embeddings
+    from core.workspace.prepare import prepare_embeddings
 
     bar = st.progress(0.0, text="starting Ray…")
 

@@ -21,14 +21,14 @@ import pandas as pd
 import streamlit as st
 
 from core.catalog.model import Catalog
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.errors import DamagedFileError, PrismError
-from core.paths import data_dir
-from core.store import Store
+from core.store.paths import data_dir
+from core.store.database import Store
 
 if TYPE_CHECKING:
-    from core.explain import ExplainService
-    from core.recommend import RecommendService
+    from core.explain.service import ExplainService
+    from core.serving.service import RecommendService
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def catalog_stamp(st_store: Store, name: str) -> str:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_workspace(root: str, name: str, stamp: str) -> Workspace:
     """Load the catalog, its embeddings and active model from the store; NotReady when one is missing."""
-    from core.workspace import has_interactions, is_content_only, load_active_model, load_embeddings
+    from core.workspace.prepare import has_interactions, is_content_only, load_active_model, load_embeddings
 
     t0 = time.perf_counter()
     st_store = get_store(root)
@@ -200,7 +200,7 @@ def _refuse_catalog(name: str | None, error: PrismError) -> None:
 def _bootstrap(st_store: Store, name: str) -> None:
     """Build the catalog's missing pieces in the store, each step with a progress bar."""
     from core.encoders.factory import EncoderConfig, preload_encoder_libraries
-    from core.workspace import ensure_model, load_embeddings, prepare_embeddings, train_model
+    from core.workspace.prepare import ensure_model, load_embeddings, prepare_embeddings, train_model
 
     with st.status("Preparing the studio — first start only, later starts take seconds…",
                    expanded=True) as status:
@@ -224,14 +224,14 @@ def _bootstrap(st_store: Store, name: str) -> None:
             except DamagedFileError:  # only the demo reaches here with a damaged file: it is rebuilt
                 damaged = True
             embeddings = prepare_embeddings(st_store, catalog, encs, progress=_bar_callback(), force=damaged)
-            from core.workspace import ensure_content_only_model, has_interactions
+            from core.workspace.prepare import ensure_content_only_model, has_interactions
 
             if not has_interactions(catalog):
                 st.write("**4 / 4** No interactions: recommending by content alone (nothing to train)")
                 ensure_content_only_model(st_store, catalog, embeddings)
                 status.update(label="Studio ready (content only)", state="complete", expanded=False)
                 return
-            from core.evaluation.splits import build_interaction_data
+            from core.data.splits import build_interaction_data
             from core.tuning import quick_fusion_config
 
             config, source = quick_fusion_config(st_store, catalog,
@@ -272,8 +272,8 @@ def offer_removal(st_store: Store, name: str, fallback: str) -> None:
 
 
 def remove_catalog_and_switch(st_store: Store, name: str, fallback: str) -> None:
-    """Remove a stored catalog (core.workspace.remove_catalog) and switch this session to `fallback`."""
-    from core.workspace import remove_catalog
+    """Remove a stored catalog (core.workspace.prepare.remove_catalog) and switch this session to `fallback`."""
+    from core.workspace.prepare import remove_catalog
     from ui import state
 
     try:
@@ -312,7 +312,7 @@ def _epoch_callback():
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _recommend_service(root: str, name: str, stamp: str, encoder_key: str, _ws: Workspace,
                        _encoders: dict[str, Any]) -> RecommendService:
-    from core.recommend import RecommendService
+    from core.serving.service import RecommendService
 
     # an approximate index (large catalogs) is loaded from beside the model, built there only once
     return RecommendService(_ws.catalog, _ws.embeddings, _ws.model, _encoders,
@@ -343,7 +343,7 @@ def explain_budget() -> tuple[int | None, int | None]:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _explain_service(root: str, name: str, stamp: str, encoder_key: str, budget: tuple[int | None, int | None],
                      _service: RecommendService) -> ExplainService:
-    from core.explain import ExplainConfig, ExplainService
+    from core.explain.service import ExplainConfig, ExplainService
 
     config = ExplainConfig()
     features, tokens = budget
@@ -404,7 +404,7 @@ def evaluate_demo_in_background(ws: Workspace) -> None:
     with _REFERENCE_LOCK:
         if key in _REFERENCE_JOBS:
             return
-        from core.workspace import missing_reference_runs
+        from core.workspace.prepare import missing_reference_runs
 
         todo = missing_reference_runs(get_store(ws.root), ws.catalog, ws.model_id)
         if not todo:
@@ -415,7 +415,7 @@ def evaluate_demo_in_background(ws: Workspace) -> None:
 
 
 def _evaluate_reference(ws: Workspace, key: tuple[str, str]) -> None:
-    from core.workspace import ensure_reference_runs
+    from core.workspace.prepare import ensure_reference_runs
 
     job = _REFERENCE_JOBS[key]
     try:  # below the page's own work: this thread alone runs at a lower CPU priority (Linux)
@@ -451,13 +451,13 @@ def _warm_up(ws: Workspace, key: str) -> None:
 
 
 def _compile_shap() -> None:
-    """Compile shap's numba kernels once per process (core.explain.ExplainService.warm_up)."""
+    """Compile shap's numba kernels once per process (core.explain.service.ExplainService.warm_up)."""
     with _REFERENCE_LOCK:  # any lock: two sessions starting at once compile once
         if "shap" in _WARMED:
             return
         _WARMED.add("shap")
     try:
-        from core.explain import ExplainService
+        from core.explain.service import ExplainService
 
         ExplainService.warm_up()
     except Exception:  # a warm-up only saves time
@@ -466,7 +466,7 @@ def _compile_shap() -> None:
 
 def _encode_samples(service: RecommendService) -> None:
     """Encode the sample cover and clip once: first calls compile kernels (librosa's numba, torch's)."""
-    from core.warm import encode_samples
+    from core.workspace.warm import encode_samples
 
     encode_samples(service)
 
@@ -504,7 +504,7 @@ def gate_frame(root: str, name: str, stamp: str, _ws: Workspace) -> pd.DataFrame
 def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws: Workspace) -> pd.DataFrame:
     """2-D coordinates of every item: PCA, UMAP or t-SNE of the joint model vectors or of one modality's
     fields; computed once per model (cached on disk beside it)."""
-    from core.projection import item_map
+    from core.explain.projection import item_map
 
     folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
     ids, xy = item_map(folder, _ws.catalog, _ws.embeddings, _ws.model, space, method)
@@ -513,7 +513,7 @@ def embedding_map(root: str, name: str, stamp: str, method: str, space: str, _ws
 
 def map_is_cached(root: str, method: str, space: str, _ws: Workspace) -> bool:
     """Whether the active model's `method` map of `space` was computed before (on disk beside the model)."""
-    from core.projection import has_cached_projection
+    from core.explain.projection import has_cached_projection
 
     folder = get_store(root).model_dir(_ws.model_id) if _ws.model_id else None
     return has_cached_projection(folder, space, method)
@@ -561,8 +561,8 @@ def runs_stamp(st_store: Store, name: str) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def runs_frame(root: str, name: str, stamp: str) -> pd.DataFrame:
-    """The catalog's stored runs as one row each (core.runs.runs_table)."""
-    from core.runs import runs_table
+    """The catalog's stored runs as one row each (core.evaluation.runs.runs_table)."""
+    from core.evaluation.runs import runs_table
 
     return runs_table(get_store(root), name)
 
@@ -570,7 +570,7 @@ def runs_frame(root: str, name: str, stamp: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=8)
 def damaged_runs(root: str, name: str, stamp: str) -> list[tuple[str, str]]:
     """(run id, message with its fix) for each stored run record of the catalog that cannot be read."""
-    from core.runs import damaged_runs as find
+    from core.evaluation.runs import damaged_runs as find
 
     return find(get_store(root), name)
 
@@ -578,7 +578,7 @@ def damaged_runs(root: str, name: str, stamp: str) -> list[tuple[str, str]]:
 # -- the training split (tuning and training read it) -------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _interaction_data(root: str, name: str, stamp: str, _ws: Workspace) -> Any:
-    from core.evaluation.splits import build_interaction_data
+    from core.data.splits import build_interaction_data
 
     return build_interaction_data(_ws.catalog, _ws.embeddings, split="auto", seed=0)
 

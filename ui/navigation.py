@@ -5,7 +5,7 @@ import runpy
 
 import streamlit as st
 
-from core.paths import REPO_ROOT
+from core.store.paths import REPO_ROOT
 
 
 def ensure_frame() -> None:

@@ -51,7 +51,7 @@ def merged_explanations(explanations: dict, subject: object) -> dict[str, object
 def query_report(ws, query, result, explanations: dict, subject: object, what: str) -> ReportData:
     """A report of one query (or listener): its ranking, the items explained so far, the catalog's runs."""
     from core.report import ReportQuery, explained_from, items_from_result, latest_runs, paired_against_fusion
-    from core.narration import query_noun
+    from core.explain.narration import query_noun
     from core.report.data import query_from
     from ui.loaders import get_store
 

@@ -13,7 +13,7 @@ DEFAULT_WEIGHTS = {"text": 1.0, "image": 1.0, "audio": 1.0}
 
 DEFAULTS: dict[str, Any] = {
     "catalog_name": None,  # the active catalog of this session (None = the first stored one, else "demo")
-    "query": None,  # the last submitted core.recommend.Query
+    "query": None,  # the last submitted core.serving.service.Query
     "encoded": None,  # its EncodedQuery (re-ranking with sliders never re-encodes)
     "result": None,  # the RecommendationResult on screen
     "had_rerank": False,  # whether `result` came from a re-rank (so rank arrows are shown)
@@ -22,9 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "audio_uploads": [],
     "whatif": False,  # modality-weight sliders active
     "weights": None,  # dict[modality, float] when what-if is on
-    "prior_weight": None,  # popularity prior weight of content queries (None = core.prior's default)
-    "similarity_weight": None,  # similarity-to-upload weight λ (None = core.similarity's default)
-    "like_weight": None,  # "items like your upload" weight μ (None = core.similarity's default)
+    "prior_weight": None,  # popularity prior weight of content queries (None = core.serving.prior's default)
+    "similarity_weight": None,  # similarity-to-upload weight λ (None = core.serving.similarity's default)
+    "like_weight": None,  # "items like your upload" weight μ (None = core.serving.similarity's default)
     "top_k": 10,
     "feedback": [],  # [(item_id, "like" | "dislike")] in order
     "explain_target": None,  # {"item_id", "mode": "query" | "user", "user_id"}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-# the palette and the figure style are shared with the HTML report (core.figures); pages import them from here
-from core.figures import (MODALITY_COLORS, MODALITY_LABELS, NEGATIVE, NEUTRAL, POSITIVE,  # noqa: F401
+# the palette and the figure style are shared with the HTML report (core.report.figures); pages import them from here
+from core.report.figures import (MODALITY_COLORS, MODALITY_LABELS, NEGATIVE, NEUTRAL, POSITIVE,  # noqa: F401
                           PRIMARY, modality_color, style_figure)
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"

@@ -31,7 +31,7 @@ import pandas as pd
 from core.catalog.demo_media import PALETTES, render_cover, synth_clip
 from core.catalog.model import MODALITIES, Catalog, Item
 from core.errors import CatalogError, StoreError
-from core.store import Store
+from core.store.database import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from core.catalog.validation import ImportReport, Progress, parse_interactions, report_for
 from core.errors import CatalogError
-from core.store import Store
+from core.store.database import Store
 
 
 def read_interactions_file(path: Path | str, item_ids: list[str], warnings: list[str] | None = None

@@ -6,7 +6,7 @@ Layout (in a folder, or at the top of a zip or of its single top-level folder):
     interactions.csv                                  optional: user_id, item_id[, rating, timestamp, split]
     covers/…, audio/…                                 media, referenced relative to the manifest
 
-Every row, every media file (decoded with core.media) and every zip entry is checked before anything is
+Every row, every media file (decoded with core.catalog.media) and every zip entry is checked before anything is
 written; the catalog then goes into the store in one atomic save. A media cell whose file cannot be used
 (missing, corrupt, silent, too short) masks that modality of its item and is listed in full in the report,
 which is stored with the catalog; `strict=True` refuses the whole import instead. An import where every cell
@@ -37,8 +37,8 @@ from core.catalog.validation import (CSV_ROWS_NOTE, RECORD_ROWS_NOTE, TABLE_ROWS
                                      report_for, require_columns, table_row)
 from core.errors import CatalogError, UnsupportedMediaError
 from core.limits import Limits, limits
-from core.media import load_audio, load_image
-from core.store import Store
+from core.catalog.media import load_audio, load_image
+from core.store.database import Store
 
 MANIFEST_NAMES: tuple[str, ...] = ("manifest.csv", "manifest.json", "manifest.parquet")
 INTERACTIONS_NAME = "interactions.csv"

@@ -25,7 +25,7 @@ from core.catalog.model import Catalog, FeatureMatrix, Item
 from core.catalog.validation import (CSV_ROWS_NOTE, ImportReport, Progress, catalog_name, check_feature_matrix,
                                      check_inside, check_target, csv_row, listing, report_for, require_columns)
 from core.errors import CatalogError
-from core.store import Store
+from core.store.database import Store
 
 AUTO = "auto"  # pick the feature file by its usual name
 TEXT_FILES: tuple[str, ...] = ("all-MiniLM-L6-v2.npy",)  # looked for, in order, when text="auto"

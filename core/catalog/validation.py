@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.catalog.model import INTERACTION_COLUMNS, MODALITIES, SPLITS, Catalog, empty_interactions
 from core.errors import CatalogError, StoreError
-from core.store import Store
+from core.store.database import Store
 
 Progress = Callable[[int, int, str], None]
 RowLabel = Callable[[int], str]  # 0-based data row -> how the user finds it in the file

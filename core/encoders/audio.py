@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.encoders.base import l2_normalise
-from core.media import AUDIO_SAMPLE_RATE, MIN_AUDIO_SECONDS, load_audio
+from core.catalog.media import AUDIO_SAMPLE_RATE, MIN_AUDIO_SECONDS, load_audio
 
 DESCRIPTOR_VERSION = "librosa-descriptor-v3"  # v3: octave-robust tempo
 N_FFT = 2048  # ≈ 93 ms at 22,050 Hz: fine enough in frequency for chroma

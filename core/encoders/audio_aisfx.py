@@ -27,7 +27,7 @@ import numpy as np
 from core.encoders.base import l2_normalise
 from core.encoders.weights import sha256_file, verify_sha256
 from core.errors import ChecksumError, EncoderError
-from core.media import load_audio, pad_short_clip
+from core.catalog.media import load_audio, pad_short_clip
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ LOG_SCALE = 1e4  # log10(LOG_SCALE · power + 1), the training compression
 
 def default_cache_dir() -> Path:
     """Where the converted safetensors weights are kept ($PRISM_WEIGHTS_DIR, else <data dir>/weights)."""
-    from core.paths import data_dir
+    from core.store.paths import data_dir
 
     return Path(os.environ.get("PRISM_WEIGHTS_DIR") or data_dir() / "weights")
 

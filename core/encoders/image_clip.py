@@ -15,7 +15,7 @@ import numpy as np
 from core.encoders.base import l2_normalise
 from core.encoders.weights import hub_offline, sha256_file
 from core.errors import EncoderError
-from core.media import load_image
+from core.catalog.media import load_image
 
 DEFAULT_ARCH = "ViT-B-32"
 RANDOM_INIT = "random-init"

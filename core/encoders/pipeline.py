@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from core.catalog.model import Catalog
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import DescriptorEncoder, Encoder, l2_normalise
 from core.encoders.cache import EmbeddingCache, file_key, text_key
 from core.errors import EncoderError, UnsupportedMediaError
-from core.media import AUDIO_SAMPLE_RATE, load_audio, load_image
+from core.catalog.media import AUDIO_SAMPLE_RATE, load_audio, load_image
 
 log = logging.getLogger(__name__)
 

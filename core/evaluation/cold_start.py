@@ -18,8 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.catalog.model import Catalog
-from core.embeddings import EmbeddingSet
-from core.evaluation.metrics import item_self_information
+from core.encoders.embeddings import EmbeddingSet
+from core.data.metrics import item_self_information
 from core.evaluation.protocol import Progress, build_record, evaluate_ranking
 from core.models.base import InteractionData, ProgressCallback, Recommender
 

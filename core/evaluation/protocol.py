@@ -8,7 +8,7 @@ Protocol (what every stored run means):
   items stay candidates, so a figure can sit beside a published one measured that way.
   "train+valid": on the test target the user's VALID items are masked too (they were used for model
   selection and are known positives). For target "valid" only training items are ever masked.
-- Ranking metrics (precision, recall, f1, map, ndcg, hit_rate @K; see core.evaluation.metrics) and AUC
+- Ranking metrics (precision, recall, f1, map, ndcg, hit_rate @K; see core.data.metrics) and AUC
   are computed per user; each reported value is the mean over evaluated users with a 95% percentile
   bootstrap interval over users (seeded).
 - Beyond accuracy: catalogue coverage@K and novelty@K (self-information from training popularity).
@@ -30,9 +30,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.catalog.model import Catalog
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.evaluation.bootstrap import bootstrap_ci
-from core.evaluation.metrics import (RANKING_METRICS, ConfusionCounts, auc_per_user, bounded_batch,
+from core.data.metrics import (RANKING_METRICS, ConfusionCounts, auc_per_user, bounded_batch,
                                      catalogue_coverage,
                                      confusion_counts, item_self_information, kth_score_threshold, novelty,
                                      ranking_metrics, topk_indices)

@@ -18,7 +18,7 @@ The protocol (run by `python -m benchmarks.retrieval`):
   - self@1: the query item itself ranked first (the exact match a room expects on top); MRR@k: the mean
     of 1 / the query item's own rank (0 when it is not in the top k).
 The popularity prior's weight, the weight λ of the similarity to the upload and the weight μ of "items like
-your upload" (core.similarity) are chosen together on one half of the held-out items (per category), by
+your upload" (core.serving.similarity) are chosen together on one half of the held-out items (per category), by
 `criterion` ((precision@k + self@1 + MRR@k) / 3, averaged over query modalities), and the figures are
 reported on the other half (see `split_halves`, `choose_weights`).
 """
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from core.index import top_k_rows
-from core.recommend import EncodedQuery, RecommendService
+from core.serving.index import top_k_rows
+from core.serving.service import EncodedQuery, RecommendService
 
 Progress = Callable[[int, int, str], None]
 MODALITIES = ("text", "image", "audio")
@@ -260,7 +260,7 @@ def choose_weights(service: RecommendService, labels: Sequence[Any], valid_rows:
     upload, items like the upload, closest match: score = joint + w · prior + λ · similarity + μ · like +
     κ · closest, as the service ranks); every combination of the grid then ranks from those parts.
     """
-    from core.similarity import closest_match
+    from core.serving.similarity import closest_match
 
     mods = [m for m in MODALITIES if m in service.modalities]
     parts: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}

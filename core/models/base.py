@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 
 
 @dataclass

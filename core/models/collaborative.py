@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from core.evaluation.metrics import ndcg_at_k, recall_at_k, top_k_of_masked
+from core.data.metrics import ndcg_at_k, recall_at_k, top_k_of_masked
 from core.models.base import InteractionData
 
 MEMBERS = ("ease", "als", "itemknn")  # the collaborative models a fusion model may add, in this order

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
 from core.errors import CatalogError, MissingModalityError
 from core.models.base import InteractionData, ProgressCallback

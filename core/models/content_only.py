@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.errors import CatalogError
 from core.models.fusion import FusionConfig, FusionRecommender
 

@@ -23,8 +23,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from core.atomic import atomic_path, write_text_atomic
-from core.embeddings import EmbeddingSet
+from core.store.atomic import atomic_path, write_text_atomic
+from core.encoders.embeddings import EmbeddingSet
 from core.errors import DamagedFileError, MissingModalityError, ModelError, QueryError
 from core.models import graph
 from core.models.base import InteractionData, ProgressCallback
@@ -382,7 +382,7 @@ class FusionRecommender:
                                        f"{'None' if emb is None else 'empty'}; encode the catalog first")
         if list(emb.item_ids) != list(data.item_ids):
             raise ModelError("the embedding set is not aligned with InteractionData.item_ids; build both "
-                             "from the same catalog (core.evaluation.splits.build_interaction_data)")
+                             "from the same catalog (core.data.splits.build_interaction_data)")
         torch.manual_seed(self.config.seed)
         self._build(emb, data.n_users, list(data.user_ids))
         train = sp.coo_matrix(data.train)

@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.models.als import ALS
 from core.models.base import Recommender
 from core.models.bprmf import BPRMF

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.evaluation.metrics import bounded_batch, ndcg_at_k, recall_at_k, topk_indices
+from core.data.metrics import bounded_batch, ndcg_at_k, recall_at_k, topk_indices
 from core.models.base import EpochReport, InteractionData, ProgressCallback
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from core.catalog.model import Catalog
 from core.errors import PrismError
-from core.store import Store
+from core.store.database import Store
 
 
 class ReportError(PrismError):
@@ -87,11 +87,11 @@ class ReportData:
     runs: list[dict[str, Any]] = field(default_factory=list)  # stored run records
     paired: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (label A, label B, rows)
     sections: list[ReportSection] = field(default_factory=list)
-    faithfulness: dict[str, Any] | None = None  # core.explain_check.run_check on the demo
+    faithfulness: dict[str, Any] | None = None  # core.explain.check.run_check on the demo
 
 
 def items_from_result(result: Any) -> list[ReportItem]:
-    """The ranked items of a core.recommend.RecommendationResult."""
+    """The ranked items of a core.serving.service.RecommendationResult."""
     return [ReportItem(item_id=r.item_id, rank=r.rank, score=float(r.score),
                        modality_weights={m: float(v) for m, v in r.modality_weights.items()},
                        contributions={m: float(v) for m, v in r.contributions.items()},
@@ -99,16 +99,16 @@ def items_from_result(result: Any) -> list[ReportItem]:
 
 
 def query_from(query: Any) -> ReportQuery:
-    """A core.recommend.Query as report data."""
+    """A core.serving.service.Query as report data."""
     return ReportQuery(text=query.text, images=[ReportMedia(u.name, u.data) for u in query.images],
                        audio=[ReportMedia(u.name, u.data) for u in query.audio], liked=list(query.liked),
                        disliked=list(query.disliked), user_id=query.user_id)
 
 
 def explained_from(catalog: Catalog, explanation: Any, noun: str = "your upload") -> ExplainedItem:
-    """A core.explain.Explanation as report data, with its plain sentences; the query is named by `noun`
-    ("your text", ... from core.narration.query_noun), as the studio's pages name it."""
-    from core.narration import name_query, sentences_for
+    """A core.explain.service.Explanation as report data, with its plain sentences; the query is named by `noun`
+    ("your text", ... from core.explain.narration.query_noun), as the studio's pages name it."""
+    from core.explain.narration import name_query, sentences_for
 
     shapley = {m: float(v) for m, v in explanation.modality_shapley.items()}
     terms = {t: float(v) for t, v in (getattr(explanation, "terms", None) or {}).items()}
@@ -127,7 +127,7 @@ def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[d
     """The run `run_id` (ReportError when unknown), else the newest run of each model of the catalog
     under one protocol (data, split, target, masking rule): the newest protocol whose runs put a fusion model
     beside another model, so the table compares like with like and its paired comparisons exist."""
-    from core.runs import _records
+    from core.evaluation.runs import _records
 
     if run_id is not None:
         records = _records(store, run_ids=[run_id])
@@ -149,7 +149,7 @@ def latest_runs(store: Store, catalog: str, run_id: str | None = None) -> list[d
 
 def _split_key(record: dict[str, Any]) -> tuple:
     """What two runs must share to be compared: data, split, target and masking rule."""
-    from core.runs import mask_of
+    from core.evaluation.runs import mask_of
 
     p = record.get("protocol", {})
     return (p.get("split"), p.get("split_seed"), p.get("target"), mask_of(record),
@@ -157,8 +157,8 @@ def _split_key(record: dict[str, Any]) -> tuple:
 
 
 def paired_against_fusion(store: Store, runs: list[dict[str, Any]]) -> list[tuple[str, str, pd.DataFrame]]:
-    """Paired comparisons (core.runs.paired_comparison) of the first fusion run against every other run."""
-    from core.runs import paired_comparison
+    """Paired comparisons (core.evaluation.runs.paired_comparison) of the first fusion run against every other run."""
+    from core.evaluation.runs import paired_comparison
 
     fusion = next((r for r in runs if r.get("model", {}).get("kind") == "fusion"), None)
     if fusion is None:
@@ -180,7 +180,7 @@ def build_report(store: Store, catalog_name: str, query_text: str | None = None,
     """A report of a stored catalog: the active model's ranking of `query_text` with its top
     `explain_top` items explained, and the stored evaluation runs (or the one `run_id`)."""
     from core.limits import check_option
-    from core.workspace import load_active_model, load_embeddings
+    from core.workspace.prepare import load_active_model, load_embeddings
 
     k = int(check_option("report_k", k, "k (ranked items listed)"))
     explain_top = int(check_option("explain", explain_top, "the number of items explained"))
@@ -195,8 +195,8 @@ def build_report(store: Store, catalog_name: str, query_text: str | None = None,
         if model is None:
             raise ReportError(f"catalog {catalog.name!r} has no embeddings or active model to rank with; "
                               f"run `python -m core train --catalog {catalog.name}` first")
-        from core.explain import ExplainService
-        from core.recommend import Query, RecommendService
+        from core.explain.service import ExplainService
+        from core.serving.service import Query, RecommendService
 
         if encoders is None:
             from core.encoders.factory import EncoderConfig, build_encoders

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import figures
+from core.report import figures
 from core.catalog.model import Catalog, Item
 from core.report.data import ReportData
 
@@ -264,8 +264,8 @@ def _evaluation(r: _Renderer) -> str:
     runs = r.data.runs
     if not runs:
         return ""
-    from core.narration import comparison_sentence, protocol_sentence
-    from core.runs import protocol_card
+    from core.explain.narration import comparison_sentence, protocol_sentence
+    from core.evaluation.runs import protocol_card
 
     long = runs_long(runs)
     ks = sorted(long["k"].unique()) if len(long) else []

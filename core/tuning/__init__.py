@@ -32,7 +32,7 @@ def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: Inter
                           not_stored_why: str = "") -> tuple[FusionConfig, str]:
     """The catalog's tuned configuration, or (when none is stored for this data) the result of a short
     tune within `budget_minutes`, stored unless `persist` is False (a browser session that may not change
-    what others see, core.sharing, says why in `not_stored_why`); the string says which."""
+    what others see, core.store.sharing, says why in `not_stored_why`); the string says which."""
     from core.tuning.store import data_fingerprint, load_tuned, save_tuned
     from core.tuning.study import TuneConfig, tune
 

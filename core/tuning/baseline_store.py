@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_text_atomic
+from core.store.atomic import write_text_atomic
 from core.errors import StoreError
 from core.tuning.store import FOLDER, data_fingerprint, tuned_path
 

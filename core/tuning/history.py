@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_bytes_atomic
+from core.store.atomic import write_bytes_atomic
 from core.errors import DamagedFileError, StoreError
 
 HISTORY = "history"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import write_text_atomic
+from core.store.atomic import write_text_atomic
 from core.errors import ModelError, StoreError
 from core.models.base import InteractionData
 from core.models.fusion import FusionConfig

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.paths import REPO_ROOT
+from core.store.paths import REPO_ROOT
 from tests.app.demo_env import build_small_demo
 
 APP = str(REPO_ROOT / "app.py")

@@ -36,8 +36,8 @@ def build_small_demo(root: Path, with_runs: bool = True) -> dict[str, str]:
         from core.catalog.demo import DemoConfig, ensure_demo_catalog
         from core.encoders.factory import EncoderConfig, build_encoders
         from core.models.fusion import PRESETS
-        from core.store import Store
-        from core.workspace import ensure_model, prepare_embeddings
+        from core.store.database import Store
+        from core.workspace.prepare import ensure_model, prepare_embeddings
 
         store = Store(root)
         catalog = ensure_demo_catalog(store, DemoConfig.from_env())
@@ -47,7 +47,7 @@ def build_small_demo(root: Path, with_runs: bool = True) -> dict[str, str]:
         model = ensure_model(store, catalog, embeddings, config=config)
         if with_runs and store.list_runs(catalog.name).empty:
             from core.evaluation.protocol import run_evaluation
-            from core.evaluation.splits import build_interaction_data
+            from core.data.splits import build_interaction_data
             from core.models.popularity import Popularity
 
             data = build_interaction_data(catalog, embeddings, split="auto", seed=0)

@@ -16,7 +16,7 @@ IMPORTED = ("mini", "masked", "masked2")  # the catalogs the import tests store 
 def imports_removed():
     """Removes the catalogs an import test stored, before and after it, so no test depends on which import
     test ran first (a second import under a taken name is refused)."""
-    from core.workspace import remove_catalog
+    from core.workspace.prepare import remove_catalog
     from ui.loaders import store
 
     def clean() -> None:
@@ -50,7 +50,7 @@ def test_filter_by_offers_the_text_columns_and_filters(app):
     app.multiselect(key="cat_values").set_value(["jazz"]).run()
     import os
 
-    from core.store import Store
+    from core.store.database import Store
 
     catalog = Store(os.environ["PRISM_DATA_DIR"]).load_catalog("demo")
     jazz = sum(it.metadata.get("genre") == "jazz" for it in catalog.items)
@@ -90,7 +90,7 @@ def test_map_opens_coloured_by_genre_on_pca_when_no_umap_is_cached(app):
 def test_umap_map_is_computed_once_per_model_and_coloured_by_dominant_modality(app, app_env):
     from pathlib import Path
 
-    from core.store import Store
+    from core.store.database import Store
 
     model_id = Store(app_env["PRISM_DATA_DIR"]).active_model("demo")["id"]
     maps = Path(app_env["PRISM_DATA_DIR"]) / "models" / model_id / "maps"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core.figures import HISTORY_COLOR
+from core.report.figures import HISTORY_COLOR
 from ui import charts
 from ui.theme import MODALITY_COLORS, NEUTRAL, modality_bar, rank_change
 
@@ -120,7 +120,7 @@ def _hue_and_chroma(colour: str) -> tuple[float, float]:
 
 
 def test_run_and_category_colours_stay_clear_of_the_modality_hues():
-    from core.figures import CATEGORY_PALETTE, RUN_PALETTE
+    from core.report.figures import CATEGORY_PALETTE, RUN_PALETTE
 
     modality_hues = [_hue_and_chroma(c)[0] for c in MODALITY_COLORS.values()]
     for colour in {*RUN_PALETTE, *CATEGORY_PALETTE}:
@@ -134,7 +134,7 @@ def test_a_model_keeps_its_colour_whatever_runs_are_beside_it():
     """The Tour (no colours given), Evaluate (labels and kinds) and the report colour a model alike."""
     import pandas as pd
 
-    from core.figures import run_colors
+    from core.report.figures import run_colors
 
     alone = run_colors(["popularity", "fusion-gated"])
     other = run_colors(["bprmf", "itemknn", "popularity", "fusion-gated"], ["", "", "", "fusion"])
@@ -158,7 +158,7 @@ def test_a_model_keeps_its_colour_whatever_runs_are_beside_it():
 def test_map_categories_use_the_category_palette():
     import pandas as pd
 
-    from core.figures import CATEGORY_PALETTE
+    from core.report.figures import CATEGORY_PALETTE
 
     frame = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 0, 1], "title": list("abcd"), "item_id": list("abcd"),
                           "genre": ["jazz", "folk", "jazz", "techno"]})

@@ -19,7 +19,7 @@ TEXTS = ["slow ambient piano for a rainy evening", "fast drum and bass with heav
 def own_catalog(app_env, tmp_path):
     """The catalog NAME (six items with covers, clips and text, no interactions) in the app's store."""
     from core.catalog.manifest import import_manifest
-    from core.workspace import remove_catalog
+    from core.workspace.prepare import remove_catalog
     from ui.loaders import store
 
     rows = manifest_rows(len(TEXTS))
@@ -80,14 +80,14 @@ def test_a_catalog_without_interactions_recommends_explains_and_takes_an_upload(
 
 def test_a_catalog_that_fails_to_open_can_be_removed_from_the_browser(app, own_catalog, monkeypatch):
     """A catalog whose preparation fails offers the way back and its removal, after a confirmation."""
-    import core.workspace
+    import core.workspace.prepare
     from core.errors import CatalogError
     from ui.loaders import store
 
     def broken(*args, **kwargs):
         raise CatalogError("every clip of this catalog is unreadable")
 
-    monkeypatch.setattr(core.workspace, "prepare_embeddings", broken)
+    monkeypatch.setattr(core.workspace.prepare, "prepare_embeddings", broken)
     app.session_state["catalog_name"] = NAME
     app.switch_page("pages/recommend.py").run()
     assert "every clip of this catalog is unreadable" in texts(app)
@@ -101,7 +101,7 @@ def test_a_catalog_that_fails_to_open_can_be_removed_from_the_browser(app, own_c
 
 def test_the_demo_cannot_be_removed(app_env):
     from core.errors import CatalogError
-    from core.workspace import remove_catalog
+    from core.workspace.prepare import remove_catalog
     from ui.loaders import store
 
     with pytest.raises(CatalogError, match="cannot be removed"):

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from tests.app.conftest import goto, plotly_values, texts
-from tests.test_narration import read_sum
+from tests.explain.test_narration import read_sum
 
 
 def read_sum_on_page(at):
     """The "Score X = …" sentence as the page shows it (markdown escapes removed), read like read_sum."""
-    from tests.test_narration import read_sum
+    from tests.explain.test_narration import read_sum
 
     shown = [str(m.value)[2:].replace("\\", "") for m in at.markdown if str(m.value).startswith("- Score ")]
     return read_sum(shown)
@@ -90,8 +90,8 @@ def test_explain_a_text_query_draws_the_prior_as_its_own_player(app):
     assert "modalities and 3 named terms as players" in texts(app)  # the prior, items like it, the closest match
     assert "weight × prior" not in texts(app)  # only the prior is a prior
     # the page's sentences in plain words add up to the score shown and name every part, largest first
-    from core.narration import score_parts, sentences_for
-    from tests.test_narration import check_adds_up
+    from core.explain.narration import score_parts, sentences_for
+    from tests.explain.test_narration import check_adds_up
     from ui.components import name_query
 
     exp = next(v for k, v in app.session_state["explanations"].items()

@@ -24,7 +24,7 @@ def test_first_start_builds_the_demo_with_progress(tmp_path, monkeypatch, app_en
     """A fresh data folder: the first run generates, encodes and trains, showing each step, then Home."""
     from streamlit.testing.v1 import AppTest
 
-    from core.store import Store
+    from core.store.database import Store
     from tests.app.conftest import APP, TIMEOUT
 
     monkeypatch.setenv("PRISM_DATA_DIR", str(tmp_path / "fresh"))

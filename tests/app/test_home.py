@@ -13,7 +13,7 @@ def test_home_shows_catalog_and_encoders(app):
     page = html.unescape(texts(app))  # as the browser shows it (ids are drawn as HTML text)
     assert "Catalog · demo" in page
     # every encoder is named by the exact weights id its embeddings were computed with
-    from core.workspace import load_embeddings
+    from core.workspace.prepare import load_embeddings
     from ui.loaders import store
 
     embeddings = load_embeddings(store(), store().load_catalog("demo"))

@@ -232,7 +232,7 @@ def test_prior_slider_reranks_content_queries_and_the_cards_show_it(app):
         assert abs(rec.base + sum(rec.contributions.values()) + sum(rec.terms.values()) - rec.score) < 1e-4
     assert "popularity prior" in texts(app)
     # a scale a room can read: each card's score as a share of #1's, and one sentence naming what brought it
-    from core.narration import card_sentence, relative_scores
+    from core.explain.narration import card_sentence, relative_scores
     from ui.components import html_text, name_query, query_noun
 
     page = texts(app)

@@ -11,8 +11,8 @@ from tests.app.conftest import APP, TIMEOUT, goto
 def test_first_start_evaluates_the_demo_in_background(app_env, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from core.store import Store
-    from core.workspace import REFERENCE_BASELINES, missing_reference_runs
+    from core.store.database import Store
+    from core.workspace.prepare import REFERENCE_BASELINES, missing_reference_runs
     from ui import loaders
 
     root = tmp_path / "copy"  # a copy of the small demo, so the shared one keeps its two runs

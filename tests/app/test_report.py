@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 from core.report import ReportData, ReportItem, ReportQuery, render_report
-from core.store import Store
+from core.store.database import Store
 from tests.app.conftest import plotly_values
 
 FIGURE = re.compile(r'<script type="application/json" class="prism-figure" data-target="(chart-\d+)" '
@@ -140,7 +140,7 @@ def test_query_report_merges_the_explained_parts(app):
 def test_report_without_a_query_ranks_the_tours_sample_sentence(app_env, capsys, tmp_path):
     import yaml
 
-    from core.paths import REPO_ROOT
+    from core.store.paths import REPO_ROOT
 
     tour = yaml.safe_load((REPO_ROOT / "assets/tours/demo.yaml").read_text(encoding="utf-8"))
     sentence = next(s["text"] for step in tour["steps"] for s in step.get("stages", []) if s.get("text"))

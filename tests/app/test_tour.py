@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.tour import (ExplainOutcome, FeedbackOutcome, ProofOutcome, QueryOutcome, StepSkipped, TourError,
+from core.tour.steps import (ExplainOutcome, FeedbackOutcome, ProofOutcome, QueryOutcome, StepSkipped, TourError,
                        TOURS_DIR, check_tour, load_tour, parse_tour)
 from tests.app.conftest import goto, texts
 
@@ -40,8 +40,8 @@ def test_every_demo_tour_step_renders(app):
     assert any(f"{abs(v):.3f}" in " ".join(explain.sentences) for v in shapley.values())
     # the sentence read aloud adds up to the score and names every part, largest first (issue: it left out
     # "items like your upload" and the prior)
-    from core.narration import score_parts
-    from tests.test_narration import check_adds_up
+    from core.explain.narration import score_parts
+    from tests.explain.test_narration import check_adds_up
 
     e = explain.explanation
     check_adds_up(explain.sentences, e.score, score_parts(e.base_value, e.modality_shapley, e.terms, e.history,
@@ -94,9 +94,9 @@ def test_edited_sentence_reruns_the_query(app):
     assert after.query.text == "energetic techno with a driving beat"
     assert [r.item_id for r in after.result.items] != [r.item_id for r in before.items]
     # the explain step's sentences add up for the new query too, and for other sentences typed in
-    from core.narration import score_parts
-    from core.tour import ExplainOutcome
-    from tests.test_narration import check_adds_up
+    from core.explain.narration import score_parts
+    from core.tour.steps import ExplainOutcome
+    from tests.explain.test_narration import check_adds_up
 
     run = app.session_state["tour_run"]
     step = next(i for i, s in enumerate(run.tour.steps) if s.kind == "explain")
@@ -135,7 +135,7 @@ def test_unknown_item_id_is_refused_naming_the_step(app):
 
 
 def test_tour_files_are_checked_before_running(app_env):
-    from core.store import Store
+    from core.store.database import Store
 
     catalog = Store(app_env["PRISM_DATA_DIR"]).load_catalog("demo")
     with pytest.raises(TourError, match=r"step 2 \(Covers that do not exist\).*NOT-AN-ITEM"):
@@ -147,9 +147,9 @@ def test_tour_files_are_checked_before_running(app_env):
 
 def test_a_step_that_cannot_run_is_skipped_with_a_note(app_env, tmp_path):
     """No stored evaluation: the proof step is skipped with a note, and the steps around it still run."""
-    from core.store import Store
-    from core.tour import TourContext, TourRun
-    from core.workspace import load_active_model, load_embeddings
+    from core.store.database import Store
+    from core.tour.steps import TourContext, TourRun
+    from core.workspace.prepare import load_active_model, load_embeddings
 
     store = Store(app_env["PRISM_DATA_DIR"])
     catalog = store.load_catalog("demo")
@@ -179,7 +179,7 @@ def _upload(app, name: str, text: str):
 
 
 def test_hostile_tour_files_get_a_message_naming_step_and_field(app):
-    from tests.test_tour_schema import billion_laughs
+    from tests.tour.test_tour_schema import billion_laughs
 
     message = _upload(app, "laughs.yaml", billion_laughs())
     assert "YAML aliases" in message and not app.subheader

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.studio import CHROMIUM, CHROMIUM_ARGS, start_studio, stop_studio, wait_healthy
-from core.paths import REPO_ROOT
+from core.store.paths import REPO_ROOT
 from tests.app.demo_env import build_small_demo
 
 pytestmark = pytest.mark.browser

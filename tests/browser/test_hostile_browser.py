@@ -55,7 +55,7 @@ def build_hostile_demo(root: Path, bait: str) -> dict[str, str]:
     os.environ.update(env)
     try:
         from core.catalog.demo import DemoConfig, ensure_demo_catalog
-        from core.store import Store
+        from core.store.database import Store
 
         store = Store(root)
         catalog = ensure_demo_catalog(store, DemoConfig.from_env())
@@ -217,7 +217,7 @@ def test_hostile_titles_run_nothing_on_any_page(hostile_studio, browser, bait) -
 def test_server_paths_and_overwrite_are_refused_from_the_browser(hostile_studio, browser, tmp_path) -> None:
     import zipfile
 
-    from core.store import Store
+    from core.store.database import Store
 
     studio, root = hostile_studio
     store = Store(root)

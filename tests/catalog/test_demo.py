@@ -24,7 +24,7 @@ from core.catalog.demo import (
 )
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError
-from core.media import load_audio, load_image
+from core.catalog.media import load_audio, load_image
 
 SMALL = DemoConfig(n_tracks=24, n_listeners=20)
 

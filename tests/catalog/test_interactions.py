@@ -11,7 +11,7 @@ import pytest
 from core.catalog.interactions import import_interactions
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError, StoreError
-from core.store import Store
+from core.store.database import Store
 from tests.catalog.test_manifest import snapshot
 
 

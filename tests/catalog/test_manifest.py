@@ -17,13 +17,13 @@ from PIL import Image
 from core.catalog.manifest import extract_zip, import_manifest
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError, StoreError, UnsupportedMediaError
-from core.store import Store
+from core.store.database import Store
 
 N_ITEMS = 4
 SR = 8000  # a low sample rate keeps the clips small; the check decodes at the native rate
 
 
-# -- builders (also used by tests/test_cli.py) ---------------------------------------------------------
+# -- builders (also used by tests/cli/test_cli.py) ---------------------------------------------------------
 def write_png(path: Path, colour: tuple[int, int, int], size: int = 16) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (size, size), colour).save(path)

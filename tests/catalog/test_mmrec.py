@@ -11,7 +11,7 @@ import pytest
 from core.catalog.mmrec import import_mmrec
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError
-from core.store import Store
+from core.store.database import Store
 from tests.catalog.test_manifest import snapshot
 
 # (user, item, x_label) rows of a tiny dataset: 3 users, 4 items

@@ -8,7 +8,7 @@ import soundfile as sf
 from PIL import Image
 
 from core.catalog.model import Catalog, FeatureMatrix, Item
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.encoders.audio import AudioDescriptor
 from core.encoders.cache import EmbeddingCache
 from core.encoders.image_descriptor import ImageDescriptor

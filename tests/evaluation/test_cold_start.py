@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from core.catalog.model import Catalog, Item
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.evaluation.cold_start import cold_start_split, run_cold_start
-from core.evaluation.splits import build_interaction_data
+from core.data.splits import build_interaction_data
 from core.models.base import InteractionData
 
 

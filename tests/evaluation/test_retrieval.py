@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from core.catalog.model import Catalog, Item
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.evaluation.retrieval import (chance_precision, choose_weights, evaluate_retrieval, held_out_rows,
                                        precision_at_k, raw_knn_ranking, reciprocal_rank, selection_score,
                                        self_at_k, split_halves, summarise)
-from core.recommend import RecommendService
+from core.serving.service import RecommendService
 
 MODS = ("text", "image", "audio")
 
@@ -243,7 +243,7 @@ def test_benchmark_holds_items_out_by_dropping_their_interactions_only():
 
 # -- the similarity to the upload and "items like your upload" ---------------------------------------------
 def test_upload_similarity_known_answer():
-    from core.similarity import upload_similarity
+    from core.serving.similarity import upload_similarity
 
     matrices = {"img_a": np.array([[1, 0], [0, 1], [1, 1]], float), "img_b": np.array([[1, 0], [3, 0], [0, 0]], float),
                 "txt": np.array([[1, 0], [0, 1], [1, 0]], float)}
@@ -259,7 +259,7 @@ def test_upload_similarity_known_answer():
 
 
 def test_like_upload_known_answer():
-    from core.similarity import like_upload
+    from core.serving.similarity import like_upload
 
     similarity = np.array([[0.9], [0.8], [0.1], [0.0]])
     vectors = np.array([[1, 0], [0, 2], [1, 1], [-1, 0]], float)
@@ -288,8 +288,8 @@ def test_similarity_term_ranks_by_the_upload_and_joins_its_modality_contribution
 
 
 def test_shapley_with_the_similarity_and_like_terms_sums_to_score_minus_base():
-    from core.explain import ExplainService
-    from core.similarity import LIKE
+    from core.explain.service import ExplainService
+    from core.serving.similarity import LIKE
 
     service, labels = _toy_catalog()
     query = service.encode_fields({"text": np.array([[1.0, 0.0]], np.float32),
@@ -384,8 +384,8 @@ def _six(prior: float, lam: float, mu: float, kappa: float) -> RecommendService:
 
 
 def test_each_tracks_own_text_cover_and_clip_ranks_it_first_at_the_shipped_weights():
-    from core.prior import DEFAULT_PRIOR_WEIGHT
-    from core.similarity import DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT
+    from core.serving.prior import DEFAULT_PRIOR_WEIGHT
+    from core.serving.similarity import DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT
 
     shipped = (DEFAULT_PRIOR_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_CLOSEST_WEIGHT)
 
@@ -401,7 +401,7 @@ def test_each_tracks_own_text_cover_and_clip_ranks_it_first_at_the_shipped_weigh
     assert now["text"] >= 0.9 and now["image"] >= 0.9 and now["audio"] >= 0.8, now
     # through the service as a user would ask: a sentence near track 0's text (not its exact words) puts
     # track 0 first, and the card names why
-    from core.narration import card_sentence
+    from core.explain.narration import card_sentence
 
     service = _six(*shipped)
     query = service.encode_fields({"text": np.array([_unit([1, 0, 0.5])], np.float32)})

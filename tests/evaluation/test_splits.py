@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from core.errors import CatalogError
-from core.evaluation.splits import build_interaction_data
+from core.data.splits import build_interaction_data
 from tests.evaluation.toy import make_catalog, make_embeddings
 
 SPLITS = ("random", "leave-one-out", "temporal")

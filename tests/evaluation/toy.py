@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from core.catalog.model import Catalog, Item
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.models.base import InteractionData
 
 

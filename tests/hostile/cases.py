@@ -40,7 +40,7 @@ from core.catalog.manifest import import_manifest
 from core.catalog.mmrec import import_mmrec
 from core.catalog.model import Catalog, Item
 from core.errors import PrismError
-from core.store import Store
+from core.store.database import Store
 
 REPO = Path(__file__).resolve().parents[2]
 SR = 8000
@@ -299,7 +299,7 @@ def concurrent_imports(tmp: Path, store: Store) -> None:
 _KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
-from core.store import Store
+from core.store.database import Store
 from core.catalog.manifest import import_manifest
 store = Store(sys.argv[1])
 point = sys.argv[3]
@@ -360,7 +360,7 @@ def disk_full_media(tmp: Path, store: Store) -> None:
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with mock.patch("core.store.shutil.copyfile", full):
+    with mock.patch("core.store.database.shutil.copyfile", full):
         import_manifest(catalog_folder(tmp / "src"), store, name="full")
 
 
@@ -638,7 +638,7 @@ def interactions_extra(tmp: Path, store: Store) -> None:
 # -- media through the query path ---------------------------------------------------------------------
 @case("query-clip-of-0.19s-is-accepted", "media", "ok")
 def query_short(tmp: Path, store: Store) -> None:
-    from core.media import AUDIO_SAMPLE_RATE, load_audio
+    from core.catalog.media import AUDIO_SAMPLE_RATE, load_audio
 
     y = load_audio(wav(seconds=0.19, sr=44_100), name="hammer.wav")
     assert y.size >= 0.19 * AUDIO_SAMPLE_RATE and np.abs(y).max() > 0.1
@@ -648,7 +648,7 @@ def query_short(tmp: Path, store: Store) -> None:
 def hour_flac(tmp: Path, store: Store) -> None:
     import resource
 
-    from core.media import AUDIO_SAMPLE_RATE, AUDIO_WINDOW_SECONDS, load_audio
+    from core.catalog.media import AUDIO_SAMPLE_RATE, AUDIO_WINDOW_SECONDS, load_audio
 
     path = tmp / "hour.flac"
     rate = 96_000
@@ -665,7 +665,7 @@ def hour_flac(tmp: Path, store: Store) -> None:
 
 @case("query-ten-hour-header-refused-before-decoding", "media", "error", "over the", "PRISM_MAX_AUDIO_SECONDS")
 def ten_hours(tmp: Path, store: Store) -> None:
-    from core.media import load_audio
+    from core.catalog.media import load_audio
 
     with env(PRISM_MAX_AUDIO_SECONDS="1"), mock.patch("soundfile.SoundFile.read",
                                                          side_effect=AssertionError("decoded before the check")):
@@ -675,7 +675,7 @@ def ten_hours(tmp: Path, store: Store) -> None:
 # -- exports -----------------------------------------------------------------------------------------
 @case("formula-cells-neutralised-in-exports", "export", "ok")
 def formulas(tmp: Path, store: Store) -> None:
-    from core.export import safe_csv
+    from core.store.export import safe_csv
 
     frame = pd.DataFrame({"title": ["=cmd|' /C calc'!A0", '=HYPERLINK("http://x")', "@SUM(A1)", "+1", "ok"],
                           "n": [1, 2, 3, 4, 5]})
@@ -691,7 +691,7 @@ def trained_store(root: Path, names: tuple[str, ...] = ("shop",)) -> Store:
     their embeddings and an active fusion model trained for two epochs (about a second each)."""
     from core.catalog.model import FeatureMatrix
     from core.models.fusion import FusionConfig
-    from core.workspace import prepare_embeddings, train_model
+    from core.workspace.prepare import prepare_embeddings, train_model
 
     rng = np.random.default_rng(0)
     n, users = 30, 12
@@ -715,7 +715,7 @@ def trained_store(root: Path, names: tuple[str, ...] = ("shop",)) -> Store:
 
 def open_workspace(store: Store, name: str):
     """(catalog, embeddings, active model) as every page and command loads them."""
-    from core.workspace import load_active_model, load_embeddings
+    from core.workspace.prepare import load_active_model, load_embeddings
 
     catalog = store.load_catalog(name)
     embeddings = load_embeddings(store, catalog)
@@ -747,7 +747,7 @@ def model_dim_million(tmp: Path, store: Store) -> None:
 
 @case("index-file-built-on-other-vectors-is-rebuilt", "store", "ok")
 def index_other_vectors(tmp: Path, store: Store) -> None:
-    from core.index import ensure_index, load_index
+    from core.serving.index import ensure_index, load_index
 
     rng = np.random.default_rng(0)
     ours, theirs = (rng.normal(size=(n, 16)).astype(np.float32) for n in (300, 500))
@@ -765,9 +765,9 @@ def index_other_vectors(tmp: Path, store: Store) -> None:
 
 @case("one-bad-run-record-hides-no-other", "store", "ok")
 def bad_run_record(tmp: Path, store: Store) -> None:
-    from core.cli import main
+    from core.cli.main import main
     from core.errors import DamagedFileError
-    from core.runs import damaged_runs, runs_table
+    from core.evaluation.runs import damaged_runs, runs_table
 
     other = Store(tmp / "s")
     good = other.save_run({"catalog": "shop", "name": "popularity", "metrics": {"recall@10": 0.5}, "created_at": 1.0})
@@ -839,7 +839,7 @@ def zip_default_size(tmp: Path, store: Store) -> None:
 _KILLED_UNZIP = """
 import os, sys
 from pathlib import Path
-from core.store import Store
+from core.store.database import Store
 import core.catalog.manifest as manifest
 real = manifest.shutil.copyfileobj
 calls = []
@@ -870,7 +870,7 @@ def killed_unzip(tmp: Path, store: Store) -> None:
 @case("flac-655-khz-8-channels-refused-from-its-header", "media", "error", "655,350 Hz × 8 channel",
       "re-export it at 44.1 or 48 kHz")
 def flac_655khz(tmp: Path, store: Store) -> None:
-    from core.media import load_audio
+    from core.catalog.media import load_audio
 
     buf = io.BytesIO()
     sf.write(buf, np.zeros((655_350, 8), np.float32), 655_350, format="FLAC", subtype="PCM_16")
@@ -881,7 +881,7 @@ def flac_655khz(tmp: Path, store: Store) -> None:
 
 @case("tune-jobs-0-and-trial-epochs-0-store-nothing", "store", "ok")
 def tune_zero(tmp: Path, store: Store) -> None:
-    from core.cli import main
+    from core.cli.main import main
     from core.tuning.store import tuned_path
 
     other = trained_store(tmp / "s")
@@ -909,7 +909,7 @@ def cli(store: Store, *argv: str) -> str:
     as PrismError with its stderr; a traceback (exit 1) raised as a crash."""
     from contextlib import redirect_stderr, redirect_stdout
 
-    from core.cli import main
+    from core.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -1061,7 +1061,7 @@ def cli_disk_full(tmp: Path, store: Store) -> None:
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with mock.patch("core.embeddings.np.savez", full):
+    with mock.patch("core.encoders.embeddings.np.savez", full):
         cli(side, "encode", "--catalog", "side", "--force")
 
 
@@ -1114,7 +1114,7 @@ def temp_paths(tmp: Path, store: Store) -> None:
 # -- tour files -------------------------------------------------------------------------------------------
 def _tour_case(text: str, source: str = "hostile.yaml", check: bool = False) -> Callable[[Path, Store], None]:
     def run(tmp: Path, store: Store) -> None:
-        from core.tour import check_tour, parse_tour
+        from core.tour.steps import check_tour, parse_tour
 
         tour = parse_tour(text, source)
         if check:  # the ids are well-formed: the catalog must hold them
@@ -1156,7 +1156,7 @@ def tour_laughs(tmp: Path, store: Store) -> None:
     import time
     import tracemalloc
 
-    from core.tour import parse_tour
+    from core.tour.steps import parse_tour
 
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -1170,7 +1170,7 @@ def tour_laughs(tmp: Path, store: Store) -> None:
 
 @case("tour-markdown-in-strings-is-drawn-as-text", "tour", "ok")
 def tour_markdown(tmp: Path, store: Store) -> None:
-    from core.tour import parse_tour
+    from core.tour.steps import parse_tour
     from ui.components import html_text, md_escape
 
     bait = "![x](http://127.0.0.1:9/md.png) <img src=http://127.0.0.1:9/i.png>"

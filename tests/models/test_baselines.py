@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError
 from core.models.base import InteractionData, Recommender
 from core.models.bpr_training import sample_triples

@@ -103,7 +103,7 @@ def test_member_names_are_checked():
 def test_the_weight_search_metric_is_the_protocol_metric():
     """The weight search ranks hundreds of blends with the mask and truth computed once; its figures equal
     core.evaluation's (topk_indices with training items masked, then NDCG / recall), ties and NaN included."""
-    from core.evaluation.metrics import ndcg_at_k, recall_at_k, topk_indices
+    from core.data.metrics import ndcg_at_k, recall_at_k, topk_indices
 
     data, _ = noise_content()
     users = collaborative._validation_users(data, 0)

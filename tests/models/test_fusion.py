@@ -9,9 +9,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.errors import MissingModalityError, ModelError, QueryError
-from core.evaluation.metrics import recall_at_k, topk_indices
+from core.data.metrics import recall_at_k, topk_indices
 from core.models import graph
 from core.models.base import EpochReport, InteractionData, Recommender
 from core.models.fusion import PRESETS, STRATEGIES, FusionConfig, FusionRecommender, masked_softmax
@@ -418,8 +418,8 @@ def test_lfm2k_preset_reaches_the_reference_on_test(shared_data: Path) -> None:
     (x_label split, full ranking, training items masked)."""
     from core.catalog.mmrec import read_mmrec
     from core.encoders.pipeline import encode_catalog
-    from core.evaluation.metrics import ndcg_at_k
-    from core.evaluation.splits import build_interaction_data
+    from core.data.metrics import ndcg_at_k
+    from core.data.splits import build_interaction_data
 
     catalog, _, _ = read_mmrec(shared_data / "lfm2k")
     data = build_interaction_data(catalog, encode_catalog(catalog, {}), split="label")

@@ -7,9 +7,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import core.evaluation.metrics as metrics
+import core.data.metrics as metrics
 import core.models.train as train
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
 from core.evaluation.protocol import evaluate
 from core.models.base import InteractionData

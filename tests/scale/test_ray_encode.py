@@ -11,7 +11,7 @@ from PIL import Image
 from core.catalog.model import Catalog, Item
 from core.encoders.cache import EmbeddingCache
 from core.encoders.pipeline import encode_catalog
-from core.workspace import load_embeddings, prepare_embeddings
+from core.workspace.prepare import load_embeddings, prepare_embeddings
 
 SR = 22_050
 

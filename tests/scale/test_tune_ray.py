@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from core.embeddings import EmbeddingSet
+from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
 from core.models.base import InteractionData
 from core.models.fusion import FusionConfig
@@ -90,8 +90,8 @@ def test_ray_tune_of_four_trials_returns_and_stores_the_best(ray_session, tmp_pa
 def test_cli_tune_on_ray_stores_the_best_configuration(ray_session, tmp_path, capsys):
     """`python -m core tune --engine ray` runs the project's own space and objective on Ray Tune and stores the
     best trial as the catalog's tuned configuration, which `train` then uses."""
-    from core.cli import main
-    from core.store import Store
+    from core.cli.main import main
+    from core.store.database import Store
     from core.tuning import space
     from core.tuning.store import load_tuned
     from tests.catalog.test_mmrec import make_mmrec

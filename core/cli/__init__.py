@@ -1,0 +1,1 @@
+"""The command line: `python -m core COMMAND`, one module a command group."""

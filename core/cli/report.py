@@ -1,0 +1,74 @@
+"""`python -m core report --catalog NAME [--run ID] [--query TEXT] --out FILE.html`: a report for scripted use."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.store.database import Store
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    from core.limits import option_type
+
+    p.add_argument("--catalog", required=True, help="stored catalog name")
+    p.add_argument("--run", dest="run_id",
+                   help="report this evaluation run only (default: the newest run of each model)")
+    p.add_argument("--query", help="rank the catalog for this text and explain the top items (default: the "
+                                   "shipped tour's sample sentence; --query '' for none)")
+    p.add_argument("--explain", type=option_type("explain", "--explain"), default=3,
+                   help="how many of the top items to explain (default 3)")
+    p.add_argument("--k", type=option_type("report_k", "--k"), default=10,
+                   help="how many ranked items to list (default 10)")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+
+
+def sample_query() -> str | None:
+    """The first sentence a shipped tour ranks the catalog for (the demo tour's, when it is there)."""
+    from core.errors import PrismError
+    from core.tour.steps import available_tours, load_tour
+
+    tours = available_tours()
+    for name in sorted(tours, key=lambda n: n != "demo"):
+        try:
+            tour = load_tour(tours[name])
+        except PrismError:
+            continue
+        for step in tour.steps:
+            text = next((s.text for s in getattr(step, "stages", ()) or () if s.text), None)
+            if text:
+                return text
+    return None
+
+
+def _run_report(args: argparse.Namespace, store: Store) -> int:
+    from core.report import build_report, write_report
+
+    if args.out.suffix.lower() not in (".html", ".htm"):
+        print(f"error: --out {args.out} must end in .html", file=sys.stderr)
+        return 2
+    if args.query is None:
+        args.query = sample_query()
+        if args.query:
+            print(f"query: the tour's sample sentence {args.query!r} (--query TEXT for another, --query '' for "
+                  "none)")
+    args.query = args.query.strip() if args.query else None
+    steps = ["loading the catalog, model and runs"] + (["ranking and explaining the query"] if args.query else [])
+    print(f"report of {args.catalog}: {' · '.join(steps)}…", flush=True)
+    data = build_report(store, args.catalog, query_text=args.query, run_id=args.run_id, explain_top=args.explain,
+                        k=args.k)
+    path = write_report(data, args.out, store.load_catalog(args.catalog))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB: {len(data.items)} ranked items, "
+          f"{len(data.explained)} explained, {len(data.runs)} runs)")
+    return 0
+
+
+def register() -> None:
+    """Add the `report` command to the CLI."""
+    from core.cli.main import register_command
+
+    register_command("report", "write a self-contained HTML report of a catalog's ranking, explanations and runs",
+                     _add_report, _run_report)
+
+
+register()

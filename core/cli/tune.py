@@ -1,0 +1,112 @@
+"""`python -m core tune --catalog NAME [--trials N | --budget MINUTES] [--seed S]`: search the fusion
+space on the catalog's validation split and store the best configuration as the catalog's tuned one."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from core.store.database import Store
+
+
+def _add_tune(p: argparse.ArgumentParser) -> None:
+    from core.limits import option_type
+    from core.cli.models import _split_option
+
+    p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--trials", type=option_type("trials", "--trials"), help="number of trials (default 30)")
+    stop.add_argument("--budget", type=option_type("budget_minutes", "--budget"), metavar="MINUTES",
+                      help="stop starting trials after this long")
+    p.add_argument("--seed", type=option_type("seed", "--seed"), default=0,
+                   help="seeds the sampler and every trial (default 0)")
+    _split_option(p)
+    p.add_argument("--jobs", type=option_type("jobs", "--jobs"), default=None, metavar="N",
+                   help="trials at once (default 1, with --engine ray the CPUs; above 1 a search no longer repeats "
+                        "exactly from its seed)")
+    p.add_argument("--trial-epochs", type=option_type("trial_epochs", "--trial-epochs"), default=None, metavar="N",
+                   help="epoch cap of one trial (default 20; the final fit trains longer)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): Optuna in this process; ray: the same space and objective on Ray Tune "
+                        "(Optuna search, ASHA pruning), concurrent trials within the CPUs or one per worker")
+    p.add_argument("--address", default=None, help="with --engine ray: auto | ray://HOST:PORT (default: Ray on "
+                                                   "this machine)")
+    p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
+                                                  "recall@20")
+
+
+def _config_line(config: Any) -> str:
+    from core.tuning.space import TUNED_FIELDS
+
+    values = {k: getattr(config, k) for k in TUNED_FIELDS}
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def _run_tune(args: argparse.Namespace, store: Store) -> int:
+    from core.cli.main import TqdmProgress
+    from core.cli.models import load_training_data
+    from core.tuning.objective import METRIC, TRIAL_EPOCHS
+    from core.tuning.store import data_fingerprint, save_tuned, tuned_path
+    from core.tuning.study import TuneConfig, tune
+
+    try:
+        from core.models.fusion import metric_k
+
+        for option, value in (("--jobs", args.jobs), ("--trial-epochs", args.trial_epochs)):
+            if value is not None and value < 1:  # 0 once fell back to the default and overwrote the tuned one
+                raise ValueError(f"{option} {value}: give at least 1; nothing was searched or stored")
+        trials = args.trials if args.trials is not None else (None if args.budget is not None else 30)
+        config = TuneConfig(trials=trials, budget_minutes=args.budget, seed=args.seed,
+                            metric=args.metric or METRIC,
+                            trial_epochs=TRIAL_EPOCHS if args.trial_epochs is None else args.trial_epochs,
+                            n_jobs=1 if args.jobs is None else args.jobs)
+
+        metric_k(config.metric)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    catalog, _, data = load_training_data(store, args.catalog, args.split, args.seed)
+    stop = f"{config.trials} trials" if config.trials is not None else f"{config.budget_minutes:g} min"
+    print(f"tuning {catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name}, "
+          f"maximising validation {config.metric} over {stop} (seed {config.seed})", flush=True)
+    t0 = time.perf_counter()
+    with TqdmProgress("tuning") as bar:
+        def progress(done: int, total: int, message: str) -> None:
+            bar(done, total, message)
+            print(f"  {message}", flush=True)  # a plain line per trial: shows in logs too
+
+        if args.engine == "ray":
+            result = _tune_on_ray(data, config, args.address, progress, concurrent=args.jobs)
+        else:
+            result = tune(data, config, progress=progress)
+    save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
+               data_hash=data_fingerprint(data))
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"best: validation {result.metric} {result.value:.4f} ({result.n_trials} trials, {result.n_pruned} "
+          f"pruned, {minutes:.1f} min, {result.n_trials / max(minutes, 1e-9):.1f} trials/min)")
+    print(f"  {_config_line(result.config)}")
+    failed = [h for h in result.history if h["state"] == "failed"]
+    if failed:
+        print(f"{len(failed)} of {result.n_trials} trials failed; the first: {failed[0].get('error', 'no message')}")
+    print(f"stored as the tuned configuration of {catalog.name!r} ({tuned_path(store, catalog.name)}); "
+          f"`python -m core train --catalog {catalog.name}` trains it")
+    return 0
+
+
+def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any, concurrent: int | None = None) -> Any:
+    """The same search on Ray Tune (core.scale.tune_ray), returned as the local search's TuneResult."""
+    from core.scale.tune_ray import tune_study_on_ray
+
+    return tune_study_on_ray(data, config, address=address, concurrent=concurrent, progress=progress)
+
+
+def register_cli() -> None:
+    """Register `tune` with core.cli.main."""
+    from core.cli.main import register_command
+
+    register_command("tune", "search fusion settings on the validation split and store the best",
+                     _add_tune, _run_tune)
+
+
+register_cli()

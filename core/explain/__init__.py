@@ -1,0 +1,1 @@
+"""Explanations: Shapley shares, the explain service and its check, the sentences, the 2-D map."""

@@ -1,0 +1,1 @@
+"""The presenter tour: its file schema and its steps."""

@@ -1,0 +1,150 @@
+"""Warm start: prepare, before anyone visits, everything the first visitor of a catalog would wait for.
+
+`python -m core warm` builds the demo (or opens a stored catalog), encodes it, trains or loads its model,
+evaluates the reference runs the Evaluate page draws, computes the default maps (cached on disk beside the
+model), and runs the first query and its explanation through the same services the studio uses. What it
+leaves on disk (catalog, embeddings, model, approximate index, runs, maps, the compiled kernels of librosa's
+and shap's numba code) is what a restarted server then reads instead of computing.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.store.database import Store
+
+DEFAULT_QUERY = "calm ambient piano for a rainy evening"  # the demo tour's first sentence
+DEFAULT_MAPS = ("PCA", "UMAP")  # the Catalog page's default projection and the slow one a room asks for
+Say = Callable[[str], None]
+
+
+@dataclass
+class WarmReport:
+    """What was prepared, stage by stage: wall seconds each, and the first query's top item."""
+
+    catalog: str
+    stages: dict[str, float] = field(default_factory=dict)
+    top_item: str | None = None
+    maps: list[str] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.stages.values())
+
+
+def warm(store: Store, catalog_name: str = "demo", *, query: str = DEFAULT_QUERY,
+         maps: tuple[str, ...] = DEFAULT_MAPS, runs: bool = True, say: Say | None = None) -> WarmReport:
+    """Prepare `catalog_name` (the demo is built when missing) for its first visitor; returns the timings."""
+    from core.catalog.demo import DemoConfig, ensure_demo_catalog
+    from core.encoders.factory import EncoderConfig, build_encoders, preload_encoder_libraries
+    from core.workspace.prepare import ensure_model, has_interactions, prepare_embeddings
+
+    say = say or (lambda message: None)
+    report = WarmReport(catalog=catalog_name)
+
+    def stage(name: str, fn: Callable[[], Any]) -> Any:
+        say(f"{name}…")
+        t0 = time.perf_counter()
+        value = fn()
+        report.stages[name] = time.perf_counter() - t0
+        say(f"{name}: {report.stages[name]:.1f} s")
+        return value
+
+    config = EncoderConfig.from_env()
+
+    def open_catalog():
+        if catalog_name == "demo":
+            preload_encoder_libraries(config)  # imported while the catalog renders
+            return ensure_demo_catalog(store, DemoConfig.from_env())
+        return store.load_catalog(catalog_name)
+
+    catalog = stage("catalog", open_catalog)
+    encoders = stage("encoders", lambda: build_encoders(config))
+    embeddings = stage("embeddings", lambda: prepare_embeddings(store, catalog, encoders))
+    model = stage("model", lambda: ensure_model(store, catalog, embeddings))
+    record = store.active_model(catalog.name) or {"id": ""}
+    folder = store.model_dir(record["id"]) if record["id"] else None
+
+    def first_query():
+        from core.explain.service import ExplainConfig, ExplainService
+        from core.serving.service import Query, RecommendService
+
+        service = RecommendService(catalog, embeddings, model, encoders, index_dir=folder)
+        explainer = ExplainService(service, ExplainConfig())
+        explainer.warm_up()  # shap's numba kernels
+        encode_samples(service)  # librosa's numba kernels and the image path
+        result = service.recommend(Query(text=query), k=10)
+        top = result.items[0].item_id
+        explainer.explain(Query(text=query), top, features=True, tokens=True)
+        return top
+
+    report.top_item = stage("first query and explanation", first_query)
+    if maps:
+        from core.explain.projection import item_map
+
+        def all_maps():
+            for method in maps:
+                for space in ("joint", *embeddings.modalities):
+                    item_map(folder, catalog, embeddings, model, space, method)
+                    report.maps.append(f"{space} {method}")
+
+        stage("maps", all_maps)
+    if runs and has_interactions(catalog) and catalog_name == "demo":
+        from core.workspace.prepare import ensure_reference_runs
+
+        stage("reference runs", lambda: ensure_reference_runs(store, catalog, embeddings, model, record["id"]))
+    return report
+
+
+def encode_samples(service: Any) -> None:
+    """Encode the sample cover and clip once: first calls compile kernels (librosa's numba, torch's)."""
+    from core.store.paths import REPO_ROOT
+    from core.serving.service import Query, Upload
+
+    samples = REPO_ROOT / "assets" / "samples"
+    query = Query(text="warm up", images=[Upload("cover.png", (samples / "cover.png").read_bytes())],
+                  audio=[Upload("clip.flac", (samples / "clip.flac").read_bytes())])
+    service.encode_query(query)
+
+
+# -- the command --------------------------------------------------------------------------------------
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", default="demo", help="the catalog to prepare (default: demo, built when missing)")
+    p.add_argument("--query", default=DEFAULT_QUERY, help="the first text query to run and explain")
+    p.add_argument("--maps", default=",".join(DEFAULT_MAPS),
+                   help="projections to compute for every space, comma-separated from PCA, UMAP, t-SNE, or "
+                        "'none' (default: PCA,UMAP)")
+    p.add_argument("--no-runs", action="store_true", help="skip the demo's reference evaluation runs")
+
+
+def _run(args: argparse.Namespace, store: Store) -> int:
+    import sys
+
+    from core.errors import PrismError
+    from core.explain.projection import METHODS
+
+    maps = () if args.maps.strip().lower() == "none" else tuple(m.strip() for m in args.maps.split(",") if m.strip())
+    unknown = [m for m in maps if m not in METHODS]
+    if unknown:
+        raise PrismError(f"--maps {args.maps!r}: {unknown} not among {', '.join(METHODS)} (or 'none')")
+    if not args.query.strip():
+        raise PrismError("--query is empty; give a sentence, e.g. --query 'calm piano'")
+    report = warm(store, args.catalog, query=args.query, maps=maps, runs=not args.no_runs,
+                  say=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"catalog {report.catalog!r} is warm ({report.total_s:.1f} s):")
+    for name, seconds in report.stages.items():
+        print(f"  {name:<30}{seconds:>8.1f} s")
+    if report.maps:
+        print(f"  maps cached: {', '.join(report.maps)}")
+    print(f"  first query {args.query!r}: top item {report.top_item}")
+    print("start the studio: streamlit run app.py (it reads all of this from the store)")
+    return 0
+
+
+from core.cli.main import register_command  # noqa: E402  (core.cli.main imports this module to register the command)
+
+register_command("warm", "prepare a catalog for its first visitor (demo built, encoded, trained, maps cached)",
+                 _add_arguments, _run)
