@@ -68,16 +68,38 @@ def record(out: Path, only: list[str] | None = None) -> None:
             raise SystemExit(f"{name} failed (exit {proc.returncode}); its output is in {out}")
 
 
+def _timed_column(line: str, end: int | None) -> str:
+    """The token of a right-aligned table column ending at `end` (a column of seconds) replaced by <T>."""
+    if end is None or len(line) < end or not line[end - 1].isdigit():
+        return line
+    start = end
+    while start > 0 and not line[start - 1].isspace():
+        start -= 1
+    return line[:start] + "<T>" + line[end:]
+
+
 def _normalise(text: str, folder: Path) -> list[str]:
     text = text.replace(str(folder.resolve()), "<OUT>")
     lines = []
+    seconds_column: int | None = None  # a table's "fit s" column, found in its header
     for line in text.splitlines():
-        for pattern in _VOLATILE:
-            line = pattern.sub("<T>", line)
+        if " fit s" in line:
+            seconds_column = line.index(" fit s") + len(" fit s")
+        elif not line.strip():
+            seconds_column = None
+        else:
+            line = _timed_column(line, seconds_column)
+        line = _volatile(line)
         line = line.rstrip()
         if line:
             lines.append(line)
     return lines
+
+
+def _volatile(text: str) -> str:
+    for pattern in _VOLATILE:
+        text = pattern.sub("<T>", text)
+    return text
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -93,7 +115,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         for i, inner in enumerate(value):
             flat.update(_flatten(inner, f"{prefix}[{i}]"))
         return flat
-    return {prefix: value}
+    return {prefix: _volatile(value) if isinstance(value, str) else value}
 
 
 def compare(before: Path, after: Path) -> int:
