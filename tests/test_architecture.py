@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("core", "ui", "pages", "app.py")  # what the rules read (benchmarks/ and tests/ use the house, outside it)
+CIRCLE_SOURCES = (*SOURCES, "benchmarks")  # circles are looked for among the benchmarks too
+DOC = REPO / "docs" / "ARCHITECTURE.md"  # the map that draws LAYERS and gives each row its paragraph
 
 # Bottom to top: an import may point down this list or within its own row, never up.
 LAYERS: tuple[tuple[str, ...], ...] = (
@@ -67,10 +69,10 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def source_files(root: Path) -> list[Path]:
+def source_files(root: Path, sources: tuple[str, ...] = SOURCES) -> list[Path]:
     """Every Python file the rules read under `root`."""
     files: list[Path] = []
-    for name in SOURCES:
+    for name in sources:
         where = root / name
         if where.is_file():
             files.append(where)
@@ -94,9 +96,9 @@ def _resolve(node: ast.ImportFrom, source: str, is_package: bool, modules: set[s
     return targets
 
 
-def read_imports(root: Path) -> dict[str, list[Import]]:
+def read_imports(root: Path, sources: tuple[str, ...] = SOURCES) -> dict[str, list[Import]]:
     """Each module's imports (top level, inside functions and under TYPE_CHECKING alike), in file order."""
-    files = source_files(root)
+    files = source_files(root, sources)
     names = {module_name(p, root): p for p in files}
     result: dict[str, list[Import]] = {}
     for name, path in names.items():
@@ -291,8 +293,8 @@ def test_no_import_runs_up_the_layers(imports) -> None:
     assert not problems, _report(problems)
 
 
-def test_no_import_circle_between_modules(imports) -> None:
-    problems = import_circles(imports)
+def test_no_import_circle_between_modules() -> None:
+    problems = import_circles(read_imports(REPO, CIRCLE_SOURCES))
     assert not problems, _report(problems)
 
 
@@ -314,6 +316,24 @@ def test_pages_reach_the_models_only_through_the_services(imports) -> None:
 def test_no_module_over_600_lines_and_no_class_over_300() -> None:
     problems = oversized(REPO)
     assert not problems, _report(problems)
+
+
+def test_the_map_draws_the_layers_in_this_order_and_gives_each_its_paragraph() -> None:
+    """docs/ARCHITECTURE.md numbers the core rows bottom to top as LAYERS does, and names every row's folder."""
+    import re
+
+    text = DOC.read_text(encoding="utf-8")
+    drawn = {int(n): name for n, name in re.findall(r"^ {1,3}(\d{1,2}) (\w+)(?:/|\.py)", text, re.M)}
+    declared = {i + 1: row[0].split(".")[-1] for i, row in enumerate(LAYERS) if row[0].startswith("core.")}
+    assert drawn == declared, f"the diagram of {DOC.name} and LAYERS disagree: drawn {drawn}, declared {declared}"
+    paragraphs = text[text.index("## One paragraph a folder"):]
+    for row in LAYERS:
+        for prefix in row:
+            if prefix == "core.__main__":
+                continue  # `python -m core`, described with core/cli/
+            parts = prefix.split(".")
+            path = f"{'/'.join(parts)}.py" if (REPO / f"{'/'.join(parts)}.py").is_file() else f"{'/'.join(parts)}/"
+            assert f"`{path}`" in paragraphs, f"{DOC.name} has no paragraph naming `{path}` (row of {prefix})"
 
 
 def test_every_size_exemption_is_a_file_that_exists_with_a_reason() -> None:
