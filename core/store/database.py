@@ -466,6 +466,25 @@ class Store:
             return pd.read_sql_query(q + " ORDER BY created_at DESC", con,
                                      params=(catalog,) if catalog else ())
 
+    def delete_model(self, model_id: str) -> None:
+        """Remove a saved model that is not active: its row, then its folder (weights, index, maps). The
+        activation history keeps its entries (shown as no longer stored). StoreError for an unknown id or the
+        catalog's active model, and nothing is changed."""
+        with self.transaction() as con:
+            row = con.execute("SELECT catalog, active FROM models WHERE id = ?", (model_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no saved model with id {model_id!r}; list them with "
+                                 "`python -m core models list`. Nothing was removed")
+            catalog, active = row
+            if active:
+                raise StoreError(f"model {model_id!r} is the active model of catalog {catalog!r} and cannot be "
+                                 f"removed; activate another one first (`python -m core models list --catalog "
+                                 f"{catalog}`). Nothing was removed")
+            con.execute("DELETE FROM models WHERE id = ?", (model_id,))
+        folder = self.model_dir(model_id)
+        if folder.resolve().parent == (self.root / "models").resolve():  # never outside the store's models/
+            shutil.rmtree(folder, ignore_errors=True)
+
     def set_active_model(self, catalog: str, model_id: str, source: str = "activated") -> None:
         """Make `model_id` the catalog's active model; the change is kept in the activation history."""
         with self.transaction() as con:

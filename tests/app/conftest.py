@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from core.store.paths import REPO_ROOT
-from tests.app.demo_env import build_small_demo
+from tests.app.demo_env import build_small_demo, model_ids, remove_models_made_since
 
 APP = str(REPO_ROOT / "app.py")
 SAMPLES = REPO_ROOT / "assets" / "samples"
@@ -26,13 +27,17 @@ def app_env(tmp_path_factory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def app(app_env):
-    """A fresh AppTest of the whole app (its own session state), already run once on Home."""
+    """A fresh AppTest of the whole app (its own session state), already run once on Home. The candidate models
+    the test trains are removed after it, so the next test sees the session's demo as it was built."""
     from streamlit.testing.v1 import AppTest
 
+    root = Path(app_env["PRISM_DATA_DIR"])
+    before = model_ids(root)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
-    return at
+    yield at
+    remove_models_made_since(root, before)
 
 
 def goto(at, page: str):

@@ -61,3 +61,23 @@ def build_small_demo(root: Path, with_runs: bool = True) -> dict[str, str]:
             else:
                 os.environ[k] = v
     return env
+
+
+def model_ids(root: Path) -> set[str]:
+    """Ids of every saved model in the store under `root`."""
+    from core.store.database import Store
+
+    return set(Store(root).list_models()["id"])
+
+
+def remove_models_made_since(root: Path, before: set[str]) -> list[str]:
+    """Delete the saved models (rows and files) that are not in `before` and not active anywhere: the candidates
+    a test trained. Returns their ids, sorted; an active new model stays (its catalog's own test removes it)."""
+    from core.store.database import Store
+
+    store = Store(root)
+    models = store.list_models()
+    made = sorted(m for m, active in zip(models["id"], models["active"]) if m not in before and not active)
+    for model_id in made:
+        store.delete_model(model_id)
+    return made

@@ -85,6 +85,7 @@ def test_where_the_operator_allows_it_the_browser_activates_and_restores(app, mo
 
     from core.tuning.history import tuned_history
     from core.tuning.store import tuned_path
+    from core.workspace.prepare import remove_catalog
     from tests.hostile.cases import trained_store
 
     monkeypatch.setenv("PRISM_ALLOW_BROWSER_ACTIVATION", "1")
@@ -117,7 +118,7 @@ def test_where_the_operator_allows_it_the_browser_activates_and_restores(app, mo
         assert [e.trials for e in tuned_history(tuned_path(store(), "shop")) if e.current] == [2]
     finally:
         app.session_state["catalog_name"] = "demo"
-        store().delete_catalog("shop")
+        remove_catalog(store(), "shop")  # with its models, runs and tuned settings
 
 
 def test_a_message_about_another_catalog_is_not_shown_on_this_one(app):

@@ -890,17 +890,24 @@ def tune_zero(tmp: Path, store: Store) -> None:
     assert not tuned_path(other, "shop").exists()
 
 
-@case("truncated-feature-file", "store", "error", "feature file text.npz of catalog 'shop' is damaged", "--overwrite")
-def truncated_features(tmp: Path, store: Store) -> None:
+def truncated_feature_store(root: Path) -> Store:
+    """A store under `root` with catalogs "shop" and "other" (3 items, a 2-column text feature each), whose
+    "shop" feature file was cut short after it was written."""
     from core.catalog.model import FeatureMatrix
 
-    other = Store(tmp / "s")
+    store = Store(root)
     for name in ("shop", "other"):
-        other.save_catalog(Catalog(name=name, items=[Item(id=f"i{k}", title="t") for k in range(3)],
+        store.save_catalog(Catalog(name=name, items=[Item(id=f"i{k}", title="t") for k in range(3)],
                                    features={"text": FeatureMatrix("text", np.ones((3, 2), np.float32),
                                                                    np.ones(3, bool), "test")}))
-    path = other.catalog_dir("shop") / "features" / "text.npz"
+    path = store.catalog_dir("shop") / "features" / "text.npz"
     path.write_bytes(path.read_bytes()[:50])
+    return store
+
+
+@case("truncated-feature-file", "store", "error", "feature file text.npz of catalog 'shop' is damaged", "--overwrite")
+def truncated_features(tmp: Path, store: Store) -> None:
+    other = truncated_feature_store(tmp / "s")
     assert other.load_catalog("other").features["text"].values.shape == (3, 2)
     other.load_catalog("shop")
 # -- values set on the command line or in the browser (core.limits) ------------------------------------

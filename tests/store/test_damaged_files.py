@@ -91,15 +91,9 @@ def test_half_written_files_of_a_killed_write_are_swept_at_the_next_start(tmp_pa
 
 
 def test_a_truncated_feature_file_names_its_catalog_and_the_others_load(tmp_path: Path) -> None:
-    from core.catalog.model import Catalog, FeatureMatrix, Item
+    from tests.hostile.cases import truncated_feature_store  # the hostile suite's case, built in one place
 
-    store = Store(tmp_path / "s")
-    for name in ("shop", "other"):
-        store.save_catalog(Catalog(name=name, items=[Item(id=f"i{k}", title="t") for k in range(3)],
-                                   features={"text": FeatureMatrix("text", np.ones((3, 2), np.float32),
-                                                                   np.ones(3, bool), "test")}))
-    path = store.catalog_dir("shop") / "features" / "text.npz"
-    path.write_bytes(path.read_bytes()[:50])
+    store = truncated_feature_store(tmp_path / "s")
     with pytest.raises(DamagedFileError, match=r"feature file text.npz of catalog 'shop' is damaged.*--overwrite"):
         store.load_catalog("shop")
     assert store.load_catalog("other").features["text"].values.shape == (3, 2)

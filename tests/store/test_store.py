@@ -160,3 +160,28 @@ def test_embedding_sets_are_recorded(store: Store) -> None:
     sets = store.list_embedding_sets("shop")
     assert len(sets) == 1 and sets["encoder_ids"].iloc[0] == '{"text": "enc-b"}'
     assert store.list_embedding_sets("other").empty
+
+
+def test_delete_model_removes_its_row_and_files_and_refuses_the_active_one(store: Store) -> None:
+    for model_id, active in (("m1", True), ("m2", False)):
+        folder = store.model_dir(model_id)
+        (folder / "index").mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "index" / "vectors.npy").write_bytes(b"index")
+        store.record_model(model_id, "shop", "fusion", {"dim": 8}, folder, active=active)
+    store.set_active_model("shop", "m2")
+    store.set_active_model("shop", "m1")
+
+    with pytest.raises(StoreError, match="active model of catalog 'shop'.*activate another one first"):
+        store.delete_model("m1")
+    assert set(store.list_models("shop")["id"]) == {"m1", "m2"}  # the refusal removed nothing
+    assert (store.model_dir("m1") / "model.safetensors").read_bytes() == b"weights"
+
+    store.delete_model("m2")
+    assert store.list_models("shop")["id"].tolist() == ["m1"]
+    assert not store.model_dir("m2").exists(), "the candidate's weights and index are gone with its row"
+    assert store.model_dir("m1").is_dir()
+    history = store.activation_history("shop")
+    assert dict(zip(history["model_id"], history["stored"])) == {"m1": 1, "m2": 0}
+    with pytest.raises(StoreError, match="no saved model with id 'm2'"):
+        store.delete_model("m2")
