@@ -424,6 +424,7 @@ def test_the_upload_candidate_count_is_chosen_by_recall_and_saved_with_the_index
 
 def test_serving_settings_are_saved_beside_the_index_and_said_on_the_protocol_card(world, tmp_path):
     import json
+    from dataclasses import replace
 
     from core.serving.service import RecommendService
     from core.serving.settings import SETTINGS_FILE
@@ -446,6 +447,8 @@ def test_serving_settings_are_saved_beside_the_index_and_said_on_the_protocol_ca
     assert card["upload re-rank"] == ("uploads: the index's top 300 candidates re-ranked exactly (set in the "
                                       "serving settings)")
     assert card["known listener re-rank"].startswith("at least 400 candidates")
+    second.settings = replace(second.settings, term_candidates=0)  # handed to every part: now scored exactly
+    assert second.recommend(q, k=10).index_kind == "exact" and second.ranker.settings.term_candidates == 0
     (tmp_path / "index" / SETTINGS_FILE).unlink()  # an index saved before settings were saved: the defaults
     third = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
     assert third.settings == ServingSettings() and third.index.kind == "ivf"
