@@ -5,11 +5,12 @@ with it."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.serving.index import SampleQueries, example_queries, fast_top_k_rows
+from core.serving.index import SampleQueries, example_queries, fast_top_k_rows, record_index_setting
 from core.serving.query import EncodedQuery, Query
 from core.serving.ranking import CONTENT_QUERIES, LISTENER_QUERIES
 from core.serving.threads import single_threaded
@@ -158,3 +159,20 @@ def tune_term_candidates(service: RecommendService) -> int:
                 "below %.2f: upload queries over these %d items are scored exactly over every item",
                 candidates // 2, recall, settings.whatif_target_recall, service.n_items)
     return 0
+
+
+def keep_candidate_counts(service: RecommendService, index_dir: Path | None) -> None:
+    """Give the service's approximate index its what-if and upload candidate counts: those saved with the index
+    (index.json), else chosen now (tune_whatif_candidates, tune_term_candidates) and, with `index_dir`, saved
+    there for the next start. An exact index, or a model not linear in the query, keeps 0 (exact scoring)."""
+    chosen = getattr(service.index, "settings", {})  # the counts chosen when the index was built
+    if service.index.kind != "exact" and service.linear and service.weights_linear:
+        saved = chosen.get("whatif_candidates")
+        service.whatif_candidates = int(saved) if saved is not None else service.tune_whatif_candidates()
+        if saved is None and index_dir is not None:
+            record_index_setting(index_dir, "whatif_candidates", service.whatif_candidates)
+    if service.index.kind != "exact" and service.linear and service.settings.term_candidates is None:
+        saved = chosen.get("term_candidates")
+        service.term_candidates = int(saved) if saved is not None else service.tune_term_candidates()
+        if saved is None and index_dir is not None:
+            record_index_setting(index_dir, "term_candidates", service.term_candidates)

@@ -44,7 +44,7 @@ from core.errors import CatalogError, QueryError
 from core.serving import index_tuning
 from core.serving.encoding import QueryEncoder
 from core.serving.index import (ExactIndex, HNSWConfig, IVFConfig, SampleQueries, VectorIndex, ensure_index,
-                                record_index_setting, resolve_kind, saved_settings)
+                                resolve_kind, saved_settings)
 from core.serving.listeners import Listeners
 from core.serving.prior import DEFAULT_PRIOR_WEIGHT, PRIOR, popularity_counts, popularity_prior
 from core.serving.query import EncodedQuery, Query, Upload, apply_feedback
@@ -68,7 +68,7 @@ def _part(part: str, name: str) -> property:
     surface while each part owns its state."""
     return property(lambda self: getattr(getattr(self, part), name),
                     lambda self, value: setattr(getattr(self, part), name, value),
-                    doc=f"{name} of the service's {part} (core.serving.{part}).")
+                    doc=f"{name} of the service's {part}.")
 
 
 class RecommendService:
@@ -119,17 +119,8 @@ class RecommendService:
             built = index
         self.ranker = Ranker(self.scorer, built, built if isinstance(built, ExactIndex) else ExactIndex(augmented),
                              self.settings)
-        chosen = getattr(self.index, "settings", {})  # the counts chosen when the index was built
-        if self.index.kind != "exact" and self.linear and self.weights_linear:
-            saved = chosen.get("whatif_candidates")
-            self.whatif_candidates = int(saved) if saved is not None else self.tune_whatif_candidates()
-            if saved is None and index_dir is not None and isinstance(index, str):
-                record_index_setting(index_dir, "whatif_candidates", self.whatif_candidates)
-        if self.index.kind != "exact" and self.linear and self.settings.term_candidates is None:
-            saved = chosen.get("term_candidates")
-            self.term_candidates = int(saved) if saved is not None else self.tune_term_candidates()
-            if saved is None and index_dir is not None and isinstance(index, str):
-                record_index_setting(index_dir, "term_candidates", self.term_candidates)
+        # the candidate counts saved with the index, else chosen now (and saved with an index this service keeps)
+        index_tuning.keep_candidate_counts(self, index_dir if isinstance(index, str) else None)
 
     @property
     def settings(self) -> ServingSettings:
