@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds (queries use one)")
     parser.add_argument("--part", choices=("index", "service", "all"), default="all")
     parser.add_argument("--index", choices=("auto", "ivf", "hnsw"), default="auto",
-                        help="the service part's approximate index (auto: core.serving.index.AUTO_ANN)")
+                        help="the service part's approximate index (auto: core.serving.settings.ServingSettings.auto_ann)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.items.split(",") if s.strip()]
     if args.part in ("index", "all"):

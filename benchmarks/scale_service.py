@@ -164,7 +164,8 @@ def bench_service(n: int, dim: int, clusters: int, n_queries: int, log=print, ki
 def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalog: Any, emb: Any, model: Any,
                    taste: np.ndarray, cluster: np.ndarray, folder: str) -> dict[str, Any]:
     """bench_service over a built world, with its index saved in `folder`."""
-    import core.serving.service as recommend_module
+    from dataclasses import replace
+
     from benchmarks.recommend import percentiles
     from core.serving.service import RecommendService
 
@@ -212,15 +213,15 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
         out["rows"].append((kind, path, *percentiles(ms_index), overlap(got, want)))
         log(f"[{n:,}] {kind}: exact p50 {out['rows'][-2][2]:.2f} ms; {results[0].index_kind} p50 "
             f"{out['rows'][-1][2]:.2f} ms, recall@10 {out['rows'][-1][4]:.4f}")
-    default_terms, default_whatif = recommend_module.TERM_CANDIDATES, recommend_module.WHATIF_CANDIDATES
+    defaults = service.settings
     for candidates in (2000,):  # uploads through the index, re-ranked exactly with their terms, a fixed C
-        recommend_module.TERM_CANDIDATES = candidates
+        service.settings = replace(defaults, term_candidates=candidates)
         for kind in ("upload",):
             got, ms, results = timed(service, queries[kind])
             out["rows"].append((kind, f"{results[0].index_kind}, C={candidates}", *percentiles(ms),
                                 overlap(got, truth[kind])))
             log(f"[{n:,}] {kind} C={candidates}: p50 {out['rows'][-1][2]:.2f} ms, recall@10 {out['rows'][-1][4]:.4f}")
-    recommend_module.TERM_CANDIDATES = default_terms
+    service.settings = defaults
     # what-if: exact what-if scoring of every item against the index's candidates re-ranked exactly
     m0 = service.modalities
     weight_sets = {f"{m} only": {x: float(x == m) for x in m0} for m in m0}
@@ -238,7 +239,7 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
         for label, w in weight_sets.items():
             want, ms_exact = exact_tops[label], exact_ms[label]
             for candidates in (None, 2000):  # the count chosen with the index, and a fixed 2,000
-                recommend_module.WHATIF_CANDIDATES = candidates
+                service.settings = replace(defaults, whatif_candidates=candidates)
                 got, ms, results = timed(service, qs, modality_weights=w)
                 used = service.whatif_candidates if candidates is None else candidates
                 out["rows"].append((f"{kind}, what-if {label}", f"{results[0].index_kind}, C={used}",
@@ -247,7 +248,7 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
                 log(f"[{n:,}] {kind} what-if {label} C={used}: p50 {out['rows'][-1][2]:.2f} ms, recall@10 "
                     f"{out['rows'][-1][4]:.4f}, out of order {out['rows'][-1][5]} "
                     f"(exact p50 {out['rows'][-1][6]:.0f} ms)")
-    recommend_module.WHATIF_CANDIDATES = default_whatif
+    service.settings = defaults
     out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
 

@@ -341,6 +341,8 @@ with st.expander("Raw numbers"):
     st.caption(f"score = listening history + item offset + each modality (its similarity to {noun} "
                "included) + each named term; “… similarity” columns are the part of that modality's value that "
                f"is how close the item is to {noun} as that modality's encoder reads them (cosine × its weight).")
+    if getattr(result, "protocol", None):  # how this ranking was made: the index and the serving settings
+        components.protocol_card(result.protocol, title="How this ranking was made")
 
 # -- a report of this query: ranking, the items explained so far, the stored runs ------------------------
 from ui.reports import download_report, query_report  # noqa: E402

@@ -115,9 +115,9 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
     model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     folder = store.model_dir(model_id)
     model.save(folder)
-    from core.serving.index import AUTO_EXACT_BELOW
+    from core.serving.index import resolve_kind
 
-    if len(catalog.items) >= AUTO_EXACT_BELOW:  # the approximate index is built with the model, saved beside it
+    if resolve_kind("auto", len(catalog.items)) != "exact":  # an approximate index: built now, saved beside it
         from core.serving.service import RecommendService
 
         RecommendService(catalog, embeddings, model, encoders={}, data=data, index_dir=folder)

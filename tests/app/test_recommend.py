@@ -38,6 +38,13 @@ def test_text_query_gives_ranked_distinct_results(app):
     columns = [c for df in app.dataframe for c in df.value.columns]
     assert "items like your text" in columns and not any("upload" in c for c in columns), columns
     assert "upload" not in " ".join(c.value for c in app.caption if "score =" in c.value)
+    # how the ranking was made, beside the raw numbers: the path and the serving settings in words
+    from ui.components import html_text
+
+    page = texts(app)
+    assert "How this ranking was made" in page and html_text(result.protocol["ranked by"]) in page
+    assert result.protocol["ranked by"] == "exact: every item scored"  # the demo is far below an ANN index
+    assert html_text(result.protocol["what-if formula checked"]) in page
 
 
 def test_image_and_audio_uploads_give_results(app):

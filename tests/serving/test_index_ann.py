@@ -10,7 +10,9 @@ import pytest
 import scipy.sparse as sp
 
 import core.serving.index as index_module
-import core.serving.service as recommend_module
+import core.serving.index.saved as saved_index_module
+from core.serving.query import Query
+from core.serving.settings import ServingSettings
 from core.catalog.model import Catalog, Item
 from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
@@ -51,7 +53,7 @@ def test_a_saved_index_is_loaded_not_rebuilt_and_refused_for_other_vectors(tmp_p
     def no_build(*args, **kwargs):
         raise AssertionError("the saved index should have been loaded")
 
-    monkeypatch.setattr(index_module, "build_index", no_build)
+    monkeypatch.setattr(saved_index_module, "build_index", no_build)
     assert ensure_index(tmp_path, vectors, "ivf").kind == "ivf"  # a second start loads it
     changed = vectors.copy()
     changed[7] += 1.0
@@ -101,14 +103,16 @@ def test_single_modality_what_if_through_the_ann_path_keeps_items_with_it_first(
     from core.serving.service import RecommendService
 
     catalog, emb, model, data = world
-    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    built = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert built.index.kind == "ivf" and (tmp_path / "index" / "index.json").is_file()
+    # the saved index reloaded with a candidate set well below the catalog
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path,
+                               settings=ServingSettings(whatif_candidates=100))
     exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
-    assert service.index.kind == "ivf" and (tmp_path / "index" / "index.json").is_file()
     has_image = emb.modality_mask("image")
-    monkeypatch.setattr(recommend_module, "WHATIF_CANDIDATES", 100)  # a candidate set well below the catalog
     image_only = {"text": 0.0, "image": 1.0, "audio": 0.0}
     for user in data.user_ids[:20]:
-        q = service.encode_query(recommend_module.Query(user_id=user))
+        q = service.encode_query(Query(user_id=user))
         result = service.recommend(q, k=30, modality_weights=image_only)
         assert "exact re-rank" in result.index_kind
         flags = [bool(has_image[catalog.index_of(r.item_id)]) for r in result.items]
@@ -120,10 +124,11 @@ def test_single_modality_what_if_through_the_ann_path_keeps_items_with_it_first(
                             modality_weights=image_only)
         np.testing.assert_allclose([r.score for r in result.items], want, rtol=1e-4, atol=1e-4)
     # with a candidate set as large as the default, the what-if top 10 matches exact what-if scoring
-    monkeypatch.setattr(recommend_module, "WHATIF_CANDIDATES", 2000)
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path,
+                               settings=ServingSettings(whatif_candidates=2000))
     mixed = {"text": 0.2, "image": 1.0, "audio": 0.5}
     for user in data.user_ids[:10]:
-        q = service.encode_query(recommend_module.Query(user_id=user))
+        q = service.encode_query(Query(user_id=user))
         got = [r.item_id for r in service.recommend(q, k=10, modality_weights=mixed).items]
         assert got == [r.item_id for r in exact.recommend(q, k=10, modality_weights=mixed).items]
 
@@ -137,9 +142,9 @@ def test_service_reloads_the_saved_index_of_its_model(world, tmp_path, monkeypat
     def no_build(*args, **kwargs):
         raise AssertionError("the service rebuilt an index that was saved beside its model")
 
-    monkeypatch.setattr(index_module, "build_index", no_build)
+    monkeypatch.setattr(saved_index_module, "build_index", no_build)
     second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
-    q = second.encode_query(recommend_module.Query(user_id=data.user_ids[0]))
+    q = second.encode_query(Query(user_id=data.user_ids[0]))
     assert [r.item_id for r in second.recommend(q, k=10).items] == [r.item_id for r in first.recommend(q, k=10).items]
 
 
@@ -172,15 +177,17 @@ def test_saved_indexes_reload_with_their_search_width_and_equal_results(tmp_path
             assert loaded.search(q, 10, exclude={3})[0].tolist() == built.search(q, 10, exclude={3})[0].tolist()
 
 
-def chosen_then_reloaded(world, tmp_path, monkeypatch, setting: str, tuner: str):
-    """Two services over one saved IVF index: the first chooses `setting` and saves it in index.json, the
-    second reloads it (calling `tuner` again fails the test)."""
+def chosen_then_reloaded(world, tmp_path, monkeypatch, setting: str, tuner: str, settings: ServingSettings):
+    """Two services over one saved IVF index: the first chooses `setting` under `settings` and saves it in
+    index.json, the second reloads it (calling `tuner` again fails the test) with the settings saved beside
+    the index."""
     import json
 
     from core.serving.service import RecommendService
 
     catalog, emb, model, data = world
-    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path,
+                             settings=settings)
     meta = json.loads((tmp_path / "index" / "index.json").read_text())
     assert meta["settings"][setting] == getattr(first, setting)
 
@@ -190,6 +197,7 @@ def chosen_then_reloaded(world, tmp_path, monkeypatch, setting: str, tuner: str)
     monkeypatch.setattr(RecommendService, tuner, no_tuning)
     second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
     assert getattr(second, setting) == getattr(first, setting)
+    assert second.settings == settings  # read back from beside the index
     return first, second
 
 
@@ -197,15 +205,15 @@ def test_the_what_if_candidate_count_is_chosen_once_and_saved_with_the_index(wor
     from core.serving.service import RecommendService
 
     catalog, emb, model, data = world
-    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 100..750
-    monkeypatch.setattr(recommend_module, "WHATIF_MIN_CANDIDATES", 100)
-    first, second = chosen_then_reloaded(world, tmp_path, monkeypatch, "whatif_candidates", "tune_whatif_candidates")
+    settings = ServingSettings(whatif_max_share=0.5, whatif_min_candidates=100)  # this small catalog: 100..750
+    first, second = chosen_then_reloaded(world, tmp_path, monkeypatch, "whatif_candidates", "tune_whatif_candidates",
+                                         settings)
     assert first.whatif_candidates in (0, 100, 200, 400)
     exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
     weights = {"text": 0.0, "image": 1.0, "audio": 0.0}
     hits = 0
     for user in data.user_ids[:20]:  # the chosen count holds its recall on listeners as well
-        q = second.encode_query(recommend_module.Query(user_id=user))
+        q = second.encode_query(Query(user_id=user))
         got = {r.item_id for r in second.recommend(q, k=10, modality_weights=weights).items}
         hits += len(got & {r.item_id for r in exact.recommend(q, k=10, modality_weights=weights).items})
     assert hits / 200 >= 0.9
@@ -234,9 +242,9 @@ def test_upload_terms_re_ranked_over_index_candidates_match_exact_scoring(world,
     from core.serving.service import RecommendService
 
     catalog, emb, model, data = world
-    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    service = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path,
+                               settings=ServingSettings(term_candidates=1500))  # every item: must equal exact
     exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
-    monkeypatch.setattr(recommend_module, "TERM_CANDIDATES", 1500)  # every item: must equal exact scoring
     for row in (3, 40, 700):
         q = service.encode_fields({f: emb.matrices[f][row] for f in emb.fields if emb.masks[f][row]})
         got = service.recommend(q, k=10)
@@ -287,7 +295,7 @@ def test_nprobe_is_tuned_on_the_services_listener_and_liked_queries(world, tmp_p
     exact = ExactIndex(service.index_vectors())
     hits = 0
     for user in data.user_ids:
-        q = service.encode_query(recommend_module.Query(user_id=user))
+        q = service.encode_query(Query(user_id=user))
         query = np.concatenate([q.vector, [1.0, 0.0]]).astype(np.float32)
         hits += len(np.intersect1d(service.index.search(query, 10, q.exclude_rows, kind="listener")[0],
                                    exact.search(query, 10, q.exclude_rows)[0]))
@@ -398,9 +406,9 @@ def test_the_upload_candidate_count_is_chosen_by_recall_and_saved_with_the_index
     from core.serving.service import RecommendService
 
     catalog, emb, model, data = world
-    monkeypatch.setattr(recommend_module, "WHATIF_MAX_SHARE", 0.5)  # this small catalog: a ladder 50..400
-    monkeypatch.setattr(recommend_module, "TERM_MIN_CANDIDATES", 50)
-    first, second = chosen_then_reloaded(world, tmp_path, monkeypatch, "term_candidates", "tune_term_candidates")
+    settings = ServingSettings(whatif_max_share=0.5, term_min_candidates=50)  # this small catalog: 50..400
+    first, second = chosen_then_reloaded(world, tmp_path, monkeypatch, "term_candidates", "tune_term_candidates",
+                                         settings)
     assert first.term_candidates in (0, 50, 100, 200, 400)
     exact = RecommendService(catalog, emb, model, encoders={}, index="exact", data=data)
     hits = 0
@@ -412,3 +420,35 @@ def test_the_upload_candidate_count_is_chosen_by_recall_and_saved_with_the_index
         want = exact.recommend(exact.encode_fields(fields), k=10)
         hits += len({r.item_id for r in got.items} & {r.item_id for r in want.items})
     assert hits / 200 >= 0.9
+
+
+def test_serving_settings_are_saved_beside_the_index_and_said_on_the_protocol_card(world, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from core.serving.service import RecommendService
+    from core.serving.settings import SETTINGS_FILE
+
+    catalog, emb, model, data = world
+    settings = ServingSettings(term_candidates=300, history_candidates=400)
+    first = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path,
+                             settings=settings)
+    saved = json.loads((tmp_path / "index" / SETTINGS_FILE).read_text())
+    assert saved["term_candidates"] == 300 and saved["history_candidates"] == 400
+    second = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert second.settings == settings  # read back with the index, not the defaults
+    row = 40
+    q = second.encode_fields({f: emb.matrices[f][row] for f in emb.fields if emb.masks[f][row]})
+    result = second.recommend(q, k=10)
+    assert result.index_kind == "ivf+exact re-rank"
+    assert [r.item_id for r in result.items] == [r.item_id for r in first.recommend(q, k=10).items]
+    card = result.protocol
+    assert card["ranked by"] == "IVF candidates, re-ranked exactly"
+    assert card["upload re-rank"] == ("uploads: the index's top 300 candidates re-ranked exactly (set in the "
+                                      "serving settings)")
+    assert card["known listener re-rank"].startswith("at least 400 candidates")
+    second.settings = replace(second.settings, term_candidates=0)  # handed to every part: now scored exactly
+    assert second.recommend(q, k=10).index_kind == "exact" and second.ranker.settings.term_candidates == 0
+    (tmp_path / "index" / SETTINGS_FILE).unlink()  # an index saved before settings were saved: the defaults
+    third = RecommendService(catalog, emb, model, encoders={}, index="ivf", data=data, index_dir=tmp_path)
+    assert third.settings == ServingSettings() and third.index.kind == "ivf"
