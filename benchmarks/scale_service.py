@@ -42,7 +42,8 @@ def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, se
     from core.catalog.model import Catalog, Item
     from core.encoders.embeddings import EmbeddingSet
     from core.encoders.base import l2_normalise
-    from core.models.fusion import PRESETS, FusionRecommender
+    from core.models.fusion.config import PRESETS
+    from core.models.fusion.recommender import FusionRecommender
 
     rng = np.random.default_rng(seed)
     cluster = rng.integers(clusters, size=n_items)

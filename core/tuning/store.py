@@ -17,8 +17,8 @@ import numpy as np
 
 from core.store.atomic import write_text_atomic
 from core.errors import ModelError, StoreError
-from core.models.base import InteractionData
-from core.models.fusion import FusionConfig
+from core.data.interactions import InteractionData
+from core.models.fusion.config import FusionConfig
 from core.tuning.history import archive_current
 
 FORMAT_VERSION = 1

@@ -690,7 +690,7 @@ def trained_store(root: Path, names: tuple[str, ...] = ("shop",)) -> Store:
     """A store under `root` whose catalogs (30 items with a precomputed text feature, 12 listeners) each have
     their embeddings and an active fusion model trained for two epochs (about a second each)."""
     from core.catalog.model import FeatureMatrix
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
     from core.workspace.prepare import prepare_embeddings, train_model
 
     rng = np.random.default_rng(0)
@@ -734,7 +734,7 @@ def truncated_embeddings(tmp: Path, store: Store) -> None:
 
 @case("model-config-dim-1e6-refused-before-allocating", "store", "error", "dim takes a whole number", "1000000", "models activate")
 def model_dim_million(tmp: Path, store: Store) -> None:
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
 
     other = trained_store(tmp / "s")
     config = Path(other.active_model("shop")["path"]) / "config.json"
@@ -997,7 +997,7 @@ def core_bootstrap(tmp: Path, store: Store) -> None:
 
 @case("core-fusion-config-dim-1e6-refused", "options", "error", "FusionConfig.dim", "1 to 4,096")
 def core_dim(tmp: Path, store: Store) -> None:
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
 
     FusionConfig(dim=1_000_000)
 
