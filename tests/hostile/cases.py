@@ -1114,7 +1114,7 @@ def temp_paths(tmp: Path, store: Store) -> None:
 # -- tour files -------------------------------------------------------------------------------------------
 def _tour_case(text: str, source: str = "hostile.yaml", check: bool = False) -> Callable[[Path, Store], None]:
     def run(tmp: Path, store: Store) -> None:
-        from core.tour.steps import check_tour, parse_tour
+        from core.tour.schema import check_tour, parse_tour
 
         tour = parse_tour(text, source)
         if check:  # the ids are well-formed: the catalog must hold them
@@ -1156,7 +1156,7 @@ def tour_laughs(tmp: Path, store: Store) -> None:
     import time
     import tracemalloc
 
-    from core.tour.steps import parse_tour
+    from core.tour.schema import parse_tour
 
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -1170,7 +1170,7 @@ def tour_laughs(tmp: Path, store: Store) -> None:
 
 @case("tour-markdown-in-strings-is-drawn-as-text", "tour", "ok")
 def tour_markdown(tmp: Path, store: Store) -> None:
-    from core.tour.steps import parse_tour
+    from core.tour.schema import parse_tour
     from ui.components import html_text, md_escape
 
     bait = "![x](http://127.0.0.1:9/md.png) <img src=http://127.0.0.1:9/i.png>"
