@@ -190,7 +190,7 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
                            "nlist": getattr(getattr(service.index, "_index", None), "nlist", None),
                            "build_s": build_s, "reload_s": reload_s, "rows": []}
     # exact search against the memory-bandwidth bound of one scan, measured back to back in this run
-    from benchmarks.scale import copy_bandwidth
+    from benchmarks.bandwidth import copy_bandwidth
 
     scan_queries = [np.concatenate([q.vector, exact.offset_coefficients(q)]).astype(np.float32)
                     for q in queries["listener"] + queries["liked"]]
