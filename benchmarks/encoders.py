@@ -46,7 +46,7 @@ def five_second_clips(folder: Path, n: int, seed: int = 7) -> list[Path]:
     import soundfile as sf
 
     from core.catalog.demo import DemoConfig, sample_tracks
-    from core.catalog.demo_media import synth_clip
+    from core.catalog.demo_audio import synth_clip
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

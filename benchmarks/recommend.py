@@ -27,7 +27,7 @@ def synthetic_catalog(n_items: int, n_users: int, seed: int = 0):
     from core.encoders.embeddings import EmbeddingSet
     from core.encoders import audio, image_descriptor
     from core.encoders.base import l2_normalise
-    from core.models.base import InteractionData
+    from core.data.interactions import InteractionData
 
     rng = np.random.default_rng(seed)
     n_clusters = 40
@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     from core.serving.index import measure_recall
-    from core.models.fusion import PRESETS, FusionRecommender
+    from core.models.fusion.config import PRESETS
+    from core.models.fusion.recommender import FusionRecommender
+    from core.tuning.baselines import member_search
     from core.serving.service import RecommendService
 
     parser = argparse.ArgumentParser(description="recommend latency, exact vs HNSW")
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     catalog, embeddings, data = synthetic_catalog(args.items, args.users)
     config = dataclasses.replace(PRESETS["demo"], epochs=args.epochs, patience=args.epochs, batch_size=4096)
-    model = FusionRecommender(config).fit(data)
+    model = FusionRecommender(config, member_search=member_search).fit(data)
     print(f"catalog {args.items:,} items × {args.users:,} users, model fitted {args.epochs} epochs "
           f"in {time.perf_counter() - t:.1f} s")
 

@@ -72,9 +72,10 @@ def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int,
     catalog's tuned configuration when one is stored for these interactions, else the "content" starting
     point of the search; never one looked up by the catalog's name."""
     from core.data.splits import build_interaction_data
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
     from core.store.database import Store
     from core.tuning import quick_fusion_config
+    from core.tuning.baselines import member_search
 
     data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
     base, source = quick_fusion_config(store or Store(), catalog, data)
@@ -88,7 +89,7 @@ def train_without(catalog: Any, embeddings: Any, epochs: int | None, seed: int,
             say(f"training epoch {r.epoch}/{r.epochs}: loss {r.loss:.4f}"
                 + (f", valid {r.metric_name} {r.valid_metric:.4f}" if r.valid_metric is not None else ""))
 
-    return FusionRecommender(config).fit(data, progress=report), data, source
+    return FusionRecommender(config, member_search=member_search).fit(data, progress=report), data, source
 
 
 def run(catalog_name: str, label: str | None = None, share: float = 0.2, seed: int = 0, k: int = 10,

@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.bandwidth import copy_bandwidth  # noqa: E402  (after the path: runs as a script too)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 K = 10
@@ -61,18 +63,6 @@ def listener_queries(centres: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
     c = rng.integers(len(centres), size=n)
     q = centres[c] + 0.8 * rng.standard_normal((n, centres.shape[1])).astype(np.float32)
     return np.hstack([q, np.ones((n, 1), np.float32)]).astype(np.float32)
-
-
-def copy_bandwidth(mib: int = 512, repeats: int = 5) -> float:
-    """Measured memory copy bandwidth in bytes/s (read + write bytes ÷ time, best of `repeats`)."""
-    a = np.ones(mib * 2**20 // 4, np.float32)
-    b = np.empty_like(a)
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        np.copyto(b, a)
-        best = min(best, time.perf_counter() - t)
-    return 2 * a.nbytes / best
 
 
 def timed_queries(search, queries: np.ndarray) -> tuple[list[np.ndarray], float, float]:

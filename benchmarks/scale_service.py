@@ -42,7 +42,8 @@ def synthetic_service_world(n_items: int, clusters: int, n_users: int = 2000, se
     from core.catalog.model import Catalog, Item
     from core.encoders.embeddings import EmbeddingSet
     from core.encoders.base import l2_normalise
-    from core.models.fusion import PRESETS, FusionRecommender
+    from core.models.fusion.config import PRESETS
+    from core.models.fusion.recommender import FusionRecommender
 
     rng = np.random.default_rng(seed)
     cluster = rng.integers(clusters, size=n_items)
@@ -190,7 +191,7 @@ def _bench_service(n: int, clusters: int, n_queries: int, log, kind: str, catalo
                            "nlist": getattr(getattr(service.index, "_index", None), "nlist", None),
                            "build_s": build_s, "reload_s": reload_s, "rows": []}
     # exact search against the memory-bandwidth bound of one scan, measured back to back in this run
-    from benchmarks.scale import copy_bandwidth
+    from benchmarks.bandwidth import copy_bandwidth
 
     scan_queries = [np.concatenate([q.vector, exact.offset_coefficients(q)]).astype(np.float32)
                     for q in queries["listener"] + queries["liked"]]

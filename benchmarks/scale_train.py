@@ -46,7 +46,7 @@ def synthetic(n_users: int, n_items: int, n_inter: int, clusters: int, seed: int
     """(InteractionData, seconds) of the synthetic set described in the module docstring."""
     from core.encoders.embeddings import EmbeddingSet
     from core.encoders.base import l2_normalise
-    from core.models.base import InteractionData
+    from core.data.interactions import InteractionData
 
     t = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -103,7 +103,7 @@ def rss_gib() -> float:
 def cached_synthetic(args: argparse.Namespace):
     """synthetic(...) read from / written to `args.cache` (a folder) when given: generation takes minutes."""
     from core.encoders.embeddings import EmbeddingSet
-    from core.models.base import InteractionData
+    from core.data.interactions import InteractionData
 
     make = lambda: synthetic(args.users, args.items, args.interactions, args.clusters)  # noqa: E731
     if not args.cache:
@@ -155,7 +155,8 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) ->
     from core.evaluation.protocol import evaluate
     from core.models.als import ALS
     from core.models.ease import EASE
-    from core.models.fusion import FusionConfig, FusionRecommender
+    from core.models.fusion.config import FusionConfig
+    from core.models.fusion.recommender import FusionRecommender
     from core.models.itemknn import ItemKNN
 
     row: dict = {"model": name}
@@ -236,7 +237,7 @@ def format_row(r: dict) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
-    from core.models.base import InteractionData
+    from core.data.interactions import InteractionData
 
     parser = argparse.ArgumentParser(description="fusion, ALS and ItemKNN training at scale, sparse")
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"unknown models {unknown}: choose among {', '.join(MODELS)}")
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
-    for name in ("core.models.als", "core.models.train"):  # ALS sweeps and fusion steps, as plain lines
+    for name in ("core.models.als", "core.models.fusion.train"):  # ALS sweeps and fusion steps, as plain lines
         logging.getLogger(name).setLevel(logging.INFO)
     torch.set_num_threads(1)
     load_start = os.getloadavg()

@@ -143,8 +143,9 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
 
     from benchmarks.quality import load_catalog
     from core.data.splits import build_interaction_data
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
     from core.store.database import Store
+    from core.tuning.baselines import member_search
     from core.tuning.store import data_fingerprint, save_tuned
     from core.tuning.study import TuneConfig
 
@@ -173,7 +174,7 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     fits = []
     for s in seeds:
         t = time.perf_counter()
-        model = FusionRecommender(dataclasses.replace(result.config, seed=s)).fit(data)
+        model = FusionRecommender(dataclasses.replace(result.config, seed=s), member_search=member_search).fit(data)
         seconds = time.perf_counter() - t
         best_valid = max(h["valid_metric"] for h in model.history if h["valid_metric"] is not None)
         fits.append({"seed": s, "fit_seconds": seconds, "epochs": len(model.history), "best_epoch": model.best_epoch,

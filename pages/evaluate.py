@@ -238,7 +238,7 @@ with tab_new:
         from core.evaluation.cold_start import run_cold_start
         from core.evaluation.protocol import run_evaluation
         from core.data.splits import build_interaction_data
-        from core.models.registry import build_model
+        from core.models.registry import FUSION, build_model
         from core.store.sharing import browser_may_change
 
         saved = []
@@ -268,7 +268,7 @@ with tab_new:
                 st.write(f":material/tune: Fusion configuration: {source}")
             from core.evaluation.protocol import evaluate as evaluate_on
             from core.tuning.baseline_store import resolve_baseline
-            from core.tuning.baselines import SPACES
+            from core.tuning.baselines import SPACES, member_search
 
             judged: dict[str, dict] = {}  # name -> kind, validation Recall@20 and per-user test values (the verdict)
             for i, name in enumerate(models):
@@ -285,6 +285,8 @@ with tab_new:
                             tuned, _, note = resolve_baseline(st_store, catalog.name, name, data, seed=int(seed),
                                                               persist=shared.allowed, not_stored_why=shared.reason)
                             st.write(f":material/tune: **{name}**: {components.md_escape(note)}")
+                        if name in FUSION:  # members without the catalog's tuned settings get a short search
+                            tuned = {**tuned, "member_search": member_search}
                         model = build_model(name, base=base, **tuned)
 
                         def _epoch(report, bar=epoch_bar, label=name):
@@ -306,7 +308,8 @@ with tab_new:
                     st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")
                     if cold and name != ACTIVE:
                         epoch_bar.progress(0.0, text=f"{name}: cold start — training on warm items")
-                        fresh = build_model(name, base=base)
+                        fresh = build_model(name, base=base, **({"member_search": member_search}
+                                                                 if name in FUSION else {}))
                         record = run_cold_start(fresh, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
                                                 fit_progress=_epoch)
                         saved.append(st_store.save_run(record))

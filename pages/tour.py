@@ -12,8 +12,9 @@ import streamlit as st
 from core.errors import PrismError
 from core.explain.narration import card_sentence, relative_scores
 from core.report.render import runs_long
+from core.tour.schema import available_tours, load_tour, parse_tour
 from core.tour.steps import (CatalogOutcome, ExplainOutcome, FeedbackOutcome, ImportOutcome, ProofOutcome, QueryOutcome,
-                       StepSkipped, TourContext, TourRun, available_tours, load_tour, parse_tour)
+                             StepSkipped, TourContext, TourRun)
 from ui import charts, components, loaders
 from ui.navigation import ensure_frame
 from ui.reports import download_report

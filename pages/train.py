@@ -180,7 +180,7 @@ if start:
         components.show_error(e, "Training failed; the saved models are unchanged")
     else:
         ss["train_log"] = history
-        from core.models.train import describe_epochs
+        from core.models.fusion.train import describe_epochs
 
         activate = activate and shared.allowed
         ss["train_message"] = (f"Trained `{model_id}` in {time.perf_counter() - t0:.1f} s: "

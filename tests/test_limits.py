@@ -75,7 +75,7 @@ def test_set_reads_booleans_both_ways() -> None:
 
 
 def test_fusion_config_refuses_an_unbounded_dim_in_core() -> None:
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
 
     with pytest.raises(OptionError, match="FusionConfig.dim"):
         FusionConfig(dim=1_000_000)

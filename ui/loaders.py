@@ -47,7 +47,7 @@ class Workspace:
     root: str  # data folder
     catalog: Catalog
     embeddings: EmbeddingSet
-    model: Any  # core.models.fusion.FusionRecommender
+    model: Any  # core.models.fusion.recommender.FusionRecommender
     model_id: str
     model_config: dict[str, Any]
     stamp: str  # changes whenever the stored catalog or its active model changes

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.catalog.demo_media import PALETTES, render_cover, synth_clip
+from core.catalog.demo_audio import synth_clip
+from core.catalog.demo_covers import PALETTES, render_cover
 from core.catalog.model import MODALITIES, Catalog, Item
 from core.errors import CatalogError, StoreError
 from core.store.database import Store

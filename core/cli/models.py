@@ -75,7 +75,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def _run_train(args: argparse.Namespace, store: Store) -> int:
     from core.cli.main import TqdmProgress
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
     from core.tuning import SHORT_TUNE_MINUTES, resolve_fusion_config
     from core.workspace.prepare import train_model
 

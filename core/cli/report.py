@@ -26,7 +26,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 def sample_query() -> str | None:
     """The first sentence a shipped tour ranks the catalog for (the demo tour's, when it is there)."""
     from core.errors import PrismError
-    from core.tour.steps import available_tours, load_tour
+    from core.tour.schema import available_tours, load_tour
 
     tours = available_tours()
     for name in sorted(tours, key=lambda n: n != "demo"):

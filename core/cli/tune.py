@@ -51,7 +51,7 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     from core.tuning.study import TuneConfig, tune
 
     try:
-        from core.models.fusion import metric_k
+        from core.models.fusion.config import metric_k
 
         for option, value in (("--jobs", args.jobs), ("--trial-epochs", args.trial_epochs)):
             if value is not None and value < 1:  # 0 once fell back to the default and overwrote the tuned one

@@ -20,6 +20,14 @@ MAX_BATCH_ENTRIES = 2**24  # users × items scored at once: 16.8M entries, 134 M
 AUC_COMPARE_MAX_POSITIVES = 16  # users with more positives get AUC from a full sort of their row (fewer: comparisons)
 
 
+def metric_k(name: str) -> tuple[str, int]:
+    """("recall" | "ndcg", K) from a metric name such as "recall@20"."""
+    kind, _, k = name.partition("@")
+    if kind not in ("recall", "ndcg") or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"valid_metric={name!r}; write it as 'recall@K' or 'ndcg@K' with K ≥ 1")
+    return kind, int(k)
+
+
 def bounded_batch(batch_users: int, n_items: int, max_entries: int | None = None) -> int:
     """Users per scoring batch: at most `batch_users`, and few enough that a (users, items) score matrix
     holds at most `max_entries` entries (the metric code makes a few float64 copies of it)."""

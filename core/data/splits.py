@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from core.catalog.model import SPLITS, Catalog
 from core.encoders.embeddings import EmbeddingSet
 from core.errors import CatalogError
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 
 SPLIT_METHODS: tuple[str, ...] = ("auto", "label", "random", "leave-one-out", "temporal")
 _CODE = {"train": 0, "valid": 1, "test": 2}

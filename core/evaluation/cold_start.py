@@ -21,7 +21,8 @@ from core.catalog.model import Catalog
 from core.encoders.embeddings import EmbeddingSet
 from core.data.metrics import item_self_information
 from core.evaluation.protocol import Progress, build_record, evaluate_ranking
-from core.models.base import InteractionData, ProgressCallback, Recommender
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback, Recommender
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from core.data.metrics import (RANKING_METRICS, ConfusionCounts, auc_per_user, b
                                      catalogue_coverage,
                                      confusion_counts, item_self_information, kth_score_threshold, novelty,
                                      ranking_metrics, topk_indices)
-from core.models.base import InteractionData, Recommender
+from core.data.interactions import InteractionData
+from core.models.base import Recommender
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 ScoreBatch = Callable[[np.ndarray], np.ndarray]  # row indices (B,) -> scores (B, n_candidates)

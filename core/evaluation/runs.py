@@ -363,7 +363,7 @@ def _run_evaluate(args: argparse.Namespace, store: Store) -> int:
           f"(train {data.train.nnz:,} · valid {data.valid.nnz:,} · test {data.test.nnz:,}); mask {args.mask!r}, "
           f"model seeds {seeds}", flush=True)
     if saved:
-        from core.models.fusion import FusionRecommender
+        from core.models.fusion.recommender import FusionRecommender
 
         trained_on = saved["config"].get("split")
         if trained_on and trained_on != data.split_name:

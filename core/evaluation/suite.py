@@ -18,7 +18,8 @@ from typing import Any
 
 from core.evaluation.protocol import DEFAULT_MASK, evaluate, run_evaluation
 from core.evaluation.seeds import aggregate_metrics, mean_over_seeds
-from core.models.base import InteractionData, ProgressCallback, Recommender
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback, Recommender
 from core.models.selection import SELECT_K, Selection, select_on_validation
 
 VALID_METRIC = f"recall@{SELECT_K}"  # the validation figure printed beside the test figures
@@ -70,7 +71,8 @@ def registry_plan(names: list[str], base: Any, settings: dict[str, dict[str, Any
                   note: str = "") -> list[PlannedModel]:
     """PlannedModels for registry names: fusion-… over `base` with its strategy, baselines from the registry;
     `settings` as core.models.settings parses them."""
-    from core.models.registry import FUSION, GRIDS, build_model
+    from core.models.baselines import GRIDS
+    from core.models.registry import FUSION, build_model
     from core.models.settings import settings_for
     from core.tuning.baselines import SPACES
 
@@ -78,11 +80,12 @@ def registry_plan(names: list[str], base: Any, settings: dict[str, dict[str, Any
     for name in names:
         own = settings_for(settings or {}, name)
         if name in FUSION:
-            from core.models.fusion import FusionRecommender
+            from core.models.fusion.recommender import FusionRecommender
+            from core.tuning.baselines import member_search
 
             config = dataclasses.replace(base, strategy=name.removeprefix("fusion-"))
             plan.append(PlannedModel(name, "fusion", lambda c=config, **kw: FusionRecommender(
-                dataclasses.replace(c, **kw)), settings=own, note=note))
+                dataclasses.replace(c, **kw), member_search=member_search), settings=own, note=note))
         else:
             kind = "single-modality" if name.endswith("-only") else "baseline"
             plan.append(PlannedModel(name, kind, lambda n=name, **kw: build_model(n, **kw),

@@ -1,4 +1,5 @@
-"""The one recommender surface every model (fusion or baseline) offers, and the data it trains on."""
+"""The one recommender surface every model (fusion or baseline) offers (the data it trains on is
+core.data.interactions.InteractionData)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import scipy.sparse as sp
 
-from core.encoders.embeddings import EmbeddingSet
+from core.data.interactions import InteractionData
 
 
 @dataclass
@@ -24,32 +24,6 @@ class EpochReport:
 
 
 ProgressCallback = Callable[[EpochReport], "bool | None"]  # returning True stops training (a pruned trial)
-
-
-@dataclass
-class InteractionData:
-    """Integer-indexed interactions for training and evaluation.
-
-    Users and items are rows/columns of sparse binary (U, I) matrices; `item_ids[j]` is the catalog id of
-    column j and `embeddings` is aligned with it (embeddings.item_ids == item_ids).
-    """
-
-    user_ids: list[str]
-    item_ids: list[str]
-    train: sp.csr_matrix  # (U, I) binary
-    valid: sp.csr_matrix  # (U, I) binary
-    test: sp.csr_matrix  # (U, I) binary
-    embeddings: EmbeddingSet | None = None
-    split_name: str = ""  # e.g. "x_label", "random-8:1:1", "leave-one-out", "temporal"
-    seed: int = 0
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
 
 
 @runtime_checkable

@@ -10,7 +10,8 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from core.models.base import EpochReport, InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import EpochReport, ProgressCallback
 from core.models.early_stopping import EarlyStopping, validation_recall
 
 

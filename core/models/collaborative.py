@@ -2,10 +2,11 @@
 
 Content fusion adds to the strongest collaborative signal instead of competing with it. After the fusion
 network is trained, EASE (closed form), ALS (the `implicit` library) and ItemKNN are fitted on the same training
-interactions, each at the catalog's tuned settings (core.tuning.baseline_store; a short search of its declared
-space when none are stored), and added to a known listener's fusion score with weights chosen on the fusion's
-validation metric over a grid that includes 0 (so on validation the blend is never worse than the fusion
-alone) and whose top grows while validation improves:
+interactions, each at the catalog's tuned settings (the caller reads them from core.tuning.baseline_store and
+passes them in; a member without them gets what the caller's search finds, core.tuning.baselines.member_search),
+and added to a known listener's fusion score with weights chosen on the fusion's validation metric over a grid
+that includes 0 (so on validation the blend is never worse than the fusion alone) and whose top grows while
+validation improves:
 
     score(u, i) = <user_u, item_i> + bias_i + Σ_m w_m · s_m(u, i)
 
@@ -29,8 +30,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from core.data.metrics import ndcg_at_k, recall_at_k, top_k_of_masked
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
+from core.data.metrics import metric_k, ndcg_at_k, recall_at_k, top_k_of_masked
+from core.errors import ModelError
 
 MEMBERS = ("ease", "als", "itemknn")  # the collaborative models a fusion model may add, in this order
 MAX_ITEMS = 8_000  # EASE's (I, I) float32 matrix is saved with the model: 256 MB at this size
@@ -41,12 +43,13 @@ WEIGHT_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 WEIGHT_GROWTH = 1.5
 MAX_WEIGHT_STEPS = 40  # at most this many growth steps a member (1.5^40: far past any useful weight)
 # each member's own settings: the catalog's tuned settings (core.tuning.baseline_store, passed in as
-# FusionConfig.collaborative_settings), else a short search of its declared space (core.tuning.baselines)
-MEMBER_SEARCH_SECONDS = 20.0
-MEMBER_SEARCH_TRIALS = 10
+# FusionConfig.collaborative_settings), else what the caller's MemberSearch finds (core.tuning.baselines)
 FILE = "collaborative.safetensors"  # the members' arrays, beside the fusion weights
 Log = Callable[[str], None]
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # user rows (B,) -> (B, I) scores
+# (member, data, seed) -> (its settings, how they were chosen, with a "source"): how a member without tuned
+# settings gets them (core.tuning.baselines.member_search: a short search of its declared space)
+MemberSearch = Callable[[str, InteractionData, int], tuple[dict[str, Any], dict[str, Any]]]
 
 
 def parse_members(text: str) -> tuple[str, ...]:
@@ -144,8 +147,6 @@ class _Judge:
         self.lowest, self.highest = np.finfo(np.float32).min, np.finfo(np.float32).max
 
     def __call__(self, scores: np.ndarray, metric: str) -> float:
-        from core.models.fusion import metric_k
-
         kind, k = metric_k(metric)
         s = np.nan_to_num(np.asarray(scores, np.float32), copy=True, nan=self.lowest, posinf=self.highest,
                           neginf=self.lowest)
@@ -155,20 +156,19 @@ class _Judge:
 
 
 def _member(name: str, data: InteractionData, users: np.ndarray, judge: _Judge, seed: int, log: Log,
-            tuned: dict[str, Any] | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The member fitted at its tuned settings (or, without them, the best point of a short search of its
-    space on validation Recall@20), those settings, and how they were chosen."""
-    from core.models.registry import build_model
-    from core.tuning.baselines import search_model
+            tuned: dict[str, Any] | None, search: MemberSearch | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The member fitted at its tuned settings (or, without them, at what `search` finds), those settings, and
+    how they were chosen."""
+    from core.models.baselines import build_baseline
 
     fixed = {"seed": seed} if name == "als" else {}
     if tuned:
         point, how = dict(tuned), {"source": "tuned settings of the catalog"}
     else:
-        result = search_model(name, data, budget_seconds=MEMBER_SEARCH_SECONDS, max_trials=MEMBER_SEARCH_TRIALS,
-                              seed=seed)
-        point, how = dict(result.params), {"source": "short search", **result.record()}
-    model = build_model(name, **point, **fixed).fit(data)
+        check_member_settings((name,), {}, search)
+        found, how = search(name, data, seed)
+        point = dict(found)
+    model = build_baseline(name, **point, **fixed).fit(data)
     value = judge(np.asarray(model.score(users), np.float32), "recall@20")
     log(f"collaborative {name}: {point} ({how['source']}), valid recall@20 {value:.4f}")
     return model, point, {**how, "valid_recall@20": round(value, 6)}
@@ -200,10 +200,22 @@ def applies(data: InteractionData, members: tuple[str, ...], log: Log | None = N
     return True
 
 
+def check_member_settings(members: tuple[str, ...], tuned: dict[str, dict[str, Any]] | None,
+                          search: MemberSearch | None) -> None:
+    """Refuse, before anything is fitted, members that have neither tuned settings nor a search to find them."""
+    missing = [m for m in members if not (tuned or {}).get(m)]
+    if missing and search is None:
+        raise ModelError(f"collaborative member(s) {missing} have no tuned settings and no search was given to "
+                         "find them: store the catalog's tuned settings (an evaluation run or `python -m "
+                         "benchmarks.baselines` does), pass member_search (core.tuning.baselines.member_search), "
+                         "or set collaborative='none'")
+
+
 def fit_members(data: InteractionData, members: tuple[str, ...], seed: int = 0,
-                log: Log | None = None, tuned: dict[str, dict[str, Any]] | None = None) -> MemberFits:
-    """Each member fitted on data.train at its tuned settings (`tuned`, member -> settings), else at the best
-    point of a short search. They depend on the interactions alone, not on the fusion network, so a fit runs
+                log: Log | None = None, tuned: dict[str, dict[str, Any]] | None = None,
+                search: MemberSearch | None = None) -> MemberFits:
+    """Each member fitted on data.train at its tuned settings (`tuned`, member -> settings), else at the
+    settings `search` finds. They depend on the interactions alone, not on the fusion network, so a fit runs
     them beside the network's training."""
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
@@ -211,7 +223,7 @@ def fit_members(data: InteractionData, members: tuple[str, ...], seed: int = 0,
     judge = _Judge(users, data)
     fitted, settings, grids, parts = {}, {}, {}, {}
     for name in members:
-        model, point, how = _member(name, data, users, judge, seed, say, (tuned or {}).get(name))
+        model, point, how = _member(name, data, users, judge, seed, say, (tuned or {}).get(name), search)
         fitted[name], settings[name] = model, point
         grids[name] = how
         parts[name] = np.asarray(model.score(users), np.float32)

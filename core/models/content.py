@@ -13,7 +13,8 @@ from torch import nn
 from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
 from core.errors import CatalogError, MissingModalityError
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 from core.models.bpr_training import fit_bpr
 
 MODALITIES = ("text", "image", "audio")

@@ -15,7 +15,8 @@ import torch
 
 from core.encoders.embeddings import EmbeddingSet
 from core.errors import CatalogError
-from core.models.fusion import FusionConfig, FusionRecommender
+from core.models.fusion.config import FusionConfig
+from core.models.fusion.recommender import FusionRecommender
 
 CONTENT_ONLY_NAME = "content-only"  # the model name stored for it (the store's models table, get_config)
 BLOCK = 64  # at most this many principal directions per modality: a modality's share of the item vector
@@ -44,7 +45,7 @@ def content_only_model(embeddings: EmbeddingSet, block: int = BLOCK) -> FusionRe
     """A ready FusionRecommender over `embeddings` that ranks items by their content alone (no training)."""
     if not embeddings.fields:
         raise CatalogError("the catalog has no encoded text, image or audio; import media or features first")
-    from core.models.fusion import content_layout
+    from core.models.fusion.config import content_layout
 
     n_modalities = len(content_layout(embeddings))
     model = FusionRecommender(content_only_config(n_modalities, block))

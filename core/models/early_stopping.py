@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from core.data.metrics import bounded_batch, recall_at_k, topk_indices
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # user indices (B,) -> scores (B, n_items)
 

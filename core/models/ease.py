@@ -8,7 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.errors import ModelError
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 
 MAX_ITEMS = 30_000  # B is a dense (I, I) matrix: beyond this it no longer fits a few GiB
 

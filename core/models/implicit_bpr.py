@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 from core.models.implicit_common import (binary_user_items, factor_scores, factors_of, fit_quietly,
                                          usable_threads)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 
 
 def usable_threads(requested: int) -> int:

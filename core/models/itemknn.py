@@ -12,7 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import MissingModalityError
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 from core.models.content import ContentConfig, ContentModel, aligned_embeddings
 from core.models.early_stopping import validation_recall
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 
 
 @dataclass

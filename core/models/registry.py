@@ -1,4 +1,5 @@
-"""Every recommender by name: build one with overrides, and list the ones an embedding set allows."""
+"""Every recommender by name (the baselines of core.models.baselines and the fusion strategies): build one with
+overrides, and list the ones an embedding set allows."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,48 +8,21 @@ from collections.abc import Callable
 from typing import Any
 
 from core.encoders.embeddings import EmbeddingSet
-from core.models.als import ALS
 from core.models.base import Recommender
-from core.models.bprmf import BPRMF
-from core.models.content import ContentModel
-from core.models.ease import EASE
-from core.models.implicit_bpr import ImplicitBPR
-from core.models.itemknn import ItemKNN
-from core.models.late_fusion import LateFusion
-from core.models.lightgcn import LightGCN
-from core.models.popularity import Popularity
-from core.models.vbpr import VBPR
+from core.models.baselines import BASELINES
 
 FUSION_STRATEGIES = ("concat", "weighted", "gated", "adversarial")
-
-BASELINES: dict[str, Callable[..., Recommender]] = {
-    "popularity": Popularity,
-    "itemknn": ItemKNN,
-    "bprmf": BPRMF,
-    "vbpr": VBPR,
-    "text-only": lambda **kw: ContentModel("text", **kw),
-    "image-only": lambda **kw: ContentModel("image", **kw),
-    "audio-only": lambda **kw: ContentModel("audio", **kw),
-    "late-fusion": LateFusion,
-    "ease": EASE,
-    "als": ALS,
-    "implicit-bpr": ImplicitBPR,
-    "lightgcn": LightGCN,
-}
-
-# Validation grids (core.models.selection.select_on_validation) of models without a declared search space:
-# each point overrides the model's defaults and the best on validation Recall@20 is kept. Every baseline with
-# settings has a space in core.tuning.baselines instead (searched, with ranges that extend past their edges).
-GRIDS: dict[str, list[dict[str, Any]]] = {}
 
 
 def _fusion_builder(strategy: str) -> Callable[..., Recommender]:
     """A builder that imports the fusion model only when called, so the registry loads without it."""
 
-    def build(base: Any = None, **overrides: Any) -> Recommender:
-        from core.models.fusion import FusionConfig, FusionRecommender
+    def build(base: Any = None, member_search: Any = None, **overrides: Any) -> Recommender:
+        from core.models.fusion.config import FusionConfig
+        from core.models.fusion.recommender import FusionRecommender
 
-        return FusionRecommender(dataclasses.replace(base or FusionConfig(), **{**overrides, "strategy": strategy}))
+        return FusionRecommender(dataclasses.replace(base or FusionConfig(), **{**overrides, "strategy": strategy}),
+                                 member_search=member_search)
 
     return build
 
@@ -67,6 +41,8 @@ def build_model(name: str, base: Any = None, **overrides: Any) -> Recommender:
 
     `base` (a FusionConfig, e.g. the catalog's tuned one from core.tuning.resolve_fusion_config) starts a
     fusion model from it instead of the FusionConfig defaults, with the name's strategy; baselines ignore it.
+    A fusion model also takes `member_search` (core.models.collaborative.MemberSearch): how its collaborative
+    members without tuned settings get them.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
@@ -105,7 +81,7 @@ def config_fields(name: str) -> list[str]:
     if name in FUSION:
         if not fusion_available():
             return []
-        from core.models.fusion import FusionConfig
+        from core.models.fusion.config import FusionConfig
 
         return [f.name for f in dataclasses.fields(FusionConfig) if f.name != "strategy"]
     model = build_model(name)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from core.models.base import InteractionData, ProgressCallback, Recommender
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback, Recommender
 from core.models.early_stopping import validation_recall
 
 SELECT_K = 20  # the grid point with the best validation Recall@SELECT_K is kept
@@ -35,7 +36,7 @@ class Selection:
 
 def grid_for(name: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The registry grid of `name` with the caller's overrides removed from every point (deduplicated)."""
-    from core.models.registry import GRIDS
+    from core.models.baselines import GRIDS
 
     fixed = set(overrides or {})
     points: list[dict[str, Any]] = []

@@ -32,7 +32,7 @@ def setting_types(model: str) -> dict[str, str]:
     from core.models.registry import MODELS, build_model
 
     if model == FUSION or model.startswith("fusion-"):
-        from core.models.fusion import FusionConfig
+        from core.models.fusion.config import FusionConfig
 
         return {f.name: str(f.type) for f in dataclasses.fields(FusionConfig)}
     if model not in MODELS:

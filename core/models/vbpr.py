@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.models.base import InteractionData, ProgressCallback
+from core.data.interactions import InteractionData
+from core.models.base import ProgressCallback
 from core.models.bpr_training import fit_bpr
 from core.models.content import aligned_embeddings, field_features
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch loads only when a configuration is resolved, not when the CLI starts
-    from core.models.base import InteractionData
-    from core.models.fusion import FusionConfig
+    from core.data.interactions import InteractionData
+    from core.models.fusion.config import FusionConfig
 
 Progress = Callable[[int, int, str], None]
 SHORT_TUNE_MINUTES = 3.0  # what `train`, the Train page and `evaluate` spend when a catalog has no tuned config
@@ -56,7 +56,8 @@ def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: Inter
 
 def with_member_settings(store: Any, catalog_name: str, config: FusionConfig, data: InteractionData) -> FusionConfig:
     """`config` with the catalog's tuned settings of its collaborative members (core.tuning.baseline_store) for
-    this data, where stored; members without them are searched when the model is fitted."""
+    this data, where stored; members without them are searched when the model is fitted (the fitting caller
+    passes core.tuning.baselines.member_search to FusionRecommender)."""
     from dataclasses import replace
 
     from core.errors import StoreError

@@ -9,14 +9,13 @@ stored for next time.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.store.atomic import write_text_atomic
 from core.errors import StoreError
+from core.tuning.files import read_versioned, write_versioned
 from core.tuning.store import FOLDER, data_fingerprint, tuned_path
 
 FORMAT_VERSION = 1
@@ -49,11 +48,9 @@ def save_baseline(store: Any, catalog_name: str, model: str, settings: dict[str,
     tuned = TunedBaseline(model, dict(settings), dict(record), time.time(), data_hash)
     payload = {"format": FORMAT_VERSION, "catalog": catalog_name, "model": model, "created_at": tuned.created_at,
                "data_hash": data_hash, "settings": tuned.settings, "record": tuned.record}
-    try:
-        write_text_atomic(path, json.dumps(payload, indent=1, default=_plain), "tuned baseline setting")
-    except (OSError, TypeError, ValueError, StoreError) as e:
-        raise StoreError(f"could not write the tuned settings of {model} on {catalog_name!r} to {path}: {e}; the "
-                         "previous ones (if any) are unchanged") from e
+    write_versioned(path, payload, "tuned baseline setting",
+                    failure=lambda e: f"could not write the tuned settings of {model} on {catalog_name!r} to {path}: "
+                                      f"{e}; the previous ones (if any) are unchanged")
     return tuned
 
 
@@ -61,22 +58,16 @@ def load_baseline(store: Any, catalog_name: str, model: str, data_hash: str | No
     """The stored tuned settings of `model`, or None (none stored, or given `data_hash`, tuned on other data).
     A damaged file raises StoreError naming it and the fix."""
     path = baseline_path(store, catalog_name, model)
-    if not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-        if payload.get("format") != FORMAT_VERSION:
-            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT_VERSION}")
+
+    def parse(payload: dict[str, Any]) -> TunedBaseline:
         if not isinstance(payload["settings"], dict):
             raise ValueError("settings is not an object")
-        tuned = TunedBaseline(model, dict(payload["settings"]), dict(payload.get("record", {})),
-                              float(payload.get("created_at", 0.0)), str(payload.get("data_hash", "")))
-    except (OSError, KeyError, TypeError, ValueError) as e:
-        raise StoreError(f"{path} is not a readable tuned setting ({e}); delete it and the next evaluation "
-                         "searches again") from e
-    if data_hash is not None and tuned.data_hash and tuned.data_hash != data_hash:
-        return None
-    return tuned
+        return TunedBaseline(model, dict(payload["settings"]), dict(payload.get("record", {})),
+                             float(payload.get("created_at", 0.0)), str(payload.get("data_hash", "")))
+
+    return read_versioned(path, FORMAT_VERSION, parse, data_hash=data_hash,
+                          damaged=lambda e: f"{path} is not a readable tuned setting ({e}); delete it and the next "
+                                            "evaluation searches again")
 
 
 def resolve_baseline(store: Any, catalog_name: str, model: str, data: Any, *, fixed: dict[str, Any] | None = None,
@@ -111,11 +102,3 @@ def resolve_baseline(store: Any, catalog_name: str, model: str, data: Any, *, fi
             f"({result.seconds:.0f} s) " + ("stored one" if stored else f"chose one (not stored: {why})")
             + f": valid recall@20 {result.value:.4f}")
     return {**result.params, **fixed}, {**record, "source": "searched" if not stored else "searched and stored"}, note
-
-
-def _plain(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

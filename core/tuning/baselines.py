@@ -23,6 +23,9 @@ METRIC = "recall@20"  # the validation figure every baseline is selected on (as 
 MAX_ROUNDS = 8  # searches of one model: the first and at most MAX_ROUNDS - 1 extensions
 CHECK_EVERY = 25  # trials between two checks of the best point against the edges
 MIN_GAIN = 1e-4  # a best that improves by less does not count as better (the patience rule)
+# a fusion model's collaborative member without the catalog's tuned settings gets a short search (member_search)
+MEMBER_SEARCH_SECONDS = 20.0
+MEMBER_SEARCH_TRIALS = 10
 
 Report = Callable[[int, float], bool]  # (epoch, validation figure) -> True when the trial should stop
 Objective = Callable[[dict[str, Any], "Report | None"], float]  # (params, report) -> validation figure
@@ -379,3 +382,11 @@ def default_point(name: str) -> dict[str, Any]:
 
 def _point(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def member_search(name: str, data: Any, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A collaborative member's settings from a short search of its space (core.models.collaborative.MemberSearch):
+    the best point on validation Recall@20, and how it was found."""
+    result = search_model(name, data, budget_seconds=MEMBER_SEARCH_SECONDS, max_trials=MEMBER_SEARCH_TRIALS,
+                          seed=seed)
+    return dict(result.params), {"source": "short search", **result.record()}

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from core.models.base import EpochReport, InteractionData
-from core.models.fusion import FusionConfig
+from core.data.interactions import InteractionData
+from core.models.base import EpochReport
+from core.models.fusion.config import FusionConfig
 from core.tuning.space import apply
 
 Report = Callable[[int, float], bool]  # (epoch, validation metric) -> True when the trial should stop
@@ -38,7 +39,7 @@ def run_trial(params: dict[str, Any], data: InteractionData, report: Report | No
               patience: int = TRIAL_PATIENCE) -> float:
     """Train one fusion model with `params` over the base config, calling report(epoch, valid_metric)
     after each epoch (True from it stops the trial: pruned); returns the best validation metric."""
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
 
     if data.valid.nnz == 0:
         raise ValueError("the validation split is empty: tuning needs validation interactions (use a split "

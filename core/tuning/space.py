@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-from core.models.fusion import PRESETS, STRATEGIES, FusionConfig
+from core.models.fusion.config import PRESETS, STRATEGIES, FusionConfig
 
 DIMS = (32, 64, 128, 256)  # sizes of every projected modality, item and user vector
 HIDDEN = (0, 256)  # 0 = linear heads

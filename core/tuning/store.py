@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from core.store.atomic import write_text_atomic
 from core.errors import ModelError, StoreError
-from core.models.base import InteractionData
-from core.models.fusion import FusionConfig
+from core.data.interactions import InteractionData
+from core.models.fusion.config import FusionConfig
+from core.tuning.files import read_versioned, write_versioned
 from core.tuning.history import archive_current
 
 FORMAT_VERSION = 1
@@ -67,13 +67,10 @@ def save_tuned(store: Any, catalog_name: str, config: FusionConfig, valid_metric
                         data_hash=data_hash, catalog=catalog_name)
     payload = {"format": FORMAT_VERSION, "catalog": catalog_name, "created_at": tuned.created_at,
                "data_hash": data_hash, "config": asdict(config), "metric": tuned.metric, "history": tuned.history}
-    try:
-        text = json.dumps(payload, indent=1, default=_plain)
-        archive_current(path)  # the configuration replaced stays restorable (core.tuning.history)
-        write_text_atomic(path, text, "tuned configuration")
-    except (OSError, TypeError, ValueError, StoreError) as e:
-        raise StoreError(f"could not write the tuned configuration of {catalog_name!r} to {path}: {e}; the "
-                         "previous one (if any) is unchanged") from e
+    # the configuration replaced stays restorable (core.tuning.history)
+    write_versioned(path, payload, "tuned configuration", before_write=archive_current,
+                    failure=lambda e: f"could not write the tuned configuration of {catalog_name!r} to {path}: {e}; "
+                                      "the previous one (if any) is unchanged")
     return tuned
 
 
@@ -81,26 +78,13 @@ def load_tuned(store: Any, catalog_name: str, data_hash: str | None = None) -> T
     """The catalog's tuned configuration, or None when there is none (or, given `data_hash`, when it was
     tuned on other data). A damaged file raises StoreError naming it."""
     path = tuned_path(store, catalog_name)
-    if not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-        if payload.get("format") != FORMAT_VERSION:
-            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT_VERSION}")
-        tuned = TunedConfig(config=FusionConfig.from_dict(payload["config"]), metric=dict(payload["metric"]),
-                            history=list(payload.get("history", [])),
-                            created_at=float(payload.get("created_at", 0.0)),
-                            data_hash=str(payload.get("data_hash", "")), catalog=catalog_name)
-    except (OSError, KeyError, TypeError, ValueError, ModelError) as e:
-        raise StoreError(f"{path} is not a readable tuned configuration ({e}); delete it and run "
-                         f"`python -m core tune --catalog {catalog_name}` again") from e
-    if data_hash is not None and tuned.data_hash and tuned.data_hash != data_hash:
-        return None
-    return tuned
 
+    def parse(payload: dict[str, Any]) -> TunedConfig:
+        return TunedConfig(config=FusionConfig.from_dict(payload["config"]), metric=dict(payload["metric"]),
+                           history=list(payload.get("history", [])),
+                           created_at=float(payload.get("created_at", 0.0)),
+                           data_hash=str(payload.get("data_hash", "")), catalog=catalog_name)
 
-def _plain(value: Any) -> Any:
-    """JSON for numpy scalars in trial params and values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return read_versioned(path, FORMAT_VERSION, parse, data_hash=data_hash, errors=(ModelError,),
+                          damaged=lambda e: f"{path} is not a readable tuned configuration ({e}); delete it and run "
+                                            f"`python -m core tune --catalog {catalog_name}` again")

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.models.base import InteractionData
-from core.models.fusion import FusionConfig
+from core.data.interactions import InteractionData
+from core.models.fusion.config import FusionConfig
 from core.tuning import objective, space
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from core.encoders.base import Encoder
 from core.store.database import Store
 
 if TYPE_CHECKING:
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encod
 
 def load_active_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet) -> FusionRecommender | None:
     """The catalog's active saved fusion model, or None when there is none or it no longer fits."""
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
 
     record = store.active_model(catalog.name)
     if record is None:
@@ -102,7 +102,7 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
     import uuid
 
     from core.data.splits import build_interaction_data
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
 
     data = build_interaction_data(catalog, embeddings, split=split, seed=seed)
     if config is None:
@@ -111,7 +111,9 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
         config, config_source = resolve_fusion_config(
             store, catalog, embeddings, data, progress=tune_progress,
             budget_minutes=tune_budget_minutes or SHORT_TUNE_MINUTES)
-    model = FusionRecommender(config).fit(data, progress=progress)
+    from core.tuning.baselines import member_search
+
+    model = FusionRecommender(config, member_search=member_search).fit(data, progress=progress)
     model_id = f"{catalog.name}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     folder = store.model_dir(model_id)
     model.save(folder)

@@ -35,7 +35,7 @@ def build_small_demo(root: Path, with_runs: bool = True) -> dict[str, str]:
     try:
         from core.catalog.demo import DemoConfig, ensure_demo_catalog
         from core.encoders.factory import EncoderConfig, build_encoders
-        from core.models.fusion import PRESETS
+        from core.models.fusion.config import PRESETS
         from core.store.database import Store
         from core.workspace.prepare import ensure_model, prepare_embeddings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.tour.steps import (ExplainOutcome, FeedbackOutcome, ProofOutcome, QueryOutcome, StepSkipped, TourError,
-                       TOURS_DIR, check_tour, load_tour, parse_tour)
+from core.tour.schema import TOURS_DIR, TourError, check_tour, load_tour, parse_tour
+from core.tour.steps import ExplainOutcome, FeedbackOutcome, ProofOutcome, QueryOutcome, StepSkipped
 from tests.app.conftest import goto, texts
 
 STEP_TITLES = [s.title for s in load_tour(TOURS_DIR / "demo.yaml").steps]

@@ -277,7 +277,7 @@ def test_cover_layers_composite_as_the_whole_layer_would():
     (blurred at quarter resolution), for shapes in the middle, at the edges and corners, and any blur."""
     from PIL import Image, ImageDraw, ImageFilter
 
-    from core.catalog.demo_media import _Canvas
+    from core.catalog.demo_covers import _Canvas
 
     def whole(canvas: Image.Image, lay: Image.Image, blur: float) -> Image.Image:
         size = lay.size[0]

@@ -11,7 +11,7 @@ from core.catalog.model import Catalog, Item
 from core.encoders.embeddings import EmbeddingSet
 from core.evaluation.cold_start import cold_start_split, run_cold_start
 from core.data.splits import build_interaction_data
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 
 
 def _clustered() -> tuple[Catalog, EmbeddingSet]:

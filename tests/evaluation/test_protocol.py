@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from core.evaluation.protocol import evaluate, model_kind, run_evaluation
 from core.data.splits import build_interaction_data
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 from core.models.popularity import Popularity
 from tests.evaluation.toy import FixedScores, make_catalog, make_embeddings
 

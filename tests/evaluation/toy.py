@@ -8,7 +8,7 @@ import pandas as pd
 
 from core.catalog.model import Catalog, Item
 from core.encoders.embeddings import EmbeddingSet
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 
 
 def make_catalog(n_users: int = 30, n_items: int = 40, per_user: tuple[int, int] = (1, 15), seed: int = 0,

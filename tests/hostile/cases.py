@@ -690,7 +690,7 @@ def trained_store(root: Path, names: tuple[str, ...] = ("shop",)) -> Store:
     """A store under `root` whose catalogs (30 items with a precomputed text feature, 12 listeners) each have
     their embeddings and an active fusion model trained for two epochs (about a second each)."""
     from core.catalog.model import FeatureMatrix
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
     from core.workspace.prepare import prepare_embeddings, train_model
 
     rng = np.random.default_rng(0)
@@ -734,7 +734,7 @@ def truncated_embeddings(tmp: Path, store: Store) -> None:
 
 @case("model-config-dim-1e6-refused-before-allocating", "store", "error", "dim takes a whole number", "1000000", "models activate")
 def model_dim_million(tmp: Path, store: Store) -> None:
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
 
     other = trained_store(tmp / "s")
     config = Path(other.active_model("shop")["path"]) / "config.json"
@@ -1004,7 +1004,7 @@ def core_bootstrap(tmp: Path, store: Store) -> None:
 
 @case("core-fusion-config-dim-1e6-refused", "options", "error", "FusionConfig.dim", "1 to 4,096")
 def core_dim(tmp: Path, store: Store) -> None:
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
 
     FusionConfig(dim=1_000_000)
 
@@ -1121,7 +1121,7 @@ def temp_paths(tmp: Path, store: Store) -> None:
 # -- tour files -------------------------------------------------------------------------------------------
 def _tour_case(text: str, source: str = "hostile.yaml", check: bool = False) -> Callable[[Path, Store], None]:
     def run(tmp: Path, store: Store) -> None:
-        from core.tour.steps import check_tour, parse_tour
+        from core.tour.schema import check_tour, parse_tour
 
         tour = parse_tour(text, source)
         if check:  # the ids are well-formed: the catalog must hold them
@@ -1163,7 +1163,7 @@ def tour_laughs(tmp: Path, store: Store) -> None:
     import time
     import tracemalloc
 
-    from core.tour.steps import parse_tour
+    from core.tour.schema import parse_tour
 
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -1177,7 +1177,7 @@ def tour_laughs(tmp: Path, store: Store) -> None:
 
 @case("tour-markdown-in-strings-is-drawn-as-text", "tour", "ok")
 def tour_markdown(tmp: Path, store: Store) -> None:
-    from core.tour.steps import parse_tour
+    from core.tour.schema import parse_tour
     from ui.components import html_text, md_escape
 
     bait = "![x](http://127.0.0.1:9/md.png) <img src=http://127.0.0.1:9/i.png>"

@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from core.encoders.embeddings import EmbeddingSet
 from core.errors import CatalogError, MissingModalityError
-from core.models.base import InteractionData, Recommender
+from core.data.interactions import InteractionData
+from core.models.base import Recommender
 from core.models.bpr_training import sample_triples
 from core.models.bprmf import BPRMF
 from core.models.content import ContentConfig, ContentModel
@@ -274,7 +275,7 @@ def test_registry_builds_fusion_variants(name: str) -> None:
 
 
 def test_registry_starts_fusion_models_from_a_given_base_config() -> None:
-    from core.models.fusion import PRESETS, FusionConfig
+    from core.models.fusion.config import PRESETS, FusionConfig
 
     plain = build_model("fusion-concat")
     assert plain.config == dataclasses.replace(FusionConfig(), strategy="concat")

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.models.fusion import FusionConfig, FusionRecommender
+from core.models.fusion.config import FusionConfig
+from core.models.fusion.recommender import FusionRecommender
+from core.tuning.baselines import member_search
 from core.serving.service import shapley_from_coalitions
 from tests.models.test_fusion import FAST, make_data
 
@@ -19,7 +21,7 @@ def hybrid() -> tuple[FusionRecommender, FusionRecommender]:
     """A gated model with id embeddings and one propagation layer, and the same model with its ids zeroed."""
     data, _ = make_data()
     model = FusionRecommender(FusionConfig(strategy="gated", use_item_id=True, graph_layers=1, user_mode="id",
-                                           **{**FAST, "epochs": 4})).fit(data)
+                                           **{**FAST, "epochs": 4}), member_search=member_search).fit(data)
     no_ids = copy.deepcopy(model)
     with torch.no_grad():
         no_ids.net.item_id.weight.zero_()

@@ -13,7 +13,9 @@ from core.errors import ModelError
 from core.evaluation.protocol import evaluate
 from core.models import collaborative
 from core.models.collaborative import parse_members
-from core.models.fusion import FusionConfig, FusionRecommender
+from core.models.fusion.config import FusionConfig
+from core.models.fusion.recommender import FusionRecommender
+from core.tuning.baselines import member_search
 from tests.models.test_fusion import FAST, make_data
 
 
@@ -34,7 +36,7 @@ CONTENT_ONLY = dict(FAST, use_item_id=False, user_mode="id", epochs=8, patience=
 @pytest.fixture(scope="module")
 def blended():
     data, _ = noise_content()
-    model = FusionRecommender(FusionConfig(**CONTENT_ONLY)).fit(data)
+    model = FusionRecommender(FusionConfig(**CONTENT_ONLY), member_search=member_search).fit(data)
     alone = FusionRecommender(FusionConfig(**CONTENT_ONLY, collaborative="none")).fit(data)
     return data, model, alone
 
@@ -85,9 +87,9 @@ def test_save_and_load_keep_the_term(blended, tmp_path):
 def test_without_validation_or_above_the_item_limit_there_is_no_term(monkeypatch):
     data, _ = noise_content()
     empty = dataclasses.replace(data, valid=sp.csr_matrix(data.valid.shape, dtype=np.float32))
-    assert FusionRecommender(FusionConfig(**CONTENT_ONLY)).fit(empty).collaborative is None
+    assert FusionRecommender(FusionConfig(**CONTENT_ONLY), member_search=member_search).fit(empty).collaborative is None
     monkeypatch.setattr(collaborative, "MAX_ITEMS", data.n_items - 1)
-    assert FusionRecommender(FusionConfig(**CONTENT_ONLY)).fit(data).collaborative is None
+    assert FusionRecommender(FusionConfig(**CONTENT_ONLY), member_search=member_search).fit(data).collaborative is None
 
 
 def test_member_names_are_checked():
@@ -120,3 +122,24 @@ def test_the_weight_search_metric_is_the_protocol_metric():
         assert judge(scores, "ndcg@20") == pytest.approx(float(np.nanmean(ndcg_at_k(top, valid))), abs=1e-12)
         top10 = topk_indices(scores, 10, train)
         assert judge(scores, "recall@10") == pytest.approx(float(np.nanmean(recall_at_k(top10, valid))), abs=1e-12)
+
+
+def test_members_without_tuned_settings_or_a_search_are_refused_before_training():
+    data, _ = noise_content()
+    reports = []
+    with pytest.raises(ModelError, match=r"\['als'\] have no tuned settings and no search"):
+        FusionRecommender(FusionConfig(**CONTENT_ONLY, collaborative="ease+als",
+                                       collaborative_settings={"ease": {"reg": 100.0}})).fit(data, reports.append)
+    assert reports == []  # refused before the first epoch
+
+
+def test_members_with_tuned_settings_need_no_search():
+    data, _ = noise_content()
+    settings = {"ease": {"reg": 100.0}, "itemknn": {"k": 20, "shrink": 0.0}}
+    model = FusionRecommender(FusionConfig(**CONTENT_ONLY, collaborative="ease+itemknn",
+                                           collaborative_settings=settings)).fit(data)
+    assert model.collaborative is not None  # noise content: the interactions carry the signal
+    members = model.collaborative.record["members"]
+    assert {m: members[m]["source"] for m in members} == {"ease": "tuned settings of the catalog",
+                                                          "itemknn": "tuned settings of the catalog"}
+    assert model.collaborative.settings == {m: settings[m] for m in model.collaborative.weights}

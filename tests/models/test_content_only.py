@@ -90,7 +90,7 @@ def test_interactions_added_later_bring_a_trained_model(content_only_store, tmp_
     import dataclasses
 
     from core.catalog.interactions import import_interactions
-    from core.models.fusion import FusionConfig
+    from core.models.fusion.config import FusionConfig
     from core.workspace.prepare import ensure_model, load_embeddings, prepare_embeddings
 
     store = content_only_store

@@ -13,9 +13,13 @@ from core.encoders.embeddings import EmbeddingSet
 from core.errors import MissingModalityError, ModelError, QueryError
 from core.data.metrics import recall_at_k, topk_indices
 from core.models import graph
-from core.models.base import EpochReport, InteractionData, Recommender
-from core.models.fusion import PRESETS, STRATEGIES, FusionConfig, FusionRecommender, masked_softmax
-from core.models.train import negative_scores, sample_pairs
+from core.data.interactions import InteractionData
+from core.models.base import EpochReport, Recommender
+from core.models.fusion.config import PRESETS, STRATEGIES, FusionConfig
+from core.models.fusion.network import masked_softmax
+from core.models.fusion.recommender import FusionRecommender
+from core.models.fusion.train import negative_scores, sample_pairs
+from core.tuning.baselines import member_search
 
 N_ITEMS, N_USERS, N_CLUSTERS = 60, 40, 4
 NO_CONTENT, NO_IMAGE, COLD = 57, 58, 59  # an item without any modality, one without image, one never seen
@@ -72,7 +76,8 @@ def generated() -> tuple[InteractionData, np.ndarray]:
 def gated(generated: tuple[InteractionData, np.ndarray]) -> FusionRecommender:
     """One gated model with a user aggregate, trained once for the read-only tests."""
     data, _ = generated
-    return FusionRecommender(FusionConfig(strategy="gated", user_mode="both", **FAST)).fit(data)
+    return FusionRecommender(FusionConfig(strategy="gated", user_mode="both", **FAST),
+                             member_search=member_search).fit(data)
 
 
 def test_recall(model: Recommender, data: InteractionData, k: int = 10) -> float:
@@ -102,7 +107,8 @@ def test_beats_popularity_and_chance_on_held_out_items(generated, gated) -> None
 def test_every_strategy_trains_and_scores_finite(generated, strategy: str) -> None:
     data, _ = generated
     reports: list[EpochReport] = []
-    model = FusionRecommender(FusionConfig(strategy=strategy, **{**FAST, "epochs": 6})).fit(data, reports.append)
+    model = FusionRecommender(FusionConfig(strategy=strategy, **{**FAST, "epochs": 6}),
+                              member_search=member_search).fit(data, reports.append)
     assert model.name == f"fusion-{strategy}" and isinstance(model, Recommender)
     assert [r.epoch for r in reports] == list(range(1, 7)) and len(model.history) == 6
     assert reports[-1].loss < reports[0].loss
@@ -116,29 +122,30 @@ def test_every_strategy_trains_and_scores_finite(generated, strategy: str) -> No
 def test_other_losses_and_optimisers_learn(generated, loss: str, optimizer: str, extra: dict) -> None:
     data, _ = generated
     cfg = FusionConfig(loss=loss, optimizer=optimizer, **{**FAST, "epochs": 15, **extra})
-    model = FusionRecommender(cfg).fit(data)
+    model = FusionRecommender(cfg, member_search=member_search).fit(data)
     assert model.history[-1]["loss"] < model.history[0]["loss"]
     assert test_recall(model, data) > 2 * 10 / (N_ITEMS - 6)
 
 
 def test_keeps_the_best_epoch_and_reports_its_metric(generated) -> None:
     data, _ = generated
-    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 12, "lr": 0.05})).fit(data)
+    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 12, "lr": 0.05}), member_search=member_search).fit(data)
     values = [h["valid_metric"] for h in model.history]
     assert model.best_epoch == int(np.argmax(values)) + 1
-    from core.models.train import validation_metric
+    from core.models.fusion.train import validation_metric
     assert validation_metric(model.net, data, "recall@20") == pytest.approx(max(values))
 
 
 def test_epoch_sentence_matches_what_ran(generated) -> None:
     """The Train page's sentence: the epochs asked and run, and early stopping named when it ended the run."""
-    from core.models.train import describe_epochs
+    from core.models.fusion.train import describe_epochs
 
     data, _ = generated
-    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 4})).fit(data)
+    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 4}), member_search=member_search).fit(data)
     assert describe_epochs(model.history, model.best_epoch, 4, FAST["patience"]).startswith("4 of 4 epochs ran")
     # patience 1 with a learning rate that overshoots: the validation metric stops improving early
-    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 60, "patience": 1, "lr": 0.5})).fit(data)
+    model = FusionRecommender(FusionConfig(**{**FAST, "epochs": 60, "patience": 1, "lr": 0.5}),
+                              member_search=member_search).fit(data)
     ran = len(model.history)
     assert ran < 60 and ran == model.best_epoch + 1
     assert describe_epochs(model.history, model.best_epoch, 60, 1) == (
@@ -151,8 +158,9 @@ def test_epoch_sentence_matches_what_ran(generated) -> None:
 def test_same_seed_same_model_other_seed_other_model(generated) -> None:
     data, _ = generated
     cfg = FusionConfig(**{**FAST, "epochs": 3})
-    a, b = FusionRecommender(cfg).fit(data), FusionRecommender(cfg).fit(data)
-    c = FusionRecommender(dataclasses.replace(cfg, seed=1)).fit(data)
+    a = FusionRecommender(cfg, member_search=member_search).fit(data)
+    b = FusionRecommender(cfg, member_search=member_search).fit(data)
+    c = FusionRecommender(dataclasses.replace(cfg, seed=1), member_search=member_search).fit(data)
     users = np.arange(5)
     np.testing.assert_array_equal(a.score(users), b.score(users))
     assert not np.allclose(a.score(users), c.score(users))
@@ -160,7 +168,8 @@ def test_same_seed_same_model_other_seed_other_model(generated) -> None:
 
 def test_graph_propagation_trains_and_matches_field_variants(generated) -> None:
     data, _ = generated
-    model = FusionRecommender(FusionConfig(**{**FAST, "graph_layers": 2, "epochs": 10})).fit(data)
+    model = FusionRecommender(FusionConfig(**{**FAST, "graph_layers": 2, "epochs": 10}),
+                              member_search=member_search).fit(data)
     assert test_recall(model, data) > 2 * 10 / (N_ITEMS - 6)
     # feeding an item's stored fields back reproduces its vector exactly (propagation is linear)
     rows = np.array([0, 5, NO_IMAGE, COLD])
@@ -175,7 +184,8 @@ def test_graph_propagation_trains_and_matches_field_variants(generated) -> None:
 def test_fit_refuses_data_without_content(generated) -> None:
     data, _ = generated
     with pytest.raises(MissingModalityError, match="needs item content"):
-        FusionRecommender(FusionConfig(**FAST)).fit(dataclasses.replace(data, embeddings=None))
+        FusionRecommender(FusionConfig(**FAST),
+                          member_search=member_search).fit(dataclasses.replace(data, embeddings=None))
 
 
 def test_config_refuses_unknown_choices() -> None:
@@ -200,7 +210,8 @@ def test_masked_softmax_ignores_masked_entries_and_never_nans() -> None:
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_gate_weights_sum_to_one_over_present_modalities(generated, strategy: str) -> None:
     data, _ = generated
-    model = FusionRecommender(FusionConfig(strategy=strategy, **{**FAST, "epochs": 2})).fit(data)
+    model = FusionRecommender(FusionConfig(strategy=strategy, **{**FAST, "epochs": 2}),
+                              member_search=member_search).fit(data)
     w = model.gate_weights()
     present = np.stack([data.embeddings.modality_mask(m) for m in model.modalities], axis=1)
     assert model.modalities == ["text", "image", "audio"] and w.shape == (N_ITEMS, 3)
@@ -215,7 +226,8 @@ def test_gate_weights_sum_to_one_over_present_modalities(generated, strategy: st
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_masked_modalities_never_produce_nan(generated, strategy: str) -> None:
     data, _ = generated
-    model = FusionRecommender(FusionConfig(strategy=strategy, **{**FAST, "epochs": 2})).fit(data)
+    model = FusionRecommender(FusionConfig(strategy=strategy, **{**FAST, "epochs": 2}),
+                              member_search=member_search).fit(data)
     q = model.user_vector(0)
     for keep in ([], ["text"], ["image"], ["audio"], ["text", "audio"], ["text", "image", "audio"]):
         mask = {m: m in keep for m in model.modalities}
@@ -341,7 +353,7 @@ def test_save_load_round_trip_gives_identical_scores(generated, gated, tmp_path:
 def test_save_load_round_trip_with_graph(generated, tmp_path: Path) -> None:
     data, _ = generated
     model = FusionRecommender(FusionConfig(**{**FAST, "graph_layers": 2, "epochs": 2,
-                                              "strategy": "adversarial"})).fit(data)
+                                              "strategy": "adversarial"}), member_search=member_search).fit(data)
     model.save(tmp_path)
     loaded = FusionRecommender.load(tmp_path, data.embeddings)
     np.testing.assert_array_equal(loaded.score(np.arange(N_USERS)), model.score(np.arange(N_USERS)))
@@ -376,7 +388,7 @@ def test_negative_sampling_never_returns_a_training_item(generated) -> None:
 
 
 def test_negative_sampling_draws_the_same_pairs_with_a_table_or_sorted_keys(generated, monkeypatch) -> None:
-    from core.models import train
+    from core.models.fusion import train
 
     data, _ = generated
     table = sample_pairs(data.train, np.random.default_rng(3), negatives=4)
@@ -423,7 +435,7 @@ def test_lfm2k_preset_reaches_the_reference_on_test(shared_data: Path) -> None:
 
     catalog, _, _ = read_mmrec(shared_data / "lfm2k")
     data = build_interaction_data(catalog, encode_catalog(catalog, {}), split="label")
-    model = FusionRecommender(PRESETS["lfm2k"]).fit(data)
+    model = FusionRecommender(PRESETS["lfm2k"], member_search=member_search).fit(data)
     users = np.flatnonzero(np.diff(data.test.indptr) > 0)
     top = topk_indices(model.score(users), 20, data.train[users])
     recall = float(np.nanmean(recall_at_k(top, data.test[users])))
@@ -436,7 +448,8 @@ def test_subset_scores_equal_masked_scoring_for_every_subset(generated, strategy
     import itertools
 
     data, _ = generated
-    model = FusionRecommender(FusionConfig(strategy=strategy, use_item_id=True, **{**FAST, "epochs": 2})).fit(data)
+    model = FusionRecommender(FusionConfig(strategy=strategy, use_item_id=True, **{**FAST, "epochs": 2}),
+                              member_search=member_search).fit(data)
     rows = np.array([0, 3, NO_IMAGE, NO_CONTENT, N_ITEMS - 1])
     q = np.random.default_rng(5).standard_normal(model.config.dim).astype(np.float32)
     subsets = [s for size in range(4) for s in itertools.combinations(model.modalities, size)]

@@ -8,12 +8,14 @@ import scipy.sparse as sp
 import torch
 
 import core.data.metrics as metrics
-import core.models.train as train
+import core.models.fusion.train as train
 from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
 from core.evaluation.protocol import evaluate
-from core.models.base import InteractionData
-from core.models.fusion import FusionConfig, FusionRecommender
+from core.data.interactions import InteractionData
+from core.models.fusion.config import FusionConfig
+from core.models.fusion.recommender import FusionRecommender
+from core.tuning.baselines import member_search
 from core.models.itemknn import ItemKNN
 
 
@@ -40,7 +42,7 @@ def test_batch_local_step_loss_equals_the_whole_catalog_step(strategy, monkeypat
     data = small_data()
     config = FusionConfig(strategy=strategy, dim=8, hidden=16, user_mode="id", use_item_id=True, loss="softmax",
                           negatives=5, emb_reg=0.01, l1=1e-4, align_weight=0.3, adv_weight=0.2, seed=1)
-    model = FusionRecommender(config)
+    model = FusionRecommender(config, member_search=member_search)
     model._build(data.embeddings, data.n_users, data.user_ids)
     coo = data.train.tocoo()
     model.net.attach_graph(coo.row, coo.col)
@@ -67,7 +69,7 @@ def test_local_steps_train_a_model_that_ranks(monkeypatch):
     monkeypatch.setattr(train, "LOCAL_STEP_ITEMS", 10)
     data = small_data(seed=2)
     model = FusionRecommender(FusionConfig(strategy="weighted", dim=8, hidden=0, user_mode="id", epochs=3,
-                                           batch_size=64, loss="bpr", seed=0)).fit(data)
+                                           batch_size=64, loss="bpr", seed=0), member_search=member_search).fit(data)
     assert len(model.history) == 3 and all(np.isfinite(h["loss"]) for h in model.history)
     assert model.history[-1]["loss"] < model.history[0]["loss"]
 

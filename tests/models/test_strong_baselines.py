@@ -12,7 +12,8 @@ from core.models.ease import EASE
 from core.models.implicit_bpr import ImplicitBPR
 from core.models.lightgcn import LightGCN
 from core.models.popularity import Popularity
-from core.models.registry import GRIDS, build_model
+from core.models.baselines import GRIDS
+from core.models.registry import build_model
 from core.models.selection import grid_for, select_on_validation
 from tests.models.test_baselines import held_out_recall, make_data
 

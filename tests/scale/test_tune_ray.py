@@ -12,8 +12,8 @@ import scipy.sparse as sp
 
 from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
-from core.models.base import InteractionData
-from core.models.fusion import FusionConfig
+from core.data.interactions import InteractionData
+from core.models.fusion.config import FusionConfig
 
 # The stand-ins follow the tuning interfaces (core.tuning.space.suggest, core.tuning.objective.run_trial).
 BASE = FusionConfig(strategy="weighted", dim=8, hidden=0, use_item_id=False, user_mode="id", loss="bpr",
@@ -27,13 +27,14 @@ def standin_space(trial) -> dict:
 
 def standin_objective(params: dict, data: InteractionData, report=None) -> float:
     """Train one fusion model with `params` over BASE, reporting each epoch's validation metric."""
-    from core.models.fusion import FusionRecommender
+    from core.models.fusion.recommender import FusionRecommender
+    from core.tuning.baselines import member_search
 
     def on_epoch(r) -> None:
         if report is not None and r.valid_metric is not None:
             report(r.epoch, r.valid_metric)
 
-    model = FusionRecommender(replace(BASE, **params)).fit(data, progress=on_epoch)
+    model = FusionRecommender(replace(BASE, **params), member_search=member_search).fit(data, progress=on_epoch)
     return max(h["valid_metric"] for h in model.history)
 
 

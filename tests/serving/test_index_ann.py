@@ -17,7 +17,7 @@ from core.catalog.model import Catalog, Item
 from core.encoders.embeddings import EmbeddingSet
 from core.encoders.base import l2_normalise
 from core.serving.index import ExactIndex, IVFConfig, IVFIndex, ensure_index, load_index, save_index
-from core.models.base import InteractionData
+from core.data.interactions import InteractionData
 
 pytest.importorskip("faiss", reason="faiss-cpu is not installed: `pip install faiss-cpu`")
 
@@ -70,7 +70,9 @@ def test_a_saved_index_is_loaded_not_rebuilt_and_refused_for_other_vectors(tmp_p
 def world():
     """1,500 items in 12 clusters with text, image and audio fields (a quarter lack the image), 150 users,
     and a fusion model trained a few epochs."""
-    from core.models.fusion import FusionConfig, FusionRecommender
+    from core.models.fusion.config import FusionConfig
+    from core.models.fusion.recommender import FusionRecommender
+    from core.tuning.baselines import member_search
 
     rng = np.random.default_rng(3)
     n_items, n_users = 1500, 150
@@ -94,7 +96,7 @@ def world():
                            test=empty, embeddings=emb, split_name="all-train")
     config = FusionConfig(strategy="gated", dim=16, hidden=0, use_item_id=False, user_mode="id", loss="bpr",
                           epochs=3, batch_size=512, lr=0.01, align_weight=0.0, seed=0)
-    model = FusionRecommender(config).fit(data)
+    model = FusionRecommender(config, member_search=member_search).fit(data)
     catalog = Catalog("ann-world", [Item(i, i) for i in ids])
     return catalog, emb, model, data
 

@@ -33,7 +33,9 @@ from core.encoders import image_descriptor as image_desc
 from core.encoders.base import l2_normalise
 from core.errors import QueryError, UnsupportedMediaError
 from core.data.splits import build_interaction_data
-from core.models.fusion import PRESETS, FusionRecommender
+from core.models.fusion.config import PRESETS
+from core.models.fusion.recommender import FusionRecommender
+from core.tuning.baselines import member_search
 from core.serving.service import (EncodedQuery, Query, RecommendationResult, RecommendService, Upload, apply_feedback,
                             shapley_from_coalitions, single_threaded)
 
@@ -154,7 +156,8 @@ def _world(n_tracks: int = WORLD_TRACKS, n_listeners: int = WORLD_LISTENERS, see
     embeddings = _features(tracks, encoders, seed)
     data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
     with single_threaded():  # tiny batches: one thread is faster, and kinder to a shared machine
-        model = FusionRecommender(dataclasses.replace(PRESETS["demo"], **TRAIN)).fit(data)
+        model = FusionRecommender(dataclasses.replace(PRESETS["demo"], **TRAIN),
+                                  member_search=member_search).fit(data)
     return World(catalog, embeddings, model, data, encoders, truth)
 
 
@@ -283,7 +286,8 @@ def test_upload_for_a_missing_modality_is_a_warning(demo_world):
     for f in ("image", "image_desc"):
         del no_image.matrices[f], no_image.masks[f], no_image.modality_of[f], no_image.encoder_ids[f]
     data = build_interaction_data(w.catalog, no_image, split="auto", seed=0)
-    model = FusionRecommender(dataclasses.replace(PRESETS["demo"], **{**TRAIN, "epochs": 2})).fit(data)
+    model = FusionRecommender(dataclasses.replace(PRESETS["demo"], **{**TRAIN, "epochs": 2}),
+                              member_search=member_search).fit(data)
     service = RecommendService(w.catalog, no_image, model, w.encoders)
     result = service.recommend(Query(text="dark techno", images=[Upload("cover.png", png_bytes())]), k=5)
     assert len(result.items) == 5 and result.query_modalities == ["text"]
@@ -379,7 +383,8 @@ def test_what_if_scores_from_parts_equal_the_models(service, demo_world):
 
 def test_concat_fusion_re_ranks_through_the_model(demo_world):
     w = demo_world
-    model = FusionRecommender(dataclasses.replace(PRESETS["demo"], **{**TRAIN, "epochs": 2, "strategy": "concat"}))
+    model = FusionRecommender(dataclasses.replace(PRESETS["demo"], **{**TRAIN, "epochs": 2, "strategy": "concat"}),
+                              member_search=member_search)
     model.fit(w.data)
     service = RecommendService(w.catalog, w.embeddings, model, w.encoders)
     assert service.linear and not service.weights_linear  # the concat MLP is not a weighted sum

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.tour.steps import MAX_TOUR_BYTES, TOURS_DIR, TourError, load_tour, parse_tour
+from core.tour.schema import MAX_TOUR_BYTES, TOURS_DIR, TourError, load_tour, parse_tour
 
 
 def billion_laughs(levels: int = 8) -> str:

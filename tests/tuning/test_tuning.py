@@ -9,7 +9,7 @@ import pytest
 
 from core.cli.main import main
 from core.errors import StoreError
-from core.models.fusion import FusionConfig
+from core.models.fusion.config import FusionConfig
 from core.store.database import Store
 from core.tuning import quick_fusion_config, resolve_fusion_config, space
 from core.tuning.objective import run_trial

@@ -10,7 +10,7 @@ import pytest
 from core.cli.main import main
 from core.errors import DamagedFileError, StoreError
 from core.cli.history import catalog_history, restore
-from core.models.fusion import FusionConfig
+from core.models.fusion.config import FusionConfig
 from core.store.sharing import SETTING, browser_may_change
 from core.store.database import Store
 from core.tuning.history import restore_tuned_file, tuned_history

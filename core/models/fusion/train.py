@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.data.metrics import bounded_batch, ndcg_at_k, recall_at_k, topk_indices
-from core.models.base import EpochReport, InteractionData, ProgressCallback
-
-if TYPE_CHECKING:
-    from core.models.fusion import FusionConfig, FusionNet, Forward
+from core.data.metrics import bounded_batch, metric_k, ndcg_at_k, recall_at_k, topk_indices
+from core.data.interactions import InteractionData
+from core.models.base import EpochReport, ProgressCallback
+from core.models.fusion.config import FusionConfig
+from core.models.fusion.network import Forward, FusionNet, GradientReversal
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ EVAL_BATCH = 2048  # users scored at once during validation (fewer on large cata
 LOCAL_STEP_ITEMS = 20_000
 ALIGN_MAX_ITEMS = 2048  # batch-local steps: items the alignment loss compares (an (n, n) matrix per modality pair)
 DENSE_MEMBERSHIP_MAX = 1 << 25  # users × items up to which sampled negatives are checked in a bool table (32 MB)
-STEP_LOG_SECONDS = 60.0  # a long epoch logs its progress (INFO, logger core.models.train) this often
+STEP_LOG_SECONDS = 60.0  # a long epoch logs its progress (INFO, logger core.models.fusion.train) this often
 GATHER_RATIO = 32  # score negatives by a full (B, I) matmul when I ≤ this × negatives (3x faster, measured)
 
 
@@ -126,8 +125,6 @@ def alignment_loss(x: torch.Tensor, present: torch.Tensor, temperature: float) -
 def adversarial_loss(net: FusionNet, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the modality discriminator on gradient-reversed projections: the discriminator
     learns to tell modalities apart while the heads learn to make them indistinguishable."""
-    from core.models.fusion import GradientReversal
-
     item, modality = present.nonzero(as_tuple=True)
     if item.numel() == 0:
         return x.new_zeros(())
@@ -138,8 +135,6 @@ def adversarial_loss(net: FusionNet, x: torch.Tensor, present: torch.Tensor) -> 
 def validation_metric(net: FusionNet, data: InteractionData, metric: str) -> float:
     """Mean Recall@K or NDCG@K on data.valid over users with validation items; full ranking, training
     items masked."""
-    from core.models.fusion import metric_k
-
     kind, k = metric_k(metric)
     per_user = recall_at_k if kind == "recall" else ndcg_at_k
     users = np.flatnonzero(np.diff(data.valid.indptr) > 0)
