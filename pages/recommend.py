@@ -8,9 +8,7 @@ from core.errors import PrismError, QueryError
 from core.limits import check_upload_size, limits
 from core.catalog.media import load_audio, load_image
 from core.explain.narration import relative_scores, score_table
-from core.serving.prior import DEFAULT_PRIOR_WEIGHT, PRIOR_MAX
-from core.serving.similarity import DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX, SIMILARITY_MAX
-from core.serving.service import Query, Upload, apply_feedback
+from core.serving.service import TERM_WEIGHTS, Query, Upload, apply_feedback
 from ui import components, loaders, state
 from ui.navigation import ensure_frame
 from ui.theme import MODALITY_ICONS, MODALITY_LABELS, modality_color, page_header
@@ -92,13 +90,14 @@ def _weights() -> dict[str, float] | None:
 def _prior() -> float:
     """The popularity prior's weight for queries that are not a known listener."""
     value = ss.get("prior_weight")
-    return float(DEFAULT_PRIOR_WEIGHT if value is None else value)
+    return float(TERM_WEIGHTS["prior"][0] if value is None else value)
 
 
 def _similarity() -> tuple[float, float]:
     """(λ, μ): the weights of the similarity to the upload and of "items like your upload"."""
     lam, mu = ss.get("similarity_weight"), ss.get("like_weight")
-    return (float(DEFAULT_SIMILARITY_WEIGHT if lam is None else lam), float(DEFAULT_LIKE_WEIGHT if mu is None else mu))
+    return (float(TERM_WEIGHTS["similarity"][0] if lam is None else lam),
+            float(TERM_WEIGHTS["like"][0] if mu is None else mu))
 
 
 def _flash(level: str, message: str) -> None:
@@ -231,17 +230,17 @@ ss.setdefault("opt_like", _similarity()[1])
 opt_k, opt_prior, opt_toggle, opt_sliders = st.columns([1.2, 1.6, 1.6, 4], gap="large", vertical_alignment="center")
 top_k = opt_k.select_slider("Results", options=[5, 10, 15, 20, 30], key="opt_top_k")
 prior_weight = opt_prior.slider(
-    "Popularity prior", 0.0, float(PRIOR_MAX), step=0.05, key="opt_prior",
+    "Popularity prior", 0.0, float(TERM_WEIGHTS["prior"][1]), step=0.05, key="opt_prior",
     help="Weight of the popularity prior (log plays, 0 for items nobody played) in the score of a query that "
          "is not a known listener; 0 ranks uploads and liked tracks by content alone. The default was chosen "
          "on the retrieval benchmark. A known listener keeps the model's learned item bias instead.")
 similarity_weight = opt_prior.slider(
-    "Similarity to the query", 0.0, float(SIMILARITY_MAX), step=0.5, key="opt_similarity",
+    "Similarity to the query", 0.0, float(TERM_WEIGHTS["similarity"][1]), step=0.5, key="opt_similarity",
     help="How much it counts that an item is close to your text, image or clip as each encoder reads them "
          "(per query modality; 0 for items lacking it; counted in that modality's share). Content queries only; "
          "the default was chosen on the retrieval benchmark.")
 like_weight = opt_prior.slider(
-    "Items like the query", 0.0, float(LIKE_MAX), step=0.5, key="opt_like",
+    "Items like the query", 0.0, float(TERM_WEIGHTS["like"][1]), step=0.5, key="opt_like",
     help="How much it counts that an item is close, in the model's joint space, to the items nearest your text, "
          "image or clip. Content queries only; the default was chosen on the retrieval benchmark.")
 whatif = opt_toggle.toggle("What-if weights", key="opt_whatif", wrap=True,

@@ -170,7 +170,7 @@ if start:
                      text=f"epoch {report.epoch}/{report.epochs} · loss {report.loss:.4f}{metric}")
         chart_slot.plotly_chart(charts.live_loss_fig(history))
 
-    from core.workspace.prepare import train_model
+    from core.workspace.prepare import describe_training, train_model
 
     t0 = time.perf_counter()
     try:
@@ -180,11 +180,9 @@ if start:
         components.show_error(e, "Training failed; the saved models are unchanged")
     else:
         ss["train_log"] = history
-        from core.models.fusion.train import describe_epochs
-
         activate = activate and shared.allowed
         ss["train_message"] = (f"Trained `{model_id}` in {time.perf_counter() - t0:.1f} s: "
-                               + describe_epochs(model.history, model.best_epoch, config.epochs, config.patience)
+                               + describe_training(model, config.epochs, config.patience)
                                + (". It is now the active model." if activate else
                                   ". It is stored as a candidate; the active model is unchanged."))
         st.rerun()

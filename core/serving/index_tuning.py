@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,10 +15,35 @@ from core.serving.query import EncodedQuery, Query
 from core.serving.ranking import CONTENT_QUERIES, LISTENER_QUERIES
 from core.serving.threads import single_threaded
 
-if TYPE_CHECKING:
-    from core.serving.service import RecommendService
-
 log = logging.getLogger(__name__)
+
+
+class RecommendService(Protocol):
+    """What choosing the index's settings needs of a recommend service (core.serving.service): its items, model
+    and settings, and its own ranking paths, which the chosen counts must keep within the target recall."""
+
+    settings: Any  # ServingSettings
+    index: Any  # the VectorIndex it searches
+    model: Any
+    embeddings: Any
+    listeners: Any
+    modalities: list[str]
+    n_items: int
+    item_vectors: np.ndarray
+    prior_weight: float
+    user_ids: list[str]
+    linear: bool
+    weights_linear: bool
+    whatif_candidates: int | None
+    term_candidates: int | None
+
+    def training_rows(self, user_row: int) -> np.ndarray: ...
+    def top_rows(self, *args: Any, **kwargs: Any) -> Any: ...
+    def encode_fields(self, field_inputs: dict[str, np.ndarray], query: Query | None = None) -> EncodedQuery: ...
+    def recommend(self, query: Any, k: int = 10, **kwargs: Any) -> Any: ...
+    def tune_whatif_candidates(self) -> int: ...
+    def tune_term_candidates(self) -> int: ...
+    def upload_samples(self, n: int | None = None, seed: int = 11) -> list[EncodedQuery]: ...
 
 
 def index_sample_queries(service: RecommendService) -> dict[str, SampleQueries]:

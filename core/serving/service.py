@@ -46,21 +46,26 @@ from core.serving.encoding import QueryEncoder
 from core.serving.index import (ExactIndex, HNSWConfig, IVFConfig, SampleQueries, VectorIndex, ensure_index,
                                 resolve_kind, saved_settings)
 from core.serving.listeners import Listeners
-from core.serving.prior import DEFAULT_PRIOR_WEIGHT, PRIOR, popularity_counts, popularity_prior
+from core.serving.prior import DEFAULT_PRIOR_WEIGHT, PRIOR, PRIOR_MAX, popularity_counts, popularity_prior
 from core.serving.query import EncodedQuery, Query, Upload, apply_feedback
 from core.serving.ranking import Ranker
 from core.serving.results import Recommendation, RecommendationResult
 from core.serving.scoring import ItemScorer
 from core.serving.settings import ServingSettings, ranking_card
 from core.serving.shapley import coalition_subsets, shapley_from_coalitions, shapley_matrix
-from core.serving.similarity import DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT
+from core.serving.similarity import (DEFAULT_CLOSEST_WEIGHT, DEFAULT_LIKE_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, LIKE_MAX,
+                                     SIMILARITY_MAX)
 from core.serving.terms import QueryTerms
 from core.serving.threads import single_threaded
 
 # the service's public surface keeps these names (pages, explain, evaluation and benchmarks import them here)
 __all__ = ["EncodedQuery", "Query", "Recommendation", "RecommendationResult", "RecommendService", "ServingSettings",
-           "Upload", "apply_feedback", "coalition_subsets", "shapley_from_coalitions", "shapley_matrix",
-           "single_threaded"]
+           "TERM_WEIGHTS", "Upload", "apply_feedback", "coalition_subsets", "shapley_from_coalitions",
+           "shapley_matrix", "single_threaded"]
+
+# A query's named-term weights a caller may set: (default, largest accepted), as the service checks them.
+TERM_WEIGHTS = {"prior": (DEFAULT_PRIOR_WEIGHT, PRIOR_MAX), "similarity": (DEFAULT_SIMILARITY_WEIGHT, SIMILARITY_MAX),
+                "like": (DEFAULT_LIKE_WEIGHT, LIKE_MAX)}
 
 
 def _part(part: str, name: str) -> property:

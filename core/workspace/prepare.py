@@ -130,6 +130,13 @@ def train_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config
     return model_id, model
 
 
+def describe_training(model: FusionRecommender, epochs: int, patience: int) -> str:
+    """How a training ran, in words ("3 of 3 epochs ran", or where early stopping ended it)."""
+    from core.models.fusion.train import describe_epochs
+
+    return describe_epochs(model.history, model.best_epoch, epochs, patience)
+
+
 def ensure_model(store: Store, catalog: Catalog, embeddings: EmbeddingSet, config=None,
                  progress=None, config_source: str | None = None) -> FusionRecommender:
     """The catalog's active fusion model; when there is none, trains, saves and activates one from the
