@@ -231,7 +231,7 @@ else:
 
 # -- history: what was active and tuned before, and putting it back -----------------------------------------
 with st.expander("History: earlier active models and tuned configurations"):
-    from core.cli.history import catalog_history, restore
+    from core.workspace.history import catalog_history, restore
     from core.tuning.history import describe_entry
 
     try:

@@ -300,7 +300,7 @@ def interactions_missing(ws, what: str) -> None:
                                   key=f"interactions_upload_{name}")
         go = st.form_submit_button("Add these interactions", type="primary", icon=":material/upload:")
     if go:
-        from core.catalog.interactions import import_interactions
+        from core.workspace.imports import import_interactions
 
         try:
             if upload is None:

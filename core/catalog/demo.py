@@ -30,8 +30,7 @@ import pandas as pd
 
 from core.catalog.demo_media import PALETTES, render_cover, synth_clip
 from core.catalog.model import MODALITIES, Catalog, Item
-from core.errors import CatalogError, StoreError
-from core.store.database import Store
+from core.errors import CatalogError
 
 log = logging.getLogger(__name__)
 
@@ -594,27 +593,15 @@ def _media_present(catalog: Catalog) -> bool:
     return all(catalog.media_path(ref).is_file() for it in items for ref in (it.image, it.audio) if ref)
 
 
-def ensure_demo_catalog(store: Store, config: DemoConfig = DemoConfig(),
-                        progress: Progress | None = None) -> Catalog:
-    """The stored "demo" catalog for `config`, generated and saved on first use, and rebuilt whenever it is
-    broken: its media or ground truth gone, its rows unreadable, or a catalog of that name not made here."""
-    if store.has_catalog(CATALOG_NAME):
-        try:
-            stored = store.load_catalog(CATALOG_NAME)
-        except (StoreError, OSError, ValueError) as e:
-            log.warning("the stored demo catalog does not load (%s); rebuilding it", e)
-            stored = None
-        if stored is not None and stored.metadata.get("source") != "demo":
-            log.warning("the catalog named %r was not made by the demo generator; rebuilding the demo", CATALOG_NAME)
-            stored = None
-        root = stored.media_root if stored is not None else None
-        if (stored is not None and _same_config(stored.metadata.get("config"), config) and root is not None
-                and (root / GROUND_TRUTH_FILE).is_file() and _media_present(stored)):
-            return stored
-    out_dir = store.root / "media-cache" / f"demo-{config.seed}"
-    catalog = generate_demo(out_dir, config, progress)
-    store.save_catalog(catalog, overwrite=True)
-    return store.load_catalog(CATALOG_NAME)
+def demo_is_current(stored: Catalog | None, config: DemoConfig) -> bool:
+    """Whether `stored` (the catalog stored as "demo"; None when it does not load) can be reused for `config`:
+    made by this generator with the same config, its ground truth and media on disk."""
+    if stored is not None and stored.metadata.get("source") != "demo":
+        log.warning("the catalog named %r was not made by the demo generator; rebuilding the demo", CATALOG_NAME)
+        stored = None
+    root = stored.media_root if stored is not None else None
+    return (stored is not None and _same_config(stored.metadata.get("config"), config) and root is not None
+            and (root / GROUND_TRUTH_FILE).is_file() and _media_present(stored))
 
 
 def load_ground_truth(catalog_or_dir: Catalog | Path | str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from core.catalog.model import Catalog, FeatureMatrix, Item, empty_interactions
 from core.store.atomic import TMP_MARK
 from core.errors import DamagedFileError, StoreError
 from core.store.paths import data_dir
+from core.store.run_records import parse_record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalogs (
@@ -431,8 +432,6 @@ class Store:
             row = con.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run with id {run_id!r}; list them with `python -m core runs list`")
-        from core.evaluation.runs import parse_record
-
         return parse_record(run_id, row[0])
 
     def list_runs(self, catalog: str | None = None) -> pd.DataFrame:
