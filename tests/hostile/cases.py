@@ -847,7 +847,8 @@ def copy_then_die(src, dst, *args):
     if len(calls) == 3:  # some entries unpacked into the store's scratch folder, then the process is killed
         os._exit(9)
 manifest.shutil.copyfileobj = copy_then_die
-manifest.import_manifest(Path(sys.argv[2]), Store(sys.argv[1]), name="killed")
+from core.workspace.imports import import_manifest
+import_manifest(Path(sys.argv[2]), Store(sys.argv[1]), name="killed")
 """
 
 
