@@ -21,7 +21,7 @@ page_header("Evaluate", "Ranking quality of every stored run — metric@K with 9
 ws = loaders.workspace()
 catalog = ws.catalog
 if len(catalog.interactions) == 0:  # a content-only catalog: say what is missing, offer the upload
-    components.interactions_missing(ws, "Evaluating")
+    components.interactions_missing(ws, "Evaluating", loaders.store())
 st_store = loaders.store()
 ss = st.session_state
 
