@@ -197,7 +197,7 @@ def _add_runs(p: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="one run's protocol and metrics", parents=[common_options()])
     show.add_argument("id", help="run id (see `runs list`)")
     show.add_argument("--json", action="store_true", help="print the whole record as JSON")
-    compare = sub.add_parser("compare", help="B − A user by user, with paired bootstrap 95% CIs",
+    compare = sub.add_parser("compare", help="B − A user by user, with paired bootstrap 95%% CIs",
                              parents=[common_options()])
     compare.add_argument("a", help="run id A")
     compare.add_argument("b", help="run id B")
