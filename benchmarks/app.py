@@ -36,7 +36,8 @@ QUERIES = ["calm ambient piano for a rainy evening", "energetic techno with a dr
 def prepare(env: dict[str, str]) -> float:
     """Build what the first start would (demo catalog, embeddings, model) so the cold start only loads; seconds."""
     t0 = time.perf_counter()
-    code = ("from core.catalog.demo import DemoConfig, ensure_demo_catalog\n"
+    code = ("from core.catalog.demo import DemoConfig\n"
+            "from core.workspace.imports import ensure_demo_catalog\n"
             "from core.encoders.factory import EncoderConfig, build_encoders\n"
             "from core.store.database import Store\n"
             "from core.workspace.prepare import ensure_model, prepare_embeddings\n"

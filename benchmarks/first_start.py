@@ -45,7 +45,8 @@ def main() -> None:
         return value
 
     try:
-        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+        from core.catalog.demo import DemoConfig
+        from core.workspace.imports import ensure_demo_catalog
         from core.encoders.factory import EncoderConfig, build_encoders, preload_encoder_libraries
         from core.data.splits import build_interaction_data
         from core.store.database import Store

@@ -65,7 +65,8 @@ def load_catalog(name: str, store: Any) -> tuple[Any, Any]:
         catalog, _, _ = read_mmrec(folder, "lfm2k")
         return catalog, encode_catalog(catalog, {})  # precomputed text and audio features only
     if name == "demo":
-        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+        from core.catalog.demo import DemoConfig
+        from core.workspace.imports import ensure_demo_catalog
 
         catalog = ensure_demo_catalog(store, DemoConfig.from_env())
     else:
@@ -150,7 +151,7 @@ def _log(message: str) -> None:
 
 def _epoch_progress(label: str) -> Any:
     """An epoch callback for one fit: a tqdm bar on a terminal, a plain line every 10 s in a log."""
-    from core.cli.main import TqdmProgress
+    from core.cli.progress import TqdmProgress
 
     bar = TqdmProgress(f"{label}: epochs")
 

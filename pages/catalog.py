@@ -152,8 +152,8 @@ with tab_import:
         st.caption("Stored catalogs are never replaced from the browser here: choose a new name (the operator "
                    "setting `PRISM_ALLOW_BROWSER_OVERWRITE=1` allows it; the demo is never replaced).")
     if go:
-        from core.catalog.manifest import import_manifest
-        from core.catalog.mmrec import import_mmrec
+        from core.workspace.imports import import_manifest
+        from core.workspace.imports import import_mmrec
 
         st_store = loaders.store()
         bar = st.progress(0.0, text="validating…")

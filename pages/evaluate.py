@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import PrismError
 from core.limits import OPTION_BOUNDS, OptionError, check_option, parse_number_list
-from ui import charts, components, loaders
+from ui import charts, components, evaluation, loaders
 from ui.navigation import ensure_frame
 from ui.theme import page_header
 
@@ -21,7 +21,7 @@ page_header("Evaluate", "Ranking quality of every stored run — metric@K with 9
 ws = loaders.workspace()
 catalog = ws.catalog
 if len(catalog.interactions) == 0:  # a content-only catalog: say what is missing, offer the upload
-    components.interactions_missing(ws, "Evaluating")
+    components.interactions_missing(ws, "Evaluating", loaders.store())
 st_store = loaders.store()
 ss = st.session_state
 
@@ -235,13 +235,9 @@ with tab_new:
         if not models:
             st.warning("Choose at least one model.")
             st.stop()
-        from core.evaluation.cold_start import run_cold_start
-        from core.evaluation.protocol import run_evaluation
         from core.data.splits import build_interaction_data
-        from core.models.registry import FUSION, build_model
         from core.store.sharing import browser_may_change
 
-        saved = []
         with st.status(f"Evaluating {len(models)} model(s) on {catalog.name}…", expanded=True) as status:
             overall = st.progress(0.0, text="building the split")
             try:
@@ -266,56 +262,9 @@ with tab_new:
                     components.show_error(e, "Tuning")
                     st.stop()
                 st.write(f":material/tune: Fusion configuration: {source}")
-            from core.evaluation.protocol import evaluate as evaluate_on
-            from core.tuning.baseline_store import resolve_baseline
-            from core.tuning.baselines import SPACES, member_search
-
-            judged: dict[str, dict] = {}  # name -> kind, validation Recall@20 and per-user test values (the verdict)
-            for i, name in enumerate(models):
-                overall.progress(i / len(models), text=f"{name} ({i + 1}/{len(models)})")
-                epoch_bar = st.progress(0.0, text=f"{name}: training")
-                try:
-                    if name == ACTIVE:
-                        model = ws.model  # trained already: evaluate as it is
-                    else:
-                        tuned: dict = {}
-                        if name in SPACES:  # the catalog's tuned settings, searched when none are stored
-                            epoch_bar.progress(0.0, text=f"{name}: its tuned settings (a search when none are stored)")
-                            shared = browser_may_change(catalog.name)  # a search is stored only where allowed
-                            tuned, _, note = resolve_baseline(st_store, catalog.name, name, data, seed=int(seed),
-                                                              persist=shared.allowed, not_stored_why=shared.reason)
-                            st.write(f":material/tune: **{name}**: {components.md_escape(note)}")
-                        if name in FUSION:  # members without the catalog's tuned settings get a short search
-                            tuned = {**tuned, "member_search": member_search}
-                        model = build_model(name, base=base, **tuned)
-
-                        def _epoch(report, bar=epoch_bar, label=name):
-                            bar.progress(min(1.0, report.epoch / max(report.epochs, 1)),
-                                         text=f"{label}: epoch {report.epoch}/{report.epochs} · "
-                                              f"loss {report.loss:.4f}")
-
-                        model.fit(data, progress=_epoch)
-                    epoch_bar.progress(1.0, text=f"{name}: ranking all items for every test user")
-                    record = run_evaluation(model, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
-                                            mask=mask)
-                    if data.valid.nnz and record.get("per_user"):
-                        judged[name] = {"kind": "fusion" if name == ACTIVE or name.startswith("fusion-")
-                                        else getattr(model, "kind", "baseline"), "per_user": record["per_user"],
-                                        "valid": evaluate_on(model, data, ks=(20,), target="valid",
-                                                             n_bootstrap=0).metrics.get("recall@20")}
-                    run_id = st_store.save_run(record)
-                    saved.append(run_id)
-                    st.write(f":material/check_circle: **{name}** — saved as `{run_id}`")
-                    if cold and name != ACTIVE:
-                        epoch_bar.progress(0.0, text=f"{name}: cold start — training on warm items")
-                        fresh = build_model(name, base=base, **({"member_search": member_search}
-                                                                 if name in FUSION else {}))
-                        record = run_cold_start(fresh, data, catalog, ws.embeddings, ks=ks_eval, seed=int(seed),
-                                                fit_progress=_epoch)
-                        saved.append(st_store.save_run(record))
-                        st.write(f":material/check_circle: **{name}** (cold start) — saved as `{saved[-1]}`")
-                except (PrismError, ValueError) as e:
-                    st.write(f":material/warning: **{name}** failed: {components.md_escape(e)}")
+            saved, judged = evaluation.evaluate_models(st_store, ws, data, models, active=ACTIVE, base=base,
+                                                       ks=ks_eval, seed=int(seed), mask=mask, cold=cold,
+                                                       overall=overall)
             overall.progress(1.0, text="done")
             status.update(label=f"Saved {len(saved)} run(s)", state="complete", expanded=False)
         ss["eval_message"] = (f"Saved {len(saved)} run(s): {', '.join(saved)} — shown in *Results* beside the "

@@ -23,7 +23,7 @@ page_header("Train", "Search fusion settings on the validation split, configure 
 ws = loaders.workspace()
 catalog = ws.catalog
 if len(catalog.interactions) == 0:  # a content-only catalog: say what is missing, offer the upload
-    components.interactions_missing(ws, "Training")
+    components.interactions_missing(ws, "Training", loaders.store())
 st_store = loaders.store()
 ss = st.session_state
 data = loaders.interaction_data(ws)
@@ -229,7 +229,7 @@ else:
 
 # -- history: what was active and tuned before, and putting it back -----------------------------------------
 with st.expander("History: earlier active models and tuned configurations"):
-    from core.cli.history import catalog_history, restore
+    from core.workspace.history import catalog_history, restore
     from core.tuning.history import describe_entry
 
     try:

@@ -169,7 +169,7 @@ def test_tune_config_refuses_out_of_range_values_in_core() -> None:
     (["--max-listeners", "-1"], "--max-listeners"),
 ])
 def test_explain_check_refuses_out_of_range_values_before_work(capsys, argv: list[str], message: str) -> None:
-    from core.explain.check import main
+    from core.cli.explain import main
 
     with pytest.raises(SystemExit) as exit_:
         main(argv)

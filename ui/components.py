@@ -15,6 +15,7 @@ from core.errors import PrismError
 from core.explain.narration import card_sentence, name_query, query_noun  # noqa: F401 (pages call them here)
 from core.serving.prior import LEARNED_BIAS_LABEL, PRIOR, PRIOR_LABEL
 from core.serving.similarity import LIKE, LIKE_LABEL, SIMILARITY_LABEL
+from core.store.database import Store
 from ui import state
 from ui.theme import MODALITY_LABELS, modality_bar, modality_color, rank_change
 
@@ -282,9 +283,10 @@ def tour_arrow_keys() -> None:
     st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
 
 
-def interactions_missing(ws, what: str) -> None:
+def interactions_missing(ws, what: str, store: Store) -> None:
     """On a catalog without interactions: say what `what` (e.g. "Evaluating") needs, offer an upload of an
-    interactions CSV, and stop the page. Importing it stores the interactions and trains a model."""
+    interactions CSV, and stop the page. Importing it into `store` (ui.loaders.store()) stores the
+    interactions and trains a model."""
     import tempfile
 
     from core.limits import limits
@@ -300,7 +302,7 @@ def interactions_missing(ws, what: str) -> None:
                                   key=f"interactions_upload_{name}")
         go = st.form_submit_button("Add these interactions", type="primary", icon=":material/upload:")
     if go:
-        from core.catalog.interactions import import_interactions
+        from core.workspace.imports import import_interactions
 
         try:
             if upload is None:
@@ -313,9 +315,7 @@ def interactions_missing(ws, what: str) -> None:
                 suffix = ".tsv" if upload.name.lower().endswith(".tsv") else ".csv"
                 path = Path(tmp) / f"interactions{suffix}"
                 path.write_bytes(upload.getvalue())
-                from ui.loaders import store
-
-                report = import_interactions(path, store(), name)
+                report = import_interactions(path, store, name)
         except PrismError as e:
             show_error(e, "The interactions were not added (nothing was changed)")
         else:

@@ -210,7 +210,7 @@ def _bootstrap(st_store: Store, name: str) -> None:
                 cfg = demo_config()
                 st.write(f"**1 / 4** Generating the demo catalog ({cfg.n_tracks} tracks with covers and audio "
                          f"clips, {cfg.n_listeners} listeners)")
-                from core.catalog.demo import ensure_demo_catalog
+                from core.workspace.imports import ensure_demo_catalog
 
                 catalog = ensure_demo_catalog(st_store, cfg, progress=_bar_callback())
             else:

@@ -30,9 +30,9 @@ import pandas as pd
 
 from core.catalog.demo_audio import synth_clip
 from core.catalog.demo_covers import PALETTES, render_cover
+from core.catalog.demo_text import artists_by_genre, describe_track, pick, track_title
 from core.catalog.model import MODALITIES, Catalog, Item
-from core.errors import CatalogError, StoreError
-from core.store.database import Store
+from core.errors import CatalogError
 
 log = logging.getLogger(__name__)
 
@@ -81,78 +81,6 @@ _INSTRUMENT_GIVEN_GENRE = {  # piano, guitar, synth, strings, bass, bells
 }
 _MOOD_ENERGY = {"calm": 0.2, "melancholic": 0.35, "happy": 0.6, "dark": 0.55, "energetic": 0.9}
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-# -- words ------------------------------------------------------------------------------------------
-_GENRE_WORDS = {
-    "ambient": ("ambient", "ambient drone", "atmospheric ambient", "ambient soundscape"),
-    "techno": ("techno", "warehouse techno", "minimal techno", "club techno"),
-    "jazz": ("jazz", "late-night jazz", "small-combo jazz", "modal jazz"),
-    "folk": ("folk", "acoustic folk", "indie folk", "folk music"),
-    "hip-hop": ("hip-hop", "boom-bap hip-hop", "lo-fi hip-hop", "underground hip-hop"),
-    "classical": ("classical", "chamber music", "neo-classical", "classical music"),
-}
-_MOOD_WORDS = {
-    "calm": ("calm", "serene", "tranquil", "peaceful", "unhurried"),
-    "happy": ("happy", "joyful", "upbeat", "cheerful", "bright"),
-    "melancholic": ("melancholic", "wistful", "bittersweet", "sad", "longing"),
-    "energetic": ("energetic", "high-energy", "restless", "pulsing", "fiery"),
-    "dark": ("dark", "brooding", "shadowy", "ominous", "moody"),
-}
-_INSTRUMENT_WORDS = {
-    "piano": ("piano", "felt piano", "soft keys", "upright piano"),
-    "guitar": ("guitar", "acoustic guitar", "fingerpicked guitar", "nylon-string guitar"),
-    "synth": ("synth", "analog synth", "synthesizer", "modular synth"),
-    "strings": ("strings", "a string section", "violins", "cello and violins"),
-    "bass": ("bass", "a deep bassline", "upright bass", "round bass"),
-    "bells": ("bells", "chimes", "glockenspiel", "celesta"),
-}
-_THEME_WORDS = {
-    "sea": ("the sea", "a quiet harbour at dawn", "waves breaking on a pebble beach",
-            "a lighthouse keeper's night", "salt air and drifting boats"),
-    "city": ("city life", "a crowded subway platform", "late trains and empty avenues",
-             "the skyline seen from a rooftop", "streetlights and traffic"),
-    "forest": ("the forest", "a walk through the pines", "birdsong in a clearing", "an old-growth forest",
-               "fallen leaves on a woodland trail"),
-    "desert": ("the desert", "heat shimmering over the dunes", "a canyon at sundown", "cactus flowers and dry wind",
-               "sand and endless horizons"),
-    "stars": ("the night sky", "counting the stars", "a comet passing overhead", "the silence of outer space",
-              "constellations over a field"),
-    "rain": ("the rain", "a rainy afternoon", "rain on the window", "storm clouds rolling in",
-             "puddles under grey skies"),
-    "road": ("the open road", "a long drive at night", "highway lights", "leaving town for good",
-             "a road trip with friends"),
-    "home": ("home", "a warm kitchen", "old photographs", "coming home after a long time",
-             "a quiet Sunday at home"),
-}
-_TITLE_NOUNS = {
-    "sea": ("Tide", "Harbour", "Undertow", "Saltwater", "Lighthouse", "Driftwood", "Breakers", "Shoreline"),
-    "city": ("Subway", "Rooftops", "Avenue", "Skyline", "Crosswalk", "Night Bus", "Concrete", "Downtown"),
-    "forest": ("Pines", "Canopy", "Fern", "Hollow Oak", "Timber", "Clearing", "Birch", "Undergrowth"),
-    "desert": ("Dunes", "Mirage", "Canyon", "Sandstorm", "Cactus", "Oasis", "Mesa", "Dry Wind"),
-    "stars": ("Orion", "Comet", "Nebula", "Starlight", "Satellite", "Meteor", "Zenith", "North Star"),
-    "rain": ("Drizzle", "Downpour", "Raincoat", "Puddles", "Monsoon", "Thunder", "Grey Skies", "Rainfall"),
-    "road": ("Highway", "Mileage", "Crossroads", "Route 9", "Overpass", "Exit Sign", "Tailwind", "Motel"),
-    "home": ("Hearth", "Porch Light", "Kitchen Table", "Old Photographs", "Doorstep", "Homecoming", "Attic",
-             "Armchair"),
-}
-_TITLE_ADJECTIVES = {
-    "calm": ("Still", "Slow", "Quiet", "Soft", "Gentle"),
-    "happy": ("Golden", "Bright", "Lucky", "Little", "Sweet"),
-    "melancholic": ("Faded", "Lost", "Distant", "Lonely", "Last"),
-    "energetic": ("Electric", "Wild", "Rapid", "Burning", "Loud"),
-    "dark": ("Black", "Hollow", "Cold", "Midnight", "Silent"),
-}
-_TITLE_SUFFIXES = ("(Reprise)", "Pt. II", "(Night Version)", "(Interlude)", "No. 3")
-_FIRST_NAMES = ("Nadia", "Eli", "Mara", "Jonas", "Ines", "Theo", "Lena", "Omar", "Yuki", "Rosa", "Felix", "Ada",
-                "Kofi", "Signe", "Ravi", "June", "Milo", "Zora", "Anton", "Leila", "Hugo", "Noor", "Pia", "Tomas")
-_LAST_NAMES = ("Vell", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Reyes", "Brandt", "Castell", "Ivers", "Achebe",
-               "Novak", "Serrano", "Holm", "Kaur", "Duval", "Marsh", "Petrov", "Quinn", "Sato", "Werner")
-_BAND_NOUNS = ("Lanterns", "Foxes", "Satellites", "Tapes", "Orchards", "Signals", "Harbours", "Paper Boats",
-               "Owls", "Echoes", "Comets", "Radios")
-_BAND_ADJECTIVES = ("Velvet", "Northern", "Quiet", "Electric", "Wandering", "Golden", "Paper", "Hollow")
-_EXTRAS = ("Best heard on headphones.", "Recorded live in one take.", "A fan favourite.",
-           "Made for late evenings.", "Short and sweet.", "Mixed in a small home studio.")
-
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -276,112 +204,26 @@ def _id(prefix: str, i: int, n: int) -> str:
     return f"{prefix}{i + 1:0{max(4, len(str(n)))}d}"
 
 
-def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
-def _article(word: str) -> str:
-    return "an" if word[0].lower() in "aeiou" else "a"
-
-
-def _capital(s: str) -> str:
-    return s[:1].upper() + s[1:]
-
-
-def _artists(seed: int) -> dict[str, list[str]]:
-    """Five artists per genre, so an artist says something about genre but nothing private."""
-    rng = np.random.default_rng([seed, 1])
-    used: set[str] = set()
-    out: dict[str, list[str]] = {}
-    for genre in GENRES:
-        names: list[str] = []
-        while len(names) < 5:
-            if rng.random() < 0.25:
-                name = f"The {_pick(rng, _BAND_ADJECTIVES)} {_pick(rng, _BAND_NOUNS)}"
-            else:
-                name = f"{_pick(rng, _FIRST_NAMES)} {_pick(rng, _LAST_NAMES)}"
-            if name not in used:
-                used.add(name)
-                names.append(name)
-        out[genre] = names
-    return out
-
-
-def _title(rng: np.random.Generator, mood: str, theme: str, taken: set[str]) -> str:
-    """A title from the theme's nouns and the mood's adjectives, not yet `taken` where possible."""
-    for _ in range(30):
-        noun, adj = _pick(rng, _TITLE_NOUNS[theme]), _pick(rng, _TITLE_ADJECTIVES[mood])
-        form = rng.random()
-        if form < 0.4:
-            title = f"{adj} {noun}"
-        elif form < 0.55:
-            title = noun
-        elif form < 0.65:
-            title = f"The {noun}"
-        elif form < 0.8:
-            title = f"{noun} {_pick(rng, _TITLE_SUFFIXES)}"
-        else:
-            title = f"{noun} and {_pick(rng, _TITLE_NOUNS[theme])}"
-            if title.count(noun) > 1:
-                continue
-        if title not in taken:
-            break
-    k = 2
-    while title in taken:  # the vocabulary ran dry for this theme and mood
-        title, k = f"{title.split(' (Take')[0]} (Take {k})", k + 1
-    taken.add(title)
-    return title
-
-
-def _describe(rng: np.random.Generator, genre: str, mood: str, instrument: str, theme: str, artist: str) -> str:
-    """A one- to three-sentence description: genre and mood usually said, instrument sometimes, tempo never."""
-    g = _pick(rng, _GENRE_WORDS[genre]) if rng.random() < 0.85 else None
-    m = _pick(rng, _MOOD_WORDS[mood]) if rng.random() < 0.8 else None
-    t = _pick(rng, _THEME_WORDS[theme]) if rng.random() < 0.95 else None
-    noun = _pick(rng, ("track", "piece", "song", "tune"))
-    if g and m:
-        forms = [f"{_capital(_article(m))} {m} {g} {noun}" + (f" about {t}." if t else "."),
-                 f"{_capital(m)} {g}" + (f" inspired by {t}." if t else " from start to finish."),
-                 (f"{_capital(t)}, rendered as {m} {g}." if t else f"{_capital(m)} {g}, nothing more.")]
-    elif g:
-        forms = [f"{_capital(_article(g))} {g} {noun}" + (f" about {t}." if t else "."),
-                 f"{_capital(g)}" + (f" inspired by {t}." if t else " through and through.")]
-    elif m:
-        forms = [f"{_capital(_article(m))} {m} {noun}" + (f" about {t}." if t else "."),
-                 f"Something {m}" + (f", inspired by {t}." if t else " for a quiet hour.")]
-    else:
-        forms = [f"{_capital(_article(noun))} {noun}" + (f" about {t}." if t else " without a label."),
-                 f"Inspired by {t}." if t else "Hard to put in a box."]
-    sentences = [forms[int(rng.integers(len(forms)))]]
-    if rng.random() < 0.4:
-        i = _pick(rng, _INSTRUMENT_WORDS[instrument])
-        sentences.append(_pick(rng, (f"Led by {i}.", f"Built around {i}.", f"Featuring {i}.",
-                                     f"With {i} up front.")))
-    if rng.random() < 0.3:
-        sentences.append(_pick(rng, _EXTRAS + (f"By {artist}.",)))
-    return " ".join(sentences)
-
-
 def sample_tracks(config: DemoConfig) -> list[TrackSpec]:
     """The tracks' latent attributes, titles and descriptions; track i's attributes depend only on (seed, i)."""
-    artists = _artists(config.seed)
+    artists = artists_by_genre(config.seed, GENRES)
     titles: set[str] = set()
     tracks = []
     for i in range(config.n_tracks):
         rng = np.random.default_rng([config.seed, 2, i])
-        genre = _pick(rng, GENRES)
+        genre = pick(rng, GENRES)
         mood = MOODS[rng.choice(len(MOODS), p=np.array(_MOOD_GIVEN_GENRE[genre]) / sum(_MOOD_GIVEN_GENRE[genre]))]
         p_inst = np.array(_INSTRUMENT_GIVEN_GENRE[genre])
         instrument = INSTRUMENTS[rng.choice(len(INSTRUMENTS), p=p_inst / p_inst.sum())]
-        palette, theme = _pick(rng, PALETTE_NAMES), _pick(rng, THEMES)
+        palette, theme = pick(rng, PALETTE_NAMES), pick(rng, THEMES)
         bpm = int(round(rng.uniform(config.bpm_min, config.bpm_max)))
         energy = round(float(np.clip(_MOOD_ENERGY[mood] + rng.normal(0, 0.08), 0, 1)), 3)
         key_root = int(rng.integers(45, 57))  # A2..G#3: the chords sit low, the lead an octave up
         seconds = round(float(rng.uniform(config.min_seconds, config.max_seconds)), 2)
-        missing = _pick(rng, MODALITIES) if rng.random() < config.missing_share else None
-        artist = _pick(rng, tuple(artists[genre]))
-        title = _title(rng, mood, theme, titles)
-        text = None if missing == "text" else _describe(rng, genre, mood, instrument, theme, artist)
+        missing = pick(rng, MODALITIES) if rng.random() < config.missing_share else None
+        artist = pick(rng, tuple(artists[genre]))
+        title = track_title(rng, mood, theme, titles)
+        text = None if missing == "text" else describe_track(rng, genre, mood, instrument, theme, artist)
         tracks.append(TrackSpec(
             id=_id("T", i, config.n_tracks), title=title, artist=artist, text=text, genre=genre, mood=mood,
             energy=energy, bpm=bpm, instrument=instrument, palette=palette, theme=theme, key_root=key_root,
@@ -595,27 +437,15 @@ def _media_present(catalog: Catalog) -> bool:
     return all(catalog.media_path(ref).is_file() for it in items for ref in (it.image, it.audio) if ref)
 
 
-def ensure_demo_catalog(store: Store, config: DemoConfig = DemoConfig(),
-                        progress: Progress | None = None) -> Catalog:
-    """The stored "demo" catalog for `config`, generated and saved on first use, and rebuilt whenever it is
-    broken: its media or ground truth gone, its rows unreadable, or a catalog of that name not made here."""
-    if store.has_catalog(CATALOG_NAME):
-        try:
-            stored = store.load_catalog(CATALOG_NAME)
-        except (StoreError, OSError, ValueError) as e:
-            log.warning("the stored demo catalog does not load (%s); rebuilding it", e)
-            stored = None
-        if stored is not None and stored.metadata.get("source") != "demo":
-            log.warning("the catalog named %r was not made by the demo generator; rebuilding the demo", CATALOG_NAME)
-            stored = None
-        root = stored.media_root if stored is not None else None
-        if (stored is not None and _same_config(stored.metadata.get("config"), config) and root is not None
-                and (root / GROUND_TRUTH_FILE).is_file() and _media_present(stored)):
-            return stored
-    out_dir = store.root / "media-cache" / f"demo-{config.seed}"
-    catalog = generate_demo(out_dir, config, progress)
-    store.save_catalog(catalog, overwrite=True)
-    return store.load_catalog(CATALOG_NAME)
+def demo_is_current(stored: Catalog | None, config: DemoConfig) -> bool:
+    """Whether `stored` (the catalog stored as "demo"; None when it does not load) can be reused for `config`:
+    made by this generator with the same config, its ground truth and media on disk."""
+    if stored is not None and stored.metadata.get("source") != "demo":
+        log.warning("the catalog named %r was not made by the demo generator; rebuilding the demo", CATALOG_NAME)
+        stored = None
+    root = stored.media_root if stored is not None else None
+    return (stored is not None and _same_config(stored.metadata.get("config"), config) and root is not None
+            and (root / GROUND_TRUTH_FILE).is_file() and _media_present(stored))
 
 
 def load_ground_truth(catalog_or_dir: Catalog | Path | str) -> dict[str, Any]:

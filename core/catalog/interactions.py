@@ -1,13 +1,13 @@
-"""Import interactions (user_id, item_id[, rating, timestamp[, split]]) from CSV for a stored catalog."""
+"""Read interactions (user_id, item_id[, rating, timestamp[, split]]) from CSV for a catalog's items."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from core.catalog.validation import ImportReport, Progress, parse_interactions, report_for
+from core.catalog.model import Catalog
+from core.catalog.validation import parse_interactions
 from core.errors import CatalogError
-from core.store.database import Store
 
 
 def read_interactions_file(path: Path | str, item_ids: list[str], warnings: list[str] | None = None
@@ -30,25 +30,15 @@ def read_interactions_file(path: Path | str, item_ids: list[str], warnings: list
     return parse_interactions(raw, path, item_ids, warnings=warnings)
 
 
-def import_interactions(csv_path: Path | str, store: Store, catalog: str, replace: bool = True, *,
-                        progress: Progress | None = None) -> ImportReport:
-    """Replace (or, with replace=False, extend) the interactions of the stored catalog `catalog`."""
-    stored = store.load_catalog(catalog)
+def merge_interactions(stored: Catalog, csv_path: Path | str, replace: bool = True
+                       ) -> tuple[pd.DataFrame, list[str]]:
+    """(the interactions `stored` will have, warnings): the CSV's rows instead of, or (replace=False) after,
+    the stored ones. Writes nothing."""
     warnings: list[str] = []
-    if progress:
-        progress(0, 2, f"reading {Path(csv_path).name}")
     new = read_interactions_file(csv_path, stored.item_ids, warnings)
     combined = new if replace else pd.concat([stored.interactions, new], ignore_index=True)
     labelled = int(combined["split"].notna().sum())
     if 0 < labelled < len(combined):
         warnings.append(f"{len(combined) - labelled:,} of {len(combined):,} interactions have no split label; "
                         "models split unlabelled catalogs themselves, so label all rows or none")
-    if progress:
-        progress(1, 2, f"storing {len(combined):,} interactions")
-    store.replace_interactions(catalog, combined)
-    stored.interactions = combined
-    if progress:
-        progress(2, 2, "done")
-    report = report_for(stored, Path(csv_path), warnings)
-    report.kind = "interactions"
-    return report
+    return combined, warnings

@@ -7,10 +7,10 @@ Layout (in a folder, or at the top of a zip or of its single top-level folder):
     covers/…, audio/…                                 media, referenced relative to the manifest
 
 Every row, every media file (decoded with core.catalog.media) and every zip entry is checked before anything is
-written; the catalog then goes into the store in one atomic save. A media cell whose file cannot be used
-(missing, corrupt, silent, too short) masks that modality of its item and is listed in full in the report,
-which is stored with the catalog; `strict=True` refuses the whole import instead. An import where every cell
-of a modality fails, or most rows have a failing cell, is refused either way.
+written; the catalog then goes into the store in one atomic save (core.workspace.imports). A media cell whose
+file cannot be used (missing, corrupt, silent, too short) masks that modality of its item and is listed in full
+in the report, which is stored with the catalog; `strict=True` refuses the whole import instead. An import where
+every cell of a modality fails, or most rows have a failing cell, is refused either way.
 """
 from __future__ import annotations
 
@@ -31,14 +31,13 @@ import numpy as np
 import pandas as pd
 
 from core.catalog.model import Catalog, Item
-from core.catalog.validation import (CSV_ROWS_NOTE, RECORD_ROWS_NOTE, TABLE_ROWS_NOTE, ImportReport, MediaProblem,
-                                     Progress, RowLabel, blank, catalog_name, check_inside, check_target,
+from core.catalog.validation import (CSV_ROWS_NOTE, RECORD_ROWS_NOTE, TABLE_ROWS_NOTE, MediaProblem,
+                                     Progress, RowLabel, blank, catalog_name, check_inside,
                                      check_unique_ids, csv_row, listing, parse_interactions, record_row,
-                                     report_for, require_columns, table_row)
+                                     require_columns, table_row)
 from core.errors import CatalogError, UnsupportedMediaError
 from core.limits import Limits, limits
 from core.catalog.media import load_audio, load_image
-from core.store.database import Store
 
 MANIFEST_NAMES: tuple[str, ...] = ("manifest.csv", "manifest.json", "manifest.parquet")
 INTERACTIONS_NAME = "interactions.csv"
@@ -51,14 +50,8 @@ MEDIA_WORKERS = 2  # threads decoding media during validation (decoders release 
 _IGNORED_ENTRIES = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")
 
 
-def import_manifest(source: Path | str, store: Store, name: str | None = None, overwrite: bool = False,
-                    *, progress: Progress | None = None, strict: bool = False,
-                    max_unpacked_bytes: int | None = None) -> ImportReport:
-    """Validate the manifest catalog at `source` (folder or .zip) and store it with its media.
-
-    Unusable media cells are masked and reported (`strict=True`: refused). `max_unpacked_bytes`
-    overrides $PRISM_MAX_UNPACKED_MB for a zip.
-    """
+def manifest_source(source: Path | str) -> tuple[Path, bool]:
+    """(the catalog folder or .zip to read, whether it is a zip); a path that is neither says what to give."""
     source = Path(source).expanduser()
     if not source.exists():
         raise CatalogError(f"{source} does not exist; give the path of a catalog folder or .zip")
@@ -69,19 +62,33 @@ def import_manifest(source: Path | str, store: Store, name: str | None = None, o
         else:
             raise CatalogError(f"{source} is neither a folder nor a .zip; give the folder (or zip) that holds "
                                f"one of {', '.join(MANIFEST_NAMES)} and the media")
-    name = catalog_name(name, source.stem if is_zip else source.resolve().name)
-    check_target(store, name, overwrite)
-    with store.scratch_dir("import") as tmp:  # inside the store: removed on every exit, swept after a kill
-        folder = source
-        if is_zip:
-            folder = Path(tmp) / "unpacked"
-            extract_zip(source, folder, max_unpacked_bytes)
-        catalog, media_files, warnings, problems = read_manifest_catalog(
-            folder, name, progress=progress, label=source.name if is_zip else None, strict=strict)
-        catalog.metadata.update({"source": "manifest", "imported_from": str(source),
-                                 "import_problems": [p.as_dict() for p in problems]})
-        store.save_catalog(catalog, media_files=media_files, overwrite=overwrite)
-    return report_for(catalog, source, warnings, problems)
+    return source, is_zip
+
+
+def manifest_catalog_name(source: Path, is_zip: bool, name: str | None) -> str:
+    """The name a manifest import stores: `name`, else the zip's or the folder's name made safe."""
+    return catalog_name(name, source.stem if is_zip else source.resolve().name)
+
+
+def read_manifest_source(source: Path, is_zip: bool, name: str, scratch: Path, *,
+                         progress: Progress | None = None, strict: bool = False,
+                         max_unpacked_bytes: int | None = None
+                         ) -> tuple[Catalog, dict[str, Path], list[str], list[MediaProblem]]:
+    """Validate the manifest catalog at `source` (from manifest_source): (catalog, media files by reference,
+    warnings, masked media cells). A zip is unpacked under `scratch`, which must outlive the media files.
+
+    Unusable media cells are masked and reported (`strict=True`: refused). `max_unpacked_bytes`
+    overrides $PRISM_MAX_UNPACKED_MB for a zip.
+    """
+    folder = source
+    if is_zip:
+        folder = Path(scratch) / "unpacked"
+        extract_zip(source, folder, max_unpacked_bytes)
+    catalog, media_files, warnings, problems = read_manifest_catalog(
+        folder, name, progress=progress, label=source.name if is_zip else None, strict=strict)
+    catalog.metadata.update({"source": "manifest", "imported_from": str(source),
+                             "import_problems": [p.as_dict() for p in problems]})
+    return catalog, media_files, warnings, problems
 
 
 # -- zip ----------------------------------------------------------------------------------------------

@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from core.catalog.model import Catalog, FeatureMatrix, Item
-from core.catalog.validation import (CSV_ROWS_NOTE, ImportReport, Progress, catalog_name, check_feature_matrix,
-                                     check_inside, check_target, csv_row, listing, report_for, require_columns)
+from core.catalog.validation import (CSV_ROWS_NOTE, Progress, catalog_name, check_feature_matrix,
+                                     check_inside, csv_row, listing, require_columns)
 from core.errors import CatalogError
-from core.store.database import Store
 
 AUTO = "auto"  # pick the feature file by its usual name
 TEXT_FILES: tuple[str, ...] = ("all-MiniLM-L6-v2.npy",)  # looked for, in order, when text="auto"
@@ -35,45 +34,28 @@ SPLIT_OF_LABEL = {0: "train", 1: "valid", 2: "test"}
 SONGS_KEPT = 3  # song titles kept per item as metadata
 
 
-def import_mmrec(folder: Path | str, store: Store, name: str | None = None, text: str | None = AUTO,
-                 audio: str | None = AUTO, image: str | None = None, overwrite: bool = False, *,
-                 original_ids: bool = False, progress: Progress | None = None, ids_only: bool = False,
-                 text_tsv: str | None = None, titles: str | None = None,
-                 metadata: str | None = None) -> ImportReport:
-    """Validate the MMRec folder and store it as a catalog with precomputed text/audio/image features.
+def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None = AUTO,
+               audio: str | None = AUTO, image: str | None = None, original_ids: bool = False,
+               progress: Progress | None = None, check_name: Callable[[str], None] | None = None,
+               ids_only: bool = False, text_tsv: str | None = None,
+               titles: str | None = None, metadata: str | None = None) -> tuple[Catalog, list[str], Path]:
+    """Read and fully validate an MMRec folder: (catalog, warnings, interactions file). Writes nothing.
 
     `text`, `audio`, `image`: a .npy file name in the folder ("whisper" and "whisper.npy" both work),
     "auto" to use the usual file when present, or None to leave that modality out. `original_ids` names
     users and items by the ids in `<name>_og_ids.inter` instead of the 0-based MMRec ids. `text_tsv` and
     `titles` ("FILE:COLUMN") name the TSV column holding each item's raw text or title (first column = id).
-    `ids_only` imports interactions without any feature file. `metadata` ("FILE[:COL,COL]") names a TSV (or
+    `ids_only` reads interactions without any feature file. `metadata` ("FILE[:COL,COL]") names a TSV (or
     .csv) whose columns (all but the id, or the ones named) become item metadata, e.g. a genre per item.
+    `check_name(name)` may refuse the catalog's name before anything else is read (a name taken in the store).
     """
-    catalog, warnings, source = read_mmrec(folder, name, text=text, audio=audio, image=image,
-                                           original_ids=original_ids, progress=progress,
-                                           store=store, overwrite=overwrite, ids_only=ids_only,
-                                           text_tsv=text_tsv, titles=titles, metadata=metadata)
-    if progress:
-        progress(4, 5, f"storing {catalog.name}")
-    store.save_catalog(catalog, overwrite=overwrite)
-    if progress:
-        progress(5, 5, f"stored {catalog.name}")
-    return report_for(catalog, source.parent, warnings)
-
-
-def read_mmrec(folder: Path | str, name: str | None = None, *, text: str | None = AUTO,
-               audio: str | None = AUTO, image: str | None = None, original_ids: bool = False,
-               progress: Progress | None = None, store: Store | None = None,
-               overwrite: bool = False, ids_only: bool = False, text_tsv: str | None = None,
-               titles: str | None = None, metadata: str | None = None) -> tuple[Catalog, list[str], Path]:
-    """Read and fully validate an MMRec folder: (catalog, warnings, interactions file). Writes nothing."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CatalogError(f"{folder} is not a folder; give the folder that holds the .inter and .npy files")
     inter_path = find_inter_file(folder, name)
     name = catalog_name(name, inter_path.stem)
-    if store is not None:
-        check_target(store, name, overwrite)
+    if check_name is not None:
+        check_name(name)
     warnings: list[str] = []
     step = _stepper(progress, 5)
     step(f"reading {inter_path.name}")

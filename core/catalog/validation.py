@@ -13,7 +13,6 @@ import pandas as pd
 
 from core.catalog.model import INTERACTION_COLUMNS, MODALITIES, SPLITS, Catalog, empty_interactions
 from core.errors import CatalogError, StoreError
-from core.store.database import Store
 
 Progress = Callable[[int, int, str], None]
 RowLabel = Callable[[int], str]  # 0-based data row -> how the user finds it in the file
@@ -122,17 +121,20 @@ def catalog_name(requested: str | None, fallback: str) -> str:
     return name
 
 
-def check_target(store: Store, name: str, overwrite: bool) -> None:
-    """Refuse early (before any reading) a reserved name, or a taken one when overwriting was not asked for."""
+def check_target(name: str, overwrite: bool, stored_names: Callable[[], Sequence[str]]) -> None:
+    """Refuse early (before any reading) a reserved name, or a taken one when overwriting was not asked for.
+
+    `stored_names` lists the catalogs stored already; it is asked only once the name is not a reserved one."""
     if name.lower() in RESERVED_NAMES:  # on a case-insensitive disk "DEMO" would share the demo's folder
         raise StoreError(f"the name {name!r} belongs to the built-in demo catalog, which imports never replace "
                          "(names differing only in case are one name; rebuild it with `python -m core demo`); "
                          "choose another name")
-    twin = next((n for n in store.list_catalogs()["name"] if n.lower() == name.lower() and n != name), None)
+    names = list(stored_names())
+    twin = next((n for n in names if n.lower() == name.lower() and n != name), None)
     if twin is not None:
         raise StoreError(f"the name {name!r} differs from the stored catalog {twin!r} only in case, and on a "
                          "case-insensitive disk the two would share one folder; choose another name")
-    if store.has_catalog(name) and not overwrite:
+    if name in names and not overwrite:
         raise StoreError(f"a catalog named {name!r} exists already; choose another name, or replace it with "
                          "--overwrite (the Overwrite box in the app, where the operator allows it)")
 

@@ -1,4 +1,4 @@
-"""Command line for fusion models: `python -m core train`, `models list|activate`, `explain-check`.
+"""Command line for fusion models: `python -m core train`, `models list|activate`.
 
 `train` fits a fusion model on a stored catalog (the catalog's tuned configuration, or a short search on the
 validation split when none is stored, with any setting overridden from the command line), selects it on the
@@ -13,14 +13,16 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from core.cli.command import Command, common_options
+from core.cli.progress import TqdmProgress
 from core.store.database import Store
 
 
 def _load_catalog(store: Store, name: str) -> Any:
     """A stored catalog; 'demo' is built (and encoded later) when missing."""
     if name == "demo":
-        from core.catalog.demo import DemoConfig, ensure_demo_catalog
-        from core.cli.main import TqdmProgress
+        from core.catalog.demo import DemoConfig
+        from core.workspace.imports import ensure_demo_catalog
 
         with TqdmProgress("demo catalog") as bar:
             return ensure_demo_catalog(store, DemoConfig.from_env(), bar)
@@ -29,7 +31,6 @@ def _load_catalog(store: Store, name: str) -> Any:
 
 def load_training_data(store: Store, catalog_name: str, split: str, seed: int) -> tuple[Any, Any, Any]:
     """(catalog, embeddings, InteractionData) of a stored catalog, encoding what is missing with progress."""
-    from core.cli.main import TqdmProgress
     from core.data.splits import build_interaction_data
     from core.workspace.prepare import prepare_embeddings
 
@@ -74,7 +75,6 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _run_train(args: argparse.Namespace, store: Store) -> int:
-    from core.cli.main import TqdmProgress
     from core.models.fusion.config import FusionConfig
     from core.tuning import SHORT_TUNE_MINUTES, resolve_fusion_config
     from core.workspace.prepare import train_model
@@ -116,8 +116,6 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
 
 
 def _add_models(p: argparse.ArgumentParser) -> None:
-    from core.cli.main import common_options
-
     sub = p.add_subparsers(dest="models_action", metavar="{list,activate}", required=True)
     ls = sub.add_parser("list", help="saved fusion models", parents=[common_options()])
     ls.add_argument("--catalog", help="only this catalog's models")
@@ -143,43 +141,7 @@ def _run_models(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-def _add_explain_check(p: argparse.ArgumentParser) -> None:
-    from core.limits import option_type
-
-    p.add_argument("--max-listeners", type=option_type("max_listeners", "--max-listeners"), default=None,
-                   help="check a seeded sample of listeners")
-    p.add_argument("--k", type=option_type("results_k", "--k"), default=10,
-                   help="recommendations explained per listener")
-    p.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
-    p.add_argument("--prior-weight", type=float, default=None,
-                   help="popularity prior weight of the new-user (content) queries (default: core.serving.prior's)")
-
-
-def _run_explain_check(args: argparse.Namespace, store: Store) -> int:
-    from core.cli.main import TqdmProgress
-    from core.explain.check import format_report, run_check
-    from core.workspace.prepare import ensure_model, prepare_embeddings
-
-    catalog = _load_catalog(store, "demo")
-    with TqdmProgress("embeddings of demo") as bar:
-        embeddings = prepare_embeddings(store, catalog, progress=bar)
-    model = ensure_model(store, catalog, embeddings)
-    with TqdmProgress("explaining listeners") as bar:
-        result = run_check(catalog, embeddings, model, max_listeners=args.max_listeners, k=args.k,
-                           progress=bar, use_shap=args.shap,
-                           **({} if args.prior_weight is None else {"prior_weight": args.prior_weight}))
-    print(format_report(result))
-    return 0
-
-
-def register_cli() -> None:
-    """Register `train`, `models` and `explain-check` with core.cli.main."""
-    from core.cli.main import register_command
-
-    register_command("train", "train a fusion model on a catalog and make it active", _add_train, _run_train)
-    register_command("models", "list saved fusion models or choose the active one", _add_models, _run_models)
-    register_command("explain-check", "check explanations against the demo catalog's ground truth",
-                     _add_explain_check, _run_explain_check)
-
-
-register_cli()
+COMMANDS: tuple[Command, ...] = (
+    Command("train", "train a fusion model on a catalog and make it active", _add_train, _run_train),
+    Command("models", "list saved fusion models or choose the active one", _add_models, _run_models),
+)

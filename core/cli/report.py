@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.cli.command import Command
 from core.store.database import Store
 
 
@@ -63,12 +64,7 @@ def _run_report(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-def register() -> None:
-    """Add the `report` command to the CLI."""
-    from core.cli.main import register_command
-
-    register_command("report", "write a self-contained HTML report of a catalog's ranking, explanations and runs",
-                     _add_report, _run_report)
-
-
-register()
+COMMANDS: tuple[Command, ...] = (
+    Command("report", "write a self-contained HTML report of a catalog's ranking, explanations and runs",
+            _add_report, _run_report),
+)

@@ -7,12 +7,14 @@ import sys
 import time
 from typing import Any
 
+from core.cli.command import Command
+from core.cli.models import _split_option, load_training_data
+from core.cli.progress import TqdmProgress
 from core.store.database import Store
 
 
 def _add_tune(p: argparse.ArgumentParser) -> None:
     from core.limits import option_type
-    from core.cli.models import _split_option
 
     p.add_argument("--catalog", default="demo", help="stored catalog name, or 'demo' (built if missing)")
     stop = p.add_mutually_exclusive_group()
@@ -44,8 +46,6 @@ def _config_line(config: Any) -> str:
 
 
 def _run_tune(args: argparse.Namespace, store: Store) -> int:
-    from core.cli.main import TqdmProgress
-    from core.cli.models import load_training_data
     from core.tuning.objective import METRIC, TRIAL_EPOCHS
     from core.tuning.store import data_fingerprint, save_tuned, tuned_path
     from core.tuning.study import TuneConfig, tune
@@ -101,12 +101,6 @@ def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any, con
     return tune_study_on_ray(data, config, address=address, concurrent=concurrent, progress=progress)
 
 
-def register_cli() -> None:
-    """Register `tune` with core.cli.main."""
-    from core.cli.main import register_command
-
-    register_command("tune", "search fusion settings on the validation split and store the best",
-                     _add_tune, _run_tune)
-
-
-register_cli()
+COMMANDS: tuple[Command, ...] = (
+    Command("tune", "search fusion settings on the validation split and store the best", _add_tune, _run_tune),
+)

@@ -185,3 +185,70 @@ def run_model(planned: PlannedModel, data: InteractionData, catalog: Any, embedd
     per_user = mean_over_seeds([r["per_user"] for r in records if r.get("per_user")])
     return ModelOutcome(planned.name, planned.kind, [p["seed"] for p in per_seed], per_seed, summary, per_user,
                         selection_record, records)
+
+
+# -- the studio's New evaluation ----------------------------------------------------------------------
+ModelBar = Callable[[float, str], None]  # (fraction done, text) of one model's bar
+Say = Callable[[str, str, str], None]  # (event, model name, detail); events: tuned, saved, cold start saved, failed
+
+
+def evaluate_in_studio(store: Any, catalog: Any, embeddings: Any, data: InteractionData, names: list[str], *,
+                       active: str, active_model: Any, base: Any, ks: tuple[int, ...], seed: int, mask: str,
+                       cold: bool, model_bar: Callable[[int, str], ModelBar], say: Say
+                       ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The Evaluate page's run: each of `names` fitted once on `data` (the one named `active` is
+    `active_model`, evaluated as it was trained), evaluated on test under `mask` and stored; with `cold` also
+    under the cold-start protocol. A baseline with a declared space uses the catalog's tuned settings (searched,
+    and stored where the browser may change the catalog, when none are). Returns (stored run ids, per model
+    what the verdict needs: kind, per-user test values, validation Recall@20). A model that fails is said
+    and skipped. `model_bar(i, name)` starts the i-th model's bar."""
+    from core.errors import PrismError
+    from core.evaluation.cold_start import run_cold_start
+    from core.models.registry import FUSION, build_model
+    from core.store.sharing import browser_may_change
+    from core.tuning.baseline_store import resolve_baseline
+    from core.tuning.baselines import SPACES, member_search
+
+    saved: list[str] = []
+    judged: dict[str, dict[str, Any]] = {}  # name -> kind, validation Recall@20 and per-user test values
+    for i, name in enumerate(names):
+        bar = model_bar(i, name)
+        try:
+            if name == active:
+                model = active_model  # trained already: evaluate as it is
+            else:
+                tuned: dict[str, Any] = {}
+                if name in SPACES:  # the catalog's tuned settings, searched when none are stored
+                    bar(0.0, f"{name}: its tuned settings (a search when none are stored)")
+                    shared = browser_may_change(catalog.name)  # a search is stored only where allowed
+                    tuned, _, note = resolve_baseline(store, catalog.name, name, data, seed=seed,
+                                                      persist=shared.allowed, not_stored_why=shared.reason)
+                    say("tuned", name, note)
+                if name in FUSION:  # members without the catalog's tuned settings get a short search
+                    tuned = {**tuned, "member_search": member_search}
+                model = build_model(name, base=base, **tuned)
+
+                def _epoch(report: Any, bar: ModelBar = bar, label: str = name) -> None:
+                    bar(min(1.0, report.epoch / max(report.epochs, 1)),
+                        f"{label}: epoch {report.epoch}/{report.epochs} · loss {report.loss:.4f}")
+
+                model.fit(data, progress=_epoch)
+            bar(1.0, f"{name}: ranking all items for every test user")
+            record = run_evaluation(model, data, catalog, embeddings, ks=ks, seed=seed, mask=mask)
+            if data.valid.nnz and record.get("per_user"):
+                judged[name] = {"kind": "fusion" if name == active or name.startswith("fusion-")
+                                else getattr(model, "kind", "baseline"), "per_user": record["per_user"],
+                                "valid": evaluate(model, data, ks=(20,), target="valid",
+                                                  n_bootstrap=0).metrics.get("recall@20")}
+            run_id = store.save_run(record)
+            saved.append(run_id)
+            say("saved", name, run_id)
+            if cold and name != active:
+                bar(0.0, f"{name}: cold start — training on warm items")
+                fresh = build_model(name, base=base, **({"member_search": member_search} if name in FUSION else {}))
+                record = run_cold_start(fresh, data, catalog, embeddings, ks=ks, seed=seed, fit_progress=_epoch)
+                saved.append(store.save_run(record))
+                say("cold start saved", name, saved[-1])
+        except (PrismError, ValueError) as e:
+            say("failed", name, str(e))
+    return saved, judged

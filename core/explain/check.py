@@ -14,7 +14,8 @@ The same listeners are then checked as new users (`as_new_users`): their trainin
 a content query, so the popularity prior (core.serving.prior) is in the score at its weight and is a Shapley player
 beside the modalities; an item counts as a hit only when the listener's modality beats the prior too.
 
-Run it: `python -m core.explain.check` (the demo catalog, its embeddings and active model in the store).
+Run it: `python -m core explain-check` (core.cli.explain; the demo catalog, its embeddings and active model in the
+store).
 """
 from __future__ import annotations
 
@@ -182,44 +183,3 @@ def format_report(result: dict[str, Any]) -> str:
             f"({mark(new['deletion_drop_rate'], result['target_deletion'])})",
         ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: run the check on the stored demo catalog with its embeddings and active model."""
-    import argparse
-
-    from tqdm import tqdm
-
-    from core.limits import option_type
-    from core.workspace.prepare import load_active_model, load_embeddings
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-listeners", type=option_type("max_listeners", "--max-listeners"), default=None,
-                        help="check a seeded sample of listeners")
-    parser.add_argument("--k", type=option_type("report_k", "--k"), default=10,
-                        help="recommendations explained per listener")
-    parser.add_argument("--shap", action="store_true", help="compute Shapley values with shap's explainer")
-    parser.add_argument("--prior-weight", type=option_type("prior_weight", "--prior-weight"),
-                        default=DEFAULT_PRIOR_WEIGHT,
-                        help="popularity prior weight of the new-user (content) queries")
-    args = parser.parse_args(argv)
-    store = Store()
-    catalog = _catalog(store)
-    embeddings = load_embeddings(store, catalog)
-    model = load_active_model(store, catalog, embeddings) if embeddings is not None else None
-    if embeddings is None or model is None:
-        raise StoreError(f"catalog {catalog.name!r} has no stored embeddings or active model in {store.root}; "
-                         "start the app once (or `python -m core train`) to build them")
-    with tqdm(unit="listener") as bar:
-        def progress(done: int, total: int, _: str) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        result = run_check(catalog, embeddings, model, max_listeners=args.max_listeners, k=args.k,
-                           progress=progress, use_shap=args.shap, prior_weight=args.prior_weight)
-    print(format_report(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

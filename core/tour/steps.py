@@ -11,12 +11,13 @@ truth), import (bringing one's own data).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.catalog.model import Catalog
-from core.tour.schema import Stage, Step, Tour, check_tour
+from core.errors import PrismError
+from core.tour.schema import Step, Tour, check_tour
 
 
 class StepSkipped(Exception):

@@ -1,14 +1,13 @@
 """Warm start: prepare, before anyone visits, everything the first visitor of a catalog would wait for.
 
-`python -m core warm` builds the demo (or opens a stored catalog), encodes it, trains or loads its model,
-evaluates the reference runs the Evaluate page draws, computes the default maps (cached on disk beside the
+`python -m core warm` (core.cli.warm) builds the demo (or opens a stored catalog), encodes it, trains or loads
+its model, evaluates the reference runs the Evaluate page draws, computes the default maps (cached on disk beside the
 model), and runs the first query and its explanation through the same services the studio uses. What it
 leaves on disk (catalog, embeddings, model, approximate index, runs, maps, the compiled kernels of librosa's
 and shap's numba code) is what a restarted server then reads instead of computing.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ class WarmReport:
 def warm(store: Store, catalog_name: str = "demo", *, query: str = DEFAULT_QUERY,
          maps: tuple[str, ...] = DEFAULT_MAPS, runs: bool = True, say: Say | None = None) -> WarmReport:
     """Prepare `catalog_name` (the demo is built when missing) for its first visitor; returns the timings."""
-    from core.catalog.demo import DemoConfig, ensure_demo_catalog
+    from core.catalog.demo import DemoConfig
+    from core.workspace.imports import ensure_demo_catalog
     from core.encoders.factory import EncoderConfig, build_encoders, preload_encoder_libraries
     from core.workspace.prepare import ensure_model, has_interactions, prepare_embeddings
 
@@ -108,43 +108,3 @@ def encode_samples(service: Any) -> None:
     query = Query(text="warm up", images=[Upload("cover.png", (samples / "cover.png").read_bytes())],
                   audio=[Upload("clip.flac", (samples / "clip.flac").read_bytes())])
     service.encode_query(query)
-
-
-# -- the command --------------------------------------------------------------------------------------
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--catalog", default="demo", help="the catalog to prepare (default: demo, built when missing)")
-    p.add_argument("--query", default=DEFAULT_QUERY, help="the first text query to run and explain")
-    p.add_argument("--maps", default=",".join(DEFAULT_MAPS),
-                   help="projections to compute for every space, comma-separated from PCA, UMAP, t-SNE, or "
-                        "'none' (default: PCA,UMAP)")
-    p.add_argument("--no-runs", action="store_true", help="skip the demo's reference evaluation runs")
-
-
-def _run(args: argparse.Namespace, store: Store) -> int:
-    import sys
-
-    from core.errors import PrismError
-    from core.explain.projection import METHODS
-
-    maps = () if args.maps.strip().lower() == "none" else tuple(m.strip() for m in args.maps.split(",") if m.strip())
-    unknown = [m for m in maps if m not in METHODS]
-    if unknown:
-        raise PrismError(f"--maps {args.maps!r}: {unknown} not among {', '.join(METHODS)} (or 'none')")
-    if not args.query.strip():
-        raise PrismError("--query is empty; give a sentence, e.g. --query 'calm piano'")
-    report = warm(store, args.catalog, query=args.query, maps=maps, runs=not args.no_runs,
-                  say=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"catalog {report.catalog!r} is warm ({report.total_s:.1f} s):")
-    for name, seconds in report.stages.items():
-        print(f"  {name:<30}{seconds:>8.1f} s")
-    if report.maps:
-        print(f"  maps cached: {', '.join(report.maps)}")
-    print(f"  first query {args.query!r}: top item {report.top_item}")
-    print("start the studio: streamlit run app.py (it reads all of this from the store)")
-    return 0
-
-
-from core.cli.main import register_command  # noqa: E402  (core.cli.main imports this module to register the command)
-
-register_command("warm", "prepare a catalog for its first visitor (demo built, encoded, trained, maps cached)",
-                 _add_arguments, _run)

@@ -33,7 +33,8 @@ def build_small_demo(root: Path, with_runs: bool = True) -> dict[str, str]:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+        from core.catalog.demo import DemoConfig
+        from core.workspace.imports import ensure_demo_catalog
         from core.encoders.factory import EncoderConfig, build_encoders
         from core.models.fusion.config import PRESETS
         from core.store.database import Store

@@ -18,7 +18,7 @@ TEXTS = ["slow ambient piano for a rainy evening", "fast drum and bass with heav
 @pytest.fixture
 def own_catalog(app_env, tmp_path):
     """The catalog NAME (six items with covers, clips and text, no interactions) in the app's store."""
-    from core.catalog.manifest import import_manifest
+    from core.workspace.imports import import_manifest
     from core.workspace.prepare import remove_catalog
     from ui.loaders import store
 

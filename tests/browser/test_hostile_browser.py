@@ -54,7 +54,8 @@ def build_hostile_demo(root: Path, bait: str) -> dict[str, str]:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        from core.catalog.demo import DemoConfig, ensure_demo_catalog
+        from core.catalog.demo import DemoConfig
+        from core.workspace.imports import ensure_demo_catalog
         from core.store.database import Store
 
         store = Store(root)

@@ -15,7 +15,6 @@ from core.catalog.demo import (
     GROUND_TRUTH_FILE,
     PALETTE_NAMES,
     DemoConfig,
-    ensure_demo_catalog,
     generate_demo,
     load_ground_truth,
     sample_listeners,
@@ -25,6 +24,7 @@ from core.catalog.demo import (
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError
 from core.catalog.media import load_audio, load_image
+from core.workspace.imports import ensure_demo_catalog
 
 SMALL = DemoConfig(n_tracks=24, n_listeners=20)
 

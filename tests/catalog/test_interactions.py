@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.catalog.interactions import import_interactions
+from core.workspace.imports import import_interactions
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError, StoreError
 from core.store.database import Store

@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from core.catalog.manifest import extract_zip, import_manifest
+from core.catalog.manifest import extract_zip
+from core.workspace.imports import import_manifest
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError, StoreError, UnsupportedMediaError
 from core.store.database import Store

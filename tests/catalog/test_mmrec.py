@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.catalog.mmrec import import_mmrec
+from core.workspace.imports import import_mmrec
 from core.catalog.model import Catalog, Item
 from core.errors import CatalogError
 from core.store.database import Store

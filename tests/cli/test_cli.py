@@ -253,3 +253,38 @@ def test_demo_builds_encodes_and_trains_so_a_report_follows(capsys: pytest.Captu
                          "--out", str(data_dir / "report.html"))
     assert code == 0, err
     assert "6 ranked items, 1 explained" in out and (data_dir / "report.html").stat().st_size > 0
+
+
+HELP_PATHS = [(), *[(name,) for name in cli.COMMANDS],
+              *[(group, action) for group, actions in (("import", ("manifest", "mmrec", "interactions")),
+                                                       ("runs", ("list", "show", "compare", "delete")),
+                                                       ("models", ("list", "activate"))) for action in actions]]
+
+
+@pytest.mark.parametrize("path", HELP_PATHS, ids=lambda p: " ".join(p) or "top")
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str], path: tuple[str, ...]) -> None:
+    code, out, err = run(capsys, *path, "--help")
+    assert code == 0 and out.startswith(f"usage: python -m core {' '.join(path)}".rstrip()) and not err
+
+
+def test_the_commands_are_listed_in_their_groups_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert list(cli.COMMANDS) == ["demo", "import", "encode", "info", "evaluate", "runs", "train", "models",
+                                  "explain-check", "report", "tune", "history", "restore", "warm"]
+    code, out, _ = run(capsys, "--help")
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    assert code == 0 and listed == list(cli.COMMANDS)
+
+
+def test_only_the_command_line_imports_it() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for path in [*(root / "core").rglob("*.py"), *(root / "ui").rglob("*.py"), *(root / "pages").rglob("*.py")]:
+        if path.is_relative_to(root / "core" / "cli") or path == root / "core" / "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n == "core.cli" or n.startswith("core.cli.")]
+    assert not found, found

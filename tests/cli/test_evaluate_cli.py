@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import TqdmProgress, main
+from core.cli.main import main
+from core.cli.progress import TqdmProgress
 from core.store.database import Store
 from tests.catalog.test_mmrec import make_mmrec
 

@@ -120,7 +120,6 @@ def test_csv_and_json_downloads(stored):
 
 
 def test_cli_lists_and_shows_runs(stored, capsys):
-    import core.evaluation.runs  # noqa: F401  (registers the commands)
     from core.cli.main import main
 
     store, ids, _ = stored

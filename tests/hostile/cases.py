@@ -35,12 +35,10 @@ import pandas as pd
 import soundfile as sf
 from PIL import Image
 
-from core.catalog.interactions import import_interactions
-from core.catalog.manifest import import_manifest
-from core.catalog.mmrec import import_mmrec
 from core.catalog.model import Catalog, Item
 from core.errors import PrismError
 from core.store.database import Store
+from core.workspace.imports import import_interactions, import_manifest, import_mmrec
 
 REPO = Path(__file__).resolve().parents[2]
 SR = 8000
@@ -300,7 +298,7 @@ _KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
 from core.store.database import Store
-from core.catalog.manifest import import_manifest
+from core.workspace.imports import import_manifest
 store = Store(sys.argv[1])
 point = sys.argv[3]
 if point == "after-commit":  # the rows and the journal row are committed, the media not yet in place
@@ -849,7 +847,8 @@ def copy_then_die(src, dst, *args):
     if len(calls) == 3:  # some entries unpacked into the store's scratch folder, then the process is killed
         os._exit(9)
 manifest.shutil.copyfileobj = copy_then_die
-manifest.import_manifest(Path(sys.argv[2]), Store(sys.argv[1]), name="killed")
+from core.workspace.imports import import_manifest
+import_manifest(Path(sys.argv[2]), Store(sys.argv[1]), name="killed")
 """
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.catalog.manifest import import_manifest
+from core.workspace.imports import import_manifest
 from core.encoders.embeddings import EmbeddingSet
 from core.models.content_only import CONTENT_ONLY_NAME, content_only_model, principal_directions
 from core.store.database import Store
@@ -89,7 +89,7 @@ def test_a_catalog_without_interactions_recommends_by_content(content_only_store
 def test_interactions_added_later_bring_a_trained_model(content_only_store, tmp_path) -> None:
     import dataclasses
 
-    from core.catalog.interactions import import_interactions
+    from core.workspace.imports import import_interactions
     from core.models.fusion.config import FusionConfig
     from core.workspace.prepare import ensure_model, load_embeddings, prepare_embeddings
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.cli.main import main
 from core.errors import DamagedFileError, StoreError
-from core.cli.history import catalog_history, restore
+from core.workspace.history import catalog_history, restore
 from core.models.fusion.config import FusionConfig
 from core.store.sharing import SETTING, browser_may_change
 from core.store.database import Store
