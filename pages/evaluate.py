@@ -194,10 +194,8 @@ with tab_results:
 
 # -- a new evaluation ----------------------------------------------------------------------------------
 with tab_new:
-    from core.models.registry import list_models
-
     ACTIVE = f"active fusion model ({ws.model_id})"
-    options = [ACTIVE, *list_models(ws.embeddings)]
+    options = [ACTIVE, *evaluation.model_choices(ws.embeddings)]
     with st.form("ev_form"):
         models = st.multiselect("Models", options, default=[ACTIVE, *[m for m in ("popularity", "itemknn")
                                                                        if m in options]], key="ev_models",

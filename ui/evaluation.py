@@ -9,6 +9,13 @@ import streamlit as st
 from ui.components import md_escape
 
 
+def model_choices(embeddings: Any) -> list[str]:
+    """The registry's models this catalog's embeddings allow (core.models.registry.list_models)."""
+    from core.models.registry import list_models
+
+    return list_models(embeddings)
+
+
 def evaluate_models(store: Any, ws: Any, data: Any, names: list[str], *, active: str, base: Any,
                     ks: tuple[int, ...], seed: int, mask: str, cold: bool, overall: Any
                     ) -> tuple[list[str], dict[str, dict[str, Any]]]:
