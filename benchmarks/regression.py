@@ -4,8 +4,9 @@
     python -m benchmarks.regression compare BEFORE_DIR AFTER_DIR         # exit status 1 on any difference
 
 `record` runs, each in a fresh store (`OUT_DIR/store`) with the same seeds:
-  1. `python -m core demo`: the demo built, encoded and its first model trained; the model's validation NDCG@20
-     and best epoch are read back with `python -m core models list`;
+  1. `python -m core demo`: the demo built, encoded and its first model trained; `python -m core models list`
+     lists it, and `first_model.json` keeps, from the saved model's own files, its best epoch, its validation
+     metric (NDCG@20) and loss at every epoch and the SHA-256 of its weights;
   2. `python -m core explain-check`;
   3. `python -m benchmarks.retrieval --catalog demo` (JSON with --out);
   4. `python -m benchmarks.quality --catalog lfm2k --mask train --models fusion-gated --seeds 0` (JSON with --out),
@@ -66,6 +67,10 @@ def record(out: Path, only: list[str] | None = None) -> None:
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{name} failed (exit {proc.returncode}); its output is in {out}")
+        if name == "demo":
+            model = first_model(out)
+            print(f"[regression] first model: best epoch {model['best_epoch']}, validation {model['metric']} "
+                  f"{model['valid_at_best']}", flush=True)
 
 
 def _timed_column(line: str, end: int | None) -> str:
@@ -76,6 +81,27 @@ def _timed_column(line: str, end: int | None) -> str:
     while start > 0 and not line[start - 1].isspace():
         start -= 1
     return line[:start] + "<T>" + line[end:]
+
+
+def first_model(out: Path) -> dict[str, Any]:
+    """The demo's first model as saved (models/<id>/config.json and its weights): best epoch, validation metric
+    and loss per epoch, weights' SHA-256. Read from the files, so records of different code compare."""
+    import hashlib
+
+    folders = sorted((out / "store" / "models").glob("*/config.json"))
+    if len(folders) != 1:
+        raise SystemExit(f"expected one saved model in {out / 'store' / 'models'}, found {len(folders)}")
+    saved = json.loads(folders[0].read_text())
+    history = saved.get("history") or []
+    best = saved.get("best_epoch")
+    at_best = next((h for h in history if h.get("epoch") == best), {})
+    weights = folders[0].parent / "model.safetensors"
+    record = {"best_epoch": best, "metric": at_best.get("metric_name"), "valid_at_best": at_best.get("valid_metric"),
+              "epochs": [{"epoch": h.get("epoch"), "loss": h.get("loss"), "valid": h.get("valid_metric")}
+                         for h in history],
+              "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None}
+    (out / "first_model.json").write_text(json.dumps(record, indent=1))
+    return record
 
 
 def _normalise(text: str, folder: Path) -> list[str]:
@@ -89,8 +115,7 @@ def _normalise(text: str, folder: Path) -> list[str]:
             seconds_column = None
         else:
             line = _timed_column(line, seconds_column)
-        line = _volatile(line)
-        line = line.rstrip()
+        line = re.sub(r"\s+", " ", _volatile(line)).strip()  # column widths follow the widest cell, a time
         if line:
             lines.append(line)
     return lines
@@ -139,7 +164,7 @@ def compare(before: Path, after: Path) -> int:
                     print(f"  line {i + 1}:\n    before: {x}\n    after:  {y}")
             if len(la) != len(lb):
                 print(f"  {len(la)} lines before, {len(lb)} after")
-    for name in ("retrieval", "quality"):
+    for name in ("first_model", "retrieval", "quality"):
         a, b = before / f"{name}.json", after / f"{name}.json"
         if not a.exists() or not b.exists():
             continue
@@ -165,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("record", help="run every command on a fresh store and keep its output")
     rec.add_argument("out", type=Path)
     rec.add_argument("--only", default=None, help="comma-separated subset of: " + ", ".join(COMMANDS))
+    fp = sub.add_parser("first-model", help="write first_model.json of a record made before it was kept")
+    fp.add_argument("out", type=Path)
     cmp_ = sub.add_parser("compare", help="compare two records; exit 1 on any difference")
     cmp_.add_argument("before", type=Path)
     cmp_.add_argument("after", type=Path)
@@ -173,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         if (args.out / "store").exists():
             raise SystemExit(f"{args.out / 'store'} exists; record into a new folder so the store starts fresh")
         record(args.out, args.only.split(",") if args.only else None)
+        return 0
+    if args.verb == "first-model":
+        print(json.dumps({k: v for k, v in first_model(args.out).items() if k != "epochs"}))
         return 0
     return compare(args.before, args.after)
 
