@@ -165,7 +165,7 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) ->
             return {**row, "skipped": reason, "rss_gib": rss_gib(), "peak_gib": peak_gib()}
     if name == "fusion":
         config = FusionConfig(strategy="gated", dim=64, hidden=0, dropout=0.1, use_item_id=True, user_mode="id",
-                              graph_layers=0, loss="bpr", negatives=1, lr=0.005, emb_reg=1e-4, align_weight=0.02,
+                              graph_layers=0, loss="bpr", negatives=1, lr=args.lr, emb_reg=1e-4, align_weight=0.02,
                               epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, seed=0,
                               collaborative="none")  # ALS and ItemKNN have rows of their own (and above
         #                               collaborative.MAX_ITEMS the fusion model skips that term anyway)
@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--epochs", type=int, default=1, help="fusion epochs")
     parser.add_argument("--batch-size", type=int, default=32_768, help="fusion batch size")
+    parser.add_argument("--lr", type=float, default=0.005, help="fusion learning rate")
     parser.add_argument("--als-iterations", type=int, default=15)
     parser.add_argument("--knn-k", type=int, default=50, help="ItemKNN neighbours kept per item")
     parser.add_argument("--valid-users", type=int, default=10_000)
