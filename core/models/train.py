@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -283,6 +285,86 @@ def decay_sparse_rows(net: FusionNet, l2: float) -> None:
                                                     g.shape, check_invariants=False, is_coalesced=True)
 
 
+def step_loss(net: FusionNet, config: FusionConfig, u: torch.Tensor, i: torch.Tensor,
+              j: torch.Tensor) -> torch.Tensor:
+    """The loss of one optimiser step on users u (B,), positives i (B,) and negatives j (B, n)."""
+    if uses_local_steps(net):
+        return _local_step_loss(net, config, u, i, j)
+    if config.loss == "full-softmax":
+        f = net()  # (U, D), (I, D): the whole catalog, once per step
+        bias = net.biases()
+        logits = f.users[u] @ f.items.T + bias  # (B, I): the positive's class is its item
+        j = torch.arange(f.items.shape[0])[None, :]  # (1, I) every item, for the penalties
+        return F.cross_entropy(logits, i) + _penalties(net, config, f, u, i, j)
+    f = net()  # (U, D), (I, D): the whole catalog, once per step
+    bias = net.biases()
+    s_pos = (f.users[u] * f.items[i]).sum(-1) + bias[i]  # (B,)
+    s_neg = negative_scores(f.users[u], f.items, j) + bias[j]  # (B, n)
+    return ranking_loss(s_pos, s_neg, config.loss) + _penalties(net, config, f, u, i, j)
+
+
+class StepLoss(torch.nn.Module):
+    """step_loss as a module over the network, so that DistributedDataParallel can wrap a step: its
+    forward is one step's loss, and its backward averages the gradients over the replicas."""
+
+    def __init__(self, net: FusionNet, config: FusionConfig) -> None:
+        super().__init__()
+        self.net = net
+        self.config = config
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        return step_loss(self.net, self.config, u, i, j)
+
+
+def _same(module: torch.nn.Module) -> torch.nn.Module:
+    return module
+
+
+def _no_sum(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+@dataclass
+class Replica:
+    """One of `world` processes training the same model together, each on its share of the users
+    (core.scale.ray_train runs them as Ray Train workers). The default, rank 0 of 1, is training alone."""
+
+    rank: int = 0
+    world: int = 1
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] = _same  # the step module → e.g. DistributedDataParallel
+    all_sum: Callable[[np.ndarray], np.ndarray] = _no_sum  # element-wise sum of an array over the replicas
+    on_epoch: Callable[[dict, "FusionNet"], None] | None = None  # after each epoch: its history row, the net
+
+    def shard(self, train: sp.csr_matrix) -> sp.csr_matrix:
+        """This replica's users' rows of `train` (user u belongs to replica u mod world); the others empty."""
+        if self.world == 1:
+            return train
+        keep = (np.arange(train.shape[0]) % self.world == self.rank).astype(train.dtype)
+        return sp.csr_matrix(sp.diags(keep) @ train)
+
+    def pairs_each(self, train: sp.csr_matrix) -> np.ndarray:
+        """(world,) training pairs of every replica's shard."""
+        per_user = np.diff(sp.csr_matrix(train).indptr)
+        return np.bincount(np.arange(train.shape[0]) % self.world, weights=per_user,
+                           minlength=self.world).astype(np.int64)
+
+
+# Set by a training engine that runs fit_fusion elsewhere (core.scale.ray_train); None trains here.
+TrainingEngine = Callable[["FusionNet", InteractionData, "FusionConfig", "ProgressCallback | None"],
+                          tuple[list[dict], int]]
+ENGINE: ContextVar[TrainingEngine | None] = ContextVar("fusion_training_engine", default=None)
+
+
+@contextmanager
+def training_engine(engine: TrainingEngine | None) -> Iterator[None]:
+    """fit_fusion calls within the block (FusionRecommender.fit's included) train through `engine`."""
+    token = ENGINE.set(engine)
+    try:
+        yield
+    finally:
+        ENGINE.reset(token)
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with at most `n` torch threads, then restore the previous count."""
@@ -295,27 +377,38 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def fit_fusion(net: FusionNet, data: InteractionData, config: FusionConfig,
-               progress: ProgressCallback | None = None, show_bar: bool = False) -> tuple[list[dict], int]:
+               progress: ProgressCallback | None = None, show_bar: bool = False,
+               replica: Replica | None = None) -> tuple[list[dict], int]:
     """Train `net` in place; restore the best validation epoch's weights.
 
     Returns the per-epoch history (epoch, loss, valid_metric, metric_name, seconds) and the best epoch
     (the last one when there is no validation data). A `progress` callback that returns True stops the
-    training after that epoch (a tuning trial being pruned); the best epoch so far is kept.
+    training after that epoch (a tuning trial being pruned); the best epoch so far is kept. Within
+    training_engine(engine), the engine runs it (e.g. on Ray Train workers, each calling this with its replica).
     """
     if data.train.nnz == 0:
         raise ValueError("the training matrix has no interactions; nothing to fit (check the split: "
                          "train = x_label 0 / the 'train' share)")
+    engine = ENGINE.get()
+    if engine is not None and replica is None:
+        return engine(net, data, config, progress)
     lazy = uses_local_steps(net) and config.optimizer == "adam"  # sparse id rows on the large-catalog path
     with torch_threads(TRAIN_THREADS), sparse_id_gradients(net, lazy):
-        return _fit(net, data, config, progress, show_bar)
+        return _fit(net, data, config, progress, show_bar, replica or Replica())
 
 
 def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: ProgressCallback | None,
-         show_bar: bool) -> tuple[list[dict], int]:
-    """The training loop of fit_fusion."""
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+         show_bar: bool, replica: Replica) -> tuple[list[dict], int]:
+    """The training loop of fit_fusion, alone or as one of several replicas (each with its users' pairs,
+    the same number of steps, gradients averaged by the wrapped step; every replica validates the whole
+    validation split with the same weights, so all stop at the same epoch)."""
+    torch.manual_seed(config.seed + replica.rank)
+    rng = np.random.default_rng(config.seed if replica.rank == 0 else [config.seed, replica.rank])
     optimisers = make_optimisers(net, config)
+    step = replica.wrap(StepLoss(net, config))
+    train = replica.shard(data.train)
+    batch_size = config.batch_size if replica.world == 1 else -(-config.batch_size // replica.world)
+    pairs_each = replica.pairs_each(data.train) if replica.world > 1 else None
     has_valid = data.valid.nnz > 0
     history: list[dict] = []
     best_value, best_epoch, best_state, since_best = -np.inf, 0, None, 0
@@ -324,26 +417,16 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
         start = time.perf_counter()
         net.train()
         full = config.loss == "full-softmax"  # every item is a negative: no sampling needed
-        users, pos, neg = (torch.as_tensor(a) for a in sample_pairs(data.train, rng, 1 if full else config.negatives))
+        users, pos, neg = sample_pairs(train, rng, 1 if full else config.negatives)
+        if pairs_each is not None:  # every replica takes as many steps: the smaller shards wrap around
+            again = np.arange(int(pairs_each.max())) % max(users.size, 1)
+            users, pos, neg = users[again], pos[again], neg[again]
+        users, pos, neg = (torch.as_tensor(a) for a in (users, pos, neg))
         total, seen = 0.0, 0
-        local = uses_local_steps(net)
         last_line = start
-        for s in range(0, users.numel(), config.batch_size):
-            u, i, j = users[s:s + config.batch_size], pos[s:s + config.batch_size], neg[s:s + config.batch_size]
-            if local:
-                loss = _local_step_loss(net, config, u, i, j)
-            elif full:
-                f = net()  # (U, D), (I, D): the whole catalog, once per step
-                bias = net.biases()
-                logits = f.users[u] @ f.items.T + bias  # (B, I): the positive's class is its item
-                j = torch.arange(f.items.shape[0])[None, :]  # (1, I) every item, for the penalties
-                loss = F.cross_entropy(logits, i) + _penalties(net, config, f, u, i, j)
-            else:
-                f = net()  # (U, D), (I, D): the whole catalog, once per step
-                bias = net.biases()
-                s_pos = (f.users[u] * f.items[i]).sum(-1) + bias[i]  # (B,)
-                s_neg = negative_scores(f.users[u], f.items, j) + bias[j]  # (B, n)
-                loss = ranking_loss(s_pos, s_neg, config.loss) + _penalties(net, config, f, u, i, j)
+        for s in range(0, users.numel(), batch_size):
+            u, i, j = users[s:s + batch_size], pos[s:s + batch_size], neg[s:s + batch_size]
+            loss = step(u, i, j)
             for optimiser in optimisers:
                 optimiser.zero_grad()
             loss.backward()
@@ -360,9 +443,13 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
         net.eval()
         valid = validation_metric(net, data, config.valid_metric) if has_valid else None
         seconds = time.perf_counter() - start
+        if replica.world > 1:  # the loss over every replica's pairs
+            total, seen = replica.all_sum(np.array([total, seen], np.float64))
         loss_value = total / max(seen, 1)
         history.append({"epoch": epoch, "loss": loss_value, "valid_metric": valid,
                         "metric_name": config.valid_metric, "seconds": seconds})
+        if replica.on_epoch is not None:
+            replica.on_epoch(history[-1], net)
         bar.set_postfix(loss=f"{loss_value:.4f}", valid=f"{valid:.4f}" if valid is not None else "-")
         stop = False
         if progress is not None:
