@@ -105,3 +105,28 @@ def test_more_workers_than_users_with_interactions_is_refused() -> None:
     with pytest.raises(EngineError, match="fewer workers"):
         with train.training_engine(RayTrainEngine(workers=data.n_users + 1)):
             model.fit(data)
+
+
+def test_train_command_with_the_ray_engine_saves_an_active_model(ray_session, tmp_path, capsys) -> None:
+    from core.cli.main import main
+    from core.store.database import Store
+    from core.workspace.prepare import load_active_model
+    from tests.catalog.test_mmrec import make_mmrec
+
+    data_dir = tmp_path / "store"
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    capsys.readouterr()
+    code = main(["--data-dir", str(data_dir), "train", "--catalog", "tiny", "--set", "epochs=2",
+                 "--set", "collaborative=none", "--budget", "0.05", "--engine", "ray", "--workers", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Ray Train: 2 worker(s)" in out and "active" in out
+    store = Store(data_dir)
+    models = store.list_models("tiny")
+    assert len(models) == 1 and bool(models["active"].iloc[0])
+    catalog = store.load_catalog("tiny")
+    from core.workspace.prepare import prepare_embeddings
+
+    model = load_active_model(store, catalog, prepare_embeddings(store, catalog))  # no Ray needed to load
+    assert model is not None and len(model.history) == 2
+    assert np.isfinite(model.score(np.arange(2))).all()
