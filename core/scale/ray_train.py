@@ -142,7 +142,9 @@ def train_worker(loop_config: dict) -> None:
     history: list[dict] = []
 
     def on_epoch(row: dict, trained: Any) -> None:
-        history.append(dict(row))
+        # the largest resident-memory peak of any worker so far (ru_maxrss), beside the epoch's row
+        history.append({**row, "worker_peak_gib": worker_peak_gib(world)})
+        row = history[-1]
         best = max((h for h in history if h["valid_metric"] is not None), default=None,
                    key=lambda h: h["valid_metric"])
         _report(rank, trained.state_dict(), {"history": history, "best_epoch": best["epoch"] if best else
@@ -153,8 +155,22 @@ def train_worker(loop_config: dict) -> None:
     replica = Replica(rank=rank, world=world, wrap=ddp_wrap, all_sum=gloo_sum, on_epoch=on_epoch)
     history_out, best_epoch = fit_fusion(net, data, config, replica=replica)
     # the weights fit_fusion kept (the best validation epoch), as the run's last checkpoint
-    _report(rank, net.state_dict(), {"history": history_out, "best_epoch": best_epoch, "final": True},
+    _report(rank, net.state_dict(), {"history": history, "best_epoch": best_epoch, "final": True},
             {"epoch": len(history_out), "final": True})
+
+
+def worker_peak_gib(world: int) -> float:
+    """The largest ru_maxrss (GiB) over the workers: a collective, every worker calls it."""
+    import resource
+
+    import torch
+
+    peak = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20], dtype=torch.float64)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    return float(peak[0])
 
 
 def ddp_wrap(step: Any) -> Any:
