@@ -339,8 +339,12 @@ class Replica:
         """This replica's users' rows of `train` (user u belongs to replica u mod world); the others empty."""
         if self.world == 1:
             return train
-        keep = (np.arange(train.shape[0]) % self.world == self.rank).astype(train.dtype)
-        return sp.csr_matrix(sp.diags(keep) @ train)
+        train = sp.csr_matrix(train)
+        lengths = np.diff(train.indptr)
+        mine = np.arange(train.shape[0]) % self.world == self.rank
+        take = np.repeat(mine, lengths)
+        indptr = np.concatenate([[0], np.cumsum(lengths * mine)])
+        return sp.csr_matrix((train.data[take], train.indices[take], indptr), shape=train.shape)
 
     def pairs_each(self, train: sp.csr_matrix) -> np.ndarray:
         """(world,) training pairs of every replica's shard."""

@@ -110,16 +110,17 @@ def _fit_with_progress(trainer: Any, reports: Any, epochs: int, progress: Progre
 
     while thread.is_alive():
         try:
-            forward(reports.get(timeout=0.5))
+            forward(reports.get(timeout=0.5))  # ray.util.queue.Empty is a queue.Empty
         except queue_module.Empty:
             continue
-        except Exception:  # noqa: BLE001 (ray.util.queue.Empty, or the queue gone with the session)
-            continue
+        except Exception as e:  # noqa: BLE001 (the queue actor gone: progress stops, training goes on)
+            log.warning("Ray Train progress reports stopped (%s: %s)", type(e).__name__, e)
+            thread.join()
     thread.join()
     while True:  # reports that arrived as the run ended
         try:
             forward(reports.get_nowait())
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 (empty, or the queue gone)
             break
     if "error" in outcome:
         error = outcome["error"]

@@ -154,3 +154,16 @@ def test_sorted_keys_sampler_accepts_a_non_canonical_matrix(monkeypatch) -> None
         np.testing.assert_array_equal(a, b)
     dense = m.toarray() > 0
     assert not dense[keys[0][:, None], keys[2]].any()
+
+
+def test_replicas_share_out_the_users_rows_and_count_their_pairs() -> None:
+    data = small_data(n_users=31, seed=3)
+    shards = [train.Replica(rank=r, world=3).shard(data.train) for r in range(3)]
+    for r, shard in enumerate(shards):
+        rows = np.flatnonzero(np.diff(shard.indptr))
+        assert rows.size > 0 and (rows % 3 == r).all()  # only its users, user u on replica u mod 3
+        assert shard.shape == data.train.shape
+    assert abs(shards[0] + shards[1] + shards[2] - data.train).sum() == 0  # every pair on exactly one replica
+    counts = train.Replica(world=3).pairs_each(data.train)
+    assert counts.tolist() == [s.nnz for s in shards] and counts.sum() == data.train.nnz
+    assert train.Replica().shard(data.train) is data.train  # alone: the whole matrix, untouched
