@@ -284,6 +284,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--engine", default="local", help="comma-separated fusion engines: local, ray (a row each; "
                         "ray once per --workers count)")
     parser.add_argument("--workers", default="1", help="comma-separated Ray Train worker counts, e.g. 1,2")
+    parser.add_argument("--lazy-adam", action="store_true", help="fusion: sparse id gradients and lazy Adam "
+                        "(core.models.train.LAZY_ID_ROWS) instead of dense fused Adam")
     parser.add_argument("--als-iterations", type=int, default=15)
     parser.add_argument("--knn-k", type=int, default=50, help="ItemKNN neighbours kept per item")
     parser.add_argument("--valid-users", type=int, default=10_000)
@@ -296,6 +298,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"unknown models {unknown}: choose among {', '.join(MODELS)}")
     engines = fusion_engines(parser, args.engine, args.workers)
+    if args.lazy_adam:
+        import core.models.train
+
+        core.models.train.LAZY_ID_ROWS = True
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
     for name in ("core.models.als", "core.models.train"):  # ALS sweeps and fusion steps, as plain lines
         logging.getLogger(name).setLevel(logging.INFO)

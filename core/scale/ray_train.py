@@ -43,6 +43,7 @@ class RayTrainEngine:
     address: str | None = None  # None = Ray on this machine; "auto" or "ray://HOST:PORT" = a cluster
     storage_path: Path | None = None  # where Ray Train keeps checkpoints (None = a temporary folder)
     cpus_per_worker: float = 1.0
+    lazy_id_rows: bool | None = None  # the workers' core.models.train.LAZY_ID_ROWS (None = the driver's value)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -51,6 +52,7 @@ class RayTrainEngine:
     def __call__(self, net: Any, data: InteractionData, config: Any,
                  progress: ProgressCallback | None = None) -> tuple[list[dict], int]:
         """Train `net` in place on the workers; (history, best epoch) as fit_fusion returns them."""
+        import core.models.train as train_module
         from core.models.train import Replica
 
         empty = np.flatnonzero(Replica(0, self.workers).pairs_each(data.train) == 0)
@@ -68,7 +70,9 @@ class RayTrainEngine:
             storage = Path(self.storage_path) if self.storage_path else Path(scratch)
             trainer = TorchTrainer(
                 train_worker,
-                train_loop_config={"payload": ray.put((net, data, config)), "reports": reports},
+                train_loop_config={"payload": ray.put((net, data, config)), "reports": reports,
+                                   "lazy_id_rows": train_module.LAZY_ID_ROWS if self.lazy_id_rows is None
+                                   else self.lazy_id_rows},
                 scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False,
                                              resources_per_worker={"CPU": self.cpus_per_worker}),
                 run_config=RunConfig(name=f"fusion-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -133,8 +137,10 @@ def train_worker(loop_config: dict) -> None:
     import ray
     import ray.train
 
+    import core.models.train as train_module
     from core.models.train import Replica, fit_fusion
 
+    train_module.LAZY_ID_ROWS = bool(loop_config.get("lazy_id_rows", train_module.LAZY_ID_ROWS))
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     net, data, config = ray.get(loop_config["payload"]) if isinstance(loop_config["payload"], ray.ObjectRef) \

@@ -132,8 +132,33 @@ def test_small_catalogs_keep_one_dense_optimiser_and_dense_gradients() -> None:
     assert not net.user_id.sparse
 
 
-def test_fast_epochs_train_a_model_that_ranks_and_leave_dense_tables(monkeypatch) -> None:
+def test_large_catalog_path_steps_with_fused_adam_the_same_as_adam(monkeypatch) -> None:
     monkeypatch.setattr(train, "LOCAL_STEP_ITEMS", 10)
+    config = FusionConfig(strategy="gated", dim=8, hidden=0, user_mode="id", loss="bpr", l2=0.01, seed=0,
+                          collaborative="none")
+    nets = [built(config)[0] for _ in range(2)]
+    data = small_data()
+    (fused,), plain = train.make_optimisers(nets[0], config), torch.optim.Adam(nets[1].parameters(), lr=config.lr,
+                                                                              weight_decay=config.l2)
+    assert fused.param_groups[0]["fused"] and not plain.param_groups[0]["fused"]
+    users, pos, neg = (torch.as_tensor(a) for a in train.sample_pairs(data.train, np.random.default_rng(0), 1))
+    for net, optimiser in zip(nets, (fused, plain)):
+        net.eval()
+        for s in range(0, 120, 40):
+            optimiser.zero_grad()
+            train._local_step_loss(net, config, users[s:s + 40], pos[s:s + 40], neg[s:s + 40]).backward()
+            optimiser.step()
+    moved = 0
+    for (name, a), b in zip(nets[0].named_parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+        moved += int((a != built(config)[0].get_parameter(name)).any())
+    assert moved > 3
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_fast_epochs_train_a_model_that_ranks_and_leave_dense_tables(monkeypatch, lazy) -> None:
+    monkeypatch.setattr(train, "LOCAL_STEP_ITEMS", 10)
+    monkeypatch.setattr(train, "LAZY_ID_ROWS", lazy)
     data = small_data(seed=2)
     model = FusionRecommender(FusionConfig(strategy="gated", dim=8, hidden=0, user_mode="id", epochs=4,
                                            batch_size=64, loss="bpr", lr=0.02, seed=0,

@@ -54,8 +54,9 @@ def _replica_params_after_steps(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     net, data, cfg = loop_config["payload"]
-    if loop_config["large_catalog_path"]:  # batch-local steps, sparse id gradients through DDP
+    if loop_config["large_catalog_path"] != "no":  # batch-local steps; "lazy": sparse id gradients through DDP
         train.LOCAL_STEP_ITEMS = 10
+        train.LAZY_ID_ROWS = loop_config["large_catalog_path"] == "lazy"
         assert train.uses_local_steps(net)
     start = torch.cat([p.detach().reshape(-1) for p in net.parameters()]).clone()
     wrap = ddp_wrap if loop_config["synchronise"] else (lambda step: step)
@@ -71,7 +72,8 @@ def _replica_params_after_steps(loop_config: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if rank == 0 else None)
 
 
-@pytest.mark.parametrize("synchronise,large_catalog_path", [(True, False), (True, True), (False, False)])
+@pytest.mark.parametrize("synchronise,large_catalog_path", [(True, "no"), (True, "dense"), (True, "lazy"),
+                                                            (False, "no")])
 def test_two_workers_keep_their_parameters_equal_after_each_step(ray_session, tmp_path, synchronise,
                                                                  large_catalog_path) -> None:
     from ray.train import RunConfig, ScalingConfig
