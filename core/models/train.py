@@ -3,7 +3,9 @@ early stopping.
 
 Each optimiser step runs one forward pass over the whole catalog (heads, fusion, user aggregates, graph
 propagation), then scores the batch's pairs from it: on a catalog of thousands of items this is cheaper
-than per-pair projection, and it keeps the graph and the aggregates exact.
+than per-pair projection, and it keeps the graph and the aggregates exact. Above LOCAL_STEP_ITEMS items
+(without propagation) a step scores only its batch's items and users, and Adam runs fused in one pass.
+The same loop runs alone or as one of several replicas (Replica: Ray Train workers, core.scale.ray_train).
 """
 from __future__ import annotations
 
@@ -248,8 +250,8 @@ def id_tables(net: FusionNet) -> list[torch.nn.Embedding]:
 def sparse_id_gradients(net: FusionNet, on: bool) -> Iterator[None]:
     """Within the block (when `on`), the id embeddings give sparse gradients: only the batch's rows.
 
-    The large-catalog path turns this on: a dense gradient of a million user rows, and Adam's update of every
-    row, cost more than the rest of a step. The weights and the saved model are unchanged by the flag."""
+    The large-catalog path turns this on with LAZY_ID_ROWS: a dense gradient of a million user rows, and Adam's
+    update of every row, cost much of a step. The weights and the saved model are unchanged by the flag."""
     tables = id_tables(net) if on else []
     before = [t.sparse for t in tables]
     for t in tables:
