@@ -3,6 +3,7 @@ synthetic interaction set, sparse all the way.
 
     nice -n 5 python -m benchmarks.scale_train [--users 1000000 --items 200000 --interactions 20000000]
         [--models fusion,als,itemknn,ease] [--cache benchmarks/results/scale_train_data]
+        [--engine local,ray --workers 1,2]   # fusion rows: trained here, and on Ray Train with 1 and 2 workers
 
 Data: users each like one of `--clusters` item clusters; 70% of a user's interactions fall in that cluster
 and 30% on globally popular items (Zipf); item content = three clustered 32-d fields (text, image, audio),
@@ -150,8 +151,12 @@ def random_recall(eval_data, k: int) -> float:
     return float(np.mean(np.minimum(k, candidates) / candidates))  # recall = hits / |test items|
 
 
-def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) -> dict:
-    """Fit one model, evaluate it on the sampled test users and return its table row (plain data)."""
+def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data, engine: tuple[str, int] = ("local", 1)
+              ) -> dict:
+    """Fit one model, evaluate it on the sampled test users and return its table row (plain data). The fusion
+    model trains here (engine ("local", 1)) or on Ray Train with n workers (("ray", n))."""
+    from contextlib import nullcontext
+
     from core.evaluation.protocol import evaluate
     from core.models.als import ALS
     from core.models.ease import EASE
@@ -159,14 +164,14 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) ->
     from core.models.fusion.recommender import FusionRecommender
     from core.models.itemknn import ItemKNN
 
-    row: dict = {"model": name}
+    row: dict = {"model": name if engine[0] == "local" else f"{name}-ray{engine[1]}"}
     if name == "ease":
         reason = ease_skip_reason(data.n_items)
         if reason:
             return {**row, "skipped": reason, "rss_gib": rss_gib(), "peak_gib": peak_gib()}
     if name == "fusion":
         config = FusionConfig(strategy="gated", dim=64, hidden=0, dropout=0.1, use_item_id=True, user_mode="id",
-                              graph_layers=0, loss="bpr", negatives=1, lr=0.005, emb_reg=1e-4, align_weight=0.02,
+                              graph_layers=0, loss="bpr", negatives=1, lr=args.lr, emb_reg=1e-4, align_weight=0.02,
                               epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, seed=0,
                               collaborative="none")  # ALS and ItemKNN have rows of their own (and above
         #                               collaborative.MAX_ITEMS the fusion model skips that term anyway)
@@ -185,13 +190,25 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) ->
         model, fit_on, progress = EASE(), data, None
     else:
         raise SystemExit(f"unknown model {name!r}: choose among {', '.join(MODELS)}")
-    print(f"{name}: fitting", flush=True)
+    on_ray = None
+    if name == "fusion" and engine[0] == "ray":
+        from core.models.fusion.train import training_engine
+        from core.scale.ray_train import RayTrainEngine
+
+        on_ray = training_engine(RayTrainEngine(workers=engine[1]))
+    print(f"{row['model']}: fitting", flush=True)
     t = time.perf_counter()
-    model.fit(fit_on, progress=progress)
+    with on_ray or nullcontext():
+        model.fit(fit_on, progress=progress)
     row["fit_s"] = time.perf_counter() - t
     if name == "fusion":
         row["epoch_s"] = [h["seconds"] for h in model.history]  # train + validation of each epoch
         row["per"] = "epoch (train + valid)"
+        row["engine"], row["workers"] = engine
+        # training pairs a second of epoch time (the epochs' training and validation, not start-up)
+        row["pairs_per_s"] = fit_data.train.nnz * len(model.history) / max(sum(row["epoch_s"]), 1e-9)
+        peaks = [h["worker_peak_gib"] for h in model.history if "worker_peak_gib" in h]
+        row["worker_peak_gib"] = max(peaks) if peaks else None
     elif name == "als":
         row["epoch_s"] = list(model.iteration_seconds)
         row["per"] = "ALS sweep"
@@ -220,18 +237,35 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data) ->
 MODELS = ("fusion", "als", "itemknn", "ease")
 
 
+def fusion_engines(parser: argparse.ArgumentParser, engines: str, workers: str) -> list[tuple[str, int]]:
+    """[(engine, workers)] from --engine local,ray and --workers 1,2: local once, ray once per count."""
+    names = [e.strip() for e in engines.split(",") if e.strip()]
+    if not names or any(e not in ("local", "ray") for e in names):
+        parser.error(f"--engine {engines!r}: give local, ray or both (comma-separated)")
+    try:
+        counts = [int(w) for w in workers.split(",") if w.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        parser.error(f"--workers {workers!r}: give worker counts ≥ 1, comma-separated")
+    return [(e, 1) for e in names if e == "local"] + [("ray", n) for e in names if e == "ray" for n in counts]
+
+
 def format_row(r: dict) -> str:
     """One line of the printed table."""
     if "skipped" in r:
-        return f"{r['model']:<9} {r['skipped']}"
+        return f"{r['model']:<12} {r['skipped']}"
     per = r.get("epoch_s")
     if per:
         mean = sum(per) / len(per)
         per_text = f"{mean:.1f} × {len(per)}" if len(per) > 1 else f"{mean:.0f}"
     else:
         per_text = r.get("per", "")
-    return (f"{r['model']:<9} {r['fit_s']:>8.0f} {per_text:>18} {r['eval_s']:>8.0f} {r['eval_users']:>8,} "
-            f"{r['recall@20']:>10.4f} {r['ndcg@20']:>8.4f} {r['rss_gib']:>8.2f} {r['peak_gib']:>9.2f}")
+    rate = f"{r['pairs_per_s']:,.0f}" if r.get("pairs_per_s") else ""
+    workers = f"{r['worker_peak_gib']:.2f}" if r.get("worker_peak_gib") else ""
+    return (f"{r['model']:<12} {r['fit_s']:>8.0f} {per_text:>18} {rate:>10} {r['eval_s']:>8.0f} "
+            f"{r['eval_users']:>8,} {r['recall@20']:>10.4f} {r['ndcg@20']:>8.4f} {r['rss_gib']:>8.2f} "
+            f"{r['peak_gib']:>9.2f} {workers:>12}")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -247,6 +281,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--epochs", type=int, default=1, help="fusion epochs")
     parser.add_argument("--batch-size", type=int, default=32_768, help="fusion batch size")
+    parser.add_argument("--lr", type=float, default=0.005, help="fusion learning rate")
+    parser.add_argument("--engine", default="local", help="comma-separated fusion engines: local, ray (a row each; "
+                        "ray once per --workers count)")
+    parser.add_argument("--workers", default="1", help="comma-separated Ray Train worker counts, e.g. 1,2")
+    parser.add_argument("--lazy-adam", action="store_true", help="fusion: sparse id gradients and lazy Adam "
+                        "(core.models.fusion.train.LAZY_ID_ROWS) instead of dense fused Adam")
     parser.add_argument("--als-iterations", type=int, default=15)
     parser.add_argument("--knn-k", type=int, default=50, help="ItemKNN neighbours kept per item")
     parser.add_argument("--valid-users", type=int, default=10_000)
@@ -258,6 +298,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         parser.error(f"unknown models {unknown}: choose among {', '.join(MODELS)}")
+    engines = fusion_engines(parser, args.engine, args.workers)
+    if args.lazy_adam:
+        import core.models.fusion.train
+
+        core.models.fusion.train.LAZY_ID_ROWS = True
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
     for name in ("core.models.als", "core.models.fusion.train"):  # ALS sweeps and fusion steps, as plain lines
         logging.getLogger(name).setLevel(logging.INFO)
@@ -278,8 +323,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                 valid=data.valid, test=keep_rows(data.test, test_users), embeddings=data.embeddings,
                                 split_name=data.split_name)
     rows = []
-    for name in models:  # each row printed when done, so a long run shows its results as it goes
-        rows.append(run_model(name, args, data, fit_data, eval_data))
+    runs = [(name, engine) for name in models for engine in (engines if name == "fusion" else [("local", 1)])]
+    for name, engine in runs:  # each row printed when done, so a long run shows its results as it goes
+        rows.append(run_model(name, args, data, fit_data, eval_data, engine))
         print(f"row: {format_row(rows[-1])}  (load average {os.getloadavg()[0]:.2f})", flush=True)
     chance = random_recall(eval_data, 20)
     load_end = os.getloadavg()
@@ -287,11 +333,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"\n{data.n_users:,} users × {data.n_items:,} items × {total:,} interactions (train {data.train.nnz:,}); "
           f"split random 8:1:1 per user; test on {test_users.size:,} sampled users, full ranking, train items "
           f"masked; generated in {gen_s:.0f} s")
-    print(f"{'model':<9} {'fit s':>8} {'per epoch/sweep s':>18} {'eval s':>8} {'users':>8} "
-          f"{'recall@20':>10} {'ndcg@20':>8} {'rss GiB':>8} {'peak GiB':>9}")
+    print(f"{'model':<12} {'fit s':>8} {'per epoch/sweep s':>18} {'pairs/s':>10} {'eval s':>8} {'users':>8} "
+          f"{'recall@20':>10} {'ndcg@20':>8} {'rss GiB':>8} {'peak GiB':>9} {'workers GiB':>12}")
     for r in rows:
         print(format_row(r))
     print(f"random ranking: recall@20 {chance:.5f} (expected, same users)")
+    print("pairs/s = training pairs × epochs ÷ the epochs' seconds (training and validation; Ray's start-up is in "
+          "fit s only); workers GiB = the largest ru_maxrss of the Ray Train workers (separate processes).")
     print(f"peak GiB = ru_maxrss, the process-wide peak so far (it covers the generation and every model "
           f"before the row); rss GiB = resident memory after that model's evaluation. Load average "
           f"{load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end (shared machine).")

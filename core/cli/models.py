@@ -59,6 +59,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     _split_option(p)
     p.add_argument("--seed", type=option_type("seed", "--seed"), default=0, help="split seed")
     p.add_argument("--no-activate", action="store_true", help="save the model without making it active")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): this process; ray: the same training loop on Ray Train workers "
+                        "(DistributedDataParallel, users shared out among the workers), saved as a normal model")
+    p.add_argument("--workers", type=option_type("jobs", "--workers"), default=1, metavar="N",
+                   help="with --engine ray: training workers, one CPU each (default 1)")
+    p.add_argument("--address", default=None, help="with --engine ray: auto | ray://HOST:PORT (default: Ray on "
+                                                   "this machine)")
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -86,6 +93,10 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.engine == "local" and (args.workers != 1 or args.address):
+        print("error: --workers and --address apply to --engine ray; add --engine ray or leave them out",
+              file=sys.stderr)
+        return 2
     catalog, embeddings, data = load_training_data(store, args.catalog, args.split, args.seed)
     with TqdmProgress("fusion configuration") as bar:
         def tune_progress(done: int, total: int, message: str) -> None:
@@ -104,15 +115,30 @@ def _run_train(args: argparse.Namespace, store: Store) -> int:
             valid = "" if report.valid_metric is None else f" · {report.metric_name} {report.valid_metric:.4f}"
             bar(report.epoch, report.epochs, f"loss {report.loss:.4f}{valid}")
 
-        model_id, model = train_model(store, catalog, embeddings, config=config, progress=progress,
-                                      split=args.split, seed=args.seed, activate=not args.no_activate,
-                                      config_source=source)
+        with _engine(args):
+            model_id, model = train_model(store, catalog, embeddings, config=config, progress=progress,
+                                          split=args.split, seed=args.seed, activate=not args.no_activate,
+                                          config_source=source)
     best = getattr(model, "best_epoch", None)
     print(f"model {model_id}: {config.strategy}, {config.dim}-d, loss {config.loss}, "
           f"{time.perf_counter() - t0:.1f} s" + (f", best epoch {best}" if best is not None else ""))
     print("  encoders: " + ", ".join(f"{f} {e}" for f, e in embeddings.encoder_ids.items()))
     print("  active" if not args.no_activate else "  saved (not active; `models activate` to use it)")
     return 0
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    """The block in which the fit runs: here, or on Ray Train workers (--engine ray)."""
+    from contextlib import nullcontext
+
+    if args.engine != "ray":
+        return nullcontext()
+    from core.models.fusion.train import training_engine
+    from core.scale.ray_train import RayTrainEngine
+
+    print(f"training on Ray Train: {args.workers} worker(s)"
+          + (f" at {args.address}" if args.address else " on this machine"), flush=True)
+    return training_engine(RayTrainEngine(workers=args.workers, address=args.address))
 
 
 def _add_models(p: argparse.ArgumentParser) -> None:

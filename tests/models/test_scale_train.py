@@ -37,3 +37,15 @@ def test_scale_train_skips_ease_above_its_dense_limit_and_rejects_unknown_models
     assert scale_train.ease_skip_reason(500) is None
     with pytest.raises(SystemExit):
         scale_train.main(["--models", "als,easy", "--json", str(tmp_path / "x.json")])
+
+
+def test_fusion_engine_rows_local_once_and_ray_once_per_worker_count(tmp_path) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    assert scale_train.fusion_engines(parser, "local", "1") == [("local", 1)]
+    assert scale_train.fusion_engines(parser, "local,ray", "1,2") == [("local", 1), ("ray", 1), ("ray", 2)]
+    assert scale_train.fusion_engines(parser, "ray", "2") == [("ray", 2)]
+    for engines, workers in (("spark", "1"), ("ray", "0"), ("ray", "two"), ("", "1")):
+        with pytest.raises(SystemExit):
+            scale_train.fusion_engines(parser, engines, workers)
