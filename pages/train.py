@@ -12,7 +12,7 @@ from core.errors import PrismError
 from core.store.sharing import browser_may_change
 from core.tuning import SHORT_TUNE_MINUTES, describe, quick_fusion_config, with_member_settings
 from core.tuning.store import TunedConfig, data_fingerprint, load_tuned, save_tuned
-from ui import charts, components, loaders
+from ui import charts, components, engines, loaders
 from ui.navigation import ensure_frame
 from ui.theme import page_header
 
@@ -134,6 +134,15 @@ with left:
             l2 = m2.number_input("L2 (weight decay)", 0.0, 1.0, float(preset.l2), format="%.6f", key="tr_l2")
             patience = m1.number_input("Patience (epochs)", 1, 100, int(preset.patience), key="tr_patience")
             seed = m2.number_input("Seed", 0, 10_000, int(preset.seed), key="tr_seed")
+            where, workers, ray_address = engines.TRAIN_HERE, 1, ""
+            if engines.ray_installed():
+                where = m1.radio("Train on", [engines.TRAIN_HERE, engines.TRAIN_RAY], horizontal=True,
+                                 key="tr_engine", help="Ray Train: the same training loop on Ray workers (one "
+                                 "process each, users shared out by index, gradients averaged every step); the "
+                                 "result is a normal model")
+                workers = m2.number_input("Ray workers", 1, 64, 2, key="tr_workers", help="Used with Ray Train")
+                ray_address = st.text_input("Ray address", key="tr_ray_address", help="Used with Ray Train",
+                                            placeholder="blank = Ray on this machine; auto; ray://HOST:10001")
         activate = st.checkbox("Make it the active model when done", value=shared.allowed,
                                key="tr_activate" if shared.allowed else "tr_activate_locked",  # no stale value
                                disabled=not shared.allowed,
@@ -174,8 +183,11 @@ if start:
 
     t0 = time.perf_counter()
     try:
-        model_id, model = train_model(st_store, catalog, ws.embeddings, config=config, progress=on_epoch,
-                                      activate=bool(activate and shared.allowed), config_source=source)
+        if where == engines.TRAIN_RAY:
+            bar.progress(0.0, text=f"starting Ray Train ({int(workers)} worker(s))…")
+        with engines.training_block(where, int(workers), ray_address):
+            model_id, model = train_model(st_store, catalog, ws.embeddings, config=config, progress=on_epoch,
+                                          activate=bool(activate and shared.allowed), config_source=source)
     except PrismError as e:
         components.show_error(e, "Training failed; the saved models are unchanged")
     else:

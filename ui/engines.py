@@ -1,5 +1,9 @@
-"""App controls for the distributed engines: encoding the active catalog on Ray with live items/s and ETA."""
+"""App controls for the distributed engines: encoding the active catalog on Ray with live items/s and ETA, and
+where the Train page's fit runs (this process, or Ray Train workers)."""
 from __future__ import annotations
+
+import importlib.util
+from contextlib import AbstractContextManager, nullcontext
 
 import streamlit as st
 
@@ -41,3 +45,24 @@ def ray_encode_panel(ws: loaders.Workspace) -> None:
                f"{int(stats.get('gpus', 0))} GPU(s)); {len(emb.item_ids):,} items stored"
                if stats else f"Every vector was already cached; {len(emb.item_ids):,} items stored",
                icon=":material/check_circle:")
+
+
+TRAIN_HERE = "This process"
+TRAIN_RAY = "Ray Train"
+
+
+def ray_installed() -> bool:
+    """Whether Ray can be imported here (the Ray engines are offered only then)."""
+    return importlib.util.find_spec("ray") is not None
+
+
+def training_block(where: str, workers: int = 1, address: str | None = None) -> AbstractContextManager:
+    """The block the Train page's fit runs in: nothing for this process, else the same training loop on Ray Train
+    workers (core.scale.ray_train.RayTrainEngine); each epoch's report reaches the page's progress as locally."""
+    if where != TRAIN_RAY:
+        return nullcontext()
+    from core.models.fusion.train import training_engine
+    from core.scale.ray_train import RayTrainEngine
+
+    return training_engine(RayTrainEngine(workers=int(workers), address=(address or "").strip() or None))
+

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.app.conftest import goto
 
 
@@ -134,3 +136,45 @@ def test_a_message_about_another_catalog_is_not_shown_on_this_one(app):
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert said not in [s.value for s in app.success]
+
+
+def test_the_train_page_offers_ray_train_and_routes_the_fit_through_it(app):
+    """With Ray installed the Train form offers "Train on: Ray Train" with a worker count; the block the fit runs
+    in hands fit_fusion a RayTrainEngine with those workers and address, and this process's block hands none."""
+
+    pytest.importorskip("ray")
+    from core.models.fusion.train import ENGINE
+    from core.scale.ray_train import RayTrainEngine
+    from ui import engines
+
+    goto(app, "train")
+    assert app.radio(key="tr_engine").options == [engines.TRAIN_HERE, engines.TRAIN_RAY]
+    assert app.radio(key="tr_engine").value == engines.TRAIN_HERE  # the local loop by default
+    assert app.number_input(key="tr_workers").value == 2 and app.text_input(key="tr_ray_address").value == ""
+
+    with engines.training_block(engines.TRAIN_RAY, 2, " auto "):
+        engine = ENGINE.get()
+    assert isinstance(engine, RayTrainEngine) and (engine.workers, engine.address) == (2, "auto")
+    assert ENGINE.get() is None  # the block ends with the fit
+    with engines.training_block(engines.TRAIN_HERE, 2, "auto"):
+        assert ENGINE.get() is None
+
+
+@pytest.mark.slow
+def test_a_ray_train_run_from_the_train_page_reports_its_epochs_and_stores_a_model(app):
+    """Train on: Ray Train (1 worker, Ray on this machine) trains the form's epochs on a Ray worker, the page's
+    live log gets every epoch, and the model is stored like a local one (a candidate on the demo)."""
+    pytest.importorskip("ray")
+    from ui import engines
+    from ui.loaders import store
+
+    goto(app, "train")
+    before = set(store().list_models("demo")["id"])
+    app.number_input(key="tr_epochs").set_value(2)
+    app.radio(key="tr_engine").set_value(engines.TRAIN_RAY)
+    app.number_input(key="tr_workers").set_value(1)
+    app.button[[b.label for b in app.button].index("Train")].click().run(timeout=600)
+    assert not app.exception, [e.value for e in app.exception]
+    assert [row["epoch"] for row in app.session_state["train_log"]] == [1, 2]
+    new = set(store().list_models("demo")["id"]) - before
+    assert len(new) == 1 and "2 of 2 epochs ran" in " ".join(str(s.value) for s in app.success)
