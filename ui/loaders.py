@@ -364,8 +364,8 @@ def encoder_mismatch(ws: Workspace, encs: dict[str, Any]) -> list[str]:
 
 
 def warm_up_in_background(ws: Workspace) -> None:
-    """Load the encoders and services (and compile shap's kernels) in a thread, so the first query and the
-    first explanation do not wait for them."""
+    """Load the encoders and services in a thread, and compile shap's kernels in another, so the first query
+    and the first explanation do not wait for them."""
     key = encoder_config_key()
     if os.environ.get("PRISM_NO_WARMUP") or st.session_state.get("_warm_started"):
         return
@@ -381,6 +381,11 @@ def warm_up_in_background(ws: Workspace) -> None:
     if ctx is not None and add_script_run_ctx is not None:
         add_script_run_ctx(thread, ctx)
     thread.start()
+    # shap's kernels compile beside the services (about 6 s of one core, idle): started only after them, the
+    # first "Why?" 5 s after a restart waited for the compilation. At a lower CPU priority, so that on a busy
+    # machine the services, which the first query needs, come first.
+    threading.Thread(target=_compile_shap, kwargs={"nice": SHAP_WARM_NICE}, daemon=True,
+                     name="prism-warm-shap").start()
 
 
 # background evaluations of the demo (one per data folder and catalog): key -> status dict
@@ -436,26 +441,33 @@ def _evaluate_reference(ws: Workspace, key: tuple[str, str]) -> None:
 
 
 _WARMED: set[str] = set()  # explain services whose shap kernels are compiled (once per process)
+SHAP_WARM_NICE = 10  # CPU priority of the thread compiling shap's kernels (as the background evaluation's)
 
 
 def _warm_up(ws: Workspace, key: str) -> None:
     try:
-        # in the order a visitor needs them: a text query, then its "Why?", then uploads. One thread: on a
-        # loaded 2-core machine a second one (shap beside the encoders) delayed the first query 3-4×
+        # in the order a visitor needs them: a text query, then its "Why?", then uploads (shap's kernels
+        # compile on a thread of their own at a lower priority: on a loaded 2-core machine, at the same
+        # priority, they delayed the first query 3-4×)
         service = _recommend_service(ws.root, ws.catalog.name, ws.stamp, key, ws, get_encoders(key))
         _explain_service(ws.root, ws.catalog.name, ws.stamp, key, explain_budget(), service)
-        _compile_shap()
         _encode_samples(service)
     except Exception:  # a warm-up only saves time; the page that needs these reports any real error
         log.debug("warm-up failed", exc_info=True)
 
 
-def _compile_shap() -> None:
-    """Compile shap's numba kernels once per process (core.explain.service.ExplainService.warm_up)."""
+def _compile_shap(nice: int = 0) -> None:
+    """Compile shap's numba kernels once per process (core.explain.service.ExplainService.warm_up), on this
+    thread at CPU priority `nice` (Linux; 0 leaves it)."""
     with _REFERENCE_LOCK:  # any lock: two sessions starting at once compile once
         if "shap" in _WARMED:
             return
         _WARMED.add("shap")
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except (AttributeError, OSError):
+            pass
     try:
         from core.explain.service import ExplainService
 
