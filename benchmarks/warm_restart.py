@@ -27,8 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from core.tour.schema import tour_sentence  # noqa: E402
+
 TARGETS = {"first query": 2.0, "first Why?": 3.0}  # seconds after a restart, idle 2-core machine
-QUERY = "calm ambient piano for a rainy evening"
+QUERY = tour_sentence()  # the demo tour's first sentence, as Home offers it
 
 # one visitor, in a fresh process: prints one JSON line of stage -> seconds
 VISIT = r'''

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.tour.schema import tour_sentence
 from ui import components, loaders
 from ui.navigation import ensure_frame
 from ui.theme import MODALITY_LABELS, inject_css, modality_color
 
 ensure_frame()
 
-DEMO_QUERY = "calm ambient piano for a rainy evening"
+DEMO_QUERY = tour_sentence() or "calm ambient piano"  # the demo tour's first sentence
 
 inject_css()
 ws = loaders.workspace()

@@ -162,3 +162,14 @@ def describe_track(rng: np.random.Generator, genre: str, mood: str, instrument: 
     if rng.random() < 0.3:
         sentences.append(pick(rng, _EXTRAS + (f"By {artist}.",)))
     return " ".join(sentences)
+
+
+ATTRIBUTES = ("genre", "mood", "instrument", "theme")  # the demo's item metadata a request can name
+
+
+def request_sentence(rng: np.random.Generator, genre: str, mood: str, instrument: str, theme: str) -> str:
+    """A listener's request naming all four attributes in the generator's own words, in a form no track
+    description takes ("{mood} {genre} with {instrument}, for {theme}"): the free-text queries whose right
+    answer is known (core.evaluation.requests)."""
+    return (f"{pick(rng, _MOOD_WORDS[mood])} {pick(rng, _GENRE_WORDS[genre])} with "
+            f"{pick(rng, _INSTRUMENT_WORDS[instrument])}, for {pick(rng, _THEME_WORDS[theme])}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.cli.command import Command
 from core.store.database import Store
+from core.tour.schema import tour_sentence
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
@@ -24,24 +25,6 @@ def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
 
 
-def sample_query() -> str | None:
-    """The first sentence a shipped tour ranks the catalog for (the demo tour's, when it is there)."""
-    from core.errors import PrismError
-    from core.tour.schema import available_tours, load_tour
-
-    tours = available_tours()
-    for name in sorted(tours, key=lambda n: n != "demo"):
-        try:
-            tour = load_tour(tours[name])
-        except PrismError:
-            continue
-        for step in tour.steps:
-            text = next((s.text for s in getattr(step, "stages", ()) or () if s.text), None)
-            if text:
-                return text
-    return None
-
-
 def _run_report(args: argparse.Namespace, store: Store) -> int:
     from core.report import build_report, write_report
 
@@ -49,7 +32,7 @@ def _run_report(args: argparse.Namespace, store: Store) -> int:
         print(f"error: --out {args.out} must end in .html", file=sys.stderr)
         return 2
     if args.query is None:
-        args.query = sample_query()
+        args.query = tour_sentence()
         if args.query:
             print(f"query: the tour's sample sentence {args.query!r} (--query TEXT for another, --query '' for "
                   "none)")

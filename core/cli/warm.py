@@ -6,12 +6,14 @@ import sys
 
 from core.cli.command import Command
 from core.store.database import Store
-from core.workspace.warm import DEFAULT_MAPS, DEFAULT_QUERY, warm
+from core.tour.schema import tour_sentence
+from core.workspace.warm import DEFAULT_MAPS, warm
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", default="demo", help="the catalog to prepare (default: demo, built when missing)")
-    p.add_argument("--query", default=DEFAULT_QUERY, help="the first text query to run and explain")
+    p.add_argument("--query", default=None,
+                   help="the first text query to run and explain (default: the shipped tour's sentence)")
     p.add_argument("--maps", default=",".join(DEFAULT_MAPS),
                    help="projections to compute for every space, comma-separated from PCA, UMAP, t-SNE, or "
                         "'none' (default: PCA,UMAP)")
@@ -26,6 +28,8 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     unknown = [m for m in maps if m not in METHODS]
     if unknown:
         raise PrismError(f"--maps {args.maps!r}: {unknown} not among {', '.join(METHODS)} (or 'none')")
+    if args.query is None:
+        args.query = tour_sentence() or "calm piano"
     if not args.query.strip():
         raise PrismError("--query is empty; give a sentence, e.g. --query 'calm piano'")
     report = warm(store, args.catalog, query=args.query, maps=maps, runs=not args.no_runs,

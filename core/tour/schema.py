@@ -333,6 +333,22 @@ def available_tours(folder: Path = TOURS_DIR) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*")) if p.suffix.lower() in (".yaml", ".yml", ".json")}
 
 
+
+def tour_sentence(folder: Path | None = None) -> str | None:
+    """The first sentence a shipped tour ranks the catalog for (the demo tour's, when it is there): the
+    studio's showcase query, on Home, in `python -m core warm` and `report`, and in the benchmarks."""
+    tours = available_tours(folder or TOURS_DIR)
+    for name in sorted(tours, key=lambda n: n != "demo"):
+        try:
+            tour = load_tour(tours[name])
+        except PrismError:
+            continue
+        for step in tour.steps:
+            text = next((s.text for s in getattr(step, "stages", ()) or () if s.text), None)
+            if text:
+                return text
+    return None
+
 def referenced_items(step: Step) -> list[str]:
     """Every item id a step names (ranks, given as numbers, are not ids)."""
     ids = [s for st in step.stages for s in (st.image, st.audio) if s]

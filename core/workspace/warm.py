@@ -15,7 +15,6 @@ from typing import Any
 
 from core.store.database import Store
 
-DEFAULT_QUERY = "calm ambient piano for a rainy evening"  # the demo tour's first sentence
 DEFAULT_MAPS = ("PCA", "UMAP")  # the Catalog page's default projection and the slow one a room asks for
 Say = Callable[[str], None]
 
@@ -34,9 +33,11 @@ class WarmReport:
         return sum(self.stages.values())
 
 
-def warm(store: Store, catalog_name: str = "demo", *, query: str = DEFAULT_QUERY,
+def warm(store: Store, catalog_name: str = "demo", *, query: str,
          maps: tuple[str, ...] = DEFAULT_MAPS, runs: bool = True, say: Say | None = None) -> WarmReport:
-    """Prepare `catalog_name` (the demo is built when missing) for its first visitor; returns the timings."""
+    """Prepare `catalog_name` (the demo is built when missing) for its first visitor, running `query` (the
+    command line passes the tour's sentence, core.tour.schema.tour_sentence) and its explanation once;
+    returns the timings."""
     from core.catalog.demo import DemoConfig
     from core.workspace.imports import ensure_demo_catalog
     from core.encoders.factory import EncoderConfig, build_encoders, preload_encoder_libraries

@@ -106,7 +106,7 @@ def test_studio_end_to_end(studio_page, studio):
 
     # a text query
     nav(pg, "Recommend")
-    pg.get_by_label("Describe what you want to hear").fill("calm ambient piano for a rainy evening")
+    pg.get_by_label("Describe what you want to hear").fill("calm ambient piano for a quiet evening")
     pg.get_by_role("button", name="Recommend", exact=True).click()
     pg.get_by_text("ms in all").wait_for()
     idle(pg)

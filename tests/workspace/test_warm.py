@@ -47,7 +47,7 @@ def test_warm_prepares_the_query_the_maps_and_the_runs_and_keeps_them(small_demo
         assert len(ids) == len(map_inputs(catalog, embeddings, model, space)[1]) and xy.shape == (len(ids), 2)
         assert any(np.array_equal(np.load(p), xy) for p in maps)
     assert len(store.list_runs("demo")) == 4, "the active model and three baselines were evaluated"
-    again = warm(store, "demo", maps=("PCA",))
+    again = warm(store, "demo", query="calm ambient piano", maps=("PCA",))
     assert len(sorted((store.model_dir(model_id) / "maps").glob("*.npy"))) == len(spaces)
     assert len(store.list_runs("demo")) == 4 and again.top_item is not None
 
