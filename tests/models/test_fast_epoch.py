@@ -194,3 +194,21 @@ def test_replicas_share_out_the_users_rows_and_count_their_pairs() -> None:
     counts = train.Replica(world=3).pairs_each(data.train)
     assert counts.tolist() == [s.nnz for s in shards] and counts.sum() == data.train.nnz
     assert train.Replica().shard(data.train) is data.train  # alone: the whole matrix, untouched
+
+
+def test_the_large_catalog_path_trains_on_every_torch_thread_and_small_catalogs_on_one(monkeypatch) -> None:
+    seen: dict[bool, int] = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for large in (True, False):
+            monkeypatch.setattr(train, "LOCAL_STEP_ITEMS", 10 if large else 20_000)
+            model = FusionRecommender(FusionConfig(strategy="gated", dim=8, hidden=0, user_mode="id", epochs=1,
+                                                   batch_size=64, loss="bpr", seed=0, collaborative="none"))
+            model.fit(small_data(), progress=lambda report, large=large: seen.setdefault(large,
+                                                                                      torch.get_num_threads()))
+            assert train.uses_local_steps(model.net) is large
+            assert torch.get_num_threads() == 2  # restored after the fit
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {True: 2, False: 1}
