@@ -86,6 +86,12 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     print(f"best: validation {result.metric} {result.value:.4f} ({result.n_trials} trials, {result.n_pruned} "
           f"pruned, {minutes:.1f} min, {result.n_trials / max(minutes, 1e-9):.1f} trials/min)")
     print(f"  {_config_line(result.config)}")
+    for e in getattr(result, "extensions", []):
+        print(f"  range extended after trial {e['after_trial']}: {e['setting']} [{e['from'][0]:.3g}, {e['from'][1]:.3g}]"
+              f" → [{e['to'][0]:.3g}, {e['to'][1]:.3g}] (best point at its {e['side']} edge)")
+    if getattr(result, "at_edge", []):
+        print(f"  still at a range edge when the search stopped: {', '.join(result.at_edge)} (a longer search "
+              "extends it further)")
     failed = [h for h in result.history if h["state"] == "failed"]
     if failed:
         print(f"{len(failed)} of {result.n_trials} trials failed; the first: {failed[0].get('error', 'no message')}")

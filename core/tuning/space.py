@@ -11,17 +11,22 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from core.models.fusion.config import PRESETS, STRATEGIES, FusionConfig
+from core.tuning.ranges import Range
 
 DIMS = (32, 64, 128, 256)  # sizes of every projected modality, item and user vector
 HIDDEN = (0, 256)  # 0 = linear heads
 NEGATIVES = (1, 4, 16, 64, 128)  # sampled unseen items per training pair
 L2 = (0.0, 1e-6, 1e-5, 1e-4)  # weight decay; 0 belongs to the space, so it is a choice, not a log range
-LR = (1e-3, 3e-2)  # log-uniform
-EMB_REG = (1e-6, 1e-1)  # log-uniform
+LR = (1e-3, 3e-2)  # log-uniform; the initial range: a search extends it (EXTENDABLE)
+EMB_REG = (1e-6, 1e-1)  # log-uniform; the initial range: a search extends it (EXTENDABLE)
 ALIGN = (0.0, 0.5)  # uniform: 0 switches the alignment term off
 DROPOUT = (0.0, 0.5)
 GRAPH_LAYERS = (0, 3)
 LOSSES = ("bpr", "softmax", "full-softmax")  # pairwise, sampled softmax, softmax over every item
+# The ranges with no bound of their own: a best point within core.tuning.ranges.EDGE_SHARE of an edge extends
+# the range beyond it for the rest of the search (core.tuning.study). The others are bounded by what they are
+# (dropout and the alignment weight are shares, sizes and counts are ladders of what fits a CPU).
+EXTENDABLE = {"lr": Range(*LR), "emb_reg": Range(*EMB_REG)}
 TUNED_FIELDS = ("strategy", "dim", "hidden", "dropout", "use_item_id", "graph_layers", "item_bias", "loss",
                 "negatives", "lr", "l2", "emb_reg", "align_weight")
 
@@ -31,8 +36,15 @@ TUNED_FIELDS = ("strategy", "dim", "hidden", "dropout", "use_item_id", "graph_la
 STARTING_POINTS: dict[str, FusionConfig] = {"graph": PRESETS["lfm2k"], "content": PRESETS["demo"]}
 
 
-def suggest(trial: Any) -> dict[str, Any]:
-    """The FusionConfig overrides of one trial (optuna define-by-run)."""
+def initial_ranges() -> dict[str, tuple[float, float]]:
+    """The extendable ranges as a search starts: name -> (low, high)."""
+    return {k: (r.low, r.high) for k, r in EXTENDABLE.items()}
+
+
+def suggest(trial: Any, ranges: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """The FusionConfig overrides of one trial (optuna define-by-run); `ranges`: the extendable ranges as
+    the search has them now (default: the initial ones)."""
+    ranges = ranges or initial_ranges()
     return {
         "strategy": trial.suggest_categorical("strategy", list(STRATEGIES)),
         "dim": trial.suggest_categorical("dim", list(DIMS)),
@@ -43,9 +55,9 @@ def suggest(trial: Any) -> dict[str, Any]:
         "item_bias": trial.suggest_categorical("item_bias", [True, False]),
         "loss": trial.suggest_categorical("loss", list(LOSSES)),
         "negatives": trial.suggest_categorical("negatives", list(NEGATIVES)),
-        "lr": trial.suggest_float("lr", *LR, log=True),
+        "lr": trial.suggest_float("lr", *ranges["lr"], log=True),
         "l2": trial.suggest_categorical("l2", list(L2)),
-        "emb_reg": trial.suggest_float("emb_reg", *EMB_REG, log=True),
+        "emb_reg": trial.suggest_float("emb_reg", *ranges["emb_reg"], log=True),
         "align_weight": trial.suggest_float("align_weight", *ALIGN),
     }
 

@@ -16,6 +16,7 @@ from typing import Any
 from core.data.interactions import InteractionData
 from core.models.fusion.config import FusionConfig
 from core.tuning import objective, space
+from core.tuning.ranges import extend, near_edge
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ class TuneResult:
     metric: str
     history: list[dict[str, Any]] = field(default_factory=list)  # number, state, value, params, epochs, seconds
     seconds: float = 0.0
+    # every range extension: {"setting", "side", "after_trial", "from": [low, high], "to": [low, high]}
+    extensions: list[dict[str, Any]] = field(default_factory=list)
+    at_edge: list[str] = field(default_factory=list)  # settings whose best value still lies at an edge at the end
 
     @property
     def n_trials(self) -> int:
@@ -86,7 +90,8 @@ class TuneResult:
     def valid_metric(self) -> dict[str, Any]:
         """The figure stored beside the tuned configuration."""
         return {"name": self.metric, "value": self.value, "split": "valid", "trials": self.n_trials,
-                "pruned": self.n_pruned, "seconds": round(self.seconds, 1)}
+                "pruned": self.n_pruned, "seconds": round(self.seconds, 1), "extensions": self.extensions,
+                "at_edge": self.at_edge}
 
 
 def make_sampler(config: TuneConfig) -> Any:
@@ -131,8 +136,11 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
     t0 = time.perf_counter()
     budget_s = None if config.budget_minutes is None else 60.0 * config.budget_minutes
 
+    ranges = space.initial_ranges()  # extended in place when the best point reaches an edge (see `after`)
+    extensions: list[dict[str, Any]] = []
+
     def run(trial: Any) -> float:
-        params = space.suggest(trial)
+        params = space.suggest(trial, dict(ranges))
         curve: list[float] = []
         pruned = False
 
@@ -173,6 +181,11 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
                    f"trial {row['number']} {row['state']}")
         if row.get("error"):
             message += f" ({row['error'][:200]})"
+        if best is not None and row is best:
+            for grown in extend_at_edges(best["params"], ranges, trial.number):
+                extensions.append(grown)
+                message += (f"; {grown['setting']} {best['params'][grown['setting']]:.3g} at the {grown['side']} "
+                            f"edge: range extended to [{grown['to'][0]:.3g}, {grown['to'][1]:.3g}]")
         log.info(message)
         if progress is not None:
             progress(done, total, message)
@@ -185,8 +198,25 @@ def tune(data: InteractionData, config: TuneConfig | None = None, base: FusionCo
         raise ValueError(f"no trial of the search finished with a {config.metric} on validation "
                          f"({len(history)} trial(s)); check the split and the embeddings")
     chosen = space.apply(base, best["params"])
+    at_edge = [k for k, spec in space.EXTENDABLE.items() if near_edge(float(best["params"][k]), spec, *ranges[k])]
     return TuneResult(config=chosen, params=dict(best["params"]), value=float(best["value"]), metric=config.metric,
-                      history=history, seconds=time.perf_counter() - t0)
+                      history=history, seconds=time.perf_counter() - t0, extensions=extensions, at_edge=at_edge)
+
+
+def extend_at_edges(params: dict[str, Any], ranges: dict[str, tuple[float, float]],
+                    after_trial: int) -> list[dict[str, Any]]:
+    """Extend (in place) every extendable range whose edge `params` (a new best point) lies at; returns one
+    record per extension. The trials after it draw from the wider range."""
+    grown_records = []
+    for k, spec in space.EXTENDABLE.items():
+        low, high = ranges[k]
+        side = near_edge(float(params[k]), spec, low, high)
+        grown = extend(spec, low, high, side) if side else None
+        if grown is not None:
+            ranges[k] = grown
+            grown_records.append({"setting": k, "side": side, "after_trial": after_trial, "from": [low, high],
+                                  "to": list(grown)})
+    return grown_records
 
 
 def best_trial(history: list[dict[str, Any]]) -> dict[str, Any] | None:

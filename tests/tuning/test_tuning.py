@@ -144,3 +144,33 @@ def test_a_short_tune_not_to_be_stored_leaves_the_store_as_it_was(store: Store, 
     assert isinstance(config, FusionConfig)
     _, stored_source = resolve_fusion_config(store, Named(), None, generated, budget_minutes=0.02)
     assert "a short tune stored one" in stored_source and load_tuned(store, "gen-unstored") is not None
+
+
+def test_the_fusion_search_extends_a_range_whose_edge_its_best_point_reaches(generated, monkeypatch) -> None:
+    import math
+
+    from core.tuning import study
+
+    # a known answer outside the initial learning-rate range (1e-3..3e-2): validation peaks at lr 0.2
+    def run_trial(params, data, report, **_):
+        value = 1.0 - (math.log(params["lr"]) - math.log(0.2)) ** 2 / 50
+        report(1, value)
+        return value
+
+    monkeypatch.setattr(study.objective, "run_trial", run_trial)
+    result = tune(generated, TuneConfig(trials=60, seed=0, startup_trials=3))
+    lr_grown = [e for e in result.extensions if e["setting"] == "lr"]
+    assert lr_grown and all(e["side"] == "high" for e in lr_grown)
+    assert lr_grown[0]["from"] == [1e-3, 3e-2] and lr_grown[-1]["to"][1] > 0.2
+    assert result.params["lr"] > 3e-2, "the best point lies beyond the initial top"
+    assert result.valid_metric()["extensions"] == result.extensions
+    # emb_reg does not matter here: whatever it extended, the record says so and every range only grew
+    assert all(e["to"][0] <= e["from"][0] and e["to"][1] >= e["from"][1] for e in result.extensions)
+
+
+def test_no_extendable_fusion_range_has_a_fixed_top() -> None:
+    from core.tuning.ranges import extend
+
+    for name, spec in space.EXTENDABLE.items():
+        assert spec.log and spec.floor is None and spec.ceiling is None, name
+        assert extend(spec, spec.low, spec.high, "high")[1] > spec.high
