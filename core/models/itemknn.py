@@ -1,8 +1,12 @@
-"""ItemKNN: item–item cosine similarity on training co-occurrence; a user's score is their row times it.
+"""ItemKNN: item–item similarity on training co-occurrence; a user's score is their row times it.
 
-The similarity is built in blocks of items whose co-occurrence rows are bounded, and only each item's top k
-neighbours are kept, so it stays sparse (I × k entries) at any catalog size: the sparse replacement for EASE,
-whose item–item matrix is dense."""
+Before the similarity, the binary user–item matrix may be weighted as `implicit`'s item–item recommenders
+weight it (its `tfidf_weight` and `bm25_weight`, so BM25 with the dot product is its BM25Recommender):
+TF-IDF scales each user's column by the user's inverse frequency (listeners of many items count less), BM25
+also damps popular items (saturation K1, length normalisation B). The similarity is built in blocks of items
+whose co-occurrence rows are bounded, and only each item's top k neighbours are kept, so it stays sparse
+(I × k entries) at any catalog size: the sparse replacement for EASE, whose item–item matrix is dense. A
+user's score sums the similarities of their (unweighted) training items."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -18,19 +22,26 @@ from core.models.base import ProgressCallback
 
 @dataclass
 class ItemKNNConfig:
-    """Neighbourhood size and similarity shrinkage."""
+    """Neighbourhood size, similarity, its shrinkage and the weighting of the user–item matrix under it."""
 
     k: int = 50  # neighbours kept per item (the k most similar items of each item)
-    shrink: float = 0.0  # added to the similarity's denominator to damp rare co-occurrences
-    similarity: str = "cosine"  # "cosine" |a∩b|/√(|a||b|) · "jaccard" |a∩b|/|a∪b| · "conditional" |a∩b|/|a|
+    shrink: float = 0.0  # added to the similarity's denominator to damp rare co-occurrences (no effect on "dot")
+    # on item columns a, b of the (weighted) matrix; binary columns give the set forms:
+    # "cosine" a·b/(|a||b|) = |a∩b|/√(|a||b|) · "jaccard" a·b/(|a|²+|b|²−a·b) = |a∩b|/|a∪b| (Tanimoto) ·
+    # "conditional" a·b/|a|² = |a∩b|/|a| · "dot" a·b (implicit's BM25Recommender)
+    similarity: str = "cosine"
+    weighting: str = "none"  # the matrix under the similarity: "none" (binary) · "tfidf" · "bm25"
+    bm25_k1: float = 1.2  # BM25 saturation (≥ 0; 0: the inverse user frequency alone); "bm25" only
+    bm25_b: float = 0.75  # BM25 item-length normalisation, 0 (none) to 1 (full); "bm25" only
     max_block_products: int = 1 << 24  # user-level co-occurrence products per item block (bounds its memory)
 
 
-SIMILARITIES = ("cosine", "jaccard", "conditional")
+SIMILARITIES = ("cosine", "jaccard", "conditional", "dot")
+WEIGHTINGS = ("none", "tfidf", "bm25")
 
 
 class ItemKNN:
-    """score(u, i) = sum over u's training items j of sim(j, i), sim = shrunk cosine pruned to each j's top k."""
+    """score(u, i) = sum over u's training items j of sim(j, i), sim = shrunk similarity pruned to each j's top k."""
 
     name = "itemknn"
     kind = "baseline"
@@ -39,8 +50,13 @@ class ItemKNN:
         self.config = replace(config or ItemKNNConfig(), **overrides)
         if self.config.similarity not in SIMILARITIES:
             raise ValueError(f"ItemKNN similarity={self.config.similarity!r}; choose one of {list(SIMILARITIES)}")
+        if self.config.weighting not in WEIGHTINGS:
+            raise ValueError(f"ItemKNN weighting={self.config.weighting!r}; choose one of {list(WEIGHTINGS)}")
         if self.config.k < 1 or self.config.shrink < 0:
             raise ValueError(f"ItemKNN needs k ≥ 1 and shrink ≥ 0 (got k={self.config.k}, shrink={self.config.shrink})")
+        if self.config.bm25_k1 < 0 or not 0 <= self.config.bm25_b <= 1:
+            raise ValueError(f"ItemKNN needs bm25_k1 ≥ 0 and 0 ≤ bm25_b ≤ 1 (got {self.config.bm25_k1}, "
+                             f"{self.config.bm25_b})")
         self.history: list[dict] = []
         self.similarity: sp.csr_matrix | None = None  # (I, I), row j = neighbours of item j
         self._train: sp.csr_matrix | None = None
@@ -51,17 +67,20 @@ class ItemKNN:
         r = sp.csr_matrix(data.train, dtype=np.float32, copy=True)
         r.sum_duplicates()
         r.data[:] = 1.0  # binary: repeated interactions do not weigh more
-        rt = r.T.tocsr()  # (I, U): row j = the users of item j
-        counts = np.diff(rt.indptr).astype(np.float32)  # each item's number of users
-        norms = np.sqrt(np.diff(rt.indptr)).astype(np.float32)  # sqrt of each item's count (cosine)
-        blocks = item_blocks(rt, r, self.config.max_block_products)
+        w = self._weighted(r)  # (U, I): r itself when unweighted
+        wt = w.T.tocsr()  # (I, U): row j = the (weighted) users of item j
+        counts = np.asarray(wt.multiply(wt).sum(axis=1), dtype=np.float32).ravel()  # |a|²: binary, a's user count
+        norms = np.sqrt(counts.astype(np.float64)).astype(np.float32)  # |a| (cosine)
+        blocks = item_blocks(r.T.tocsr(), r, self.config.max_block_products)
         parts = []
         for a, b in tqdm(blocks, desc="itemknn item blocks", disable=len(blocks) < 8, mininterval=10):
-            co = (rt[a:b] @ r).tocoo()  # (b - a, I) co-occurrence counts of the block's items
+            co = (wt[a:b] @ w).tocoo()  # (b - a, I) (weighted) co-occurrence of the block's items
             keep = co.col != co.row + a  # no self-similarity
             rows, cols = co.row[keep], co.col[keep]
-            sim = co.data[keep] / (self._denominator(counts, norms, rows + a, cols, co.data[keep])
-                                   + np.float32(self.config.shrink))
+            below = (self._denominator(counts, norms, rows + a, cols, co.data[keep])
+                     + np.float32(self.config.shrink))
+            # an item whose users all weigh 0 (TF-IDF of a listener of every item) has no similarity
+            sim = np.divide(co.data[keep], below, out=np.zeros_like(below), where=below > 0)
             parts.append(top_k_entries(rows + a, cols, sim.astype(np.float32), self.config.k))
             del co, keep, rows, cols, sim
         n = data.n_items
@@ -74,14 +93,30 @@ class ItemKNN:
         self._train = r
         return self
 
+    def _weighted(self, r: sp.csr_matrix) -> sp.csr_matrix:
+        """The binary (U, I) matrix `r` under the configured weighting (implicit's item–item weightings: the
+        items are its documents and the users its terms, so a user's weight is their inverse frequency)."""
+        kind = self.config.weighting
+        if kind == "none":
+            return r
+        from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+        items_users = r.T  # (I, U)
+        weighted = (tfidf_weight(items_users) if kind == "tfidf"
+                    else bm25_weight(items_users, K1=self.config.bm25_k1, B=self.config.bm25_b))
+        return sp.csr_matrix(weighted.T, dtype=np.float32)
+
     def _denominator(self, counts: np.ndarray, norms: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                      together: np.ndarray) -> np.ndarray:
-        """The similarity's denominator for item pairs (rows, cols) that share `together` users."""
+        """The similarity's denominator for item pairs (rows, cols) with (weighted) co-occurrence `together`;
+        `counts` are the items' squared norms (their user counts when binary)."""
         kind = self.config.similarity
         if kind == "jaccard":
             return counts[rows] + counts[cols] - together
         if kind == "conditional":  # sim(j, i) = P(i | j): the share of j's users who also have i
             return counts[rows]
+        if kind == "dot":
+            return np.ones_like(together)
         return norms[rows] * norms[cols]
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

@@ -7,7 +7,10 @@ budget and a trial cap: a model that fits in a fraction of a second gets many tr
 lies within EDGE_SHARE of a range's edge (in log space for a log range), that range is extended beyond the
 edge and the search goes on in a new study that starts from the best points so far; every extension is
 recorded. No range has a fixed top: a range stops only at a bound the setting itself has (a count is at
-least 1, a neighbourhood holds at most the catalog's other items).
+least 1, a neighbourhood holds at most the catalog's other items, a share lies in [0, 1] and is searched over
+all of it). A setting may count only under some values of a choice (BM25's K1 and B only under the BM25
+weighting): every trial draws it, so the space stays fixed for the multivariate sampler, but a trial where it
+does not count neither passes it to the model nor records it, and it never moves a range.
 """
 from __future__ import annotations
 
@@ -53,6 +56,14 @@ class BaselineSpace:
     #                         halving, so a poor point costs `first_rung` epochs and many points fit a budget)
     first_rung: int = 3  # epochs before a trial may be pruned (successive halving: its first rung)
 
+    def __post_init__(self) -> None:
+        for key, spec in self.params.items():
+            when = getattr(spec, "when", None)
+            choice = self.params.get(when[0]) if when else None
+            if when and not (isinstance(choice, Choice) and set(when[1]) <= set(choice.options)):
+                raise ValueError(f"{key} counts when {when[0]} is one of {list(when[1])}, which is not a choice of "
+                                 "this space with those options")
+
 
 # one space per baseline with settings; popularity and the content-only models have none
 SPACES: dict[str, BaselineSpace] = {
@@ -69,9 +80,14 @@ SPACES: dict[str, BaselineSpace] = {
                                   budget_seconds=45, max_trials=120,
                                   trial_settings={"threads": 1}),  # one thread: faster here, and reproducible
     "itemknn": BaselineSpace({"k": Range(5, 1000, integer=True, floor=1, ceiling="items"),
-                              "shrink": Range(0.0, 100.0, log=False, floor=0.0),
-                              "similarity": Choice(("cosine", "jaccard", "conditional"))},
-                             budget_seconds=45, max_trials=120),
+                              "similarity": Choice(("cosine", "jaccard", "conditional", "dot")),
+                              "shrink": Range(0.0, 100.0, log=False, floor=0.0,  # scales "dot" uniformly: no effect
+                                              when=("similarity", ("cosine", "jaccard", "conditional"))),
+                              "weighting": Choice(("none", "tfidf", "bm25")),
+                              "bm25_k1": Range(0.1, 100.0, floor=0.0, when=("weighting", ("bm25",))),
+                              "bm25_b": Range(0.0, 1.0, log=False, floor=0.0, ceiling="share",
+                                              when=("weighting", ("bm25",)))},
+                             budget_seconds=60, max_trials=240),  # six settings: room to settle (Last.fm-2K: 129 trials)
     "lightgcn": BaselineSpace({"layers": Range(1, 4, log=False, integer=True, floor=0),
                                "dim": Range(32, 256, integer=True, floor=1),
                                "reg": Range(1e-6, 1e-1, floor=1e-12),
@@ -118,6 +134,16 @@ class SearchResult:
 
     def extensions_rounds(self) -> list[int]:
         return sorted({e["round"] for e in self.extensions})
+
+
+def counting(params: dict[str, Any], space_params: dict[str, Range | Choice]) -> dict[str, Any]:
+    """`params` without the settings that do not count under its choices (a Range whose `when` choice was
+    drawn with another value); a setting whose choice is not among `params` (fixed by the caller) counts."""
+    def counts(spec: Range | Choice) -> bool:
+        when = getattr(spec, "when", None)
+        return when is None or when[0] not in params or params[when[0]] in when[1]
+
+    return {k: v for k, v in params.items() if k not in space_params or counts(space_params[k])}
 
 
 def _suggest(trial: Any, name: str, spec: Range | Choice, bounds: tuple[float, float] | None) -> Any:
@@ -185,7 +211,9 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
             study_.stop()
 
     def run(trial: Any) -> float:
-        params = {k: _suggest(trial, k, v, bounds.get(k)) for k, v in specs.items()}
+        # every setting is drawn (a fixed space for the multivariate sampler); those that do not count under
+        # the drawn choices are left out of the fit and the record
+        params = counting({k: _suggest(trial, k, v, bounds.get(k)) for k, v in specs.items()}, specs)
         row = {"round": round_no, "number": len(history), "params": params, "value": None, "state": "failed",
                "seconds": 0.0, "epochs": 0}
         history.append(row)
@@ -231,7 +259,7 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
             continue
         moved = []
         for k, spec in specs.items():
-            if not isinstance(spec, Range):
+            if not isinstance(spec, Range) or k not in best["params"]:  # a setting that did not count
                 continue
             side = near_edge(float(best["params"][k]), spec, *bounds[k])
             grown = extend(spec, *bounds[k], side, n_items) if side else None
@@ -253,7 +281,7 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
         errors = [h.get("error") for h in history if h.get("error")]
         raise ValueError(f"no trial of the search finished with a validation {metric} ({len(history)} trials"
                          + (f"; the first error: {errors[0]}" if errors else "") + ")")
-    at_edge = [k for k, spec in specs.items() if isinstance(spec, Range)
+    at_edge = [k for k, spec in specs.items() if isinstance(spec, Range) and k in best["params"]
                and near_edge(float(best["params"][k]), spec, *bounds[k])
                and extend(spec, *bounds[k], near_edge(float(best["params"][k]), spec, *bounds[k]) or "high",
                           n_items) is not None]

@@ -20,11 +20,15 @@ class Range:
     log: bool = True  # log-uniform (settings that span decades)
     integer: bool = False
     floor: float | None = None  # the smallest value the setting can take: extension never passes it
-    ceiling: str | None = None  # "items": at most the catalog's items − 1; None: extends without end
+    ceiling: str | None = None  # "items": at most the catalog's items − 1; "share": at most 1 (a fraction);
+    #                             None: extends without end
+    when: tuple[str, tuple] | None = None  # (choice, values): counts only when that choice takes one of them
 
     def __post_init__(self) -> None:
         if not self.high > self.low or (self.log and self.low <= 0):
             raise ValueError(f"range [{self.low}, {self.high}] is empty or (log) not positive")
+        if self.ceiling not in (None, "items", "share") or (self.ceiling == "share" and self.high > 1):
+            raise ValueError(f"ceiling={self.ceiling!r} with high {self.high}; use None, 'items' or 'share' (high ≤ 1)")
 
 
 def near_edge(value: float, r: Range, low: float, high: float) -> str | None:
@@ -53,6 +57,8 @@ def extend(r: Range, low: float, high: float, side: str, n_items: int | None = N
         new_low = max(new_low, r.floor)
     if r.ceiling == "items" and n_items is not None:
         new_high = min(new_high, max(n_items - 1, 1))
+    if r.ceiling == "share":
+        new_high = min(new_high, 1.0)
     if r.integer:
         new_low, new_high = math.floor(new_low), math.ceil(new_high)
     if (new_low, new_high) == (low, high):

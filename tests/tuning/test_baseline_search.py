@@ -52,6 +52,66 @@ def test_a_range_stops_only_at_a_bound_of_the_setting_itself() -> None:
     assert extend(shrink, 0.0, 100.0, "high") == (0.0, 150.0) and extend(shrink, 0.0, 100.0, "low") is None
 
 
+def test_a_setting_that_does_not_count_is_neither_fitted_nor_recorded_nor_extended() -> None:
+    # "k1" counts only under weighting "bm25"; the optimum is weighting "none", where k1 is irrelevant. Every
+    # trial draws k1 (a fixed space), but trials under "none" pass no k1 and the search never extends its range
+    seen: list[dict] = []
+    space = BaselineSpace({"weighting": Choice(("none", "bm25")),
+                           "k1": Range(0.1, 100.0, floor=0.0, when=("weighting", ("bm25",))),
+                           "b": Range(0.0, 1.0, log=False, floor=0.0, ceiling="share", when=("weighting", ("bm25",)))},
+                          budget_seconds=30, max_trials=40, patience=40)
+
+    def objective(p: dict, _report) -> float:
+        seen.append(dict(p))
+        return 1.0 if p["weighting"] == "none" else 0.5 - abs(math.log10(p["k1"]))
+
+    result = search(space, objective, seed=0)
+    assert result.params == {"weighting": "none"} and result.at_edge == []
+    assert all(("k1" in p) == ("b" in p) == (p["weighting"] == "bm25") for p in seen)
+    assert any(p["weighting"] == "bm25" for p in seen) and result.extensions == []
+    assert result.ranges["b"] == [0.0, 1.0]
+
+
+def test_a_space_refuses_a_condition_on_a_setting_it_does_not_choose() -> None:
+    with pytest.raises(ValueError, match="not a choice"):
+        BaselineSpace({"k1": Range(0.1, 10.0, when=("weighting", ("bm25",)))}, budget_seconds=1)
+    with pytest.raises(ValueError, match="not a choice"):
+        BaselineSpace({"weighting": Choice(("none",)), "k1": Range(0.1, 10.0, when=("weighting", ("bm25",)))},
+                      budget_seconds=1)
+    with pytest.raises(ValueError, match="share"):
+        Range(0.0, 2.0, log=False, ceiling="share")
+
+
+def test_itemknn_settings_stored_before_the_weighting_load_and_fit_as_before(tmp_path) -> None:
+    # a tuned ItemKNN file written before the weighting existed (k, shrink, similarity only) resolves to
+    # those settings, builds, and fits the unweighted model
+    import json
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from core.data.interactions import InteractionData
+    from core.tuning.baseline_store import baseline_path, resolve_baseline
+    from core.tuning.store import data_fingerprint
+
+    rng = np.random.default_rng(0)
+    train = sp.csr_matrix((rng.random((12, 9)) < 0.4).astype(np.float32))
+    valid = sp.csr_matrix(([1.0], ([0], [0])), shape=(12, 9), dtype=np.float32)
+    data = InteractionData([f"u{i}" for i in range(12)], [f"i{j}" for j in range(9)], train, valid, valid.copy())
+    store = SimpleNamespace(root=tmp_path)
+    path = baseline_path(store, "cat", "itemknn")
+    path.parent.mkdir(parents=True)
+    old = {"format": 1, "catalog": "cat", "model": "itemknn", "created_at": 0.0, "data_hash": data_fingerprint(data),
+           "settings": {"k": 4, "shrink": 0.94, "similarity": "jaccard"}, "record": {"value": 0.38, "trials": 78}}
+    path.write_text(json.dumps(old))
+    settings, record, _note = resolve_baseline(store, "cat", "itemknn", data)
+    assert settings == {"k": 4, "shrink": 0.94, "similarity": "jaccard"} and record["source"] == "stored"
+    model = build_model("itemknn", **settings).fit(data)
+    assert model.config.weighting == "none"
+    plain = build_model("itemknn", k=4, shrink=0.94, similarity="jaccard", weighting="none").fit(data)
+    np.testing.assert_array_equal(model.similarity.toarray(), plain.similarity.toarray())
+
+
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_no_baseline_space_has_a_fixed_top(name: str) -> None:
     space = SPACES[name]
@@ -60,7 +120,11 @@ def test_no_baseline_space_has_a_fixed_top(name: str) -> None:
     for key, spec in space.params.items():
         if isinstance(spec, Choice):
             continue
-        assert spec.ceiling in (None, "items"), f"{name}.{key} has a fixed top"
+        assert spec.ceiling in (None, "items", "share"), f"{name}.{key} has a fixed top"
+        if spec.ceiling == "share":  # a fraction: the whole of [0, 1] is searched from the start, nothing to pass
+            assert (spec.low, spec.high) == (0.0, 1.0), f"{name}.{key} searches only part of [0, 1]"
+            assert extend(spec, 0.0, 1.0, "high") is None and extend(spec, 0.0, 1.0, "low") is None
+            continue
         low, high = spec.low, spec.high
         for _ in range(5):  # a best point at the top always moves the top up (far past the initial one)
             grown = extend(spec, low, high, "high", n_items=10**12)  # the items bound is the data's
@@ -75,6 +139,10 @@ def test_every_baseline_with_settings_has_a_space() -> None:
     assert als["regularization"].low <= 1e-3 and als["regularization"].high >= 1e3  # the floor
     assert SPACES["ease"].params["reg"].high / SPACES["ease"].params["reg"].low >= 1e4  # several decades
     assert isinstance(SPACES["itemknn"].params["similarity"], Choice)
+    knn = SPACES["itemknn"].params
+    assert set(knn["weighting"].options) == {"none", "tfidf", "bm25"} and "dot" in knn["similarity"].options
+    assert knn["bm25_k1"].when == knn["bm25_b"].when == ("weighting", ("bm25",))
+    assert knn["bm25_k1"].low <= 0.1 and knn["bm25_k1"].high >= 100 and knn["bm25_k1"].ceiling is None
     assert all(SPACES[m].epochs for m in ("lightgcn", "bprmf", "vbpr"))  # pruned on their epochs
 
 
