@@ -21,11 +21,15 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+REFERENCE_BUDGET_SECONDS = 7 * 24 * 3600.0  # a --trials reference search is stopped by its trial count only
+
+
 def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | None = None, seed: int = 0,
         store_results: bool = True, out: Path | None = None, scale: float = 1.0,
-        threads: int = 1) -> dict[str, Any]:
+        threads: int = 1, trials: int | None = None) -> dict[str, Any]:
     """Search every baseline with a space (or `models`) on the catalog's split; returns the JSON report.
     `scale` multiplies each space's time budget, trial cap and patience (a longer reference search);
+    `trials`: a reference search of exactly that many trials per model (no time budget, no patience stop);
     `threads` is torch's thread count (one per search: on the 2-core machine an epoch of the small
     models ran 2-4x faster with one thread than with two)."""
     from dataclasses import replace
@@ -62,6 +66,8 @@ def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | Non
             space = replace(space, budget_seconds=space.budget_seconds * scale,
                             max_trials=max(1, round(space.max_trials * scale)),
                             patience=max(1, round(space.patience * scale)))
+        if trials is not None:  # a reference search: this many trials, whatever they cost
+            space = replace(space, budget_seconds=REFERENCE_BUDGET_SECONDS, max_trials=trials, patience=trials)
         result = search_model(name, data, seed=seed, space=space, log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}",
                                                                          file=sys.stderr, flush=True))
         rows[name] = result.record()
@@ -69,7 +75,7 @@ def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | Non
             save_baseline(store, catalog.name, name, result.params, result.record(), data_hash=fingerprint)
     total = time.perf_counter() - t0
     report = {"catalog": catalog.name, "split": data.split_name, "seed": seed, "metric": "valid recall@20",
-              "budget_scale": scale, "threads": threads,
+              "budget_scale": scale, "trials": trials, "threads": threads,
               "total_seconds": round(total, 1), "stored": store_results, "models": rows,
               "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     print()
@@ -105,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-store", action="store_true", help="do not store the chosen settings")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every budget, trial cap and patience (e.g. 4 for a reference search)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="a reference search: exactly this many trials per model, e.g. 200 (no time budget, no "
+                             "patience stop; use with --no-store to compare with the stored settings)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, help="JSON output (default benchmarks/results/baselines-<catalog>.json)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     out = args.out or REPO / "benchmarks" / "results" / f"baselines-{args.catalog}.json"
-    run(args.catalog, args.data_dir, models, args.seed, not args.no_store, out, args.scale, args.threads)
+    if args.trials is not None and args.trials < 1:
+        parser.error(f"--trials {args.trials}: give at least 1")
+    run(args.catalog, args.data_dir, models, args.seed, not args.no_store, out, args.scale, args.threads, args.trials)
     return 0
 
 
