@@ -4,6 +4,7 @@ synthetic interaction set, sparse all the way.
     nice -n 5 python -m benchmarks.scale_train [--users 1000000 --items 200000 --interactions 20000000]
         [--models fusion,als,itemknn,ease] [--cache benchmarks/results/scale_train_data]
         [--engine local,ray --workers 1,2]   # fusion rows: trained here, and on Ray Train with 1 and 2 workers
+        [--engine former,local]              # the large-catalog epoch before and after it used every core
 
 Data: users each like one of `--clusters` item clusters; 70% of a user's interactions fall in that cluster
 and 30% on globally popular items (Zipf); item content = three clustered 32-d fields (text, image, audio),
@@ -19,6 +20,7 @@ a row's peak covers everything run before it). One table is printed; a JSON copy
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 import dataclasses
 import gc
 import json
@@ -164,7 +166,8 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data, en
     from core.models.fusion.recommender import FusionRecommender
     from core.models.itemknn import ItemKNN
 
-    row: dict = {"model": name if engine[0] == "local" else f"{name}-ray{engine[1]}"}
+    row: dict = {"model": name if engine[0] == "local" else f"{name}-{engine[0]}" if engine[0] == "former"
+                 else f"{name}-ray{engine[1]}"}
     if name == "ease":
         reason = ease_skip_reason(data.n_items)
         if reason:
@@ -191,6 +194,8 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data, en
     else:
         raise SystemExit(f"unknown model {name!r}: choose among {', '.join(MODELS)}")
     on_ray = None
+    if name == "fusion" and engine[0] in ("local", "former"):
+        on_ray = local_fusion_threads(engine[0] == "former")
     if name == "fusion" and engine[0] == "ray":
         from core.models.fusion.train import training_engine
         from core.scale.ray_train import RayTrainEngine
@@ -237,18 +242,40 @@ def run_model(name: str, args: argparse.Namespace, data, fit_data, eval_data, en
 MODELS = ("fusion", "als", "itemknn", "ease")
 
 
+@contextmanager
+def local_fusion_threads(former: bool):
+    """A local fusion fit with the machine's cores as torch's threads (the benchmark runs everything else on
+    one); `former`: as before the large-catalog path used them, on one thread and without reusing big blocks."""
+    import torch
+
+    from core.encoders.pipeline import usable_cores
+    from core.models.fusion import train
+
+    saved = torch.get_num_threads(), train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS
+    torch.set_num_threads(usable_cores())
+    if former:
+        train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS = 1, False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS = saved[1], saved[2]
+
+
 def fusion_engines(parser: argparse.ArgumentParser, engines: str, workers: str) -> list[tuple[str, int]]:
-    """[(engine, workers)] from --engine local,ray and --workers 1,2: local once, ray once per count."""
+    """[(engine, workers)] from --engine local,former,ray and --workers 1,2: local and former once each, ray
+    once per count."""
     names = [e.strip() for e in engines.split(",") if e.strip()]
-    if not names or any(e not in ("local", "ray") for e in names):
-        parser.error(f"--engine {engines!r}: give local, ray or both (comma-separated)")
+    if not names or any(e not in ("local", "former", "ray") for e in names):
+        parser.error(f"--engine {engines!r}: give local, former, ray (comma-separated)")
     try:
         counts = [int(w) for w in workers.split(",") if w.strip()]
     except ValueError:
         counts = []
     if not counts or min(counts) < 1:
         parser.error(f"--workers {workers!r}: give worker counts ≥ 1, comma-separated")
-    return [(e, 1) for e in names if e == "local"] + [("ray", n) for e in names if e == "ray" for n in counts]
+    return [(e, 1) for e in names if e in ("local", "former")] + [("ray", n) for e in names if e == "ray"
+                                                                  for n in counts]
 
 
 def format_row(r: dict) -> str:
@@ -282,8 +309,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--epochs", type=int, default=1, help="fusion epochs")
     parser.add_argument("--batch-size", type=int, default=32_768, help="fusion batch size")
     parser.add_argument("--lr", type=float, default=0.005, help="fusion learning rate")
-    parser.add_argument("--engine", default="local", help="comma-separated fusion engines: local, ray (a row each; "
-                        "ray once per --workers count)")
+    parser.add_argument("--engine", default="local", help="comma-separated fusion engines: local, former (local as "
+                        "before the large-catalog path used every core: one thread, big blocks not reused), ray (a "
+                        "row each; ray once per --workers count)")
     parser.add_argument("--workers", default="1", help="comma-separated Ray Train worker counts, e.g. 1,2")
     parser.add_argument("--lazy-adam", action="store_true", help="fusion: sparse id gradients and lazy Adam "
                         "(core.models.fusion.train.LAZY_ID_ROWS) instead of dense fused Adam")
