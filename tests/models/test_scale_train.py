@@ -46,6 +46,7 @@ def test_fusion_engine_rows_local_once_and_ray_once_per_worker_count(tmp_path) -
     assert scale_train.fusion_engines(parser, "local", "1") == [("local", 1)]
     assert scale_train.fusion_engines(parser, "local,ray", "1,2") == [("local", 1), ("ray", 1), ("ray", 2)]
     assert scale_train.fusion_engines(parser, "ray", "2") == [("ray", 2)]
+    assert scale_train.fusion_engines(parser, "former,local", "1") == [("former", 1), ("local", 1)]
     for engines, workers in (("spark", "1"), ("ray", "0"), ("ray", "two"), ("", "1")):
         with pytest.raises(SystemExit):
             scale_train.fusion_engines(parser, engines, workers)
