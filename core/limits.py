@@ -137,6 +137,7 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "trials": Bound(1, 10_000),
     "budget_minutes": Bound(0, 24 * 60, integer=False, low_open=True),
     "jobs": Bound(1, 256),
+    "workers": Bound(1, 256, why="each Ray Train worker is a process holding a copy of the model and the data"),
     "trial_epochs": Bound(1, 10_000),
     "encode_batch_size": Bound(1, 4096, why="one batch of media is decoded at once"),
     "demo_tracks": Bound(2, 200_000),

@@ -62,7 +62,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default): this process; ray: the same training loop on Ray Train workers "
                         "(DistributedDataParallel, users shared out among the workers), saved as a normal model")
-    p.add_argument("--workers", type=option_type("jobs", "--workers"), default=1, metavar="N",
+    p.add_argument("--workers", type=option_type("workers", "--workers"), default=1, metavar="N",
                    help="with --engine ray: training workers, one CPU each (default 1)")
     p.add_argument("--address", default=None, help="with --engine ray: auto | ray://HOST:PORT (default: Ray on "
                                                    "this machine)")

@@ -34,6 +34,11 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
                         "(Optuna search, ASHA pruning), concurrent trials within the CPUs or one per worker")
     p.add_argument("--address", default=None, help="with --engine ray: auto | ray://HOST:PORT (default: Ray on "
                                                    "this machine)")
+    p.add_argument("--trial-workers", type=option_type("workers", "--trial-workers"), default=None, metavar="N",
+                   help="with --engine ray: train each trial on Ray Train with N workers, one CPU each (DDP over "
+                        "gloo, as `train --engine ray`); trials run at once as the CPUs hold N workers each, and "
+                        "the scheduler still prunes on each epoch's validation metric (a stopped trial ends after "
+                        "the epoch its workers are in). Default: each trial trains in its own process")
     p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
                                                   "recall@20")
 
@@ -56,6 +61,9 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
         for option, value in (("--jobs", args.jobs), ("--trial-epochs", args.trial_epochs)):
             if value is not None and value < 1:  # 0 once fell back to the default and overwrote the tuned one
                 raise ValueError(f"{option} {value}: give at least 1; nothing was searched or stored")
+        if args.trial_workers is not None and args.engine != "ray":
+            raise ValueError("--trial-workers trains each trial on Ray Train and needs --engine ray; add "
+                             "--engine ray or leave --trial-workers out")
         trials = args.trials if args.trials is not None else (None if args.budget is not None else 30)
         config = TuneConfig(trials=trials, budget_minutes=args.budget, seed=args.seed,
                             metric=args.metric or METRIC,
@@ -77,7 +85,10 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
             print(f"  {message}", flush=True)  # a plain line per trial: shows in logs too
 
         if args.engine == "ray":
-            result = _tune_on_ray(data, config, args.address, progress, concurrent=args.jobs)
+            if args.trial_workers is not None:
+                print(f"each trial trains on Ray Train: {args.trial_workers} worker(s)", flush=True)
+            result = _tune_on_ray(data, config, args.address, progress, concurrent=args.jobs,
+                                  trial_workers=args.trial_workers)
         else:
             result = tune(data, config, progress=progress)
     save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
@@ -100,11 +111,14 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any, concurrent: int | None = None) -> Any:
-    """The same search on Ray Tune (core.scale.tune_ray), returned as the local search's TuneResult."""
+def _tune_on_ray(data: Any, config: Any, address: str | None, progress: Any, concurrent: int | None = None,
+                 trial_workers: int | None = None) -> Any:
+    """The same search on Ray Tune (core.scale.tune_ray), returned as the local search's TuneResult; with
+    `trial_workers`, each trial's fit on Ray Train."""
     from core.scale.tune_ray import tune_study_on_ray
 
-    return tune_study_on_ray(data, config, address=address, concurrent=concurrent, progress=progress)
+    return tune_study_on_ray(data, config, address=address, concurrent=concurrent, progress=progress,
+                             trial_workers=trial_workers)
 
 
 COMMANDS: tuple[Command, ...] = (

@@ -7,6 +7,8 @@ The driver builds and initialises the network as a local fit does, sends it with
 the result is a normal fusion model, saved and loaded without Ray. Every epoch, rank 0 reports its metrics
 and a checkpoint (the weights, safetensors, and the history so far); the driver turns the reports into
 progress callbacks and log lines. With one worker and the same seed the model equals local training.
+A progress callback that returns True stops the run, as it stops a local fit: the workers are told at once and
+stop after the epoch they are in (they do not wait for the driver's answer), then end the run as usual.
 
     with training_engine(RayTrainEngine(workers=2)):
         model = FusionRecommender(config).fit(data)
@@ -54,24 +56,21 @@ class RayTrainEngine:
                  progress: ProgressCallback | None = None) -> tuple[list[dict], int]:
         """Train `net` in place on the workers; (history, best epoch) as fit_fusion returns them."""
         import core.models.fusion.train as train_module
-        from core.models.fusion.train import Replica
 
-        empty = np.flatnonzero(Replica(0, self.workers).pairs_each(data.train) == 0)
-        if empty.size:
-            raise EngineError(f"{self.workers} workers but the training interactions have users for only "
-                              f"{self.workers - empty.size} of them (workers take users by user index mod "
-                              f"{self.workers}); use fewer workers")
+        check_workers(data, self.workers)
         ray = connect(self.address)
         from ray.train import CheckpointConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
         from ray.util.queue import Queue
 
-        reports = Queue()
+        # the mailboxes need no CPU (inside a Ray Tune trial that holds none they must ask for none): epoch
+        # reports from rank 0, and the driver's request to stop
+        reports, control = Queue(actor_options={"num_cpus": 0}), Queue(actor_options={"num_cpus": 0})
         with tempfile.TemporaryDirectory(prefix="prism-ray-train-") as scratch:
             storage = Path(self.storage_path) if self.storage_path else Path(scratch)
             trainer = TorchTrainer(
                 train_worker,
-                train_loop_config={"payload": ray.put((net, data, config)), "reports": reports,
+                train_loop_config={"payload": ray.put((net, data, config)), "reports": reports, "control": control,
                                    "lazy_id_rows": train_module.LAZY_ID_ROWS if self.lazy_id_rows is None
                                    else self.lazy_id_rows},
                 scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False,
@@ -79,7 +78,7 @@ class RayTrainEngine:
                 run_config=RunConfig(name=f"fusion-{time.strftime('%Y%m%d-%H%M%S')}",
                                      storage_path=str(storage.resolve()),
                                      checkpoint_config=CheckpointConfig(num_to_keep=2)))
-            result = _fit_with_progress(trainer, reports, config.epochs, progress)
+            result = _fit_with_progress(trainer, reports, config.epochs, progress, control)
             if getattr(result, "error", None) is not None:
                 raise EngineError(f"Ray Train failed: {result.error}") from result.error
             if result.checkpoint is None:
@@ -91,9 +90,23 @@ class RayTrainEngine:
         return saved["history"], int(saved["best_epoch"])
 
 
-def _fit_with_progress(trainer: Any, reports: Any, epochs: int, progress: ProgressCallback | None) -> Any:
-    """trainer.fit() on a thread while the workers' epoch reports become progress callbacks and log lines."""
+def check_workers(data: InteractionData, workers: int) -> None:
+    """EngineError when some of `workers` would get no training interactions (users go to worker u mod N)."""
+    from core.models.fusion.train import Replica
+
+    empty = np.flatnonzero(Replica(0, workers).pairs_each(data.train) == 0)
+    if empty.size:
+        raise EngineError(f"{workers} workers but the training interactions have users for only "
+                          f"{workers - empty.size} of them (workers take users by user index mod "
+                          f"{workers}); use fewer workers")
+
+
+def _fit_with_progress(trainer: Any, reports: Any, epochs: int, progress: ProgressCallback | None,
+                       control: Any = None) -> Any:
+    """trainer.fit() on a thread while the workers' epoch reports become progress callbacks and log lines; a
+    callback that returns True asks the workers to stop (through `control`), and later reports are dropped."""
     outcome: dict[str, Any] = {}
+    stopping = False
 
     def run() -> None:
         try:
@@ -105,13 +118,20 @@ def _fit_with_progress(trainer: Any, reports: Any, epochs: int, progress: Progre
     thread.start()
 
     def forward(row: dict) -> None:
+        nonlocal stopping
+        if stopping:  # the epoch the workers were in when asked to stop: not part of the run's progress
+            return
         log.info("Ray Train epoch %d/%d: loss %.4f, %s %s, %.1f s", row["epoch"], epochs, row["loss"],
                  row["metric_name"], "-" if row["valid_metric"] is None else f"{row['valid_metric']:.4f}",
                  row["seconds"])
         if progress is not None:
-            progress(EpochReport(epoch=row["epoch"], epochs=epochs, loss=row["loss"],
-                                 valid_metric=row["valid_metric"], metric_name=row["metric_name"],
-                                 seconds=row["seconds"]))
+            stop = progress(EpochReport(epoch=row["epoch"], epochs=epochs, loss=row["loss"],
+                                        valid_metric=row["valid_metric"], metric_name=row["metric_name"],
+                                        seconds=row["seconds"])) is True
+            if stop and control is not None:
+                stopping = True
+                control.put("stop")
+                log.info("Ray Train: stop asked after epoch %d; the workers end the epoch they are in", row["epoch"])
 
     while thread.is_alive():
         try:
@@ -146,7 +166,7 @@ def train_worker(loop_config: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     net, data, config = ray.get(loop_config["payload"]) if isinstance(loop_config["payload"], ray.ObjectRef) \
         else loop_config["payload"]
-    reports = loop_config.get("reports")
+    reports, control = loop_config.get("reports"), loop_config.get("control")
     history: list[dict] = []
 
     def on_epoch(row: dict, trained: Any) -> None:
@@ -160,8 +180,13 @@ def train_worker(loop_config: dict) -> None:
         if rank == 0 and reports is not None:
             reports.put(dict(row))
 
+    def stop_asked(_: Any) -> bool:
+        # rank 0 reads the driver's request; the sum over the workers is a collective, so all stop together
+        asked = float(rank == 0 and control is not None and not control.empty())
+        return bool((gloo_sum(np.array([asked])) if world > 1 else np.array([asked]))[0] > 0)
+
     replica = Replica(rank=rank, world=world, wrap=ddp_wrap, all_sum=gloo_sum, on_epoch=on_epoch)
-    history_out, best_epoch = fit_fusion(net, data, config, replica=replica)
+    history_out, best_epoch = fit_fusion(net, data, config, progress=stop_asked, replica=replica)
     # the weights fit_fusion kept (the best validation epoch), as the run's last checkpoint
     _report(rank, net.state_dict(), {"history": history, "best_epoch": best_epoch, "final": True},
             {"epoch": len(history_out), "final": True})

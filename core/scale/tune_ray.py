@@ -8,6 +8,16 @@ e.g. by a test's stand-ins. A trial reports `valid_metric` after each epoch; the
 that trail, and the best configuration is the best validation value any trial reached.
 `tune_study_on_ray` runs the local search (core.tuning.study.TuneConfig: seed, sampler, starting points,
 trial epochs and patience) this way and returns its TuneResult.
+
+With `trial_workers` set, each trial's fit runs on Ray Train (core.scale.ray_train.RayTrainEngine, that many
+workers): the trial is the Train run's driver, and the epochs the workers report reach the scheduler as before.
+Ray Train (v2) reserves its workers' CPUs in a placement group of its own, not the trial's, so the trial asks
+for no CPU and the search runs as many trials at once as the CPUs hold Train runs (Ray Train's guidance for
+Train inside Tune: the trial as a driver, max_concurrent_trials set from the workers' resources).
+Such a trial is not stopped by Tune ending its process: that would leave its Train run's placement group
+reserved (Ray Train's cleaner for it needs the dashboard's state API, which a local Prism session does not
+start) and the next trials waiting for CPUs. The scheduler decides as before, and its decision reaches the
+trial, which stops its Train run (after the epoch the workers are in) and returns.
 """
 from __future__ import annotations
 
@@ -32,6 +42,10 @@ BEST = "best_valid"  # the trial's best validation metric so far: what the searc
 Space = Callable[[Any], dict[str, Any]]  # define-by-run: optuna.Trial -> params
 Objective = Callable[..., float]  # (params, data, report) -> best validation metric
 Progress = Callable[[int, int, str], None]
+# a trial whose fit runs on Ray Train only drives the run: no CPU of its own (Ray Train reserves the workers'),
+# a token of memory because a Tune trial must ask for some resource
+TRAIN_DRIVER_RESOURCES = {"cpu": 0, "memory": 2 ** 20}
+VERDICT_WAIT_S = 60.0  # how long a trial on Ray Train waits for the scheduler's decision on an epoch
 
 
 @dataclass
@@ -51,12 +65,22 @@ class RayTuneConfig:
     storage_path: Path | None = None  # where Ray Tune keeps trial results (None = a temporary folder)
     sampler: Any = None  # an Optuna sampler (None = Optuna's TPE seeded with `seed`)
     starting_points: list[dict[str, Any]] = field(default_factory=list)  # params tried first, in order
+    trial_workers: int | None = None  # each trial's fit on Ray Train with this many workers, one CPU each
+    #                                   (None = the trial trains in its own process, on cpus_per_trial)
 
     def __post_init__(self) -> None:
         if self.scheduler not in ("asha", "median"):
             raise ValueError(f"RayTuneConfig.scheduler={self.scheduler!r}; choose 'asha' or 'median'")
         if self.trials < 1 or self.max_epochs < 1 or self.grace_period < 1:
             raise ValueError("RayTuneConfig trials, max_epochs and grace_period must be ≥ 1")
+        if self.trial_workers is not None and self.trial_workers < 1:
+            raise ValueError(f"RayTuneConfig.trial_workers={self.trial_workers}; give at least 1 worker, or None "
+                             "to train each trial in its own process")
+
+    @property
+    def trial_cpus(self) -> float:
+        """CPUs one trial holds while it trains: its own, or its Ray Train workers'."""
+        return float(self.trial_workers) if self.trial_workers else self.cpus_per_trial
 
 
 @dataclass
@@ -66,18 +90,62 @@ class RayTuneResult:
     best_params: dict[str, Any]
     best_metric: float
     history: list[dict[str, Any]] = field(default_factory=list)  # per trial: params, valid_metric, epochs,
-    #                                                                 status, seconds, cpu_seconds, error
+    #                                                                 status, seconds, cpu_seconds, error,
+    #                                                                 train_workers (trials on Ray Train)
     seconds: float = 0.0
     engine: str = "ray"
 
 
-def _trial(params: dict[str, Any], data: Any = None, objective: Objective | None = None) -> None:
-    """One trial inside a Ray worker: run the objective, reporting each epoch's validation metric."""
+class _Verdicts:
+    """The scheduler's decision on each epoch of the trials that train on Ray Train, which those trials read
+    (a Ray actor in the search's session)."""
+
+    def __init__(self) -> None:
+        self.decided: dict[str, int] = {}  # trial id -> the last iteration decided
+        self.stop_at: dict[str, int] = {}  # trial id -> the iteration the scheduler stopped it at
+
+    def record(self, trial_id: str, iteration: int, stop: bool) -> None:
+        self.decided[trial_id] = max(iteration, self.decided.get(trial_id, 0))
+        if stop:
+            self.stop_at.setdefault(trial_id, iteration)
+
+    def read(self, trial_id: str, iteration: int) -> bool | None:
+        """True: stop; False: go on; None: the scheduler has not seen this iteration yet."""
+        if trial_id in self.stop_at:
+            return True
+        return False if self.decided.get(trial_id, 0) >= iteration else None
+
+
+def _await_verdict(verdicts: Any, trial_id: str, iteration: int, wait_s: float = VERDICT_WAIT_S) -> bool:
+    """Whether the scheduler stopped the trial at `iteration` (or before); False when no decision came in time."""
+    import ray
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        stop = ray.get(verdicts.read.remote(trial_id, iteration))
+        if stop is not None:
+            return bool(stop)
+        if time.monotonic() >= deadline:
+            log.warning("trial %s: no scheduler decision on iteration %d within %.0f s; going on",
+                        trial_id, iteration, wait_s)
+            return False
+        time.sleep(0.05)
+
+
+def _trial(params: dict[str, Any], data: Any = None, objective: Objective | None = None,
+           trial_workers: int | None = None, verdicts: Any = None) -> None:
+    """One trial inside a Ray worker: run the objective, reporting each epoch's validation metric; with
+    `trial_workers`, the objective's fit runs on that many Ray Train workers and stops when `verdicts` says
+    the scheduler stopped the trial."""
+    from contextlib import nullcontext
+
     from ray import tune
 
     best = -math.inf
     reported = 0
     cpu0 = time.process_time()  # the trial's own CPU time (the worker's start-up and imports excluded)
+    on_train = 0  # Ray Train workers of the fit running now (0 = none): an epoch reported meanwhile came from them
+    trial_id = tune.get_context().get_trial_id() if verdicts is not None else None
 
     def report(epoch: int, value: float) -> bool:
         nonlocal best, reported
@@ -85,13 +153,60 @@ def _trial(params: dict[str, Any], data: Any = None, objective: Objective | None
         if math.isfinite(value):
             best = max(best, value)
         reported += 1
-        tune.report({METRIC: value, BEST: best, "epoch": int(epoch), "cpu_seconds": time.process_time() - cpu0})
-        return False  # Ray stops a pruned trial itself: it never returns from report
+        row = {METRIC: value, BEST: best, "epoch": int(epoch)}
+        if trial_workers:  # the workers' CPU is not this driver's: no cpu_seconds
+            row["train_workers"] = on_train
+        else:
+            row["cpu_seconds"] = time.process_time() - cpu0
+        tune.report(row)
+        if verdicts is None:
+            return False  # Ray stops a pruned trial itself: it never returns from report
+        return _await_verdict(verdicts, trial_id, reported)  # True ends the Train run: the trial returns
 
-    final = objective(dict(params), data, report)
+    block = nullcontext()
+    if trial_workers:
+        from core.models.fusion.train import training_engine
+        from core.scale.ray_train import RayTrainEngine
+
+        engine = RayTrainEngine(workers=trial_workers)
+
+        def on_ray_train(net: Any, train_data: Any, config: Any, progress: Any = None) -> Any:
+            nonlocal on_train
+            on_train = engine.workers
+            try:
+                return engine(net, train_data, config, progress)
+            finally:
+                on_train = 0
+
+        block = training_engine(on_ray_train)
+    with block:
+        final = objective(dict(params), data, report)
     if reported == 0:  # an objective without epochs still gives the searcher its value
-        tune.report({METRIC: float(final), BEST: float(final), "epoch": 0,
-                     "cpu_seconds": time.process_time() - cpu0})
+        row = {METRIC: float(final), BEST: float(final), "epoch": 0}
+        if trial_workers:
+            row["train_workers"] = 0
+        else:
+            row["cpu_seconds"] = time.process_time() - cpu0
+        tune.report(row)
+
+
+def _asking_scheduler(scheduler_class: type, verdicts: Any, stopped: set[str]) -> type:
+    """`scheduler_class` whose decision to stop a trial is sent to the trial (through `verdicts`) instead of
+    Tune ending the trial's process; the trial then ends by itself. Every other decision is unchanged."""
+    from ray.tune.schedulers import TrialScheduler
+
+    class AskingScheduler(scheduler_class):
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            decision = super().on_trial_result(tune_controller, trial, result)
+            stop = decision == TrialScheduler.STOP
+            verdicts.record.remote(trial.trial_id, int(result.get("training_iteration", 0)), stop)
+            if stop:
+                stopped.add(trial.trial_id)
+                return TrialScheduler.CONTINUE
+            return decision
+
+    AskingScheduler.__name__ = f"Asking{scheduler_class.__name__}"
+    return AskingScheduler
 
 
 def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space | None = None,
@@ -116,22 +231,32 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
     # a failed trial is one line from the progress callback (cause and traceback file), not Ray's traceback
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    concurrent = config.concurrent or max(1, int(cpus // config.cpus_per_trial))
+    if config.trial_workers and config.address is None and config.trial_cpus > cpus:
+        raise EngineError(f"each trial trains on {config.trial_workers} Ray Train workers (one CPU each) but this "
+                          f"Ray session has {cpus:g} CPUs; use --trial-workers {max(1, int(cpus))} or fewer, or a "
+                          "cluster (--address)")
+    concurrent = config.concurrent or max(1, int(cpus // config.trial_cpus))
     optuna_search = OptunaSearch(space=space, metric=BEST, mode="max",
                                  points_to_evaluate=[dict(p) for p in config.starting_points] or None,
                                  sampler=config.sampler, seed=None if config.sampler is not None else config.seed)
     searcher = ConcurrencyLimiter(optuna_search, max_concurrent=concurrent)
-    if config.scheduler == "asha":
-        scheduler = ASHAScheduler(metric=BEST, mode="max", time_attr="training_iteration", max_t=config.max_epochs,
-                                  grace_period=config.grace_period, reduction_factor=config.reduction_factor)
-    else:
-        scheduler = MedianStoppingRule(metric=BEST, mode="max", time_attr="training_iteration",
-                                       grace_period=config.grace_period,
-                                       min_samples_required=2)
-    trainable = tune.with_resources(tune.with_parameters(_trial, data=data, objective=objective),
-                                    {"cpu": config.cpus_per_trial})
-    storage = config.storage_path or Path(tempfile.mkdtemp(prefix="prism-tune-"))
     reporter = _ProgressCallback(progress, config.trials, config.max_epochs)
+    verdicts = ray.remote(num_cpus=0)(_Verdicts).remote() if config.trial_workers else None
+    asha, median = ASHAScheduler, MedianStoppingRule
+    if verdicts is not None:
+        asha, median = (_asking_scheduler(c, verdicts, reporter.stopped) for c in (asha, median))
+    if config.scheduler == "asha":
+        scheduler = asha(metric=BEST, mode="max", time_attr="training_iteration", max_t=config.max_epochs,
+                         grace_period=config.grace_period, reduction_factor=config.reduction_factor)
+    else:
+        scheduler = median(metric=BEST, mode="max", time_attr="training_iteration",
+                           grace_period=config.grace_period,
+                           min_samples_required=2)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, data=data, objective=objective, trial_workers=config.trial_workers,
+                             verdicts=verdicts),
+        dict(TRAIN_DRIVER_RESOURCES) if config.trial_workers else {"cpu": config.cpus_per_trial})
+    storage = config.storage_path or Path(tempfile.mkdtemp(prefix="prism-tune-"))
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
@@ -139,7 +264,11 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
         run_config=tune.RunConfig(storage_path=str(Path(storage).resolve()), name=f"prism-{int(time.time())}",
                                   verbose=0, callbacks=[reporter]))
     start = time.perf_counter()
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        if verdicts is not None:
+            ray.kill(verdicts)
     seconds = time.perf_counter() - start
     history = []
     for result in grid:
@@ -152,6 +281,8 @@ def tune_on_ray(data: Any, config: RayTuneConfig | None = None, *, space: Space 
                ("stopped" if len(values) < config.max_epochs and metrics.get("trial_id") in reporter.stopped
                 else "completed"),
                "seconds": metrics.get("time_total_s"), "cpu_seconds": metrics.get("cpu_seconds")}
+        if config.trial_workers:
+            row["train_workers"] = metrics.get("train_workers")
         if result.error:
             row["error"] = error_line(result.error)
         history.append(row)
@@ -246,9 +377,10 @@ class _ProgressCallback:
 
 def tune_study_on_ray(data: Any, config: Any, *, address: str | None = None, concurrent: int | None = None,
                       scheduler: str = "asha", storage_path: Path | None = None,
-                      progress: Progress | None = None) -> Any:
+                      progress: Progress | None = None, trial_workers: int | None = None) -> Any:
     """The local search of core.tuning.study (its TuneConfig: seed, trials or budget, metric, trial epochs and
-    patience, starting points, TPE sampler) run on Ray Tune; returns the local search's TuneResult."""
+    patience, starting points, TPE sampler) run on Ray Tune; returns the local search's TuneResult. With
+    `trial_workers`, each trial's fit runs on that many Ray Train workers."""
     from functools import partial
 
     from core.tuning import objective, space
@@ -257,6 +389,10 @@ def tune_study_on_ray(data: Any, config: Any, *, address: str | None = None, con
     if data.valid.nnz == 0:  # every trial would fail on it: say so before starting workers
         raise ValueError("the validation split is empty: tuning needs validation interactions (use a split "
                          "with a valid share, e.g. --split random)")
+    if trial_workers:
+        from core.scale.ray_train import check_workers
+
+        check_workers(data, trial_workers)
     base = objective.base_config(data, config.metric, config.seed)
     trial = partial(objective.run_trial, base=base, max_epochs=config.trial_epochs, patience=config.trial_patience)
     starting = [space.params_of(s) for s in space.STARTING_POINTS.values()] if config.starting_points else []
@@ -264,12 +400,14 @@ def tune_study_on_ray(data: Any, config: Any, *, address: str | None = None, con
                                grace_period=min(config.warmup_epochs, config.trial_epochs), scheduler=scheduler,
                                time_budget_s=None if config.budget_minutes is None else config.budget_minutes * 60,
                                address=address, concurrent=concurrent, storage_path=storage_path,
-                               sampler=make_sampler(config), starting_points=starting)
+                               sampler=make_sampler(config), starting_points=starting, trial_workers=trial_workers)
     found = tune_on_ray(data, ray_config, space=space.suggest, objective=trial, progress=progress)
     states = {"completed": "complete", "stopped": "pruned", "error": "failed"}
     history = [{"number": n, "state": states[h["status"]], "value": h["valid_metric"], "params": h["params"],
                 "epochs": h["epochs"], "seconds": h["seconds"], "cpu_seconds": h["cpu_seconds"],
-                **({"error": h["error"]} if "error" in h else {})} for n, h in enumerate(found.history)]
+                **({"error": h["error"]} if "error" in h else {}),
+                **({"train_workers": h["train_workers"]} if "train_workers" in h else {})}
+               for n, h in enumerate(found.history)]
     best = best_trial(history)  # the local search's rule: completed trials first
     return TuneResult(config=space.apply(base, best["params"]), params=dict(best["params"]), value=best["value"],
                       metric=config.metric, history=history, seconds=found.seconds)

@@ -133,3 +133,22 @@ def test_train_command_with_the_ray_engine_saves_an_active_model(ray_session, tm
     model = load_active_model(store, catalog, prepare_embeddings(store, catalog))  # no Ray needed to load
     assert model is not None and len(model.history) == 2
     assert np.isfinite(model.score(np.arange(2))).all()
+
+
+def test_a_progress_callback_that_returns_true_stops_the_workers(ray_session, tmp_path) -> None:
+    """As in a local fit, True from the progress callback ends the run: both workers stop together (the epoch
+    they are in is finished, not reported), and the run returns a model."""
+    from core.scale.ray_train import RayTrainEngine
+
+    data = small_data(seed=5)
+    seen = []
+
+    def stop_after_the_first(report) -> bool:
+        seen.append(report.epoch)
+        return True
+
+    with train.training_engine(RayTrainEngine(workers=2, storage_path=tmp_path / "ray")):
+        model = FusionRecommender(config(epochs=50, patience=50)).fit(data, progress=stop_after_the_first)
+    assert seen == [1]
+    assert 1 <= len(model.history) < 50
+    assert np.isfinite(model.score(np.arange(data.n_users))).all()

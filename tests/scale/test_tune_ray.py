@@ -212,3 +212,111 @@ def test_a_trial_the_scheduler_stops_counts_as_stopped_and_one_that_ends_itself_
     # 'poor' trails 'good' at ASHA's first rung (epoch 2) and is stopped there; 'short' returns by itself
     assert outcome == {"good": ("completed", 6), "poor": ("stopped", 2), "short": ("completed", 3)}
     assert result.best_params == {"kind": "short"} and result.best_metric == 1.0
+
+
+def obedient_curve_objective(params: dict, data: InteractionData, report=None) -> float:
+    """curve_objective, stopping when report says the scheduler stopped the trial (as run_trial does)."""
+    values = {"good": [e / 7 for e in range(1, 7)], "poor": [0.01 * e for e in range(1, 7)],
+              "short": [1.0, 1.0, 1.0]}[params["kind"]]
+    for epoch, value in enumerate(values, start=1):
+        if report(epoch, value):
+            break
+    return max(values)
+
+
+@pytest.mark.slow  # a Ray session and three trial processes
+def test_trials_on_ray_train_are_stopped_by_asking_them(ray_session, tmp_path):
+    """With trial_workers the scheduler's decision to stop reaches the trial, which returns by itself (Tune
+    ending its process would leave its Train run's placement group reserved): the same outcome as above."""
+    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
+
+    config = RayTuneConfig(trials=3, max_epochs=6, grace_period=2, reduction_factor=2, concurrent=1,
+                           trial_workers=1, storage_path=tmp_path / "ray",
+                           starting_points=[{"kind": "good"}, {"kind": "poor"}, {"kind": "short"}])
+    messages = []
+    result = tune_on_ray(None, config, space=curve_space, objective=obedient_curve_objective,
+                         progress=lambda done, total, msg: messages.append(msg))
+    outcome = {h["params"]["kind"]: (h["status"], h["epochs"]) for h in result.history}
+    assert outcome == {"good": ("completed", 6), "poor": ("stopped", 2), "short": ("completed", 3)}
+    assert any("stopped by the scheduler after 2 epochs" in m for m in messages)
+
+
+@pytest.mark.slow  # two trials, each a Ray Train run of one worker process: about a minute on two idle cores
+def test_cli_tune_with_trials_on_ray_train_stores_the_best_and_frees_the_workers(ray_session, tmp_path, capsys):
+    """`tune --engine ray --trial-workers 1`: every trial's epochs come from its Ray Train run, the best trial is
+    stored as the tuned configuration, and each Train run ends by itself (no CPU left reserved)."""
+    import time
+
+    from ray.util import placement_group_table
+
+    from core.cli.main import main
+    from core.store.database import Store
+    from core.tuning.store import load_tuned
+    from tests.catalog.test_mmrec import make_mmrec
+
+    data_dir = tmp_path / "store"
+    assert main(["--data-dir", str(data_dir), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    capsys.readouterr()
+    groups_before = set(placement_group_table())
+    code = main(["--data-dir", str(data_dir), "tune", "--catalog", "tiny", "--engine", "ray", "--trials", "2",
+                 "--trial-epochs", "2", "--trial-workers", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "each trial trains on Ray Train: 1 worker(s)" in out and "(2 trials" in out
+    tuned = load_tuned(Store(data_dir), "tiny")
+    assert tuned is not None and len(tuned.history) == 2
+    # the epochs each trial reported arrived while its fit ran on one Ray Train worker
+    assert all(h["train_workers"] == 1 and h["epochs"] == 2 and h["cpu_seconds"] is None for h in tuned.history)
+    best = max((h for h in tuned.history if h["value"] is not None), key=lambda h: h["value"])
+    assert tuned.metric["value"] == pytest.approx(best["value"])
+    # the trials' placement groups (the trial's own and its Train run's) are gone and every CPU is free again
+    deadline = time.monotonic() + 20
+    while ray_session.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray_session.available_resources().get("CPU", 0) == 2
+    new_groups = {k: v for k, v in placement_group_table().items() if k not in groups_before}
+    assert new_groups and all(v["state"] == "REMOVED" for v in new_groups.values())
+
+
+def test_verdicts_say_stop_once_stopped_and_wait_for_undecided_epochs():
+    from core.scale.tune_ray import _Verdicts
+
+    verdicts = _Verdicts()
+    assert verdicts.read("a", 1) is None  # not decided yet: the trial waits
+    verdicts.record("a", 1, False)
+    verdicts.record("b", 1, True)
+    assert (verdicts.read("a", 1), verdicts.read("a", 2), verdicts.read("b", 1)) == (False, None, True)
+    verdicts.record("a", 2, True)
+    verdicts.record("a", 3, False)  # a later decision does not take a stop back
+    assert verdicts.read("a", 2) is True and verdicts.read("a", 3) is True
+
+
+def test_a_stop_decision_is_sent_to_the_trial_and_tune_told_to_go_on():
+    pytest.importorskip("ray.tune", reason="Ray Tune is not installed")
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from core.scale.tune_ray import _asking_scheduler, _Verdicts
+
+    class Rung(TrialScheduler):  # stops every trial at its second result
+        def on_trial_result(self, tune_controller, trial, result):
+            return TrialScheduler.STOP if result["training_iteration"] == 2 else TrialScheduler.CONTINUE
+
+    recorded = _Verdicts()
+    verdicts = SimpleNamespace(record=SimpleNamespace(remote=recorded.record))  # an actor handle's shape
+    stopped: set[str] = set()
+    scheduler = _asking_scheduler(Rung, verdicts, stopped)()
+    trial = SimpleNamespace(trial_id="t1")
+    decisions = [scheduler.on_trial_result(None, trial, {"training_iteration": i}) for i in (1, 2)]
+    assert decisions == [TrialScheduler.CONTINUE, TrialScheduler.CONTINUE]
+    assert stopped == {"t1"} and recorded.read("t1", 1) is True and recorded.stop_at == {"t1": 2}
+
+
+@pytest.mark.slow  # a Ray session
+def test_more_trial_workers_than_local_cpus_are_refused(ray_session):
+    from core.errors import EngineError
+    from core.scale.tune_ray import RayTuneConfig, tune_on_ray
+
+    with pytest.raises(EngineError, match="trial-workers 2 or fewer"):
+        tune_on_ray(None, RayTuneConfig(trials=1, trial_workers=3), space=curve_space, objective=curve_objective)
