@@ -212,3 +212,37 @@ def test_the_large_catalog_path_trains_on_every_torch_thread_and_small_catalogs_
     finally:
         torch.set_num_threads(before)
     assert seen == {True: 2, False: 1}
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_keeping_the_user_gradient_between_steps_trains_the_same_model(monkeypatch, l2) -> None:
+    monkeypatch.setattr(train, "LOCAL_STEP_ITEMS", 10)  # the large-catalog path, where the gradient is kept
+    data = small_data(seed=3)
+    config = FusionConfig(strategy="gated", dim=8, hidden=0, user_mode="id", epochs=3, patience=3, batch_size=32,
+                          loss="bpr", lr=0.02, l2=l2, dropout=0.0, seed=0, collaborative="none")
+    models = []
+    for keep in (False, True):
+        monkeypatch.setattr(train, "KEEP_USER_GRADIENT", keep)
+        models.append(FusionRecommender(config).fit(data))
+    for (name, a), b in zip(models[0].net.named_parameters(), models[1].net.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert [h["loss"] for h in models[0].history] == pytest.approx([h["loss"] for h in models[1].history], rel=1e-5)
+    assert models[1].net.user_id.weight.grad is None  # the buffer is not left behind
+
+
+def test_the_kept_user_gradient_holds_exactly_the_batch_rows(monkeypatch) -> None:
+    monkeypatch.setattr(train, "LOCAL_STEP_ITEMS", 10)
+    config = FusionConfig(strategy="gated", dim=8, hidden=0, user_mode="id", loss="bpr", seed=0, collaborative="none")
+    net, _ = built(config)
+    net.eval()  # no dropout: the two passes see the same inputs
+    u, i, j = torch.tensor([0, 3, 3]), torch.tensor([1, 2, 5]), torch.tensor([[7], [8], [9]])
+    train._local_step_loss(net, config, u, i, j).backward()
+    want = net.user_id.weight.grad.clone()
+    net.zero_grad(set_to_none=True)
+    token = train.KEEP_USER_GRAD.set(True)
+    try:
+        train._local_step_loss(net, config, u, i, j).backward()
+    finally:
+        train.KEEP_USER_GRAD.reset(token)
+    torch.testing.assert_close(net.user_id.weight.grad, want, rtol=1e-6, atol=1e-7)
+    assert set(net.user_id.weight.grad.abs().sum(1).nonzero().squeeze(1).tolist()) == {0, 3}

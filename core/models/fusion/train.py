@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +42,7 @@ TRAIN_THREADS = 1
 # 32,768: 0.79 s on two threads against 1.82 s on one, measured side by side). 0: torch's own count (the
 # cores; on a Ray Train worker, the CPUs Ray gave it).
 LARGE_TRAIN_THREADS = 0
+KEEP_USER_GRADIENT = True  # the large-catalog path keeps the user table's gradient between steps (_fit)
 REUSE_LARGE_ALLOCATIONS = True  # the large-catalog path reuses big blocks between steps (core.models.fusion.allocation)
 EVAL_BATCH = 2048  # users scored at once during validation (fewer on large catalogs: see bounded_batch)
 # Above this many items a step scores only the batch's items (when no graph propagation needs them all):
@@ -208,6 +210,37 @@ def uses_local_steps(net: FusionNet) -> bool:
             and net.config.user_mode == "id")
 
 
+class _RowsIntoKeptGrad(torch.autograd.Function):
+    """weight[rows], whose backward adds the rows' gradient into weight.grad in place (created once, kept
+    between steps) instead of building a zero gradient of the whole table each step."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.weight = weight
+        return weight.detach()[rows]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None]:
+        (rows,) = ctx.saved_tensors
+        weight = ctx.weight
+        if weight.grad is None:
+            weight.grad = torch.zeros_like(weight)
+        weight.grad.index_add_(0, rows, grad)
+        return None, None  # nothing for autograd to accumulate: it is in weight.grad already
+
+
+# Set while a single-process large-catalog fit keeps the user table's gradient between steps (_fit)
+KEEP_USER_GRAD: ContextVar[bool] = ContextVar("fusion_keep_user_grad", default=False)
+
+
+def _user_rows(net: FusionNet, users: torch.Tensor) -> torch.Tensor:
+    """The batch's user id rows (B, D): through the kept gradient when KEEP_USER_GRAD is set."""
+    if KEEP_USER_GRAD.get():
+        return _RowsIntoKeptGrad.apply(net.user_id.weight, users)
+    return net.user_id(users)
+
+
 def _local_step_loss(net: FusionNet, config: FusionConfig, users: torch.Tensor, pos: torch.Tensor,
                      neg: torch.Tensor) -> torch.Tensor:
     """The loss of one step computed over the batch's own items and users only.
@@ -221,7 +254,7 @@ def _local_step_loss(net: FusionNet, config: FusionConfig, users: torch.Tensor, 
     x = net.project({m: v[items] for m, v in net.inputs.items()}, len(items))  # (n, M, D)
     fused, _ = net.fuse(x, present)
     items0 = net.item_layer0(fused, items)  # (n, D)
-    users0 = net.user_id(users)  # (B, D)
+    users0 = _user_rows(net, users)  # (B, D)
     bias = net.biases()[items]
     s_pos = (users0 * items0[pos_l]).sum(-1) + bias[pos_l]  # (B,)
     s_neg = (users0[:, None, :] * items0[neg_l]).sum(-1) + bias[neg_l]  # (B, n)
@@ -425,6 +458,26 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
     rng = np.random.default_rng(config.seed if replica.rank == 0 else [config.seed, replica.rank])
     optimisers = make_optimisers(net, config)
     step = replica.wrap(StepLoss(net, config))
+    # a single-process fit on the large-catalog path keeps the user table's gradient between steps and zeroes
+    # only the rows a step touched: writing a zero gradient of every user row each step took 15% of a step
+    # (1M users). Under DistributedDataParallel (replica.wrap) autograd must see every gradient: not there.
+    keep = (KEEP_USER_GRADIENT and uses_local_steps(net) and replica.wrap is _same
+            and getattr(net, "user_id", None) is not None and not net.user_id.sparse)
+    kept = [net.user_id.weight] if keep else []
+    token = KEEP_USER_GRAD.set(keep)
+    try:
+        return _epochs(net, data, config, progress, show_bar, replica, rng, optimisers, step, kept)
+    finally:
+        KEEP_USER_GRAD.reset(token)
+        for weight in kept:
+            weight.grad = None
+
+
+def _epochs(net: FusionNet, data: InteractionData, config: FusionConfig, progress: ProgressCallback | None,
+            show_bar: bool, replica: Replica, rng: np.random.Generator, optimisers: list[torch.optim.Optimizer],
+            step: torch.nn.Module, kept: list[torch.Tensor]) -> tuple[list[dict], int]:
+    """_fit's epochs; `kept`: parameters whose gradient buffer is kept between steps (zeroed at the rows the
+    step used, see _RowsIntoKeptGrad)."""
     train = replica.shard(data.train)
     batch_size = config.batch_size if replica.world == 1 else -(-config.batch_size // replica.world)
     pairs_each = replica.pairs_each(data.train) if replica.world > 1 else None
@@ -446,13 +499,18 @@ def _fit(net: FusionNet, data: InteractionData, config: FusionConfig, progress: 
         for s in range(0, users.numel(), batch_size):
             u, i, j = users[s:s + batch_size], pos[s:s + batch_size], neg[s:s + batch_size]
             loss = step(u, i, j)
+            buffers = [w.grad for w in kept]
             for optimiser in optimisers:
                 optimiser.zero_grad()
+            for w, g in zip(kept, buffers):
+                w.grad = g
             loss.backward()
             if len(optimisers) > 1:
                 decay_sparse_rows(net, config.l2)
             for optimiser in optimisers:
                 optimiser.step()
+            for w in kept:
+                w.grad.index_fill_(0, u, 0.0)  # zero again where this step wrote
             total += loss.item() * u.numel()
             seen += u.numel()
             if time.perf_counter() - last_line >= STEP_LOG_SECONDS:  # plain lines: visible in a log file too
