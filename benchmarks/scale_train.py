@@ -245,21 +245,23 @@ MODELS = ("fusion", "als", "itemknn", "ease")
 @contextmanager
 def local_fusion_threads(former: bool):
     """A local fusion fit with the machine's cores as torch's threads (the benchmark runs everything else on
-    one); `former`: as before the large-catalog path used them, on one thread and without reusing big blocks."""
+    one); `former`: the large-catalog epoch as it was before this stop: one thread, big blocks not reused, a
+    whole-table user gradient each step."""
     import torch
 
     from core.encoders.pipeline import usable_cores
     from core.models.fusion import train
 
-    saved = torch.get_num_threads(), train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS
+    saved = (torch.get_num_threads(), train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS,
+             train.KEEP_USER_GRADIENT)
     torch.set_num_threads(usable_cores())
     if former:
-        train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS = 1, False
+        train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS, train.KEEP_USER_GRADIENT = 1, False, False
     try:
         yield
     finally:
         torch.set_num_threads(saved[0])
-        train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS = saved[1], saved[2]
+        train.LARGE_TRAIN_THREADS, train.REUSE_LARGE_ALLOCATIONS, train.KEEP_USER_GRADIENT = saved[1:]
 
 
 def fusion_engines(parser: argparse.ArgumentParser, engines: str, workers: str) -> list[tuple[str, int]]:
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--batch-size", type=int, default=32_768, help="fusion batch size")
     parser.add_argument("--lr", type=float, default=0.005, help="fusion learning rate")
     parser.add_argument("--engine", default="local", help="comma-separated fusion engines: local, former (local as "
-                        "before the large-catalog path used every core: one thread, big blocks not reused), ray (a "
+                        "before: one thread, big blocks not reused, a whole-table user gradient each step), ray (a "
                         "row each; ray once per --workers count)")
     parser.add_argument("--workers", default="1", help="comma-separated Ray Train worker counts, e.g. 1,2")
     parser.add_argument("--lazy-adam", action="store_true", help="fusion: sparse id gradients and lazy Adam "
