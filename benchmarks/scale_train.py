@@ -4,7 +4,7 @@ synthetic interaction set, sparse all the way.
     nice -n 5 python -m benchmarks.scale_train [--users 1000000 --items 200000 --interactions 20000000]
         [--models fusion,als,itemknn,ease] [--cache benchmarks/results/scale_train_data]
         [--engine local,ray --workers 1,2]   # fusion rows: trained here, and on Ray Train with 1 and 2 workers
-        [--engine former,local]              # the large-catalog epoch before and after it used every core
+        [--engine former,local]              # the large-catalog epoch as it was (one thread) and as it is
 
 Data: users each like one of `--clusters` item clusters; 70% of a user's interactions fall in that cluster
 and 30% on globally popular items (Zipf); item content = three clustered 32-d fields (text, image, audio),
@@ -245,7 +245,7 @@ MODELS = ("fusion", "als", "itemknn", "ease")
 @contextmanager
 def local_fusion_threads(former: bool):
     """A local fusion fit with the machine's cores as torch's threads (the benchmark runs everything else on
-    one); `former`: the large-catalog epoch as it was before this stop: one thread, big blocks not reused, a
+    one); `former`: the large-catalog epoch as it was before it used every core: one thread, big blocks not reused, a
     whole-table user gradient each step."""
     import torch
 
