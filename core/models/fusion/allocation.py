@@ -7,7 +7,7 @@ each of them, every step. Within `reuse_large_allocations()` the threshold is ra
 come from the heap and are reused by the next step, and freed memory is kept rather than trimmed; on exit the
 defaults are restored and the free memory returned to the system (malloc_trim). Elsewhere (no glibc) it does
 nothing. One step on 1M users × 200k items, batch 32,768, took 1.27 s instead of 1.53 s on one thread
-(benchmark in the README's scale section).
+(consecutive runs on a loaded machine; the whole epoch is measured by benchmarks.scale_train, README).
 """
 from __future__ import annotations
 

@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 # caller's setting afterwards.
 TRAIN_THREADS = 1
 # The large-catalog path's steps hold tens of thousands of rows (the batch's items through the towers, a
-# million-row id gradient): there every thread torch has pays off (one step at 1M users × 200k items, batch
-# 32,768: 0.79 s on two threads against 1.82 s on one, measured side by side). 0: torch's own count (the
-# cores; on a Ray Train worker, the CPUs Ray gave it).
+# million-row id gradient): there every thread torch has pays off (with the two changes below, one epoch at
+# 1M users × 200k items took 198 s against 339 s before, idle 2 cores: benchmarks.scale_train --engine
+# former,local). 0: torch's own count (the cores; on a Ray Train worker, the CPUs Ray gave it).
 LARGE_TRAIN_THREADS = 0
 KEEP_USER_GRADIENT = True  # the large-catalog path keeps the user table's gradient between steps (_fit)
 REUSE_LARGE_ALLOCATIONS = True  # the large-catalog path reuses big blocks between steps (core.models.fusion.allocation)
