@@ -87,7 +87,8 @@ SPACES: dict[str, BaselineSpace] = {
                               "bm25_k1": Range(0.1, 100.0, floor=0.0, when=("weighting", ("bm25",))),
                               "bm25_b": Range(0.0, 1.0, log=False, floor=0.0, ceiling="share",
                                               when=("weighting", ("bm25",)))},
-                             budget_seconds=60, max_trials=240),  # six settings: room to settle (Last.fm-2K: 129 trials)
+                             # six settings: room to settle (Last.fm-2K: 129 trials)
+                             budget_seconds=60, max_trials=240),
     "lightgcn": BaselineSpace({"layers": Range(1, 4, log=False, integer=True, floor=0),
                                "dim": Range(32, 256, integer=True, floor=1),
                                "reg": Range(1e-6, 1e-1, floor=1e-12),

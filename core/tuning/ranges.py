@@ -28,7 +28,8 @@ class Range:
         if not self.high > self.low or (self.log and self.low <= 0):
             raise ValueError(f"range [{self.low}, {self.high}] is empty or (log) not positive")
         if self.ceiling not in (None, "items", "share") or (self.ceiling == "share" and self.high > 1):
-            raise ValueError(f"ceiling={self.ceiling!r} with high {self.high}; use None, 'items' or 'share' (high ≤ 1)")
+            raise ValueError(f"ceiling={self.ceiling!r} with high {self.high}; use None, 'items' or 'share' "
+                             "(high ≤ 1)")
 
 
 def near_edge(value: float, r: Range, low: float, high: float) -> str | None:

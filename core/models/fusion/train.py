@@ -43,7 +43,7 @@ TRAIN_THREADS = 1
 # former,local). 0: torch's own count (the cores; on a Ray Train worker, the CPUs Ray gave it).
 LARGE_TRAIN_THREADS = 0
 KEEP_USER_GRADIENT = True  # the large-catalog path keeps the user table's gradient between steps (_fit)
-REUSE_LARGE_ALLOCATIONS = True  # the large-catalog path reuses big blocks between steps (core.models.fusion.allocation)
+REUSE_LARGE_ALLOCATIONS = True  # the large-catalog path reuses big blocks between steps (fusion.allocation)
 EVAL_BATCH = 2048  # users scored at once during validation (fewer on large catalogs: see bounded_batch)
 # Above this many items a step scores only the batch's items (when no graph propagation needs them all):
 # a whole-catalog forward pass per step would cost a second per step at 200,000 items.
@@ -445,7 +445,8 @@ def fit_fusion(net: FusionNet, data: InteractionData, config: FusionConfig,
     large = uses_local_steps(net)
     lazy = LAZY_ID_ROWS and large and config.optimizer == "adam"  # sparse id rows, lazy Adam
     threads = (LARGE_TRAIN_THREADS or torch.get_num_threads()) if large else TRAIN_THREADS
-    with torch_threads(threads), sparse_id_gradients(net, lazy), reuse_large_allocations(large and REUSE_LARGE_ALLOCATIONS):
+    reuse = large and REUSE_LARGE_ALLOCATIONS
+    with torch_threads(threads), sparse_id_gradients(net, lazy), reuse_large_allocations(reuse):
         return _fit(net, data, config, progress, show_bar, replica or Replica())
 
 
