@@ -41,7 +41,7 @@ with left:
     st.markdown("Modalities present (items carrying each): " + "".join(chips), unsafe_allow_html=True)
 
     st.subheader("Try it")
-    st.markdown(f"One click runs the text query *“{DEMO_QUERY}”* and opens the results.")
+    st.markdown(f"One click runs the text query *“{components.md_escape(DEMO_QUERY)}”* and opens the results.")
     if st.button("Run a demo query", type="primary", icon=":material/play_arrow:", key="home_demo_query"):
         st.session_state["pending_demo_query"] = True
         st.session_state["pending_query_text"] = DEMO_QUERY

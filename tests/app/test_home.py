@@ -33,5 +33,7 @@ def test_demo_query_lands_on_recommend_with_results(app):
     assert result is not None and len(result.items) == 10
     assert len({r.item_id for r in result.items}) == 10
     # the Recommend page is on screen: its inputs and the cards' "Why?" buttons
-    assert app.text_area(key="q_text").value.startswith("calm ambient piano")
+    from core.tour.schema import tour_sentence
+
+    assert app.text_area(key="q_text").value == tour_sentence()  # the tour's sentence, said once
     assert len([b for b in app.button if b.label == "Why?"]) == 10
