@@ -75,6 +75,31 @@ def test_implicit_models_are_reproducible_for_a_seed(data) -> None:
     assert not np.array_equal(a, c)
 
 
+def test_implicit_bpr_keeps_its_best_check_and_stops_on_patience(data) -> None:
+    fast = {"factors": 8, "learning_rate": 0.05, "threads": 1}
+    model = ImplicitBPR(**fast, iterations=400, check_every=10, patience=3).fit(data)
+    checks = [h["iterations"] for h in model.history]
+    assert checks == list(range(10, 10 * len(checks) + 1, 10)) and all(0 <= h["loss"] <= 1 for h in model.history)
+    best = max(model.history, key=lambda h: h["valid_metric"])
+    assert model.best_iterations == best["iterations"]
+    # stopped by patience: the last `patience` checks were no better than the best, and no check came after
+    assert checks[-1] == best["iterations"] + 30 or checks[-1] == 400
+    # the kept factors are those of the best check: the same as a run of exactly that many passes (one thread,
+    # one seed: the passes are the same), scored without early stopping
+    exact = ImplicitBPR(**fast, iterations=model.best_iterations, check_every=0).fit(data)
+    assert exact.history == [] and exact.best_iterations == model.best_iterations
+    np.testing.assert_array_equal(model.score(np.arange(6)), exact.score(np.arange(6)))
+
+
+def test_implicit_bpr_stops_when_progress_says_so(data) -> None:
+    seen = []
+    model = ImplicitBPR(factors=8, threads=1, iterations=300, check_every=20).fit(
+        data, progress=lambda r: seen.append((r.epoch, r.epochs, r.metric_name)) or r.epoch == 2)
+    assert seen == [(1, 15, "recall@20"), (2, 15, "recall@20")] and len(model.history) == 2
+    with pytest.raises(ValueError, match="check_every"):
+        ImplicitBPR(check_every=-1)
+
+
 def test_lightgcn_without_layers_is_matrix_factorisation(data) -> None:
     model = LightGCN(**{**FAST_GCN, "layers": 0, "epochs": 3}).fit(data)
     assert len(model.history) == 3 or model.best_epoch <= 3
