@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -387,12 +387,43 @@ def _render_media(out_dir: Path, config: DemoConfig, i: int, t: TrackSpec) -> It
     return Item(id=t.id, title=t.title, text=t.text, image=image_ref, audio=audio_ref, metadata=t.metadata())
 
 
+# Media are rendered in worker processes: drawing a cover and mixing a clip run much Python between the
+# calls that release the GIL, so threads of one process wait on each other (and on the encoder imports a first
+# start runs beside them). Processes are started fresh ("spawn"): the parent may hold threads and torch.
+RENDER_IN_PROCESSES = True
+
+
+def _render_all(out_dir: Path, config: DemoConfig, tracks: list[TrackSpec], workers: int,
+                done: Callable[[TrackSpec], None]) -> list[Item]:
+    """Every track's media and item, in track order (`done` is told of each as it is collected): in `workers`
+    processes, or threads when there is one worker, processes are turned off or cannot be started."""
+    def run(pool: Executor) -> list[Item]:
+        jobs = [pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)]
+        items = []
+        for job, t in zip(jobs, tracks):
+            items.append(job.result())
+            done(t)
+        return items
+
+    if RENDER_IN_PROCESSES and workers > 1:
+        import multiprocessing
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                return run(pool)
+        except (BrokenProcessPool, OSError, NotImplementedError) as e:  # e.g. no semaphores, or a killed worker
+            log.warning("rendering the demo in threads: worker processes failed (%s)", e)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return run(pool)
+
+
 def generate_demo(out_dir: Path, config: DemoConfig = DemoConfig(), progress: Progress | None = None,
                   *, workers: int = 2) -> Catalog:
     """Write covers/, audio/ and ground_truth.json under `out_dir`; return the catalog that refers to them.
 
-    `workers` threads render media (PIL, numpy and libsndfile release the GIL); every track draws from its
-    own seeded generator, so the files are the same whatever the number of workers.
+    `workers` processes render media (_render_all); every track draws from its own seeded generator, so the
+    files are the same whatever the number or kind of workers.
     """
     out_dir = Path(out_dir).resolve()
     total = config.n_tracks + 2
@@ -409,13 +440,14 @@ def generate_demo(out_dir: Path, config: DemoConfig = DemoConfig(), progress: Pr
         audio.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CatalogError(f"cannot create the demo media folders under {out_dir}: {e.strerror}") from e
-    items: list[Item] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = [pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)]
-        for job, t in zip(jobs, tracks):
-            items.append(job.result())
-            if progress:
-                progress(len(items) + 1, total, f"rendered {t.id} · {t.title}")
+    rendered = [0]
+
+    def done(t: TrackSpec) -> None:
+        rendered[0] += 1
+        if progress:
+            progress(rendered[0] + 1, total, f"rendered {t.id} · {t.title}")
+
+    items = _render_all(out_dir, config, tracks, workers, done)
     _clear_stale(covers, {Path(it.image).name for it in items if it.image})
     _clear_stale(audio, {Path(it.audio).name for it in items if it.audio})
     truth = ground_truth(config, tracks, listeners)

@@ -58,6 +58,32 @@ def test_same_seed_gives_identical_files_whatever_the_workers(small, tmp_path: P
     assert catalog_a.content_hash() == catalog_b.content_hash()
 
 
+def test_rendering_falls_back_to_threads_when_worker_processes_fail(small, tmp_path: Path, monkeypatch,
+                                                                     caplog) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    import core.catalog.demo as demo
+
+    class Broken:  # a pool whose workers die at once, as when the system refuses them
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(demo, "ProcessPoolExecutor", Broken)
+    with caplog.at_level("WARNING", logger="core.catalog.demo"):
+        generate_demo(tmp_path / "t", SMALL, workers=2)
+    assert "rendering the demo in threads" in caplog.text
+    assert _hashes(tmp_path / "t") == _hashes(small[1])
+
+
 def test_different_seed_gives_different_catalog(small, tmp_path: Path) -> None:
     catalog_a, out_a = small
     other = replace(SMALL, seed=SMALL.seed + 1, n_tracks=6, n_listeners=5)
