@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.catalog.model import Catalog
 from core.encoders.embeddings import EmbeddingSet
@@ -197,7 +198,9 @@ def encode_catalog(catalog: Catalog, encoders: dict[str, Encoder], cache: Embedd
             results = {key: tasks[key[0]][key[1]](task_warnings[key]) for key in order}
         else:
             forward_now[0] = False
-            with one_torch_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
+            # BLAS (the descriptors' numpy and librosa) on one thread too: its spinning threads took CPU from the
+            # other batches (600 demo items: encoding 35.9 → 32.5 s, the same vectors)
+            with one_torch_thread(), threadpool_limits(1, "blas"), ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {key: pool.submit(tasks[key[0]][key[1]], task_warnings[key]) for key in order}
                 shown = -1
                 while not all(f.done() for f in futures.values()):
