@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -394,15 +394,14 @@ RENDER_IN_PROCESSES = True
 
 
 def _render_all(out_dir: Path, config: DemoConfig, tracks: list[TrackSpec], workers: int,
-                done: Callable[[TrackSpec], None]) -> list[Item]:
-    """Every track's media and item, in track order (`done` is told of each as it is collected): in `workers`
+                done: Callable[[int, TrackSpec], None]) -> list[Item]:
+    """Every track's media and item, in track order (`done(k, track)` as the k-th is collected): in `workers`
     processes, or threads when there is one worker, processes are turned off or cannot be started."""
-    def run(pool: Executor) -> list[Item]:
-        jobs = [pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)]
+    def collect(jobs: list) -> list[Item]:
         items = []
-        for job, t in zip(jobs, tracks):
+        for k, (job, t) in enumerate(zip(jobs, tracks)):
             items.append(job.result())
-            done(t)
+            done(k, t)
         return items
 
     if RENDER_IN_PROCESSES and workers > 1:
@@ -411,11 +410,15 @@ def _render_all(out_dir: Path, config: DemoConfig, tracks: list[TrackSpec], work
 
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                return run(pool)
-        except (BrokenProcessPool, OSError, NotImplementedError) as e:  # e.g. no semaphores, or a killed worker
+                try:
+                    jobs = [pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)]
+                except (OSError, NotImplementedError) as e:  # the processes cannot be started (no semaphores...)
+                    raise BrokenProcessPool(str(e)) from e
+                return collect(jobs)
+        except BrokenProcessPool as e:  # an OSError of a track's own (a full disk) is raised as it is
             log.warning("rendering the demo in threads: worker processes failed (%s)", e)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return run(pool)
+        return collect([pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)])
 
 
 def generate_demo(out_dir: Path, config: DemoConfig = DemoConfig(), progress: Progress | None = None,
@@ -440,12 +443,9 @@ def generate_demo(out_dir: Path, config: DemoConfig = DemoConfig(), progress: Pr
         audio.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CatalogError(f"cannot create the demo media folders under {out_dir}: {e.strerror}") from e
-    rendered = [0]
-
-    def done(t: TrackSpec) -> None:
-        rendered[0] += 1
+    def done(k: int, t: TrackSpec) -> None:
         if progress:
-            progress(rendered[0] + 1, total, f"rendered {t.id} · {t.title}")
+            progress(k + 2, total, f"rendered {t.id} · {t.title}")
 
     items = _render_all(out_dir, config, tracks, workers, done)
     _clear_stale(covers, {Path(it.image).name for it in items if it.image})

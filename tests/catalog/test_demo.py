@@ -78,10 +78,12 @@ def test_rendering_falls_back_to_threads_when_worker_processes_fail(small, tmp_p
             raise BrokenProcessPool("a child process terminated abruptly")
 
     monkeypatch.setattr(demo, "ProcessPoolExecutor", Broken)
+    steps: list[int] = []
     with caplog.at_level("WARNING", logger="core.catalog.demo"):
-        generate_demo(tmp_path / "t", SMALL, workers=2)
+        generate_demo(tmp_path / "t", SMALL, workers=2, progress=lambda done, total, _m: steps.append(done))
     assert "rendering the demo in threads" in caplog.text
     assert _hashes(tmp_path / "t") == _hashes(small[1])
+    assert steps == list(range(SMALL.n_tracks + 2)) + [SMALL.n_tracks + 2]  # counted once, in order
 
 
 def test_different_seed_gives_different_catalog(small, tmp_path: Path) -> None:
