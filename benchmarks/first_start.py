@@ -1,7 +1,7 @@
 """The studio's first start on the demo, stage by stage, on an empty store: the calls ui.loaders makes when
 nothing is stored yet (encoder libraries imported in the background, the demo catalog generated, the
 encoders loaded, every field encoded, the first model trained from the configuration a first start takes).
-Prints wall and CPU seconds per stage and the peak memory; writes benchmarks/results/first_start.json.
+Prints wall and CPU seconds per stage (the render workers' included) and the peak memory; writes benchmarks/results/first_start.json.
 
     HF_HUB_OFFLINE=1 python -m benchmarks.first_start                 # target: under 2 minutes on 2 cores
     HF_HUB_OFFLINE=1 python -m benchmarks.first_start --keep DIR      # keep the store it built in DIR
@@ -37,10 +37,14 @@ def main() -> None:
     stages: dict[str, tuple[float, float]] = {}
     start = time.perf_counter()
 
+    def cpu_seconds() -> float:  # this process and its finished children (the demo's render workers)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
     def stage(name: str, fn):
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         value = fn()
-        stages[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        stages[name] = (time.perf_counter() - wall, cpu_seconds() - cpu)
         print(f"{name}: {stages[name][0]:.1f} s", flush=True)
         return value
 

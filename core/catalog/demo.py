@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -367,58 +367,114 @@ def _clear_stale(folder: Path, keep: set[str]) -> None:
             f.unlink()
 
 
-def _render_media(out_dir: Path, config: DemoConfig, i: int, t: TrackSpec) -> Item:
-    """Write track i's cover and clip (those it has) and return its catalog item."""
-    import soundfile as sf
-
+def track_item(config: DemoConfig, t: TrackSpec) -> Item:
+    """Track `t`'s catalog item: its text, and the cover and clip files it has (relative to the media folder)."""
     image_ref = None if t.missing == "image" else f"covers/{t.id}.png"
     audio_ref = None if t.missing == "audio" else f"audio/{t.id}.{config.audio_format}"
-    if image_ref:
+    return Item(id=t.id, title=t.title, text=t.text, image=image_ref, audio=audio_ref, metadata=t.metadata())
+
+
+def render_track_media(out_dir: Path | str, config: DemoConfig, i: int, t: TrackSpec) -> Item:
+    """Write track i's cover and clip (those it has) under `out_dir` and return its catalog item."""
+    import soundfile as sf
+
+    item, out_dir = track_item(config, t), Path(out_dir)
+    if item.image:
         img = render_cover(t.title, t.artist, t.genre, t.mood, t.palette, config.cover_size,
                            np.random.default_rng([config.seed, 6, i]))
         # PNG is lossless at every level: level 1 writes the same pixels 3x faster than the default 6
         # (about 10% larger files)
-        img.save(out_dir / image_ref, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    if audio_ref:
+        img.save(out_dir / item.image, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    if item.audio:
         y = synth_clip(t.genre, t.mood, t.instrument, float(t.bpm), t.key_root, t.mode, t.energy, t.seconds,
                        config.sample_rate, np.random.default_rng([config.seed, 7, i]))
-        sf.write(out_dir / audio_ref, y, config.sample_rate, format=config.audio_format.upper(),
+        sf.write(out_dir / item.audio, y, config.sample_rate, format=config.audio_format.upper(),
                  subtype="PCM_16")
-    return Item(id=t.id, title=t.title, text=t.text, image=image_ref, audio=audio_ref, metadata=t.metadata())
+    return item
 
 
-# Media are rendered in worker processes: drawing a cover and mixing a clip run much Python between the
-# calls that release the GIL, so threads of one process wait on each other (and on the encoder imports a first
-# start runs beside them). Processes are started fresh ("spawn"): the parent may hold threads and torch.
+# Media are rendered in worker processes (core.catalog.demo_render), threads when there is one worker, the
+# workers are turned off, or they cannot be started.
 RENDER_IN_PROCESSES = True
 
 
 def _render_all(out_dir: Path, config: DemoConfig, tracks: list[TrackSpec], workers: int,
                 done: Callable[[int, TrackSpec], None]) -> list[Item]:
-    """Every track's media and item, in track order (`done(k, track)` as the k-th is collected): in `workers`
-    processes, or threads when there is one worker, processes are turned off or cannot be started."""
-    def collect(jobs: list) -> list[Item]:
+    """Every track's media and item, in track order (`done(k, track)` once the first k + 1 are written)."""
+    if RENDER_IN_PROCESSES and workers > 1 and _render_in_processes(out_dir, config, tracks, workers, done):
+        return [track_item(config, t) for t in tracks]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        jobs = [pool.submit(render_track_media, out_dir, config, i, t) for i, t in enumerate(tracks)]
         items = []
         for k, (job, t) in enumerate(zip(jobs, tracks)):
             items.append(job.result())
             done(k, t)
         return items
 
-    if RENDER_IN_PROCESSES and workers > 1:
-        import multiprocessing
-        from concurrent.futures.process import BrokenProcessPool
 
+def _render_in_processes(out_dir: Path, config: DemoConfig, tracks: list[TrackSpec], workers: int,
+                         done: Callable[[int, TrackSpec], None]) -> bool:
+    """Render in `workers` `core.catalog.demo_render` processes, passing progress on in track order; False when
+    they cannot be started or one fails (the caller renders in threads then, and says so in the log)."""
+    import queue
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+
+    root = Path(__file__).resolve().parents[2]  # the folder `core` is in: the workers import from it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
+    args = [str(out_dir), json.dumps(asdict(config))]
+    procs: list[subprocess.Popen] = []
+    errors = [tempfile.TemporaryFile() for _ in range(workers)]
+    try:
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                try:
-                    jobs = [pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)]
-                except (OSError, NotImplementedError) as e:  # the processes cannot be started (no semaphores...)
-                    raise BrokenProcessPool(str(e)) from e
-                return collect(jobs)
-        except BrokenProcessPool as e:  # an OSError of a track's own (a full disk) is raised as it is
-            log.warning("rendering the demo in threads: worker processes failed (%s)", e)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return collect([pool.submit(_render_media, out_dir, config, i, t) for i, t in enumerate(tracks)])
+            for k in range(workers):
+                procs.append(subprocess.Popen([sys.executable, "-m", "core.catalog.demo_render", *args, str(k),
+                                               str(workers)], stdout=subprocess.PIPE, stderr=errors[k], text=True,
+                                              env=env, cwd=root))
+        except OSError as e:
+            log.warning("rendering the demo in threads: worker processes cannot be started (%s)", e)
+            return False
+        written: queue.Queue[int | None] = queue.Queue()
+
+        def read(proc: subprocess.Popen) -> None:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                if line.strip().isdigit():
+                    written.put(int(line))
+            written.put(None)
+
+        for proc in procs:
+            threading.Thread(target=read, args=(proc,), daemon=True).start()
+        finished, next_k, ended = set(), 0, 0
+        while ended < len(procs):
+            i = written.get()
+            if i is None:
+                ended += 1
+                continue
+            finished.add(i)
+            while next_k in finished:
+                done(next_k, tracks[next_k])
+                next_k += 1
+        codes = [proc.wait() for proc in procs]
+        if any(codes) or next_k < len(tracks):
+            tails = []
+            for code, err in zip(codes, errors):
+                err.seek(0)
+                text = err.read().decode("utf-8", "replace").strip().splitlines()
+                tails.append(f"exit {code}: {text[-1] if text else 'no message'}")
+            # the threads render every track again: an error of the media themselves (a full disk) is raised there
+            log.warning("rendering the demo in threads: a worker process failed after %d of %d tracks (%s)",
+                        next_k, len(tracks), "; ".join(tails))
+            return False
+        return True
+    finally:
+        for proc in procs:  # stopped early (an error, or the caller's progress raised): no worker outlives it
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for err in errors:
+            err.close()
 
 
 def generate_demo(out_dir: Path, config: DemoConfig = DemoConfig(), progress: Progress | None = None,

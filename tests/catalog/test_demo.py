@@ -58,32 +58,44 @@ def test_same_seed_gives_identical_files_whatever_the_workers(small, tmp_path: P
     assert catalog_a.content_hash() == catalog_b.content_hash()
 
 
-def test_rendering_falls_back_to_threads_when_worker_processes_fail(small, tmp_path: Path, monkeypatch,
+@pytest.mark.parametrize("how", ["cannot start", "dies"])
+def test_rendering_falls_back_to_threads_when_worker_processes_fail(how, small, tmp_path: Path, monkeypatch,
                                                                      caplog) -> None:
-    from concurrent.futures.process import BrokenProcessPool
+    import subprocess
+    import sys
 
-    import core.catalog.demo as demo
+    real = subprocess.Popen
 
-    class Broken:  # a pool whose workers die at once, as when the system refuses them
-        def __init__(self, *args, **kwargs) -> None:
-            pass
+    def popen(cmd, *args, **kwargs):
+        if how == "cannot start":
+            raise OSError(11, "Resource temporarily unavailable")
+        return real([sys.executable, "-c", "print(0, flush=True); raise SystemExit('worker crashed')"], *args,
+                    **kwargs)
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            return None
-
-        def submit(self, *args, **kwargs):
-            raise BrokenProcessPool("a child process terminated abruptly")
-
-    monkeypatch.setattr(demo, "ProcessPoolExecutor", Broken)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     steps: list[int] = []
     with caplog.at_level("WARNING", logger="core.catalog.demo"):
         generate_demo(tmp_path / "t", SMALL, workers=2, progress=lambda done, total, _m: steps.append(done))
     assert "rendering the demo in threads" in caplog.text
+    assert how == "cannot start" or "worker crashed" in caplog.text
     assert _hashes(tmp_path / "t") == _hashes(small[1])
-    assert steps == list(range(SMALL.n_tracks + 2)) + [SMALL.n_tracks + 2]  # counted once, in order
+    # the threads render every track again after a crashed worker: progress may repeat a step, never go back
+    assert sorted(set(steps)) == list(range(SMALL.n_tracks + 3)) and steps == sorted(steps)
+
+
+def test_worker_processes_render_without_threads(small, tmp_path: Path, monkeypatch) -> None:
+    import core.catalog.demo as demo
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("the worker processes should have rendered every track")
+
+    monkeypatch.setattr(demo, "ThreadPoolExecutor", no_threads)
+    few = replace(SMALL, n_tracks=8, n_listeners=5)
+    steps: list[int] = []
+    catalog = generate_demo(tmp_path / "p", few, workers=2, progress=lambda done, total, _m: steps.append(done))
+    assert steps == list(range(few.n_tracks + 3))
+    assert all((tmp_path / "p" / item.image).is_file() for item in catalog.items if item.image)
+    assert all((tmp_path / "p" / item.audio).is_file() for item in catalog.items if item.audio)
 
 
 def test_different_seed_gives_different_catalog(small, tmp_path: Path) -> None:
