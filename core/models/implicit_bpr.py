@@ -83,8 +83,10 @@ class ImplicitBPR:
             users, items = factors_of(made[0])
             value = validation_recall(lambda rows: users[rows] @ items.T, data, 20)
             epoch, now = len(self.history) + 1, time.perf_counter()
-            # implicit counts the pass's pairs it ranked correctly: their missing share stands in for a loss
-            loss = 1.0 - correct / max(correct + skipped, 1) if correct + skipped else float("nan")
+            # a pass samples one pair per training interaction and counts those it already ranked correctly
+            # (skipping a negative the user liked): the share it got wrong stands in for a loss
+            ranked = user_items.nnz - skipped
+            loss = 1.0 - correct / ranked if ranked > 0 else float("nan")
             self.history.append({"epoch": epoch, "iterations": done, "loss": loss, "valid_metric": value,
                                  "metric_name": "recall@20", "seconds": now - last})
             last = now
@@ -96,8 +98,9 @@ class ImplicitBPR:
             if stop:
                 raise _Stop
 
+        user_items = binary_user_items(data)
         try:
-            model = fit_quietly(make, binary_user_items(data), check)
+            model = fit_quietly(make, user_items, check)
         except _Stop:
             model = made[0]
         if checking and stopper.best_state is not None:
