@@ -369,6 +369,13 @@ def _hash_inputs(catalog: Catalog, modality: str, rows: list[int], warnings: lis
     return keys, sources, labels
 
 
+def content_keys(catalog: Catalog, modality: str) -> dict[int, str]:
+    """The embedding cache's keys (content hashes) of the catalog's `modality` inputs, by row; rows without
+    the modality or whose file cannot be read are left out."""
+    rows = [i for i, item in enumerate(catalog.items) if item.has(modality)]
+    return _hash_inputs(catalog, modality, rows, [])[0]
+
+
 def _load_batch(modality: str, rows: list[int], sources: dict[int, Any], labels: dict[int, str],
                 warnings: list[str], sample_rate: int = AUDIO_SAMPLE_RATE) -> dict[int, Any]:
     """Decoded inputs of `rows` (audio at `sample_rate`); a file that does not decode is left out with a warning."""

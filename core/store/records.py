@@ -29,6 +29,11 @@ class RecordTables:
     def embedding_path(self, catalog: str, key: str) -> Path:
         return self.root / "embeddings" / catalog / f"{key}.npz"
 
+    @property
+    def embedding_cache_dir(self) -> Path:
+        """The folder of the embedding cache (core.encoders.cache), shared by every catalog."""
+        return self.root / "embedding-cache"
+
     def record_embedding_set(self, catalog: str, key: str, encoder_ids: dict[str, str],
                              content_hash: str, path: Path) -> None:
         with self.transaction() as con:

@@ -17,6 +17,8 @@ from core.catalog.manifest import manifest_catalog_name, manifest_source, read_m
 from core.catalog.mmrec import AUTO, read_mmrec
 from core.catalog.model import Catalog
 from core.catalog.validation import ImportReport, Progress, check_target, report_for
+from core.encoders.cache import EmbeddingCache
+from core.encoders.demo_vectors import seed_cache
 from core.errors import StoreError
 from core.store.database import Store
 
@@ -98,4 +100,6 @@ def ensure_demo_catalog(store: Store, config: DemoConfig = DemoConfig(),
     out_dir = store.root / "media-cache" / f"demo-{config.seed}"
     catalog = generate_demo(out_dir, config, progress)
     store.save_catalog(catalog, overwrite=True)
+    # the shipped encoder outputs of the default demo: encoding its rendered inputs becomes a cache lookup
+    seed_cache(EmbeddingCache(store.embedding_cache_dir), config)
     return store.load_catalog(CATALOG_NAME)

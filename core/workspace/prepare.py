@@ -64,7 +64,7 @@ def prepare_embeddings(store: Store, catalog: Catalog, encoders: dict[str, Encod
         wanted = {f: e.id for f, e in todo.items()}
         if stored is not None and all(stored.encoder_ids.get(f) == i for f, i in wanted.items()):
             return stored
-    cache = EmbeddingCache(store.root / "embedding-cache")
+    cache = EmbeddingCache(store.embedding_cache_dir)
     emb = encode_catalog(catalog, todo, cache, progress=progress, batch_size=batch_size, engine=engine)
     path = store.embedding_path(catalog.name, EMBEDDING_KEY)
     emb.save(path)
