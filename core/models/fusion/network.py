@@ -11,6 +11,7 @@ from torch import nn
 
 from core.models import graph
 from core.models.fusion.config import FusionConfig
+from core.models.fusion.dropout import HeadDropout
 
 
 class GradientReversal(torch.autograd.Function):
@@ -31,10 +32,14 @@ class ModalityHead(nn.Module):
     def __init__(self, in_dim: int, hidden: int, dim: int, dropout: float) -> None:
         super().__init__()
         if hidden > 0:
-            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(),
-                                     nn.Dropout(dropout), nn.Linear(hidden, dim))
+            self.net = nn.Sequential(HeadDropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(),
+                                     HeadDropout(dropout), nn.Linear(hidden, dim))
         else:
-            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, dim))
+            self.net = nn.Sequential(HeadDropout(dropout), nn.Linear(in_dim, dim))
+
+    def dropout_shapes(self, n: int) -> list[tuple[int, int]]:
+        """The shapes of the dropout masks a pass of `n` rows draws, in order."""
+        return [(n, layer.in_features) for layer in self.net if isinstance(layer, nn.Linear)]
 
     @property
     def first_layer(self) -> nn.Linear:
