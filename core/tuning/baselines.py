@@ -69,7 +69,7 @@ class BaselineSpace:
 
 # one space per baseline with settings; popularity and the content-only models have none
 SPACES: dict[str, BaselineSpace] = {
-    "ease": BaselineSpace({"reg": Range(1.0, 1e5, floor=1e-6)}, budget_seconds=20, max_trials=60),
+    "ease": BaselineSpace({"reg": Range(1.0, 1e5, floor=1e-6)}, budget_seconds=20),
     "als": BaselineSpace({"factors": Range(16, 512, integer=True, floor=1),
                           "regularization": Range(1e-3, 1e3, floor=1e-9),
                           "alpha": Range(0.1, 100.0, floor=1e-6),
