@@ -115,8 +115,8 @@ def main() -> None:
     out = REPO / "benchmarks" / "results" / "first_start.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     valid = [h["valid_metric"] for h in model.history if h.get("valid_metric") is not None]
-    out.write_text(json.dumps({"tracks": len(catalog.items), "encode_all": args.encode_all, "total_s": total, "peak_rss_gib": peak,
-                               "load_average": load, "best_epoch": model.best_epoch,
+    out.write_text(json.dumps({"tracks": len(catalog.items), "encode_all": args.encode_all, "total_s": total,
+                               "peak_rss_gib": peak, "load_average": load, "best_epoch": model.best_epoch,
                                "best_valid": max(valid) if valid else None,
                                "stages": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in stages.items()}},
                               indent=1))
