@@ -52,7 +52,8 @@ class BaselineSpace:
     epochs: bool = False  # the model trains in epochs: a trial reports each epoch and may be pruned
     trial_settings: dict[str, Any] = field(default_factory=dict)  # fixed in trials only (an epoch cap)
     # trials in a row without a better best (by MIN_GAIN) end a search before its budget: at 40 the demo's
-    # ALS, ItemKNN, BPR-MF and LightGCN stopped below their 200-trial references; at 80 they reach them
+    # ALS, ItemKNN, BPR-MF and LightGCN stopped below their 200-trial references; at 80 they reach them. With
+    # epochs (a pruner), only the trials that ran to the end count
     patience: int = 80
     pruner: str = "median"  # core.tuning.study's pruner for the trials of an epoch model ("halving": successive
     #                         halving, so a poor point costs `first_rung` epochs and many points fit a budget)
@@ -80,7 +81,7 @@ SPACES: dict[str, BaselineSpace] = {
     "implicit-bpr": BaselineSpace({"factors": Range(16, 512, integer=True, floor=1),
                                    "learning_rate": Range(1e-4, 1e-1, floor=1e-9),
                                    "regularization": Range(1e-5, 1.0, floor=1e-12)},
-                                  budget_seconds=120, max_trials=120, epochs=True, pruner="halving", first_rung=2,
+                                  budget_seconds=150, epochs=True, pruner="halving", first_rung=2,
                                   trial_settings={"threads": 1}),  # one thread: faster here, and reproducible
     "itemknn": BaselineSpace({"k": Range(5, 1000, integer=True, floor=1, ceiling="items"),
                               "similarity": Choice(("cosine", "jaccard", "conditional", "dot")),
@@ -201,10 +202,15 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
         return study
 
     def stale() -> bool:
-        """Whether the last `space.patience` trials left the best where it was (the search has settled)."""
-        if len(history) - since[0] <= space.patience:  # a new round (an extended range) gets its own patience
+        """Whether the last `space.patience` trials left the best where it was (the search has settled). Where a
+        pruner stops poor points early (epoch models), only trials that ran to the end count: a pruned trial is
+        a probe of a few epochs, and on the demo they used up implicit BPR's patience in half its budget."""
+        counted = [h for h in history[since[0]:]  # a new round (an extended range) gets its own patience
+                   if not space.epochs or h["state"] == "complete"]
+        if len(counted) <= space.patience:
             return False
-        best_before = max((h["value"] for h in history[:-space.patience]
+        first = counted[-space.patience]["number"]  # where the patience window starts
+        best_before = max((h["value"] for h in history[:first]
                            if h["state"] == "complete" and h["value"] is not None), default=-math.inf)
         best_now = max((h["value"] for h in history if h["state"] == "complete" and h["value"] is not None),
                        default=-math.inf)

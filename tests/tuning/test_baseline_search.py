@@ -13,7 +13,7 @@ from core.evaluation.holm import holm_adjust, holm_alphas
 from core.evaluation.verdict import sentence, verdict
 from core.models.collaborative import WEIGHT_GRID, _grow_top_weights
 from core.models.registry import build_model
-from core.tuning.baselines import SPACES, BaselineSpace, Choice, Range, extend, near_edge, search
+from core.tuning.baselines import MIN_GAIN, SPACES, BaselineSpace, Choice, Range, extend, near_edge, search
 
 
 def test_search_extends_a_log_range_to_an_optimum_far_above_it() -> None:
@@ -265,3 +265,28 @@ def test_the_study_names_its_pruners() -> None:
     assert isinstance(halving, optuna.pruners.SuccessiveHalvingPruner)
     with pytest.raises(ValueError, match="pruner='hyper'; choose one of"):
         TuneConfig(pruner="hyper")
+
+
+def test_a_pruned_search_counts_patience_in_trials_that_ran_to_the_end() -> None:
+    # an epoch model whose poor points the pruner stops after a rung: the search settles only once `patience`
+    # trials *completed* without a better best, however many pruned probes came between (or at its cap)
+    space = BaselineSpace({"x": Range(1e-3, 1e3, floor=1e-9)}, budget_seconds=60, max_trials=90, epochs=True,
+                          pruner="halving", first_rung=1, patience=6)
+
+    def objective(p: dict, report) -> float:
+        value = -(math.log10(p["x"]) - 1.3) ** 2
+        for epoch in range(1, 5):
+            report(epoch, value - 0.01 / epoch)
+        return value
+
+    result = search(space, objective, seed=0)
+    states = [h["state"] for h in result.history]
+    assert "pruned" in states and "complete" in states
+    best, last_gain = -math.inf, 0  # the last trial that raised the best by MIN_GAIN
+    for h in result.history:
+        if h["state"] == "complete" and h["value"] >= best + MIN_GAIN:
+            best, last_gain = h["value"], h["number"]
+    completed_after = sum(h["state"] == "complete" for h in result.history[last_gain + 1:])
+    assert result.n_trials == 90 or completed_after == 6  # settled exactly when the sixth completed
+    assert result.n_trials - 1 - last_gain > 6  # pruned probes came between: they did not end the search
+    assert abs(math.log10(result.params["x"]) - 1.3) < 0.3
