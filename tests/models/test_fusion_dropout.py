@@ -25,16 +25,34 @@ def test_head_dropout_draws_what_torch_dropout_draws_and_leaves_the_generator_al
 
     torch.manual_seed(3)
     head = HeadDropout(0.3).train()
-    with drawn_ahead(shapes, 0.3):
+    with drawn_ahead(shapes, 0.3) as source:
+        source.allow(4)
         got = [head(t) for _ in range(4) for t in x]
-    after_ahead = torch.rand(4)  # masks drawn for steps five and six were given back to the generator
+    after_ahead = torch.rand(4)  # nothing past the four allowed steps was drawn
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(after_ahead, after_plain, rtol=0, atol=0)
 
 
-def test_a_call_of_another_shape_is_refused_and_the_thread_stops() -> None:
+def test_a_training_that_fails_part_way_gives_unused_draws_back() -> None:
+    torch.manual_seed(5)
+    expected = [torch.empty(6, 4).bernoulli_(0.5) * 2 for _ in range(2)]
+    after_plain = torch.rand(3)
+    torch.manual_seed(5)
+    source = DrawnAhead([(6, 4)], 0.5)
+    source.allow(10)  # ten steps said, two taken, then the training stops
+    got = [source.next(torch.Size([6, 4])) for _ in range(2)]
+    source.close()
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(torch.rand(3), after_plain, rtol=0, atol=0)
+
+
+def test_a_call_of_another_shape_or_not_allowed_is_refused_and_the_thread_stops() -> None:
     source = DrawnAhead([(4, 2)], 0.5)
+    with pytest.raises(RuntimeError, match="did not allow"):
+        source.next(torch.Size([4, 2]))
+    source.allow(1)
     with pytest.raises(RuntimeError, match=r"shape \(3, 2\) met a mask drawn for \(4, 2\)"):
         source.next(torch.Size([3, 2]))
     source.close()

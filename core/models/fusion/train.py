@@ -29,7 +29,7 @@ from core.data.interactions import InteractionData
 from core.models.base import EpochReport, ProgressCallback
 from core.models.fusion.config import FusionConfig
 from core.models.fusion.allocation import reuse_large_allocations
-from core.models.fusion.dropout import drawn_ahead
+from core.models.fusion.dropout import DRAWN, drawn_ahead
 from core.models.fusion.network import Forward, FusionNet, GradientReversal
 
 log = logging.getLogger(__name__)
@@ -512,6 +512,9 @@ def _epoch_loop(net: FusionNet, data: InteractionData, config: FusionConfig, pro
             again = np.arange(int(pairs_each.max())) % max(users.size, 1)
             users, pos, neg = users[again], pos[again], neg[again]
         users, pos, neg = (torch.as_tensor(a) for a in (users, pos, neg))
+        drawn = DRAWN.get()
+        if drawn is not None:  # this epoch's steps' dropout masks may be drawn ahead (fusion.dropout)
+            drawn.allow(-(-users.numel() // batch_size))
         total, seen = 0.0, 0
         last_line = start
         for s in range(0, users.numel(), batch_size):
