@@ -133,10 +133,64 @@ def search(engine: str, data: Any, config: Any, jobs: int, address: str | None, 
     return tune(data, config, progress=progress)
 
 
+def stored_search(store: Any, catalog_name: str, data: Any) -> Any:
+    """The catalog's stored search (its tuned configuration and trial history) as a TuneResult, to choose
+    among its best trials again; SystemExit when none is stored for this data."""
+    from core.tuning.store import data_fingerprint, load_tuned
+    from core.tuning.study import TuneResult, best_trial
+
+    tuned = load_tuned(store, catalog_name, data_hash=data_fingerprint(data))
+    best = best_trial(tuned.history) if tuned is not None else None
+    if best is None:
+        raise SystemExit(f"--reselect: no stored search with a completed trial for {catalog_name!r} on this data; "
+                         f"run `python -m benchmarks.tune --catalog {catalog_name} --store-tuned` first")
+    m = tuned.metric
+    return TuneResult(config=tuned.config, params=dict(best["params"]), value=float(best["value"]),
+                      metric=str(m.get("name", tuned.config.valid_metric)), history=tuned.history,
+                      seconds=float(m.get("seconds", 0.0)), extensions=list(m.get("extensions", [])),
+                      at_edge=list(m.get("at_edge", [])))
+
+
+def final_choice(store: Any, catalog_name: str, data: Any, result: Any, finalists: int, seeds: tuple[int, ...],
+                 progress: Any) -> tuple[Any, dict[str, Any]]:
+    """The configuration chosen among the search's `finalists` best trials (core.tuning.finalists), each
+    fitted as the final model with the catalog's tuned collaborative settings; the stored configuration keeps
+    the search's own (empty) member settings, which are read from the store when the model is fitted."""
+    from core.tuning import with_member_settings
+    from core.tuning.finalists import choose_finalist
+    from core.tuning.objective import base_config
+
+    base = dataclasses.replace(base_config(data, result.metric, result.config.seed),
+                               collaborative=result.config.collaborative)
+    fitted = with_member_settings(store, catalog_name, base, data)
+    config, record = choose_finalist(data, fitted, result.history, fit_value=final_fit_value, k=finalists,
+                                     seeds=tuple(seeds), log=lambda m: progress(0, 0, m))
+    chosen = next(f for f in record["finalists"] if f["trial"] == record["chosen_trial"])
+    record["chosen_search_value"] = chosen["search_value"]
+    return dataclasses.replace(config, collaborative_settings=result.config.collaborative_settings), record
+
+
+def final_fit_value(config: Any, data: Any) -> float:
+    """The validation figure (config.valid_metric; training items masked) of a FusionRecommender fitted with
+    `config` as a final model is: full epochs, early stopping, its collaborative term (members without tuned
+    settings get core.tuning.baselines.member_search's short search)."""
+    from core.data.metrics import metric_k
+    from core.evaluation.protocol import evaluate
+    from core.models.fusion.recommender import FusionRecommender
+    from core.tuning.baselines import member_search
+
+    _, k = metric_k(config.valid_metric)
+    model = FusionRecommender(config, member_search=member_search).fit(data)
+    return float(evaluate(model, data, ks=(k,), target="valid", n_bootstrap=0).metrics[config.valid_metric])
+
+
 def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, seeds: list[int],
         data_dir: Path | None, store_tuned: bool, jobs: int = 1, trial_epochs: int | None = None,
-        engine: str = "local", address: str | None = None) -> dict[str, Any]:
-    """The search, then one fit per seed of its best configuration; returns the benchmark JSON."""
+        engine: str = "local", address: str | None = None, finalists: int = 1,
+        finalist_seeds: tuple[int, ...] = (0, 1, 2), reselect: bool = False) -> dict[str, Any]:
+    """The search (or, with `reselect`, the catalog's stored one), then with `finalists` above 1 the final
+    choice among its best trials (core.tuning.finalists), then one fit per seed of the chosen configuration;
+    returns the benchmark JSON."""
     import os
 
     import torch
@@ -161,20 +215,24 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
         print(f"  [{time.perf_counter() - t0:6.0f} s] {message}", flush=True)
 
     with CpuMeter() as meter:
-        result = search(engine, data, config, jobs, address, progress)
+        result = stored_search(store, catalog.name, data) if reselect else \
+            search(engine, data, config, jobs, address, progress)
     search_cpu, load1 = meter.seconds, os.getloadavg()
-    if engine == "ray":
+    if engine == "ray" and not reselect:
         import ray
 
         ray.shutdown()  # the fits below run here; the workers' memory goes back
     minutes = result.seconds / 60
+    chosen, metric_record, final = result.config, result.valid_metric(), None
+    if finalists > 1:
+        chosen, final = final_choice(store, catalog.name, data, result, finalists, finalist_seeds, progress)
+        metric_record = {**metric_record, "value": final["chosen_search_value"], "finalists": final}
     if store_tuned:
-        save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
-                   data_hash=data_fingerprint(data))
+        save_tuned(store, catalog.name, chosen, metric_record, result.history, data_hash=data_fingerprint(data))
     fits = []
     for s in seeds:
         t = time.perf_counter()
-        model = FusionRecommender(dataclasses.replace(result.config, seed=s), member_search=member_search).fit(data)
+        model = FusionRecommender(dataclasses.replace(chosen, seed=s), member_search=member_search).fit(data)
         seconds = time.perf_counter() - t
         best_valid = max(h["valid_metric"] for h in model.history if h["valid_metric"] is not None)
         fits.append({"seed": s, "fit_seconds": seconds, "epochs": len(model.history), "best_epoch": model.best_epoch,
@@ -189,8 +247,8 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
                        "load_average": [round(load0[0], 2), round(load1[0], 2)],
                        "trials_per_minute": result.n_trials / max(minutes, 1e-9), "metric": result.metric,
                        "best_valid": result.value, "best_params": result.params, "seed": seed,
-                       "trial_epochs": config.trial_epochs, "jobs": jobs},
-            "config": dataclasses.asdict(result.config), "fits": fits,
+                       "trial_epochs": config.trial_epochs, "jobs": jobs, "reselected": reselect},
+            "finalists": final, "config": dataclasses.asdict(chosen), "fits": fits,
             "protocol": "test: full ranking; [train] masks training items only (MMRec), [train+valid] masks "
                         "validation items too; every choice on validation", "history": result.history}
 
@@ -204,6 +262,14 @@ def print_table(report: dict[str, Any]) -> None:
           f"trials/min, {s.get('cpu_minutes', float('nan')):.1f} CPU min (trials "
           f"{s.get('trial_cpu_minutes', float('nan')):.1f}); load average {s.get('load_average')}")
     print(f"best validation {s['metric']} {s['best_valid']:.4f}: {config_text(s.get('best_params') or {})}")
+    final = report.get("finalists")
+    if final:
+        print(f"finalists ({final['metric']}, seeds {final['seeds']}):")
+        for f in final["finalists"]:
+            mark = "  <- chosen" if f["trial"] == final["chosen_trial"] else ""
+            per_seed = " ".join(f"{v:.4f}" for v in f["per_seed"].values())
+            print(f"  trial {f['trial']:>3}: search {f['search_value']:.4f} · final {per_seed} · mean {f['mean']:.4f}"
+                  f"{mark}\n    {config_text(f['params'])}")
     cols = ["fit_seconds", f"valid {s['metric']}", "recall@20 [train]", "ndcg@20 [train]",
             "recall@20 [train+valid]", "ndcg@20 [train+valid]"]
     print("seed  " + "  ".join(f"{c:>24}" for c in cols))
@@ -268,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trial-epochs", type=int, help="epoch cap of one trial (default 20)")
     p.add_argument("--data-dir", type=Path, help="store folder")
     p.add_argument("--store-tuned", action="store_true", help="store the result as the catalog's tuned config")
+    p.add_argument("--finalists", type=int, default=1, metavar="K",
+                   help="fit the search's K best trials as final models (collaborative term included) with each "
+                        "of --finalist-seeds and keep the best mean validation figure (default 1: the search's best)")
+    p.add_argument("--finalist-seeds", default="0,1,2", help="seeds of each finalist's fits (default 0,1,2)")
+    p.add_argument("--reselect", action="store_true",
+                   help="no new search: choose among the catalog's stored search's trials (with --finalists)")
     p.add_argument("--out", type=Path, help="write the JSON here")
     args = p.parse_args(argv)
     if args.summarise:
@@ -277,9 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--address needs --engine ray")
     if args.jobs < 1:
         p.error(f"--jobs {args.jobs}: give at least 1")
+    if args.finalists < 1:
+        p.error(f"--finalists {args.finalists}: give at least 1")
+    if args.reselect and (args.finalists < 2 or args.engine != "local" or args.trials or args.budget):
+        p.error("--reselect chooses among a stored search's trials: give --finalists 2 or more, and no --trials, "
+                "--budget or --engine ray")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    finalist_seeds = tuple(int(s) for s in args.finalist_seeds.split(",") if s.strip())
+    if args.finalists > 1 and not finalist_seeds:
+        p.error("--finalist-seeds: give at least one seed")
     report = run(args.catalog, args.trials, args.budget, args.seed, seeds, args.data_dir, args.store_tuned,
-                 args.jobs, args.trial_epochs, args.engine, args.address)
+                 args.jobs, args.trial_epochs, args.engine, args.address, args.finalists, finalist_seeds,
+                 args.reselect)
     print_table(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

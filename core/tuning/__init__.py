@@ -22,8 +22,11 @@ def describe(tuned: Any) -> str:
     """One line naming where a tuned configuration came from."""
     m = tuned.metric
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(tuned.created_at)) if tuned.created_at else "?"
+    final = m.get("finalists") or {}
+    chosen = (f"; chosen among its {len(final['finalists'])} best by the final model's mean over seeds "
+              f"{final['seeds']} ({float(final['chosen_mean']):.4f})" if final.get("finalists") else "")
     return (f"tuned on validation: {m.get('name')} {float(m.get('value', float('nan'))):.4f} after "
-            f"{m.get('trials', len(tuned.history))} trials ({when})")
+            f"{m.get('trials', len(tuned.history))} trials{chosen} ({when})")
 
 
 def resolve_fusion_config(store: Any, catalog: Any, embeddings: Any, data: InteractionData, *,

@@ -1,6 +1,7 @@
 """benchmarks.tune: its options, a 2-trial local run on a tiny stored catalog, and the engine × seed table."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,10 +9,12 @@ import sys
 import pytest
 
 from benchmarks import tune as bench
+from benchmarks.quality import load_catalog
 from core.cli.main import main as cli
+from core.data.splits import build_interaction_data
 from core.store.database import Store
 from core.tuning import space
-from core.tuning.store import tuned_path
+from core.tuning.store import load_tuned, tuned_path
 from tests.catalog.test_mmrec import make_mmrec
 
 
@@ -60,3 +63,36 @@ def test_a_two_trial_local_run_reports_the_search_and_the_refit(tmp_path, capsys
     table = capsys.readouterr().out
     assert f"| local | 0 | 2 ({s['pruned']}) |" in table and f"{s['best_valid']:.4f}" in table
     assert f"{s['best_valid'] - 0.01:.4f}" in table and "ray: search best mean" in table
+
+
+def test_reselect_chooses_among_the_stored_search_by_final_fits(tmp_path, capsys) -> None:
+    store = tmp_path / "store"
+    assert cli(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    with pytest.raises(SystemExit, match="no stored search"):  # nothing stored yet: said, nothing written
+        bench.main(["--catalog", "tiny", "--data-dir", str(store), "--reselect", "--finalists", "2", "--seeds", ""])
+    assert not tuned_path(Store(store), "tiny").exists()
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--catalog", "tiny", "--reselect", "--finalists", "1"])
+    assert e.value.code == 2 and "--finalists 2 or more" in capsys.readouterr().err
+    assert bench.main(["--catalog", "tiny", "--data-dir", str(store), "--trials", "2", "--trial-epochs", "2",
+                       "--seeds", "", "--store-tuned"]) == 0
+    searched = load_tuned(Store(store), "tiny")
+    out = tmp_path / "reselect.json"
+    assert bench.main(["--catalog", "tiny", "--data-dir", str(store), "--reselect", "--finalists", "2",
+                       "--finalist-seeds", "0,1", "--seeds", "", "--store-tuned", "--out", str(out)]) == 0
+    assert "finalists (valid ndcg@20, final model" in capsys.readouterr().out
+    final = json.loads(out.read_text())["finalists"]
+    assert [f["trial"] for f in final["finalists"]] == [
+        h["number"] for h in sorted(searched.history, key=lambda h: (-h["value"], h["number"]))]
+    best = max(final["finalists"], key=lambda f: f["mean"])
+    assert final["chosen_trial"] == best["trial"]
+    stored = load_tuned(Store(store), "tiny")
+    assert stored.history == searched.history  # the same search, another choice among its trials
+    assert stored.metric["finalists"]["chosen_trial"] == best["trial"]
+    assert stored.metric["value"] == best["search_value"]
+    assert stored.config == space.apply(searched.config, best["params"])
+    # a finalist's figure is the final model's validation figure: one of them fitted again gives it
+    catalog, embeddings = load_catalog("tiny", Store(store))
+    data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
+    again = bench.final_fit_value(dataclasses.replace(stored.config, seed=1), data)
+    assert again == pytest.approx(best["per_seed"]["1"], abs=1e-6)
