@@ -151,39 +151,6 @@ def stored_search(store: Any, catalog_name: str, data: Any) -> Any:
                       at_edge=list(m.get("at_edge", [])))
 
 
-def final_choice(store: Any, catalog_name: str, data: Any, result: Any, finalists: int, seeds: tuple[int, ...],
-                 progress: Any) -> tuple[Any, dict[str, Any]]:
-    """The configuration chosen among the search's `finalists` best trials (core.tuning.finalists), each
-    fitted as the final model with the catalog's tuned collaborative settings; the stored configuration keeps
-    the search's own (empty) member settings, which are read from the store when the model is fitted."""
-    from core.tuning import with_member_settings
-    from core.tuning.finalists import choose_finalist
-    from core.tuning.objective import base_config
-
-    base = dataclasses.replace(base_config(data, result.metric, result.config.seed),
-                               collaborative=result.config.collaborative)
-    fitted = with_member_settings(store, catalog_name, base, data)
-    config, record = choose_finalist(data, fitted, result.history, fit_value=final_fit_value, k=finalists,
-                                     seeds=tuple(seeds), log=lambda m: progress(0, 0, m))
-    chosen = next(f for f in record["finalists"] if f["trial"] == record["chosen_trial"])
-    record["chosen_search_value"] = chosen["search_value"]
-    return dataclasses.replace(config, collaborative_settings=result.config.collaborative_settings), record
-
-
-def final_fit_value(config: Any, data: Any) -> float:
-    """The validation figure (config.valid_metric; training items masked) of a FusionRecommender fitted with
-    `config` as a final model is: full epochs, early stopping, its collaborative term (members without tuned
-    settings get core.tuning.baselines.member_search's short search)."""
-    from core.data.metrics import metric_k
-    from core.evaluation.protocol import evaluate
-    from core.models.fusion.recommender import FusionRecommender
-    from core.tuning.baselines import member_search
-
-    _, k = metric_k(config.valid_metric)
-    model = FusionRecommender(config, member_search=member_search).fit(data)
-    return float(evaluate(model, data, ks=(k,), target="valid", n_bootstrap=0).metrics[config.valid_metric])
-
-
 def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, seeds: list[int],
         data_dir: Path | None, store_tuned: bool, jobs: int = 1, trial_epochs: int | None = None,
         engine: str = "local", address: str | None = None, finalists: int = 1,
@@ -198,6 +165,7 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     from benchmarks.quality import load_catalog
     from core.data.splits import build_interaction_data
     from core.models.fusion.recommender import FusionRecommender
+    from core.evaluation.suite import final_choice
     from core.store.database import Store
     from core.tuning.baselines import member_search
     from core.tuning.store import data_fingerprint, save_tuned
@@ -225,7 +193,8 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     minutes = result.seconds / 60
     chosen, metric_record, final = result.config, result.valid_metric(), None
     if finalists > 1:
-        chosen, final = final_choice(store, catalog.name, data, result, finalists, finalist_seeds, progress)
+        chosen, final = final_choice(store, catalog.name, data, result, finalists, finalist_seeds,
+                                     lambda m: progress(0, 0, m))
         metric_record = {**metric_record, "value": final["chosen_search_value"], "finalists": final}
     if store_tuned:
         save_tuned(store, catalog.name, chosen, metric_record, result.history, data_hash=data_fingerprint(data))

@@ -41,6 +41,12 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
                         "the epoch its workers are in). Default: each trial trains in its own process")
     p.add_argument("--metric", default=None, help="validation metric to maximise, e.g. ndcg@20 (default) or "
                                                   "recall@20")
+    p.add_argument("--finalists", type=int, default=1, metavar="K",
+                   help="after the search, fit its K best trials as final models (collaborative term included) "
+                        "with each of --finalist-seeds and store the best mean validation figure (default 1: "
+                        "the search's best as it is)")
+    p.add_argument("--finalist-seeds", default="0,1,2", metavar="SEEDS",
+                   help="seeds of each finalist's fits (default 0,1,2)")
 
 
 def _config_line(config: Any) -> str:
@@ -61,6 +67,11 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
         for option, value in (("--jobs", args.jobs), ("--trial-epochs", args.trial_epochs)):
             if value is not None and value < 1:  # 0 once fell back to the default and overwrote the tuned one
                 raise ValueError(f"{option} {value}: give at least 1; nothing was searched or stored")
+        if args.finalists < 1:
+            raise ValueError(f"--finalists {args.finalists}: give at least 1; nothing was searched or stored")
+        finalist_seeds = tuple(int(v) for v in args.finalist_seeds.split(",") if v.strip())
+        if args.finalists > 1 and not finalist_seeds:
+            raise ValueError("--finalist-seeds: give at least one seed, e.g. 0,1,2; nothing was searched or stored")
         if args.trial_workers is not None and args.engine != "ray":
             raise ValueError("--trial-workers trains each trial on Ray Train and needs --engine ray; add "
                              "--engine ray or leave --trial-workers out")
@@ -91,12 +102,23 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
                                   trial_workers=args.trial_workers)
         else:
             result = tune(data, config, progress=progress)
-    save_tuned(store, catalog.name, result.config, result.valid_metric(), result.history,
-               data_hash=data_fingerprint(data))
+    chosen, metric = result.config, result.valid_metric()
+    if args.finalists > 1:
+        from core.evaluation.suite import final_choice
+
+        print(f"choosing among the {args.finalists} best trials: each fitted as the final model with seeds "
+              f"{list(finalist_seeds)}", flush=True)
+        chosen, final = final_choice(store, catalog.name, data, result, args.finalists, finalist_seeds,
+                                     lambda m: print(f"  {m}", flush=True))
+        metric = {**metric, "value": final["chosen_search_value"], "finalists": final}
+    save_tuned(store, catalog.name, chosen, metric, result.history, data_hash=data_fingerprint(data))
     minutes = (time.perf_counter() - t0) / 60
     print(f"best: validation {result.metric} {result.value:.4f} ({result.n_trials} trials, {result.n_pruned} "
           f"pruned, {minutes:.1f} min, {result.n_trials / max(minutes, 1e-9):.1f} trials/min)")
-    print(f"  {_config_line(result.config)}")
+    if chosen is not result.config:
+        print(f"stored: the finalist with validation {result.metric} {metric['value']:.4f} in the search, "
+              f"{metric['finalists']['chosen_mean']:.4f} as the final model (mean over seeds)")
+    print(f"  {_config_line(chosen)}")
     for e in getattr(result, "extensions", []):
         print(f"  range extended after trial {e['after_trial']}: {e['setting']} [{e['from'][0]:.3g}, {e['from'][1]:.3g}]"
               f" → [{e['to'][0]:.3g}, {e['to'][1]:.3g}] (best point at its {e['side']} edge)")

@@ -252,3 +252,37 @@ def evaluate_in_studio(store: Any, catalog: Any, embeddings: Any, data: Interact
         except (PrismError, ValueError) as e:
             say("failed", name, str(e))
     return saved, judged
+
+
+# -- the final choice of a fusion search ----------------------------------------------------------------------
+def final_fit_value(config: Any, data: InteractionData) -> float:
+    """The validation figure (config.valid_metric; training items masked) of a FusionRecommender fitted with
+    `config` as a final model is: full epochs, early stopping, its collaborative term (members without tuned
+    settings get core.tuning.baselines.member_search's short search)."""
+    from core.data.metrics import metric_k
+    from core.models.fusion.recommender import FusionRecommender
+    from core.tuning.baselines import member_search
+
+    _, k = metric_k(config.valid_metric)
+    model = FusionRecommender(config, member_search=member_search).fit(data)
+    return float(evaluate(model, data, ks=(k,), target="valid", n_bootstrap=0).metrics[config.valid_metric])
+
+
+def final_choice(store: Any, catalog_name: str, data: InteractionData, result: Any, finalists: int,
+                 seeds: tuple[int, ...], log: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """The configuration chosen among a search's (`result`, core.tuning.study.TuneResult) `finalists` best
+    trials (core.tuning.finalists), each fitted as the final model with the catalog's tuned collaborative
+    settings, and the record of the choice. The configuration keeps the search's own member settings: the
+    catalog's are read from the store whenever the model is fitted."""
+    from core.tuning import with_member_settings
+    from core.tuning.finalists import choose_finalist
+    from core.tuning.objective import base_config
+
+    base = dataclasses.replace(base_config(data, result.metric, result.config.seed),
+                               collaborative=result.config.collaborative)
+    fitted = with_member_settings(store, catalog_name, base, data)
+    config, record = choose_finalist(data, fitted, result.history, fit_value=final_fit_value, k=finalists,
+                                     seeds=tuple(seeds), log=log)
+    chosen = next(f for f in record["finalists"] if f["trial"] == record["chosen_trial"])
+    record["chosen_search_value"] = chosen["search_value"]
+    return dataclasses.replace(config, collaborative_settings=result.config.collaborative_settings), record

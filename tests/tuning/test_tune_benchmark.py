@@ -12,6 +12,7 @@ from benchmarks import tune as bench
 from benchmarks.quality import load_catalog
 from core.cli.main import main as cli
 from core.data.splits import build_interaction_data
+from core.evaluation.suite import final_fit_value
 from core.store.database import Store
 from core.tuning import space
 from core.tuning.store import load_tuned, tuned_path
@@ -94,5 +95,5 @@ def test_reselect_chooses_among_the_stored_search_by_final_fits(tmp_path, capsys
     # a finalist's figure is the final model's validation figure: one of them fitted again gives it
     catalog, embeddings = load_catalog("tiny", Store(store))
     data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
-    again = bench.final_fit_value(dataclasses.replace(stored.config, seed=1), data)
+    again = final_fit_value(dataclasses.replace(stored.config, seed=1), data)
     assert again == pytest.approx(best["per_seed"]["1"], abs=1e-6)
