@@ -226,10 +226,14 @@ def print_table(report: dict[str, Any]) -> None:
     """The search line and one row per seed, with the mean."""
     s = report["search"]
     print(f"\n{report['catalog']} ({report['users']:,} users × {report['items']:,} items, split {report['split']})")
-    print(f"search on {s.get('engine', 'local')}: {s['trials']} trials ({s['pruned']} pruned, {s.get('failed', 0)} "
-          f"failed, {s.get('epochs', '?')} epochs) in {s['minutes']:.1f} min = {s['trials_per_minute']:.1f} "
-          f"trials/min, {s.get('cpu_minutes', float('nan')):.1f} CPU min (trials "
-          f"{s.get('trial_cpu_minutes', float('nan')):.1f}); load average {s.get('load_average')}")
+    if s.get("reselected"):
+        print(f"the stored search, not run again: {s['trials']} trials ({s['pruned']} pruned) in {s['minutes']:.1f} min "
+              f"when it ran")
+    else:
+        print(f"search on {s.get('engine', 'local')}: {s['trials']} trials ({s['pruned']} pruned, {s.get('failed', 0)} "
+              f"failed, {s.get('epochs', '?')} epochs) in {s['minutes']:.1f} min = {s['trials_per_minute']:.1f} "
+              f"trials/min, {s.get('cpu_minutes', float('nan')):.1f} CPU min (trials "
+              f"{s.get('trial_cpu_minutes', float('nan')):.1f}); load average {s.get('load_average')}")
     print(f"best validation {s['metric']} {s['best_valid']:.4f}: {config_text(s.get('best_params') or {})}")
     final = report.get("finalists")
     if final:

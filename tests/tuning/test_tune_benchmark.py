@@ -81,7 +81,9 @@ def test_reselect_chooses_among_the_stored_search_by_final_fits(tmp_path, capsys
     out = tmp_path / "reselect.json"
     assert bench.main(["--catalog", "tiny", "--data-dir", str(store), "--reselect", "--finalists", "2",
                        "--finalist-seeds", "0,1", "--seeds", "", "--store-tuned", "--out", str(out)]) == 0
-    assert "finalists (valid ndcg@20, final model" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "finalists (valid ndcg@20, final model" in printed
+    assert "the stored search, not run again: 2 trials" in printed
     final = json.loads(out.read_text())["finalists"]
     assert [f["trial"] for f in final["finalists"]] == [
         h["number"] for h in sorted(searched.history, key=lambda h: (-h["value"], h["number"]))]
