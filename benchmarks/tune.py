@@ -164,8 +164,8 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
 
     from benchmarks.quality import load_catalog
     from core.data.splits import build_interaction_data
-    from core.models.fusion.recommender import FusionRecommender
     from core.evaluation.suite import final_choice
+    from core.models.fusion.recommender import FusionRecommender
     from core.store.database import Store
     from core.tuning.baselines import member_search
     from core.tuning.store import data_fingerprint, save_tuned
