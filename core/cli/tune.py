@@ -69,7 +69,11 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
                 raise ValueError(f"{option} {value}: give at least 1; nothing was searched or stored")
         if args.finalists < 1:
             raise ValueError(f"--finalists {args.finalists}: give at least 1; nothing was searched or stored")
-        finalist_seeds = tuple(int(v) for v in args.finalist_seeds.split(",") if v.strip())
+        try:
+            finalist_seeds = tuple(int(v) for v in args.finalist_seeds.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--finalist-seeds {args.finalist_seeds!r}: give whole numbers separated by commas, "
+                             "e.g. 0,1,2; nothing was searched or stored") from None
         if args.finalists > 1 and not finalist_seeds:
             raise ValueError("--finalist-seeds: give at least one seed, e.g. 0,1,2; nothing was searched or stored")
         if args.trial_workers is not None and args.engine != "ray":

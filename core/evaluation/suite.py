@@ -283,6 +283,4 @@ def final_choice(store: Any, catalog_name: str, data: InteractionData, result: A
     fitted = with_member_settings(store, catalog_name, base, data)
     config, record = choose_finalist(data, fitted, result.history, fit_value=final_fit_value, k=finalists,
                                      seeds=tuple(seeds), log=log)
-    chosen = next(f for f in record["finalists"] if f["trial"] == record["chosen_trial"])
-    record["chosen_search_value"] = chosen["search_value"]
     return dataclasses.replace(config, collaborative_settings=result.config.collaborative_settings), record

@@ -23,7 +23,7 @@ FINALISTS = 3  # the best trials fitted again
 SEEDS = (0, 1, 2)  # the seeds each finalist is fitted with
 Say = Callable[[str], None]
 # (config, data) -> the validation figure (config.valid_metric) of a model fitted as the final model is, with
-# its collaborative term: how one finalist fit is scored (the caller passes it in, e.g. benchmarks.tune's)
+# its collaborative term: how one finalist fit is scored (the caller passes it in: core.evaluation.suite's)
 FitValue = Callable[[FusionConfig, InteractionData], float]
 
 
@@ -91,6 +91,7 @@ def choose_finalist(data: InteractionData, base: FusionConfig, history: list[dic
     chosen = max(finalists, key=lambda f: f.mean)  # max keeps the first of equal means: the search's order
     record = {"metric": f"valid {base.valid_metric}, final model (collaborative term included), mean over seeds",
               "seeds": list(seeds), "chosen_trial": chosen.trial, "chosen_mean": round(chosen.mean, 6),
+              "chosen_search_value": round(chosen.search_value, 6),
               "finalists": [f.record(seeds) for f in finalists], "seconds": round(time.perf_counter() - t0, 1)}
     say(f"chosen: trial {chosen.trial} (mean valid {base.valid_metric} {chosen.mean:.4f}; the search's best was "
         f"trial {finalists[0].trial})")

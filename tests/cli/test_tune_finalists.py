@@ -19,6 +19,8 @@ def test_bad_finalist_options_are_refused_before_any_work(capsys: pytest.Capture
     assert "--finalists 0: give at least 1; nothing was searched or stored" in capsys.readouterr().err
     assert main(["--data-dir", str(store), "tune", "--trials", "2", "--finalists", "2", "--finalist-seeds", ""]) == 2
     assert "--finalist-seeds: give at least one seed" in capsys.readouterr().err
+    assert main(["--data-dir", str(store), "tune", "--trials", "2", "--finalists", "2", "--finalist-seeds", "0,x"]) == 2
+    assert "--finalist-seeds '0,x': give whole numbers separated by commas" in capsys.readouterr().err
     assert Store(store).list_catalogs().empty  # refused before the demo catalog was built
 
 

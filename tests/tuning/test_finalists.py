@@ -44,6 +44,7 @@ def test_the_highest_mean_over_seeds_wins_and_every_figure_is_recorded() -> None
     assert calls == [(0.02, 0), (0.02, 1), (0.06, 0), (0.06, 1), (0.04, 0), (0.04, 1)]
     assert config == space.apply(base, HISTORY[3]["params"])  # the base's own seed is kept
     assert record["chosen_trial"] == 3 and record["chosen_mean"] == pytest.approx(0.270)
+    assert record["chosen_search_value"] == 0.259
     assert [f["trial"] for f in record["finalists"]] == [1, 6, 3]
     assert record["finalists"][0]["per_seed"] == {"0": 0.27, "1": 0.266}
     assert record["finalists"][0]["mean"] == pytest.approx(0.268)

@@ -32,6 +32,12 @@ def test_options_are_checked_before_any_work(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         bench.main(["--jobs", "0"])
     assert e.value.code == 2 and "--jobs 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--finalists", "0"])
+    assert e.value.code == 2 and "--finalists 0: give at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--finalists", "2", "--finalist-seeds", "0,x"])
+    assert e.value.code == 2 and "--finalist-seeds '0,x': give whole numbers" in capsys.readouterr().err
 
 
 def test_the_cpu_meter_counts_a_child_process_that_has_ended() -> None:
