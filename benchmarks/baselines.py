@@ -24,16 +24,68 @@ if str(REPO) not in sys.path:
 REFERENCE_BUDGET_SECONDS = 7 * 24 * 3600.0  # a --trials reference search is stopped by its trial count only
 
 
+def plan_lanes(names: list[str], budgets: dict[str, float], lanes: int) -> list[list[str]]:
+    """`names` split into at most `lanes` groups of about equal total budget (the longest budget first, each to
+    the lane with the least so far); within a lane the models keep their order in `names`."""
+    if lanes < 1:
+        raise ValueError(f"lanes={lanes}; give at least 1")
+    load = [0.0] * min(lanes, max(len(names), 1))
+    member: dict[str, int] = {}
+    for name in sorted(names, key=lambda n: (-budgets[n], names.index(n))):
+        lane = min(range(len(load)), key=lambda i: (load[i], i))
+        member[name] = lane
+        load[lane] += budgets[name]
+    return [g for g in ([n for n in names if member[n] == i] for i in range(len(load))) if g]
+
+
+def _space_for(name: str, scale: float, trials: int | None) -> Any:
+    """The space searched for `name`: its declared one, scaled, or a --trials reference search's."""
+    from dataclasses import replace
+
+    from core.tuning.baselines import SPACES
+
+    space = SPACES[name]
+    if scale != 1.0:
+        space = replace(space, budget_seconds=space.budget_seconds * scale,
+                        max_trials=max(1, round(space.max_trials * scale)),
+                        patience=max(1, round(space.patience * scale)))
+    if trials is not None:  # a reference search: this many trials, whatever they cost
+        space = replace(space, budget_seconds=REFERENCE_BUDGET_SECONDS, max_trials=trials, patience=trials)
+    return space
+
+
+def search_lane(catalog_name: str, data_dir: Path | None, names: list[str], seed: int, scale: float,
+                threads: int, trials: int | None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """One lane's searches, one after the other, in this process (a lane started by `run` is a process of its
+    own): model -> (chosen settings, the search's record)."""
+    import torch
+
+    from benchmarks.quality import load_catalog
+    from core.data.splits import build_interaction_data
+    from core.store.database import Store
+    from core.tuning.baselines import search_model
+
+    torch.set_num_threads(threads)
+    catalog, embeddings = load_catalog(catalog_name, Store(data_dir))
+    data = build_interaction_data(catalog, embeddings, split="auto", seed=seed)
+    found = {}
+    for name in names:
+        result = search_model(name, data, seed=seed, space=_space_for(name, scale, trials),
+                              log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True))
+        found[name] = (result.params, result.record())
+    return found
+
+
 def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | None = None, seed: int = 0,
         store_results: bool = True, out: Path | None = None, scale: float = 1.0,
-        threads: int = 1, trials: int | None = None) -> dict[str, Any]:
+        threads: int = 1, trials: int | None = None, lanes: int = 1) -> dict[str, Any]:
     """Search every baseline with a space (or `models`) on the catalog's split; returns the JSON report.
     `scale` multiplies each space's time budget, trial cap and patience (a longer reference search);
     `trials`: a reference search of exactly that many trials per model (no time budget, no patience stop);
     `threads` is torch's thread count (one per search: on the 2-core machine an epoch of the small
-    models ran 2-4x faster with one thread than with two)."""
-    from dataclasses import replace
-
+    models ran 2-4x faster with one thread than with two); `lanes` searches run at once, each in a process of
+    its own with the models of about equal total budget (plan_lanes), each search within its own budget as
+    alone; the settings are stored by this process."""
     import torch
 
     from benchmarks.quality import load_catalog
@@ -41,11 +93,12 @@ def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | Non
     from core.models.registry import list_models
     from core.store.database import Store
     from core.tuning.baseline_store import save_baseline
-    from core.tuning.baselines import SPACES, search_model
+    from core.tuning.baselines import SPACES
     from core.tuning.store import data_fingerprint
 
-    if not scale > 0 or threads < 1:
-        raise SystemExit(f"--scale must be positive and --threads at least 1 (got {scale}, {threads})")
+    if not scale > 0 or threads < 1 or lanes < 1:
+        raise SystemExit(f"--scale must be positive, --threads and --lanes at least 1 (got {scale}, {threads}, "
+                         f"{lanes})")
     torch.set_num_threads(threads)
     store = Store(data_dir)
     catalog, embeddings = load_catalog(catalog_name, store)
@@ -55,27 +108,31 @@ def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | Non
     missing = sorted(set(models or []) - set(names))
     if missing:
         raise SystemExit(f"--models {missing} have no search space here; choose from {allowed}")
+    groups = plan_lanes(names, {n: _space_for(n, scale, trials).budget_seconds for n in names}, lanes)
     print(f"{catalog.name}: {data.n_users:,} users × {data.n_items:,} items, split {data.split_name}; searching "
-          f"{names} on valid recall@20 (seed {seed}, budgets × {scale:g}, {threads} torch thread(s))", flush=True)
+          f"{names} on valid recall@20 (seed {seed}, budgets × {scale:g}, {threads} torch thread(s)"
+          + (f"; {len(groups)} at once: " + " | ".join(", ".join(g) for g in groups) if len(groups) > 1 else "")
+          + ")", flush=True)
     fingerprint = data_fingerprint(data)
     rows: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for name in names:
-        space = SPACES[name]
-        if scale != 1.0:
-            space = replace(space, budget_seconds=space.budget_seconds * scale,
-                            max_trials=max(1, round(space.max_trials * scale)),
-                            patience=max(1, round(space.patience * scale)))
-        if trials is not None:  # a reference search: this many trials, whatever they cost
-            space = replace(space, budget_seconds=REFERENCE_BUDGET_SECONDS, max_trials=trials, patience=trials)
-        result = search_model(name, data, seed=seed, space=space, log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}",
-                                                                         file=sys.stderr, flush=True))
-        rows[name] = result.record()
+    if len(groups) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = [pool.submit(search_lane, catalog_name, data_dir, g, seed, scale, threads, trials) for g in groups]
+            found = {k: v for job in done for k, v in job.result().items()}
+    else:
+        found = search_lane(catalog_name, data_dir, names, seed, scale, threads, trials)
+    for name in names:  # stored here, in the order of `names`, once every search has ended
+        params, record = found[name]
+        rows[name] = record
         if store_results:
-            save_baseline(store, catalog.name, name, result.params, result.record(), data_hash=fingerprint)
+            save_baseline(store, catalog.name, name, params, record, data_hash=fingerprint)
     total = time.perf_counter() - t0
     report = {"catalog": catalog.name, "split": data.split_name, "seed": seed, "metric": "valid recall@20",
-              "budget_scale": scale, "trials": trials, "threads": threads,
+              "budget_scale": scale, "trials": trials, "threads": threads, "lanes": [list(g) for g in groups],
               "total_seconds": round(total, 1), "stored": store_results, "models": rows,
               "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     print()
@@ -95,8 +152,11 @@ def format_table(report: dict[str, Any]) -> str:
         edge = f"  AT EDGE: {', '.join(r['at_edge'])}" if r["at_edge"] else ""
         lines.append(f"{name:<14}{r['trials']:>7}{r['pruned']:>7}{len(r['extensions']):>5}{r['seconds']:>9.1f}"
                      f"{r['value']:>11.4f}  {chosen}{edge}")
+    at_once = len(report.get("lanes") or [])
     lines.append(f"\nall searches: {report['total_seconds']:.1f} s ({report['total_seconds'] / 60:.1f} min) on "
-                 f"{report['catalog']}, split {report['split']}; "
+                 f"{report['catalog']}, split {report['split']}"
+                 + (f", {at_once} at once ({' | '.join(', '.join(g) for g in report['lanes'])})" if at_once > 1 else "")
+                 + "; "
                  + ("stored as the catalog's tuned settings" if report["stored"] else "not stored"))
     return "\n".join(lines)
 
@@ -115,13 +175,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="a reference search: exactly this many trials per model, e.g. 200 (no time budget, no "
                              "patience stop; use with --no-store to compare with the stored settings)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--lanes", type=int, default=1,
+                        help="searches at once, each in a process of its own (2 uses both cores of a 2-core machine; "
+                             "default 1: one after the other)")
     parser.add_argument("--out", type=Path, help="JSON output (default benchmarks/results/baselines-<catalog>.json)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     out = args.out or REPO / "benchmarks" / "results" / f"baselines-{args.catalog}.json"
     if args.trials is not None and args.trials < 1:
         parser.error(f"--trials {args.trials}: give at least 1")
-    run(args.catalog, args.data_dir, models, args.seed, not args.no_store, out, args.scale, args.threads, args.trials)
+    if args.lanes < 1:
+        parser.error(f"--lanes {args.lanes}: give at least 1")
+    run(args.catalog, args.data_dir, models, args.seed, not args.no_store, out, args.scale, args.threads, args.trials,
+        args.lanes)
     return 0
 
 
