@@ -4,7 +4,7 @@ validation split within its time budget, the chosen settings stored as the catal
 per model (trials, range extensions, seconds, validation Recall@20, the chosen point, any setting still at an
 edge) and the total time.
 
-    HF_HUB_OFFLINE=1 python -m benchmarks.baselines --catalog lfm2k
+    HF_HUB_OFFLINE=1 python -m benchmarks.baselines --catalog lfm2k --lanes 2   # two searches at a time
     HF_HUB_OFFLINE=1 python -m benchmarks.baselines --catalog demo --models als,ease --no-store
 """
 from __future__ import annotations
