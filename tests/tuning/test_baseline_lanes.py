@@ -34,7 +34,7 @@ def test_two_lanes_store_what_one_lane_stores(tmp_path, capsys) -> None:
         assert cli(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / f"tiny{lanes}"))]) == 0
         out = tmp_path / f"lanes{lanes}.json"
         assert bench.main(["--catalog", "tiny", "--data-dir", str(store), "--models", "ease,als",
-                           "--lanes", str(lanes), "--out", str(out)]) == 0
+                           "--lanes", str(lanes), "--scale", "0.25", "--out", str(out)]) == 0
         report = json.loads(out.read_text())
         assert list(report["models"]) == ["ease", "als"]
         outcome[lanes] = {m: load_baseline(Store(store), "tiny", m).settings for m in ("ease", "als")}
