@@ -116,20 +116,29 @@ def run(catalog_name: str, data_dir: Path | None = None, models: list[str] | Non
     fingerprint = data_fingerprint(data)
     rows: dict[str, Any] = {}
     t0 = time.perf_counter()
+    failed: list[str] = []
     if len(groups) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        found = {}
         with ProcessPoolExecutor(len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
             done = [pool.submit(search_lane, catalog_name, data_dir, g, seed, scale, threads, trials) for g in groups]
-            found = {k: v for job in done for k, v in job.result().items()}
+            for group, job in zip(groups, done):
+                try:
+                    found.update(job.result())
+                except Exception as e:  # the other lane's searches are still stored
+                    failed.append(f"{', '.join(group)}: {type(e).__name__}: {e}")
     else:
         found = search_lane(catalog_name, data_dir, names, seed, scale, threads, trials)
-    for name in names:  # stored here, in the order of `names`, once every search has ended
+    for name in (n for n in names if n in found):  # stored here, in the order of `names`, once all have ended
         params, record = found[name]
         rows[name] = record
         if store_results:
             save_baseline(store, catalog.name, name, params, record, data_hash=fingerprint)
+    if failed:
+        raise SystemExit("a lane of searches failed (the other lanes' settings are "
+                         + ("stored" if store_results else "in hand") + "): " + "; ".join(failed))
     total = time.perf_counter() - t0
     report = {"catalog": catalog.name, "split": data.split_name, "seed": seed, "metric": "valid recall@20",
               "budget_scale": scale, "trials": trials, "threads": threads, "lanes": [list(g) for g in groups],

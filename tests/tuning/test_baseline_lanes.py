@@ -45,3 +45,36 @@ def test_two_lanes_store_what_one_lane_stores(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         bench.main(["--lanes", "0"])
     assert e.value.code == 2
+
+
+def test_a_failed_lane_loses_nothing_the_other_lane_found(tmp_path, monkeypatch) -> None:
+    store = tmp_path / "store"
+    assert cli(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+
+    class Pool:  # the lanes run here, in order; the ALS lane fails
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __enter__(self) -> "Pool":
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+        def submit(self, fn, *args):
+            from concurrent.futures import Future
+
+            job = Future()
+            if "als" in args[2]:
+                job.set_exception(MemoryError("out of memory"))
+            else:
+                job.set_result(fn(*args))
+            return job
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", Pool)
+    with pytest.raises(SystemExit, match=r"a lane of searches failed \(the other lanes' settings are stored\): "
+                                         r"als: MemoryError: out of memory"):
+        bench.main(["--catalog", "tiny", "--data-dir", str(store), "--models", "ease,als", "--lanes", "2",
+                    "--scale", "0.25", "--out", str(tmp_path / "out.json")])
+    assert load_baseline(Store(store), "tiny", "ease") is not None
+    assert load_baseline(Store(store), "tiny", "als") is None
