@@ -66,3 +66,43 @@ def test_hub_name_fails_fast_offline(monkeypatch):
     with pytest.raises(EncoderError, match="offline"):
         SentenceTransformerEncoder("sentence-transformers/some-model-not-in-the-cache")
     assert time.perf_counter() - start < 5.0
+
+
+def test_the_default_and_a_local_folder_never_reach_the_hub(monkeypatch, tmp_path):
+    """The offline default (the bundled MiniLM) and a local folder load and encode with every network
+    connection refused and the hub's download function replaced by one that fails the test."""
+    import socket
+
+    import huggingface_hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"the model hub was asked for {args} {kwargs}")
+
+    def no_connection(*args, **kwargs):
+        raise AssertionError(f"a network connection was opened: {args}")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    monkeypatch.setattr(socket.socket, "connect", no_connection)
+    monkeypatch.setattr(socket, "create_connection", no_connection)
+    folder = tmp_path / "minilm"
+    shutil.copytree(default_model_path(), folder)
+    for model in (None, str(folder)):
+        encoder = SentenceTransformerEncoder(model, precision="fp32")
+        vectors = encoder.encode(["a quiet piano piece", "loud guitars"])
+        assert vectors.shape[0] == 2 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_a_hub_name_offline_asks_the_local_cache_only(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    asked = []
+
+    def cache_only(name, **kwargs):
+        asked.append((name, kwargs))
+        raise FileNotFoundError("not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", cache_only)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EncoderError, match="offline"):
+        SentenceTransformerEncoder("someone/some-model")
+    assert asked == [("someone/some-model", {"local_files_only": True})]
