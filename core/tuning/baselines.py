@@ -127,6 +127,7 @@ class SearchResult:
     at_edge: list[str]  # settings whose best value still lies at an edge the budget did not let it pass
     history: list[dict[str, Any]]  # per trial: round, params, value, state, seconds
     seconds: float = 0.0
+    final: dict[str, Any] | None = None  # the final choice among the best trials (refit_finalists), when made
 
     @property
     def n_trials(self) -> int:
@@ -137,7 +138,8 @@ class SearchResult:
         return {"metric": f"valid {self.metric}", "value": round(self.value, 6), "chosen": self.params,
                 "trials": self.n_trials, "pruned": sum(h["state"] == "pruned" for h in self.history),
                 "rounds": 1 + len(self.extensions_rounds()), "ranges": self.ranges,
-                "extensions": self.extensions, "at_edge": self.at_edge, "seconds": round(self.seconds, 1)}
+                "extensions": self.extensions, "at_edge": self.at_edge, "seconds": round(self.seconds, 1),
+                **({"finalists": self.final} if self.final else {})}
 
     def extensions_rounds(self) -> list[int]:
         return sorted({e["round"] for e in self.extensions})
@@ -293,13 +295,24 @@ def search(space: BaselineSpace, objective: Objective, *, budget_seconds: float 
         errors = [h.get("error") for h in history if h.get("error")]
         raise ValueError(f"no trial of the search finished with a validation {metric} ({len(history)} trials"
                          + (f"; the first error: {errors[0]}" if errors else "") + ")")
-    at_edge = [k for k, spec in specs.items() if isinstance(spec, Range) and k in best["params"]
-               and near_edge(float(best["params"][k]), spec, *bounds[k])
-               and extend(spec, *bounds[k], near_edge(float(best["params"][k]), spec, *bounds[k]) or "high",
-                          n_items) is not None]
     return SearchResult(params=dict(best["params"]), value=float(best["value"]), metric=metric,
                         ranges={k: [v[0], v[1]] for k, v in bounds.items()}, extensions=extensions,
-                        at_edge=at_edge, history=history, seconds=time.perf_counter() - t0)
+                        at_edge=at_edge_of(best["params"], specs, bounds, n_items), history=history,
+                        seconds=time.perf_counter() - t0)
+
+
+def at_edge_of(params: dict[str, Any], specs: dict[str, Range | Choice], bounds: dict[str, Any],
+               n_items: int | None) -> list[str]:
+    """The settings of `params` that lie at an edge of their searched range (`bounds`) which the range could
+    still pass (an edge that is the setting's own bound does not count)."""
+    out = []
+    for k, spec in specs.items():
+        if not isinstance(spec, Range) or k not in params:
+            continue
+        side = near_edge(float(params[k]), spec, *bounds[k])
+        if side and extend(spec, *bounds[k], side, n_items) is not None:
+            out.append(k)
+    return out
 
 
 def _fits(spec: Range | Choice, bounds: tuple[float, float] | None, value: Any) -> bool:
@@ -340,9 +353,11 @@ def model_objective(name: str, data: Any, fixed: dict[str, Any] | None = None,
 def search_model(name: str, data: Any, *, fixed: dict[str, Any] | None = None,
                  build: Callable[..., Any] | None = None, budget_seconds: float | None = None,
                  max_trials: int | None = None, seed: int = 0, log: Log | None = None,
-                 space: BaselineSpace | None = None) -> SearchResult:
+                 space: BaselineSpace | None = None, finalists: int = 1,
+                 finalist_seeds: tuple[int, ...] = (0, 1, 2)) -> SearchResult:
     """Search registry model `name`'s space (or `space`, e.g. a longer reference search's) on `data`'s
-    validation split (settings in `fixed` stay fixed)."""
+    validation split (settings in `fixed` stay fixed); with `finalists` above 1, then the final choice among
+    that many best trials (refit_finalists)."""
     space = space or SPACES.get(name)
     if space is None:
         raise ValueError(f"{name!r} has no declared search space; spaces exist for {sorted(SPACES)}")
@@ -357,7 +372,65 @@ def search_model(name: str, data: Any, *, fixed: dict[str, Any] | None = None,
     edge = f"; still at an edge: {result.at_edge}" if result.at_edge else ""
     say(f"{name}: {result.n_trials} trials in {result.seconds:.0f} s, {len(result.extensions)} range "
         f"extension(s); best valid {METRIC} {result.value:.4f} at {_point(result.params)}{edge}")
+    if finalists > 1:
+        result = refit_finalists(name, data, result, k=finalists, seeds=finalist_seeds, fixed=fixed, build=build,
+                                 space=space, log=say)
     return result
+
+
+def fitted_as_in_trials(name: str, space: BaselineSpace | None = None) -> bool:
+    """Whether a trial's figure is already the final model's: the model has no seed and its trials fit it with
+    its final settings (EASE, ItemKNN), so fitting its best trials again would repeat the search's figures."""
+    from dataclasses import fields
+
+    from core.models.registry import build_model
+
+    space = space or SPACES[name]
+    return not space.trial_settings and "seed" not in {f.name for f in fields(build_model(name).config)}
+
+
+def final_fit(name: str, data: Any, fixed: dict[str, Any] | None = None,
+              build: Callable[..., Any] | None = None) -> Callable[[dict[str, Any], int], float]:
+    """(params, seed) -> the validation Recall@20 of registry model `name` fitted as the final model is: its
+    own epochs, early stopping and threads (none of the space's trial settings), with that seed."""
+    from core.models.early_stopping import validation_recall
+    from core.models.registry import build_model
+
+    make = build or (lambda **kw: build_model(name, **kw))
+    fixed = dict(fixed or {})
+
+    def value(params: dict[str, Any], seed: int) -> float:
+        model = make(**{**params, **fixed, "seed": seed})
+        model.fit(data)
+        return validation_recall(lambda rows: model.score(rows), data, 20)
+
+    return value
+
+
+def refit_finalists(name: str, data: Any, result: SearchResult, *, k: int, seeds: tuple[int, ...],
+                    fixed: dict[str, Any] | None = None, build: Callable[..., Any] | None = None,
+                    space: BaselineSpace | None = None, log: Log | None = None) -> SearchResult:
+    """`result` with the final choice among its `k` best trials (core.tuning.finalists.choose_among), the care
+    the fusion model's search gets with --finalists: each fitted as the final model (final_fit) with every seed
+    in `seeds`, the highest mean validation Recall@20 chosen. A model whose trials already are its final fits
+    (fitted_as_in_trials) keeps the search's best. Only validation is read."""
+    from dataclasses import replace
+
+    from core.tuning.finalists import choose_among
+
+    say = log or (lambda _m: None)
+    space = space or SPACES[name]
+    if fitted_as_in_trials(name, space):
+        say(f"{name}: no seed, and its trials are fitted as its final model is: the search's best is the final "
+            "choice")
+        return result
+    params, record = choose_among(result.history, fit=final_fit(name, data, fixed, build), k=k, seeds=tuple(seeds),
+                                  metric=METRIC, described=f"valid {METRIC}, final model, mean over seeds",
+                                  log=lambda m: say(f"{name}: {m}"))
+    specs = {key: spec for key, spec in space.params.items() if key in params}
+    bounds = {key: tuple(r) for key, r in result.ranges.items()}
+    return replace(result, params=params, value=record["chosen_search_value"], final=record,
+                   at_edge=at_edge_of(params, specs, bounds, data.n_items))
 
 
 def default_point(name: str) -> dict[str, Any]:

@@ -7,6 +7,10 @@ alone. Where its best trials lie within the seed spread of each other, which one
 Last.fm-2K the 60-trial search's best two scored .2649 and .2644 NDCG@20, while one fit of one configuration
 moves by about .002 from seed to seed. Fitting the few best as the final model with several seeds makes the choice
 on the figure the model will have, and on validation only: test is never read here.
+
+`choose_among` is the rule itself, for any search's history and any final fit; `choose_finalist` applies it to
+the fusion model's configuration, core.tuning.baselines.refit_finalists to a baseline's settings (the same care
+for the models it is compared with).
 """
 from __future__ import annotations
 
@@ -72,6 +76,19 @@ def choose_finalist(data: InteractionData, base: FusionConfig, history: list[dic
     the choice (every finalist's figures). Ties keep the search's order."""
     from core.tuning import space
 
+    params, record = choose_among(
+        history, fit=lambda p, s: fit_value(replace(space.apply(base, p), seed=s), data), k=k, seeds=seeds,
+        metric=base.valid_metric, described=f"valid {base.valid_metric}, final model (collaborative term included), "
+                                             "mean over seeds", log=log)
+    return replace(space.apply(base, params), seed=base.seed), record
+
+
+def choose_among(history: list[dict[str, Any]], *, fit: Callable[[dict[str, Any], int], float], k: int = FINALISTS,
+                 seeds: tuple[int, ...] = SEEDS, metric: str, described: str,
+                 log: Say | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The params, among the `k` best trials of `history`, whose final model (`fit(params, seed)`: its
+    validation `metric`) has the highest mean over `seeds`, and the record of the choice (every finalist's
+    figures; `described` says what was measured). Ties keep the search's order."""
     if not seeds:
         raise ValueError("the finalists need at least one seed")
     say = log or (lambda _m: None)
@@ -80,19 +97,17 @@ def choose_finalist(data: InteractionData, base: FusionConfig, history: list[dic
         raise ValueError("the search has no completed trial to choose from")
     t0 = time.perf_counter()
     for n, finalist in enumerate(finalists, 1):
-        config = space.apply(base, finalist.params)
         for s in seeds:
-            finalist.values.append(float(fit_value(replace(config, seed=s), data)))
+            finalist.values.append(float(fit(finalist.params, s)))
             say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}, search {finalist.search_value:.4f}): "
-                f"seed {s} valid {base.valid_metric} {finalist.values[-1]:.4f} "
+                f"seed {s} valid {metric} {finalist.values[-1]:.4f} "
                 f"({time.perf_counter() - t0:.0f} s)")
-        say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): mean valid {base.valid_metric} "
+        say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): mean valid {metric} "
             f"{finalist.mean:.4f} over seeds {list(seeds)}")
     chosen = max(finalists, key=lambda f: f.mean)  # max keeps the first of equal means: the search's order
-    record = {"metric": f"valid {base.valid_metric}, final model (collaborative term included), mean over seeds",
-              "seeds": list(seeds), "chosen_trial": chosen.trial, "chosen_mean": round(chosen.mean, 6),
-              "chosen_search_value": round(chosen.search_value, 6),
+    record = {"metric": described, "seeds": list(seeds), "chosen_trial": chosen.trial,
+              "chosen_mean": round(chosen.mean, 6), "chosen_search_value": round(chosen.search_value, 6),
               "finalists": [f.record(seeds) for f in finalists], "seconds": round(time.perf_counter() - t0, 1)}
-    say(f"chosen: trial {chosen.trial} (mean valid {base.valid_metric} {chosen.mean:.4f}; the search's best was "
+    say(f"chosen: trial {chosen.trial} (mean valid {metric} {chosen.mean:.4f}; the search's best was "
         f"trial {finalists[0].trial})")
-    return replace(space.apply(base, chosen.params), seed=base.seed), record
+    return dict(chosen.params), record
