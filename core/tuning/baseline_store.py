@@ -86,8 +86,12 @@ def resolve_baseline(store: Any, catalog_name: str, model: str, data: Any, *, fi
     if tuned is not None:
         kept = {k: v for k, v in tuned.settings.items() if k not in fixed}
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(tuned.created_at)) if tuned.created_at else "?"
+        final = tuned.record.get("finalists") or {}
+        chosen = (f"; chosen among its {len(final['finalists'])} best by the final model's mean over seeds "
+                  f"{final['seeds']} ({float(final['chosen_mean']):.4f})" if final.get("finalists") else "")
         note = (f"tuned settings stored {when}: valid {tuned.record.get('metric', 'recall@20').removeprefix('valid ')} "
-                f"{float(tuned.record.get('value', float('nan'))):.4f} after {tuned.record.get('trials', '?')} trials")
+                f"{float(tuned.record.get('value', float('nan'))):.4f} after {tuned.record.get('trials', '?')} trials"
+                + chosen)
         return {**kept, **fixed}, {**tuned.record, "source": "stored"}, note
     result = search_model(model, data, fixed=fixed, build=build, budget_seconds=budget_seconds, seed=seed, log=log)
     record = result.record()

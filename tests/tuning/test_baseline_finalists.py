@@ -88,6 +88,16 @@ def test_the_benchmark_stores_the_final_choice(tmp_path, capsys) -> None:
     assert stored.record["finalists"]["chosen_trial"] == best["trial"]
     printed = capsys.readouterr().out
     assert "bprmf: trial" in printed and "(chosen)" in printed and "final fits:" in printed
+    # what evaluate, benchmarks.quality and the Evaluate page say about the stored settings names the choice
+    from core.data.splits import build_interaction_data
+    from benchmarks.quality import load_catalog
+    from core.tuning.baseline_store import resolve_baseline
+
+    catalog, embeddings = load_catalog("tiny", Store(store))
+    data = build_interaction_data(catalog, embeddings, split="auto", seed=0)
+    settings, record, note = resolve_baseline(Store(store), "tiny", "bprmf", data)
+    assert settings == best["params"] and record["source"] == "stored"
+    assert note.endswith(f"chosen among its 2 best by the final model's mean over seeds [0, 1] ({best['mean']:.4f})")
 
 
 @pytest.mark.parametrize("argv", [["--finalists", "0"], ["--finalists", "2", "--finalist-seeds", ""],
