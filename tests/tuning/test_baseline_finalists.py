@@ -98,6 +98,17 @@ def test_the_benchmark_stores_the_final_choice(tmp_path, capsys) -> None:
     settings, record, note = resolve_baseline(Store(store), "tiny", "bprmf", data)
     assert settings == best["params"] and record["source"] == "stored"
     assert note.endswith(f"chosen among its 2 best by the final model's mean over seeds [0, 1] ({best['mean']:.4f})")
+    # and benchmarks.quality's protocol card says how its settings were chosen
+    from benchmarks import quality
+
+    q = tmp_path / "quality.json"
+    capsys.readouterr()
+    assert quality.main(["--catalog", "tiny", "--data-dir", str(store), "--models", "bprmf,ease", "--seeds", "0",
+                         "--bootstrap", "20", "--out", str(q), "--no-store"]) == 0
+    protocol = json.loads(q.read_text())["protocol"]["selection"]
+    assert ("(bprmf chosen among its search's 2 best trials by the final model's mean valid recall@20 over seeds "
+            "[0, 1])") in protocol and "ease chosen" not in protocol
+    assert f"selection: {protocol}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["--finalists", "0"], ["--finalists", "2", "--finalist-seeds", ""],
