@@ -251,16 +251,18 @@ def run(catalog_name: str, out: Path | None, data_dir: Path | None = None, model
             comparisons[other][metric] = c
     finals = {n: r["selection"]["finalists"] for n, r in results.items()
               if isinstance(r.get("selection"), dict) and r["selection"].get("finalists")}
-    final_text = "" if not finals else (
-        " (" + ", ".join(f"{n} chosen among its search's {len(f['finalists'])} best trials by the final model's "
-                         f"mean valid {SELECT_ON} over seeds {f['seeds']}" for n, f in finals.items()) + ")")
+    groups: dict[tuple[int, str], list[str]] = {}  # (finalists, seeds) -> the models so chosen
+    for n, f in finals.items():
+        groups.setdefault((len(f["finalists"]), str(f["seeds"])), []).append(n)
+    final_text = "".join(f"; {', '.join(names)}: chosen among the search's {k} best trials by the final model's "
+                         f"mean valid {SELECT_ON} over seeds {seeds}" for (k, seeds), names in groups.items())
     report = {
         "protocol": {**protocol, "catalog": catalog.name, "data_hash": catalog.content_hash()[:16],
                      "encoders": dict(embeddings.encoder_ids), "model_seeds": seeds, "split_seed": data.seed,
                      "selection": f"each baseline's declared space searched on valid {SELECT_ON} (ranges "
                      "extended past any edge its best point reached; the catalog's stored tuned settings reused "
-                     f"when they exist), early stopping on valid {SELECT_ON}, searched on model seed {seeds[0]}"
-                     f"{final_text} and kept for the other seeds; fusion variant chosen by mean valid {SELECT_ON}; verdict "
+                     f"when they exist), early stopping on valid {SELECT_ON}, searched on model seed {seeds[0]} "
+                     f"and kept for the other seeds{final_text}; fusion variant chosen by mean valid {SELECT_ON}; verdict "
                      "against the strongest baseline on validation, paired CIs Holm-corrected over the baselines", "fusion_base_config": note, "settings": settings or {},
                      "epochs_cap": epochs, "created_at": time.strftime("%Y-%m-%d %H:%M:%S")},
         "selected_fusion": selected,

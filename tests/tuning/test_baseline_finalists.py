@@ -106,8 +106,8 @@ def test_the_benchmark_stores_the_final_choice(tmp_path, capsys) -> None:
     assert quality.main(["--catalog", "tiny", "--data-dir", str(store), "--models", "bprmf,ease", "--seeds", "0",
                          "--bootstrap", "20", "--out", str(q), "--no-store"]) == 0
     protocol = json.loads(q.read_text())["protocol"]["selection"]
-    assert ("(bprmf chosen among its search's 2 best trials by the final model's mean valid recall@20 over seeds "
-            "[0, 1])") in protocol and "ease chosen" not in protocol
+    assert ("kept for the other seeds; bprmf: chosen among the search's 2 best trials by the final model's mean "
+            "valid recall@20 over seeds [0, 1];") in protocol and "ease" not in protocol.split("other seeds")[1]
     assert f"selection: {protocol}" in capsys.readouterr().out
 
 
