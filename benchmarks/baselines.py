@@ -230,14 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--trials {args.trials}: give at least 1")
     if args.lanes < 1:
         parser.error(f"--lanes {args.lanes}: give at least 1")
-    if args.finalists < 1:
-        parser.error(f"--finalists {args.finalists}: give at least 1")
+    from core.tuning.finalists import finalist_options
+
     try:
-        finalist_seeds = tuple(int(x) for x in args.finalist_seeds.split(",") if x.strip())
-    except ValueError:
-        parser.error(f"--finalist-seeds {args.finalist_seeds!r}: give comma-separated integers, e.g. 0,1,2")
-    if args.finalists > 1 and not finalist_seeds:
-        parser.error("--finalists needs at least one seed in --finalist-seeds")
+        finalist_seeds = finalist_options(args.finalists, args.finalist_seeds)
+    except ValueError as e:
+        parser.error(str(e))
     run(args.catalog, args.data_dir, models, args.seed, not args.no_store, out, args.scale, args.threads, args.trials,
         args.lanes, args.finalists, finalist_seeds)
     return 0

@@ -328,12 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--reselect chooses among a stored search's trials: give --finalists 2 or more, and no --trials, "
                 "--budget or --engine ray")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    from core.tuning.finalists import finalist_options
+
     try:
-        finalist_seeds = tuple(int(s) for s in args.finalist_seeds.split(",") if s.strip())
-    except ValueError:
-        p.error(f"--finalist-seeds {args.finalist_seeds!r}: give whole numbers separated by commas, e.g. 0,1,2")
-    if args.finalists > 1 and not finalist_seeds:
-        p.error("--finalist-seeds: give at least one seed")
+        finalist_seeds = finalist_options(args.finalists, args.finalist_seeds)
+    except ValueError as e:
+        p.error(str(e))
     report = run(args.catalog, args.trials, args.budget, args.seed, seeds, args.data_dir, args.store_tuned,
                  args.jobs, args.trial_epochs, args.engine, args.address, args.finalists, finalist_seeds,
                  args.reselect)

@@ -57,6 +57,7 @@ def _config_line(config: Any) -> str:
 
 
 def _run_tune(args: argparse.Namespace, store: Store) -> int:
+    from core.tuning.finalists import finalist_options
     from core.tuning.objective import METRIC, TRIAL_EPOCHS
     from core.tuning.store import data_fingerprint, save_tuned, tuned_path
     from core.tuning.study import TuneConfig, tune
@@ -67,15 +68,10 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
         for option, value in (("--jobs", args.jobs), ("--trial-epochs", args.trial_epochs)):
             if value is not None and value < 1:  # 0 once fell back to the default and overwrote the tuned one
                 raise ValueError(f"{option} {value}: give at least 1; nothing was searched or stored")
-        if args.finalists < 1:
-            raise ValueError(f"--finalists {args.finalists}: give at least 1; nothing was searched or stored")
         try:
-            finalist_seeds = tuple(int(v) for v in args.finalist_seeds.split(",") if v.strip())
-        except ValueError:
-            raise ValueError(f"--finalist-seeds {args.finalist_seeds!r}: give whole numbers separated by commas, "
-                             "e.g. 0,1,2; nothing was searched or stored") from None
-        if args.finalists > 1 and not finalist_seeds:
-            raise ValueError("--finalist-seeds: give at least one seed, e.g. 0,1,2; nothing was searched or stored")
+            finalist_seeds = finalist_options(args.finalists, args.finalist_seeds)
+        except ValueError as e:
+            raise ValueError(f"{e}; nothing was searched or stored") from None
         if args.trial_workers is not None and args.engine != "ray":
             raise ValueError("--trial-workers trains each trial on Ray Train and needs --engine ray; add "
                              "--engine ray or leave --trial-workers out")

@@ -49,6 +49,21 @@ class Finalist:
                 "per_seed": {str(s): round(v, 6) for s, v in zip(seeds, self.values)}, "mean": round(self.mean, 6)}
 
 
+def finalist_options(finalists: int, seeds_text: str) -> tuple[int, ...]:
+    """The seeds of a `--finalists K --finalist-seeds 0,1,2` pair of options, checked: ValueError saying what to
+    write when K is below 1, the seeds are not whole numbers, or there are none while K is above 1."""
+    if finalists < 1:
+        raise ValueError(f"--finalists {finalists}: give at least 1")
+    try:
+        seeds = tuple(int(v) for v in seeds_text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--finalist-seeds {seeds_text!r}: give whole numbers separated by commas, e.g. 0,1,2") \
+            from None
+    if finalists > 1 and not seeds:
+        raise ValueError("--finalist-seeds: give at least one seed, e.g. 0,1,2")
+    return seeds
+
+
 def best_trials(history: list[dict[str, Any]], k: int) -> list[Finalist]:
     """The `k` completed trials with the highest search value, one per distinct set of params, best first."""
     if k < 1:

@@ -76,3 +76,15 @@ def test_the_tuned_line_says_how_the_configuration_was_chosen() -> None:
                                "final model's mean over seeds [0, 1] (0.2745) (?)")
     del tuned.metric["finalists"]
     assert describe(tuned) == "tuned on validation: ndcg@20 0.2620 after 7 trials (?)"
+
+
+def test_the_finalist_options_are_checked_in_one_place() -> None:
+    from core.tuning.finalists import finalist_options
+
+    assert finalist_options(3, "0,1, 2") == (0, 1, 2)
+    assert finalist_options(1, "") == ()  # no final choice: no seeds needed
+    for k, text, message in ((0, "0", "--finalists 0: give at least 1"),
+                             (2, "0,x", "--finalist-seeds '0,x': give whole numbers separated by commas"),
+                             (2, " , ", "--finalist-seeds: give at least one seed")):
+        with pytest.raises(ValueError, match=message):
+            finalist_options(k, text)
