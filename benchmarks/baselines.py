@@ -181,6 +181,8 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"{name:<14}{r['trials']:>7}{r['pruned']:>7}{len(r['extensions']):>5}{r['seconds']:>9.1f}"
                      f"{r['value']:>11.4f}{extra}  {chosen}{edge}")
     if finals:
+        from core.tuning.finalists import mean_text
+
         lines.append(f"\nvalid R@20: the chosen trial's search figure; final: its final model's valid R@20, mean over "
                      f"seeds {report.get('finalist_seeds')}, the best of the search's {report.get('finalists')} best "
                      "trials so fitted (— : no seed, trials fitted as the final model: the search's best is final)")
@@ -188,7 +190,7 @@ def format_table(report: dict[str, Any]) -> str:
             final = r.get("finalists")
             if final:
                 lines.append(f"  {name}: " + "; ".join(
-                    f"trial {f['trial']} search {f['search_value']:.4f} final {f['mean']:.4f}"
+                    f"trial {f['trial']} search {f['search_value']:.4f} final {mean_text(f)}"
                     + (" (chosen)" if f["trial"] == final["chosen_trial"] else "") for f in final["finalists"]))
         total_final = sum(r["finalists"]["seconds"] for r in report["models"].values() if r.get("finalists"))
         lines.append(f"  final fits: {total_final:.1f} s in all (within the total below)")

@@ -237,11 +237,13 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"best validation {s['metric']} {s['best_valid']:.4f}: {config_text(s.get('best_params') or {})}")
     final = report.get("finalists")
     if final:
+        from core.tuning.finalists import mean_text
+
         print(f"finalists ({final['metric']}, seeds {final['seeds']}):")
         for f in final["finalists"]:
             mark = "  <- chosen" if f["trial"] == final["chosen_trial"] else ""
             per_seed = " ".join(f"{v:.4f}" for v in f["per_seed"].values())
-            print(f"  trial {f['trial']:>3}: search {f['search_value']:.4f} · final {per_seed} · mean {f['mean']:.4f}"
+            print(f"  trial {f['trial']:>3}: search {f['search_value']:.4f} · final {per_seed} · mean {mean_text(f)}"
                   f"{mark}\n    {config_text(f['params'])}")
     cols = ["fit_seconds", f"valid {s['metric']}", "recall@20 [train]", "ndcg@20 [train]",
             "recall@20 [train+valid]", "ndcg@20 [train+valid]"]

@@ -416,7 +416,7 @@ def refit_finalists(name: str, data: Any, result: SearchResult, *, k: int, seeds
     (fitted_as_in_trials) keeps the search's best. Only validation is read."""
     from dataclasses import replace
 
-    from core.tuning.finalists import choose_among
+    from core.tuning.finalists import NoFinalistFitted, choose_among
 
     say = log or (lambda _m: None)
     space = space or SPACES[name]
@@ -424,9 +424,14 @@ def refit_finalists(name: str, data: Any, result: SearchResult, *, k: int, seeds
         say(f"{name}: no seed, and its trials are fitted as its final model is: the search's best is the final "
             "choice")
         return result
-    params, record = choose_among(result.history, fit=final_fit(name, data, fixed, build), k=k, seeds=tuple(seeds),
-                                  metric=METRIC, described=f"valid {METRIC}, final model, mean over seeds",
-                                  log=lambda m: say(f"{name}: {m}"))
+    try:
+        params, record = choose_among(result.history, fit=final_fit(name, data, fixed, build), k=k,
+                                      seeds=tuple(seeds), metric=METRIC,
+                                      described=f"valid {METRIC}, final model, mean over seeds",
+                                      log=lambda m: say(f"{name}: {m}"))
+    except NoFinalistFitted as e:  # no finalist could be fitted: the search's best stands, as without the option
+        say(f"{name}: {e}; the search's best is kept")
+        return result
     specs = {key: spec for key, spec in space.params.items() if key in params}
     bounds = {key: tuple(r) for key, r in result.ranges.items()}
     return replace(result, params=params, value=record["chosen_search_value"], final=record,

@@ -15,6 +15,7 @@ for the models it is compared with).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,10 @@ Say = Callable[[str], None]
 FitValue = Callable[[FusionConfig, InteractionData], float]
 
 
+class NoFinalistFitted(ValueError):
+    """Every finalist's final fit failed: nothing could be chosen."""
+
+
 @dataclass
 class Finalist:
     """One of the best trials and its figures as a final model."""
@@ -39,14 +44,23 @@ class Finalist:
     params: dict[str, Any]
     search_value: float  # what the search measured (one seed, the trial's epoch cap, no collaborative term)
     values: list[float] = field(default_factory=list)  # per seed in SEEDS order: the final model's figure
+    error: str | None = None  # why a final fit failed (a diverged fit, an impossible setting): out of the choice
 
     @property
     def mean(self) -> float:
-        return sum(self.values) / len(self.values) if self.values else float("-inf")
+        if self.error is not None or not self.values:
+            return float("-inf")
+        return sum(self.values) / len(self.values)
 
     def record(self, seeds: tuple[int, ...]) -> dict[str, Any]:
         return {"trial": self.trial, "params": self.params, "search_value": round(self.search_value, 6),
-                "per_seed": {str(s): round(v, 6) for s, v in zip(seeds, self.values)}, "mean": round(self.mean, 6)}
+                "per_seed": {str(s): round(v, 6) for s, v in zip(seeds, self.values)},
+                **({"error": self.error, "mean": None} if self.error is not None else {"mean": round(self.mean, 6)})}
+
+
+def mean_text(finalist: dict[str, Any]) -> str:
+    """A recorded finalist's mean as printed: 4 decimals, or why its final fit failed."""
+    return f"failed ({finalist['error']})" if finalist.get("error") else f"{finalist['mean']:.4f}"
 
 
 def finalist_options(finalists: int, seeds_text: str) -> tuple[int, ...]:
@@ -113,13 +127,27 @@ def choose_among(history: list[dict[str, Any]], *, fit: Callable[[dict[str, Any]
     t0 = time.perf_counter()
     for n, finalist in enumerate(finalists, 1):
         for s in seeds:
-            finalist.values.append(float(fit(finalist.params, s)))
+            try:
+                value = float(fit(finalist.params, s))
+                if not math.isfinite(value):
+                    raise ArithmeticError(f"the validation {metric} is {value}")
+            except (ValueError, ArithmeticError) as e:  # the other finalists are still fitted and compared
+                finalist.error = f"seed {s}: {str(e)[:200]}"
+                say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): the final fit failed ({finalist.error}); "
+                    "left out of the choice")
+                break
+            finalist.values.append(value)
             say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}, search {finalist.search_value:.4f}): "
                 f"seed {s} valid {metric} {finalist.values[-1]:.4f} "
                 f"({time.perf_counter() - t0:.0f} s)")
-        say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): mean valid {metric} "
-            f"{finalist.mean:.4f} over seeds {list(seeds)}")
-    chosen = max(finalists, key=lambda f: f.mean)  # max keeps the first of equal means: the search's order
+        if finalist.error is None:
+            say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): mean valid {metric} "
+                f"{finalist.mean:.4f} over seeds {list(seeds)}")
+    fitted = [f for f in finalists if f.error is None]
+    if not fitted:
+        raise NoFinalistFitted(f"every finalist's final fit failed (first: trial {finalists[0].trial}, "
+                         f"{finalists[0].error}); nothing was chosen")
+    chosen = max(fitted, key=lambda f: f.mean)  # max keeps the first of equal means: the search's order
     record = {"metric": described, "seeds": list(seeds), "chosen_trial": chosen.trial,
               "chosen_mean": round(chosen.mean, 6), "chosen_search_value": round(chosen.search_value, 6),
               "finalists": [f.record(seeds) for f in finalists], "seconds": round(time.perf_counter() - t0, 1)}

@@ -117,3 +117,32 @@ def test_bad_finalist_options_are_refused_before_any_search(argv) -> None:
     with pytest.raises(SystemExit) as e:
         bench.main(argv)
     assert e.value.code == 2
+
+
+def test_when_no_finalist_can_be_fitted_the_search_best_stands(monkeypatch) -> None:
+    def diverging(name, data, fixed=None, build=None):
+        def value(params, seed):
+            raise ValueError("the fit diverged")
+        return value
+
+    monkeypatch.setattr(tb, "final_fit", diverging)
+    result = tb.SearchResult(params={"factors": 32, "regularization": 1.0}, value=0.395, metric=tb.METRIC,
+                             ranges={"factors": [16, 512], "regularization": [1e-3, 1e3]}, extensions=[],
+                             at_edge=[], history=[_trial(0, 0.395, regularization=1.0)])
+    lines: list[str] = []
+    assert tb.refit_finalists("als", None, result, k=3, seeds=(0, 1), log=lines.append) is result
+    assert lines[-1].startswith("als: every finalist's final fit failed") and "search's best is kept" in lines[-1]
+
+
+def test_the_table_names_a_finalist_whose_fit_failed() -> None:
+    final = {"metric": "m", "seeds": [0], "chosen_trial": 2, "chosen_mean": 0.41, "chosen_search_value": 0.40,
+             "seconds": 3.0, "finalists": [
+                 {"trial": 1, "params": {}, "search_value": 0.42, "per_seed": {}, "error": "seed 0: diverged",
+                  "mean": None},
+                 {"trial": 2, "params": {}, "search_value": 0.40, "per_seed": {"0": 0.41}, "mean": 0.41}]}
+    row = {"trials": 5, "pruned": 0, "extensions": [], "seconds": 1.0, "value": 0.40, "chosen": {"k": 1},
+           "at_edge": [], "finalists": final}
+    table = bench.format_table({"models": {"als": row}, "total_seconds": 4.0, "catalog": "tiny", "split": "s",
+                                "lanes": [["als"]], "stored": False, "finalists": 2, "finalist_seeds": [0]})
+    assert "trial 1 search 0.4200 final failed (seed 0: diverged); trial 2 search 0.4000 final 0.4100 (chosen)" \
+        in table

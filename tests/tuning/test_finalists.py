@@ -88,3 +88,24 @@ def test_the_finalist_options_are_checked_in_one_place() -> None:
                              (2, " , ", "--finalist-seeds: give at least one seed")):
         with pytest.raises(ValueError, match=message):
             finalist_options(k, text)
+
+
+def test_a_failed_final_fit_leaves_that_finalist_out_and_the_others_are_compared() -> None:
+    from core.tuning.finalists import NoFinalistFitted, choose_among
+
+    def fit(params: dict, seed: int) -> float:
+        if params["lr"] == 0.02 and seed == 1:
+            raise ArithmeticError("the loss diverged")
+        return {0.02: 0.30, 0.06: 0.26, 0.04: float("nan")}[params["lr"]]
+
+    lines: list[str] = []
+    params, record = choose_among(HISTORY, fit=fit, k=3, seeds=(0, 1), metric="ndcg@20", described="d",
+                                  log=lines.append)
+    # trial 1 (lr .02) failed on seed 1 and trial 3 (lr .04) gave no finite figure: trial 6 is chosen
+    assert params["lr"] == 0.06 and record["chosen_trial"] == 6
+    failed = {f["trial"]: f for f in record["finalists"] if "error" in f}
+    assert set(failed) == {1, 3} and failed[1]["mean"] is None
+    assert failed[1]["error"] == "seed 1: the loss diverged" and failed[1]["per_seed"] == {"0": 0.3}
+    assert any("trial 1): the final fit failed (seed 1: the loss diverged); left out" in line for line in lines)
+    with pytest.raises(NoFinalistFitted, match="every finalist's final fit failed"):
+        choose_among(HISTORY, fit=lambda p, s: float("nan"), k=2, seeds=(0,), metric="ndcg@20", described="d")
