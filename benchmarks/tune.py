@@ -193,9 +193,14 @@ def run(catalog_name: str, trials: int | None, budget: float | None, seed: int, 
     minutes = result.seconds / 60
     chosen, metric_record, final = result.config, result.valid_metric(), None
     if finalists > 1:
-        chosen, final = final_choice(store, catalog.name, data, result, finalists, finalist_seeds,
-                                     lambda m: progress(0, 0, m))
-        metric_record = {**metric_record, "value": final["chosen_search_value"], "finalists": final}
+        from core.tuning.finalists import NoFinalistFitted
+
+        try:
+            chosen, final = final_choice(store, catalog.name, data, result, finalists, finalist_seeds,
+                                         lambda m: progress(0, 0, m))
+            metric_record = {**metric_record, "value": final["chosen_search_value"], "finalists": final}
+        except NoFinalistFitted as e:  # the search is not lost: its best goes on, as without --finalists
+            progress(0, 0, f"{e}; the search's best is kept, as without --finalists")
     if store_tuned:
         save_tuned(store, catalog.name, chosen, metric_record, result.history, data_hash=data_fingerprint(data))
     fits = []

@@ -108,9 +108,14 @@ def _run_tune(args: argparse.Namespace, store: Store) -> int:
 
         print(f"choosing among the {args.finalists} best trials: each fitted as the final model with seeds "
               f"{list(finalist_seeds)}", flush=True)
-        chosen, final = final_choice(store, catalog.name, data, result, args.finalists, finalist_seeds,
-                                     lambda m: print(f"  {m}", flush=True))
-        metric = {**metric, "value": final["chosen_search_value"], "finalists": final}
+        from core.tuning.finalists import NoFinalistFitted
+
+        try:
+            chosen, final = final_choice(store, catalog.name, data, result, args.finalists, finalist_seeds,
+                                         lambda m: print(f"  {m}", flush=True))
+            metric = {**metric, "value": final["chosen_search_value"], "finalists": final}
+        except NoFinalistFitted as e:  # the search is not lost: its best is stored, as without --finalists
+            print(f"  {e}; the search's best is stored, as without --finalists", flush=True)
     save_tuned(store, catalog.name, chosen, metric, result.history, data_hash=data_fingerprint(data))
     minutes = (time.perf_counter() - t0) / 60
     print(f"best: validation {result.metric} {result.value:.4f} ({result.n_trials} trials, {result.n_pruned} "

@@ -39,3 +39,22 @@ def test_the_best_final_model_of_the_finalists_is_stored(capsys: pytest.CaptureF
     trial = next(h for h in tuned.history if h["number"] == best["trial"])
     assert space.params_of(tuned.config) == trial["params"]
     assert f"{final['chosen_mean']:.4f} as the final model (mean over seeds)" in out
+
+
+def test_a_search_whose_finalists_all_fail_is_still_stored(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.evaluation import suite
+
+    def diverged(config, data) -> float:
+        raise ArithmeticError("the loss diverged")
+
+    monkeypatch.setattr(suite, "final_fit_value", diverged)
+    store = tmp_path / "store"
+    assert main(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    assert main(["--data-dir", str(store), "tune", "--catalog", "tiny", "--trials", "2", "--trial-epochs", "2",
+                 "--finalists", "2", "--finalist-seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "the final fit failed (seed 0: the loss diverged)" in out
+    assert "every finalist's final fit failed" in out and "the search's best is stored, as without --finalists" in out
+    tuned = load_tuned(Store(store), "tiny")
+    assert "finalists" not in tuned.metric and len(tuned.history) == 2
