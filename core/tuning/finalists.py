@@ -133,8 +133,8 @@ def choose_among(history: list[dict[str, Any]], *, fit: Callable[[dict[str, Any]
                     raise ArithmeticError(f"the validation {metric} is {value}")
             except (ValueError, ArithmeticError) as e:  # the other finalists are still fitted and compared
                 finalist.error = f"seed {s}: {str(e)[:200]}"
-                say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): the final fit failed ({finalist.error}); "
-                    "left out of the choice")
+                say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}): the final fit failed "
+                    f"({finalist.error}); left out of the choice")
                 break
             finalist.values.append(value)
             say(f"finalist {n}/{len(finalists)} (trial {finalist.trial}, search {finalist.search_value:.4f}): "
@@ -146,7 +146,7 @@ def choose_among(history: list[dict[str, Any]], *, fit: Callable[[dict[str, Any]
     fitted = [f for f in finalists if f.error is None]
     if not fitted:
         raise NoFinalistFitted(f"every finalist's final fit failed (first: trial {finalists[0].trial}, "
-                         f"{finalists[0].error}); nothing was chosen")
+                               f"{finalists[0].error}); nothing was chosen")
     chosen = max(fitted, key=lambda f: f.mean)  # max keeps the first of equal means: the search's order
     record = {"metric": described, "seeds": list(seeds), "chosen_trial": chosen.trial,
               "chosen_mean": round(chosen.mean, 6), "chosen_search_value": round(chosen.search_value, 6),
