@@ -13,6 +13,15 @@ from core.tuning.store import load_tuned
 from tests.catalog.test_mmrec import make_mmrec
 
 
+def _tune_tiny(tmp_path: Path, seeds: str) -> Path:
+    """A tiny imported catalog tuned with two 2-epoch trials and --finalists 2 over `seeds`: the store."""
+    store = tmp_path / "store"
+    assert main(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
+    assert main(["--data-dir", str(store), "tune", "--catalog", "tiny", "--trials", "2", "--trial-epochs", "2",
+                 "--finalists", "2", "--finalist-seeds", seeds]) == 0
+    return store
+
+
 def test_bad_finalist_options_are_refused_before_any_work(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     store = tmp_path / "store"
     assert main(["--data-dir", str(store), "tune", "--trials", "2", "--finalists", "0"]) == 2
@@ -25,10 +34,7 @@ def test_bad_finalist_options_are_refused_before_any_work(capsys: pytest.Capture
 
 
 def test_the_best_final_model_of_the_finalists_is_stored(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    assert main(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
-    assert main(["--data-dir", str(store), "tune", "--catalog", "tiny", "--trials", "2", "--trial-epochs", "2",
-                 "--finalists", "2", "--finalist-seeds", "0,1"]) == 0
+    store = _tune_tiny(tmp_path, "0,1")
     out = capsys.readouterr().out
     assert "choosing among the 2 best trials: each fitted as the final model with seeds [0, 1]" in out
     tuned = load_tuned(Store(store), "tiny")
@@ -49,10 +55,7 @@ def test_a_search_whose_finalists_all_fail_is_still_stored(capsys: pytest.Captur
         raise ArithmeticError("the loss diverged")
 
     monkeypatch.setattr(suite, "final_fit_value", diverged)
-    store = tmp_path / "store"
-    assert main(["--data-dir", str(store), "import", "mmrec", str(make_mmrec(tmp_path / "tiny"))]) == 0
-    assert main(["--data-dir", str(store), "tune", "--catalog", "tiny", "--trials", "2", "--trial-epochs", "2",
-                 "--finalists", "2", "--finalist-seeds", "0"]) == 0
+    store = _tune_tiny(tmp_path, "0")
     out = capsys.readouterr().out
     assert "the final fit failed (seed 0: the loss diverged)" in out
     assert "every finalist's final fit failed" in out and "the search's best is stored, as without --finalists" in out
